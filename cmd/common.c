@@ -1,0 +1,225 @@
+/* Shared CLI helpers: the message format ("vdb-ingest: line 3: ..."), exit codes, option
+ * value parsing with range checks, and the line reader used for JSON-lines input. */
+#include "common.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vdb_config.h"
+
+const char *cli_prog = "vdb";
+
+void cli_init(const char *prog)
+{
+	cli_prog = prog;
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fprintf(stderr, "%s: ", cli_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", cli_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", cli_prog);
+	return EXIT_USAGE;
+}
+
+int cli_exit_code(vdb_status s)
+{
+	switch (s) {
+	case VDB_OK: return EXIT_OK;
+	case VDB_EINVAL: return EXIT_USAGE;
+	case VDB_EDATA:
+	case VDB_ECORRUPT: return EXIT_DATA;
+	case VDB_ENOENT: return EXIT_NOINPUT;
+	case VDB_EEXIST: return EXIT_CANTCREAT;
+	case VDB_EIO: return EXIT_IO;
+	case VDB_ELOCKED: return EXIT_LOCKED;
+	case VDB_EINTR: return 128 + SIGINT;
+	case VDB_ENOMEM:
+	case VDB_EINTERNAL: return EXIT_INTERNAL;
+	}
+	return EXIT_INTERNAL;
+}
+
+int cli_fail(const vdb_error *err)
+{
+	cli_error("%s", err->message);
+	return cli_exit_code(err->code);
+}
+
+void cli_version(void)
+{
+	printf("%s (vdb) %s\n", cli_prog, VDB_VERSION);
+}
+
+int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,
+		  uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		goto bad;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		goto bad;
+	if (suffixes && *end) {
+		int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20
+						       : *end == 'G' || *end == 'g' ? 30 : -1;
+		if (shift < 0 || end[1] || v > (UINT64_MAX >> shift))
+			goto bad;
+		v <<= shift;
+		end++;
+	}
+	if (*end || v < min || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	cli_usage_error("invalid value '%s' for %s (expected an integer from %llu to %llu%s)", s,
+			option, (unsigned long long)min, (unsigned long long)max,
+			suffixes ? ", optionally with K, M or G" : "");
+	return -1;
+}
+
+int cli_parse_seconds(const char *s, const char *option, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || v > 1e9) {
+		cli_usage_error("invalid value '%s' for %s (expected seconds, >= 0)", s, option);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
+		    volatile sig_atomic_t *cancel)
+{
+	memset(l, 0, sizeof *l);
+	l->fd = fd;
+	l->name = name;
+	l->max_line = max_line;
+	l->cancel = cancel;
+}
+
+void cli_lines_free(cli_lines *l)
+{
+	free(l->buf);
+	l->buf = NULL;
+}
+
+/* Reads more input after the buffered bytes; 1 read something, 0 end of input, or <0. */
+static int fill(cli_lines *l)
+{
+	if (l->start > 0) {
+		memmove(l->buf, l->buf + l->start, l->end - l->start);
+		l->end -= l->start;
+		l->start = 0;
+	}
+	if (l->end == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1 << 20;
+		char *b = realloc(l->buf, cap);
+		if (!b)
+			return LINE_ERROR;
+		l->buf = b;
+		l->cap = cap;
+	}
+	for (;;) {
+		if (l->cancel && *l->cancel)
+			return LINE_CANCELLED;
+		ssize_t r = read(l->fd, l->buf + l->end, l->cap - l->end);
+		if (r < 0 && errno == EINTR)
+			continue; /* the loop re-checks the cancel flag */
+		if (r < 0)
+			return LINE_ERROR;
+		if (r == 0) {
+			l->eof = 1;
+			return 0;
+		}
+		l->end += (size_t)r;
+		return 1;
+	}
+}
+
+int cli_lines_next(cli_lines *l, const char **line, size_t *len)
+{
+	size_t scanned = 0;
+	int discarding = 0;
+	for (;;) {
+		char *s = l->buf + l->start;
+		size_t avail = l->end - l->start;
+		char *nl = avail > scanned ? memchr(s + scanned, '\n', avail - scanned) : NULL;
+		if (nl || (l->eof && avail > 0)) {
+			size_t n = nl ? (size_t)(nl - s) : avail;
+			l->start += nl ? n + 1 : n;
+			l->lineno++;
+			if (discarding || n > l->max_line)
+				return LINE_TOO_LONG;
+			if (n && s[n - 1] == '\r')
+				n--;
+			*line = s;
+			*len = n;
+			return LINE_OK;
+		}
+		if (l->eof)
+			return discarding ? (l->lineno++, LINE_TOO_LONG) : LINE_EOF;
+		scanned = avail;
+		if (avail > l->max_line) {
+			/* Over the limit without a newline: drop what we have, keep skipping. */
+			discarding = 1;
+			l->start = l->end;
+			scanned = 0;
+		}
+		int r = fill(l);
+		if (r < 0)
+			return r;
+		if (discarding)
+			scanned = 0;
+	}
+}
+
+int cli_lines_ready(cli_lines *l)
+{
+	if (l->eof || (l->buf && memchr(l->buf + l->start, '\n', l->end - l->start)))
+		return 1;
+	struct pollfd p = {l->fd, POLLIN, 0};
+	return poll(&p, 1, 0) > 0;
+}
+
+int cli_close_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		if (errno == EPIPE)
+			return EXIT_OK; /* the reader went away: not our error to report */
+		cli_error("write error on standard output: %s", strerror(errno));
+		return EXIT_IO;
+	}
+	return EXIT_OK;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

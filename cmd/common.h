@@ -1,0 +1,82 @@
+/* Shared pieces of the vdb-* commands: messages, the exit-code table, number parsing and a
+ * line reader. Everything else a command does goes through libvdb (vdb.h). */
+#ifndef VDB_CMD_COMMON_H
+#define VDB_CMD_COMMON_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vdb.h"
+
+/* One exit-code table for every command (sysexits(3) values). */
+enum {
+	EXIT_OK = 0,
+	EXIT_USAGE = 64,    /* bad command line */
+	EXIT_DATA = 65,     /* bad input data or a corrupt database file */
+	EXIT_NOINPUT = 66,  /* missing input file, database, collection or record */
+	EXIT_INTERNAL = 70, /* internal error (a bug) or out of memory */
+	EXIT_CANTCREAT = 73,/* cannot create (already exists) */
+	EXIT_IO = 74,       /* I/O error */
+	EXIT_LOCKED = 75,   /* the collection is locked by another writer: try again */
+};
+
+#define CLI_EXIT_TABLE                                                                        \
+	"Exit status:\n"                                                                      \
+	"  0   success\n"                                                                     \
+	"  64  usage error\n"                                                                 \
+	"  65  invalid input data, or a damaged database file\n"                              \
+	"  66  missing input file, database, collection or record\n"                          \
+	"  70  internal error\n"                                                              \
+	"  73  cannot create (already exists)\n"                                              \
+	"  74  I/O error (disk full, read or write failure)\n"                                \
+	"  75  locked by another writer (try again later)\n"                                  \
+	"  130/143  interrupted by SIGINT/SIGTERM\n"
+
+extern const char *cli_prog;
+
+void cli_init(const char *prog);
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the error and "Try 'PROG --help'." and returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_exit_code(vdb_status s);
+/* Prints "PROG: message" for a library error and returns the exit code. */
+int cli_fail(const vdb_error *err);
+void cli_version(void);
+
+/* Parse a decimal integer in [min, max]; on failure prints "invalid value for OPTION" and
+ * returns -1. Accepts K, M, G suffixes (powers of 1024) when `suffixes` is set. */
+int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,
+		  uint64_t *out);
+int cli_parse_seconds(const char *s, const char *option, double *out);
+
+/* Buffered line reader over a file descriptor. */
+typedef struct cli_lines {
+	int fd;
+	const char *name; /* for messages: the file name, or NULL for standard input */
+	char *buf;
+	size_t cap, start, end;
+	size_t max_line;
+	uint64_t lineno;
+	int eof;
+	volatile sig_atomic_t *cancel;
+} cli_lines;
+
+enum { LINE_OK = 1, LINE_EOF = 0, LINE_ERROR = -1, LINE_TOO_LONG = -2, LINE_CANCELLED = -3 };
+
+void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
+		    volatile sig_atomic_t *cancel);
+void cli_lines_free(cli_lines *l);
+/* Next line without its '\n' (and a trailing '\r'). LINE_TOO_LONG consumes the whole long
+ * line; LINE_ERROR leaves errno set. */
+int cli_lines_next(cli_lines *l, const char **line, size_t *len);
+/* 1 when the next line can be read without blocking (buffered, or the fd is readable). */
+int cli_lines_ready(cli_lines *l);
+
+/* Writes to stdout and reports failures (EPIPE or disk full) at exit. */
+int cli_close_stdout(void);
+
+double cli_now(void);
+
+#endif

@@ -1,0 +1,80 @@
+/* vdb-create: create a database directory (if needed) and a collection in it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+static void usage(void)
+{
+	printf("Usage: vdb-create DB [-c NAME] --dim N --metric cosine|l2|dot [--seal-size BYTES]\n"
+	       "\n"
+	       "Create collection NAME (default \"default\") in the database directory DB,\n"
+	       "creating DB if it does not exist. Nothing is changed if the collection exists.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -c, --collection NAME  collection name: 1-64 of A-Z a-z 0-9 _ . -, not\n"
+	       "                         starting with a dot (default: default)\n"
+	       "  -d, --dim N            vector dimension, 1 to %d (required)\n"
+	       "  -m, --metric METRIC    cosine, l2 or dot (required)\n"
+	       "      --seal-size BYTES  unsealed log size that triggers a seal into an\n"
+	       "                         immutable segment (default 64M; K, M, G suffixes)\n"
+	       "  -q, --quiet            print nothing but errors\n"
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n"
+	       "\n" CLI_EXIT_TABLE,
+	       VDB_DIM_MAX);
+}
+
+int main(int argc, char **argv)
+{
+	cli_init("vdb-create");
+	static const struct option opts[] = {
+		{"collection", required_argument, NULL, 'c'}, {"dim", required_argument, NULL, 'd'},
+		{"metric", required_argument, NULL, 'm'},     {"seal-size", required_argument, NULL, 'S'},
+		{"quiet", no_argument, NULL, 'q'},	      {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	      {NULL, 0, NULL, 0}};
+	const char *name = VDB_DEFAULT_COLLECTION, *metric = NULL;
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	uint64_t v;
+	int have_dim = 0, c;
+	while ((c = getopt_long(argc, argv, "c:d:m:qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': name = optarg; break;
+		case 'd':
+			if (cli_parse_u64(optarg, "--dim", 1, VDB_DIM_MAX, 0, &v))
+				return EXIT_USAGE;
+			cfg.dim = (uint32_t)v;
+			have_dim = 1;
+			break;
+		case 'm': metric = optarg; break;
+		case 'S':
+			if (cli_parse_u64(optarg, "--seal-size", 4096, 1ull << 40, 1, &v))
+				return EXIT_USAGE;
+			cfg.seal_bytes = v;
+			break;
+		case 'q': break;
+		case 'h': usage(); return EXIT_OK;
+		case 'V': cli_version(); return EXIT_OK;
+		default: return cli_usage_error("unknown or incomplete option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error(optind >= argc ? "missing database directory operand"
+						      : "too many operands");
+	if (!have_dim)
+		return cli_usage_error("--dim is required");
+	if (!metric)
+		return cli_usage_error("--metric is required (cosine, l2 or dot)");
+	if (vdb_metric_parse(metric, &cfg.metric))
+		return cli_usage_error("unknown metric '%s' (expected cosine, l2 or dot)", metric);
+	if (!vdb_collection_name_valid(name))
+		return cli_usage_error("invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, "
+				       "not starting with a dot)",
+				       name);
+	vdb_error err;
+	if (vdb_collection_create(argv[optind], name, &cfg, &err))
+		return cli_fail(&err);
+	return EXIT_OK;
+}

@@ -1,0 +1,434 @@
+/* JSON lines: the ingest record format, query lines, and exact output.
+ *
+ * Records are parsed in one pass with the strict scanner (json.c): the vector's numbers go
+ * straight through the correctly rounded float parser (numfmt.c), the payload is validated
+ * and kept minified with its numbers as written (so big integers and decimals survive
+ * byte for byte), and integer ids are read from their digits, not through a double, so
+ * every uint64 id is exact. Messages name the field and, for syntax errors, the column. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/buf.h"
+#include "../util/error.h"
+#include "../util/numfmt.h"
+#include "json.h"
+#include "vdb.h"
+#include "vdb_config.h"
+
+_Static_assert(sizeof(vdb_text) == sizeof(vdb_buf), "vdb_text mirrors vdb_buf");
+
+struct vdb_jsonl_parser {
+	uint32_t dim;
+	float *vec;
+	vdb_buf key;
+	vdb_buf idstr;
+	vdb_buf payload;
+};
+
+vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err)
+{
+	vdb_jsonl_parser *p = calloc(1, sizeof *p);
+	if (!p || !(p->vec = malloc((dim ? dim : 1) * sizeof(float)))) {
+		free(p);
+		return vdb_err_nomem(err);
+	}
+	p->dim = dim;
+	*out = p;
+	return VDB_OK;
+}
+
+void vdb_jsonl_parser_free(vdb_jsonl_parser *p)
+{
+	if (!p)
+		return;
+	free(p->vec);
+	vdb_buf_free(&p->key);
+	vdb_buf_free(&p->idstr);
+	vdb_buf_free(&p->payload);
+	free(p);
+}
+
+static vdb_status syntax(vdb_error *err, const vj_reader *r)
+{
+	return vdb_err(err, VDB_EDATA, "invalid JSON at column %zu: %s", r->err_off + 1, r->err);
+}
+
+static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, const char *field,
+			       vdb_error *err)
+{
+	if (vj_peek(r) != '[')
+		return vdb_err(err, VDB_EDATA, "\"%s\" must be an array of %" PRIu32 " numbers", field,
+			       p->dim);
+	r->p++;
+	size_t n = 0;
+	if (vj_peek(r) == ']') {
+		r->p++;
+		return vdb_err(err, VDB_EDATA, "expected %" PRIu32 " numbers in \"%s\", got 0", p->dim,
+			       field);
+	}
+	for (;;) {
+		int c = vj_peek(r);
+		if (c != '-' && (c < '0' || c > '9')) {
+			if (c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n')
+				return vdb_err(err, VDB_EDATA, "%s[%zu] is not a number", field, n);
+			vj_number(r, NULL, NULL);
+			return syntax(err, r);
+		}
+		const char *tok;
+		size_t len;
+		if (vj_number(r, &tok, &len))
+			return syntax(err, r);
+		float f;
+		if (n < p->dim) {
+			if (vdb_parse_float(tok, len, &f))
+				return vdb_err(err, VDB_EDATA, "%s[%zu] = %.*s is outside the float32 range",
+					       field, n, (int)(len > 40 ? 40 : len), tok);
+			vec[n] = f;
+		}
+		n++;
+		c = vj_peek(r);
+		if (c == ',') {
+			r->p++;
+			continue;
+		}
+		if (c == ']') {
+			r->p++;
+			break;
+		}
+		vj_expect(r, ']');
+		return syntax(err, r);
+	}
+	if (n != p->dim)
+		return vdb_err(err, VDB_EDATA, "expected %" PRIu32 " numbers in \"%s\", got %zu", p->dim,
+			       field, n);
+	return VDB_OK;
+}
+
+static vdb_status parse_id(vdb_jsonl_parser *p, vj_reader *r, vdb_id *id, vdb_error *err)
+{
+	int c = vj_peek(r);
+	if (c == '"') {
+		p->idstr.len = 0;
+		if (vj_string(r, &p->idstr))
+			return syntax(err, r);
+		if (p->idstr.len == 0)
+			return vdb_err(err, VDB_EDATA, "\"id\" must not be an empty string");
+		if (p->idstr.len > VDB_ID_MAX_BYTES)
+			return vdb_err(err, VDB_EDATA, "\"id\" is %zu bytes, more than %d", p->idstr.len,
+				       VDB_ID_MAX_BYTES);
+		*id = (vdb_id){1, 0, p->idstr.data, p->idstr.len};
+		return VDB_OK;
+	}
+	if (c != '-' && (c < '0' || c > '9')) {
+		if (vj_value(r, NULL))
+			return syntax(err, r);
+		return vdb_err(err, VDB_EDATA, "\"id\" must be a non-negative integer or a string");
+	}
+	const char *tok;
+	size_t len;
+	if (vj_number(r, &tok, &len))
+		return syntax(err, r);
+	if (tok[0] == '-')
+		return vdb_err(err, VDB_EDATA, "\"id\" must not be negative (got %.*s)",
+			       (int)(len > 40 ? 40 : len), tok);
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (tok[i] < '0' || tok[i] > '9')
+			return vdb_err(err, VDB_EDATA, "\"id\" must be an integer (got %.*s)",
+				       (int)(len > 40 ? 40 : len), tok);
+		unsigned d = (unsigned)(tok[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return vdb_err(err, VDB_EDATA, "\"id\" %.*s is larger than %" PRIu64,
+				       (int)(len > 40 ? 40 : len), tok, UINT64_MAX);
+		v = v * 10 + d;
+	}
+	*id = (vdb_id){0, v, NULL, 0};
+	return VDB_OK;
+}
+
+enum { F_ID = 1, F_VECTOR = 2, F_PAYLOAD = 4, F_DELETE = 8 };
+
+static int field_of(const vdb_buf *key)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} fields[] = {{"id", F_ID}, {"vector", F_VECTOR}, {"payload", F_PAYLOAD}, {"delete", F_DELETE}};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (key->len == strlen(fields[i].name) && !memcmp(key->data, fields[i].name, key->len))
+			return fields[i].flag;
+	return 0;
+}
+
+/* Quotes a key for a message, shortened and with control bytes replaced. */
+static const char *shown(const vdb_buf *key, char *out, size_t cap)
+{
+	size_t n = key->len < cap - 4 ? key->len : cap - 4, j = 0;
+	for (size_t i = 0; i < n; i++)
+		out[j++] = (unsigned char)key->data[i] < 0x20 ? '?' : key->data[i];
+	if (n < key->len)
+		out[j++] = '.', out[j++] = '.', out[j++] = '.';
+	out[j] = '\0';
+	return out;
+}
+
+static vdb_status check_line(const char *line, size_t len, vdb_error *err)
+{
+	size_t bad = vj_utf8_valid_prefix(line, len);
+	if (bad != len)
+		return vdb_err(err, VDB_EDATA, "invalid UTF-8 at column %zu", bad + 1);
+	return VDB_OK;
+}
+
+vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
+				  vdb_record_kind *kind, vdb_record *rec, vdb_error *err)
+{
+	vdb_status st = check_line(line, len, err);
+	if (st)
+		return st;
+	vj_reader r;
+	vj_init(&r, line, len);
+	if (vj_peek(&r) != '{') {
+		if (vj_value(&r, NULL))
+			return syntax(err, &r);
+		return vdb_err(err, VDB_EDATA, "a record must be a JSON object");
+	}
+	r.p++;
+	int seen = 0, del = 0;
+	vdb_id id = {0};
+	char kb[72];
+	p->payload.len = 0;
+	if (vj_peek(&r) == '}')
+		r.p++;
+	else
+		for (;;) {
+			p->key.len = 0;
+			if (vj_peek(&r) != '"') {
+				vj_string(&r, NULL);
+				return syntax(err, &r);
+			}
+			if (vj_string(&r, &p->key) || vj_expect(&r, ':'))
+				return syntax(err, &r);
+			int f = field_of(&p->key);
+			if (!f)
+				return vdb_err(err, VDB_EDATA, "unknown field \"%s\"",
+					       shown(&p->key, kb, sizeof kb));
+			if (seen & f)
+				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
+					       shown(&p->key, kb, sizeof kb));
+			seen |= f;
+			if (f == F_ID) {
+				st = parse_id(p, &r, &id, err);
+			} else if (f == F_VECTOR) {
+				st = parse_vector(p, &r, p->vec, "vector", err);
+			} else if (f == F_PAYLOAD) {
+				if (vj_peek(&r) != '{') {
+					if (vj_value(&r, NULL))
+						return syntax(err, &r);
+					return vdb_err(err, VDB_EDATA, "\"payload\" must be a JSON object");
+				}
+				if (vj_value(&r, &p->payload))
+					return syntax(err, &r);
+			} else {
+				const char *tok = r.p;
+				if (vj_value(&r, NULL))
+					return syntax(err, &r);
+				del = r.p - tok == 4 && !memcmp(tok, "true", 4);
+				if (!del)
+					return vdb_err(err, VDB_EDATA, "\"delete\" must be true");
+			}
+			if (st)
+				return st;
+			int c = vj_peek(&r);
+			if (c == ',') {
+				r.p++;
+				continue;
+			}
+			if (vj_expect(&r, '}'))
+				return syntax(err, &r);
+			break;
+		}
+	if (vj_end(&r))
+		return syntax(err, &r);
+	if (!(seen & F_ID))
+		return vdb_err(err, VDB_EDATA, "missing \"id\"");
+	if (del) {
+		if (seen & (F_VECTOR | F_PAYLOAD))
+			return vdb_err(err, VDB_EDATA,
+				       "a delete record takes only \"id\" and \"delete\"");
+		*kind = VDB_RECORD_DELETE;
+		*rec = (vdb_record){id, NULL, NULL, 0};
+		return VDB_OK;
+	}
+	if (!(seen & F_VECTOR))
+		return vdb_err(err, VDB_EDATA, "missing \"vector\"");
+	*kind = VDB_RECORD_UPSERT;
+	*rec = (vdb_record){id, p->vec, seen & F_PAYLOAD ? p->payload.data : NULL,
+			    seen & F_PAYLOAD ? p->payload.len : 0};
+	return VDB_OK;
+}
+
+vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
+				 const float **vector, size_t *k, vdb_error *err)
+{
+	vdb_status st = check_line(line, len, err);
+	if (st)
+		return st;
+	vj_reader r;
+	vj_init(&r, line, len);
+	int c = vj_peek(&r);
+	size_t kk = *k;
+	if (c == '[') {
+		if ((st = parse_vector(p, &r, p->vec, "vector", err)))
+			return st;
+	} else if (c == '{') {
+		r.p++;
+		int seen = 0;
+		char kb[72];
+		while (vj_peek(&r) != '}') {
+			p->key.len = 0;
+			if (seen && vj_expect(&r, ','))
+				return syntax(err, &r);
+			if (vj_peek(&r) != '"') {
+				vj_string(&r, NULL);
+				return syntax(err, &r);
+			}
+			if (vj_string(&r, &p->key) || vj_expect(&r, ':'))
+				return syntax(err, &r);
+			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6) ? 1
+				: p->key.len == 1 && p->key.data[0] == 'k'	     ? 2
+										     : 0;
+			if (!f)
+				return vdb_err(err, VDB_EDATA,
+					       "unknown field \"%s\" (a query has \"vector\" and \"k\")",
+					       shown(&p->key, kb, sizeof kb));
+			if (seen & f)
+				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
+					       shown(&p->key, kb, sizeof kb));
+			seen |= f;
+			if (f == 1) {
+				if ((st = parse_vector(p, &r, p->vec, "vector", err)))
+					return st;
+				continue;
+			}
+			const char *tok;
+			size_t tl;
+			if (vj_peek(&r) == '"' || vj_number(&r, &tok, &tl))
+				return vj_value(&r, NULL) ? syntax(err, &r)
+				       : vdb_err(err, VDB_EDATA, "\"k\" must be an integer from 1 to %d",
+						 VDB_K_MAX);
+			uint64_t v = 0;
+			int ok = tl <= 7;
+			for (size_t i = 0; ok && i < tl; i++) {
+				ok = tok[i] >= '0' && tok[i] <= '9';
+				v = v * 10 + (uint64_t)(tok[i] - '0');
+			}
+			if (!ok || v < 1 || v > VDB_K_MAX)
+				return vdb_err(err, VDB_EDATA, "\"k\" must be an integer from 1 to %d",
+					       VDB_K_MAX);
+			kk = (size_t)v;
+		}
+		r.p++;
+		if (!(seen & 1))
+			return vdb_err(err, VDB_EDATA, "missing \"vector\"");
+	} else {
+		if (vj_value(&r, NULL))
+			return syntax(err, &r);
+		return vdb_err(err, VDB_EDATA,
+			       "a query must be an array of numbers or an object with \"vector\"");
+	}
+	if (vj_end(&r))
+		return syntax(err, &r);
+	*vector = p->vec;
+	*k = kk;
+	return VDB_OK;
+}
+
+vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err)
+{
+	size_t n = strlen(text);
+	if (n == 0)
+		return vdb_err(err, VDB_EINVAL, "an id must not be empty");
+	size_t digits = strspn(text, "0123456789");
+	if (digits == n) {
+		uint64_t v = 0;
+		for (size_t i = 0; i < n; i++) {
+			unsigned d = (unsigned)(text[i] - '0');
+			if (v > (UINT64_MAX - d) / 10)
+				return vdb_err(err, VDB_EINVAL, "integer id %s is larger than %" PRIu64,
+					       text, UINT64_MAX);
+			v = v * 10 + d;
+		}
+		*out = (vdb_id){0, v, NULL, 0};
+		return VDB_OK;
+	}
+	if (n >= 2 && text[0] == '"' && text[n - 1] == '"') {
+		if (memchr(text + 1, '\\', n - 2))
+			return vdb_err(err, VDB_EINVAL,
+				       "escapes are not supported in a quoted id; give the id's bytes");
+		text++;
+		n -= 2;
+	}
+	if (n == 0 || n > VDB_ID_MAX_BYTES || vj_utf8_valid_prefix(text, n) != n)
+		return vdb_err(err, VDB_EINVAL, "a string id must be 1 to %d bytes of UTF-8",
+			       VDB_ID_MAX_BYTES);
+	*out = (vdb_id){1, 0, text, n};
+	return VDB_OK;
+}
+
+/* ---- output ---- */
+
+void vdb_text_free(vdb_text *t)
+{
+	if (t)
+		vdb_buf_free((vdb_buf *)t);
+}
+
+vdb_status vdb_jsonl_append_float(vdb_text *t, float f)
+{
+	char tmp[VDB_FLOAT_FMT_MAX];
+	size_t n = vdb_fmt_float(f, tmp);
+	return vdb_buf_append((vdb_buf *)t, tmp, n) ? VDB_ENOMEM : VDB_OK;
+}
+
+vdb_status vdb_jsonl_append_vector(vdb_text *t, const float *v, uint32_t dim)
+{
+	vdb_buf *b = (vdb_buf *)t;
+	if (vdb_buf_reserve(b, (size_t)dim * VDB_FLOAT_FMT_MAX + 2))
+		return VDB_ENOMEM;
+	b->data[b->len++] = '[';
+	for (uint32_t i = 0; i < dim; i++) {
+		if (i)
+			b->data[b->len++] = ',';
+		b->len += vdb_fmt_float(v[i], b->data + b->len);
+	}
+	b->data[b->len++] = ']';
+	return VDB_OK;
+}
+
+vdb_status vdb_jsonl_append_id(vdb_text *t, const vdb_id *id)
+{
+	vdb_buf *b = (vdb_buf *)t;
+	if (id->is_string)
+		return vj_write_string(b, id->str, id->len) ? VDB_ENOMEM : VDB_OK;
+	return vdb_buf_printf(b, "%" PRIu64, id->num) ? VDB_ENOMEM : VDB_OK;
+}
+
+vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim)
+{
+	vdb_buf *b = (vdb_buf *)t;
+	if (vdb_buf_puts(b, "{\"id\":") || vdb_jsonl_append_id(t, &rec->id) ||
+	    vdb_buf_puts(b, ",\"vector\":") || vdb_jsonl_append_vector(t, rec->vector, dim))
+		return VDB_ENOMEM;
+	if (rec->payload && (vdb_buf_puts(b, ",\"payload\":") ||
+			     vdb_buf_append(b, rec->payload, rec->payload_len)))
+		return VDB_ENOMEM;
+	return vdb_buf_puts(b, "}\n") ? VDB_ENOMEM : VDB_OK;
+}
+
+const char *vdb_version(void)
+{
+	return VDB_VERSION;
+}

@@ -1,0 +1,283 @@
+/*
+ * vdb.h — the public interface of libvdb, the engine behind the vdb-* commands.
+ *
+ * This header is the whole contract: anything not declared here is private and may change.
+ * Handles are opaque. Every function that can fail returns a vdb_status and, when the
+ * caller passes a vdb_error, fills it with a message that names what failed (the file, the
+ * syscall, the field). Output parameters are written only on success. Destructors accept
+ * NULL. The library never prints, never exits and keeps no global mutable state, so a
+ * program may open any number of collections from any number of threads, as long as one
+ * handle is used by one thread at a time.
+ *
+ * Layers (see README.md and docs/format.md):
+ *   collections   create, open for reading (a consistent view), search, get, iterate
+ *   writers       the single writer of a collection: upsert/delete in durable batches
+ *   JSON lines    the record format every command speaks, parsed and printed exactly
+ *
+ * Caveats
+ *   - Do not put a database on a network filesystem: flock() and fsync() semantics there
+ *     are not what the durability promise relies on.
+ *   - A vdb_collection is a view of the collection at the moment it was opened. It does not
+ *     follow later writes; open it again to see them.
+ *   - Pointers inside a vdb_record stay valid until the next call on the same handle that
+ *     produced it (cursor or collection) or until that handle is closed.
+ */
+#ifndef VDB_H
+#define VDB_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VDB_API __attribute__((visibility("default")))
+#else
+#define VDB_API
+#endif
+
+/* ---- Status and errors --------------------------------------------------------------- */
+
+typedef enum vdb_status {
+	VDB_OK = 0,
+	VDB_EINVAL,    /* an argument is invalid (bad option value, bad name) */
+	VDB_EDATA,     /* input data is invalid (a record, a query, a vector) */
+	VDB_ECORRUPT,  /* a file of the database failed a check; the message names it */
+	VDB_ENOENT,    /* the database, collection, record or input does not exist */
+	VDB_EEXIST,    /* it already exists, or cannot be created */
+	VDB_EIO,       /* an I/O call failed (the message names it, with strerror) */
+	VDB_ELOCKED,   /* another process holds the collection's writer lock */
+	VDB_ENOMEM,    /* out of memory */
+	VDB_EINTR,     /* cancelled through the caller's cancel flag */
+	VDB_EINTERNAL, /* a bug: an internal invariant did not hold */
+} vdb_status;
+
+typedef struct vdb_error {
+	vdb_status code;
+	char message[512];
+} vdb_error;
+
+/* A short constant description of a status ("I/O error"). */
+VDB_API const char *vdb_status_string(vdb_status s);
+
+/* The library's version, e.g. "0.1.0". */
+VDB_API const char *vdb_version(void);
+
+/* ---- Identifiers and records ---------------------------------------------------------- */
+
+/* A record id keeps its JSON type: a non-negative integer (any uint64) or a string of
+ * 1..VDB_ID_MAX_BYTES bytes of UTF-8. Ids order as: integers ascending, then strings by
+ * bytes; that order breaks score ties. */
+#define VDB_ID_MAX_BYTES 256
+
+typedef struct vdb_id {
+	int is_string;   /* 0: integer `num`; 1: string `str`/`len` (not NUL-terminated) */
+	uint64_t num;
+	const char *str;
+	size_t len;
+} vdb_id;
+
+/* Negative, zero or positive as a orders before, equal to, or after b. */
+VDB_API int vdb_id_compare(const vdb_id *a, const vdb_id *b);
+
+typedef struct vdb_record {
+	vdb_id id;
+	const float *vector;  /* `dim` float32 values, exactly as ingested */
+	const char *payload;  /* minified JSON object text, or NULL when the record has none */
+	size_t payload_len;
+} vdb_record;
+
+/* ---- Collections ---------------------------------------------------------------------- */
+
+typedef enum vdb_metric {
+	VDB_METRIC_L2 = 1,     /* score: Euclidean distance, lower is better */
+	VDB_METRIC_COSINE = 2, /* score: cosine similarity in [-1, 1], higher is better */
+	VDB_METRIC_DOT = 3,    /* score: dot product, higher is better */
+} vdb_metric;
+
+#define VDB_DIM_MAX 65536
+#define VDB_NAME_MAX 64
+#define VDB_DEFAULT_COLLECTION "default"
+
+typedef struct vdb_collection_config {
+	uint32_t dim;
+	vdb_metric metric;
+	/* Bytes of unsealed (write-ahead-logged) data after which the writer seals them into an
+	 * immutable segment. Bounds the memory a reader or writer spends on the log tail. */
+	uint64_t seal_bytes;
+} vdb_collection_config;
+
+/* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB. */
+VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
+
+/* "l2", "cosine", "dot" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+VDB_API const char *vdb_metric_name(vdb_metric m);
+VDB_API int vdb_metric_parse(const char *name, vdb_metric *out);
+
+/* 1 when `name` is a valid collection name: [A-Za-z0-9_.-], 1..64 bytes, not starting with
+ * a dot, and not "VDB" (the database marker file). */
+VDB_API int vdb_collection_name_valid(const char *name);
+
+/* Creates the database directory `db_path` if needed and the collection `name` in it,
+ * atomically: either the whole collection appears or nothing does.
+ * Errors: VDB_EINVAL (bad name or config), VDB_EEXIST (collection exists, or db_path exists
+ * and is not a vdb database), VDB_EIO. */
+VDB_API vdb_status vdb_collection_create(const char *db_path, const char *name,
+					 const vdb_collection_config *cfg, vdb_error *err);
+
+typedef struct vdb_collection vdb_collection;
+
+/* Opens a read-only, consistent view: every batch committed before the call, none in part.
+ * Takes no lock; retries (bounded) when a concurrent writer replaces files underneath.
+ * Errors: VDB_ENOENT (no such database or collection), VDB_ECORRUPT, VDB_EIO, VDB_ENOMEM. */
+VDB_API vdb_status vdb_collection_open(const char *db_path, const char *name,
+				       vdb_collection **out, vdb_error *err);
+VDB_API void vdb_collection_close(vdb_collection *c);
+
+VDB_API void vdb_collection_get_config(const vdb_collection *c, vdb_collection_config *out);
+/* Number of live records in this view. */
+VDB_API uint64_t vdb_collection_count(const vdb_collection *c);
+
+/* ---- Search and lookup ---------------------------------------------------------------- */
+
+#define VDB_K_MAX 100000
+
+typedef struct vdb_hit {
+	float score;     /* see vdb_metric */
+	uint32_t source; /* where the record lives; pass the hit to vdb_hit_record */
+	uint64_t row;
+} vdb_hit;
+
+/* Exact nearest-neighbour search: fills hits[0..*n) best first, ties broken by id, with
+ * *n = min(k, live records). `hits` must have room for k entries (1 <= k <= VDB_K_MAX).
+ * Errors: VDB_EINVAL (k out of range), VDB_EDATA (non-finite query; zero query for cosine),
+ * VDB_ECORRUPT, VDB_ENOMEM. */
+VDB_API vdb_status vdb_search(vdb_collection *c, const float *query, size_t k, vdb_hit *hits,
+			      size_t *n, vdb_error *err);
+
+/* The record behind a hit of this collection view. */
+VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,
+				  vdb_error *err);
+
+/* Looks up a live record by id. Errors: VDB_ENOENT (no live record with that id). */
+VDB_API vdb_status vdb_get(vdb_collection *c, const vdb_id *id, vdb_record *out, vdb_error *err);
+
+/* ---- Iteration ------------------------------------------------------------------------ */
+
+typedef struct vdb_cursor vdb_cursor;
+
+/* Iterates every live record of the view in storage order (sealed segments oldest first,
+ * then the log tail in commit order), in constant memory. Each segment's checksums are
+ * verified before its first record is returned, so corruption is reported, not exported. */
+VDB_API vdb_status vdb_cursor_open(vdb_collection *c, vdb_cursor **out, vdb_error *err);
+/* Sets *has to 1 and fills *rec, or sets *has to 0 at the end. */
+VDB_API vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error *err);
+VDB_API void vdb_cursor_close(vdb_cursor *cur);
+
+/* ---- Writing -------------------------------------------------------------------------- */
+
+typedef struct vdb_writer vdb_writer;
+
+typedef struct vdb_writer_options {
+	/* How long to wait for another writer's lock: < 0 forever, 0 fail at once with
+	 * VDB_ELOCKED, > 0 that many seconds then VDB_ELOCKED. Default: forever. */
+	double wait_seconds;
+	/* Optional: when it becomes non-zero while waiting for the lock, open returns VDB_EINTR. */
+	volatile sig_atomic_t *cancel;
+	/* Optional: called once when the lock is busy and the writer starts waiting. */
+	void (*on_wait)(void *ctx, long holder_pid);
+	void *on_wait_ctx;
+} vdb_writer_options;
+
+VDB_API void vdb_writer_options_init(vdb_writer_options *o);
+
+/* Takes the collection's writer lock and recovers: discards a torn record at the end of the
+ * write-ahead log, removes files left behind by a crash, and seals if the log is over the
+ * threshold. Errors: VDB_ENOENT, VDB_ELOCKED (message names the holder's pid), VDB_EINTR,
+ * VDB_ECORRUPT (e.g. corruption in the middle of the log: file and offset), VDB_EIO. */
+VDB_API vdb_status vdb_writer_open(const char *db_path, const char *name,
+				   const vdb_writer_options *o, vdb_writer **out, vdb_error *err);
+
+/* The collection's configuration. */
+VDB_API void vdb_writer_get_config(const vdb_writer *w, vdb_collection_config *out);
+
+/* Adds an upsert to the pending batch. `vector` has dim finite floats (not all zero for a
+ * cosine collection); `payload` is a JSON object's text or NULL. Nothing is visible or
+ * durable until vdb_writer_commit. Errors: VDB_EDATA (the message names the field). */
+VDB_API vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vector,
+				     const char *payload, size_t payload_len, vdb_error *err);
+VDB_API vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err);
+
+/* Operations and bytes in the pending batch. */
+VDB_API size_t vdb_writer_pending(const vdb_writer *w);
+VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
+
+/* Writes the pending batch to the log as one record and fsyncs it: when this returns VDB_OK
+ * the batch is durable and visible to new readers, whole. Seals the log into a segment when
+ * it passed the threshold. After an I/O error the writer refuses further work (close it and
+ * open again: recovery restores the last durable state). */
+VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
+
+/* Drops the pending batch. */
+VDB_API void vdb_writer_rollback(vdb_writer *w);
+
+/* Releases the lock; a pending batch that was not committed is dropped. */
+VDB_API void vdb_writer_close(vdb_writer *w);
+
+/* ---- JSON lines ----------------------------------------------------------------------- */
+
+/* Parses and validates one JSON-lines record of the ingest format:
+ *   {"id": <non-negative integer or string>, "vector": [dim numbers], "payload": {...}}
+ *   {"id": ..., "delete": true}
+ * Strict: invalid JSON or UTF-8, trailing characters, duplicate keys, unknown or mistyped
+ * fields, wrong dimension, non-numbers, values beyond float32, invalid ids and non-object
+ * payloads are VDB_EDATA with a message naming the field (and column). The returned record
+ * points into the parser and stays valid until its next call. */
+typedef struct vdb_jsonl_parser vdb_jsonl_parser;
+
+typedef enum vdb_record_kind { VDB_RECORD_UPSERT = 1, VDB_RECORD_DELETE = 2 } vdb_record_kind;
+
+VDB_API vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err);
+VDB_API void vdb_jsonl_parser_free(vdb_jsonl_parser *p);
+VDB_API vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
+					  vdb_record_kind *kind, vdb_record *rec, vdb_error *err);
+
+/* Parses one query line: a bare array of dim numbers, or {"vector": [...], "k": N}.
+ * *k is left unchanged when the line gives none. The vector points into the parser. */
+VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
+					 const float **vector, size_t *k, vdb_error *err);
+
+/* Parses an id given on a command line: a JSON integer or string ("42", "\"doc-1\""), or
+ * else any other non-empty word, taken as a string id. The id points into `text`. */
+VDB_API vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err);
+
+/* Output: appends to a growable text (like getline: *buf may be NULL and is realloc'd). */
+typedef struct vdb_text {
+	char *data;
+	size_t len;
+	size_t cap;
+} vdb_text;
+
+VDB_API void vdb_text_free(vdb_text *t);
+
+/* Appends one record in the ingest format, with a trailing newline. Floats are printed in
+ * the shortest form that reads back to the same float32. */
+VDB_API vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim);
+
+/* Appends a JSON value for the id (a number or a string literal). */
+VDB_API vdb_status vdb_jsonl_append_id(vdb_text *t, const vdb_id *id);
+
+/* Appends the shortest decimal that reads back to the same float32. */
+VDB_API vdb_status vdb_jsonl_append_float(vdb_text *t, float f);
+
+/* Appends a JSON array of dim floats. */
+VDB_API vdb_status vdb_jsonl_append_vector(vdb_text *t, const float *v, uint32_t dim);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDB_H */

@@ -1,0 +1,13 @@
+/* Distance kernels. Written with independent accumulators so the compiler vectorises them;
+ * the SIMD dispatch of a later revision replaces the bodies, not the interface. */
+#ifndef VDB_INDEX_DISTANCE_H
+#define VDB_INDEX_DISTANCE_H
+
+#include <stddef.h>
+
+float vdb_dot(const float *a, const float *b, size_t n);
+float vdb_l2sq(const float *a, const float *b, size_t n);
+/* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
+void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
+
+#endif

@@ -1,0 +1,130 @@
+/* Exact (brute-force) search. Distances are computed "lower is better" internally:
+ * squared L2, negated dot product, negated cosine similarity. They are turned into the
+ * documented scores at the end (L2 distance, dot product, cosine similarity) and re-sorted
+ * by (score, id) so that printed ties are always in id order. */
+#include "flat.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "../util/error.h"
+#include "distance.h"
+#include "topk.h"
+
+vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,
+			    vdb_error *err)
+{
+	if (src < s->man.nseg)
+		return vdb_segment_id(&s->segs[src], row, out, err);
+	vdb_memtable_entry_id(&s->mt, &s->mt.entries[row], out);
+	return VDB_OK;
+}
+
+typedef struct idctx {
+	const vdb_state *s;
+	int failed;
+} idctx;
+
+static int cand_idcmp(void *ctx, const vdb_cand *a, const vdb_cand *b)
+{
+	idctx *c = ctx;
+	vdb_id x, y;
+	if (vdb_state_row_id(c->s, a->src, a->row, &x, NULL) ||
+	    vdb_state_row_id(c->s, b->src, b->row, &y, NULL)) {
+		c->failed = 1;
+		return 0;
+	}
+	return vdb_id_compare(&x, &y);
+}
+
+static inline float distance(vdb_metric m, const float *q, float qnorm, const float *x,
+			     size_t dim)
+{
+	switch (m) {
+	case VDB_METRIC_L2:
+		return vdb_l2sq(q, x, dim);
+	case VDB_METRIC_DOT:
+		return -vdb_dot(q, x, dim);
+	case VDB_METRIC_COSINE: {
+		float dot, xx;
+		vdb_dot_and_norm(q, x, dim, &dot, &xx);
+		return xx > 0 ? -dot / (qnorm * sqrtf(xx)) : 0.0f;
+	}
+	}
+	return 0;
+}
+
+static float to_score(vdb_metric m, float d)
+{
+	return m == VDB_METRIC_L2 ? sqrtf(d) : -d;
+}
+
+static int score_before(vdb_metric m, const vdb_hit *a, const vdb_hit *b, const vdb_id *ia,
+			const vdb_id *ib)
+{
+	if (a->score != b->score)
+		return m == VDB_METRIC_L2 ? a->score < b->score : a->score > b->score;
+	return vdb_id_compare(ia, ib) < 0;
+}
+
+vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits, size_t *n,
+			   vdb_error *err)
+{
+	size_t dim = s->cfg.dim;
+	vdb_metric m = s->cfg.metric;
+	if (k < 1 || k > VDB_K_MAX)
+		return vdb_err(err, VDB_EINVAL, "k must be 1 to %d", VDB_K_MAX);
+	float qq = 0;
+	for (size_t i = 0; i < dim; i++) {
+		if (!isfinite(q[i]))
+			return vdb_err(err, VDB_EDATA, "query vector[%zu] is not finite", i);
+		qq += q[i] * q[i];
+	}
+	if (m == VDB_METRIC_COSINE && !(qq > 0))
+		return vdb_err(err, VDB_EDATA, "a zero query vector has no cosine similarity");
+	idctx ctx = {s, 0};
+	vdb_topk t = {malloc(k * sizeof(vdb_cand)), 0, k, cand_idcmp, &ctx};
+	if (!t.h)
+		return vdb_err_nomem(err);
+	float qnorm = sqrtf(qq);
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		const vdb_segment *seg = &s->segs[g];
+		const float *x = seg->vectors;
+		for (uint64_t r = 0; r < seg->rows; r++, x += dim) {
+			if (vdb_segment_is_dead(seg, r))
+				continue;
+			float d = distance(m, q, qnorm, x, dim);
+			if (vdb_topk_may_enter(&t, d))
+				vdb_topk_push(&t, (vdb_cand){d, (uint32_t)g, r});
+		}
+	}
+	for (size_t i = 0; i < s->mt.n; i++) {
+		const vdb_mem_entry *e = &s->mt.entries[i];
+		if (e->deleted)
+			continue;
+		float d = distance(m, q, qnorm, s->mt.vectors + e->vec, dim);
+		if (vdb_topk_may_enter(&t, d))
+			vdb_topk_push(&t, (vdb_cand){d, (uint32_t)s->man.nseg, i});
+	}
+	size_t got = vdb_topk_sort(&t);
+	for (size_t i = 0; i < got; i++)
+		hits[i] = (vdb_hit){to_score(m, t.h[i].dist), t.h[i].src, t.h[i].row};
+	free(t.h);
+	/* Insertion sort by (score, id): the conversion to scores can merge distinct distances. */
+	for (size_t i = 1; i < got; i++) {
+		vdb_hit h = hits[i];
+		vdb_id hid, pid;
+		size_t j = i;
+		while (j > 0 && !vdb_state_row_id(s, h.source, h.row, &hid, NULL) &&
+		       !vdb_state_row_id(s, hits[j - 1].source, hits[j - 1].row, &pid, NULL) &&
+		       score_before(m, &h, &hits[j - 1], &hid, &pid)) {
+			hits[j] = hits[j - 1];
+			j--;
+		}
+		hits[j] = h;
+	}
+	if (ctx.failed)
+		return vdb_err(err, VDB_ECORRUPT, "%s: damaged id table", s->dir);
+	*n = got;
+	return VDB_OK;
+}

@@ -1,0 +1,223 @@
+/* Creating databases and collections.
+ *
+ * A database is a directory holding the marker file VDB and one directory per collection.
+ * A collection is built completely in a hidden temporary directory beside its final place
+ * (CONFIG, MANIFEST, an empty log, LOCK; all fsynced) and renamed into place: either the
+ * whole collection appears or nothing does, and of two concurrent creators exactly one
+ * wins (rename onto a non-empty directory fails). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../util/error.h"
+#include "../util/io.h"
+#include "format.h"
+#include "manifest.h"
+#include "state.h"
+#include "vdb.h"
+#include "wal.h"
+
+#define DEFAULT_SEAL_BYTES (64ull << 20)
+
+void vdb_collection_config_init(vdb_collection_config *cfg)
+{
+	cfg->dim = 0;
+	cfg->metric = VDB_METRIC_L2;
+	cfg->seal_bytes = DEFAULT_SEAL_BYTES;
+}
+
+const char *vdb_metric_name(vdb_metric m)
+{
+	switch (m) {
+	case VDB_METRIC_L2: return "l2";
+	case VDB_METRIC_COSINE: return "cosine";
+	case VDB_METRIC_DOT: return "dot";
+	}
+	return "?";
+}
+
+int vdb_metric_parse(const char *name, vdb_metric *out)
+{
+	static const vdb_metric all[] = {VDB_METRIC_L2, VDB_METRIC_COSINE, VDB_METRIC_DOT};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		if (strcmp(name, vdb_metric_name(all[i])) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	return -1;
+}
+
+int vdb_collection_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > VDB_NAME_MAX || name[0] == '.' || strcmp(name, VDB_DIR_MARKER) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks that db is a vdb database directory. */
+vdb_status vdb_db_check(const char *db, vdb_error *err)
+{
+	char path[4096], *data;
+	size_t len;
+	const char *body;
+	struct stat st;
+	if (stat(db, &st) < 0)
+		return vdb_err_sys(err, VDB_OK, "%s", db);
+	if (!S_ISDIR(st.st_mode))
+		return vdb_err(err, VDB_ENOENT, "%s: not a directory", db);
+	if (vdb_path(path, sizeof path, db, VDB_DIR_MARKER))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
+	vdb_status s = vdb_read_file(path, 4096, &data, &len, err);
+	if (s == VDB_ENOENT)
+		return vdb_err(err, VDB_ENOENT, "%s: not a vdb database (no %s file)", db,
+			       VDB_DIR_MARKER);
+	if (s)
+		return s;
+	s = vdb_checked_decode(path, "directory", VDB_DIR_FORMAT, data, len, &body, err);
+	free(data);
+	return s;
+}
+
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int empty = 1;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+static vdb_status ensure_db(const char *db, vdb_error *err)
+{
+	if (mkdir(db, 0755) < 0 && errno != EEXIST)
+		return vdb_err_sys(err, VDB_EEXIST, "cannot create database directory %s", db);
+	vdb_status s = vdb_db_check(db, err);
+	if (s != VDB_ENOENT)
+		return s; /* an existing database, or a damaged marker */
+	struct stat st;
+	if (stat(db, &st) < 0 || !S_ISDIR(st.st_mode))
+		return vdb_err(err, VDB_EEXIST, "%s exists and is not a directory", db);
+	if (!dir_is_empty(db))
+		return vdb_err(err, VDB_EEXIST, "%s exists and is not a vdb database", db);
+	char *file;
+	size_t len;
+	s = vdb_checked_encode("directory", VDB_DIR_FORMAT, "{\"format\":1}\n", &file, &len, err);
+	if (s)
+		return s;
+	s = vdb_atomic_write(db, VDB_DIR_MARKER, file, len, err);
+	free(file);
+	if (s)
+		return s;
+	/* The database directory itself must survive a crash: sync its parent. */
+	char parent[4096];
+	snprintf(parent, sizeof parent, "%s", db);
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	return vdb_fsync_dir(parent, err);
+}
+
+static void remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char p[4096];
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    !vdb_path(p, sizeof p, dir, e->d_name))
+				unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static vdb_status fill_collection(const char *tmp, const char *name,
+				  const vdb_collection_config *cfg, vdb_error *err)
+{
+	char *file;
+	size_t len;
+	vdb_status s = vdb_config_encode(name, cfg, &file, &len, err);
+	if (s)
+		return s;
+	s = vdb_atomic_write(tmp, VDB_CONFIG_FILE, file, len, err);
+	free(file);
+	if (s)
+		return s;
+	if ((s = vdb_wal_create(tmp, 1, cfg->dim, err)))
+		return s;
+	vdb_manifest m = {.generation = 1, .wal = 1, .next_seq = 1, .next_file = 1};
+	if ((s = vdb_manifest_write(tmp, &m, err)))
+		return s;
+	if ((s = vdb_atomic_write(tmp, VDB_LOCK_FILE, "", 0, err)))
+		return s;
+	return vdb_fsync_dir(tmp, err);
+}
+
+vdb_status vdb_collection_create(const char *db, const char *name,
+				 const vdb_collection_config *cfg, vdb_error *err)
+{
+	if (!vdb_collection_name_valid(name))
+		return vdb_err(err, VDB_EINVAL,
+			       "invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, not "
+			       "starting with a dot)",
+			       name);
+	if (cfg->dim < 1 || cfg->dim > VDB_DIM_MAX)
+		return vdb_err(err, VDB_EINVAL, "dimension must be 1 to %d", VDB_DIM_MAX);
+	if (cfg->metric < VDB_METRIC_L2 || cfg->metric > VDB_METRIC_DOT)
+		return vdb_err(err, VDB_EINVAL, "unknown metric");
+	if (cfg->seal_bytes < 4096 || cfg->seal_bytes > (1ull << 40))
+		return vdb_err(err, VDB_EINVAL, "seal threshold must be 4 KiB to 1 TiB");
+	vdb_status s = ensure_db(db, err);
+	if (s)
+		return s;
+	char final[4096], tmp[4096], tmpname[128];
+	struct stat st;
+	if (vdb_path(final, sizeof final, db, name))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
+	if (lstat(final, &st) == 0)
+		return vdb_err(err, VDB_EEXIST, "collection '%s' already exists in %s", name, db);
+	snprintf(tmpname, sizeof tmpname, ".tmp-create-%s-%ld", name, (long)getpid());
+	if (vdb_path(tmp, sizeof tmp, db, tmpname))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
+	remove_tree(tmp);
+	if (mkdir(tmp, 0755) < 0)
+		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);
+	s = fill_collection(tmp, name, cfg, err);
+	if (s) {
+		remove_tree(tmp);
+		return s;
+	}
+	if (rename(tmp, final) < 0) {
+		int e = errno;
+		remove_tree(tmp);
+		errno = e;
+		if (e == EEXIST || e == ENOTEMPTY || e == ENOTDIR)
+			return vdb_err(err, VDB_EEXIST, "collection '%s' already exists in %s", name,
+				       db);
+		return vdb_err_sys(err, VDB_EEXIST, "rename %s to %s", tmp, final);
+	}
+	/* The collection exists once the rename is durable. */
+	return vdb_fsync_dir(db, err);
+}

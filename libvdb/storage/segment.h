@@ -1,0 +1,79 @@
+/* Sealed segments (immutable, memory-mapped) and their deletion marks. */
+#ifndef VDB_STORAGE_SEGMENT_H
+#define VDB_STORAGE_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memtable.h"
+#include "vdb.h"
+
+typedef struct vdb_section {
+	uint32_t kind;
+	uint64_t off, len;
+	uint32_t crc;
+} vdb_section;
+
+typedef struct vdb_segment {
+	uint64_t number;
+	uint64_t rows;
+	uint32_t dim;
+	char file[64];
+	const unsigned char *map;
+	size_t size;
+	uint32_t header_crc;
+	vdb_section sec[16];
+	uint32_t nsec;
+	const float *vectors;
+	const unsigned char *ids;
+	const char *id_strings;
+	uint64_t id_strings_len;
+	const unsigned char *id_index;
+	const unsigned char *payload_offsets;
+	const char *payloads;
+	uint64_t payloads_len;
+	/* Rows not to return: deletion marks from the manifest's deletion file, plus rows whose
+	 * id has a newer operation in the log tail. NULL when there are none. */
+	uint64_t *dead;
+	uint64_t ndead;
+	uint64_t ndeleted; /* marks from the deletion file alone */
+	char del_file[64];
+} vdb_segment;
+
+void vdb_segment_name(char *out, size_t cap, uint64_t number);
+void vdb_del_name(char *out, size_t cap, uint64_t segment, uint64_t gen);
+
+/* Writes the live upserts of mt, in first-seen order, as dir/seg-<number>.vdb (temp name,
+ * fsync, rename; the caller fsyncs dir). *rows may be 0, in which case nothing is written. */
+vdb_status vdb_segment_write(const char *dir, uint64_t number, uint32_t dim,
+			     const vdb_memtable *mt, uint64_t *rows, uint64_t *size,
+			     uint32_t *header_crc, vdb_error *err);
+
+/* Maps and validates a segment against what the manifest says about it. Reads are bounds
+ * checked against the mapping; section checksums are verified by vdb_segment_verify. */
+vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
+			    uint64_t size, uint32_t header_crc, vdb_segment *s, vdb_error *err);
+void vdb_segment_close(vdb_segment *s);
+vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err);
+
+static inline int vdb_segment_is_dead(const vdb_segment *s, uint64_t row)
+{
+	return s->dead && (s->dead[row >> 6] >> (row & 63) & 1);
+}
+int vdb_segment_mark_dead(vdb_segment *s, uint64_t row); /* -1: out of memory */
+
+vdb_status vdb_segment_id(const vdb_segment *s, uint64_t row, vdb_id *out, vdb_error *err);
+vdb_status vdb_segment_payload(const vdb_segment *s, uint64_t row, const char **p, size_t *len,
+			       vdb_error *err);
+/* The row holding id (dead or not), or -1. A damaged index is VDB_ECORRUPT. */
+vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t hash, int64_t *row,
+			    vdb_error *err);
+
+/* Deletion files: the complete bitmap of a segment's deleted rows, replaced (never edited)
+ * when more rows are deleted. */
+vdb_status vdb_del_write(const char *dir, const char *name, uint64_t segment, uint64_t rows,
+			 const uint64_t *bitmap, uint64_t count, vdb_error *err);
+vdb_status vdb_del_read(const char *dir, const char *name, uint64_t segment, uint64_t rows,
+			uint64_t **bitmap, uint64_t *count, vdb_error *err);
+
+#endif

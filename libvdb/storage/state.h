@@ -1,0 +1,34 @@
+/* A loaded version of a collection: its config, one MANIFEST version, the segments it names
+ * (mapped) with their deletion marks, and the log tail replayed into a memtable. Readers
+ * and the writer share this; only the writer changes what is on disk. */
+#ifndef VDB_STORAGE_STATE_H
+#define VDB_STORAGE_STATE_H
+
+#include "manifest.h"
+#include "memtable.h"
+#include "segment.h"
+#include "vdb.h"
+#include "wal.h"
+
+typedef struct vdb_state {
+	char dir[4096];  /* the collection's directory */
+	char name[VDB_NAME_MAX + 1];
+	vdb_collection_config cfg;
+	vdb_manifest man;
+	vdb_segment *segs; /* man.nseg entries, oldest first */
+	vdb_memtable mt;
+	vdb_wal_replay wal; /* where the log's valid records end */
+	uint64_t live;      /* live records in this version */
+} vdb_state;
+
+/* Loads collection `name` of database `db`. Readers (wal_fd == NULL) retry a bounded number
+ * of times when a file named by the manifest disappears under them (a concurrent seal or
+ * compaction replaced it). The writer passes wal_fd to get the active log open read-write. */
+vdb_status vdb_state_load(const char *db, const char *name, vdb_state *s, int *wal_fd,
+			  vdb_error *err);
+void vdb_state_free(vdb_state *s);
+
+/* Checks that db holds a vdb marker (create.c). */
+vdb_status vdb_db_check(const char *db, vdb_error *err);
+
+#endif

@@ -1,0 +1,390 @@
+/* The single writer of a collection.
+ *
+ * Open: take the flock, load the current version, cut a torn last frame off the log (so new
+ * frames are never appended after garbage), and remove files a crash left unreferenced.
+ *
+ * Commit: the pending batch is one log frame, written and fsynced before VDB_OK; only then
+ * is it applied to the in-memory tail.
+ *
+ * Seal, when the log passed the threshold (each step durable before the next):
+ *   1. write seg-<n>.vdb from the tail's live upserts (temp, fsync, rename)
+ *   2. write a new del-<seg>-<gen>.vdb for each older segment that lost rows
+ *   3. create the next, empty log wal-<w+1>.log
+ *   4. fsync the directory, then replace MANIFEST atomically: the switch point
+ *   5. unlink the old log and the replaced deletion files (invariant: only after the
+ *      manifest that stops naming them is durable; open readers keep their copies)
+ * A crash before 4 leaves the old manifest, whose files are all intact; the new files are
+ * orphans that the next writer removes. A crash after 4 leaves at most stale files. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../formats/json.h"
+#include "../util/error.h"
+#include "../util/io.h"
+#include "format.h"
+#include "ids.h"
+#include "lock.h"
+#include "state.h"
+
+struct vdb_writer {
+	char db[4096];
+	char name[VDB_NAME_MAX + 1];
+	vdb_state st;
+	int lock_fd;
+	int wal_fd;
+	vdb_buf batch;
+	size_t ops;
+	int failed; /* after an I/O error the on-disk state is unknown until reopened */
+};
+
+void vdb_writer_options_init(vdb_writer_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->wait_seconds = -1;
+}
+
+void vdb_writer_get_config(const vdb_writer *w, vdb_collection_config *out)
+{
+	*out = w->st.cfg;
+}
+
+size_t vdb_writer_pending(const vdb_writer *w)
+{
+	return w->ops;
+}
+
+size_t vdb_writer_pending_bytes(const vdb_writer *w)
+{
+	return w->batch.len;
+}
+
+static int referenced(const vdb_state *s, const char *name)
+{
+	char buf[64];
+	if (!strcmp(name, VDB_CONFIG_FILE) || !strcmp(name, VDB_MANIFEST_FILE) ||
+	    !strcmp(name, VDB_LOCK_FILE))
+		return 1;
+	vdb_wal_name(buf, sizeof buf, s->man.wal);
+	if (!strcmp(name, buf))
+		return 1;
+	for (size_t i = 0; i < s->man.nseg; i++) {
+		vdb_segment_name(buf, sizeof buf, s->man.segs[i].number);
+		if (!strcmp(name, buf) || !strcmp(name, s->man.segs[i].del_file))
+			return 1;
+	}
+	return 0;
+}
+
+/* Removes what a crashed writer left: temp files and log/segment/deletion files that the
+ * current manifest does not name. Other files are left alone. */
+static void remove_orphans(const vdb_state *s)
+{
+	DIR *d = opendir(s->dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		int ours = !strncmp(n, "seg-", 4) || !strncmp(n, "del-", 4) ||
+			   !strncmp(n, "wal-", 4) || strstr(n, ".tmp-");
+		char path[4096];
+		if (ours && !referenced(s, n) && !vdb_path(path, sizeof path, s->dir, n))
+			unlink(path);
+	}
+	closedir(d);
+}
+
+static vdb_status load(vdb_writer *w, vdb_error *err)
+{
+	return vdb_state_load(w->db, w->name, &w->st, &w->wal_fd, err);
+}
+
+static vdb_status seal(vdb_writer *w, vdb_error *err);
+
+vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_options *o,
+			   vdb_writer **out, vdb_error *err)
+{
+	vdb_writer_options defaults;
+	if (!o) {
+		vdb_writer_options_init(&defaults);
+		o = &defaults;
+	}
+	if (!vdb_collection_name_valid(name))
+		return vdb_err(err, VDB_EINVAL, "invalid collection name '%s'", name);
+	vdb_status st = vdb_db_check(db, err);
+	if (st)
+		return st;
+	vdb_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return vdb_err_nomem(err);
+	w->lock_fd = w->wal_fd = -1;
+	snprintf(w->db, sizeof w->db, "%s", db);
+	char dir[4096];
+	if (vdb_path(dir, sizeof dir, db, name)) {
+		free(w);
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
+	}
+	if (access(dir, F_OK) < 0) {
+		free(w);
+		return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s", name, db);
+	}
+	st = vdb_lock_acquire(dir, name, o, &w->lock_fd, err);
+	if (st) {
+		free(w);
+		return st;
+	}
+	snprintf(w->name, sizeof w->name, "%s", name);
+	if ((st = load(w, err)))
+		goto fail;
+	if (w->st.wal.torn) {
+		/* Cut the torn frame: a new frame appended after garbage would later look like
+		 * corruption in the middle of the log. */
+		if (ftruncate(w->wal_fd, (off_t)w->st.wal.end) < 0 || fsync(w->wal_fd) < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "truncate the torn end of the log in %s",
+					 w->st.dir);
+			goto fail;
+		}
+	}
+	remove_orphans(&w->st);
+	vdb_wal_batch_reset(&w->batch);
+	if (w->batch.len == 0) {
+		st = vdb_err_nomem(err);
+		goto fail;
+	}
+	if (w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes && (st = seal(w, err)))
+		goto fail;
+	*out = w;
+	return VDB_OK;
+fail:
+	vdb_writer_close(w);
+	return st;
+}
+
+void vdb_writer_close(vdb_writer *w)
+{
+	if (!w)
+		return;
+	vdb_state_free(&w->st);
+	vdb_buf_free(&w->batch);
+	if (w->wal_fd >= 0)
+		close(w->wal_fd);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd); /* releases the flock */
+	free(w);
+}
+
+static vdb_status check_id(const vdb_id *id, vdb_error *err)
+{
+	if (!id->is_string)
+		return VDB_OK;
+	if (id->len == 0 || id->len > VDB_ID_MAX_BYTES)
+		return vdb_err(err, VDB_EDATA, "a string id must be 1 to %d bytes", VDB_ID_MAX_BYTES);
+	if (vj_utf8_valid_prefix(id->str, id->len) != id->len)
+		return vdb_err(err, VDB_EDATA, "a string id must be valid UTF-8");
+	return VDB_OK;
+}
+
+static vdb_status usable(const vdb_writer *w, vdb_error *err)
+{
+	if (w->failed)
+		return vdb_err(err, VDB_EIO, "the writer failed earlier; reopen the collection");
+	return VDB_OK;
+}
+
+vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vector,
+			     const char *payload, size_t payload_len, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st || (st = check_id(id, err)))
+		return st;
+	uint32_t dim = w->st.cfg.dim;
+	float norm = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		if (!isfinite(vector[i]))
+			return vdb_err(err, VDB_EDATA, "vector[%" PRIu32 "] is not finite", i);
+		norm += vector[i] * vector[i];
+	}
+	if (w->st.cfg.metric == VDB_METRIC_COSINE && !(norm > 0))
+		return vdb_err(err, VDB_EDATA,
+			       "a zero vector has no direction (the collection's metric is cosine)");
+	if (payload) {
+		vj_reader r;
+		vj_init(&r, payload, payload_len);
+		if (payload_len > UINT32_MAX || vj_peek(&r) != '{' || vj_value(&r, NULL) ||
+		    vj_end(&r))
+			return vdb_err(err, VDB_EDATA, "payload must be a JSON object");
+	}
+	if (vdb_wal_encode_upsert(&w->batch, dim, id, vector, payload, payload_len))
+		return vdb_err_nomem(err);
+	w->ops++;
+	return VDB_OK;
+}
+
+vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st || (st = check_id(id, err)))
+		return st;
+	if (vdb_wal_encode_delete(&w->batch, id))
+		return vdb_err_nomem(err);
+	w->ops++;
+	return VDB_OK;
+}
+
+void vdb_writer_rollback(vdb_writer *w)
+{
+	vdb_wal_batch_reset(&w->batch);
+	w->ops = 0;
+}
+
+vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st || w->ops == 0)
+		return st;
+	char name[64];
+	vdb_wal_name(name, sizeof name, w->st.man.wal);
+	vdb_state *s = &w->st;
+	st = vdb_wal_append(w->wal_fd, name, s->wal.end, s->wal.next_seq, &w->batch, err);
+	if (st) {
+		/* Unknown how much reached the disk: refuse further work; reopening recovers. */
+		w->failed = st == VDB_EIO;
+		if (st != VDB_EIO)
+			vdb_writer_rollback(w);
+		return st;
+	}
+	st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
+			   w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt, name,
+			   s->wal.end, err);
+	s->wal.end += w->batch.len;
+	s->wal.next_seq++;
+	vdb_writer_rollback(w);
+	if (st) {
+		w->failed = 1; /* durable but not applied in memory: reopen to continue */
+		return st;
+	}
+	if (s->wal.end - VDB_WAL_HEADER_SIZE >= s->cfg.seal_bytes)
+		return seal(w, err);
+	return VDB_OK;
+}
+
+/* ---- seal ---- */
+
+typedef struct seg_change {
+	uint64_t *bits; /* the complete new bitmap (old marks included) */
+	uint64_t count;
+	int changed;
+} seg_change;
+
+static vdb_status collect_deletions(vdb_state *s, seg_change *ch, vdb_error *err)
+{
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		size_t words = (size_t)((s->segs[g].rows + 63) / 64);
+		ch[g].bits = calloc(words ? words : 1, 8);
+		if (!ch[g].bits)
+			return vdb_err_nomem(err);
+		if (s->segs[g].dead)
+			memcpy(ch[g].bits, s->segs[g].dead, words * 8);
+		ch[g].count = s->segs[g].ndead;
+	}
+	for (size_t i = 0; i < s->mt.n; i++) {
+		const vdb_mem_entry *e = &s->mt.entries[i];
+		vdb_id id;
+		vdb_memtable_entry_id(&s->mt, e, &id);
+		for (size_t g = s->man.nseg; g-- > 0;) {
+			int64_t row;
+			vdb_status st = vdb_segment_find(&s->segs[g], &id, e->hash, &row, err);
+			if (st)
+				return st;
+			if (row < 0 || (ch[g].bits[row >> 6] >> (row & 63) & 1))
+				continue;
+			ch[g].bits[row >> 6] |= 1ull << (row & 63);
+			ch[g].count++;
+			ch[g].changed = 1;
+			break;
+		}
+	}
+	return VDB_OK;
+}
+
+static void unlink_in(const char *dir, const char *name)
+{
+	char path[4096];
+	if (name[0] && !vdb_path(path, sizeof path, dir, name))
+		unlink(path);
+}
+
+static vdb_status seal(vdb_writer *w, vdb_error *err)
+{
+	vdb_state *s = &w->st;
+	size_t nseg = s->man.nseg;
+	seg_change *ch = calloc(nseg + 1, sizeof *ch);
+	vdb_manifest nm = s->man;
+	nm.segs = calloc(nseg + 1, sizeof *nm.segs);
+	char (*obsolete)[64] = calloc(nseg + 2, sizeof *obsolete);
+	vdb_status st;
+	if (!ch || !nm.segs || !obsolete) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	if ((st = collect_deletions(s, ch, err)))
+		goto out;
+	uint64_t segno = nm.next_file++, rows, size;
+	uint32_t crc;
+	if ((st = vdb_segment_write(s->dir, segno, s->cfg.dim, &s->mt, &rows, &size, &crc, err)))
+		goto out;
+	size_t nobs = 0;
+	nm.nseg = 0;
+	for (size_t g = 0; g < nseg; g++) {
+		vdb_manifest_seg ms = s->man.segs[g];
+		if (ch[g].changed) {
+			snprintf(obsolete[nobs++], 64, "%s", ms.del_file);
+			if (ch[g].count == ms.rows) { /* nothing left: drop the segment */
+				vdb_segment_name(obsolete[nobs++], 64, ms.number);
+				continue;
+			}
+			vdb_del_name(ms.del_file, sizeof ms.del_file, ms.number, nm.next_file++);
+			ms.deleted = ch[g].count;
+			st = vdb_del_write(s->dir, ms.del_file, ms.number, ms.rows, ch[g].bits,
+					   ch[g].count, err);
+			if (st)
+				goto out;
+		}
+		nm.segs[nm.nseg++] = ms;
+	}
+	if (rows)
+		nm.segs[nm.nseg++] = (vdb_manifest_seg){segno, rows, size, crc, 0, ""};
+	if ((st = vdb_wal_create(s->dir, nm.wal + 1, s->cfg.dim, err)))
+		goto out;
+	vdb_wal_name(obsolete[nobs++], 64, nm.wal);
+	nm.wal++;
+	nm.next_seq = s->wal.next_seq;
+	nm.generation++;
+	/* Every file the new manifest names must be durable in the directory first. */
+	if ((st = vdb_fsync_dir(s->dir, err)) || (st = vdb_manifest_write(s->dir, &nm, err)))
+		goto out;
+	for (size_t i = 0; i < nobs; i++)
+		unlink_in(s->dir, obsolete[i]);
+	/* Reload the new version: segments mapped, an empty tail, the new log open. */
+	close(w->wal_fd);
+	w->wal_fd = -1;
+	vdb_state_free(s);
+	st = load(w, err);
+	if (st)
+		w->failed = 1;
+out:
+	if (st && st != VDB_ENOMEM)
+		w->failed = 1;
+	for (size_t g = 0; ch && g < nseg; g++)
+		free(ch[g].bits);
+	free(ch);
+	free(nm.segs);
+	free(obsolete);
+	return st;
+}

@@ -1,0 +1,11 @@
+/* CRC32C (Castagnoli), the checksum of every WAL record and file section. */
+#ifndef VDB_UTIL_CRC32C_H
+#define VDB_UTIL_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continues a CRC: crc32c(crc32c(0, a), b) == crc32c(0, a || b). */
+uint32_t vdb_crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif

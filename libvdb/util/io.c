@@ -1,0 +1,191 @@
+/* File primitives: full writes and reads, directory fsync, atomic replacement, and the
+ * "checked text" container used for the small JSON files of a database. */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "error.h"
+
+int vdb_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t vdb_pread_full(int fd, void *p, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)p + got, n - got, off + (off_t)got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int vdb_path(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s/%s", a, b);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+vdb_status vdb_fsync_dir(const char *dir, vdb_error *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_EIO, "open directory %s", dir);
+	/* The rename/create/unlink is durable only once the directory itself is synced. */
+	if (fsync(fd) < 0) {
+		vdb_err_sys(err, VDB_EIO, "fsync directory %s", dir);
+		close(fd);
+		return VDB_EIO;
+	}
+	close(fd);
+	return VDB_OK;
+}
+
+vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data, size_t len,
+			    vdb_error *err)
+{
+	char tmp[4096], dst[4096], tmpname[256];
+	snprintf(tmpname, sizeof tmpname, "%s.tmp-%ld", name, (long)getpid());
+	if (vdb_path(tmp, sizeof tmp, dir, tmpname) || vdb_path(dst, sizeof dst, dir, name))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_EIO, "create %s", tmp);
+	if (vdb_write_all(fd, data, len) < 0) {
+		vdb_err_sys(err, VDB_EIO, "write %s", tmp);
+		goto fail_close;
+	}
+	/* The content must be durable before the rename makes it the current version. */
+	if (fsync(fd) < 0) {
+		vdb_err_sys(err, VDB_EIO, "fsync %s", tmp);
+		goto fail_close;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		vdb_err_sys(err, VDB_EIO, "close %s", tmp);
+		goto fail_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, dst) < 0) {
+		vdb_err_sys(err, VDB_EIO, "rename %s to %s", tmp, name);
+		goto fail_unlink;
+	}
+	return vdb_fsync_dir(dir, err);
+fail_close:
+	close(fd);
+fail_unlink:
+	unlink(tmp);
+	return VDB_EIO;
+}
+
+vdb_status vdb_read_file(const char *path, size_t max, char **out, size_t *len, vdb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_OK, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		vdb_err_sys(err, VDB_EIO, "stat %s", path);
+		close(fd);
+		return VDB_EIO;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return vdb_err(err, VDB_ECORRUPT, "%s: file is %lld bytes, more than the %zu allowed",
+			       path, (long long)st.st_size, max);
+	}
+	size_t n = (size_t)st.st_size;
+	char *buf = malloc(n + 1);
+	if (!buf) {
+		close(fd);
+		return vdb_err_nomem(err);
+	}
+	ssize_t r = vdb_pread_full(fd, buf, n, 0);
+	if (r < 0) {
+		vdb_err_sys(err, VDB_EIO, "read %s", path);
+		free(buf);
+		close(fd);
+		return VDB_EIO;
+	}
+	close(fd);
+	buf[r] = '\0';
+	*out = buf;
+	*len = (size_t)r;
+	return VDB_OK;
+}
+
+vdb_status vdb_checked_encode(const char *kind, unsigned version, const char *body,
+			      char **out, size_t *out_len, vdb_error *err)
+{
+	size_t blen = strlen(body);
+	uint32_t crc = vdb_crc32c(0, body, blen);
+	char head[128];
+	int h = snprintf(head, sizeof head, "vdb-%s %u %zu %08x\n", kind, version, blen, crc);
+	char *buf = malloc((size_t)h + blen + 1);
+	if (!buf)
+		return vdb_err_nomem(err);
+	memcpy(buf, head, (size_t)h);
+	memcpy(buf + h, body, blen + 1);
+	*out = buf;
+	*out_len = (size_t)h + blen;
+	return VDB_OK;
+}
+
+vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_version,
+			      const char *data, size_t len, const char **body, vdb_error *err)
+{
+	const char *nl = memchr(data, '\n', len < 128 ? len : 128);
+	char want[40];
+	snprintf(want, sizeof want, "vdb-%s ", kind);
+	size_t wl = strlen(want);
+	if (!nl || (size_t)(nl - data) < wl || memcmp(data, want, wl) != 0)
+		return vdb_err(err, VDB_ECORRUPT, "%s: not a vdb %s file (bad header)", path, kind);
+	char head[128];
+	memcpy(head, data, (size_t)(nl - data));
+	head[nl - data] = '\0';
+	unsigned version;
+	unsigned long long blen;
+	unsigned crc;
+	char extra;
+	if (sscanf(head + wl, "%u %llu %8x%c", &version, &blen, &crc, &extra) != 3)
+		return vdb_err(err, VDB_ECORRUPT, "%s: malformed header line", path);
+	if (version == 0 || version > max_version)
+		return vdb_err(err, VDB_ECORRUPT,
+			       "%s: format version %u is not supported by this vdb (it reads up to "
+			       "version %u)",
+			       path, version, max_version);
+	size_t off = (size_t)(nl - data) + 1;
+	if (blen != len - off)
+		return vdb_err(err, VDB_ECORRUPT, "%s: header says %llu bytes, file has %zu", path,
+			       blen, len - off);
+	if (vdb_crc32c(0, data + off, len - off) != crc)
+		return vdb_err(err, VDB_ECORRUPT, "%s: checksum mismatch", path);
+	*body = data + off;
+	return VDB_OK;
+}

@@ -1,0 +1,44 @@
+/* File primitives with the durability steps spelled out: every write loop retries EINTR and
+ * short writes; fsync failures are returned, never retried (after a failed fsync the page
+ * cache may already have dropped the dirty pages, so a retry that succeeds proves nothing). */
+#ifndef VDB_UTIL_IO_H
+#define VDB_UTIL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vdb.h"
+
+/* write(2) until done; 0 or -1 with errno. */
+int vdb_write_all(int fd, const void *p, size_t n);
+/* pread(2) exactly n bytes at off; returns bytes read (< n only at end of file) or -1. */
+ssize_t vdb_pread_full(int fd, void *p, size_t n, off_t off);
+
+/* fsync the directory `dir` so that a create/rename/unlink in it is durable. */
+vdb_status vdb_fsync_dir(const char *dir, vdb_error *err);
+
+/* Writes data to dir/name atomically: dir/name.tmp-<pid> is written and fsynced, renamed
+ * over dir/name, and dir is fsynced. Readers see the old or the new file, never a mix. */
+vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data, size_t len,
+			    vdb_error *err);
+
+/* Reads a whole file of at most max bytes into a malloc'd buffer (NUL-terminated). */
+vdb_status vdb_read_file(const char *path, size_t max, char **out, size_t *len, vdb_error *err);
+
+/* "Checked text" files (VDB marker, CONFIG, MANIFEST): a header line
+ *     vdb-<kind> <format-version> <body-bytes> <crc32c-hex>\n
+ * followed by a JSON body. The header lets `cat` show a readable file while every byte
+ * stays covered by a checksum. */
+#define VDB_CHECKED_MAX (64u << 20)
+vdb_status vdb_checked_encode(const char *kind, unsigned version, const char *body,
+			      char **out, size_t *out_len, vdb_error *err);
+/* Verifies the header and checksum of a file's content; on success *body points into
+ * `data`. Names `path` in errors; a newer format version is refused naming both. */
+vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_version,
+			      const char *data, size_t len, const char **body, vdb_error *err);
+
+/* Path join into a fixed buffer; returns -1 if it would not fit. */
+int vdb_path(char *out, size_t cap, const char *a, const char *b);
+
+#endif
