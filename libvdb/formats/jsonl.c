@@ -232,6 +232,7 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 				if (vj_value(&r, &p->payload))
 					return syntax(err, &r);
 			} else {
+				vj_peek(&r);
 				const char *tok = r.p;
 				if (vj_value(&r, NULL))
 					return syntax(err, &r);

@@ -149,34 +149,27 @@ static const char digit_pairs[200] = "000102030405060708091011121314151617181920
 				     "50515253545556575859606162636465666768697071727374"
 				     "75767778798081828384858687888990919293949596979899";
 
-/* Writes the nd decimal digits of d (d < 10^nd) to p[0..nd). */
-static void put_digits(char *p, uint32_t d, int nd)
+/* Writes d < 10^9 as exactly nine digits, zero-padded, to p[0..9); straight-line code. */
+static void put9(char *p, uint32_t d)
 {
-	while (nd >= 2) {
-		memcpy(p + nd - 2, digit_pairs + 2 * (d % 100), 2);
-		d /= 100;
-		nd -= 2;
-	}
-	if (nd)
-		p[0] = (char)('0' + d);
+	uint32_t hi = d / 100000000, lo = d % 100000000;
+	uint32_t a = lo / 10000, b = lo % 10000;
+	p[0] = (char)('0' + hi);
+	memcpy(p + 1, digit_pairs + 2 * (a / 100), 2);
+	memcpy(p + 3, digit_pairs + 2 * (a % 100), 2);
+	memcpy(p + 5, digit_pairs + 2 * (b / 100), 2);
+	memcpy(p + 7, digit_pairs + 2 * (b % 100), 2);
 }
 
-static int count_digits(uint32_t d)
-{
-	int n = 1;
-	while (d >= 10) {
-		d /= 10;
-		n++;
-	}
-	return n;
-}
-
-/* Lays out d * 10^e (d without trailing zeros) the way ECMAScript Number::toString does. */
+/* Lays out d * 10^e (1 <= d < 10^9, no trailing zeros) the way ECMAScript Number::toString
+ * does. */
 static char *layout(char *p, uint32_t d, int e)
 {
-	char dig[10];
-	int nd = count_digits(d);
-	put_digits(dig, d, nd);
+	char buf9[9];
+	put9(buf9, d);
+	int nd = 1 + (d >= 10) + (d >= 100) + (d >= 1000) + (d >= 10000) + (d >= 100000) +
+		 (d >= 1000000) + (d >= 10000000) + (d >= 100000000);
+	const char *dig = buf9 + 9 - nd;
 	int n = nd + e; /* value = 0.dig * 10^n */
 	if (e >= 0 && n <= 21) {
 		memcpy(p, dig, (size_t)nd);
@@ -190,11 +183,9 @@ static char *layout(char *p, uint32_t d, int e)
 		return p + nd + 1;
 	}
 	if (n > -6 && n <= 0) {
-		*p++ = '0';
-		*p++ = '.';
-		memset(p, '0', (size_t)-n);
-		memcpy(p - n, dig, (size_t)nd);
-		return p - n + nd;
+		memcpy(p, "0.00000", 2 + (size_t)-n);
+		memcpy(p + 2 - n, dig, (size_t)nd);
+		return p + 2 - n + nd;
 	}
 	*p++ = dig[0];
 	if (nd > 1) {
@@ -245,29 +236,25 @@ size_t vdb_fmt_float(float f, char *buf)
 	uint64_t vbr = scale(g, cb + 2, sh, thr);
 	uint64_t out = c & 1; /* odd c: the interval ends round away, so they are excluded */
 
-	/* Values are in quarter units here; the sticky bit makes "<=" on multiples of 4 exact. */
-	uint64_t s = vb >> 2, d;
-	int e = k;
+	/* Values are in quarter units here; the sticky bit makes "<=" on multiples of 4 exact.
+	 * Written as selects rather than branches: on real data these outcomes are random.
+	 * Shorter candidate: the interval is narrower than 10 units, so it holds at most one
+	 * multiple of 10, and that would be floor(v/10)*10 or the next one. */
+	uint64_t s = vb >> 2, t = s + 1;
 	uint64_t sp10 = s / 10 * 10, tp10 = sp10 + 10;
 	int upin = vbl + out <= sp10 << 2, wpin = (tp10 << 2) + out <= vbr;
-	if (upin != wpin) {
-		/* The interval is narrower than 10 units, so at most one multiple of 10 is in it. */
-		d = upin ? sp10 : tp10;
-	} else {
-		uint64_t t = s + 1;
-		int uin = vbl + out <= s << 2, win = (t << 2) + out <= vbr;
-		if (uin != win) {
-			d = uin ? s : t;
-		} else {
-			/* Both in (the interval is at least one unit wide, so never both out): take
-			 * the closer to v, comparing 4v against 4s + 2, ties to even. */
-			int64_t cmp = (int64_t)vb - (int64_t)((s << 2) + 2);
-			d = cmp < 0 || (cmp == 0 && !(s & 1)) ? s : t;
-		}
-	}
-	while (d % 10 == 0) {
-		d /= 10;
-		e++;
+	/* Otherwise floor(v) or floor(v) + 1, whichever is in (the interval is at least one unit
+	 * wide, so never neither); if both, the closer to v (4v against 4s + 2), ties to even. */
+	int uin = vbl + out <= s << 2, win = (t << 2) + out <= vbr;
+	int64_t cmp = (int64_t)vb - (int64_t)((s << 2) + 2);
+	int take_s = uin & (!win | (cmp < 0) | ((cmp == 0) & !(s & 1)));
+	uint64_t d = upin != wpin ? (upin ? sp10 : tp10) : take_s ? s : t;
+	int e = k;
+	if (d % 10 == 0) {
+		do {
+			d /= 10;
+			e++;
+		} while (d % 10 == 0);
 	}
 	p = layout(p, (uint32_t)d, e);
 	*p = '\0';
