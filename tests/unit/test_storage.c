@@ -1,0 +1,525 @@
+/* Unit tests of the storage layer: checksums, ids, the memtable, the write-ahead log's
+ * torn-tail and corruption rules, segments, the manifest, and the writer/reader API. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/format.h"
+#include "storage/ids.h"
+#include "storage/manifest.h"
+#include "storage/memtable.h"
+#include "storage/segment.h"
+#include "storage/wal.h"
+#include "util/crc32c.h"
+#include "vdb.h"
+
+static char tmpdir[256];
+static char db[300];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/vdb-unit-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	snprintf(db, sizeof db, "%s/db", tmpdir);
+}
+
+static void teardown(void)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static vdb_id int_id(uint64_t v)
+{
+	return (vdb_id){0, v, NULL, 0};
+}
+
+static vdb_id str_id(const char *s)
+{
+	return (vdb_id){1, 0, s, strlen(s)};
+}
+
+static void create(uint32_t dim, vdb_metric m, uint64_t seal)
+{
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = dim;
+	cfg.metric = m;
+	if (seal)
+		cfg.seal_bytes = seal;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+}
+
+static vdb_writer *writer(void)
+{
+	vdb_writer *w;
+	vdb_error err;
+	cr_assert_eq(vdb_writer_open(db, "default", NULL, &w, &err), VDB_OK, "%s", err.message);
+	return w;
+}
+
+static uint64_t count(void)
+{
+	vdb_collection *c;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK, "%s", err.message);
+	uint64_t n = vdb_collection_count(c);
+	vdb_collection_close(c);
+	return n;
+}
+
+Test(crc32c, known_answers)
+{
+	cr_assert_eq(vdb_crc32c(0, "123456789", 9), 0xe3069283u);
+	cr_assert_eq(vdb_crc32c(0, "", 0), 0u);
+	/* Continuation equals one pass, at every split point and alignment. */
+	char buf[300];
+	for (int i = 0; i < 300; i++)
+		buf[i] = (char)(i * 7 + 3);
+	uint32_t whole = vdb_crc32c(0, buf + 1, 299);
+	for (int k = 0; k <= 299; k++)
+		cr_assert_eq(vdb_crc32c(vdb_crc32c(0, buf + 1, (size_t)k), buf + 1 + k, (size_t)(299 - k)),
+			     whole);
+}
+
+Test(ids, order_and_hash)
+{
+	vdb_id a = int_id(2), b = int_id(10), s = str_id("a"), t = str_id("ab");
+	cr_assert_lt(vdb_id_compare(&a, &b), 0);
+	cr_assert_lt(vdb_id_compare(&b, &s), 0, "integers order before strings");
+	cr_assert_lt(vdb_id_compare(&s, &t), 0);
+	cr_assert_eq(vdb_id_compare(&t, &t), 0);
+	vdb_id s10 = str_id("10");
+	cr_assert_neq(vdb_id_hash(&b), vdb_id_hash(&s10), "10 and \"10\" are different ids");
+	cr_assert_eq(vdb_id_hash(&s), vdb_id_hash(&(vdb_id){1, 0, "a", 1}));
+}
+
+Test(names, validation)
+{
+	cr_assert(vdb_collection_name_valid("docs"));
+	cr_assert(vdb_collection_name_valid("a.b_c-1"));
+	cr_assert(!vdb_collection_name_valid(""));
+	cr_assert(!vdb_collection_name_valid(".hidden"));
+	cr_assert(!vdb_collection_name_valid("a/b"));
+	cr_assert(!vdb_collection_name_valid("VDB"));
+	char long_name[70];
+	memset(long_name, 'x', 65);
+	long_name[65] = 0;
+	cr_assert(!vdb_collection_name_valid(long_name));
+	long_name[64] = 0;
+	cr_assert(vdb_collection_name_valid(long_name));
+}
+
+Test(memtable, latest_operation_wins)
+{
+	vdb_memtable m;
+	vdb_memtable_init(&m, 2);
+	float v1[2] = {1, 2}, v2[2] = {3, 4};
+	vdb_id a = int_id(1), b = str_id("b");
+	cr_assert_eq(vdb_memtable_upsert(&m, &a, v1, "{}", 2), 0);
+	cr_assert_eq(vdb_memtable_upsert(&m, &b, v1, NULL, 0), 0);
+	cr_assert_eq(vdb_memtable_upsert(&m, &a, v2, NULL, 0), 0);
+	cr_assert_eq(m.n, 2);
+	cr_assert_eq(m.live, 2);
+	const vdb_mem_entry *e = vdb_memtable_find(&m, &a, vdb_id_hash(&a));
+	cr_assert_not_null(e);
+	vdb_record r;
+	vdb_memtable_entry_record(&m, e, &r);
+	cr_assert_eq(r.vector[0], 3);
+	cr_assert_null(r.payload, "a replacement without payload has none");
+	cr_assert_eq(vdb_memtable_delete(&m, &b), 0);
+	cr_assert_eq(m.live, 1);
+	vdb_id c = int_id(99);
+	cr_assert_eq(vdb_memtable_delete(&m, &c), 0, "deleting an unknown id records a tombstone");
+	cr_assert_eq(m.n, 3);
+	cr_assert_eq(m.live, 1);
+	/* Many ids: the hash index grows and every id stays findable. */
+	for (uint64_t i = 1000; i < 5000; i++) {
+		vdb_id x = int_id(i);
+		cr_assert_eq(vdb_memtable_upsert(&m, &x, v1, NULL, 0), 0);
+	}
+	for (uint64_t i = 1000; i < 5000; i++) {
+		vdb_id x = int_id(i);
+		cr_assert_not_null(vdb_memtable_find(&m, &x, vdb_id_hash(&x)));
+	}
+	vdb_memtable_free(&m);
+}
+
+/* ---- write-ahead log ---- */
+
+static void wal_with_frames(const char *dir, int frames, uint64_t *ends)
+{
+	vdb_error err;
+	cr_assert_eq(vdb_wal_create(dir, 1, 2, &err), VDB_OK, "%s", err.message);
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", dir);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	uint64_t off = VDB_WAL_HEADER_SIZE;
+	vdb_buf b = VDB_BUF_INIT;
+	for (int f = 0; f < frames; f++) {
+		vdb_wal_batch_reset(&b);
+		for (int i = 0; i < 3; i++) {
+			vdb_id id = int_id((uint64_t)(f * 10 + i));
+			float v[2] = {(float)f, (float)i};
+			cr_assert_eq(vdb_wal_encode_upsert(&b, 2, &id, v, NULL, 0), 0);
+		}
+		cr_assert_eq(vdb_wal_append(fd, path, off, (uint64_t)(f + 1), &b, &err), VDB_OK);
+		off += b.len;
+		ends[f] = off;
+	}
+	vdb_buf_free(&b);
+	close(fd);
+}
+
+static vdb_status replay(const char *dir, vdb_wal_replay *r, vdb_memtable *m, vdb_error *err)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", dir);
+	int fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	vdb_memtable_init(m, 2);
+	vdb_status st = vdb_wal_replay_fd(fd, "wal-00000001.log", 2, 1, 1, m, r, err);
+	close(fd);
+	return st;
+}
+
+Test(wal, replays_every_frame, .init = setup, .fini = teardown)
+{
+	uint64_t ends[3];
+	wal_with_frames(tmpdir, 3, ends);
+	vdb_wal_replay r;
+	vdb_memtable m;
+	vdb_error err;
+	cr_assert_eq(replay(tmpdir, &r, &m, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(r.frames, 3);
+	cr_assert_eq(r.next_seq, 4);
+	cr_assert_eq(r.end, ends[2]);
+	cr_assert_not(r.torn);
+	cr_assert_eq(m.live, 9);
+	vdb_memtable_free(&m);
+}
+
+Test(wal, torn_tail_at_every_length_is_discarded, .init = setup, .fini = teardown)
+{
+	uint64_t ends[3];
+	wal_with_frames(tmpdir, 3, ends);
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", tmpdir);
+	for (uint64_t len = ends[1]; len < ends[2]; len++) {
+		cr_assert_eq(truncate(path, (off_t)len), 0);
+		vdb_wal_replay r;
+		vdb_memtable m;
+		vdb_error err;
+		cr_assert_eq(replay(tmpdir, &r, &m, &err), VDB_OK, "len %llu: %s",
+			     (unsigned long long)len, err.message);
+		cr_assert_eq(r.frames, 2, "a partial last frame is not applied");
+		cr_assert_eq(r.end, ends[1]);
+		cr_assert_eq(r.torn, len > ends[1]);
+		cr_assert_eq(m.live, 6);
+		vdb_memtable_free(&m);
+	}
+}
+
+Test(wal, zeros_and_garbage_after_the_last_frame_are_a_torn_tail, .init = setup, .fini = teardown)
+{
+	uint64_t ends[2];
+	wal_with_frames(tmpdir, 2, ends);
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", tmpdir);
+	FILE *f = fopen(path, "ab");
+	char junk[5000] = {0};
+	memset(junk + 4000, 0x5a, 1000);
+	fwrite(junk, 1, sizeof junk, f);
+	fclose(f);
+	vdb_wal_replay r;
+	vdb_memtable m;
+	vdb_error err;
+	cr_assert_eq(replay(tmpdir, &r, &m, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(r.frames, 2);
+	cr_assert(r.torn);
+	vdb_memtable_free(&m);
+}
+
+Test(wal, corruption_before_a_valid_frame_names_file_and_offset, .init = setup, .fini = teardown)
+{
+	uint64_t ends[3];
+	wal_with_frames(tmpdir, 3, ends);
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", tmpdir);
+	/* Flip one byte in every position of the first frame: always an error, never a skip. */
+	for (uint64_t pos = VDB_WAL_HEADER_SIZE; pos < ends[0]; pos++) {
+		int fd = open(path, O_RDWR);
+		unsigned char c;
+		cr_assert_eq(pread(fd, &c, 1, (off_t)pos), 1);
+		c ^= 0x40;
+		cr_assert_eq(pwrite(fd, &c, 1, (off_t)pos), 1);
+		vdb_wal_replay r;
+		vdb_memtable m;
+		vdb_error err;
+		cr_assert_eq(replay(tmpdir, &r, &m, &err), VDB_ECORRUPT, "byte %llu",
+			     (unsigned long long)pos);
+		cr_assert(strstr(err.message, "wal-00000001.log"), "%s", err.message);
+		cr_assert(strstr(err.message, "offset 32"), "%s", err.message);
+		vdb_memtable_free(&m);
+		c ^= 0x40;
+		cr_assert_eq(pwrite(fd, &c, 1, (off_t)pos), 1);
+		close(fd);
+	}
+}
+
+Test(wal, header_mismatch_is_corruption, .init = setup, .fini = teardown)
+{
+	uint64_t ends[1];
+	wal_with_frames(tmpdir, 1, ends);
+	char path[400];
+	snprintf(path, sizeof path, "%s/wal-00000001.log", tmpdir);
+	int fd = open(path, O_RDONLY);
+	vdb_memtable m;
+	vdb_memtable_init(&m, 3);
+	vdb_wal_replay r;
+	vdb_error err;
+	cr_assert_eq(vdb_wal_replay_fd(fd, "wal-00000001.log", 3, 1, 1, &m, &r, &err), VDB_ECORRUPT);
+	cr_assert_eq(vdb_wal_replay_fd(fd, "wal-00000001.log", 2, 1, 5, &m, &r, &err), VDB_ECORRUPT,
+		     "frames must carry the expected sequence numbers");
+	cr_assert(strstr(err.message, "sequence"), "%s", err.message);
+	close(fd);
+	vdb_memtable_free(&m);
+}
+
+/* ---- segments and manifest ---- */
+
+Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
+{
+	vdb_memtable m;
+	vdb_memtable_init(&m, 4);
+	for (uint64_t i = 0; i < 100; i++) {
+		float v[4] = {(float)i, 1, 2, 3};
+		char s[16];
+		snprintf(s, sizeof s, "s%llu", (unsigned long long)i);
+		vdb_id id = i % 2 ? int_id(i) : str_id(s);
+		cr_assert_eq(vdb_memtable_upsert(&m, &id, v, i % 3 ? NULL : "{\"k\":1}", 7), 0);
+	}
+	vdb_id gone = int_id(1);
+	vdb_memtable_delete(&m, &gone);
+	uint64_t rows, size;
+	uint32_t crc;
+	vdb_error err;
+	cr_assert_eq(vdb_segment_write(tmpdir, 7, 4, &m, &rows, &size, &crc, &err), VDB_OK, "%s",
+		     err.message);
+	cr_assert_eq(rows, 99);
+	vdb_segment s;
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK, "%s",
+		     err.message);
+	cr_assert_eq((uintptr_t)s.vectors % 64, 0, "vectors are 64-byte aligned");
+	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_OK);
+	vdb_id want = str_id("s42");
+	int64_t row;
+	cr_assert_eq(vdb_segment_find(&s, &want, vdb_id_hash(&want), &row, &err), VDB_OK);
+	cr_assert_geq(row, 0);
+	cr_assert_eq(s.vectors[row * 4], 42.0f);
+	const char *p;
+	size_t plen;
+	cr_assert_eq(vdb_segment_payload(&s, (uint64_t)row, &p, &plen, &err), VDB_OK);
+	cr_assert_eq(plen, 7);
+	cr_assert_eq(memcmp(p, "{\"k\":1}", 7), 0);
+	cr_assert_eq(vdb_segment_find(&s, &gone, vdb_id_hash(&gone), &row, &err), VDB_OK);
+	cr_assert_eq(row, -1, "the deleted id is not in the segment");
+	vdb_segment_close(&s);
+	/* The manifest's expectations must match: a wrong header crc or size is refused. */
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc ^ 1, &s, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "seg-00000007.vdb"), "%s", err.message);
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size + 1, crc, &s, &err), VDB_ECORRUPT);
+	/* A flipped vector byte is found by verification. */
+	char path[400];
+	snprintf(path, sizeof path, "%s/seg-00000007.vdb", tmpdir);
+	int fd = open(path, O_RDWR);
+	unsigned char c = 0x77;
+	cr_assert_eq(pwrite(fd, &c, 1, 400), 1); /* inside the vectors, after the table */
+	close(fd);
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK);
+	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "checksum"), "%s", err.message);
+	vdb_segment_close(&s);
+	vdb_memtable_free(&m);
+}
+
+Test(manifest, round_trip_and_damage, .init = setup, .fini = teardown)
+{
+	vdb_manifest_seg segs[2] = {{3, 10, 4096, 77, 0, ""}, {5, 20, 8192, 88, 2, "del-00000005-00000006.vdb"}};
+	vdb_manifest m = {9, 4, 100, 7, segs, 2}, back;
+	vdb_error err;
+	cr_assert_eq(vdb_manifest_write(tmpdir, &m, &err), VDB_OK);
+	cr_assert_eq(vdb_manifest_read(tmpdir, &back, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(back.generation, 9);
+	cr_assert_eq(back.nseg, 2);
+	cr_assert_eq(back.segs[1].deleted, 2);
+	cr_assert_str_eq(back.segs[1].del_file, "del-00000005-00000006.vdb");
+	vdb_manifest_free(&back);
+	char path[400];
+	snprintf(path, sizeof path, "%s/MANIFEST", tmpdir);
+	struct stat st;
+	stat(path, &st);
+	cr_assert_eq(truncate(path, st.st_size - 3), 0);
+	cr_assert_eq(vdb_manifest_read(tmpdir, &back, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "MANIFEST"), "%s", err.message);
+	/* A newer format version is refused, naming both versions. */
+	FILE *f = fopen(path, "w");
+	fputs("vdb-manifest 9 2 00000000\n{}", f);
+	fclose(f);
+	cr_assert_eq(vdb_manifest_read(tmpdir, &back, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "version 9") && strstr(err.message, "version 1"), "%s",
+		  err.message);
+}
+
+/* ---- writer and readers through the public API ---- */
+
+Test(writer, commit_is_visible_whole_to_new_readers_only, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_collection *before;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_open(db, "default", &before, &err), VDB_OK);
+	vdb_writer *w = writer();
+	float v[2] = {1, 2};
+	for (uint64_t i = 0; i < 5; i++) {
+		vdb_id id = int_id(i);
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, NULL, 0, &err), VDB_OK);
+	}
+	cr_assert_eq(count(), 0, "nothing is visible before commit");
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(count(), 5);
+	cr_assert_eq(vdb_collection_count(before), 0, "an open view does not change");
+	vdb_id id = int_id(9);
+	cr_assert_eq(vdb_writer_upsert(w, &id, v, NULL, 0, &err), VDB_OK);
+	vdb_writer_close(w); /* uncommitted: dropped */
+	cr_assert_eq(count(), 5);
+	vdb_collection_close(before);
+}
+
+Test(writer, rejects_invalid_records, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_COSINE, 0);
+	vdb_writer *w = writer();
+	vdb_error err;
+	float zero[2] = {0, 0}, inf[2] = {1, 1.0f / 0.0f}, ok[2] = {1, 0};
+	vdb_id id = int_id(1);
+	cr_assert_eq(vdb_writer_upsert(w, &id, zero, NULL, 0, &err), VDB_EDATA);
+	cr_assert(strstr(err.message, "zero vector"), "%s", err.message);
+	cr_assert_eq(vdb_writer_upsert(w, &id, inf, NULL, 0, &err), VDB_EDATA);
+	cr_assert_eq(vdb_writer_upsert(w, &id, ok, "[1]", 3, &err), VDB_EDATA);
+	cr_assert_eq(vdb_writer_upsert(w, &id, ok, "{\"a\":1,\"a\":2}", 13, &err), VDB_EDATA);
+	vdb_id empty = {1, 0, "", 0}, bad_utf8 = {1, 0, "\xff", 1};
+	cr_assert_eq(vdb_writer_upsert(w, &empty, ok, NULL, 0, &err), VDB_EDATA);
+	cr_assert_eq(vdb_writer_upsert(w, &bad_utf8, ok, NULL, 0, &err), VDB_EDATA);
+	cr_assert_eq(vdb_writer_pending(w), 0);
+	vdb_writer_close(w);
+}
+
+Test(writer, second_writer_is_refused_with_holder_pid, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_writer *w = writer(), *w2;
+	vdb_writer_options o;
+	vdb_writer_options_init(&o);
+	o.wait_seconds = 0;
+	vdb_error err;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w2, &err), VDB_ELOCKED);
+	char want[64];
+	snprintf(want, sizeof want, "pid %ld", (long)getpid());
+	cr_assert(strstr(err.message, want), "%s", err.message);
+	o.wait_seconds = 0.2;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w2, &err), VDB_ELOCKED);
+	vdb_writer_close(w);
+	o.wait_seconds = 0;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w2, &err), VDB_OK, "released on close");
+	vdb_writer_close(w2);
+}
+
+Test(writer, seals_keep_every_record_and_apply_deletions, .init = setup, .fini = teardown)
+{
+	create(3, VDB_METRIC_L2, 4096);
+	vdb_writer *w = writer();
+	vdb_error err;
+	for (uint64_t i = 0; i < 1000; i++) {
+		vdb_id id = int_id(i);
+		float v[3] = {(float)i, 0, 0};
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, NULL, 0, &err), VDB_OK);
+		if (i % 10 == 9)
+			cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	}
+	for (uint64_t i = 0; i < 1000; i += 2) {
+		vdb_id id = int_id(i);
+		cr_assert_eq(vdb_writer_delete(w, &id, &err), VDB_OK);
+		if (i % 20 == 18)
+			cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	vdb_writer_close(w);
+	cr_assert_eq(count(), 500);
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK);
+	float q[3] = {500, 0, 0};
+	vdb_hit hits[3];
+	size_t n;
+	cr_assert_eq(vdb_search(c, q, 3, hits, &n, &err), VDB_OK);
+	cr_assert_eq(n, 3);
+	vdb_record r;
+	cr_assert_eq(vdb_hit_record(c, &hits[0], &r, &err), VDB_OK);
+	cr_assert(r.id.num == 499 || r.id.num == 501);
+	cr_assert_eq(hits[0].score, 1.0f);
+	vdb_id even = int_id(500), odd = int_id(501);
+	cr_assert_eq(vdb_get(c, &even, &r, &err), VDB_ENOENT);
+	cr_assert_eq(vdb_get(c, &odd, &r, &err), VDB_OK);
+	cr_assert_eq(r.vector[0], 501.0f);
+	vdb_collection_close(c);
+	/* Only files the manifest names are left behind. */
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "test $(ls '%s/default' | grep -c '^wal-') -eq 1", db);
+	cr_assert_eq(system(cmd), 0, "old logs are removed after a seal");
+}
+
+Test(writer, reopen_after_crash_files_removes_orphans, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s/default' && touch seg-00000099.vdb wal-00000007.log MANIFEST.tmp-1 "
+		 "del-00000001-00000002.vdb notes.txt",
+		 db);
+	cr_assert_eq(system(cmd), 0);
+	vdb_writer_close(writer());
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s/default' && test ! -e seg-00000099.vdb && test ! -e wal-00000007.log && "
+		 "test ! -e MANIFEST.tmp-1 && test ! -e del-00000001-00000002.vdb && test -e notes.txt",
+		 db);
+	cr_assert_eq(system(cmd), 0, "orphans removed, foreign files kept");
+}
+
+Test(create, refuses_existing_and_foreign_directories, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = 2;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_EEXIST);
+	cr_assert(strstr(err.message, "already exists"), "%s", err.message);
+	char other[400];
+	snprintf(other, sizeof other, "%s/other", tmpdir);
+	mkdir(other, 0755);
+	char f[450];
+	snprintf(f, sizeof f, "%s/file", other);
+	fclose(fopen(f, "w"));
+	cr_assert_eq(vdb_collection_create(other, "default", &cfg, &err), VDB_EEXIST);
+	cr_assert(strstr(err.message, "not a vdb database"), "%s", err.message);
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "nope", &c, &err), VDB_ENOENT);
+	cr_assert(strstr(err.message, "does not exist"), "%s", err.message);
+}
