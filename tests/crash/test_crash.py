@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Crash test: kill -9 a running vdb-ingest at random moments, many times, on one collection.
+
+Each iteration feeds a fresh input file (new ids, replacements of old ids, deletes) to
+`vdb-ingest -v --batch B`, and kills it after a random delay: during start-up and recovery,
+in the middle of batches, during seals (the seal threshold is tiny, so seals are frequent),
+or not at all when it finishes first. Input comes from a regular file, so batches are
+exactly B lines and their boundaries are known.
+
+After each kill the collection must equal the state before the iteration plus the first L
+lines of its input, where L is a batch boundary (no partial batch) at or after the end of
+the last batch vdb-ingest reported as committed (acknowledged means durable; a batch may be
+durable without having been reported yet). vdb-export and vdb-query must work, and the next
+iteration's writer recovers whatever the kill left behind.
+
+Environment: VDB_BIN (directory of the binaries), VDB_CRASH_ITERATIONS (default 60),
+VDB_CRASH_SEED (default 20261120).
+"""
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
+ITERATIONS = int(os.environ.get("VDB_CRASH_ITERATIONS", "60"))
+SEED = int(os.environ.get("VDB_CRASH_SEED", "20261120"))
+DIM = 8
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+
+
+def exe(name):
+    return os.path.join(BIN, name)
+
+
+def vector_for(g):
+    # Small integers: exact in float32 and in JSON, so states compare exactly.
+    return [float((g * (k + 3)) % 1009 - 500) for k in range(DIM)]
+
+
+def export(db):
+    p = subprocess.run([exe("vdb-export"), db], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError("vdb-export failed (%d): %s" % (p.returncode, p.stderr))
+    state = {}
+    for line in p.stdout.splitlines():
+        r = json.loads(line)
+        key = json.dumps(r["id"])
+        assert key not in state, "id %s exported twice" % key
+        state[key] = (r["vector"], r.get("payload"))
+    return state
+
+
+def apply(state, op):
+    kind, key, vec, payload = op
+    if kind == "del":
+        state.pop(key, None)
+    else:
+        state[key] = (vec, payload)
+
+
+class CrashTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="vdb-crash-")
+        self.db = os.path.join(self.tmp, "db")
+        subprocess.run([exe("vdb-create"), self.db, "--dim", str(DIM), "--metric", "l2",
+                        "--seal-size", "16K"], check=True)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def make_input(self, rng, state, g0, n):
+        """n lines of new ids, replacements and deletes; returns (lines, ops)."""
+        lines, ops = [], []
+        existing = list(state.keys())
+        for j in range(n):
+            g = g0 + j
+            r = rng.random()
+            if existing and r < 0.15:
+                key = rng.choice(existing)
+                lines.append('{"id":%s,"delete":true}' % key)
+                ops.append(("del", key, None, None))
+                continue
+            if existing and r < 0.35:
+                key = rng.choice(existing)
+            else:
+                key = json.dumps(g if rng.random() < 0.7 else "s-%d" % g)
+            payload = {"g": g}
+            rec = {"id": json.loads(key), "vector": vector_for(g), "payload": payload}
+            lines.append(json.dumps(rec, separators=(",", ":")))
+            ops.append(("put", key, vector_for(g), payload))
+        return lines, ops
+
+    def test_kill_9_at_random_moments(self):
+        rng = random.Random(SEED)
+        state = {}
+        g = 1
+        outcomes = {"killed": 0, "finished": 0, "torn-or-unreported": 0}
+        for it in range(ITERATIONS):
+            n = rng.choice([50, 300, 1000, 2500])
+            batch = rng.choice([1, 3, 25, 100, 400])
+            lines, ops = self.make_input(rng, state, g, n)
+            g += n
+            path = os.path.join(self.tmp, "in-%d.jsonl" % it)
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            delay = rng.choice([0.0, 0.002, rng.uniform(0, 0.05), rng.uniform(0, 0.4)])
+            proc = subprocess.Popen([exe("vdb-ingest"), "-v", "-b", str(batch), self.db, path],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(delay)
+            proc.kill()  # SIGKILL; a no-op if it already finished
+            _, err = proc.communicate()
+            finished = proc.returncode == 0
+            outcomes["finished" if finished else "killed"] += 1
+            if not finished:
+                self.assertEqual(proc.returncode, -9, err)
+            acked = max([int(m.group(2)) for m in BATCH_RE.finditer(err)] or [0])
+            if finished:
+                self.assertEqual(acked, n, err)
+
+            actual = export(self.db)
+            # Candidate prefixes: batch boundaries from the last acknowledged line on.
+            boundaries = sorted({b for b in range(0, n + 1, batch) if b >= acked} | ({n} if n >= acked else set()))
+            model = dict(state)
+            done = 0
+            matched = None
+            for b in boundaries:
+                while done < b:
+                    apply(model, ops[done])
+                    done += 1
+                if model == actual:
+                    matched = b
+                    break
+            self.assertIsNotNone(
+                matched,
+                "iteration %d: state is not the old state plus a whole-batch prefix of the input "
+                "at or after line %d (batch %d, %d lines, exit %s)\n%s"
+                % (it, acked, batch, n, proc.returncode, err))
+            if matched != acked:
+                outcomes["torn-or-unreported"] += 1
+            state = actual
+            # Readers work on whatever the kill left (possibly a torn log tail).
+            q = subprocess.run([exe("vdb-query"), self.db, "-k", "3", "--vector=%s" % json.dumps(vector_for(7))],
+                               capture_output=True, text=True)
+            self.assertEqual(q.returncode, 0, q.stderr)
+            self.assertEqual(len(json.loads(q.stdout)["results"]), min(3, len(state)))
+
+        # A last, uninterrupted ingest recovers and adds on top of everything.
+        lines, ops = self.make_input(rng, state, g, 200)
+        p = subprocess.run([exe("vdb-ingest"), "-q", self.db], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for op in ops:
+            apply(state, op)
+        self.assertEqual(export(self.db), state)
+        files = os.listdir(os.path.join(self.db, "default"))
+        self.assertFalse([f for f in files if ".tmp-" in f], files)
+        self.assertEqual(len([f for f in files if f.startswith("wal-")]), 1, files)
+        print("crash test: %d iterations, %s, %d records at the end, %d segments"
+              % (ITERATIONS, outcomes, len(state), len([f for f in files if f.startswith("seg-")])))
+        self.assertGreater(outcomes["killed"], ITERATIONS // 3, "most runs must really be killed")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
