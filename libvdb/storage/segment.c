@@ -367,16 +367,25 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 		return vdb_err(err, VDB_ECORRUPT, "%s: size is %lld bytes, the manifest says %" PRIu64,
 			       s->file, (long long)st.st_size, size);
 	}
+	/* Header and table are read with pread, not through the mapping: touching a mapped
+	 * page can map a whole large folio, and the writer would then hold a megabyte of
+	 * every segment it merely opened. */
+	unsigned char h[VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE];
+	size_t hlen = size < sizeof h ? (size_t)size : sizeof h;
+	if (vdb_pread_full(fd, h, hlen, 0) != (ssize_t)hlen) {
+		vdb_err_sys(err, VDB_EIO, "read %s", s->file);
+		close(fd);
+		return VDB_EIO;
+	}
 	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */
 	if (map == MAP_FAILED)
 		return vdb_err_sys(err, VDB_EIO, "mmap %s", s->file);
 	s->map = map;
 	s->size = size;
-	const unsigned char *h = map;
 	uint32_t nsec = vdb_le32(h + 20);
 	if (memcmp(h, VDB_SEG_MAGIC, 8) != 0 || nsec > VDB_SEG_MAX_SECTIONS ||
-	    VDB_SEG_HEADER_SIZE + (uint64_t)nsec * VDB_SEG_SECTION_SIZE > size)
+	    VDB_SEG_HEADER_SIZE + (uint64_t)nsec * VDB_SEG_SECTION_SIZE > hlen)
 		goto bad_header;
 	uint32_t crc = vdb_crc32c(0, h, 124);
 	crc = vdb_crc32c(crc, h + VDB_SEG_HEADER_SIZE, nsec * VDB_SEG_SECTION_SIZE);

@@ -17,6 +17,7 @@
  * orphans that the next writer removes. A crash after 4 leaves at most stale files. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -282,6 +283,74 @@ typedef struct seg_change {
 	int changed;
 } seg_change;
 
+typedef struct hash_ref {
+	uint64_t hash;
+	size_t entry;
+} hash_ref;
+
+static int hash_ref_cmp(const void *a, const void *b)
+{
+	const hash_ref *x = a, *y = b;
+	return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/* Marks, in ch[g], the rows of segment g whose id has an operation in the tail. A merge
+ * join: the tail's hashes sorted, against the segment's sorted id index streamed through a
+ * fixed buffer with pread. Binary searches through the mapping would fault in the index
+ * pages of every segment, making the writer's memory grow with the collection. */
+static vdb_status mark_segment(const vdb_state *s, size_t g, const hash_ref *refs, size_t n,
+			       seg_change *ch, vdb_error *err)
+{
+	const vdb_segment *seg = &s->segs[g];
+	const vdb_section *idx = NULL;
+	for (uint32_t i = 0; i < seg->nsec; i++)
+		if (seg->sec[i].kind == VDB_SEC_ID_INDEX)
+			idx = &seg->sec[i];
+	char path[4096];
+	if (!idx || vdb_path(path, sizeof path, s->dir, seg->file))
+		return vdb_err(err, VDB_EINTERNAL, "%s: no id index", seg->file);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_OK, "open %s", seg->file);
+	enum { CHUNK = 65536 };
+	unsigned char *buf = malloc(CHUNK * 16);
+	vdb_status st = buf ? VDB_OK : vdb_err_nomem(err);
+	size_t k = 0;
+	for (uint64_t base = 0; !st && base < seg->rows && k < n; base += CHUNK) {
+		size_t cnt = (size_t)(seg->rows - base < CHUNK ? seg->rows - base : CHUNK);
+		if (vdb_pread_full(fd, buf, cnt * 16, (off_t)(idx->off + base * 16)) !=
+		    (ssize_t)(cnt * 16)) {
+			st = vdb_err_sys(err, VDB_EIO, "read %s", seg->file);
+			break;
+		}
+		for (size_t i = 0; i < cnt && k < n; i++) {
+			uint64_t h = vdb_le64(buf + i * 16), row = vdb_le64(buf + i * 16 + 8);
+			while (k < n && refs[k].hash < h)
+				k++;
+			for (size_t j = k; j < n && refs[j].hash == h; j++) {
+				if (row >= seg->rows) {
+					st = vdb_err(err, VDB_ECORRUPT, "%s: damaged id index", seg->file);
+					break;
+				}
+				vdb_id a, b;
+				vdb_memtable_entry_id(&s->mt, &s->mt.entries[refs[j].entry], &a);
+				if ((st = vdb_segment_id(seg, row, &b, err)))
+					break;
+				if (!vdb_id_equal(&a, &b) || (ch[g].bits[row >> 6] >> (row & 63) & 1))
+					continue;
+				ch[g].bits[row >> 6] |= 1ull << (row & 63);
+				ch[g].count++;
+				ch[g].changed = 1;
+			}
+			if (st)
+				break;
+		}
+	}
+	free(buf);
+	close(fd);
+	return st;
+}
+
 static vdb_status collect_deletions(vdb_state *s, seg_change *ch, vdb_error *err)
 {
 	for (size_t g = 0; g < s->man.nseg; g++) {
@@ -293,24 +362,19 @@ static vdb_status collect_deletions(vdb_state *s, seg_change *ch, vdb_error *err
 			memcpy(ch[g].bits, s->segs[g].dead, words * 8);
 		ch[g].count = s->segs[g].ndead;
 	}
-	for (size_t i = 0; i < s->mt.n; i++) {
-		const vdb_mem_entry *e = &s->mt.entries[i];
-		vdb_id id;
-		vdb_memtable_entry_id(&s->mt, e, &id);
-		for (size_t g = s->man.nseg; g-- > 0;) {
-			int64_t row;
-			vdb_status st = vdb_segment_find(&s->segs[g], &id, e->hash, &row, err);
-			if (st)
-				return st;
-			if (row < 0 || (ch[g].bits[row >> 6] >> (row & 63) & 1))
-				continue;
-			ch[g].bits[row >> 6] |= 1ull << (row & 63);
-			ch[g].count++;
-			ch[g].changed = 1;
-			break;
-		}
-	}
-	return VDB_OK;
+	if (!s->man.nseg || !s->mt.n)
+		return VDB_OK;
+	hash_ref *refs = malloc(s->mt.n * sizeof *refs);
+	if (!refs)
+		return vdb_err_nomem(err);
+	for (size_t i = 0; i < s->mt.n; i++)
+		refs[i] = (hash_ref){s->mt.entries[i].hash, i};
+	qsort(refs, s->mt.n, sizeof *refs, hash_ref_cmp);
+	vdb_status st = VDB_OK;
+	for (size_t g = 0; g < s->man.nseg && !st; g++)
+		st = mark_segment(s, g, refs, s->mt.n, ch, err);
+	free(refs);
+	return st;
 }
 
 static void unlink_in(const char *dir, const char *name)
