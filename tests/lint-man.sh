@@ -1,0 +1,27 @@
+#!/bin/sh
+# Lints every man page with groff's warnings enabled: any warning fails the test. Also
+# checks that each page's SYNOPSIS names the same options as the command's --help.
+set -u
+srcdir=$1 bindir=$2
+status=0 n=0
+for page in "$srcdir"/man/*.1; do
+	n=$((n + 1))
+	out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$page" 2>&1)
+	if [ -n "$out" ]; then
+		echo "FAIL $page: $out"
+		status=1
+		continue
+	fi
+	cmd=$(basename "$page" .1)
+	help=$("$bindir/$cmd" --help)
+	for opt in $(sed -n '/^\.SH OPTIONS/,/^\.SH EXIT/p' "$page" | grep -o '\\-\\-[a-z-]*' |
+		sed 's/\\//g' | sort -u); do
+		case "$help" in
+		*"$opt"*) ;;
+		*) echo "FAIL $page documents $opt, which $cmd --help does not list"; status=1 ;;
+		esac
+	done
+	echo "ok $page"
+done
+[ "$n" -gt 0 ] || { echo "no man pages found"; exit 1; }
+exit $status
