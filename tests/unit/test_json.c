@@ -222,7 +222,8 @@ Test(json, utf8_valid_prefix_reports_the_first_bad_sequence)
 		size_t want;
 	} cases[] = {
 		{LIT(""), 0}, {LIT("abc"), 3}, {LIT("a\xC3\xA9z"), 4}, {LIT("\xC0\x80"), 0},
-		{LIT("ab\xED\xA0\x80"), 2}, {LIT("\xF4\x90\x80\x80"), 0}, {LIT("\xF4\x8F\xBF\xBF"), 4},
+		{LIT("ab\xED\xA0\x80"), 2}, {LIT("\xF4\x90\x80\x80"), 0},
+		{LIT("\xF4\x8F\xBF\xBF"), 4},
 		{LIT("abc\xE2\x82"), 3}, {LIT("abc\xE2\x82\xAC"), 6}, {LIT("x\x80"), 1},
 		{LIT("\xF0\x9F\x98\x80\xF0\x9F\x98"), 4}, {LIT("0123456789abcdef\xFF"), 16},
 		{LIT("\xE0\x9F\x80"), 0}, {LIT("\xE0\xA0\x80"), 3}, {LIT("\xC2"), 0},
@@ -248,7 +249,8 @@ Test(json, utf8_fast_path_finds_bad_bytes_at_every_position)
 			c[at] = (char)0xC3; /* valid 2-byte lead when followed by a continuation */
 			if (at + 1 < len) {
 				c[at + 1] = (char)0xA9;
-				cr_expect_eq(vj_utf8_valid_prefix(c, len), len, "len %zu at %zu", len, at);
+				size_t got = vj_utf8_valid_prefix(c, len);
+				cr_expect_eq(got, len, "%zu at %zu", len, at);
 			} else {
 				cr_expect_eq(vj_utf8_valid_prefix(c, len), at, "truncated at end");
 			}
@@ -264,21 +266,25 @@ Test(json, utf8_agrees_with_definition_exhaustively)
 	unsigned char s[3];
 	for (unsigned a = 0x80; a < 0x100; a++) {
 		for (unsigned b = 0; b < 0x100; b++) {
-			s[0] = (unsigned char)a, s[1] = (unsigned char)b;
+			s[0] = (unsigned char)a;
+			s[1] = (unsigned char)b;
 			unsigned cp = (a & 0x1F) << 6 | (b & 0x3F);
 			int ok = a >= 0xC0 && a < 0xE0 && (b & 0xC0) == 0x80 && cp >= 0x80;
-			cr_assert_eq(vj_utf8_valid_prefix((char *)s, 2) == 2, ok, "%02x %02x", a, b);
+			int got = vj_utf8_valid_prefix((char *)s, 2) == 2;
+			cr_assert_eq(got, ok, "%02x %02x", a, b);
 		}
 	}
 	for (unsigned a = 0xE0; a < 0xF0; a++)
 		for (unsigned b = 0; b < 0x100; b++)
 			for (unsigned c = 0; c < 0x100; c++) {
-				s[0] = (unsigned char)a, s[1] = (unsigned char)b, s[2] = (unsigned char)c;
+				s[0] = (unsigned char)a;
+				s[1] = (unsigned char)b;
+				s[2] = (unsigned char)c;
 				unsigned cp = (a & 0x0F) << 12 | (b & 0x3F) << 6 | (c & 0x3F);
 				int ok = (b & 0xC0) == 0x80 && (c & 0xC0) == 0x80 && cp >= 0x800 &&
 					 (cp < 0xD800 || cp > 0xDFFF);
-				cr_assert_eq(vj_utf8_valid_prefix((char *)s, 3) == 3, ok, "%02x %02x %02x",
-					     a, b, c);
+				int got = vj_utf8_valid_prefix((char *)s, 3) == 3;
+				cr_assert_eq(got, ok, "%02x %02x %02x", a, b, c);
 			}
 }
 
@@ -298,7 +304,8 @@ Test(json, string_decodes_escapes_and_surrogate_pairs)
 {
 	vdb_buf b = VDB_BUF_INIT;
 	vj_reader r;
-	static const char in[] = "  \"a\\u00e9\\ud83d\\ude00\\n\\\"\\\\\\/\\b\\f\\r\\t\\u0000\xC3\xA9\" ,";
+	static const char in[] = "  \"a\\u00e9\\ud83d\\ude00\\n\\\"\\\\\\/\\b\\f\\r\\t"
+				 "\\u0000\xC3\xA9\" ,";
 	static const char want[] = "a\xC3\xA9\xF0\x9F\x98\x80\n\"\\/\b\f\r\t\0\xC3\xA9";
 	int used = decode(in, sizeof in - 1, &b, &r);
 	cr_assert_eq(used, (int)sizeof in - 3, "%s", r.err); /* cursor after the closing quote */
@@ -320,6 +327,42 @@ Test(json, string_validates_without_output_and_restores_out_on_error)
 	cr_expect_eq(decode("42", 2, &b, &r), -1);
 	cr_expect_str_eq(r.err, "expected a string, found '4'");
 	vdb_buf_free(&b);
+}
+
+/* The string scanner skips 8 plain bytes at a time: whatever needs attention (an escape, the
+ * closing quote, a raw control byte, a multibyte character) must be seen at every position of
+ * the word, including in the last partial word. */
+Test(json, string_special_bytes_are_seen_at_every_position)
+{
+	char s[40];
+	for (size_t len = 2; len <= 26; len++) {
+		for (size_t at = 1; at + 1 < len; at++) {
+			vdb_buf b = VDB_BUF_INIT;
+			vj_reader r;
+			memset(s, 'a', len);
+			s[0] = s[len - 1] = '"';
+			s[at] = '\t';
+			cr_expect_eq(decode(s, len, &b, &r), -1, "tab at %zu of %zu", at, len);
+			cr_expect_eq(r.err_off, at);
+			s[at] = '"';
+			cr_expect_eq(decode(s, len, &b, &r), (int)at + 1, "quote at %zu", at);
+			cr_expect_eq(b.len, at - 1);
+			vdb_buf_reset(&b);
+			s[at] = (char)0xFF;
+			cr_expect_eq(decode(s, len, &b, &r), -1);
+			cr_expect_eq(r.err_off, at);
+			if (at + 2 < len) {
+				memcpy(s + at, "\\n", 2);
+				cr_expect_eq(decode(s, len, &b, &r), (int)len, "%s", r.err);
+				cr_expect(b.len == len - 3 && b.data[at - 1] == '\n');
+				vdb_buf_reset(&b);
+				memcpy(s + at, "\xC3\xA9", 2);
+				cr_expect_eq(decode(s, len, &b, &r), (int)len, "%s", r.err);
+				cr_expect_eq(b.len, len - 2);
+			}
+			vdb_buf_free(&b);
+		}
+	}
 }
 
 Test(json, write_string_escapes_exactly)
@@ -352,7 +395,8 @@ static void round_trip(const char *s, size_t len)
 /* Whatever vj_write_string produces, vj_string must read back to the same bytes. */
 Test(json, write_string_round_trips_through_vj_string)
 {
-	static const char utf8[] = "\xC3\xA9\xE2\x82\xAC\xF4\x8F\xBF\xBF\xF0\x9F\x98\x80\xEF\xBF\xBF";
+	static const char utf8[] = "\xC3\xA9\xE2\x82\xAC\xF4\x8F\xBF\xBF"
+				   "\xF0\x9F\x98\x80\xEF\xBF\xBF";
 	char all[128 + sizeof utf8];
 	for (int i = 0; i < 128; i++) {
 		all[i] = (char)i; /* every ASCII byte, NUL and controls included */
@@ -387,6 +431,9 @@ Test(json, number_returns_the_exact_span)
 		cr_expect_eq(n, strlen(cases[i].tok), "case %zu", i);
 		cr_expect(memcmp(tok, cases[i].tok, n) == 0, "case %zu", i);
 		cr_expect_eq(r.p, tok + n, "cursor right after the token");
+		vj_init(&r, c, cases[i].in.len);
+		cr_expect_eq(vj_number(&r, NULL, NULL), 0, "validation only");
+		cr_expect_eq(r.p, tok + n);
 		free(c);
 	}
 }
@@ -452,8 +499,9 @@ Test(json, peek_expect_end_and_first_error_wins)
 /* The record parser walks the top level itself and hands the payload to vj_value. */
 Test(json, record_walk_with_primitives)
 {
-	static const char line[] = "{\"id\": 42, \"vector\": [0.1, -2e-3], "
-				   "\"payload\": {\"lang\": \"en\", \"tags\": [\"a\"], \"n\": 1.50}}\n";
+	static const char line[] =
+		"{\"id\": 42, \"vector\": [0.1, -2e-3], "
+		"\"payload\": {\"lang\": \"en\", \"tags\": [\"a\"], \"n\": 1.50}}\n";
 	char *c = exact(line, sizeof line - 1);
 	vj_reader r;
 	vj_init(&r, c, sizeof line - 1);
@@ -530,8 +578,8 @@ Test(json, duplicate_keys_are_found_after_decoding_and_per_object)
 		BAD("{\"\":1,\"\":2}", "duplicate key \"\"", 6),
 		BAD("{\"\\u0000\":1,\"\\u0000\":2}", "duplicate key \"\\u0000\"", 12),
 		BAD("{\"q\\\"\\n\":1,\"q\\u0022\\u000a\":2}", "duplicate key \"q\\\"\\n\"", 11),
-		BAD("{\"\\ud83d\\ude00\":1,\"\xF0\x9F\x98\x80\":2}", "duplicate key \"\xF0\x9F\x98\x80\"",
-		    18),
+		BAD("{\"\\ud83d\\ude00\":1,\"\xF0\x9F\x98\x80\":2}",
+		    "duplicate key \"\xF0\x9F\x98\x80\"", 18),
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		vj_reader r;
@@ -574,7 +622,8 @@ Test(json, long_duplicate_key_is_shortened_in_the_message)
 	vdb_buf_free(&b);
 }
 
-/* A line with key i at index perm[i]; key text alternates plain and \u-escaped spellings. */
+/* An object whose i-th key decodes to "k" + ids[i] (6 digits), spelled with a \u escape at odd
+ * i when escaped is set; offs[i] receives the offset of that key's opening quote. */
 static void build_object(vdb_buf *b, const uint32_t *ids, size_t n, int escaped, size_t *offs)
 {
 	vdb_buf_putc(b, '{');
@@ -718,9 +767,11 @@ Test(json, depth_limit_is_64_levels)
 /* ---- never reading past the end -------------------------------------------------------- */
 
 static const text corpus[] = {
-	LIT("{\"id\":42,\"vector\":[0.1,-2e-3,1E+5],\"payload\":{\"lang\":\"en\",\"tags\":[\"a\"]}}"),
+	LIT("{\"id\":42,\"vector\":[0.1,-2e-3,1E+5],"
+	    "\"payload\":{\"lang\":\"en\",\"tags\":[\"a\"]}}"),
 	LIT("[true,false,null,-0.5e-7,\"\\ud83d\\ude00\\u00e9\\n\",\"\xF0\x9F\x98\x80\xC3\xA9\"]"),
-	LIT("{\"\\u0061\":{\"b\":[[],{}]},\"c\":\"\xE2\x82\xAC\"}"), LIT("\"abcdefghijklmnop\\\"\""),
+	LIT("{\"\\u0061\":{\"b\":[[],{}]},\"c\":\"\xE2\x82\xAC\"}"),
+	LIT("\"abcdefghijklmnop\\\"\""),
 	LIT("-123.456e+789"), LIT("[1 , 2 ]  "),
 };
 
@@ -737,9 +788,10 @@ Test(json, truncated_inputs_never_read_past_the_end)
 			full--;
 		for (size_t len = 0; len < full; len++) {
 			int rc = doc(corpus[i].s, len, NULL, &r);
-			int number = corpus[i].s[0] == '-' && len > 1 && corpus[i].s[len - 1] != '.' &&
-				     corpus[i].s[len - 1] != 'e' && corpus[i].s[len - 1] != '+';
-			cr_expect_eq(rc, number ? 0 : -1, "corpus %zu cut at %zu: %s", i, len, r.err);
+			char last = len ? corpus[i].s[len - 1] : 0;
+			int num = corpus[i].s[0] == '-' && len > 1 && last != '.' && last != 'e' &&
+				  last != '+';
+			cr_expect_eq(rc, num ? 0 : -1, "corpus %zu cut at %zu: %s", i, len, r.err);
 			cr_expect_leq(r.err_off, len);
 			char *c = exact(corpus[i].s, len);
 			vj_init(&r, c, len);
@@ -765,7 +817,8 @@ Test(json, truncated_escapes_never_read_past_the_end)
 		for (size_t len = 0; len < strs[i].len; len++) {
 			vdb_buf out = VDB_BUF_INIT;
 			vj_reader r;
-			cr_expect_eq(decode(strs[i].s, len, &out, &r), -1, "str %zu len %zu", i, len);
+			int rc = decode(strs[i].s, len, &out, &r);
+			cr_expect_eq(rc, -1, "str %zu len %zu", i, len);
 			cr_expect_leq(r.err_off, len);
 			cr_expect_eq(out.len, 0);
 			vdb_buf_free(&out);

@@ -1,0 +1,212 @@
+/* Unit tests of the index layer: distance kernels against a double-precision reference,
+ * the top-k heap's ordering and tie-breaking, and exact search against brute force for
+ * every metric, across segments, deletions and the log tail. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index/distance.h"
+#include "index/topk.h"
+#include "vdb.h"
+
+static uint64_t rng_state;
+
+static double rnd(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+Test(distance, kernels_match_double_reference)
+{
+	rng_state = 7;
+	size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 128, 385, 1536};
+	for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+		size_t n = dims[d];
+		float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+		for (int rep = 0; rep < 50; rep++) {
+			double dot = 0, l2 = 0, bb = 0, mag = 0;
+			for (size_t i = 0; i < n; i++) {
+				a[i] = (float)(rnd() * 2 - 1);
+				b[i] = (float)(rnd() * 2 - 1);
+				dot += (double)a[i] * b[i];
+				l2 += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+				bb += (double)b[i] * b[i];
+				mag += fabs((double)a[i] * b[i]);
+			}
+			float fd, fn;
+			vdb_dot_and_norm(a, b, n, &fd, &fn);
+			/* Error bound relative to the sum of magnitudes (cancellation-safe). */
+			cr_assert_leq(fabs(vdb_dot(a, b, n) - dot), 1e-5 * (mag + 1), "dim %zu", n);
+			cr_assert_leq(fabs(fd - dot), 1e-5 * (mag + 1));
+			cr_assert_leq(fabs(vdb_l2sq(a, b, n) - l2), 1e-5 * (l2 + 1));
+			cr_assert_leq(fabs(fn - bb), 1e-5 * (bb + 1));
+		}
+		free(a);
+		free(b);
+	}
+}
+
+static int row_idcmp(void *ctx, const vdb_cand *a, const vdb_cand *b)
+{
+	(void)ctx;
+	return a->row < b->row ? -1 : a->row > b->row;
+}
+
+Test(topk, keeps_the_k_best_and_breaks_ties_by_id)
+{
+	rng_state = 3;
+	enum { N = 2000, K = 37 };
+	vdb_cand all[N];
+	for (int i = 0; i < N; i++)
+		all[i] = (vdb_cand){(float)(int)(rnd() * 50), 0, (uint64_t)(N - i)};
+	vdb_topk t = {malloc(K * sizeof(vdb_cand)), 0, K, row_idcmp, NULL};
+	for (int i = 0; i < N; i++)
+		if (vdb_topk_may_enter(&t, all[i].dist))
+			vdb_topk_push(&t, all[i]);
+	cr_assert_eq(vdb_topk_sort(&t), K);
+	/* Reference: full sort by (dist, row). */
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			if (all[j].dist < all[i].dist ||
+			    (all[j].dist == all[i].dist && all[j].row < all[i].row)) {
+				vdb_cand x = all[i];
+				all[i] = all[j];
+				all[j] = x;
+			}
+	for (int i = 0; i < K; i++) {
+		cr_assert_eq(t.h[i].dist, all[i].dist, "rank %d", i);
+		cr_assert_eq(t.h[i].row, all[i].row, "rank %d", i);
+	}
+	free(t.h);
+}
+
+/* ---- exact search through the public API ---- */
+
+typedef struct metric_case {
+	vdb_metric metric;
+} metric_case;
+
+ParameterizedTestParameters(flat, matches_brute_force)
+{
+	static metric_case cases[] = {{VDB_METRIC_L2}, {VDB_METRIC_COSINE}, {VDB_METRIC_DOT}};
+	return cr_make_param_array(metric_case, cases, 3);
+}
+
+static double score_of(vdb_metric m, const float *q, const float *x, size_t dim)
+{
+	double dot = 0, l2 = 0, qq = 0, xx = 0;
+	for (size_t i = 0; i < dim; i++) {
+		dot += (double)q[i] * x[i];
+		l2 += ((double)q[i] - x[i]) * ((double)q[i] - x[i]);
+		qq += (double)q[i] * q[i];
+		xx += (double)x[i] * x[i];
+	}
+	return m == VDB_METRIC_L2 ? sqrt(l2) : m == VDB_METRIC_DOT ? dot : dot / sqrt(qq * xx);
+}
+
+ParameterizedTest(metric_case *mc, flat, matches_brute_force)
+{
+	char dir[] = "/tmp/vdb-flat-XXXXXX", db[64], cmd[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/db", dir);
+	enum { DIM = 12, N = 3000 };
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = DIM;
+	cfg.metric = mc->metric;
+	cfg.seal_bytes = 32 * 1024; /* several segments plus a log tail */
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w;
+	cr_assert_eq(vdb_writer_open(db, "default", NULL, &w, &err), VDB_OK, "%s", err.message);
+	static float vecs[N][DIM];
+	static int live[N];
+	rng_state = 11 + (uint64_t)mc->metric;
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < DIM; j++)
+			vecs[i][j] = (float)(rnd() * 2 - 1);
+		vdb_id id = {0, (uint64_t)i, NULL, 0};
+		cr_assert_eq(vdb_writer_upsert(w, &id, vecs[i], NULL, 0, &err), VDB_OK);
+		live[i] = 1;
+		if (i % 100 == 99)
+			cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	}
+	/* Delete every 7th and replace every 11th (some sealed, some in the tail). */
+	for (int i = 0; i < N; i += 7) {
+		vdb_id id = {0, (uint64_t)i, NULL, 0};
+		cr_assert_eq(vdb_writer_delete(w, &id, &err), VDB_OK);
+		live[i] = 0;
+	}
+	for (int i = 3; i < N; i += 11) {
+		for (int j = 0; j < DIM; j++)
+			vecs[i][j] = (float)(rnd() * 2 - 1);
+		vdb_id id = {0, (uint64_t)i, NULL, 0};
+		cr_assert_eq(vdb_writer_upsert(w, &id, vecs[i], NULL, 0, &err), VDB_OK);
+		live[i] = 1;
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK, "%s", err.message);
+	int nlive = 0;
+	for (int i = 0; i < N; i++)
+		nlive += live[i];
+	cr_assert_eq(vdb_collection_count(c), (uint64_t)nlive);
+	enum { K = 25 };
+	for (int qi = 0; qi < 20; qi++) {
+		float q[DIM];
+		for (int j = 0; j < DIM; j++)
+			q[j] = (float)(rnd() * 2 - 1);
+		vdb_hit hits[K];
+		size_t n;
+		cr_assert_eq(vdb_search(c, q, K, hits, &n, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(n, K);
+		/* Reference ranking in double precision. */
+		double best[N];
+		int order[N], m = 0;
+		for (int i = 0; i < N; i++)
+			if (live[i]) {
+				best[i] = score_of(mc->metric, q, vecs[i], DIM);
+				order[m++] = i;
+			}
+		int lower = mc->metric == VDB_METRIC_L2;
+		for (int a = 0; a < K; a++)
+			for (int b = a + 1; b < m; b++)
+				if (lower ? best[order[b]] < best[order[a]] : best[order[b]] > best[order[a]]) {
+					int t = order[a];
+					order[a] = order[b];
+					order[b] = t;
+				}
+		for (int r = 0; r < K; r++) {
+			vdb_record rec;
+			cr_assert_eq(vdb_hit_record(c, &hits[r], &rec, &err), VDB_OK);
+			cr_assert(live[rec.id.num], "deleted id %llu returned",
+				  (unsigned long long)rec.id.num);
+			cr_assert_eq(memcmp(rec.vector, vecs[rec.id.num], sizeof q), 0,
+				     "the latest version of a replaced record");
+			cr_assert_float_eq(hits[r].score, best[order[r]], 1e-5,
+					   "rank %d: score %f, reference %f", r, hits[r].score,
+					   best[order[r]]);
+			if (r)
+				cr_assert(lower ? hits[r].score >= hits[r - 1].score
+						: hits[r].score <= hits[r - 1].score);
+		}
+	}
+	/* k larger than the collection returns every live record once. */
+	vdb_hit *all = malloc(VDB_K_MAX * sizeof *all);
+	float q[DIM] = {0.5f};
+	size_t n;
+	cr_assert_eq(vdb_search(c, q, VDB_K_MAX, all, &n, &err), VDB_OK);
+	cr_assert_eq(n, (size_t)nlive);
+	cr_assert_eq(vdb_search(c, q, 0, all, &n, &err), VDB_EINVAL);
+	free(all);
+	vdb_collection_close(c);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}

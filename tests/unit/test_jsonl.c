@@ -1,0 +1,171 @@
+/* Unit tests of the JSON-lines format: record and query parsing (accepted forms and every
+ * rejection with its message), command-line ids, and exact output. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "vdb.h"
+
+static vdb_jsonl_parser *p3;
+
+static void setup(void)
+{
+	vdb_error err;
+	cr_assert_eq(vdb_jsonl_parser_new(3, &p3, &err), VDB_OK);
+}
+
+static void teardown(void)
+{
+	vdb_jsonl_parser_free(p3);
+}
+
+static vdb_status parse(const char *line, vdb_record_kind *kind, vdb_record *rec, vdb_error *err)
+{
+	return vdb_jsonl_parse_record(p3, line, strlen(line), kind, rec, err);
+}
+
+TestSuite(jsonl, .init = setup, .fini = teardown);
+
+Test(jsonl, accepts_upserts_and_deletes)
+{
+	vdb_record_kind kind;
+	vdb_record r;
+	vdb_error err;
+	cr_assert_eq(parse(" {\"vector\" : [1, -2.5e0, 3E-1] , \"id\":18446744073709551615,"
+			   "\"payload\": { \"a\" : [1, {\"b\":null}], \"n\": 12345678901234567890 } }\r",
+			   &kind, &r, &err),
+		     VDB_OK, "%s", err.message);
+	cr_assert_eq(kind, VDB_RECORD_UPSERT);
+	cr_assert_eq(r.id.is_string, 0);
+	cr_assert_eq(r.id.num, UINT64_MAX, "every uint64 id is exact");
+	cr_assert_eq(r.vector[1], -2.5f);
+	cr_assert_eq(r.vector[2], 0.3f);
+	cr_assert_eq(r.payload_len, strlen("{\"a\":[1,{\"b\":null}],\"n\":12345678901234567890}"));
+	cr_assert_eq(memcmp(r.payload, "{\"a\":[1,{\"b\":null}],\"n\":12345678901234567890}",
+			    r.payload_len),
+		     0, "payloads are minified with numbers kept as written");
+	cr_assert_eq(parse("{\"id\":\"d\\u00e9j\\u00e0\",\"delete\":true}", &kind, &r, &err), VDB_OK);
+	cr_assert_eq(kind, VDB_RECORD_DELETE);
+	cr_assert_eq(r.id.is_string, 1);
+	cr_assert_eq(r.id.len, 6);
+	cr_assert_eq(memcmp(r.id.str, "d\xc3\xa9j\xc3\xa0", 6), 0, "escapes are decoded");
+	cr_assert_eq(parse("{\"id\":0,\"vector\":[0,0,0]}", &kind, &r, &err), VDB_OK);
+	cr_assert_null(r.payload);
+}
+
+Test(jsonl, rejects_with_a_message_naming_the_problem)
+{
+	static const struct {
+		const char *line, *msg;
+	} cases[] = {
+		{"{\"id\":1,\"vector\":[1,2,3]", "invalid JSON at column"},
+		{"{\"id\":1,\"vector\":[1,2,3]} x", "trailing characters"},
+		{"{\"id\":1,\"id\":2,\"vector\":[1,2,3]}", "duplicate key \"id\""},
+		{"{\"id\":1,\"vector\":[1,2,3],\"payload\":{\"a\":1,\"a\":2}}", "duplicate key \"a\""},
+		{"{\"id\":1,\"vector\":[1,2,3],\"extra\":1}", "unknown field \"extra\""},
+		{"{\"id\":1,\"vector\":\"1,2,3\"}", "\"vector\" must be an array"},
+		{"{\"id\":1,\"vector\":[1,2]}", "expected 3 numbers in \"vector\", got 2"},
+		{"{\"id\":1,\"vector\":[1,2,3,4]}", "expected 3 numbers in \"vector\", got 4"},
+		{"{\"id\":1,\"vector\":[]}", "got 0"},
+		{"{\"id\":1,\"vector\":[1,\"2\",3]}", "vector[1] is not a number"},
+		{"{\"id\":1,\"vector\":[1,null,3]}", "vector[1] is not a number"},
+		{"{\"id\":1,\"vector\":[1,2,1e39]}", "vector[2] = 1e39 is outside the float32 range"},
+		{"{\"id\":1,\"vector\":[1,2,-3.5e38]}", "outside the float32 range"},
+		{"{\"id\":1,\"vector\":[1,2,NaN]}", "invalid JSON"},
+		{"{\"id\":-1,\"vector\":[1,2,3]}", "must not be negative"},
+		{"{\"id\":1.5,\"vector\":[1,2,3]}", "must be an integer (got 1.5)"},
+		{"{\"id\":1e3,\"vector\":[1,2,3]}", "must be an integer"},
+		{"{\"id\":18446744073709551616,\"vector\":[1,2,3]}", "is larger than"},
+		{"{\"id\":\"\",\"vector\":[1,2,3]}", "must not be an empty string"},
+		{"{\"id\":true,\"vector\":[1,2,3]}", "non-negative integer or a string"},
+		{"{\"id\":1,\"vector\":[1,2,3],\"payload\":[1]}", "\"payload\" must be a JSON object"},
+		{"{\"id\":1,\"delete\":false}", "\"delete\" must be true"},
+		{"{\"id\":1,\"delete\":true,\"vector\":[1,2,3]}", "takes only \"id\" and \"delete\""},
+		{"{\"vector\":[1,2,3]}", "missing \"id\""},
+		{"{\"id\":1}", "missing \"vector\""},
+		{"[1,2,3]", "a record must be a JSON object"},
+		{"{\"id\":\"\xff\",\"vector\":[1,2,3]}", "invalid UTF-8 at column 8"},
+		{"{'id':1}", "invalid JSON"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		vdb_record_kind kind;
+		vdb_record r;
+		vdb_error err;
+		cr_assert_eq(parse(cases[i].line, &kind, &r, &err), VDB_EDATA, "accepted: %s",
+			     cases[i].line);
+		cr_assert(strstr(err.message, cases[i].msg), "%s: got \"%s\", want \"%s\"",
+			  cases[i].line, err.message, cases[i].msg);
+	}
+	/* A 257-byte string id. */
+	char line[400];
+	memset(line, 0, sizeof line);
+	strcpy(line, "{\"id\":\"");
+	memset(line + 7, 'x', 257);
+	strcat(line, "\",\"vector\":[1,2,3]}");
+	vdb_record_kind kind;
+	vdb_record r;
+	vdb_error err;
+	cr_assert_eq(parse(line, &kind, &r, &err), VDB_EDATA);
+	cr_assert(strstr(err.message, "more than 256"), "%s", err.message);
+}
+
+Test(jsonl, parses_queries)
+{
+	const float *v;
+	size_t k = 10;
+	vdb_error err;
+	cr_assert_eq(vdb_jsonl_parse_query(p3, "[1,2,3]", 7, &v, &k, &err), VDB_OK);
+	cr_assert_eq(k, 10);
+	cr_assert_eq(v[2], 3.0f);
+	const char *q = "{\"k\": 5, \"vector\": [4,5,6]}";
+	cr_assert_eq(vdb_jsonl_parse_query(p3, q, strlen(q), &v, &k, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(k, 5);
+	cr_assert_eq(v[0], 4.0f);
+	static const struct {
+		const char *line, *msg;
+	} bad[] = {
+		{"{\"vector\":[1,2,3],\"k\":0}", "\"k\" must be an integer from 1"},
+		{"{\"vector\":[1,2,3],\"k\":100001}", "\"k\" must be an integer from 1"},
+		{"{\"vector\":[1,2,3],\"k\":2.5}", "\"k\" must be an integer"},
+		{"{\"vector\":[1,2,3],\"top\":2}", "unknown field \"top\""},
+		{"{\"k\":2}", "missing \"vector\""},
+		{"[1,2]", "expected 3 numbers"},
+		{"\"x\"", "a query must be an array"},
+		{"{\"vector\":[1,2,3],\"vector\":[1,2,3]}", "duplicate key"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(vdb_jsonl_parse_query(p3, bad[i].line, strlen(bad[i].line), &v, &k, &err),
+			     VDB_EDATA, "accepted %s", bad[i].line);
+		cr_assert(strstr(err.message, bad[i].msg), "%s: %s", bad[i].line, err.message);
+	}
+}
+
+Test(jsonl, command_line_ids)
+{
+	vdb_id id;
+	vdb_error err;
+	cr_assert_eq(vdb_id_parse_arg("42", &id, &err), VDB_OK);
+	cr_assert(!id.is_string && id.num == 42);
+	cr_assert_eq(vdb_id_parse_arg("\"42\"", &id, &err), VDB_OK);
+	cr_assert(id.is_string && id.len == 2 && !memcmp(id.str, "42", 2));
+	cr_assert_eq(vdb_id_parse_arg("doc-7", &id, &err), VDB_OK);
+	cr_assert(id.is_string && id.len == 5);
+	cr_assert_eq(vdb_id_parse_arg("", &id, &err), VDB_EINVAL);
+	cr_assert_eq(vdb_id_parse_arg("99999999999999999999", &id, &err), VDB_EINVAL);
+}
+
+Test(jsonl, prints_records_exactly)
+{
+	float v[3] = {1.0f, 0.1f, -0.0f};
+	vdb_record r = {{1, 0, "a\"b\n", 4}, v, "{\"x\":1}", 7};
+	vdb_text t = {0};
+	cr_assert_eq(vdb_jsonl_append_record(&t, &r, 3), VDB_OK);
+	cr_assert_eq(t.len, strlen("{\"id\":\"a\\\"b\\n\",\"vector\":[1,0.1,-0],\"payload\":{\"x\":1}}\n"));
+	cr_assert_eq(memcmp(t.data, "{\"id\":\"a\\\"b\\n\",\"vector\":[1,0.1,-0],\"payload\":{\"x\":1}}\n",
+			    t.len),
+		     0, "%.*s", (int)t.len, t.data);
+	t.len = 0;
+	vdb_record big = {{0, UINT64_MAX, NULL, 0}, v, NULL, 0};
+	cr_assert_eq(vdb_jsonl_append_record(&t, &big, 3), VDB_OK);
+	cr_assert_eq(memcmp(t.data, "{\"id\":18446744073709551615,\"vector\":[1,0.1,-0]}\n", t.len), 0);
+	vdb_text_free(&t);
+}
