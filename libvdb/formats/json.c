@@ -39,9 +39,11 @@ static inline uint64_t load64(const unsigned char *p)
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
+static int fail(vj_reader *r, const char *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Records only the first error: later failures are usually consequences of it. */
-__attribute__((format(printf, 3, 4))) static int fail(vj_reader *r, const char *at,
-						      const char *fmt, ...)
+static int fail(vj_reader *r, const char *at, const char *fmt, ...)
 {
 	if (r->err[0])
 		return -1;
@@ -313,8 +315,7 @@ static const unsigned char *escape_u(vj_reader *r, const unsigned char *p, vdb_b
 			return NULL;
 		if (lo < 0xDC00 || lo > 0xDFFF) {
 			fail(r, (const char *)p,
-			     "lone high surrogate \\u%04lx in string (needs a \\uDC00-\\uDFFF escape next)",
-			     cp);
+			     "lone high surrogate \\u%04lx in string (no low surrogate next)", cp);
 			return NULL;
 		}
 		cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -349,7 +350,8 @@ static const unsigned char *escape(vj_reader *r, const unsigned char *p, vdb_buf
 		if (p[1] > 0x20 && p[1] < 0x7f)
 			fail(r, (const char *)p, "invalid escape '\\%c'", p[1]);
 		else
-			fail(r, (const char *)p, "invalid escape: '\\' followed by byte 0x%02X", p[1]);
+			fail(r, (const char *)p, "invalid escape: '\\' followed by byte 0x%02X",
+			     p[1]);
 		return NULL;
 	}
 	if (out && vdb_buf_putc(out, d)) {
@@ -506,8 +508,10 @@ int vj_number(vj_reader *r, const char **tok, size_t *toklen)
 	const char *s = r->p;
 	if (scan_number(r))
 		return -1;
-	*tok = s;
-	*toklen = (size_t)(r->p - s);
+	if (tok)
+		*tok = s;
+	if (toklen)
+		*toklen = (size_t)(r->p - s);
 	return 0;
 }
 
@@ -542,7 +546,7 @@ static int key_cmp(const char *base, const key_node *a, const key_node *b)
 }
 
 /* Restores balance at y, which is off by 2 after an insert, and returns the subtree's new
- * root (single or double rotation towards the light side; Knuth 6.2.3, as in libavl). */
+ * root (single or double rotation lifting the heavy side; Knuth 6.2.3, as in libavl). */
 static uint32_t avl_rotate(key_node *t, uint32_t y)
 {
 	int d = t[y].bal > 0, s = d ? 1 : -1; /* heavy side and its sign */
@@ -566,7 +570,8 @@ static uint32_t avl_rotate(key_node *t, uint32_t y)
 }
 
 /* Inserts node n (already stored, unlinked) into the tree at *root; 1 if an equal key is
- * there already. Iterative: only the path below the deepest unbalanced node is rebalanced. */
+ * there already. Iterative, so no recursion on hostile input: balance factors change only
+ * below y, the deepest ancestor that was not balanced, and at most y needs a rotation. */
 static int avl_insert(const char *base, key_node *t, uint32_t *root, uint32_t n)
 {
 	if (*root == NIL) {
@@ -690,7 +695,8 @@ static int member_key(walker *w, const char *what)
 		return fail_oom(r);
 	if (dup) {
 		char shown[100];
-		quote_key(shown, sizeof shown, (const unsigned char *)w->ks.bytes.data + mark, klen);
+		const char *key = w->ks.bytes.data + mark;
+		quote_key(shown, sizeof shown, (const unsigned char *)key, klen);
 		return fail(r, q, "duplicate key \"%s\"", shown);
 	}
 	if (peek(r) != ':')
@@ -731,13 +737,15 @@ static int open_container(walker *w, char c)
 /* Matches true, false or null at the cursor. */
 static int literal(vj_reader *r)
 {
-	static const char *const words[] = {"true", "false", "null"};
+	static const struct {
+		const char *s;
+		size_t n;
+	} words[] = {{"true", 4}, {"false", 5}, {"null", 4}};
 	const char *p = r->p;
 	size_t avail = (size_t)(r->end - p);
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = strlen(words[i]);
-		if (avail >= n && memcmp(p, words[i], n) == 0) {
-			r->p += n;
+	for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+		if (avail >= words[i].n && memcmp(p, words[i].s, words[i].n) == 0) {
+			r->p += words[i].n;
 			return 0;
 		}
 	}

@@ -9,8 +9,8 @@
  * r->err_off (later failures do not overwrite it). The offset points at the start of the
  * offending token or sequence: the backslash of a bad escape, the lead byte of an ill-formed
  * UTF-8 sequence, the opening quote of a duplicate key, the bracket that nests too deep, the
- * byte where a digit or punctuation was expected, or the end of the text when it ends too
- * early. After a failure the cursor position is unspecified: stop parsing. */
+ * byte where a digit (also a \u hex digit) or punctuation was expected, or the end of the
+ * text when it ends too early. After a failure the cursor position is unspecified: stop parsing. */
 #ifndef VDB_FORMATS_JSON_H
 #define VDB_FORMATS_JSON_H
 
@@ -24,7 +24,7 @@ typedef struct vj_reader {
 	const char *start; /* beginning of the whole text (offsets in errors are relative to it) */
 	const char *p;     /* cursor */
 	const char *end;   /* one past the last byte */
-	char err[160];     /* message of the first error, e.g. "invalid UTF-8", "duplicate key \"id\"" */
+	char err[160];     /* first error, e.g. "invalid UTF-8: ...", "duplicate key \"id\"" */
 	size_t err_off;    /* byte offset of the error from start */
 } vj_reader;
 
@@ -55,8 +55,9 @@ int vj_string(vj_reader *r, vdb_buf *out);
 /* Parses a number token at the cursor (after whitespace) per the JSON grammar
  * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and returns its span (not converted; big
  * integers and exact spelling survive). Rejects "01", "1.", ".5", "+1", "NaN", "Infinity",
- * "-". The byte after the token is not checked: "1x" yields "1" and the caller's next
- * expectation (',' or ']') reports the 'x'. */
+ * "-". tok and toklen may be NULL (to only validate, or to get the error message); they are
+ * left untouched on failure. The byte after the token is not checked: "1x" yields "1" and the
+ * caller's next expectation (',' or ']') reports the 'x'. */
 int vj_number(vj_reader *r, const char **tok, size_t *toklen);
 
 /* Validates one complete JSON value at the cursor (after whitespace): objects, arrays,
