@@ -161,6 +161,15 @@ static int fill(cli_lines *l)
 	}
 }
 
+/* Passes the bytes of an over-long line to the overflow file, if any. */
+static void overflow(cli_lines *l, const char *p, size_t n)
+{
+	if (l->overflow && !l->overflow_error && n && fwrite(p, 1, n, l->overflow) != n) {
+		l->overflow_error = 1;
+		l->overflow_errno = errno;
+	}
+}
+
 int cli_lines_next(cli_lines *l, const char **line, size_t *len)
 {
 	size_t scanned = 0;
@@ -173,8 +182,10 @@ int cli_lines_next(cli_lines *l, const char **line, size_t *len)
 			size_t n = nl ? (size_t)(nl - s) : avail;
 			l->start += nl ? n + 1 : n;
 			l->lineno++;
-			if (discarding || n > l->max_line)
+			if (discarding || n > l->max_line) {
+				overflow(l, s, n);
 				return LINE_TOO_LONG;
+			}
 			if (n && s[n - 1] == '\r')
 				n--;
 			*line = s;
@@ -185,7 +196,8 @@ int cli_lines_next(cli_lines *l, const char **line, size_t *len)
 			return discarding ? (l->lineno++, LINE_TOO_LONG) : LINE_EOF;
 		scanned = avail;
 		if (avail > l->max_line) {
-			/* Over the limit without a newline: drop what we have, keep skipping. */
+			/* Over the limit without a newline: pass on what we have, keep skipping. */
+			overflow(l, s, avail);
 			discarding = 1;
 			l->start = l->end;
 			scanned = 0;
@@ -196,6 +208,14 @@ int cli_lines_next(cli_lines *l, const char **line, size_t *len)
 		if (discarding)
 			scanned = 0;
 	}
+}
+
+int cli_is_blank(const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			return 0;
+	return 1;
 }
 
 int cli_lines_ready(cli_lines *l)

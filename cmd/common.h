@@ -61,6 +61,9 @@ typedef struct cli_lines {
 	uint64_t lineno;
 	int eof;
 	volatile sig_atomic_t *cancel;
+	FILE *overflow; /* optional: receives the bytes of lines over max_line */
+	int overflow_error; /* writing to `overflow` failed (errno kept in overflow_errno) */
+	int overflow_errno;
 } cli_lines;
 
 enum { LINE_OK = 1, LINE_EOF = 0, LINE_ERROR = -1, LINE_TOO_LONG = -2, LINE_CANCELLED = -3 };
@@ -69,10 +72,14 @@ void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
 		    volatile sig_atomic_t *cancel);
 void cli_lines_free(cli_lines *l);
 /* Next line without its '\n' (and a trailing '\r'). LINE_TOO_LONG consumes the whole long
- * line; LINE_ERROR leaves errno set. */
+ * line, copying its bytes (without the newline) to `overflow` when set, since such a line
+ * is never held in memory whole; LINE_ERROR leaves errno set. */
 int cli_lines_next(cli_lines *l, const char **line, size_t *len);
 /* 1 when the next line can be read without blocking (buffered, or the fd is readable). */
 int cli_lines_ready(cli_lines *l);
+
+/* 1 when line[0..len) holds only spaces, tabs and carriage returns. */
+int cli_is_blank(const char *line, size_t len);
 
 /* Writes to stdout and reports failures (EPIPE or disk full) at exit. */
 int cli_close_stdout(void);

@@ -40,8 +40,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'q': break;
-		case 'h': usage(); return EXIT_OK;
-		case 'V': cli_version(); return EXIT_OK;
+		case 'h': usage(); return cli_close_stdout();
+		case 'V': cli_version(); return cli_close_stdout();
 		default: return cli_usage_error("unknown or incomplete option");
 		}
 	}

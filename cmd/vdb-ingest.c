@@ -105,8 +105,9 @@ static int reject(ingest *g, const cli_lines *l, const char *line, size_t len, c
 	if (!g->skip_invalid)
 		return EXIT_DATA;
 	g->rejected++;
-	if (g->rejects && line &&
-	    (fwrite(line, 1, len, g->rejects) != len || fputc('\n', g->rejects) == EOF)) {
+	/* An over-long line (line == NULL) was already copied by the line reader. */
+	if (g->rejects && ((line && fwrite(line, 1, len, g->rejects) != len) ||
+			   fputc('\n', g->rejects) == EOF || l->overflow_error)) {
 		cli_error("write %s: %s", g->rejects_path, strerror(errno));
 		return EXIT_IO;
 	}
@@ -144,6 +145,7 @@ static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
 {
 	cli_lines l;
 	cli_lines_init(&l, fd, name, max_line, &stop_signal);
+	l.overflow = g->rejects;
 	int rc = 0;
 	for (;;) {
 		/* Commit before we may block, so a slow producer's records do not wait. */
@@ -171,7 +173,7 @@ static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
 				break;
 			continue;
 		}
-		if (len == strspn(line, " \t\r")) /* blank lines are allowed and ignored */
+		if (cli_is_blank(line, len)) /* blank lines are allowed and ignored */
 			continue;
 		if ((rc = apply(g, &l, line, len)))
 			break;
@@ -241,8 +243,8 @@ int main(int argc, char **argv)
 		case 'N': wo.wait_seconds = 0; break;
 		case 'v': g.verbose = 1; break;
 		case 'q': g.quiet = 1; break;
-		case 'h': usage(); return EXIT_OK;
-		case 'V': cli_version(); return EXIT_OK;
+		case 'h': usage(); return cli_close_stdout();
+		case 'V': cli_version(); return cli_close_stdout();
 		default: return cli_usage_error("unknown or incomplete option");
 		}
 	}

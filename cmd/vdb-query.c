@@ -137,7 +137,7 @@ static int run_stream(vdb_collection *c, const query_opts *o, cli_lines *l, vdb_
 		}
 		if (r != LINE_OK)
 			return EXIT_IO;
-		if (len == strspn(line, " \t\r"))
+		if (cli_is_blank(line, len))
 			continue;
 		const float *q;
 		size_t k = o->k;
@@ -200,8 +200,8 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'q': break;
-		case 'h': usage(); return EXIT_OK;
-		case 'V': cli_version(); return EXIT_OK;
+		case 'h': usage(); return cli_close_stdout();
+		case 'V': cli_version(); return cli_close_stdout();
 		default: return cli_usage_error("unknown or incomplete option");
 		}
 	}

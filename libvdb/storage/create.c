@@ -89,6 +89,8 @@ vdb_status vdb_db_check(const char *db, vdb_error *err)
 	return s;
 }
 
+/* Empty but for what concurrent vdb-create processes may be writing into it right now
+ * (the marker's temp file, collections being built): those are not a foreign database. */
 static int dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -97,7 +99,9 @@ static int dir_is_empty(const char *path)
 	struct dirent *e;
 	int empty = 1;
 	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    strncmp(e->d_name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) &&
+		    strncmp(e->d_name, ".tmp-create-", 12))
 			empty = 0;
 	closedir(d);
 	return empty;
