@@ -4,6 +4,7 @@
  * by (score, id) so that printed ties are always in id order. */
 #include "flat.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -37,26 +38,56 @@ static int cand_idcmp(void *ctx, const vdb_cand *a, const vdb_cand *b)
 	return vdb_id_compare(&x, &y);
 }
 
-static inline float distance(vdb_metric m, const float *q, float qnorm, const float *x,
+/* Rows whose float computation overflowed (values near the float32 limits) or whose norm
+ * underflowed are recomputed in double, which cannot overflow for float32 inputs of any
+ * dimension vdb accepts. */
+static double distance_exact(vdb_metric m, const float *q, double qnorm, const float *x,
 			     size_t dim)
 {
-	switch (m) {
-	case VDB_METRIC_L2:
-		return vdb_l2sq(q, x, dim);
-	case VDB_METRIC_DOT:
-		return -vdb_dot(q, x, dim);
-	case VDB_METRIC_COSINE: {
-		float dot, xx;
-		vdb_dot_and_norm(q, x, dim, &dot, &xx);
-		return xx > 0 ? -dot / (qnorm * sqrtf(xx)) : 0.0f;
+	double dot = 0, l2 = 0, xx = 0;
+	for (size_t i = 0; i < dim; i++) {
+		double a = q[i], b = x[i];
+		dot += a * b;
+		l2 += (a - b) * (a - b);
+		xx += b * b;
 	}
-	}
-	return 0;
+	if (m == VDB_METRIC_L2)
+		return l2;
+	if (m == VDB_METRIC_DOT)
+		return -dot;
+	return xx > 0 ? -dot / (qnorm * sqrt(xx)) : 0.0;
 }
 
-static float to_score(vdb_metric m, float d)
+static inline double distance(vdb_metric m, const float *q, float qnorm, double qnorm_exact,
+			      const float *x, size_t dim)
 {
-	return m == VDB_METRIC_L2 ? sqrtf(d) : -d;
+	float d;
+	switch (m) {
+	case VDB_METRIC_L2:
+		d = vdb_l2sq(q, x, dim);
+		break;
+	case VDB_METRIC_DOT:
+		d = -vdb_dot(q, x, dim);
+		break;
+	default: {
+		float dot, xx;
+		vdb_dot_and_norm(q, x, dim, &dot, &xx);
+		if (!(xx >= FLT_MIN && xx <= FLT_MAX && isfinite(dot) && qnorm > 0 && isfinite(qnorm)))
+			return distance_exact(m, q, qnorm_exact, x, dim);
+		d = -dot / (qnorm * sqrtf(xx));
+	}
+	}
+	return isfinite(d) ? d : distance_exact(m, q, qnorm_exact, x, dim);
+}
+
+/* Scores are float32; one beyond its range (only possible with values near the float32
+ * limits) saturates at +-FLT_MAX. */
+static float to_score(vdb_metric m, double d)
+{
+	double s = m == VDB_METRIC_L2 ? sqrt(d) : -d;
+	if (m == VDB_METRIC_COSINE)
+		s = s > 1 ? 1 : s < -1 ? -1 : s;
+	return s > FLT_MAX ? FLT_MAX : s < -FLT_MAX ? -FLT_MAX : (float)s;
 }
 
 static int score_before(vdb_metric m, const vdb_hit *a, const vdb_hit *b, const vdb_id *ia,
@@ -74,11 +105,11 @@ vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits
 	vdb_metric m = s->cfg.metric;
 	if (k < 1 || k > VDB_K_MAX)
 		return vdb_err(err, VDB_EINVAL, "k must be 1 to %d", VDB_K_MAX);
-	float qq = 0;
+	double qq = 0;
 	for (size_t i = 0; i < dim; i++) {
 		if (!isfinite(q[i]))
 			return vdb_err(err, VDB_EDATA, "query vector[%zu] is not finite", i);
-		qq += q[i] * q[i];
+		qq += (double)q[i] * q[i];
 	}
 	if (m == VDB_METRIC_COSINE && !(qq > 0))
 		return vdb_err(err, VDB_EDATA, "a zero query vector has no cosine similarity");
@@ -86,14 +117,15 @@ vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits
 	vdb_topk t = {malloc(k * sizeof(vdb_cand)), 0, k, cand_idcmp, &ctx};
 	if (!t.h)
 		return vdb_err_nomem(err);
-	float qnorm = sqrtf(qq);
+	double qnorm_exact = sqrt(qq);
+	float qnorm = (float)qnorm_exact; /* inf or 0 when out of float range: exact path */
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
 		const float *x = seg->vectors;
 		for (uint64_t r = 0; r < seg->rows; r++, x += dim) {
 			if (vdb_segment_is_dead(seg, r))
 				continue;
-			float d = distance(m, q, qnorm, x, dim);
+			double d = distance(m, q, qnorm, qnorm_exact, x, dim);
 			if (vdb_topk_may_enter(&t, d))
 				vdb_topk_push(&t, (vdb_cand){d, (uint32_t)g, r});
 		}
@@ -102,7 +134,7 @@ vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits
 		const vdb_mem_entry *e = &s->mt.entries[i];
 		if (e->deleted)
 			continue;
-		float d = distance(m, q, qnorm, s->mt.vectors + e->vec, dim);
+		double d = distance(m, q, qnorm, qnorm_exact, s->mt.vectors + e->vec, dim);
 		if (vdb_topk_may_enter(&t, d))
 			vdb_topk_push(&t, (vdb_cand){d, (uint32_t)s->man.nseg, i});
 	}

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct vdb_cand {
-	float dist;
+	double dist; /* double: a float distance, or the exact recomputation of one that overflowed */
 	uint32_t src;
 	uint64_t row;
 } vdb_cand;
@@ -24,7 +24,7 @@ typedef struct vdb_topk {
 } vdb_topk;
 
 /* Returns 1 when a candidate at dist would enter the set (a cheap pre-check). */
-static inline int vdb_topk_may_enter(const vdb_topk *t, float dist)
+static inline int vdb_topk_may_enter(const vdb_topk *t, double dist)
 {
 	return t->n < t->k || dist <= t->h[0].dist;
 }

@@ -205,13 +205,13 @@ vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vecto
 	if (st || (st = check_id(id, err)))
 		return st;
 	uint32_t dim = w->st.cfg.dim;
-	float norm = 0;
+	int nonzero = 0;
 	for (uint32_t i = 0; i < dim; i++) {
 		if (!isfinite(vector[i]))
 			return vdb_err(err, VDB_EDATA, "vector[%" PRIu32 "] is not finite", i);
-		norm += vector[i] * vector[i];
+		nonzero |= vector[i] != 0;
 	}
-	if (w->st.cfg.metric == VDB_METRIC_COSINE && !(norm > 0))
+	if (w->st.cfg.metric == VDB_METRIC_COSINE && !nonzero)
 		return vdb_err(err, VDB_EDATA,
 			       "a zero vector has no direction (the collection's metric is cosine)");
 	if (payload) {

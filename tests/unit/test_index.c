@@ -210,3 +210,48 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+Test(flat, values_near_the_float32_limits_give_finite_ordered_scores)
+{
+	vdb_metric metrics[] = {VDB_METRIC_L2, VDB_METRIC_COSINE, VDB_METRIC_DOT};
+	for (int mi = 0; mi < 3; mi++) {
+		char dir[] = "/tmp/vdb-limits-XXXXXX", db[64], cmd[128];
+		cr_assert_not_null(mkdtemp(dir));
+		snprintf(db, sizeof db, "%s/db", dir);
+		vdb_collection_config cfg;
+		vdb_collection_config_init(&cfg);
+		cfg.dim = 3;
+		cfg.metric = metrics[mi];
+		vdb_error err;
+		cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK);
+		vdb_writer *w;
+		cr_assert_eq(vdb_writer_open(db, "default", NULL, &w, &err), VDB_OK);
+		/* Float accumulation overflows (or the squared norm underflows) on these. */
+		float v[4][3] = {{3e38f, -3e38f, 3e38f}, {1e-40f, 0, 0}, {1, 2, 3}, {2e38f, 2e38f, 0}};
+		for (uint64_t i = 0; i < 4; i++) {
+			vdb_id id = {0, i, NULL, 0};
+			cr_assert_eq(vdb_writer_upsert(w, &id, v[i], NULL, 0, &err), VDB_OK, "%s",
+				     err.message);
+		}
+		cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+		vdb_writer_close(w);
+		vdb_collection *c;
+		cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK);
+		float q[3] = {1e-44f, 0, 0};
+		vdb_hit hits[4];
+		size_t n;
+		cr_assert_eq(vdb_search(c, q, 4, hits, &n, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(n, 4);
+		for (size_t i = 0; i < n; i++)
+			cr_assert(isfinite(hits[i].score), "metric %d rank %zu", metrics[mi], i);
+		if (metrics[mi] == VDB_METRIC_COSINE) {
+			vdb_record r;
+			cr_assert_eq(vdb_hit_record(c, &hits[0], &r, &err), VDB_OK);
+			cr_assert_eq(r.id.num, 1, "the tiny vector points exactly along q");
+			cr_assert_float_eq(hits[0].score, 1.0f, 1e-6);
+		}
+		vdb_collection_close(c);
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		cr_assert_eq(system(cmd), 0);
+	}
+}
