@@ -7,7 +7,8 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-create DB [-c NAME] --dim N --metric cosine|l2|dot [--seal-size BYTES]\n"
+	printf("Usage: vdb-create DB [-c NAME] --dim N --metric cosine|l2|dot [--index hnsw|flat]\n"
+	       "                  [--m M] [--ef-construction N] [--seal-size BYTES]\n"
 	       "\n"
 	       "Create collection NAME (default \"default\") in the database directory DB,\n"
 	       "creating DB if it does not exist. Nothing is changed if the collection exists.\n"
@@ -17,13 +18,17 @@ static void usage(void)
 	       "                         starting with a dot (default: default)\n"
 	       "  -d, --dim N            vector dimension, 1 to %d (required)\n"
 	       "  -m, --metric METRIC    cosine, l2 or dot (required)\n"
+	       "      --index TYPE       hnsw (default): a graph per sealed segment for fast\n"
+	       "                         approximate search; flat: exact scans only\n"
+	       "      --m M              HNSW links per node and level, 2 to 64 (default %d)\n"
+	       "      --ef-construction N  HNSW build beam width, M to 4096 (default %d)\n"
 	       "      --seal-size BYTES  unsealed log size that triggers a seal into an\n"
 	       "                         immutable segment (default 64M; K, M, G suffixes)\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n" CLI_EXIT_TABLE,
-	       VDB_DIM_MAX);
+	       VDB_DIM_MAX, VDB_DEFAULT_M, VDB_DEFAULT_EF_CONSTRUCTION);
 }
 
 int main(int argc, char **argv)
@@ -32,13 +37,15 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'}, {"dim", required_argument, NULL, 'd'},
 		{"metric", required_argument, NULL, 'm'},     {"seal-size", required_argument, NULL, 'S'},
+		{"index", required_argument, NULL, 'I'},      {"m", required_argument, NULL, 'M'},
+		{"ef-construction", required_argument, NULL, 'E'},
 		{"quiet", no_argument, NULL, 'q'},	      {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	      {NULL, 0, NULL, 0}};
 	const char *name = VDB_DEFAULT_COLLECTION, *metric = NULL;
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	uint64_t v;
-	int have_dim = 0, c;
+	int have_dim = 0, have_m = 0, have_efc = 0, c;
 	while ((c = getopt_long(argc, argv, "c:d:m:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
@@ -53,6 +60,22 @@ int main(int argc, char **argv)
 			if (cli_parse_u64(optarg, "--seal-size", 4096, 1ull << 40, 1, &v))
 				return EXIT_USAGE;
 			cfg.seal_bytes = v;
+			break;
+		case 'I':
+			if (vdb_index_parse(optarg, &cfg.index))
+				return cli_usage_error("unknown index '%s' (expected hnsw or flat)", optarg);
+			break;
+		case 'M':
+			if (cli_parse_u64(optarg, "--m", 2, 64, 0, &v))
+				return EXIT_USAGE;
+			cfg.m = (uint32_t)v;
+			have_m = 1;
+			break;
+		case 'E':
+			if (cli_parse_u64(optarg, "--ef-construction", 2, 4096, 0, &v))
+				return EXIT_USAGE;
+			cfg.ef_construction = (uint32_t)v;
+			have_efc = 1;
 			break;
 		case 'q': break;
 		case 'h': usage(); return cli_close_stdout();
@@ -69,6 +92,12 @@ int main(int argc, char **argv)
 		return cli_usage_error("--metric is required (cosine, l2 or dot)");
 	if (vdb_metric_parse(metric, &cfg.metric))
 		return cli_usage_error("unknown metric '%s' (expected cosine, l2 or dot)", metric);
+	if (cfg.index == VDB_INDEX_FLAT && (have_m || have_efc))
+		return cli_usage_error("--m and --ef-construction apply to --index hnsw");
+	if (cfg.index == VDB_INDEX_HNSW && cfg.ef_construction < cfg.m)
+		return cli_usage_error("--ef-construction must be at least --m (%u)", cfg.m);
+	if (cfg.index == VDB_INDEX_FLAT)
+		cfg.m = cfg.ef_construction = 0;
 	if (!vdb_collection_name_valid(name))
 		return cli_usage_error("invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, "
 				       "not starting with a dot)",

@@ -12,8 +12,8 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-query DB [-c NAME] [-k N] [--payload] [--vector] [FILE...]\n"
-	       "       vdb-query DB [-c NAME] [-k N] [--payload] [--vector] --vector=JSON\n"
+	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--payload] [--vector] [FILE...]\n"
+	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--payload] [--vector] --vector=JSON\n"
 	       "       vdb-query DB [-c NAME] --id ID\n"
 	       "\n"
 	       "Answer nearest-neighbour queries read as JSON lines from each FILE or standard\n"
@@ -22,11 +22,15 @@ static void usage(void)
 	       "  {\"results\":[{\"id\":7,\"score\":0.93}, ...]}\n"
 	       "best first, ties broken by id (integers before strings). Scores: cosine\n"
 	       "similarity and dot product (higher is better), Euclidean distance for l2\n"
-	       "(lower is better). The search is exact.\n"
+	       "(lower is better). Sealed segments of an HNSW collection are searched through\n"
+	       "their graphs (approximate); the rest, and everything with --exact, exactly.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
 	       "  -k N                   results per query, 1 to %d (default 10)\n"
+	       "      --ef N             graph search beam width (default 64, at least k):\n"
+	       "                         larger is more accurate and slower\n"
+	       "      --exact            scan every vector instead of using the graphs\n"
 	       "      --payload          include each result's payload\n"
 	       "      --vector           include each result's stored vector\n"
 	       "      --vector=JSON      answer this one query (also: --vector '[...]')\n"
@@ -43,13 +47,14 @@ static void usage(void)
 typedef struct query_opts {
 	int with_payload, with_vector;
 	size_t k;
+	vdb_search_options search;
 } query_opts;
 
 static int print_results(vdb_collection *c, const query_opts *o, const float *q, size_t k,
 			 vdb_hit *hits, vdb_text *out, uint32_t dim, vdb_error *err)
 {
 	size_t n;
-	vdb_status st = vdb_search(c, q, k, hits, &n, err);
+	vdb_status st = vdb_search(c, q, k, &o->search, hits, &n, err);
 	if (st)
 		return st;
 	out->len = 0;
@@ -167,11 +172,14 @@ int main(int argc, char **argv)
 		{"vector", optional_argument, NULL, 'E'},
 		{"id", required_argument, NULL, 'I'},
 		{"max-line-bytes", required_argument, NULL, 'L'},
+		{"ef", required_argument, NULL, 'F'},
+		{"exact", no_argument, NULL, 'X'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	query_opts o = {.k = 10};
+	vdb_search_options_init(&o.search);
 	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *id = NULL;
 	uint64_t v, max_line = 64u << 20;
 	int c;
@@ -195,6 +203,12 @@ int main(int argc, char **argv)
 				o.with_vector = 1;
 			break;
 		case 'I': id = optarg; break;
+		case 'F':
+			if (cli_parse_u64(optarg, "--ef", 1, VDB_K_MAX, 0, &v))
+				return EXIT_USAGE;
+			o.search.ef = (size_t)v;
+			break;
+		case 'X': o.search.exact = 1; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
 				return EXIT_USAGE;

@@ -99,8 +99,16 @@ typedef enum vdb_metric {
 } vdb_metric;
 
 #define VDB_DIM_MAX 65536
+#define VDB_DEFAULT_M 16
+#define VDB_DEFAULT_EF_CONSTRUCTION 200
+#define VDB_DEFAULT_EF 64
 #define VDB_NAME_MAX 64
 #define VDB_DEFAULT_COLLECTION "default"
+
+typedef enum vdb_index_type {
+	VDB_INDEX_HNSW = 1, /* a graph per sealed segment: approximate, fast */
+	VDB_INDEX_FLAT = 2, /* no graph: every query scans every vector */
+} vdb_index_type;
 
 typedef struct vdb_collection_config {
 	uint32_t dim;
@@ -108,10 +116,18 @@ typedef struct vdb_collection_config {
 	/* Bytes of unsealed (write-ahead-logged) data after which the writer seals them into an
 	 * immutable segment. Bounds the memory a reader or writer spends on the log tail. */
 	uint64_t seal_bytes;
+	vdb_index_type index;
+	uint32_t m;               /* HNSW: neighbours per node and level (2..64), 2m at level 0 */
+	uint32_t ef_construction; /* HNSW: beam width while building (m..4096) */
 } vdb_collection_config;
 
-/* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB. */
+/* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB, HNSW with m 16 and
+ * ef_construction 200. */
 VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
+
+/* "hnsw", "flat" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+VDB_API const char *vdb_index_name(vdb_index_type t);
+VDB_API int vdb_index_parse(const char *name, vdb_index_type *out);
 
 /* "l2", "cosine", "dot" <-> enum; parse returns 0 on success, -1 for an unknown name. */
 VDB_API const char *vdb_metric_name(vdb_metric m);
@@ -151,12 +167,25 @@ typedef struct vdb_hit {
 	uint64_t row;
 } vdb_hit;
 
-/* Exact nearest-neighbour search: fills hits[0..*n) best first, ties broken by id, with
- * *n = min(k, live records). `hits` must have room for k entries (1 <= k <= VDB_K_MAX).
+typedef struct vdb_search_options {
+	/* HNSW beam width: larger is more accurate and slower. 0: the default (64), and never
+	 * less than k. */
+	size_t ef;
+	/* Non-zero: scan every vector (exact), even where a segment has a graph. */
+	int exact;
+} vdb_search_options;
+
+VDB_API void vdb_search_options_init(vdb_search_options *o);
+
+/* Nearest-neighbour search: fills hits[0..*n) best first, ties broken by id, with
+ * *n = min(k, live records): segments with a graph are searched approximately (deleted and
+ * replaced records are never returned, and a segment that cannot supply enough live
+ * results is scanned exactly), the rest and the log tail exactly. `hits` must have room
+ * for k entries (1 <= k <= VDB_K_MAX); o may be NULL for the defaults.
  * Errors: VDB_EINVAL (k out of range), VDB_EDATA (non-finite query; zero query for cosine),
  * VDB_ECORRUPT, VDB_ENOMEM. */
-VDB_API vdb_status vdb_search(vdb_collection *c, const float *query, size_t k, vdb_hit *hits,
-			      size_t *n, vdb_error *err);
+VDB_API vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
+			      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err);
 
 /* The record behind a hit of this collection view. */
 VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,
@@ -220,6 +249,15 @@ VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
  * it passed the threshold. After an I/O error the writer refuses further work (close it and
  * open again: recovery restores the last durable state). */
 VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
+
+/* Compacts the collection: seals the log, then rewrites every segment into one without
+ * deleted or replaced rows, with its graph (HNSW collections). Readers keep working and see
+ * the old or the new version, never a mix. The pending batch must be empty.
+ * Errors: VDB_EINVAL (pending batch), VDB_EIO, VDB_ECORRUPT, VDB_ENOMEM. */
+VDB_API vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err);
+
+/* Segments and live records of the writer's current version. */
+VDB_API vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *live);
 
 /* Drops the pending batch. */
 VDB_API void vdb_writer_rollback(vdb_writer *w);

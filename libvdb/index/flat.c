@@ -1,4 +1,5 @@
-/* Exact (brute-force) search. Distances are computed "lower is better" internally:
+/* Search: exact (brute-force) scans, and the per-segment graph searches merged with them.
+ * Distances are computed "lower is better" internally:
  * squared L2, negated dot product, negated cosine similarity. They are turned into the
  * documented scores at the end (L2 distance, dot product, cosine similarity) and re-sorted
  * by (score, id) so that printed ties are always in id order. */
@@ -98,11 +99,61 @@ static int score_before(vdb_metric m, const vdb_hit *a, const vdb_hit *b, const 
 	return vdb_id_compare(ia, ib) < 0;
 }
 
-vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits, size_t *n,
-			   vdb_error *err)
+void vdb_search_options_init(vdb_search_options *o)
+{
+	o->ef = 0;
+	o->exact = 0;
+}
+
+static void scan_segment(const vdb_segment *seg, size_t g, vdb_metric m, const float *q,
+			 float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
+{
+	const float *x = seg->vectors;
+	for (uint64_t r = 0; r < seg->rows; r++, x += dim) {
+		if (vdb_segment_is_dead(seg, r))
+			continue;
+		double d = distance(m, q, qnorm, qnorm_exact, x, dim);
+		if (vdb_topk_may_enter(t, d))
+			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, r});
+	}
+}
+
+/* The graph's candidates for one segment; falls back to a scan when the graph cannot
+ * supply min(k, live rows) live results (e.g. most of its neighbourhood is deleted). */
+static vdb_status graph_segment(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
+				const float *q, float qnorm, double qnorm_exact, size_t k,
+				size_t ef, vdb_hnsw_scratch *scratch, vdb_topk *t, vdb_error *err)
+{
+	vdb_hnsw_space sp = {cfg->metric, cfg->dim, seg->vectors, seg->norms};
+	if (cfg->metric == VDB_METRIC_COSINE && !seg->norms)
+		return vdb_err(err, VDB_ECORRUPT, "%s: graph without norms", seg->file);
+	vdb_cand *c;
+	size_t nc;
+	vdb_status st =
+		vdb_hnsw_search(&seg->graph, &sp, q, qnorm, seg->dead, ef, scratch, &c, &nc, seg->file, err);
+	if (st)
+		return st;
+	uint64_t live = seg->rows - seg->ndead;
+	if (nc < (live < k ? live : k)) {
+		scan_segment(seg, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
+		return VDB_OK;
+	}
+	for (size_t i = 0; i < nc; i++)
+		if (vdb_topk_may_enter(t, c[i].dist))
+			vdb_topk_push(t, (vdb_cand){c[i].dist, (uint32_t)g, c[i].row});
+	return VDB_OK;
+}
+
+vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
+			    const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
 {
 	size_t dim = s->cfg.dim;
 	vdb_metric m = s->cfg.metric;
+	vdb_search_options defaults;
+	if (!o) {
+		vdb_search_options_init(&defaults);
+		o = &defaults;
+	}
 	if (k < 1 || k > VDB_K_MAX)
 		return vdb_err(err, VDB_EINVAL, "k must be 1 to %d", VDB_K_MAX);
 	double qq = 0;
@@ -119,15 +170,20 @@ vdb_status vdb_flat_search(vdb_state *s, const float *q, size_t k, vdb_hit *hits
 		return vdb_err_nomem(err);
 	double qnorm_exact = sqrt(qq);
 	float qnorm = (float)qnorm_exact; /* inf or 0 when out of float range: exact path */
+	size_t ef = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
+	if (ef < k)
+		ef = k;
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
-		const float *x = seg->vectors;
-		for (uint64_t r = 0; r < seg->rows; r++, x += dim) {
-			if (vdb_segment_is_dead(seg, r))
-				continue;
-			double d = distance(m, q, qnorm, qnorm_exact, x, dim);
-			if (vdb_topk_may_enter(&t, d))
-				vdb_topk_push(&t, (vdb_cand){d, (uint32_t)g, r});
+		if (seg->has_graph && !o->exact && isfinite(qnorm) && qnorm > 0) {
+			vdb_status st = graph_segment(seg, g, &s->cfg, q, qnorm, qnorm_exact, k, ef,
+						      scratch, &t, err);
+			if (st) {
+				free(t.h);
+				return st;
+			}
+		} else {
+			scan_segment(seg, g, m, q, qnorm, qnorm_exact, dim, &t);
 		}
 	}
 	for (size_t i = 0; i < s->mt.n; i++) {

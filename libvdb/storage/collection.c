@@ -10,6 +10,7 @@
 
 struct vdb_collection {
 	vdb_state st;
+	vdb_hnsw_scratch scratch; /* reused by every search of this view */
 };
 
 struct vdb_cursor {
@@ -40,6 +41,7 @@ void vdb_collection_close(vdb_collection *c)
 	if (!c)
 		return;
 	vdb_state_free(&c->st);
+	vdb_hnsw_scratch_free(&c->scratch);
 	free(c);
 }
 
@@ -53,10 +55,10 @@ uint64_t vdb_collection_count(const vdb_collection *c)
 	return c->st.live;
 }
 
-vdb_status vdb_search(vdb_collection *c, const float *query, size_t k, vdb_hit *hits, size_t *n,
-		      vdb_error *err)
+vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
+		      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
 {
-	return vdb_flat_search(&c->st, query, k, hits, n, err);
+	return vdb_index_search(&c->st, &c->scratch, query, k, o, hits, n, err);
 }
 
 static vdb_status segment_record(const vdb_state *s, size_t g, uint64_t row, vdb_record *out,

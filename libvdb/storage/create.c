@@ -15,6 +15,7 @@
 
 #include "../util/error.h"
 #include "../util/io.h"
+#include "../index/hnsw.h"
 #include "format.h"
 #include "manifest.h"
 #include "state.h"
@@ -28,6 +29,44 @@ void vdb_collection_config_init(vdb_collection_config *cfg)
 	cfg->dim = 0;
 	cfg->metric = VDB_METRIC_L2;
 	cfg->seal_bytes = DEFAULT_SEAL_BYTES;
+	cfg->index = VDB_INDEX_HNSW;
+	cfg->m = VDB_HNSW_DEFAULT_M;
+	cfg->ef_construction = VDB_HNSW_DEFAULT_EF_CONSTRUCTION;
+}
+
+const char *vdb_index_name(vdb_index_type t)
+{
+	return t == VDB_INDEX_HNSW ? "hnsw" : t == VDB_INDEX_FLAT ? "flat" : "?";
+}
+
+int vdb_index_parse(const char *name, vdb_index_type *out)
+{
+	if (!strcmp(name, "hnsw"))
+		*out = VDB_INDEX_HNSW;
+	else if (!strcmp(name, "flat"))
+		*out = VDB_INDEX_FLAT;
+	else
+		return -1;
+	return 0;
+}
+
+/* Range checks shared by create and the config reader. */
+const char *vdb_config_problem(const vdb_collection_config *cfg)
+{
+	if (cfg->dim < 1 || cfg->dim > VDB_DIM_MAX)
+		return "dimension must be 1 to 65536";
+	if (cfg->metric < VDB_METRIC_L2 || cfg->metric > VDB_METRIC_DOT)
+		return "unknown metric";
+	if (cfg->seal_bytes < 4096 || cfg->seal_bytes > (1ull << 40))
+		return "seal threshold must be 4 KiB to 1 TiB";
+	if (cfg->index != VDB_INDEX_HNSW && cfg->index != VDB_INDEX_FLAT)
+		return "unknown index type";
+	if (cfg->index == VDB_INDEX_HNSW && (cfg->m < 2 || cfg->m > 64))
+		return "m must be 2 to 64";
+	if (cfg->index == VDB_INDEX_HNSW &&
+	    (cfg->ef_construction < cfg->m || cfg->ef_construction > 4096))
+		return "ef_construction must be m to 4096";
+	return NULL;
 }
 
 const char *vdb_metric_name(vdb_metric m)
@@ -187,12 +226,9 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 			       "invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, not "
 			       "starting with a dot)",
 			       name);
-	if (cfg->dim < 1 || cfg->dim > VDB_DIM_MAX)
-		return vdb_err(err, VDB_EINVAL, "dimension must be 1 to %d", VDB_DIM_MAX);
-	if (cfg->metric < VDB_METRIC_L2 || cfg->metric > VDB_METRIC_DOT)
-		return vdb_err(err, VDB_EINVAL, "unknown metric");
-	if (cfg->seal_bytes < 4096 || cfg->seal_bytes > (1ull << 40))
-		return vdb_err(err, VDB_EINVAL, "seal threshold must be 4 KiB to 1 TiB");
+	const char *problem = vdb_config_problem(cfg);
+	if (problem)
+		return vdb_err(err, VDB_EINVAL, "%s", problem);
 	vdb_status s = ensure_db(db, err);
 	if (s)
 		return s;

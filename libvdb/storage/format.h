@@ -47,6 +47,11 @@ enum vdb_section_kind {
 	VDB_SEC_ID_INDEX = 4,  /* rows * {u64 hash, u64 row}, sorted */
 	VDB_SEC_PAYLOAD_OFFSETS = 5, /* (rows + 1) * u64 */
 	VDB_SEC_PAYLOADS = 6,
+	VDB_SEC_NORMS = 7,      /* cosine: rows * float32 |x| */
+	VDB_SEC_HNSW_META = 8,  /* graph sections: see index/hnsw.c */
+	VDB_SEC_HNSW_L0 = 9,
+	VDB_SEC_HNSW_NODES = 10,
+	VDB_SEC_HNSW_UPPER = 11,
 };
 
 /* Deletion marks of one segment: del-<seg>-<gen>.vdb = header, bitmap, crc. */

@@ -30,6 +30,12 @@ static int get_u64(const cJSON *o, const char *key, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 /* Integers in these files stay below 2^53, where JSON numbers are exact in a double. */
 #define JSON_INT_MAX ((1ull << 53) - 1)
 
@@ -71,10 +77,25 @@ static vdb_status parse_manifest(const char *path, const char *body, vdb_manifes
 		} else if (d) {
 			goto bad;
 		}
-		if (m->nseg && g->number <= m->segs[m->nseg - 1].number)
-			goto bad; /* segments are listed oldest first, each once */
 		m->nseg++;
 	}
+	/* Each segment once. (Listed in storage order, not number order: a merge puts its
+	 * result where the merged run was.) */
+	uint64_t *nums = malloc((m->nseg ? m->nseg : 1) * sizeof *nums);
+	if (!nums) {
+		cJSON_Delete(root);
+		vdb_manifest_free(m);
+		return vdb_err_nomem(err);
+	}
+	for (size_t i = 0; i < m->nseg; i++)
+		nums[i] = m->segs[i].number;
+	qsort(nums, m->nseg, sizeof *nums, cmp_u64);
+	int dup = 0;
+	for (size_t i = 1; i < m->nseg; i++)
+		dup |= nums[i] == nums[i - 1];
+	free(nums);
+	if (dup)
+		goto bad;
 	cJSON_Delete(root);
 	return VDB_OK;
 bad:
@@ -148,11 +169,17 @@ void vdb_manifest_free(vdb_manifest *m)
 vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg, char **out,
 			     size_t *len, vdb_error *err)
 {
-	char body[512];
+	char body[512], index[128];
+	if (cfg->index == VDB_INDEX_HNSW)
+		snprintf(index, sizeof index,
+			 "{\"type\":\"hnsw\",\"m\":%" PRIu32 ",\"ef_construction\":%" PRIu32 "}",
+			 cfg->m, cfg->ef_construction);
+	else
+		snprintf(index, sizeof index, "{\"type\":\"flat\"}");
 	snprintf(body, sizeof body,
 		 "{\"name\":\"%s\",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"dtype\":\"float32\","
-		 "\"seal_bytes\":%" PRIu64 ",\"index\":{\"type\":\"flat\"}}\n",
-		 name, cfg->dim, vdb_metric_name(cfg->metric), cfg->seal_bytes);
+		 "\"seal_bytes\":%" PRIu64 ",\"index\":%s}\n",
+		 name, cfg->dim, vdb_metric_name(cfg->metric), cfg->seal_bytes, index);
 	return vdb_checked_encode("config", VDB_CONFIG_FORMAT, body, out, len, err);
 }
 
@@ -185,7 +212,23 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 	} else {
 		c.dim = (uint32_t)dim;
 		c.seal_bytes = seal;
-		*cfg = c;
+		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(root, "index");
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(ix, "type");
+		uint64_t m = 0, efc = 0;
+		if (!cJSON_IsString(type) || vdb_index_parse(type->valuestring, &c.index) ||
+		    (c.index == VDB_INDEX_HNSW &&
+		     (get_u64(ix, "m", 64, &m) || get_u64(ix, "ef_construction", 4096, &efc)))) {
+			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid index configuration", path);
+		} else {
+			c.m = (uint32_t)m;
+			c.ef_construction = (uint32_t)efc;
+			if (c.index == VDB_INDEX_FLAT)
+				c.m = c.ef_construction = 0;
+			if (c.index == VDB_INDEX_HNSW && vdb_config_problem(&c))
+				st = vdb_err(err, VDB_ECORRUPT, "%s: %s", path, vdb_config_problem(&c));
+			else
+				*cfg = c;
+		}
 	}
 	cJSON_Delete(root);
 	free(data);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,74 @@ void vdb_del_name(char *out, size_t cap, uint64_t segment, uint64_t gen)
 	snprintf(out, cap, "del-%08" PRIu64 "-%08" PRIu64 ".vdb", segment, gen);
 }
 
+/* ---- row sources ---- */
+
+static void mem_rewind(void *ctx)
+{
+	((vdb_mem_rows *)ctx)->i = 0;
+}
+
+static int mem_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
+{
+	(void)err;
+	vdb_mem_rows *m = ctx;
+	while (m->i < m->mt->n) {
+		const vdb_mem_entry *e = &m->mt->entries[m->i++];
+		if (e->deleted)
+			continue;
+		vdb_memtable_entry_record(m->mt, e, rec);
+		*hash = e->hash;
+		return 1;
+	}
+	return 0;
+}
+
+void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtable *mt)
+{
+	ctx->mt = mt;
+	ctx->i = 0;
+	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next};
+}
+
+static void seg_rewind(void *ctx)
+{
+	vdb_seg_rows *r = ctx;
+	r->g = 0;
+	r->row = 0;
+}
+
+static int seg_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
+{
+	vdb_seg_rows *r = ctx;
+	while (r->g < r->nseg) {
+		const vdb_segment *g = &r->segs[r->g];
+		while (r->row < g->rows) {
+			uint64_t row = r->row++;
+			if (vdb_segment_is_dead(g, row))
+				continue;
+			if (vdb_segment_id(g, row, &rec->id, err) ||
+			    vdb_segment_payload(g, row, &rec->payload, &rec->payload_len, err))
+				return -1;
+			rec->vector = g->vectors + row * r->dim;
+			*hash = vdb_id_hash(&rec->id);
+			return 1;
+		}
+		r->g++;
+		r->row = 0;
+	}
+	return 0;
+}
+
+void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment *segs,
+		       size_t nseg, uint32_t dim)
+{
+	*ctx = (vdb_seg_rows){segs, nseg, 0, 0, dim};
+	uint64_t rows = 0;
+	for (size_t i = 0; i < nseg; i++)
+		rows += segs[i].rows - segs[i].ndead;
+	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next};
+}
+
 /* ---- writing ---- */
 
 typedef struct seg_out {
@@ -52,6 +121,8 @@ typedef struct seg_out {
 	uint32_t crc;
 	vdb_buf buf;
 	vdb_error *err;
+	vdb_section sec[VDB_SEG_MAX_SECTIONS];
+	uint32_t nsec;
 } seg_out;
 
 static int out_flush(seg_out *o)
@@ -84,27 +155,36 @@ static int out_put(seg_out *o, const void *p, size_t n)
 	return 0;
 }
 
-static int out_align(seg_out *o)
+/* Starts a section on the next 64-byte boundary. */
+static int sec_begin(seg_out *o, uint32_t kind)
 {
 	static const char zeros[VDB_SEG_ALIGN];
 	size_t pad = (size_t)((VDB_SEG_ALIGN - o->off % VDB_SEG_ALIGN) % VDB_SEG_ALIGN);
 	if (o->buf.len + pad > (1u << 20) && out_flush(o))
 		return -1;
 	o->off += pad;
-	return vdb_buf_append(&o->buf, zeros, pad) ? (vdb_err_nomem(o->err), -1) : 0;
-}
-
-static void sec_begin(seg_out *o, vdb_section *s, uint32_t kind)
-{
-	s->kind = kind;
-	s->off = o->off;
+	if (vdb_buf_append(&o->buf, zeros, pad)) {
+		vdb_err_nomem(o->err);
+		return -1;
+	}
+	o->sec[o->nsec] = (vdb_section){kind, o->off, 0, 0};
 	o->crc = 0;
+	return 0;
 }
 
-static void sec_end(seg_out *o, vdb_section *s)
+static void sec_end(seg_out *o)
 {
+	vdb_section *s = &o->sec[o->nsec++];
 	s->len = o->off - s->off;
 	s->crc = o->crc;
+}
+
+static int put_section(seg_out *o, uint32_t kind, const void *p, size_t n)
+{
+	if (sec_begin(o, kind) || out_put(o, p, n))
+		return -1;
+	sec_end(o);
+	return 0;
 }
 
 typedef struct idx_entry {
@@ -119,96 +199,129 @@ static int idx_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-static int write_sections(seg_out *o, const vdb_memtable *mt, uint32_t dim, uint64_t rows,
-			  vdb_section *sec)
+#define FOR_EACH_ROW(o, src, rec, hash, ...)                                                  \
+	do {                                                                                  \
+		(src)->rewind((src)->ctx);                                                    \
+		int rc_;                                                                      \
+		while ((rc_ = (src)->next((src)->ctx, &(rec), &(hash), (o)->err)) == 1) {     \
+			__VA_ARGS__                                                           \
+		}                                                                             \
+		if (rc_ < 0)                                                                  \
+			return -1;                                                            \
+	} while (0)
+
+/* Vectors first (the graph is built from them, read back through a mapping), then ids,
+ * the id index, payloads and norms. */
+static int write_rows(seg_out *o, const vdb_row_source *src, uint32_t dim, float *norms,
+		      idx_entry *idx)
 {
-	const vdb_mem_entry *E = mt->entries;
-	size_t n = mt->n;
-	sec_begin(o, &sec[0], VDB_SEC_VECTORS);
-	for (size_t i = 0; i < n; i++)
-		if (!E[i].deleted && out_put(o, mt->vectors + E[i].vec, (size_t)dim * sizeof(float)))
-			return -1;
-	sec_end(o, &sec[0]);
-
-	if (out_align(o))
+	vdb_record rec;
+	uint64_t hash, r = 0;
+	size_t vbytes = (size_t)dim * sizeof(float);
+	if (sec_begin(o, VDB_SEC_VECTORS))
 		return -1;
-	sec_begin(o, &sec[1], VDB_SEC_IDS);
+	FOR_EACH_ROW(o, src, rec, hash, {
+		if (r >= src->rows)
+			break;
+		if (out_put(o, rec.vector, vbytes))
+			return -1;
+		double nn = 0;
+		for (uint32_t i = 0; i < dim; i++)
+			nn += (double)rec.vector[i] * rec.vector[i];
+		norms[r] = (float)sqrt(nn);
+		idx[r] = (idx_entry){hash, r};
+		r++;
+	});
+	if (r != src->rows) {
+		vdb_err(o->err, VDB_EINTERNAL, "row source gave %llu rows, expected %llu",
+			(unsigned long long)r, (unsigned long long)src->rows);
+		return -1;
+	}
+	sec_end(o);
+
 	uint64_t soff = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (E[i].deleted)
-			continue;
-		unsigned char rec[16];
-		vdb_put64(rec, E[i].is_string ? soff : E[i].id_num);
-		vdb_put32(rec + 8, E[i].is_string ? E[i].id_len : 0);
-		vdb_put32(rec + 12, E[i].is_string);
-		if (E[i].is_string)
-			soff += E[i].id_len;
-		if (out_put(o, rec, sizeof rec))
+	if (sec_begin(o, VDB_SEC_IDS))
+		return -1;
+	FOR_EACH_ROW(o, src, rec, hash, {
+		unsigned char b[16];
+		vdb_put64(b, rec.id.is_string ? soff : rec.id.num);
+		vdb_put32(b + 8, rec.id.is_string ? (uint32_t)rec.id.len : 0);
+		vdb_put32(b + 12, (uint32_t)rec.id.is_string);
+		soff += rec.id.is_string ? rec.id.len : 0;
+		if (out_put(o, b, sizeof b))
+			return -1;
+	});
+	sec_end(o);
+	if (sec_begin(o, VDB_SEC_ID_STRINGS))
+		return -1;
+	FOR_EACH_ROW(o, src, rec, hash, {
+		if (rec.id.is_string && out_put(o, rec.id.str, rec.id.len))
+			return -1;
+	});
+	sec_end(o);
+
+	qsort(idx, src->rows, sizeof *idx, idx_cmp);
+	if (sec_begin(o, VDB_SEC_ID_INDEX))
+		return -1;
+	for (uint64_t i = 0; i < src->rows; i++) {
+		unsigned char b[16];
+		vdb_put64(b, idx[i].hash);
+		vdb_put64(b + 8, idx[i].row);
+		if (out_put(o, b, sizeof b))
 			return -1;
 	}
-	sec_end(o, &sec[1]);
+	sec_end(o);
 
-	if (out_align(o))
-		return -1;
-	sec_begin(o, &sec[2], VDB_SEC_ID_STRINGS);
-	for (size_t i = 0; i < n; i++)
-		if (!E[i].deleted && E[i].is_string &&
-		    out_put(o, mt->strings.data + E[i].id_num, E[i].id_len))
-			return -1;
-	sec_end(o, &sec[2]);
-
-	if (out_align(o))
-		return -1;
-	idx_entry *idx = malloc((rows ? rows : 1) * sizeof *idx);
-	if (!idx) {
-		vdb_err_nomem(o->err);
-		return -1;
-	}
-	uint64_t r = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!E[i].deleted)
-			idx[r] = (idx_entry){E[i].hash, r}, r++;
-	qsort(idx, rows, sizeof *idx, idx_cmp);
-	sec_begin(o, &sec[3], VDB_SEC_ID_INDEX);
-	int rc = 0;
-	for (uint64_t i = 0; i < rows && !rc; i++) {
-		unsigned char rec[16];
-		vdb_put64(rec, idx[i].hash);
-		vdb_put64(rec + 8, idx[i].row);
-		rc = out_put(o, rec, sizeof rec);
-	}
-	free(idx);
-	if (rc)
-		return -1;
-	sec_end(o, &sec[3]);
-
-	if (out_align(o))
-		return -1;
-	sec_begin(o, &sec[4], VDB_SEC_PAYLOAD_OFFSETS);
 	uint64_t poff = 0;
-	unsigned char b8[8];
-	vdb_put64(b8, 0);
-	if (out_put(o, b8, 8))
+	unsigned char b8[8] = {0};
+	if (sec_begin(o, VDB_SEC_PAYLOAD_OFFSETS) || out_put(o, b8, 8))
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (E[i].deleted)
-			continue;
-		poff += E[i].has_payload ? E[i].payload_len : 0;
+	FOR_EACH_ROW(o, src, rec, hash, {
+		poff += rec.payload ? rec.payload_len : 0;
 		vdb_put64(b8, poff);
 		if (out_put(o, b8, 8))
 			return -1;
-	}
-	sec_end(o, &sec[4]);
-
-	if (out_align(o))
+	});
+	sec_end(o);
+	if (sec_begin(o, VDB_SEC_PAYLOADS))
 		return -1;
-	sec_begin(o, &sec[5], VDB_SEC_PAYLOADS);
-	for (size_t i = 0; i < n; i++)
-		if (!E[i].deleted && E[i].has_payload &&
-		    out_put(o, mt->payloads.data + E[i].payload_off, E[i].payload_len))
+	FOR_EACH_ROW(o, src, rec, hash, {
+		if (rec.payload && out_put(o, rec.payload, rec.payload_len))
 			return -1;
-	sec_end(o, &sec[5]);
-	return out_flush(o);
+	});
+	sec_end(o);
+	return 0;
+}
+
+/* Builds the graph from the vectors just written (mapped back from the temp file) and
+ * appends its four sections. */
+static int write_graph(seg_out *o, const vdb_collection_config *cfg, uint64_t rows,
+		       const float *norms, uint64_t seed)
+{
+	if (out_flush(o))
+		return -1;
+	const vdb_section *v = &o->sec[0];
+	size_t maplen = (size_t)(v->off + v->len);
+	void *map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, o->fd, 0);
+	if (map == MAP_FAILED) {
+		vdb_err_sys(o->err, VDB_EIO, "mmap %s", o->path);
+		return -1;
+	}
+	vdb_hnsw_space sp = {cfg->metric, cfg->dim, (const float *)((const char *)map + v->off),
+			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL};
+	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, 0, seed};
+	vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, upper = VDB_BUF_INIT;
+	int rc = vdb_hnsw_build(&sp, rows, &p, &meta, &l0, &nodes, &upper, o->err) ? -1 : 0;
+	munmap(map, maplen);
+	rc = rc || put_section(o, VDB_SEC_HNSW_META, meta.data, meta.len) ||
+	     put_section(o, VDB_SEC_HNSW_L0, l0.data, l0.len) ||
+	     put_section(o, VDB_SEC_HNSW_NODES, nodes.data, nodes.len) ||
+	     put_section(o, VDB_SEC_HNSW_UPPER, upper.data, upper.len) ? -1 : 0;
+	vdb_buf_free(&meta);
+	vdb_buf_free(&l0);
+	vdb_buf_free(&nodes);
+	vdb_buf_free(&upper);
+	return rc;
 }
 
 static uint32_t header_encode(unsigned char *h, uint32_t dim, uint64_t rows, uint64_t number,
@@ -236,37 +349,61 @@ static uint32_t header_encode(unsigned char *h, uint32_t dim, uint64_t rows, uin
 	return crc;
 }
 
-vdb_status vdb_segment_write(const char *dir, uint64_t number, uint32_t dim,
-			     const vdb_memtable *mt, uint64_t *rows_out, uint64_t *size_out,
-			     uint32_t *crc_out, vdb_error *err)
+static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
+			      const vdb_row_source *src, uint64_t number)
 {
-	uint64_t rows = mt->live;
-	*rows_out = rows;
-	if (!rows)
-		return VDB_OK;
+	float *norms = malloc(src->rows * sizeof *norms);
+	idx_entry *idx = malloc(src->rows * sizeof *idx);
+	int rc = -1;
+	if (!norms || !idx) {
+		vdb_err_nomem(o->err);
+		goto out;
+	}
+	if (write_rows(o, src, cfg->dim, norms, idx))
+		goto out;
+	if (cfg->metric == VDB_METRIC_COSINE &&
+	    put_section(o, VDB_SEC_NORMS, norms, src->rows * sizeof *norms))
+		goto out;
+	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS &&
+	    write_graph(o, cfg, src->rows, norms, number))
+		goto out;
+	rc = out_flush(o);
+out:
+	free(norms);
+	free(idx);
+	return rc;
+}
+
+vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collection_config *cfg,
+			     const vdb_row_source *src, uint64_t *size_out, uint32_t *crc_out,
+			     vdb_error *err)
+{
 	char name[64], tmpname[96], path[4096], tmp[4096];
 	vdb_segment_name(name, sizeof name, number);
 	snprintf(tmpname, sizeof tmpname, "%s.tmp-%ld", name, (long)getpid());
 	if (vdb_path(path, sizeof path, dir, name) || vdb_path(tmp, sizeof tmp, dir, tmpname))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
+	if (src->rows == 0)
+		return vdb_err(err, VDB_EINTERNAL, "a segment needs rows");
 	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vdb_err_sys(err, VDB_EIO, "create %s", tmp);
-	enum { NSEC = 6 };
-	vdb_section sec[NSEC];
-	uint64_t table = VDB_SEG_HEADER_SIZE + NSEC * VDB_SEG_SECTION_SIZE;
-	uint64_t first = (table + VDB_SEG_ALIGN - 1) / VDB_SEG_ALIGN * VDB_SEG_ALIGN;
+	/* The table is reserved at its largest so sections can follow before it is known. */
+	uint64_t first = VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE;
 	seg_out o = {.fd = fd, .path = tmp, .off = first, .buf = VDB_BUF_INIT, .err = err};
 	vdb_status st = VDB_EIO;
 	if (lseek(fd, (off_t)first, SEEK_SET) < 0) {
 		vdb_err_sys(err, VDB_EIO, "seek %s", tmp);
 		goto fail;
 	}
-	if (write_sections(&o, mt, dim, rows, sec))
+	if (write_all_sections(&o, cfg, src, number)) {
+		st = err ? err->code : VDB_EIO;
 		goto fail;
-	unsigned char h[VDB_SEG_HEADER_SIZE + NSEC * VDB_SEG_SECTION_SIZE];
-	uint32_t crc = header_encode(h, dim, rows, number, o.off, sec, NSEC);
-	if (pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
+	}
+	unsigned char h[VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE];
+	uint32_t crc = header_encode(h, cfg->dim, src->rows, number, o.off, o.sec, o.nsec);
+	size_t hlen = VDB_SEG_HEADER_SIZE + o.nsec * VDB_SEG_SECTION_SIZE;
+	if (pwrite(fd, h, hlen, 0) != (ssize_t)hlen) {
 		vdb_err_sys(err, VDB_EIO, "write %s", tmp);
 		goto fail;
 	}
@@ -294,7 +431,7 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
-	return err ? err->code : st;
+	return st;
 }
 
 /* ---- reading ---- */
@@ -312,7 +449,7 @@ static const vdb_section *find_sec(const vdb_segment *s, uint32_t kind)
 	return NULL;
 }
 
-static vdb_status map_sections(vdb_segment *s, vdb_error *err)
+static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
 {
 	uint64_t rows = s->rows, dim = s->dim;
 	struct {
@@ -340,6 +477,36 @@ static vdb_status map_sections(vdb_segment *s, vdb_error *err)
 	s->payload_offsets = ptr[4];
 	s->payloads = ptr[5];
 	s->payloads_len = find_sec(s, VDB_SEC_PAYLOADS)->len;
+	for (uint32_t i = 0; i < s->nsec; i++) {
+		const vdb_section *sec = &s->sec[i];
+		if (sec->off % VDB_SEG_ALIGN || sec->off > s->size || sec->len > s->size - sec->off)
+			return corrupt(err, s, "a section lies outside the file");
+	}
+	const vdb_section *norms = find_sec(s, VDB_SEC_NORMS);
+	if (norms) {
+		if (norms->len != rows * 4)
+			return corrupt(err, s, "the norms section has the wrong size");
+		s->norms = (const float *)(s->map + norms->off);
+	}
+	const vdb_section *g[4] = {find_sec(s, VDB_SEC_HNSW_META), find_sec(s, VDB_SEC_HNSW_L0),
+				   find_sec(s, VDB_SEC_HNSW_NODES), find_sec(s, VDB_SEC_HNSW_UPPER)};
+	int ng = !!g[0] + !!g[1] + !!g[2] + !!g[3];
+	if (ng != 0 && ng != 4)
+		return corrupt(err, s, "graph sections are missing");
+	if (ng == 4) {
+		/* pread, not the mapping: see vdb_segment_open. */
+		unsigned char meta[64];
+		if (g[0]->len > sizeof meta ||
+		    vdb_pread_full(fd, meta, g[0]->len, (off_t)g[0]->off) != (ssize_t)g[0]->len)
+			return corrupt(err, s, "damaged graph header");
+		vdb_status st = vdb_hnsw_open(meta, g[0]->len, s->map + g[1]->off,
+					      g[1]->len, s->map + g[2]->off, g[2]->len,
+					      s->map + g[3]->off, g[3]->len, rows, &s->graph, s->file,
+					      err);
+		if (st)
+			return st;
+		s->has_graph = 1;
+	}
 	return VDB_OK;
 }
 
@@ -378,9 +545,11 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 		return VDB_EIO;
 	}
 	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */
-	if (map == MAP_FAILED)
-		return vdb_err_sys(err, VDB_EIO, "mmap %s", s->file);
+	if (map == MAP_FAILED) {
+		vdb_err_sys(err, VDB_EIO, "mmap %s", s->file);
+		close(fd);
+		return VDB_EIO;
+	}
 	s->map = map;
 	s->size = size;
 	uint32_t nsec = vdb_le32(h + 20);
@@ -407,13 +576,15 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 		s->sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16),
 					  vdb_le32(t + 24)};
 	}
-	if (map_sections(s, err))
+	if (map_sections(s, fd, err))
 		goto fail;
+	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */
 	return VDB_OK;
 bad_header:
 	vdb_err(err, VDB_ECORRUPT, "%s: segment header is damaged or does not match the manifest",
 		s->file);
 fail:
+	close(fd);
 	munmap(map, size);
 	s->map = NULL;
 	return VDB_ECORRUPT;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../index/hnsw.h"
 #include "memtable.h"
 #include "vdb.h"
 
@@ -32,6 +33,9 @@ typedef struct vdb_segment {
 	const unsigned char *payload_offsets;
 	const char *payloads;
 	uint64_t payloads_len;
+	const float *norms; /* cosine collections: |x| per row; else NULL */
+	int has_graph;
+	vdb_hnsw_graph graph;
 	/* Rows not to return: deletion marks from the manifest's deletion file, plus rows whose
 	 * id has a newer operation in the log tail. NULL when there are none. */
 	uint64_t *dead;
@@ -43,11 +47,38 @@ typedef struct vdb_segment {
 void vdb_segment_name(char *out, size_t cap, uint64_t number);
 void vdb_del_name(char *out, size_t cap, uint64_t segment, uint64_t gen);
 
-/* Writes the live upserts of mt, in first-seen order, as dir/seg-<number>.vdb (temp name,
- * fsync, rename; the caller fsyncs dir). *rows may be 0, in which case nothing is written. */
-vdb_status vdb_segment_write(const char *dir, uint64_t number, uint32_t dim,
-			     const vdb_memtable *mt, uint64_t *rows, uint64_t *size,
-			     uint32_t *header_crc, vdb_error *err);
+/* The rows a new segment is written from, in order; iterated once per section. */
+typedef struct vdb_row_source {
+	uint64_t rows;
+	void *ctx;
+	void (*rewind)(void *ctx);
+	/* Fills the next row: 1, or 0 at the end, or -1 with err set. */
+	int (*next)(void *ctx, vdb_record *rec, uint64_t *id_hash, vdb_error *err);
+} vdb_row_source;
+
+/* Row sources: the live upserts of a memtable in first-seen order; the live rows of a run
+ * of segments in order. */
+typedef struct vdb_mem_rows {
+	const vdb_memtable *mt;
+	size_t i;
+} vdb_mem_rows;
+void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtable *mt);
+
+typedef struct vdb_seg_rows {
+	const vdb_segment *segs;
+	size_t nseg, g;
+	uint64_t row;
+	uint32_t dim;
+} vdb_seg_rows;
+void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment *segs,
+		       size_t nseg, uint32_t dim);
+
+/* Writes src as dir/seg-<number>.vdb (temp name, fsync, rename; the caller fsyncs dir),
+ * with norms for cosine and, for an HNSW collection of at least VDB_HNSW_MIN_ROWS rows, the
+ * graph (built with every core). src->rows must be > 0. */
+vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collection_config *cfg,
+			     const vdb_row_source *src, uint64_t *size, uint32_t *header_crc,
+			     vdb_error *err);
 
 /* Maps and validates a segment against what the manifest says about it. Reads are bounds
  * checked against the mapping; section checksums are verified by vdb_segment_verify. */

@@ -107,6 +107,7 @@ static vdb_status load(vdb_writer *w, vdb_error *err)
 }
 
 static vdb_status seal(vdb_writer *w, vdb_error *err);
+static vdb_status merge_policy(vdb_writer *w, vdb_error *err);
 
 vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_options *o,
 			   vdb_writer **out, vdb_error *err)
@@ -158,7 +159,8 @@ vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_op
 		st = vdb_err_nomem(err);
 		goto fail;
 	}
-	if (w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes && (st = seal(w, err)))
+	if (w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes &&
+	    ((st = seal(w, err)) || (st = merge_policy(w, err))))
 		goto fail;
 	*out = w;
 	return VDB_OK;
@@ -270,8 +272,11 @@ vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 		w->failed = 1; /* durable but not applied in memory: reopen to continue */
 		return st;
 	}
-	if (s->wal.end - VDB_WAL_HEADER_SIZE >= s->cfg.seal_bytes)
-		return seal(w, err);
+	if (s->wal.end - VDB_WAL_HEADER_SIZE >= s->cfg.seal_bytes) {
+		if ((st = seal(w, err)))
+			return st;
+		return merge_policy(w, err);
+	}
 	return VDB_OK;
 }
 
@@ -399,9 +404,13 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 	}
 	if ((st = collect_deletions(s, ch, err)))
 		goto out;
-	uint64_t segno = nm.next_file++, rows, size;
-	uint32_t crc;
-	if ((st = vdb_segment_write(s->dir, segno, s->cfg.dim, &s->mt, &rows, &size, &crc, err)))
+	uint64_t segno = nm.next_file++, size = 0;
+	uint32_t crc = 0;
+	vdb_row_source src;
+	vdb_mem_rows mem;
+	vdb_mem_rows_init(&src, &mem, &s->mt);
+	uint64_t rows = src.rows;
+	if (rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))
 		goto out;
 	size_t nobs = 0;
 	nm.nseg = 0;
@@ -440,8 +449,6 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 	w->wal_fd = -1;
 	vdb_state_free(s);
 	st = load(w, err);
-	if (st)
-		w->failed = 1;
 out:
 	if (st && st != VDB_ENOMEM)
 		w->failed = 1;
@@ -451,4 +458,123 @@ out:
 	free(nm.segs);
 	free(obsolete);
 	return st;
+}
+
+/* ---- merging ---- */
+
+/* Replaces segments [first, first + count) by one segment of their live rows, placed where
+ * they were, so the storage order of records is kept. Same durability steps as a seal. */
+static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error *err)
+{
+	vdb_state *s = &w->st;
+	vdb_manifest nm = s->man;
+	nm.segs = calloc(s->man.nseg, sizeof *nm.segs);
+	char (*obsolete)[64] = calloc(2 * count, sizeof *obsolete);
+	vdb_status st = VDB_OK;
+	if (!nm.segs || !obsolete) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	vdb_row_source src;
+	vdb_seg_rows rows;
+	vdb_seg_rows_init(&src, &rows, s->segs + first, count, s->cfg.dim);
+	uint64_t segno = nm.next_file++, size = 0;
+	uint32_t crc = 0;
+	if (src.rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))
+		goto out;
+	nm.nseg = 0;
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		if (g == first && src.rows)
+			nm.segs[nm.nseg++] = (vdb_manifest_seg){segno, src.rows, size, crc, 0, ""};
+		if (g >= first && g < first + count) {
+			vdb_segment_name(obsolete[2 * (g - first)], 64, s->man.segs[g].number);
+			snprintf(obsolete[2 * (g - first) + 1], 64, "%s", s->man.segs[g].del_file);
+			continue;
+		}
+		nm.segs[nm.nseg++] = s->man.segs[g];
+	}
+	nm.generation++;
+	if ((st = vdb_fsync_dir(s->dir, err)) || (st = vdb_manifest_write(s->dir, &nm, err)))
+		goto out;
+	for (size_t i = 0; i < 2 * count; i++)
+		unlink_in(s->dir, obsolete[i]);
+	close(w->wal_fd);
+	w->wal_fd = -1;
+	vdb_state_free(s);
+	st = load(w, err);
+out:
+	if (st && st != VDB_ENOMEM)
+		w->failed = 1;
+	free(nm.segs);
+	free(obsolete);
+	return st;
+}
+
+/* Size tiers: a segment of n live rows is in tier floor(log4 n). */
+#define MERGE_FACTOR 4
+
+static unsigned tier(uint64_t rows)
+{
+	unsigned t = 0;
+	while (rows >= MERGE_FACTOR) {
+		rows /= MERGE_FACTOR;
+		t++;
+	}
+	return t;
+}
+
+static uint64_t live_rows(const vdb_segment *g)
+{
+	return g->rows - g->ndead;
+}
+
+/* The automatic merge policy, run after each seal: while the newest MERGE_FACTOR or more
+ * segments are all in the newest one's tier or below, merge that run into one segment (a
+ * tier up). Runs are contiguous, so storage order is kept; every tier holds fewer than
+ * MERGE_FACTOR segments, so their number stays logarithmic in the collection's size, and
+ * each record is rewritten once per tier it climbs. */
+static vdb_status merge_policy(vdb_writer *w, vdb_error *err)
+{
+	for (;;) {
+		size_t n = w->st.man.nseg;
+		if (n < MERGE_FACTOR)
+			return VDB_OK;
+		unsigned t = tier(live_rows(&w->st.segs[n - 1]));
+		size_t first = n - 1;
+		while (first > 0 && tier(live_rows(&w->st.segs[first - 1])) <= t)
+			first--;
+		if (n - first < MERGE_FACTOR)
+			return VDB_OK;
+		vdb_status st = merge_run(w, first, n - first, err);
+		if (st)
+			return st;
+	}
+}
+
+vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st)
+		return st;
+	if (w->ops)
+		return vdb_err(err, VDB_EINVAL, "commit or roll back the pending batch first");
+	if (w->st.mt.n && (st = seal(w, err)))
+		return st;
+	size_t n = w->st.man.nseg;
+	int needed = n > 1;
+	for (size_t g = 0; g < n && !needed; g++)
+		needed = w->st.segs[g].ndead > 0 ||
+			 (w->st.cfg.index == VDB_INDEX_HNSW && !w->st.segs[g].has_graph &&
+			  live_rows(&w->st.segs[g]) >= VDB_HNSW_MIN_ROWS);
+	return needed ? merge_run(w, 0, n, err) : VDB_OK;
+}
+
+vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *live)
+{
+	*segments = w->st.man.nseg;
+	uint64_t n = w->st.mt.live;
+	for (size_t g = 0; g < w->st.man.nseg; g++)
+		n += live_rows(&w->st.segs[g]);
+	*live = n;
+	return VDB_OK;
 }

@@ -20,7 +20,8 @@
  *   "3.4028235e+38".
  * Writes a NUL terminator; returns the length without the NUL. NaN/Inf: behaviour undefined
  * (callers never pass them; debug builds assert, release builds write "null" like
- * ECMAScript's JSON.stringify). `buf` must hold VDB_FLOAT_FMT_MAX bytes. */
+ * ECMAScript's JSON.stringify). `buf` must hold VDB_FLOAT_FMT_MAX bytes; bytes after the NUL
+ * may be overwritten too (the digits are stored in fixed-size chunks). */
 size_t vdb_fmt_float(float f, char *buf);
 
 /* Parses a JSON number token s[0..len) (the caller has already checked it matches the JSON

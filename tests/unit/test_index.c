@@ -165,7 +165,7 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 			q[j] = (float)(rnd() * 2 - 1);
 		vdb_hit hits[K];
 		size_t n;
-		cr_assert_eq(vdb_search(c, q, K, hits, &n, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(vdb_search(c, q, K, NULL, hits, &n, &err), VDB_OK, "%s", err.message);
 		cr_assert_eq(n, K);
 		/* Reference ranking in double precision. */
 		double best[N];
@@ -202,9 +202,9 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 	vdb_hit *all = malloc(VDB_K_MAX * sizeof *all);
 	float q[DIM] = {0.5f};
 	size_t n;
-	cr_assert_eq(vdb_search(c, q, VDB_K_MAX, all, &n, &err), VDB_OK);
+	cr_assert_eq(vdb_search(c, q, VDB_K_MAX, NULL, all, &n, &err), VDB_OK);
 	cr_assert_eq(n, (size_t)nlive);
-	cr_assert_eq(vdb_search(c, q, 0, all, &n, &err), VDB_EINVAL);
+	cr_assert_eq(vdb_search(c, q, 0, NULL, all, &n, &err), VDB_EINVAL);
 	free(all);
 	vdb_collection_close(c);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -240,7 +240,7 @@ Test(flat, values_near_the_float32_limits_give_finite_ordered_scores)
 		float q[3] = {1e-44f, 0, 0};
 		vdb_hit hits[4];
 		size_t n;
-		cr_assert_eq(vdb_search(c, q, 4, hits, &n, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(vdb_search(c, q, 4, NULL, hits, &n, &err), VDB_OK, "%s", err.message);
 		cr_assert_eq(n, 4);
 		for (size_t i = 0; i < n; i++)
 			cr_assert(isfinite(hits[i].score), "metric %d rank %zu", metrics[mi], i);

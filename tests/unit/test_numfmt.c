@@ -259,7 +259,7 @@ static const char *fmt_problem(float x, char *s, int smallest_p, long *lopsided)
 				break;
 		}
 		if (p != nd && !(lop && p > nd))
-			return "digit count differs from the smallest round-tripping printf precision";
+			return "digit count differs from the smallest round-tripping precision";
 	}
 	return NULL;
 }

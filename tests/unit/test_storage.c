@@ -308,12 +308,19 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	}
 	vdb_id gone = int_id(1);
 	vdb_memtable_delete(&m, &gone);
-	uint64_t rows, size;
+	uint64_t size;
 	uint32_t crc;
 	vdb_error err;
-	cr_assert_eq(vdb_segment_write(tmpdir, 7, 4, &m, &rows, &size, &crc, &err), VDB_OK, "%s",
-		     err.message);
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = 4;
+	vdb_row_source src;
+	vdb_mem_rows mr;
+	vdb_mem_rows_init(&src, &mr, &m);
+	uint64_t rows = src.rows;
 	cr_assert_eq(rows, 99);
+	cr_assert_eq(vdb_segment_write(tmpdir, 7, &cfg, &src, &size, &crc, &err), VDB_OK, "%s",
+		     err.message);
 	vdb_segment s;
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK, "%s",
 		     err.message);
@@ -341,7 +348,7 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	snprintf(path, sizeof path, "%s/seg-00000007.vdb", tmpdir);
 	int fd = open(path, O_RDWR);
 	unsigned char c = 0x77;
-	cr_assert_eq(pwrite(fd, &c, 1, 400), 1); /* inside the vectors, after the table */
+	cr_assert_eq(pwrite(fd, &c, 1, 700), 1); /* inside the vectors, after the table */
 	close(fd);
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK);
 	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_ECORRUPT);
@@ -468,7 +475,7 @@ Test(writer, seals_keep_every_record_and_apply_deletions, .init = setup, .fini =
 	float q[3] = {500, 0, 0};
 	vdb_hit hits[3];
 	size_t n;
-	cr_assert_eq(vdb_search(c, q, 3, hits, &n, &err), VDB_OK);
+	cr_assert_eq(vdb_search(c, q, 3, NULL, hits, &n, &err), VDB_OK);
 	cr_assert_eq(n, 3);
 	vdb_record r;
 	cr_assert_eq(vdb_hit_record(c, &hits[0], &r, &err), VDB_OK);

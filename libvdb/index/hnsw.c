@@ -1,0 +1,586 @@
+/* HNSW graphs (Malkov & Yashunin, 2018): construction with several threads, the stored form,
+ * and search through the segment's mapping.
+ *
+ * Construction follows the paper and hnswlib: each node gets a random level (geometric, with
+ * ml = 1/ln M, from a hash of its row so a build is repeatable for a given order); it is
+ * inserted by a greedy descent from the entry point, a beam search with ef_construction at
+ * each of its levels, and the neighbour-selection heuristic (keep a candidate only if it is
+ * closer to the new node than to every neighbour already kept), with reverse links pruned
+ * by the same heuristic when a list is full. Up to m neighbours per upper level, m0 = 2m at
+ * level 0. Threads insert different nodes at once; each node's lists are guarded by a
+ * spinlock, and the entry point by a mutex held for the rare node that raises the top level.
+ *
+ * Stored form (sections of the segment, all little-endian u32 arrays):
+ *   meta  u32 m, u32 m0, u32 max level, u32 0, u64 entry, u64 rows
+ *   l0    rows * (m0 + 1): count, then m0 neighbour slots
+ *   nodes rows: offset of the node's upper lists in `upper`, or UINT32_MAX if level 0
+ *   upper per upper node: level L, then for each level 1..L: count, then m slots
+ * Search reads these in place. Every count, neighbour and offset is checked before use, so
+ * a damaged graph gives VDB_ECORRUPT, never an out-of-bounds read. */
+#include "hnsw.h"
+
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../util/error.h"
+#include "distance.h"
+
+#define META_SIZE 32u
+#define NO_UPPER UINT32_MAX
+
+/* ---- distances ---- */
+
+static float finite_or_exact(const vdb_hnsw_space *sp, const float *q, const float *x, float d)
+{
+	if (isfinite(d))
+		return d;
+	/* Overflow near the float32 limits: recompute in double and saturate. */
+	double dot = 0, l2 = 0, qq = 0, xx = 0;
+	for (uint32_t i = 0; i < sp->dim; i++) {
+		double a = q[i], b = x[i];
+		dot += a * b;
+		l2 += (a - b) * (a - b);
+		qq += a * a;
+		xx += b * b;
+	}
+	double r = sp->metric == VDB_METRIC_L2 ? l2
+		   : sp->metric == VDB_METRIC_DOT ? -dot
+		   : (qq > 0 && xx > 0 ? -dot / sqrt(qq * xx) : 0);
+	return r > FLT_MAX ? FLT_MAX : r < -FLT_MAX ? -FLT_MAX : (float)r;
+}
+
+float vdb_hnsw_distance(const vdb_hnsw_space *sp, const float *q, float qnorm, uint64_t row)
+{
+	const float *x = sp->vectors + row * sp->dim;
+	float d;
+	switch (sp->metric) {
+	case VDB_METRIC_L2:
+		d = vdb_l2sq(q, x, sp->dim);
+		break;
+	case VDB_METRIC_DOT:
+		d = -vdb_dot(q, x, sp->dim);
+		break;
+	default: {
+		float n = sp->norms[row] * qnorm;
+		d = n > 0 ? -vdb_dot(q, x, sp->dim) / n : 0.0f;
+	}
+	}
+	return finite_or_exact(sp, q, x, d);
+}
+
+static inline float row_distance(const vdb_hnsw_space *sp, uint64_t a, uint64_t b)
+{
+	const float *qa = sp->vectors + a * sp->dim;
+	return vdb_hnsw_distance(sp, qa, sp->norms ? sp->norms[a] : 0, b);
+}
+
+/* ---- heaps over candidates: min-heap (closest on top) and max-heap (farthest on top) ---- */
+
+static void heap_push(vdb_cand *h, size_t *n, vdb_cand c, int max)
+{
+	size_t i = (*n)++;
+	while (i) {
+		size_t p = (i - 1) / 2;
+		if (max ? h[p].dist >= c.dist : h[p].dist <= c.dist)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = c;
+}
+
+static vdb_cand heap_pop(vdb_cand *h, size_t *n, int max)
+{
+	vdb_cand top = h[0], last = h[--*n];
+	size_t i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		double md = last.dist;
+		if (l < *n && (max ? h[l].dist > md : h[l].dist < md))
+			m = l, md = h[l].dist;
+		if (r < *n && (max ? h[r].dist > md : h[r].dist < md))
+			m = r;
+		if (m == i)
+			break;
+		h[i] = h[m];
+		i = m;
+	}
+	if (*n)
+		h[i] = last;
+	return top;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const vdb_cand *x = a, *y = b;
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* ---- neighbour access: a builder's locked lists, or a stored graph ---- */
+
+typedef struct builder builder;
+
+typedef struct walker {
+	/* Copies node's neighbours at level into buf; returns the count, or -1 if damaged. */
+	int (*neighbours)(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf);
+	const void *ctx;
+	const vdb_hnsw_space *sp;
+	uint64_t rows;
+	uint32_t max_list;
+} walker;
+
+typedef struct search_state {
+	uint32_t *visited;
+	uint32_t tag;
+	vdb_cand *cand, *res;
+	uint32_t *buf;
+} search_state;
+
+/* Beam search at one level from the entry points in res[0..*nres), keeping the ef best in
+ * res. Rows marked in `dead` are expanded but never kept. Returns -1 on a damaged graph. */
+static int search_layer(const walker *w, search_state *st, const float *q, float qnorm,
+			uint32_t level, size_t ef, const uint64_t *dead, size_t *nres)
+{
+	size_t nc = 0, nr = 0;
+	vdb_cand *cand = st->cand, *res = st->res;
+	vdb_cand seeds[1];
+	size_t nseeds = *nres;
+	if (nseeds > 1)
+		nseeds = 1;
+	seeds[0] = res[0];
+	for (size_t i = 0; i < nseeds; i++) {
+		st->visited[seeds[i].row] = st->tag;
+		heap_push(cand, &nc, seeds[i], 0);
+		if (!dead || !(dead[seeds[i].row >> 6] >> (seeds[i].row & 63) & 1))
+			heap_push(res, &nr, seeds[i], 1);
+	}
+	while (nc) {
+		vdb_cand c = heap_pop(cand, &nc, 0);
+		if (nr >= ef && c.dist > res[0].dist)
+			break;
+		int cnt = w->neighbours(w->ctx, c.row, level, st->buf);
+		if (cnt < 0)
+			return -1;
+		for (int i = 0; i < cnt; i++) {
+			uint32_t nb = st->buf[i];
+			if (st->visited[nb] == st->tag)
+				continue;
+			st->visited[nb] = st->tag;
+			float d = vdb_hnsw_distance(w->sp, q, qnorm, nb);
+			if (nr < ef || d < res[0].dist) {
+				vdb_cand e = {d, 0, nb};
+				heap_push(cand, &nc, e, 0);
+				if (!dead || !(dead[nb >> 6] >> (nb & 63) & 1)) {
+					heap_push(res, &nr, e, 1);
+					if (nr > ef)
+						heap_pop(res, &nr, 1);
+				}
+			}
+		}
+	}
+	*nres = nr;
+	return 0;
+}
+
+/* Greedy descent at one level: the closest node reachable by always improving. */
+static int greedy(const walker *w, search_state *st, const float *q, float qnorm, uint32_t level,
+		  vdb_cand *cur)
+{
+	for (int changed = 1; changed;) {
+		changed = 0;
+		int cnt = w->neighbours(w->ctx, cur->row, level, st->buf);
+		if (cnt < 0)
+			return -1;
+		for (int i = 0; i < cnt; i++) {
+			float d = vdb_hnsw_distance(w->sp, q, qnorm, st->buf[i]);
+			if (d < cur->dist) {
+				*cur = (vdb_cand){d, 0, st->buf[i]};
+				changed = 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- construction ---- */
+
+struct builder {
+	const vdb_hnsw_space *sp;
+	uint64_t rows;
+	uint32_t m, m0, efc;
+	uint32_t *l0;
+	uint8_t *level;
+	uint32_t **up; /* per node: level * (m + 1), or NULL */
+	atomic_flag *locks;
+	pthread_mutex_t glock;
+	uint64_t entry;
+	uint32_t max_level;
+	atomic_uint_fast64_t next;
+	atomic_int failed;
+};
+
+static void lock_node(builder *b, uint64_t n)
+{
+	while (atomic_flag_test_and_set_explicit(&b->locks[n], memory_order_acquire))
+		;
+}
+
+static void unlock_node(builder *b, uint64_t n)
+{
+	atomic_flag_clear_explicit(&b->locks[n], memory_order_release);
+}
+
+static uint32_t *list_of(builder *b, uint64_t n, uint32_t level)
+{
+	return level == 0 ? b->l0 + n * (b->m0 + 1) : b->up[n] + (level - 1) * (b->m + 1);
+}
+
+static int build_neighbours(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf)
+{
+	builder *b = (builder *)ctx;
+	lock_node(b, node);
+	uint32_t *l = list_of(b, node, level);
+	uint32_t n = l[0];
+	memcpy(buf, l + 1, n * sizeof *buf);
+	unlock_node(b, node);
+	return (int)n;
+}
+
+/* The heuristic of the paper (Algorithm 4 without extension): from candidates sorted by
+ * distance, keep one only if it is closer to the base than to every one already kept. */
+static size_t select_neighbours(builder *b, vdb_cand *c, size_t n, size_t max, uint32_t *out)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n && kept < max; i++) {
+		int good = 1;
+		for (size_t j = 0; j < kept && good; j++)
+			if (row_distance(b->sp, c[i].row, out[j]) < c[i].dist)
+				good = 0;
+		if (good)
+			out[kept++] = (uint32_t)c[i].row;
+	}
+	return kept;
+}
+
+static void connect(builder *b, search_state *st, uint64_t q, uint32_t level, vdb_cand *w,
+		    size_t nw)
+{
+	uint32_t max = level ? b->m : b->m0;
+	qsort(w, nw, sizeof *w, cand_cmp);
+	uint32_t sel[2 * VDB_HNSW_DEFAULT_M * 8];
+	size_t ns = select_neighbours(b, w, nw, b->m, sel);
+	lock_node(b, q);
+	uint32_t *lq = list_of(b, q, level);
+	lq[0] = (uint32_t)ns;
+	memcpy(lq + 1, sel, ns * sizeof *sel);
+	unlock_node(b, q);
+	for (size_t i = 0; i < ns; i++) {
+		uint64_t n = sel[i];
+		lock_node(b, n);
+		uint32_t *ln = list_of(b, n, level);
+		int present = 0;
+		for (uint32_t j = 0; j < ln[0]; j++)
+			present |= ln[1 + j] == q;
+		if (!present && ln[0] < max) {
+			ln[1 + ln[0]++] = (uint32_t)q;
+		} else if (!present) {
+			/* Full: re-select among the old neighbours and q with the heuristic. */
+			vdb_cand *c = st->cand;
+			size_t nc = 0;
+			c[nc++] = (vdb_cand){row_distance(b->sp, n, q), 0, q};
+			for (uint32_t j = 0; j < ln[0]; j++)
+				c[nc++] = (vdb_cand){row_distance(b->sp, n, ln[1 + j]), 0, ln[1 + j]};
+			qsort(c, nc, sizeof *c, cand_cmp);
+			ln[0] = (uint32_t)select_neighbours(b, c, nc, max, ln + 1);
+		}
+		unlock_node(b, n);
+	}
+}
+
+static uint32_t random_level(uint64_t seed, uint64_t row, uint32_t m)
+{
+	uint64_t x = seed ^ (row + 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 31;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 29;
+	double u = ((double)(x >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+	double l = -log(u) / log((double)m);
+	return l >= VDB_HNSW_MAX_LEVEL - 1 ? VDB_HNSW_MAX_LEVEL - 1 : (uint32_t)l;
+}
+
+static void insert(builder *b, search_state *st, const walker *w, uint64_t q)
+{
+	const float *qv = b->sp->vectors + q * b->sp->dim;
+	float qn = b->sp->norms ? b->sp->norms[q] : 0;
+	uint32_t lq = b->level[q];
+	pthread_mutex_lock(&b->glock);
+	uint32_t top = b->max_level;
+	uint64_t ep = b->entry;
+	int raises = lq > top;
+	if (!raises)
+		pthread_mutex_unlock(&b->glock);
+	vdb_cand cur = {vdb_hnsw_distance(b->sp, qv, qn, ep), 0, ep};
+	for (uint32_t l = top; l > lq; l--)
+		greedy(w, st, qv, qn, l, &cur);
+	/* Levels above the old top have no other node yet: nothing to connect there. */
+	for (int64_t l = lq < top ? lq : top; l >= 0; l--) {
+		st->tag++;
+		st->res[0] = cur;
+		size_t nr = 1;
+		search_layer(w, st, qv, qn, (uint32_t)l, b->efc, NULL, &nr);
+		/* Keep the closest as the next level's entry before connect reorders res. */
+		vdb_cand best = st->res[0];
+		for (size_t i = 1; i < nr; i++)
+			if (st->res[i].dist < best.dist)
+				best = st->res[i];
+		vdb_cand *copy = st->res + b->efc + 1; /* room reserved past the beam */
+		memcpy(copy, st->res, nr * sizeof *copy);
+		connect(b, st, q, (uint32_t)l, copy, nr);
+		cur = best;
+	}
+	if (raises) {
+		b->entry = q;
+		b->max_level = lq;
+		pthread_mutex_unlock(&b->glock);
+	}
+}
+
+typedef struct worker_arg {
+	builder *b;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+	builder *b = ((worker_arg *)arg)->b;
+	walker w = {build_neighbours, b, b->sp, b->rows, b->m0};
+	/* Candidates: at most every node once (visited marks); results: the beam plus room
+	 * for the copy insert() hands to connect(). */
+	size_t heap = (size_t)b->efc * 2 + b->m0 + 2;
+	search_state st = {calloc(b->rows, sizeof(uint32_t)), 0,
+			   malloc((b->rows + b->m0 + 2) * sizeof(vdb_cand)),
+			   malloc(heap * sizeof(vdb_cand)), malloc((b->m0 + 1) * sizeof(uint32_t))};
+	if (!st.visited || !st.cand || !st.res || !st.buf) {
+		atomic_store(&b->failed, 1);
+	} else {
+		for (;;) {
+			uint64_t q = atomic_fetch_add(&b->next, 1);
+			if (q >= b->rows || atomic_load(&b->failed))
+				break;
+			if (st.tag > UINT32_MAX - 64) {
+				memset(st.visited, 0, b->rows * sizeof(uint32_t));
+				st.tag = 0;
+			}
+			insert(b, &st, &w, q);
+		}
+	}
+	free(st.visited);
+	free(st.cand);
+	free(st.res);
+	free(st.buf);
+	return NULL;
+}
+
+static vdb_status serialize(builder *b, vdb_buf *meta, vdb_buf *l0, vdb_buf *nodes,
+			    vdb_buf *upper, vdb_error *err)
+{
+	meta->len = l0->len = nodes->len = upper->len = 0;
+	int rc = vdb_buf_put_u32(meta, b->m) || vdb_buf_put_u32(meta, b->m0) ||
+		 vdb_buf_put_u32(meta, b->max_level) || vdb_buf_put_u32(meta, 0) ||
+		 vdb_buf_put_u64(meta, b->entry) || vdb_buf_put_u64(meta, b->rows);
+	rc = rc || vdb_buf_append(l0, b->l0, b->rows * (b->m0 + 1) * sizeof(uint32_t));
+	for (uint64_t n = 0; n < b->rows && !rc; n++) {
+		if (!b->level[n]) {
+			rc = vdb_buf_put_u32(nodes, NO_UPPER);
+			continue;
+		}
+		if (upper->len / 4 >= NO_UPPER)
+			return vdb_err(err, VDB_EINVAL, "graph too large for one segment");
+		rc = vdb_buf_put_u32(nodes, (uint32_t)(upper->len / 4)) ||
+		     vdb_buf_put_u32(upper, b->level[n]) ||
+		     vdb_buf_append(upper, b->up[n], (size_t)b->level[n] * (b->m + 1) * 4);
+	}
+	return rc ? vdb_err_nomem(err) : VDB_OK;
+}
+
+static uint32_t thread_count(uint32_t want, uint64_t rows)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t t = want ? want : n > 0 ? (uint32_t)n : 1;
+	if (t > 64)
+		t = 64;
+	return rows < 4096 ? 1 : t;
+}
+
+vdb_status vdb_hnsw_build(const vdb_hnsw_space *sp, uint64_t rows, const vdb_hnsw_build_params *p,
+			  vdb_buf *meta, vdb_buf *l0, vdb_buf *nodes, vdb_buf *upper,
+			  vdb_error *err)
+{
+	if (p->m < 2 || p->m > 64 || rows == 0 || rows >= NO_UPPER)
+		return vdb_err(err, VDB_EINVAL, "invalid graph parameters");
+	builder b = {.sp = sp, .rows = rows, .m = p->m, .m0 = 2 * p->m,
+		     .efc = p->ef_construction < p->m ? p->m : p->ef_construction};
+	b.l0 = calloc(rows * (b.m0 + 1), sizeof *b.l0);
+	b.level = malloc(rows);
+	b.up = calloc(rows, sizeof *b.up);
+	b.locks = malloc(rows * sizeof *b.locks);
+	vdb_status st = VDB_OK;
+	if (!b.l0 || !b.level || !b.up || !b.locks) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	for (uint64_t n = 0; n < rows; n++) {
+		atomic_flag_clear(&b.locks[n]);
+		b.level[n] = (uint8_t)random_level(p->seed, n, b.m);
+		if (b.level[n] && !(b.up[n] = calloc((size_t)b.level[n] * (b.m + 1), 4))) {
+			st = vdb_err_nomem(err);
+			goto out;
+		}
+	}
+	pthread_mutex_init(&b.glock, NULL);
+	b.entry = 0;
+	b.max_level = b.level[0];
+	atomic_init(&b.next, 1);
+	atomic_init(&b.failed, 0);
+	uint32_t nt = thread_count(p->threads, rows);
+	pthread_t tid[64];
+	worker_arg arg = {&b};
+	uint32_t started = 0;
+	for (; started + 1 < nt; started++)
+		if (pthread_create(&tid[started], NULL, worker, &arg))
+			break;
+	worker(&arg); /* the calling thread works too */
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	pthread_mutex_destroy(&b.glock);
+	if (atomic_load(&b.failed))
+		st = vdb_err_nomem(err);
+	else
+		st = serialize(&b, meta, l0, nodes, upper, err);
+out:
+	for (uint64_t n = 0; b.up && n < rows; n++)
+		free(b.up[n]);
+	free(b.up);
+	free(b.l0);
+	free(b.level);
+	free(b.locks);
+	return st;
+}
+
+/* ---- the stored graph ---- */
+
+vdb_status vdb_hnsw_open(const void *meta, uint64_t meta_len, const void *l0, uint64_t l0_len,
+			 const void *nodes, uint64_t nodes_len, const void *upper,
+			 uint64_t upper_len, uint64_t rows, vdb_hnsw_graph *g, const char *file,
+			 vdb_error *err)
+{
+	const unsigned char *m = meta;
+	if (meta_len != META_SIZE)
+		goto bad;
+	uint32_t mm, m0, ml;
+	uint64_t entry, r;
+	memcpy(&mm, m, 4);
+	memcpy(&m0, m + 4, 4);
+	memcpy(&ml, m + 8, 4);
+	memcpy(&entry, m + 16, 8);
+	memcpy(&r, m + 24, 8);
+	if (mm < 2 || mm > 64 || m0 != 2 * mm || ml >= VDB_HNSW_MAX_LEVEL || r != rows ||
+	    entry >= rows || l0_len != rows * (m0 + 1) * 4 || nodes_len != rows * 4 ||
+	    upper_len % 4 || ((uintptr_t)l0 | (uintptr_t)nodes | (uintptr_t)upper) % 4)
+		goto bad;
+	*g = (vdb_hnsw_graph){mm, m0, ml, entry, rows, l0, nodes, upper, upper_len / 4};
+	return VDB_OK;
+bad:
+	return vdb_err(err, VDB_ECORRUPT, "%s: damaged graph header", file);
+}
+
+static int stored_neighbours(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf)
+{
+	const vdb_hnsw_graph *g = ctx;
+	const uint32_t *l;
+	uint32_t max;
+	if (level == 0) {
+		l = g->l0 + node * (g->m0 + 1);
+		max = g->m0;
+	} else {
+		uint32_t off = g->nodes[node];
+		if (off == NO_UPPER || off >= g->upper_len)
+			return -1;
+		uint32_t lv = g->upper[off];
+		if (lv < level || lv >= VDB_HNSW_MAX_LEVEL ||
+		    (uint64_t)off + 1 + (uint64_t)lv * (g->m + 1) > g->upper_len)
+			return -1;
+		l = g->upper + off + 1 + (level - 1) * (g->m + 1);
+		max = g->m;
+	}
+	uint32_t n = l[0];
+	if (n > max)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		if (l[1 + i] >= g->rows)
+			return -1;
+		buf[i] = l[1 + i];
+	}
+	return (int)n;
+}
+
+void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s)
+{
+	free(s->visited);
+	free(s->cand);
+	free(s->res);
+	memset(s, 0, sizeof *s);
+}
+
+vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, const float *q,
+			   float qnorm, const uint64_t *dead, size_t ef, vdb_hnsw_scratch *s,
+			   vdb_cand **out, size_t *n, const char *file, vdb_error *err)
+{
+	if (s->visited_len < g->rows) {
+		free(s->visited);
+		s->visited = calloc(g->rows, sizeof *s->visited);
+		s->visited_len = s->visited ? g->rows : 0;
+		s->tag = 0;
+	}
+	/* The candidate heap can hold every node at worst; the result heap ef + 1. */
+	size_t need = ef + g->m0 + 2;
+	if (s->res_cap < need) {
+		free(s->res);
+		s->res = malloc(need * sizeof *s->res);
+		s->res_cap = s->res ? need : 0;
+	}
+	if (s->cand_cap < g->rows + 1) {
+		free(s->cand);
+		s->cand = malloc((g->rows + 1) * sizeof *s->cand);
+		s->cand_cap = s->cand ? g->rows + 1 : 0;
+	}
+	uint32_t buf[2 * 64 + 1];
+	if (!s->visited || !s->res || !s->cand)
+		return vdb_err_nomem(err);
+	if (++s->tag == 0) {
+		memset(s->visited, 0, s->visited_len * sizeof *s->visited);
+		s->tag = 1;
+	}
+	walker w = {stored_neighbours, g, sp, g->rows, g->m0};
+	search_state st = {s->visited, s->tag, s->cand, s->res, buf};
+	vdb_cand cur = {vdb_hnsw_distance(sp, q, qnorm, g->entry), 0, g->entry};
+	for (uint32_t l = g->max_level; l > 0; l--)
+		if (greedy(&w, &st, q, qnorm, l, &cur) < 0)
+			goto bad;
+	s->res[0] = cur;
+	size_t nr = 1;
+	if (search_layer(&w, &st, q, qnorm, 0, ef, dead, &nr) < 0)
+		goto bad;
+	qsort(s->res, nr, sizeof *s->res, cand_cmp);
+	*out = s->res;
+	*n = nr;
+	return VDB_OK;
+bad:
+	return vdb_err(err, VDB_ECORRUPT, "%s: damaged graph", file);
+}
