@@ -28,7 +28,7 @@ static void usage(void)
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
 	       "  -k N                   results per query, 1 to %d (default 10)\n"
-	       "      --ef N             graph search beam width (default 64, at least k):\n"
+	       "      --ef N             graph search beam width (default 128, at least k):\n"
 	       "                         larger is more accurate and slower\n"
 	       "      --exact            scan every vector instead of using the graphs\n"
 	       "      --payload          include each result's payload\n"

@@ -101,7 +101,7 @@ typedef enum vdb_metric {
 #define VDB_DIM_MAX 65536
 #define VDB_DEFAULT_M 16
 #define VDB_DEFAULT_EF_CONSTRUCTION 200
-#define VDB_DEFAULT_EF 64
+#define VDB_DEFAULT_EF 128
 #define VDB_NAME_MAX 64
 #define VDB_DEFAULT_COLLECTION "default"
 
@@ -168,7 +168,7 @@ typedef struct vdb_hit {
 } vdb_hit;
 
 typedef struct vdb_search_options {
-	/* HNSW beam width: larger is more accurate and slower. 0: the default (64), and never
+	/* HNSW beam width: larger is more accurate and slower. 0: the default (128), and never
 	 * less than k. */
 	size_t ef;
 	/* Non-zero: scan every vector (exact), even where a segment has a graph. */

@@ -274,12 +274,37 @@ static void connect(builder *b, search_state *st, uint64_t q, uint32_t level, vd
 {
 	uint32_t max = level ? b->m : b->m0;
 	qsort(w, nw, sizeof *w, cand_cmp);
-	uint32_t sel[2 * VDB_HNSW_DEFAULT_M * 8];
+	uint32_t sel[2 * 64 + 1];
 	size_t ns = select_neighbours(b, w, nw, b->m, sel);
 	lock_node(b, q);
 	uint32_t *lq = list_of(b, q, level);
-	lq[0] = (uint32_t)ns;
-	memcpy(lq + 1, sel, ns * sizeof *sel);
+	if (lq[0] == 0) {
+		lq[0] = (uint32_t)ns;
+		memcpy(lq + 1, sel, ns * sizeof *sel);
+	} else {
+		/* Another thread reached q already and linked itself here: keep those links
+		 * (overwriting them would leave that node with one incoming edge fewer, and
+		 * nodes with none are unreachable), merged with q's own choice. */
+		vdb_cand *c = st->cand;
+		size_t nc = 0;
+		for (uint32_t j = 0; j < lq[0]; j++)
+			c[nc++] = (vdb_cand){row_distance(b->sp, q, lq[1 + j]), 0, lq[1 + j]};
+		for (size_t i = 0; i < ns; i++) {
+			int dup = 0;
+			for (uint32_t j = 0; j < lq[0] && !dup; j++)
+				dup = lq[1 + j] == sel[i];
+			if (!dup)
+				c[nc++] = (vdb_cand){row_distance(b->sp, q, sel[i]), 0, sel[i]};
+		}
+		if (nc <= max) {
+			for (size_t i = 0; i < nc; i++)
+				lq[1 + i] = (uint32_t)c[i].row;
+			lq[0] = (uint32_t)nc;
+		} else {
+			qsort(c, nc, sizeof *c, cand_cmp);
+			lq[0] = (uint32_t)select_neighbours(b, c, nc, max, lq + 1);
+		}
+	}
 	unlock_node(b, q);
 	for (size_t i = 0; i < ns; i++) {
 		uint64_t n = sel[i];

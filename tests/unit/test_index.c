@@ -255,3 +255,116 @@ Test(flat, values_near_the_float32_limits_give_finite_ordered_scores)
 		cr_assert_eq(system(cmd), 0);
 	}
 }
+
+/* ---- HNSW construction ---- */
+
+#include "index/hnsw.h"
+
+static float *clustered_data(uint64_t seed, size_t n, size_t dim)
+{
+	rng_state = seed;
+	enum { CLUSTERS = 40 };
+	float centres[CLUSTERS][64];
+	for (int c = 0; c < CLUSTERS; c++)
+		for (size_t j = 0; j < dim; j++)
+			centres[c][j] = (float)(rnd() * 4 - 2);
+	float *v = malloc(n * dim * sizeof *v);
+	for (size_t i = 0; i < n; i++) {
+		int c = (int)(rnd() * CLUSTERS);
+		for (size_t j = 0; j < dim; j++)
+			v[i * dim + j] = centres[c][j] + (float)(rnd() - 0.5) * 0.6f;
+	}
+	return v;
+}
+
+Test(hnsw, parallel_builds_leave_every_node_reachable_and_search_finds_the_nearest)
+{
+	enum { N = 6000, DIM = 24, Q = 40 };
+	float *v = clustered_data(21, N, DIM), *q = clustered_data(22, Q, DIM);
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		vdb_hnsw_build_params p = {16, 200, 2, seed}; /* two threads: races would show */
+		vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, up = VDB_BUF_INIT;
+		vdb_error err;
+		cr_assert_eq(vdb_hnsw_build(&sp, N, &p, &meta, &l0, &nodes, &up, &err), VDB_OK);
+		vdb_hnsw_graph g;
+		cr_assert_eq(vdb_hnsw_open(meta.data, meta.len, l0.data, l0.len, nodes.data, nodes.len,
+					   up.data, up.len, N, &g, "test", &err),
+			     VDB_OK, "%s", err.message);
+		/* Every node except the entry point has an incoming level-0 link. */
+		static int indeg[N];
+		memset(indeg, 0, sizeof indeg);
+		for (size_t i = 0; i < N; i++) {
+			const uint32_t *l = g.l0 + i * (g.m0 + 1);
+			cr_assert_leq(l[0], g.m0);
+			for (uint32_t k = 0; k < l[0]; k++) {
+				cr_assert_lt(l[1 + k], N);
+				cr_assert_neq(l[1 + k], i, "no self links");
+				indeg[l[1 + k]]++;
+			}
+		}
+		for (size_t i = 0; i < N; i++)
+			cr_assert(indeg[i] > 0 || i == g.entry, "seed %llu: node %zu is unreachable",
+				  (unsigned long long)seed, i);
+		/* A wide beam finds the exact nearest neighbour of every query. */
+		vdb_hnsw_scratch s = {0};
+		for (int qi = 0; qi < Q; qi++) {
+			const float *x = q + (size_t)qi * DIM;
+			size_t best = 0;
+			for (size_t i = 1; i < N; i++)
+				if (vdb_l2sq(x, v + i * DIM, DIM) < vdb_l2sq(x, v + best * DIM, DIM))
+					best = i;
+			vdb_cand *out;
+			size_t n;
+			cr_assert_eq(vdb_hnsw_search(&g, &sp, x, 0, NULL, 400, &s, &out, &n, "t", &err), VDB_OK);
+			cr_assert_eq(n, 400);
+			cr_assert_eq(vdb_l2sq(x, v + out[0].row * DIM, DIM), vdb_l2sq(x, v + best * DIM, DIM),
+				     "seed %llu query %d", (unsigned long long)seed, qi);
+			for (size_t i = 1; i < n; i++)
+				cr_assert_leq(out[i - 1].dist, out[i].dist, "results sorted");
+		}
+		/* Deleted rows are walked through but never returned. */
+		uint64_t dead[(N + 63) / 64];
+		memset(dead, 0xff, sizeof dead);
+		dead[0] = ~(uint64_t)0x5; /* a set bit is a dead row: only rows 0 and 2 live */
+		vdb_cand *out;
+		size_t n;
+		cr_assert_eq(vdb_hnsw_search(&g, &sp, q, 0, dead, 50, &s, &out, &n, "t", &err), VDB_OK);
+		for (size_t i = 0; i < n; i++)
+			cr_assert(out[i].row == 0 || out[i].row == 2);
+		vdb_hnsw_scratch_free(&s);
+		/* A damaged neighbour id is an error, not a read out of bounds. */
+		uint32_t *mut = (uint32_t *)l0.data;
+		mut[g.entry * (g.m0 + 1) + 1] = N + 5;
+		vdb_hnsw_scratch s2 = {0};
+		vdb_hnsw_search(&g, &sp, q, 0, NULL, 50, &s2, &out, &n, "seg-x.vdb", &err);
+		vdb_hnsw_scratch_free(&s2);
+		vdb_buf_free(&meta);
+		vdb_buf_free(&l0);
+		vdb_buf_free(&nodes);
+		vdb_buf_free(&up);
+	}
+	free(v);
+	free(q);
+}
+
+Test(hnsw, damaged_graph_header_is_refused)
+{
+	uint32_t meta[8] = {16, 32, 3, 0, 5, 0, 100, 0};
+	uint32_t l0[100 * 33] = {0}, nodes[100] = {0}, up[4] = {0};
+	vdb_hnsw_graph g;
+	vdb_error err;
+	cr_assert_eq(vdb_hnsw_open(meta, 32, l0, sizeof l0, nodes, sizeof nodes, up, sizeof up, 100, &g,
+				   "seg-1.vdb", &err),
+		     VDB_OK);
+	meta[1] = 31; /* m0 must be 2m */
+	cr_assert_eq(vdb_hnsw_open(meta, 32, l0, sizeof l0, nodes, sizeof nodes, up, sizeof up, 100, &g,
+				   "seg-1.vdb", &err),
+		     VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "seg-1.vdb"), "%s", err.message);
+	meta[1] = 32;
+	meta[4] = 100; /* entry out of range */
+	cr_assert_eq(vdb_hnsw_open(meta, 32, l0, sizeof l0, nodes, sizeof nodes, up, sizeof up, 100, &g,
+				   "seg-1.vdb", &err),
+		     VDB_ECORRUPT);
+}
