@@ -156,8 +156,14 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 	struct stat st;
 	if (stat(db, &st) < 0 || !S_ISDIR(st.st_mode))
 		return vdb_err(err, VDB_EEXIST, "%s exists and is not a directory", db);
-	if (!dir_is_empty(db))
+	if (!dir_is_empty(db)) {
+		/* A concurrent vdb-create may have finished the marker (and a collection) since
+		 * our first look: check again before calling the directory foreign. */
+		s = vdb_db_check(db, err);
+		if (s != VDB_ENOENT)
+			return s;
 		return vdb_err(err, VDB_EEXIST, "%s exists and is not a vdb database", db);
+	}
 	char *file;
 	size_t len;
 	s = vdb_checked_encode("directory", VDB_DIR_FORMAT, "{\"format\":1}\n", &file, &len, err);
