@@ -1,14 +1,14 @@
 /* Exhaustive check of libvdb/util/numfmt.c over all 2^32 float bit patterns (not part of the
  * test suite; takes a few minutes on two cores). For every finite float x:
  *  - s = vdb_fmt_float(x) is a JSON number of at most VDB_FLOAT_FMT_MAX - 1 characters,
- *  - vdb_parse_float(s) and strtof(s) both give back exactly the bits of x,
+ *  - vdb_parse_float(s) gives back exactly the bits of x,
  *  - s is shortest: neither (n-1)-digit neighbour of its n digits reads back as x (the
- *    floats reading back as x form an interval, so if any shorter string did, one of these
+ *    reals reading back as x form an interval, so if any shorter string did, one of these
  *    two would),
- * and for every 16th pattern also against glibc's correctly rounded printf: the smallest p
- * for which "%.{p-1}e" reads back as x is n, with the same digits (so s is also the closest
- * shortest string), unless no n-digit printf output reads back (the interval is lopsided
- * around x just above a power of two), which is counted.
+ * and for every 16th pattern also against glibc: strtof(s) gives back x, and printf's
+ * correctly rounded "%.{n-1}e" has the same n digits (so s is also the closest shortest
+ * string) while "%.{n-2}e" does not read back, unless no n-digit printf output reads back
+ * (the interval is lopsided around x just above a power of two), which is counted.
  *
  *   gcc -O2 -std=gnu11 -pthread -I libvdb/util libvdb/util/numfmt.c \
  *       scripts/check-numfmt-exhaustive.c -o /tmp/check-numfmt && /tmp/check-numfmt [threads]
@@ -94,10 +94,36 @@ static int sig_digits(const char *s, char *dig, int *exp)
 	return n;
 }
 
-static int reads_back(const char *s, uint32_t want)
+static int reads_back(const char *s, size_t n, uint32_t want)
 {
 	float r;
-	return vdb_parse_float(s, strlen(s), &r) == 0 && fbits(r) == want;
+	return vdb_parse_float(s, n, &r) == 0 && fbits(r) == want;
+}
+
+/* Writes "[-]<d>e<e>" to t and returns its length (snprintf is too slow for 2^33 calls). */
+static size_t put_number(char *t, int neg, uint64_t d, int e)
+{
+	char tmp[48];
+	size_t n = 0, k = 0;
+	if (neg)
+		t[n++] = '-';
+	do
+		tmp[k++] = (char)('0' + d % 10);
+	while (d /= 10);
+	while (k)
+		t[n++] = tmp[--k];
+	t[n++] = 'e';
+	if (e < 0) {
+		t[n++] = '-';
+		e = -e;
+	}
+	do
+		tmp[k++] = (char)('0' + e % 10);
+	while (e /= 10);
+	while (k)
+		t[n++] = tmp[--k];
+	t[n] = '\0';
+	return n;
 }
 
 static void check_one(struct job *jb, uint32_t u)
@@ -108,34 +134,33 @@ static void check_one(struct job *jb, uint32_t u)
 	memset(s, 'X', sizeof s);
 	size_t n = vdb_fmt_float(x, s);
 	int bad = n >= VDB_FLOAT_FMT_MAX || s[n] != '\0' || strlen(s) != n || !is_json_number(s);
-	float r = 0;
-	bad = bad || vdb_parse_float(s, n, &r) != 0 || fbits(r) != u;
-	bad = bad || fbits(strtof(s, NULL)) != u;
+	bad = bad || !reads_back(s, n, u);
 	int e, nd = bad ? 0 : sig_digits(s, dig, &e);
 	if (!bad && nd > 1) {
 		/* (n-1)-digit neighbours: floor(D / 10) and floor(D / 10) + 1, times 10^(e+1). */
 		uint64_t d = strtoull(dig, NULL, 10) / 10;
-		const char *sign = u >> 31 ? "-" : "";
-		snprintf(t, sizeof t, "%s%" PRIu64 "e%d", sign, d, e + 1);
-		bad = reads_back(t, u);
-		snprintf(t, sizeof t, "%s%" PRIu64 "e%d", sign, d + 1, e + 1);
-		bad = bad || reads_back(t, u);
+		bad = reads_back(t, put_number(t, (int)(u >> 31), d, e + 1), u) ||
+		      reads_back(t, put_number(t, (int)(u >> 31), d + 1, e + 1), u);
 	}
-	if (!bad && (u & 15) == 0) {
+	if (!bad && nd > 0 && (u & 15) == 0) {
+		/* glibc's printf rounds correctly: "%.{nd-1}e" is the n-digit string closest to x.
+		 * It must read back (through strtof too) with our digits, and "%.{nd-2}e" must
+		 * not; with the neighbour test above this is the "smallest p" reference. */
 		jb->sampled++;
-		int p;
-		for (p = 1; p <= 9; p++) {
-			snprintf(t, sizeof t, "%.*e", p - 1, (double)x);
-			if (fbits(strtof(t, NULL)) == u)
-				break;
+		bad = fbits(strtof(s, NULL)) != u;
+		if (nd > 1) {
+			snprintf(t, sizeof t, "%.*e", nd - 2, (double)x);
+			bad = bad || fbits(strtof(t, NULL)) == u;
 		}
-		char rd[32];
-		int re;
-		sig_digits(t, rd, &re);
-		if (p > nd)
+		snprintf(t, sizeof t, "%.*e", nd - 1, (double)x);
+		if (fbits(strtof(t, NULL)) != u) {
 			jb->lopsided++;
-		else
-			bad = p != nd || strcmp(rd, dig) != 0 || re != e;
+		} else {
+			char rd[32];
+			int re;
+			sig_digits(t, rd, &re);
+			bad = bad || strcmp(rd, dig) != 0 || re != e;
+		}
 	}
 	if (bad && jb->failures++ < 20)
 		fprintf(stderr, "FAIL 0x%08" PRIx32 " (%.9g): \"%s\"\n", u, (double)x, s);
@@ -161,9 +186,10 @@ int main(int argc, char **argv)
 	uint64_t first = argc > 3 ? strtoull(argv[2], NULL, 16) : 0;
 	uint64_t total = argc > 3 ? strtoull(argv[3], NULL, 16) + 1 - first : UINT64_C(1) << 32;
 	for (int i = 0; i < nt; i++) {
-		/* Contiguous slices: with two threads, one does the positives, one the negatives. */
-		jobs[i] = (struct job){first + total * (uint64_t)i / (uint64_t)nt,
-				       first + total * (uint64_t)(i + 1) / (uint64_t)nt, 0, 0, 0, 0};
+		/* Contiguous slices: two threads get the positives and the negatives. */
+		uint64_t lo = first + total * (uint64_t)i / (uint64_t)nt;
+		uint64_t hi = first + total * (uint64_t)(i + 1) / (uint64_t)nt;
+		jobs[i] = (struct job){lo, hi, 0, 0, 0, 0};
 		pthread_create(&th[i], NULL, run, &jobs[i]);
 	}
 	uint64_t checked = 0, failures = 0, sampled = 0, lopsided = 0;

@@ -49,6 +49,31 @@ static float from_bits(uint32_t u)
 	return f;
 }
 
+/* Neighbours of positive finite values and exact powers of two, by bit arithmetic (no libm). */
+static float next_up(float x)
+{
+	return from_bits(fbits(x) + 1);
+}
+
+static float next_down(float x)
+{
+	return from_bits(fbits(x) - 1);
+}
+
+static double next_d(double x, int64_t dir) /* dir = +-1 */
+{
+	uint64_t u;
+	memcpy(&u, &x, sizeof u);
+	u += (uint64_t)dir;
+	memcpy(&x, &u, sizeof x);
+	return x;
+}
+
+static float pow2f(int e) /* -149 <= e <= 127 */
+{
+	return from_bits(e >= -126 ? (uint32_t)(e + 127) << 23 : UINT32_C(1) << (e + 149));
+}
+
 static float random_finite_float(void)
 {
 	uint32_t u;
@@ -339,11 +364,11 @@ Test(numfmt, parse_matches_strtof_on_midpoints)
 	char s[256];
 	long total = 0;
 	for (int i = 0; i < 40000; i++) {
-		float x = fabsf(random_finite_float());
+		float x = from_bits(fbits(random_finite_float()) & 0x7fffffff);
 		if (x == FLT_MAX)
 			continue;
-		double mid = ((double)x + (double)nextafterf(x, INFINITY)) / 2; /* exact */
-		double probes[3] = {mid, nextafter(mid, 0), nextafter(mid, INFINITY)};
+		double mid = ((double)x + (double)next_up(x)) / 2; /* exact */
+		double probes[3] = {mid, next_d(mid, -1), next_d(mid, 1)};
 		for (int j = 0; j < 3; j++) {
 			const char *sign = rng() & 1 ? "-" : "";
 			snprintf(s, sizeof s, "%s%.150g", sign, probes[j]); /* exact */
@@ -415,7 +440,7 @@ Test(numfmt, parse_extremes_and_overflow_boundary)
 	cr_assert_eq(parse_ok(above), FLT_TRUE_MIN);
 	cr_assert_eq(fbits(parse_ok("7e-46")), 0);
 	cr_assert_eq(parse_ok("7.1e-46"), FLT_TRUE_MIN);
-	cr_assert_eq(parse_ok("1.1754942e-38"), nextafterf(FLT_MIN, 0)); /* largest subnormal */
+	cr_assert_eq(parse_ok("1.1754942e-38"), next_down(FLT_MIN)); /* largest subnormal */
 
 	cr_assert_eq(fbits(parse_ok("1e-50")), 0);
 	cr_assert_eq(fbits(parse_ok("-1e-50")), fbits(-0.0f));
@@ -476,7 +501,7 @@ Test(numfmt, parse_long_tokens)
 	float lows[] = {FLT_TRUE_MIN, from_bits(0x00123457), from_bits(0x00800001), 1.5f,
 			from_bits(0x7f000001)};
 	for (size_t i = 0; i < sizeof lows / sizeof lows[0]; i++) {
-		float lo = lows[i], hi = nextafterf(lo, INFINITY);
+		float lo = lows[i], hi = next_up(lo);
 		double mid = ((double)lo + (double)hi) / 2;
 		n = snprintf(s, cap, "%.200f", mid); /* exact, with a decimal point */
 		while (s[n - 1] == '0')
@@ -608,7 +633,7 @@ Test(numfmt, fmt_edge_values)
 	char s[VDB_FLOAT_FMT_MAX + 1], t[32];
 	long lopsided = 0, total = 0;
 	float special[] = {0.0f, -0.0f, FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX, FLT_TRUE_MIN,
-			   nextafterf(FLT_MIN, 0), nextafterf(FLT_MAX, 0), 2 * FLT_TRUE_MIN,
+			   next_down(FLT_MIN), next_down(FLT_MAX), 2 * FLT_TRUE_MIN,
 			   0.1f, 1e-7f, 1e21f, 1e22f, 16777216.0f, 16777215.0f, 8388608.5f};
 	for (size_t i = 0; i < sizeof special / sizeof special[0]; i++, total++) {
 		const char *why = fmt_problem(special[i], s, 1, &lopsided);
@@ -616,8 +641,8 @@ Test(numfmt, fmt_edge_values)
 			fail(&f, why, s);
 	}
 	for (int e = -149; e <= 127; e++) { /* powers of two, both signs, and neighbours */
-		float p2 = ldexpf(1.0f, e);
-		float v[] = {p2, -p2, nextafterf(p2, 0), nextafterf(p2, INFINITY)};
+		float p2 = pow2f(e);
+		float v[] = {p2, -p2, next_down(p2), next_up(p2)};
 		for (int j = 0; j < 4; j++, total++) {
 			const char *why = fmt_problem(v[j], s, 1, &lopsided);
 			if (why)
