@@ -50,46 +50,37 @@ typedef struct query_opts {
 	vdb_search_options search;
 } query_opts;
 
+#define PUT(text, s) (vdb_text_append(text, s, sizeof(s) - 1) != VDB_OK)
+
+/* Searches and prints one result line, built whole and written with one call. */
 static int print_results(vdb_collection *c, const query_opts *o, const float *q, size_t k,
-			 vdb_hit *hits, vdb_text *out, uint32_t dim, vdb_error *err)
+			 vdb_hit *hits, vdb_text *t, uint32_t dim, vdb_error *err)
 {
 	size_t n;
 	vdb_status st = vdb_search(c, q, k, &o->search, hits, &n, err);
 	if (st)
 		return st;
-	out->len = 0;
-	vdb_text *t = out;
-	int bad = 0;
+	t->len = 0;
+	int bad = PUT(t, "{\"results\":[");
 	for (size_t i = 0; i < n && !bad; i++) {
 		vdb_record rec;
 		if ((st = vdb_hit_record(c, &hits[i], &rec, err)))
 			return st;
-		fputs(i ? ",{\"id\":" : "{\"results\":[{\"id\":", stdout);
-		t->len = 0;
-		bad |= vdb_jsonl_append_id(t, &rec.id) != VDB_OK;
-		fwrite(t->data, 1, t->len, stdout);
-		fputs(",\"score\":", stdout);
-		t->len = 0;
-		bad |= vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
-		fwrite(t->data, 1, t->len, stdout);
-		if (o->with_payload) {
-			fputs(",\"payload\":", stdout);
-			if (rec.payload)
-				fwrite(rec.payload, 1, rec.payload_len, stdout);
-			else
-				fputs("null", stdout);
-		}
-		if (o->with_vector) {
-			fputs(",\"vector\":", stdout);
-			t->len = 0;
-			bad |= vdb_jsonl_append_vector(t, rec.vector, dim) != VDB_OK;
-			fwrite(t->data, 1, t->len, stdout);
-		}
-		fputc('}', stdout);
+		bad |= (i && PUT(t, ",")) || PUT(t, "{\"id\":") ||
+		       vdb_jsonl_append_id(t, &rec.id) != VDB_OK || PUT(t, ",\"score\":") ||
+		       vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
+		if (o->with_payload)
+			bad |= PUT(t, ",\"payload\":") ||
+			       (rec.payload ? vdb_text_append(t, rec.payload, rec.payload_len) != VDB_OK
+					    : PUT(t, "null"));
+		if (o->with_vector)
+			bad |= PUT(t, ",\"vector\":") ||
+			       vdb_jsonl_append_vector(t, rec.vector, dim) != VDB_OK;
+		bad |= PUT(t, "}");
 	}
-	if (bad)
+	if (bad || PUT(t, "]}\n"))
 		return VDB_ENOMEM;
-	fputs(n ? "]}\n" : "{\"results\":[]}\n", stdout);
+	fwrite(t->data, 1, t->len, stdout);
 	return VDB_OK;
 }
 

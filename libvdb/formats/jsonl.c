@@ -387,6 +387,11 @@ void vdb_text_free(vdb_text *t)
 		vdb_buf_free((vdb_buf *)t);
 }
 
+vdb_status vdb_text_append(vdb_text *t, const char *s, size_t n)
+{
+	return vdb_buf_append((vdb_buf *)t, s, n) ? VDB_ENOMEM : VDB_OK;
+}
+
 vdb_status vdb_jsonl_append_float(vdb_text *t, float f)
 {
 	char tmp[VDB_FLOAT_FMT_MAX];

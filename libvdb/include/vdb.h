@@ -301,6 +301,9 @@ typedef struct vdb_text {
 
 VDB_API void vdb_text_free(vdb_text *t);
 
+/* Appends n bytes as they are. */
+VDB_API vdb_status vdb_text_append(vdb_text *t, const char *s, size_t n);
+
 /* Appends one record in the ingest format, with a trailing newline. Floats are printed in
  * the shortest form that reads back to the same float32. */
 VDB_API vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim);

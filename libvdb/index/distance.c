@@ -1,38 +1,96 @@
-/* Portable distance kernels: 8 lanes of independent partial sums (so -O2/-O3 turns each
- * loop into packed SIMD without -ffast-math), combined in a fixed order so results are
- * deterministic for a given build. */
+/* Distance kernels.
+ *
+ * Each kernel body is compiled three times: for CPUs with AVX-512, for AVX2+FMA, and for
+ * the x86-64 baseline. An ifunc resolver checks the CPU's features once, when the library
+ * is loaded, and binds the symbol to the best version, so there is no dispatch state to
+ * manage and no per-call cost. The loops keep 32 partial sums (several independent vector
+ * registers, so one iteration's adds do not wait for the previous one's) and combine them
+ * in a fixed order: results are deterministic for a given CPU, and the versions differ only
+ * in rounding (FMA, lane order), within 1e-5 relative of a double-precision reference. */
 #include "distance.h"
 
-#define LANES 8
+#include <string.h>
 
-static float hsum(const float *acc)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BODY static inline __attribute__((always_inline))
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+/* Defines NAME as an ifunc choosing among NAME_body compiled for each target. */
+#define DISPATCH(ret, name, params, args)                                                     \
+	static ret name##_base params { return name##_body args; }                            \
+	AVX2 static ret name##_avx2 params { return name##_body args; }                       \
+	AVX512 static ret name##_avx512 params { return name##_body args; }                   \
+	static ret(*resolve_##name(void)) params                                              \
+	{                                                                                     \
+		__builtin_cpu_init();                                                         \
+		if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&  \
+		    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))   \
+			return name##_avx512;                                                 \
+		if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))          \
+			return name##_avx2;                                                   \
+		return name##_base;                                                           \
+	}                                                                                     \
+	ret name params __attribute__((ifunc("resolve_" #name)));
+#else
+#define BODY static inline
+#define DISPATCH(ret, name, params, args)                                                     \
+	ret name params { return name##_body args; }
+#endif
+
+/* Eight-lane vectors through GCC's vector extensions: each target compiles them to its
+ * best registers (two SSE halves, one AVX register). Four accumulators = 32 partial sums. */
+typedef float v8f __attribute__((vector_size(32)));
+/* The helpers below are always inlined, so no vector ever crosses a call boundary and the
+ * baseline build's "AVX vector return changes the ABI" note does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+static inline __attribute__((always_inline)) v8f load8(const float *p)
 {
-	return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+	v8f v;
+	memcpy(&v, p, sizeof v);
+	return v;
 }
 
-float vdb_dot(const float *a, const float *b, size_t n)
+static inline __attribute__((always_inline)) float hsum8(v8f s)
 {
-	float acc[LANES] = {0};
+	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+BODY float vdb_dot_body(const float *a, const float *b, size_t n)
+{
+	v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
 	size_t i = 0;
-	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++)
-			acc[j] += a[i + j] * b[i + j];
-	float s = hsum(acc);
+	for (; i + 32 <= n; i += 32) {
+		s0 += load8(a + i) * load8(b + i);
+		s1 += load8(a + i + 8) * load8(b + i + 8);
+		s2 += load8(a + i + 16) * load8(b + i + 16);
+		s3 += load8(a + i + 24) * load8(b + i + 24);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 += load8(a + i) * load8(b + i);
+	float s = hsum8((s0 + s1) + (s2 + s3));
 	for (; i < n; i++)
 		s += a[i] * b[i];
 	return s;
 }
 
-float vdb_l2sq(const float *a, const float *b, size_t n)
+BODY float vdb_l2sq_body(const float *a, const float *b, size_t n)
 {
-	float acc[LANES] = {0};
+	v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
 	size_t i = 0;
-	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++) {
-			float d = a[i + j] - b[i + j];
-			acc[j] += d * d;
-		}
-	float s = hsum(acc);
+	for (; i + 32 <= n; i += 32) {
+		v8f d0 = load8(a + i) - load8(b + i), d1 = load8(a + i + 8) - load8(b + i + 8);
+		v8f d2 = load8(a + i + 16) - load8(b + i + 16), d3 = load8(a + i + 24) - load8(b + i + 24);
+		s0 += d0 * d0;
+		s1 += d1 * d1;
+		s2 += d2 * d2;
+		s3 += d3 * d3;
+	}
+	for (; i + 8 <= n; i += 8) {
+		v8f d = load8(a + i) - load8(b + i);
+		s0 += d * d;
+	}
+	float s = hsum8((s0 + s1) + (s2 + s3));
 	for (; i < n; i++) {
 		float d = a[i] - b[i];
 		s += d * d;
@@ -40,16 +98,23 @@ float vdb_l2sq(const float *a, const float *b, size_t n)
 	return s;
 }
 
-void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx)
+BODY void vdb_dot_and_norm_body(const float *q, const float *x, size_t n, float *dot, float *xx)
 {
-	float ad[LANES] = {0}, an[LANES] = {0};
+	v8f d0 = {0}, d1 = {0}, n0 = {0}, n1 = {0};
 	size_t i = 0;
-	for (; i + LANES <= n; i += LANES)
-		for (int j = 0; j < LANES; j++) {
-			ad[j] += q[i + j] * x[i + j];
-			an[j] += x[i + j] * x[i + j];
-		}
-	float d = hsum(ad), m = hsum(an);
+	for (; i + 16 <= n; i += 16) {
+		v8f x0 = load8(x + i), x1 = load8(x + i + 8);
+		d0 += load8(q + i) * x0;
+		d1 += load8(q + i + 8) * x1;
+		n0 += x0 * x0;
+		n1 += x1 * x1;
+	}
+	for (; i + 8 <= n; i += 8) {
+		v8f x0 = load8(x + i);
+		d0 += load8(q + i) * x0;
+		n0 += x0 * x0;
+	}
+	float d = hsum8(d0 + d1), m = hsum8(n0 + n1);
 	for (; i < n; i++) {
 		d += q[i] * x[i];
 		m += x[i] * x[i];
@@ -57,3 +122,8 @@ void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, floa
 	*dot = d;
 	*xx = m;
 }
+
+DISPATCH(float, vdb_dot, (const float *a, const float *b, size_t n), (a, b, n))
+DISPATCH(float, vdb_l2sq, (const float *a, const float *b, size_t n), (a, b, n))
+DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, float *dot, float *xx),
+	 (q, x, n, dot, xx))

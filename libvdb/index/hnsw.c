@@ -168,6 +168,13 @@ static int search_layer(const walker *w, search_state *st, const float *q, float
 		int cnt = w->neighbours(w->ctx, c.row, level, st->buf);
 		if (cnt < 0)
 			return -1;
+		/* Start loading the unvisited neighbours' vectors while distances are computed:
+		 * graph search is bound by these scattered memory reads. */
+		const float *vec = w->sp->vectors;
+		size_t dim = w->sp->dim;
+		for (int i = 0; i < cnt; i++)
+			if (st->visited[st->buf[i]] != st->tag)
+				__builtin_prefetch(vec + (size_t)st->buf[i] * dim);
 		for (int i = 0; i < cnt; i++) {
 			uint32_t nb = st->buf[i];
 			if (st->visited[nb] == st->tag)
@@ -525,9 +532,52 @@ bad:
 	return vdb_err(err, VDB_ECORRUPT, "%s: damaged graph header", file);
 }
 
-static int stored_neighbours(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf)
+/* ---- query-time search: reads the mapped lists directly ---- */
+
+/* Compact heap entries: the search is bound by memory traffic, so 8 bytes, not 24. */
+typedef struct qc {
+	float d;
+	uint32_t id;
+} qc;
+
+static inline void qpush(qc *h, size_t *n, qc c, int max)
 {
-	const vdb_hnsw_graph *g = ctx;
+	size_t i = (*n)++;
+	while (i) {
+		size_t p = (i - 1) / 2;
+		if (max ? h[p].d >= c.d : h[p].d <= c.d)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i] = c;
+}
+
+static inline qc qpop(qc *h, size_t *n, int max)
+{
+	qc top = h[0], last = h[--*n];
+	size_t i = 0, m = *n;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, b = i;
+		float bd = last.d;
+		if (l < m && (max ? h[l].d > bd : h[l].d < bd))
+			b = l, bd = h[l].d;
+		if (r < m && (max ? h[r].d > bd : h[r].d < bd))
+			b = r;
+		if (b == i)
+			break;
+		h[i] = h[b];
+		i = b;
+	}
+	if (m)
+		h[i] = last;
+	return top;
+}
+
+/* The neighbour list of node at level, or NULL if the graph is damaged there. */
+static inline const uint32_t *qlist(const vdb_hnsw_graph *g, uint64_t node, uint32_t level,
+				    uint32_t *count)
+{
 	const uint32_t *l;
 	uint32_t max;
 	if (level == 0) {
@@ -536,23 +586,23 @@ static int stored_neighbours(const void *ctx, uint64_t node, uint32_t level, uin
 	} else {
 		uint32_t off = g->nodes[node];
 		if (off == NO_UPPER || off >= g->upper_len)
-			return -1;
+			return NULL;
 		uint32_t lv = g->upper[off];
 		if (lv < level || lv >= VDB_HNSW_MAX_LEVEL ||
 		    (uint64_t)off + 1 + (uint64_t)lv * (g->m + 1) > g->upper_len)
-			return -1;
+			return NULL;
 		l = g->upper + off + 1 + (level - 1) * (g->m + 1);
 		max = g->m;
 	}
-	uint32_t n = l[0];
-	if (n > max)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		if (l[1 + i] >= g->rows)
-			return -1;
-		buf[i] = l[1 + i];
-	}
-	return (int)n;
+	if (l[0] > max)
+		return NULL;
+	*count = l[0];
+	return l + 1;
+}
+
+static inline int is_dead(const uint64_t *dead, uint32_t row)
+{
+	return dead && (dead[row >> 6] >> (row & 63) & 1);
 }
 
 void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s)
@@ -573,38 +623,90 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 		s->visited_len = s->visited ? g->rows : 0;
 		s->tag = 0;
 	}
-	/* The candidate heap can hold every node at worst; the result heap ef + 1. */
-	size_t need = ef + g->m0 + 2;
-	if (s->res_cap < need) {
-		free(s->res);
-		s->res = malloc(need * sizeof *s->res);
-		s->res_cap = s->res ? need : 0;
-	}
-	if (s->cand_cap < g->rows + 1) {
+	/* One buffer holds the candidate heap (at most every node once), the result heap
+	 * (ef + 1) and the sorted output (ef, as vdb_cand). */
+	size_t need = (g->rows + 1) * sizeof(qc) + (ef + 1) * sizeof(qc) + ef * sizeof(vdb_cand);
+	if (s->cand_cap < need) {
 		free(s->cand);
-		s->cand = malloc((g->rows + 1) * sizeof *s->cand);
-		s->cand_cap = s->cand ? g->rows + 1 : 0;
+		s->cand = malloc(need);
+		s->cand_cap = s->cand ? need : 0;
 	}
-	uint32_t buf[2 * 64 + 1];
-	if (!s->visited || !s->res || !s->cand)
+	if (!s->visited || !s->cand)
 		return vdb_err_nomem(err);
 	if (++s->tag == 0) {
 		memset(s->visited, 0, s->visited_len * sizeof *s->visited);
 		s->tag = 1;
 	}
-	walker w = {stored_neighbours, g, sp, g->rows, g->m0};
-	search_state st = {s->visited, s->tag, s->cand, s->res, buf};
-	vdb_cand cur = {vdb_hnsw_distance(sp, q, qnorm, g->entry), 0, g->entry};
-	for (uint32_t l = g->max_level; l > 0; l--)
-		if (greedy(&w, &st, q, qnorm, l, &cur) < 0)
+	uint32_t tag = s->tag, *visited = s->visited;
+	qc *cand = (qc *)s->cand, *res = cand + g->rows + 1;
+	vdb_cand *sorted = (vdb_cand *)(res + ef + 1);
+	const float *vec = sp->vectors;
+	size_t dim = sp->dim;
+
+	/* Greedy descent through the upper levels. */
+	uint32_t cur = (uint32_t)g->entry, cnt;
+	float cd = vdb_hnsw_distance(sp, q, qnorm, cur);
+	for (uint32_t level = g->max_level; level > 0; level--) {
+		for (int changed = 1; changed;) {
+			changed = 0;
+			const uint32_t *l = qlist(g, cur, level, &cnt);
+			if (!l)
+				goto bad;
+			for (uint32_t i = 0; i < cnt; i++) {
+				if (l[i] >= g->rows)
+					goto bad;
+				float d = vdb_hnsw_distance(sp, q, qnorm, l[i]);
+				if (d < cd) {
+					cd = d;
+					cur = l[i];
+					changed = 1;
+				}
+			}
+		}
+	}
+
+	/* Beam search at level 0: dead rows are expanded but never kept. */
+	size_t nc = 0, nr = 0;
+	visited[cur] = tag;
+	qpush(cand, &nc, (qc){cd, cur}, 0);
+	if (!is_dead(dead, cur))
+		qpush(res, &nr, (qc){cd, cur}, 1);
+	while (nc) {
+		qc c = qpop(cand, &nc, 0);
+		if (nr >= ef && c.d > res[0].d)
+			break;
+		const uint32_t *l = qlist(g, c.id, 0, &cnt);
+		if (!l)
 			goto bad;
-	s->res[0] = cur;
-	size_t nr = 1;
-	if (search_layer(&w, &st, q, qnorm, 0, ef, dead, &nr) < 0)
-		goto bad;
-	qsort(s->res, nr, sizeof *s->res, cand_cmp);
-	*out = s->res;
+		for (uint32_t i = 0; i < cnt; i++) {
+			if (l[i] >= g->rows)
+				goto bad;
+			if (visited[l[i]] != tag)
+				__builtin_prefetch(vec + (size_t)l[i] * dim);
+		}
+		for (uint32_t i = 0; i < cnt; i++) {
+			uint32_t nb = l[i];
+			if (visited[nb] == tag)
+				continue;
+			visited[nb] = tag;
+			float d = vdb_hnsw_distance(sp, q, qnorm, nb);
+			if (nr < ef || d < res[0].d) {
+				qpush(cand, &nc, (qc){d, nb}, 0);
+				if (!is_dead(dead, nb)) {
+					qpush(res, &nr, (qc){d, nb}, 1);
+					if (nr > ef)
+						qpop(res, &nr, 1);
+				}
+			}
+		}
+	}
+	/* Best first: pop the max-heap from the back. */
 	*n = nr;
+	while (nr) {
+		qc c = qpop(res, &nr, 1);
+		sorted[nr] = (vdb_cand){c.d, 0, c.id};
+	}
+	*out = sorted;
 	return VDB_OK;
 bad:
 	return vdb_err(err, VDB_ECORRUPT, "%s: damaged graph", file);
