@@ -79,14 +79,28 @@ static inline float row_distance(const vdb_hnsw_space *sp, uint64_t a, uint64_t 
 	return vdb_hnsw_distance(sp, qa, sp->norms ? sp->norms[a] : 0, b);
 }
 
-/* ---- heaps over candidates: min-heap (closest on top) and max-heap (farthest on top) ---- */
+typedef struct builder builder;
 
-static void heap_push(vdb_cand *h, size_t *n, vdb_cand c, int max)
+/* Per-thread search state while building: visited marks (generation-tagged) and a buffer
+ * for one copied neighbour list. */
+typedef struct search_state {
+	uint32_t *visited;
+	uint32_t tag;
+	uint32_t *buf;
+} search_state;
+
+/* Compact heap entries: the search is bound by memory traffic, so 8 bytes, not 24. */
+typedef struct qc {
+	float d;
+	uint32_t id;
+} qc;
+
+static inline void qpush(qc *h, size_t *n, qc c, int max)
 {
 	size_t i = (*n)++;
 	while (i) {
 		size_t p = (i - 1) / 2;
-		if (max ? h[p].dist >= c.dist : h[p].dist <= c.dist)
+		if (max ? h[p].d >= c.d : h[p].d <= c.d)
 			break;
 		h[i] = h[p];
 		i = p;
@@ -94,126 +108,25 @@ static void heap_push(vdb_cand *h, size_t *n, vdb_cand c, int max)
 	h[i] = c;
 }
 
-static vdb_cand heap_pop(vdb_cand *h, size_t *n, int max)
+static inline qc qpop(qc *h, size_t *n, int max)
 {
-	vdb_cand top = h[0], last = h[--*n];
-	size_t i = 0;
+	qc top = h[0], last = h[--*n];
+	size_t i = 0, m = *n;
 	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		double md = last.dist;
-		if (l < *n && (max ? h[l].dist > md : h[l].dist < md))
-			m = l, md = h[l].dist;
-		if (r < *n && (max ? h[r].dist > md : h[r].dist < md))
-			m = r;
-		if (m == i)
+		size_t l = 2 * i + 1, r = l + 1, b = i;
+		float bd = last.d;
+		if (l < m && (max ? h[l].d > bd : h[l].d < bd))
+			b = l, bd = h[l].d;
+		if (r < m && (max ? h[r].d > bd : h[r].d < bd))
+			b = r;
+		if (b == i)
 			break;
-		h[i] = h[m];
-		i = m;
+		h[i] = h[b];
+		i = b;
 	}
-	if (*n)
+	if (m)
 		h[i] = last;
 	return top;
-}
-
-static int cand_cmp(const void *a, const void *b)
-{
-	const vdb_cand *x = a, *y = b;
-	if (x->dist != y->dist)
-		return x->dist < y->dist ? -1 : 1;
-	return x->row < y->row ? -1 : x->row > y->row;
-}
-
-/* ---- neighbour access: a builder's locked lists, or a stored graph ---- */
-
-typedef struct builder builder;
-
-typedef struct walker {
-	/* Copies node's neighbours at level into buf; returns the count, or -1 if damaged. */
-	int (*neighbours)(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf);
-	const void *ctx;
-	const vdb_hnsw_space *sp;
-	uint64_t rows;
-	uint32_t max_list;
-} walker;
-
-typedef struct search_state {
-	uint32_t *visited;
-	uint32_t tag;
-	vdb_cand *cand, *res;
-	uint32_t *buf;
-} search_state;
-
-/* Beam search at one level from the entry points in res[0..*nres), keeping the ef best in
- * res. Rows marked in `dead` are expanded but never kept. Returns -1 on a damaged graph. */
-static int search_layer(const walker *w, search_state *st, const float *q, float qnorm,
-			uint32_t level, size_t ef, const uint64_t *dead, size_t *nres)
-{
-	size_t nc = 0, nr = 0;
-	vdb_cand *cand = st->cand, *res = st->res;
-	vdb_cand seeds[1];
-	size_t nseeds = *nres;
-	if (nseeds > 1)
-		nseeds = 1;
-	seeds[0] = res[0];
-	for (size_t i = 0; i < nseeds; i++) {
-		st->visited[seeds[i].row] = st->tag;
-		heap_push(cand, &nc, seeds[i], 0);
-		if (!dead || !(dead[seeds[i].row >> 6] >> (seeds[i].row & 63) & 1))
-			heap_push(res, &nr, seeds[i], 1);
-	}
-	while (nc) {
-		vdb_cand c = heap_pop(cand, &nc, 0);
-		if (nr >= ef && c.dist > res[0].dist)
-			break;
-		int cnt = w->neighbours(w->ctx, c.row, level, st->buf);
-		if (cnt < 0)
-			return -1;
-		/* Start loading the unvisited neighbours' vectors while distances are computed:
-		 * graph search is bound by these scattered memory reads. */
-		const float *vec = w->sp->vectors;
-		size_t dim = w->sp->dim;
-		for (int i = 0; i < cnt; i++)
-			if (st->visited[st->buf[i]] != st->tag)
-				__builtin_prefetch(vec + (size_t)st->buf[i] * dim);
-		for (int i = 0; i < cnt; i++) {
-			uint32_t nb = st->buf[i];
-			if (st->visited[nb] == st->tag)
-				continue;
-			st->visited[nb] = st->tag;
-			float d = vdb_hnsw_distance(w->sp, q, qnorm, nb);
-			if (nr < ef || d < res[0].dist) {
-				vdb_cand e = {d, 0, nb};
-				heap_push(cand, &nc, e, 0);
-				if (!dead || !(dead[nb >> 6] >> (nb & 63) & 1)) {
-					heap_push(res, &nr, e, 1);
-					if (nr > ef)
-						heap_pop(res, &nr, 1);
-				}
-			}
-		}
-	}
-	*nres = nr;
-	return 0;
-}
-
-/* Greedy descent at one level: the closest node reachable by always improving. */
-static int greedy(const walker *w, search_state *st, const float *q, float qnorm, uint32_t level,
-		  vdb_cand *cur)
-{
-	for (int changed = 1; changed;) {
-		changed = 0;
-		int cnt = w->neighbours(w->ctx, cur->row, level, st->buf);
-		if (cnt < 0)
-			return -1;
-		for (int i = 0; i < cnt; i++) {
-			float d = vdb_hnsw_distance(w->sp, q, qnorm, st->buf[i]);
-			if (d < cur->dist) {
-				*cur = (vdb_cand){d, 0, st->buf[i]};
-				changed = 1;
-			}
-		}
-	}
-	return 0;
 }
 
 /* ---- construction ---- */
@@ -249,39 +162,80 @@ static uint32_t *list_of(builder *b, uint64_t n, uint32_t level)
 	return level == 0 ? b->l0 + n * (b->m0 + 1) : b->up[n] + (level - 1) * (b->m + 1);
 }
 
-static int build_neighbours(const void *ctx, uint64_t node, uint32_t level, uint32_t *buf)
-{
-	builder *b = (builder *)ctx;
-	lock_node(b, node);
-	uint32_t *l = list_of(b, node, level);
-	uint32_t n = l[0];
-	memcpy(buf, l + 1, n * sizeof *buf);
-	unlock_node(b, node);
-	return (int)n;
-}
-
-/* The heuristic of the paper (Algorithm 4 without extension): from candidates sorted by
- * distance, keep one only if it is closer to the base than to every one already kept. */
-static size_t select_neighbours(builder *b, vdb_cand *c, size_t n, size_t max, uint32_t *out)
+/* The heuristic of the paper (Algorithm 4 without extension): take candidates closest
+ * first from the min-heap c (n entries, consumed), keeping one only if it is closer to the
+ * base than to every one already kept; stop at max. */
+static size_t select_neighbours(builder *b, qc *c, size_t n, size_t max, uint32_t *out)
 {
 	size_t kept = 0;
-	for (size_t i = 0; i < n && kept < max; i++) {
+	while (n && kept < max) {
+		qc e = qpop(c, &n, 0);
 		int good = 1;
 		for (size_t j = 0; j < kept && good; j++)
-			if (row_distance(b->sp, c[i].row, out[j]) < c[i].dist)
+			if (row_distance(b->sp, e.id, out[j]) < e.d)
 				good = 0;
 		if (good)
-			out[kept++] = (uint32_t)c[i].row;
+			out[kept++] = e.id;
 	}
 	return kept;
 }
 
-static void connect(builder *b, search_state *st, uint64_t q, uint32_t level, vdb_cand *w,
-		    size_t nw)
+/* Turns c[0..n) into a min-heap in place. */
+static void heapify_min(qc *c, size_t n)
+{
+	qc *tmp = c;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		qpush(tmp, &m, c[i], 0);
+}
+
+/* Beam search at one level while building: lists are read under their node's lock. The
+ * result max-heap res holds up to ef entries; *nres is its size. */
+static void build_layer(builder *b, search_state *st, qc *cand, qc *res, const float *q, float qn,
+			uint32_t level, size_t ef, qc seed, size_t *nres)
+{
+	size_t nc = 0, nr = 0;
+	uint32_t *buf = st->buf;
+	const float *vec = b->sp->vectors;
+	size_t dim = b->sp->dim;
+	st->visited[seed.id] = st->tag;
+	qpush(cand, &nc, seed, 0);
+	qpush(res, &nr, seed, 1);
+	while (nc) {
+		qc c = qpop(cand, &nc, 0);
+		if (nr >= ef && c.d > res[0].d)
+			break;
+		lock_node(b, c.id);
+		uint32_t *l = list_of(b, c.id, level), cnt = l[0];
+		memcpy(buf, l + 1, cnt * sizeof *buf);
+		unlock_node(b, c.id);
+		for (uint32_t i = 0; i < cnt; i++)
+			if (st->visited[buf[i]] != st->tag)
+				__builtin_prefetch(vec + (size_t)buf[i] * dim);
+		for (uint32_t i = 0; i < cnt; i++) {
+			uint32_t nb = buf[i];
+			if (st->visited[nb] == st->tag)
+				continue;
+			st->visited[nb] = st->tag;
+			float d = vdb_hnsw_distance(b->sp, q, qn, nb);
+			if (nr < ef || d < res[0].d) {
+				qpush(cand, &nc, (qc){d, nb}, 0);
+				qpush(res, &nr, (qc){d, nb}, 1);
+				if (nr > ef)
+					qpop(res, &nr, 1);
+			}
+		}
+	}
+	*nres = nr;
+}
+
+/* Links q to the heuristic's choice from the candidates w[0..nw) (consumed) and each chosen
+ * neighbour back to q, re-selecting a neighbour's list when it is full. */
+static void connect(builder *b, qc *scratch, uint64_t q, uint32_t level, qc *w, size_t nw)
 {
 	uint32_t max = level ? b->m : b->m0;
-	qsort(w, nw, sizeof *w, cand_cmp);
 	uint32_t sel[2 * 64 + 1];
+	heapify_min(w, nw);
 	size_t ns = select_neighbours(b, w, nw, b->m, sel);
 	lock_node(b, q);
 	uint32_t *lq = list_of(b, q, level);
@@ -292,24 +246,22 @@ static void connect(builder *b, search_state *st, uint64_t q, uint32_t level, vd
 		/* Another thread reached q already and linked itself here: keep those links
 		 * (overwriting them would leave that node with one incoming edge fewer, and
 		 * nodes with none are unreachable), merged with q's own choice. */
-		vdb_cand *c = st->cand;
 		size_t nc = 0;
 		for (uint32_t j = 0; j < lq[0]; j++)
-			c[nc++] = (vdb_cand){row_distance(b->sp, q, lq[1 + j]), 0, lq[1 + j]};
+			qpush(scratch, &nc, (qc){row_distance(b->sp, q, lq[1 + j]), lq[1 + j]}, 0);
 		for (size_t i = 0; i < ns; i++) {
 			int dup = 0;
 			for (uint32_t j = 0; j < lq[0] && !dup; j++)
 				dup = lq[1 + j] == sel[i];
 			if (!dup)
-				c[nc++] = (vdb_cand){row_distance(b->sp, q, sel[i]), 0, sel[i]};
+				qpush(scratch, &nc, (qc){row_distance(b->sp, q, sel[i]), sel[i]}, 0);
 		}
 		if (nc <= max) {
 			for (size_t i = 0; i < nc; i++)
-				lq[1 + i] = (uint32_t)c[i].row;
+				lq[1 + i] = scratch[i].id;
 			lq[0] = (uint32_t)nc;
 		} else {
-			qsort(c, nc, sizeof *c, cand_cmp);
-			lq[0] = (uint32_t)select_neighbours(b, c, nc, max, lq + 1);
+			lq[0] = (uint32_t)select_neighbours(b, scratch, nc, max, lq + 1);
 		}
 	}
 	unlock_node(b, q);
@@ -324,13 +276,11 @@ static void connect(builder *b, search_state *st, uint64_t q, uint32_t level, vd
 			ln[1 + ln[0]++] = (uint32_t)q;
 		} else if (!present) {
 			/* Full: re-select among the old neighbours and q with the heuristic. */
-			vdb_cand *c = st->cand;
 			size_t nc = 0;
-			c[nc++] = (vdb_cand){row_distance(b->sp, n, q), 0, q};
+			qpush(scratch, &nc, (qc){row_distance(b->sp, n, q), (uint32_t)q}, 0);
 			for (uint32_t j = 0; j < ln[0]; j++)
-				c[nc++] = (vdb_cand){row_distance(b->sp, n, ln[1 + j]), 0, ln[1 + j]};
-			qsort(c, nc, sizeof *c, cand_cmp);
-			ln[0] = (uint32_t)select_neighbours(b, c, nc, max, ln + 1);
+				qpush(scratch, &nc, (qc){row_distance(b->sp, n, ln[1 + j]), ln[1 + j]}, 0);
+			ln[0] = (uint32_t)select_neighbours(b, scratch, nc, max, ln + 1);
 		}
 		unlock_node(b, n);
 	}
@@ -347,7 +297,13 @@ static uint32_t random_level(uint64_t seed, uint64_t row, uint32_t m)
 	return l >= VDB_HNSW_MAX_LEVEL - 1 ? VDB_HNSW_MAX_LEVEL - 1 : (uint32_t)l;
 }
 
-static void insert(builder *b, search_state *st, const walker *w, uint64_t q)
+/* Per-thread buffers: candidate heap (every node at most once), result heap (ef + 1),
+ * scratch for re-selections (m0 + 1 and more). */
+typedef struct build_bufs {
+	qc *cand, *res, *scratch;
+} build_bufs;
+
+static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 {
 	const float *qv = b->sp->vectors + q * b->sp->dim;
 	float qn = b->sp->norms ? b->sp->norms[q] : 0;
@@ -358,23 +314,34 @@ static void insert(builder *b, search_state *st, const walker *w, uint64_t q)
 	int raises = lq > top;
 	if (!raises)
 		pthread_mutex_unlock(&b->glock);
-	vdb_cand cur = {vdb_hnsw_distance(b->sp, qv, qn, ep), 0, ep};
-	for (uint32_t l = top; l > lq; l--)
-		greedy(w, st, qv, qn, l, &cur);
+	qc cur = {vdb_hnsw_distance(b->sp, qv, qn, ep), (uint32_t)ep};
+	for (uint32_t l = top; l > lq; l--) {
+		for (int changed = 1; changed;) {
+			changed = 0;
+			lock_node(b, cur.id);
+			uint32_t *list = list_of(b, cur.id, l), cnt = list[0];
+			memcpy(st->buf, list + 1, cnt * sizeof *st->buf);
+			unlock_node(b, cur.id);
+			for (uint32_t i = 0; i < cnt; i++) {
+				float d = vdb_hnsw_distance(b->sp, qv, qn, st->buf[i]);
+				if (d < cur.d) {
+					cur = (qc){d, st->buf[i]};
+					changed = 1;
+				}
+			}
+		}
+	}
 	/* Levels above the old top have no other node yet: nothing to connect there. */
 	for (int64_t l = lq < top ? lq : top; l >= 0; l--) {
 		st->tag++;
-		st->res[0] = cur;
-		size_t nr = 1;
-		search_layer(w, st, qv, qn, (uint32_t)l, b->efc, NULL, &nr);
-		/* Keep the closest as the next level's entry before connect reorders res. */
-		vdb_cand best = st->res[0];
+		size_t nr;
+		build_layer(b, st, bb->cand, bb->res, qv, qn, (uint32_t)l, b->efc, cur, &nr);
+		/* The closest found is the next level's entry. */
+		qc best = bb->res[0];
 		for (size_t i = 1; i < nr; i++)
-			if (st->res[i].dist < best.dist)
-				best = st->res[i];
-		vdb_cand *copy = st->res + b->efc + 1; /* room reserved past the beam */
-		memcpy(copy, st->res, nr * sizeof *copy);
-		connect(b, st, q, (uint32_t)l, copy, nr);
+			if (bb->res[i].d < best.d)
+				best = bb->res[i];
+		connect(b, bb->scratch, q, (uint32_t)l, bb->res, nr);
 		cur = best;
 	}
 	if (raises) {
@@ -391,14 +358,11 @@ typedef struct worker_arg {
 static void *worker(void *arg)
 {
 	builder *b = ((worker_arg *)arg)->b;
-	walker w = {build_neighbours, b, b->sp, b->rows, b->m0};
-	/* Candidates: at most every node once (visited marks); results: the beam plus room
-	 * for the copy insert() hands to connect(). */
-	size_t heap = (size_t)b->efc * 2 + b->m0 + 2;
 	search_state st = {calloc(b->rows, sizeof(uint32_t)), 0,
-			   malloc((b->rows + b->m0 + 2) * sizeof(vdb_cand)),
-			   malloc(heap * sizeof(vdb_cand)), malloc((b->m0 + 1) * sizeof(uint32_t))};
-	if (!st.visited || !st.cand || !st.res || !st.buf) {
+			   malloc((b->m0 + 1) * sizeof(uint32_t))};
+	build_bufs bb = {malloc((b->rows + 1) * sizeof(qc)), malloc((b->efc + 2) * sizeof(qc)),
+			 malloc((2 * b->m0 + 2) * sizeof(qc))};
+	if (!st.visited || !st.buf || !bb.cand || !bb.res || !bb.scratch) {
 		atomic_store(&b->failed, 1);
 	} else {
 		for (;;) {
@@ -409,13 +373,14 @@ static void *worker(void *arg)
 				memset(st.visited, 0, b->rows * sizeof(uint32_t));
 				st.tag = 0;
 			}
-			insert(b, &st, &w, q);
+			insert(b, &st, &bb, q);
 		}
 	}
 	free(st.visited);
-	free(st.cand);
-	free(st.res);
 	free(st.buf);
+	free(bb.cand);
+	free(bb.res);
+	free(bb.scratch);
 	return NULL;
 }
 
@@ -533,46 +498,6 @@ bad:
 }
 
 /* ---- query-time search: reads the mapped lists directly ---- */
-
-/* Compact heap entries: the search is bound by memory traffic, so 8 bytes, not 24. */
-typedef struct qc {
-	float d;
-	uint32_t id;
-} qc;
-
-static inline void qpush(qc *h, size_t *n, qc c, int max)
-{
-	size_t i = (*n)++;
-	while (i) {
-		size_t p = (i - 1) / 2;
-		if (max ? h[p].d >= c.d : h[p].d <= c.d)
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = c;
-}
-
-static inline qc qpop(qc *h, size_t *n, int max)
-{
-	qc top = h[0], last = h[--*n];
-	size_t i = 0, m = *n;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, b = i;
-		float bd = last.d;
-		if (l < m && (max ? h[l].d > bd : h[l].d < bd))
-			b = l, bd = h[l].d;
-		if (r < m && (max ? h[r].d > bd : h[r].d < bd))
-			b = r;
-		if (b == i)
-			break;
-		h[i] = h[b];
-		i = b;
-	}
-	if (m)
-		h[i] = last;
-	return top;
-}
 
 /* The neighbour list of node at level, or NULL if the graph is damaged there. */
 static inline const uint32_t *qlist(const vdb_hnsw_graph *g, uint64_t node, uint32_t level,
