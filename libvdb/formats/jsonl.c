@@ -55,6 +55,75 @@ static vdb_status syntax(vdb_error *err, const vj_reader *r)
 	return vdb_err(err, VDB_EDATA, "invalid JSON at column %zu: %s", r->err_off + 1, r->err);
 }
 
+/* One pass over the common number shapes (at most 19 significant digits, decimal exponent
+ * within +-22 after moving the point): the value is m * 10^e with m < 2^53, computed in
+ * double with one correctly rounded operation on exact operands, then rounded to float.
+ * That second rounding is wrong only when the double lies exactly halfway between two
+ * floats (its low 29 mantissa bits are 1 followed by zeros); then, and for anything else
+ * (long mantissas, big exponents, any grammar error), returns 0 and the caller takes the
+ * general path: vj_number for the grammar and its messages, vdb_parse_float for the value.
+ * On success *next is just past the number, which is followed by a delimiter. */
+static int fast_number(const char *s, const char *end, float *out, const char **next)
+{
+	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	const char *p = s;
+	int neg = p < end && *p == '-';
+	p += neg;
+	if (p >= end || *p < '0' || *p > '9')
+		return 0;
+	uint64_t m = 0;
+	int digits = 0, exp10 = 0;
+	if (*p == '0') {
+		p++;
+		if (p < end && *p >= '0' && *p <= '9')
+			return 0; /* leading zero: the general path reports it */
+	} else {
+		for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+			m = m * 10 + (uint64_t)(*p - '0');
+	}
+	if (p < end && *p == '.') {
+		p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return 0;
+		for (; p < end && *p >= '0' && *p <= '9'; p++) {
+			if (m || *p != '0')
+				digits++;
+			m = m * 10 + (uint64_t)(*p - '0');
+			exp10--;
+		}
+	}
+	if (digits > 19)
+		return 0;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		int eneg = p < end && (*p == '-' || *p == '+') ? *p++ == '-' : 0, e = 0, ed = 0;
+		for (; p < end && *p >= '0' && *p <= '9'; p++, ed++)
+			if (ed < 4)
+				e = e * 10 + (*p - '0');
+		if (ed == 0 || ed > 4)
+			return 0;
+		exp10 += eneg ? -e : e;
+	}
+	if (p < end && *p != ',' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
+	    *p != '\n')
+		return 0;
+	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+		return 0;
+	double d = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof bits);
+	if (m && (bits & 0x1fffffffull) == 0x10000000ull)
+		return 0;
+	if (d > 3.4028234663852886e38 || (m && d < 1.1754943508222875e-38))
+		return 0; /* overflow or subnormal: the general path decides */
+	float f = (float)d;
+	*out = neg ? -f : f;
+	*next = p;
+	return 1;
+}
+
 static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, const char *field,
 			       vdb_error *err)
 {
@@ -76,11 +145,16 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 			vj_number(r, NULL, NULL);
 			return syntax(err, r);
 		}
-		const char *tok;
+		const char *tok, *after;
 		size_t len;
+		float f;
+		if (n < p->dim && fast_number(r->p, r->end, &f, &after)) {
+			vec[n++] = f;
+			r->p = after;
+			goto delimiter;
+		}
 		if (vj_number(r, &tok, &len))
 			return syntax(err, r);
-		float f;
 		if (n < p->dim) {
 			if (vdb_parse_float(tok, len, &f))
 				return vdb_err(err, VDB_EDATA, "%s[%zu] = %.*s is outside the float32 range",
@@ -88,6 +162,7 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 			vec[n] = f;
 		}
 		n++;
+	delimiter:
 		c = vj_peek(r);
 		if (c == ',') {
 			r->p++;

@@ -4,8 +4,14 @@
  *   gen-clustered N DIM SEED CLUSTERS OUT.jsonl OUT.fvecs
  *
  * Generator (state it with any figure): CLUSTERS centres drawn from N(0, 1)^DIM; each point
- * picks a centre uniformly and adds N(0, 0.35^2)^DIM noise; values are rounded to float32.
- * Randomness: splitmix64 seeded with SEED, Box-Muller normals. Ids are the row numbers. */
+ * picks a centre uniformly and adds W z + e, where W is a fixed DIM x 16 matrix with
+ * N(0, 1/16) entries, z ~ N(0, 0.6^2)^16 and e ~ N(0, 0.05^2)^DIM: clusters of intrinsic
+ * dimension 16, like real embeddings (isotropic noise in 128 dimensions would make every
+ * point of a cluster nearly equidistant from a query, and "nearest" meaningless). Values are
+ * rounded to float32. Randomness: splitmix64 seeded with SEED (W and the centres come from
+ * the seed too, so queries need the same CLUSTERS and a different SEED only changes the
+ * points: the structure is drawn from a fixed seed 1), Box-Muller normals. Ids are the
+ * row numbers. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,14 +52,31 @@ int main(int argc, char **argv)
 		perror("gen-clustered");
 		return 73;
 	}
+	enum { RANK = 16 };
+	double *w = malloc(sizeof(double) * (size_t)(dim * RANK)), z[RANK];
+	if (!w) {
+		perror("gen-clustered");
+		return 73;
+	}
+	/* The structure (centres, W) is the same for every SEED: base and queries share it. */
+	uint64_t points_seed = state;
+	state = 1;
 	for (long i = 0; i < clusters * dim; i++)
 		centres[i] = (float)normal();
+	for (long i = 0; i < dim * RANK; i++)
+		w[i] = normal() / sqrt((double)RANK);
+	state = points_seed * 0x9e3779b97f4a7c15ull + 12345;
 	int32_t d32 = (int32_t)dim;
 	for (long i = 0; i < n; i++) {
 		long c = (long)(uniform() * (double)clusters);
+		for (int r = 0; r < RANK; r++)
+			z[r] = 0.6 * normal();
 		fprintf(js, "{\"id\":%ld,\"vector\":[", i);
 		for (long j = 0; j < dim; j++) {
-			v[j] = (float)(centres[c * dim + j] + 0.35 * normal());
+			double x = centres[c * dim + j] + 0.05 * normal();
+			for (int r = 0; r < RANK; r++)
+				x += w[j * RANK + r] * z[r];
+			v[j] = (float)x;
 			fprintf(js, j ? ",%.9g" : "%.9g", v[j]);
 		}
 		fputs("]}\n", js);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Concurrency test: several writers on one collection at once, with queries and exports
-running while they write.
+"""Concurrency test: several writers on one collection at once, with queries, exports and
+compactions running while they write.
 
 Writers take turns through the collection's lock (each waits for the previous one); seals
 happen under the readers' feet (tiny seal threshold). Every reader run must succeed, and
@@ -84,7 +84,20 @@ class ConcurrencyTest(unittest.TestCase):
                     return
                 reads[kind] += 1
 
+        compactions = {"n": 0}
+
+        def compactor():
+            # Compaction takes the writer lock between writers' runs; readers must never
+            # see a mix of the old and the new segments.
+            while not stop.is_set():
+                p = subprocess.run([exe("vdb-compact"), "-q", self.db], capture_output=True, text=True)
+                if p.returncode != 0:
+                    failures.append("compact exit %d: %s" % (p.returncode, p.stderr))
+                    return
+                compactions["n"] += 1
+
         readers = [threading.Thread(target=reader, args=(k,)) for k in ("export", "query", "export")]
+        readers.append(threading.Thread(target=compactor))
         for t in readers:
             t.start()
         # Inputs are regular files, so every batch is exactly BATCH records (with a pipe,
@@ -110,10 +123,10 @@ class ConcurrencyTest(unittest.TestCase):
         self.assertEqual(self.check_export(final.stdout), WRITERS * PER_WRITER)
         self.assertGreater(reads["export"], 3, "readers must have run during the writes")
         self.assertGreater(len(set(seen_counts)), 2, "readers must have seen the data grow")
-        print("concurrency: %d writers x %d records in %.1f s; %d exports, %d queries while "
-              "writing; %d distinct states seen"
+        print("concurrency: %d writers x %d records in %.1f s; %d exports, %d queries and %d "
+              "compactions while writing; %d distinct states seen"
               % (WRITERS, PER_WRITER, time.time() - start, reads["export"], reads["query"],
-                 len(set(seen_counts))))
+                 compactions["n"], len(set(seen_counts))))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* Unit tests of the JSON-lines format: record and query parsing (accepted forms and every
  * rejection with its message), command-line ids, and exact output. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vdb.h"
@@ -168,4 +169,69 @@ Test(jsonl, prints_records_exactly)
 	cr_assert_eq(vdb_jsonl_append_record(&t, &big, 3), VDB_OK);
 	cr_assert_eq(memcmp(t.data, "{\"id\":18446744073709551615,\"vector\":[1,0.1,-0]}\n", t.len), 0);
 	vdb_text_free(&t);
+}
+
+#include "util/numfmt.h"
+
+/* The one-pass vector number path must give exactly what the general parser gives. */
+Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
+{
+	vdb_jsonl_parser *p1;
+	vdb_error err;
+	cr_assert_eq(vdb_jsonl_parser_new(1, &p1, &err), VDB_OK);
+	uint64_t x = 12345;
+	char num[64], line[80];
+	for (int i = 0; i < 300000; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t r = x >> 11;
+		int shape = (int)(r % 6);
+		int ndig = 1 + (int)((r >> 3) % 21), frac = (int)((r >> 8) % 24), e = (int)((r >> 13) % 61) - 30;
+		char *o = num;
+		if (r >> 20 & 1)
+			*o++ = '-';
+		uint64_t y = x;
+		for (int d = 0; d < ndig; d++) {
+			y = y * 2862933555777941757ull + 3037000493ull;
+			int dig = (int)((y >> 33) % 10);
+			*o++ = (char)('0' + (d == 0 && ndig > 1 && dig == 0 ? 1 : dig));
+		}
+		if (shape >= 1 && frac) {
+			*o++ = '.';
+			for (int d = 0; d < frac; d++) {
+				y = y * 2862933555777941757ull + 3037000493ull;
+				*o++ = (char)('0' + (int)((y >> 33) % 10));
+			}
+		}
+		if (shape >= 3)
+			o += sprintf(o, "%c%s%d", shape == 4 ? 'E' : 'e', shape == 5 && e >= 0 ? "+" : "", e);
+		*o = '\0';
+		float want;
+		int overflow = vdb_parse_float(num, strlen(num), &want);
+		snprintf(line, sizeof line, "[ %s ]", num);
+		const float *v;
+		size_t k = 1;
+		vdb_status st = vdb_jsonl_parse_query(p1, line, strlen(line), &v, &k, &err);
+		if (overflow) {
+			cr_assert_eq(st, VDB_EDATA, "%s", num);
+			continue;
+		}
+		cr_assert_eq(st, VDB_OK, "%s: %s", num, err.message);
+		uint32_t a, b;
+		memcpy(&a, &v[0], 4);
+		memcpy(&b, &want, 4);
+		cr_assert_eq(a, b, "%s: got %a, want %a", num, v[0], want);
+	}
+	/* Halfway cases (exactly representable in double, halfway between two floats). */
+	const char *halfway[] = {"16777217", "0.500000029802322387695312500", "33554434.0000000",
+				 "1.00000005960464477539062500", "-16777219", "8388608.5"};
+	for (size_t i = 0; i < sizeof halfway / sizeof halfway[0]; i++) {
+		float want;
+		cr_assert_eq(vdb_parse_float(halfway[i], strlen(halfway[i]), &want), 0);
+		snprintf(line, sizeof line, "[%s]", halfway[i]);
+		const float *v;
+		size_t k = 1;
+		cr_assert_eq(vdb_jsonl_parse_query(p1, line, strlen(line), &v, &k, &err), VDB_OK);
+		cr_assert_eq(v[0], want, "%s", halfway[i]);
+	}
+	vdb_jsonl_parser_free(p1);
 }

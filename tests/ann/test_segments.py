@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Segments over a long ingest: the automatic merge policy keeps their number logarithmic
+in the collection's size, merges keep the records' storage order, merged segments large
+enough get graphs, and vdb-compact leaves one segment without deleted rows.
+
+Environment: VDB_BIN (directory of the binaries).
+"""
+import json
+import math
+import os
+import random
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
+DIM = 8
+
+
+def exe(name):
+    return os.path.join(BIN, name)
+
+
+def run(*args, input=None):
+    p = subprocess.run([exe(args[0])] + list(args[1:]), input=input, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError("%s exited %d: %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+def segments(db):
+    """(rows, has_graph) of each segment, in manifest order."""
+    d = os.path.join(db, "default")
+    with open(os.path.join(d, "MANIFEST")) as f:
+        body = json.loads(f.read().split("\n", 1)[1])
+    out = []
+    for s in body["segments"]:
+        with open(os.path.join(d, "seg-%08d.vdb" % s["number"]), "rb") as f:
+            head = f.read(128 + 16 * 32)
+        nsec = struct.unpack_from("<I", head, 20)[0]
+        kinds = {struct.unpack_from("<I", head, 128 + 32 * i)[0] for i in range(nsec)}
+        out.append((s["rows"] - s["deleted"], 8 in kinds))
+    return out
+
+
+class MergePolicy(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="vdb-segs-")
+        self.db = os.path.join(self.tmp, "db")
+        run("vdb-create", self.db, "--dim", str(DIM), "--metric", "l2", "--seal-size", "16K")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_segment_count_stays_logarithmic_and_order_is_kept(self):
+        rng = random.Random(3)
+        n = 30000
+        lines = [json.dumps({"id": i, "vector": [rng.uniform(-1, 1) for _ in range(DIM)]}) for i in range(n)]
+        counts = []
+        for start in range(0, n, 2000):  # many ingests, many seals
+            run("vdb-ingest", "-q", "-b", "250", self.db, input="\n".join(lines[start:start + 2000]) + "\n")
+            segs = segments(self.db)
+            counts.append(len(segs))
+            rows = sum(r for r, _ in segs)
+            # Fewer than 4 segments per size tier (factor 4), tiers up to log4(rows).
+            bound = 3 * (int(math.log(max(rows, 4), 4)) + 1)
+            self.assertLessEqual(len(segs), bound, "%d segments for %d sealed rows" % (len(segs), rows))
+            for r, has_graph in segs:
+                self.assertEqual(has_graph, r >= 1024, segs)
+        print("segments after each of %d ingests of 2000 records: %s" % (len(counts), counts))
+        self.assertGreater(max(counts), 3, "seals must have produced several segments")
+        exported = [json.loads(l)["id"] for l in run("vdb-export", self.db).stdout.splitlines()]
+        self.assertEqual(exported, list(range(n)), "merges keep the storage (insertion) order")
+
+    def test_compaction_leaves_one_segment_without_deleted_rows(self):
+        rng = random.Random(4)
+        data = "".join(json.dumps({"id": i, "vector": [rng.uniform(-1, 1) for _ in range(DIM)]}) + "\n"
+                       for i in range(5000))
+        run("vdb-ingest", "-q", self.db, input=data)
+        run("vdb-ingest", "-q", self.db, input="".join('{"id":%d,"delete":true}\n' % i for i in range(0, 5000, 3)))
+        before = run("vdb-export", self.db).stdout
+        p = run("vdb-compact", self.db)
+        self.assertRegex(p.stderr, r"vdb-compact: 3333 live records; \d+ segments before, 1 after")
+        segs = segments(self.db)
+        self.assertEqual(segs, [(3333, True)])
+        files = os.listdir(os.path.join(self.db, "default"))
+        self.assertEqual([f for f in files if f.startswith("del-")], [], files)
+        self.assertEqual(len([f for f in files if f.startswith("wal-")]), 1, files)
+        self.assertEqual(run("vdb-export", self.db).stdout, before, "compaction changes no record")
+        # Compacting again has nothing to do and changes nothing.
+        p = run("vdb-compact", self.db)
+        self.assertIn("1 segments before, 1 after", p.stderr)
+        self.assertEqual(run("vdb-export", self.db).stdout, before)
+
+    def test_compact_errors(self):
+        p = subprocess.run([exe("vdb-compact"), os.path.join(self.tmp, "nope")], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 66)
+        self.assertIn("vdb-compact: ", p.stderr)
+        p = subprocess.run([exe("vdb-compact"), self.db, "-c", "missing"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 66)
+        self.assertIn("collection 'missing' does not exist", p.stderr)
+        p = subprocess.run([exe("vdb-compact")], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("missing database directory operand", p.stderr)
+        # A writer holds the lock: --no-wait fails at once with 75.
+        holder = subprocess.Popen([exe("vdb-ingest"), "-q", self.db], stdin=subprocess.PIPE, text=True)
+        try:
+            lock = os.path.join(self.db, "default", "LOCK")
+            for _ in range(200):
+                with open(lock) as f:
+                    if f.read().startswith(str(holder.pid)):
+                        break
+                subprocess.run(["sleep", "0.01"])
+            p = subprocess.run([exe("vdb-compact"), "--no-wait", self.db], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 75)
+            self.assertIn("pid %d" % holder.pid, p.stderr)
+        finally:
+            holder.communicate("")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
