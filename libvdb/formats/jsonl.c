@@ -151,6 +151,10 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 		if (n < p->dim && fast_number(r->p, r->end, &f, &after)) {
 			vec[n++] = f;
 			r->p = after;
+			if (after < r->end && *after == ',') { /* the common case, without vj_peek */
+				r->p++;
+				continue;
+			}
 			goto delimiter;
 		}
 		if (vj_number(r, &tok, &len))
@@ -494,7 +498,14 @@ vdb_status vdb_jsonl_append_id(vdb_text *t, const vdb_id *id)
 	vdb_buf *b = (vdb_buf *)t;
 	if (id->is_string)
 		return vj_write_string(b, id->str, id->len) ? VDB_ENOMEM : VDB_OK;
-	return vdb_buf_printf(b, "%" PRIu64, id->num) ? VDB_ENOMEM : VDB_OK;
+	char digits[20];
+	size_t n = 0;
+	uint64_t v = id->num;
+	do {
+		digits[sizeof digits - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return vdb_buf_append(b, digits + sizeof digits - n, n) ? VDB_ENOMEM : VDB_OK;
 }
 
 vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim)

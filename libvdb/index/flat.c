@@ -165,9 +165,14 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 	if (m == VDB_METRIC_COSINE && !(qq > 0))
 		return vdb_err(err, VDB_EDATA, "a zero query vector has no cosine similarity");
 	idctx ctx = {s, 0};
-	vdb_topk t = {malloc(k * sizeof(vdb_cand)), 0, k, cand_idcmp, &ctx};
-	if (!t.h)
-		return vdb_err_nomem(err);
+	if (scratch->topk_cap < k) {
+		free(scratch->topk);
+		scratch->topk = malloc(k * sizeof(vdb_cand));
+		scratch->topk_cap = scratch->topk ? k : 0;
+		if (!scratch->topk)
+			return vdb_err_nomem(err);
+	}
+	vdb_topk t = {scratch->topk, 0, k, cand_idcmp, &ctx};
 	double qnorm_exact = sqrt(qq);
 	float qnorm = (float)qnorm_exact; /* inf or 0 when out of float range: exact path */
 	size_t ef = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
@@ -178,10 +183,8 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 		if (seg->has_graph && !o->exact && isfinite(qnorm) && qnorm > 0) {
 			vdb_status st = graph_segment(seg, g, &s->cfg, q, qnorm, qnorm_exact, k, ef,
 						      scratch, &t, err);
-			if (st) {
-				free(t.h);
+			if (st)
 				return st;
-			}
 		} else {
 			scan_segment(seg, g, m, q, qnorm, qnorm_exact, dim, &t);
 		}
@@ -197,7 +200,6 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 	size_t got = vdb_topk_sort(&t);
 	for (size_t i = 0; i < got; i++)
 		hits[i] = (vdb_hit){to_score(m, t.h[i].dist), t.h[i].src, t.h[i].row};
-	free(t.h);
 	/* Insertion sort by (score, id): the conversion to scores can merge distinct distances. */
 	for (size_t i = 1; i < got; i++) {
 		vdb_hit h = hits[i];

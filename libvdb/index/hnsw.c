@@ -54,7 +54,10 @@ static float finite_or_exact(const vdb_hnsw_space *sp, const float *q, const flo
 	return r > FLT_MAX ? FLT_MAX : r < -FLT_MAX ? -FLT_MAX : (float)r;
 }
 
-float vdb_hnsw_distance(const vdb_hnsw_space *sp, const float *q, float qnorm, uint64_t row)
+/* Inlined into every search loop, where the metric test is loop-invariant. */
+static inline __attribute__((always_inline)) float distance(const vdb_hnsw_space *sp,
+							     const float *q, float qnorm,
+							     uint64_t row)
 {
 	const float *x = sp->vectors + row * sp->dim;
 	float d;
@@ -73,10 +76,15 @@ float vdb_hnsw_distance(const vdb_hnsw_space *sp, const float *q, float qnorm, u
 	return finite_or_exact(sp, q, x, d);
 }
 
+float vdb_hnsw_distance(const vdb_hnsw_space *sp, const float *q, float qnorm, uint64_t row)
+{
+	return distance(sp, q, qnorm, row);
+}
+
 static inline float row_distance(const vdb_hnsw_space *sp, uint64_t a, uint64_t b)
 {
 	const float *qa = sp->vectors + a * sp->dim;
-	return vdb_hnsw_distance(sp, qa, sp->norms ? sp->norms[a] : 0, b);
+	return distance(sp, qa, sp->norms ? sp->norms[a] : 0, b);
 }
 
 typedef struct builder builder;
@@ -217,7 +225,7 @@ static void build_layer(builder *b, search_state *st, qc *cand, qc *res, const f
 			if (st->visited[nb] == st->tag)
 				continue;
 			st->visited[nb] = st->tag;
-			float d = vdb_hnsw_distance(b->sp, q, qn, nb);
+			float d = distance(b->sp, q, qn, nb);
 			if (nr < ef || d < res[0].d) {
 				qpush(cand, &nc, (qc){d, nb}, 0);
 				qpush(res, &nr, (qc){d, nb}, 1);
@@ -314,7 +322,7 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 	int raises = lq > top;
 	if (!raises)
 		pthread_mutex_unlock(&b->glock);
-	qc cur = {vdb_hnsw_distance(b->sp, qv, qn, ep), (uint32_t)ep};
+	qc cur = {distance(b->sp, qv, qn, ep), (uint32_t)ep};
 	for (uint32_t l = top; l > lq; l--) {
 		for (int changed = 1; changed;) {
 			changed = 0;
@@ -323,7 +331,7 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 			memcpy(st->buf, list + 1, cnt * sizeof *st->buf);
 			unlock_node(b, cur.id);
 			for (uint32_t i = 0; i < cnt; i++) {
-				float d = vdb_hnsw_distance(b->sp, qv, qn, st->buf[i]);
+				float d = distance(b->sp, qv, qn, st->buf[i]);
 				if (d < cur.d) {
 					cur = (qc){d, st->buf[i]};
 					changed = 1;
@@ -535,6 +543,7 @@ void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s)
 	free(s->visited);
 	free(s->cand);
 	free(s->res);
+	free(s->topk);
 	memset(s, 0, sizeof *s);
 }
 
@@ -570,7 +579,7 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 
 	/* Greedy descent through the upper levels. */
 	uint32_t cur = (uint32_t)g->entry, cnt;
-	float cd = vdb_hnsw_distance(sp, q, qnorm, cur);
+	float cd = distance(sp, q, qnorm, cur);
 	for (uint32_t level = g->max_level; level > 0; level--) {
 		for (int changed = 1; changed;) {
 			changed = 0;
@@ -580,7 +589,7 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 			for (uint32_t i = 0; i < cnt; i++) {
 				if (l[i] >= g->rows)
 					goto bad;
-				float d = vdb_hnsw_distance(sp, q, qnorm, l[i]);
+				float d = distance(sp, q, qnorm, l[i]);
 				if (d < cd) {
 					cd = d;
 					cur = l[i];
@@ -614,7 +623,7 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 			if (visited[nb] == tag)
 				continue;
 			visited[nb] = tag;
-			float d = vdb_hnsw_distance(sp, q, qnorm, nb);
+			float d = distance(sp, q, qnorm, nb);
 			if (nr < ef || d < res[0].d) {
 				qpush(cand, &nc, (qc){d, nb}, 0);
 				if (!is_dead(dead, nb)) {

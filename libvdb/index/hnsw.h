@@ -62,6 +62,8 @@ typedef struct vdb_hnsw_scratch {
 	uint32_t tag;
 	vdb_cand *cand, *res; /* heaps */
 	size_t cand_cap, res_cap;
+	vdb_cand *topk; /* the merged top-k of a whole search */
+	size_t topk_cap;
 } vdb_hnsw_scratch;
 
 void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s);
