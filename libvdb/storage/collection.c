@@ -136,10 +136,13 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 			vdb_status st = vdb_segment_verify(seg, err);
 			if (st)
 				return st;
+			vdb_segment_release(seg);
 			cur->verified = 1;
 		}
 		while (cur->row < seg->rows) {
 			uint64_t r = cur->row++;
+			if (r % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
+				vdb_segment_release(seg); /* constant memory over any collection */
 			if (vdb_segment_is_dead(seg, r))
 				continue;
 			vdb_status st = segment_record(s, cur->seg, r, rec, err);
@@ -148,6 +151,7 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 			*has = 1;
 			return VDB_OK;
 		}
+		vdb_segment_release(seg);
 		cur->seg++;
 		cur->row = 0;
 		cur->verified = 0;

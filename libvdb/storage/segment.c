@@ -87,6 +87,8 @@ static int seg_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
 		const vdb_segment *g = &r->segs[r->g];
 		while (r->row < g->rows) {
 			uint64_t row = r->row++;
+			if (row % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
+				vdb_segment_release(g);
 			if (vdb_segment_is_dead(g, row))
 				continue;
 			if (vdb_segment_id(g, row, &rec->id, err) ||
@@ -96,6 +98,7 @@ static int seg_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
 			*hash = vdb_id_hash(&rec->id);
 			return 1;
 		}
+		vdb_segment_release(g);
 		r->g++;
 		r->row = 0;
 	}
@@ -599,6 +602,12 @@ void vdb_segment_close(vdb_segment *s)
 	free(s->dead);
 	s->map = NULL;
 	s->dead = NULL;
+}
+
+void vdb_segment_release(const vdb_segment *s)
+{
+	if (s->map)
+		madvise((void *)s->map, s->size, MADV_DONTNEED);
 }
 
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err)

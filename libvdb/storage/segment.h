@@ -85,6 +85,10 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
 			    uint64_t size, uint32_t header_crc, vdb_segment *s, vdb_error *err);
 void vdb_segment_close(vdb_segment *s);
+/* Drops the pages of the mapping from this process (they stay in the page cache): called by
+ * sequential readers (export, merges) so their memory does not grow with what they read. */
+void vdb_segment_release(const vdb_segment *s);
+#define VDB_RELEASE_EVERY 8192 /* rows between releases in sequential reads */
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err);
 
 static inline int vdb_segment_is_dead(const vdb_segment *s, uint64_t row)
