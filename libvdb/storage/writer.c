@@ -389,6 +389,25 @@ static void unlink_in(const char *dir, const char *name)
 		unlink(path);
 }
 
+/* Makes nm the current version: every file it names is made durable in the directory, the
+ * MANIFEST is replaced atomically (the switch point), then the files no longer named are
+ * removed (invariant: never before the manifest that stops naming them is durable; open
+ * readers keep their copies) and the writer reloads the new version. */
+static vdb_status install(vdb_writer *w, const vdb_manifest *nm, char (*obsolete)[64],
+			  size_t nobs, vdb_error *err)
+{
+	vdb_state *s = &w->st;
+	vdb_status st;
+	if ((st = vdb_fsync_dir(s->dir, err)) || (st = vdb_manifest_write(s->dir, nm, err)))
+		return st;
+	for (size_t i = 0; i < nobs; i++)
+		unlink_in(s->dir, obsolete[i]);
+	close(w->wal_fd);
+	w->wal_fd = -1;
+	vdb_state_free(s);
+	return load(w, err);
+}
+
 static vdb_status seal(vdb_writer *w, vdb_error *err)
 {
 	vdb_state *s = &w->st;
@@ -439,16 +458,7 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 	nm.wal++;
 	nm.next_seq = s->wal.next_seq;
 	nm.generation++;
-	/* Every file the new manifest names must be durable in the directory first. */
-	if ((st = vdb_fsync_dir(s->dir, err)) || (st = vdb_manifest_write(s->dir, &nm, err)))
-		goto out;
-	for (size_t i = 0; i < nobs; i++)
-		unlink_in(s->dir, obsolete[i]);
-	/* Reload the new version: segments mapped, an empty tail, the new log open. */
-	close(w->wal_fd);
-	w->wal_fd = -1;
-	vdb_state_free(s);
-	st = load(w, err);
+	st = install(w, &nm, obsolete, nobs, err);
 out:
 	if (st && st != VDB_ENOMEM)
 		w->failed = 1;
@@ -494,14 +504,7 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 		nm.segs[nm.nseg++] = s->man.segs[g];
 	}
 	nm.generation++;
-	if ((st = vdb_fsync_dir(s->dir, err)) || (st = vdb_manifest_write(s->dir, &nm, err)))
-		goto out;
-	for (size_t i = 0; i < 2 * count; i++)
-		unlink_in(s->dir, obsolete[i]);
-	close(w->wal_fd);
-	w->wal_fd = -1;
-	vdb_state_free(s);
-	st = load(w, err);
+	st = install(w, &nm, obsolete, 2 * count, err);
 out:
 	if (st && st != VDB_ENOMEM)
 		w->failed = 1;
