@@ -86,4 +86,8 @@ int cli_close_stdout(void);
 
 double cli_now(void);
 
+/* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
+ * EINTR and the command can stop at the next safe point. */
+void cli_catch_stop_signals(void (*handler)(int));
+
 #endif

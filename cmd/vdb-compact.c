@@ -67,11 +67,7 @@ int main(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error(optind >= argc ? "missing database directory operand"
 						      : "too many operands");
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
 	double t0 = cli_now();
 	vdb_error err;

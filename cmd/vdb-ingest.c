@@ -259,11 +259,7 @@ int main(int argc, char **argv)
 			cli_error("%s: %s", argv[i], strerror(errno));
 			return EXIT_NOINPUT;
 		}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
 	wo.on_wait = on_wait;
 	wo.on_wait_ctx = &g;
