@@ -609,6 +609,9 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 		qc c = qpop(cand, &nc, 0);
 		if (nr >= ef && c.d > res[0].d)
 			break;
+		/* The next candidate's list is loaded while this one is expanded. */
+		if (nc)
+			__builtin_prefetch(g->l0 + (size_t)cand[0].id * (g->m0 + 1));
 		const uint32_t *l = qlist(g, c.id, 0, &cnt);
 		if (!l)
 			goto bad;
