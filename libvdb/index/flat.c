@@ -25,15 +25,21 @@ vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_
 typedef struct idctx {
 	const vdb_state *s;
 	int failed;
+	uint32_t failed_src; /* the segment whose id table was damaged */
 } idctx;
 
 static int cand_idcmp(void *ctx, const vdb_cand *a, const vdb_cand *b)
 {
 	idctx *c = ctx;
 	vdb_id x, y;
-	if (vdb_state_row_id(c->s, a->src, a->row, &x, NULL) ||
-	    vdb_state_row_id(c->s, b->src, b->row, &y, NULL)) {
+	if (vdb_state_row_id(c->s, a->src, a->row, &x, NULL)) {
 		c->failed = 1;
+		c->failed_src = a->src;
+		return 0;
+	}
+	if (vdb_state_row_id(c->s, b->src, b->row, &y, NULL)) {
+		c->failed = 1;
+		c->failed_src = b->src;
 		return 0;
 	}
 	return vdb_id_compare(&x, &y);
@@ -164,7 +170,7 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 	}
 	if (m == VDB_METRIC_COSINE && !(qq > 0))
 		return vdb_err(err, VDB_EDATA, "a zero query vector has no cosine similarity");
-	idctx ctx = {s, 0};
+	idctx ctx = {s, 0, 0};
 	if (scratch->topk_cap < k) {
 		free(scratch->topk);
 		scratch->topk = malloc(k * sizeof(vdb_cand));
@@ -205,16 +211,26 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 		vdb_hit h = hits[i];
 		vdb_id hid, pid;
 		size_t j = i;
-		while (j > 0 && !vdb_state_row_id(s, h.source, h.row, &hid, NULL) &&
-		       !vdb_state_row_id(s, hits[j - 1].source, hits[j - 1].row, &pid, NULL) &&
-		       score_before(m, &h, &hits[j - 1], &hid, &pid)) {
+		while (j > 0) {
+			const vdb_hit *p = &hits[j - 1];
+			int before;
+			if (h.score != p->score) /* ids are only needed for exact ties */
+				before = m == VDB_METRIC_L2 ? h.score < p->score : h.score > p->score;
+			else if (vdb_state_row_id(s, h.source, h.row, &hid, NULL) ||
+				 vdb_state_row_id(s, p->source, p->row, &pid, NULL))
+				break; /* a damaged id table is reported when the hit is read */
+			else
+				before = score_before(m, &h, p, &hid, &pid);
+			if (!before)
+				break;
 			hits[j] = hits[j - 1];
 			j--;
 		}
 		hits[j] = h;
 	}
 	if (ctx.failed)
-		return vdb_err(err, VDB_ECORRUPT, "%s: damaged id table", s->dir);
+		return vdb_err(err, VDB_ECORRUPT, "%s: damaged id table",
+			       ctx.failed_src < s->man.nseg ? s->segs[ctx.failed_src].file : s->dir);
 	*n = got;
 	return VDB_OK;
 }
