@@ -9,6 +9,8 @@
  * by the same heuristic when a list is full. Up to m neighbours per upper level, m0 = 2m at
  * level 0. Threads insert different nodes at once; each node's lists are guarded by a
  * spinlock, and the entry point by a mutex held for the rare node that raises the top level.
+ * A node being inserted can already receive links from concurrent insertions: its own
+ * choice is merged with them, never written over them (that would orphan nodes).
  *
  * Stored form (sections of the segment, all little-endian u32 arrays):
  *   meta  u32 m, u32 m0, u32 max level, u32 0, u64 entry, u64 rows
@@ -542,7 +544,6 @@ void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s)
 {
 	free(s->visited);
 	free(s->cand);
-	free(s->res);
 	free(s->topk);
 	memset(s, 0, sizeof *s);
 }

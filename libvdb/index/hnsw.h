@@ -55,22 +55,24 @@ vdb_status vdb_hnsw_open(const void *meta, uint64_t meta_len, const void *l0, ui
 			 uint64_t upper_len, uint64_t rows, vdb_hnsw_graph *g, const char *file,
 			 vdb_error *err);
 
-/* Per-search scratch: visited marks sized for the largest graph, reused across queries. */
+/* Per-view search scratch, reused across queries: visited marks (generation-tagged) sized
+ * for the largest graph, one buffer for a graph search's heaps and sorted output, and the
+ * merged top-k of a whole search. */
 typedef struct vdb_hnsw_scratch {
 	uint32_t *visited;
 	uint64_t visited_len;
 	uint32_t tag;
-	vdb_cand *cand, *res; /* heaps */
-	size_t cand_cap, res_cap;
-	vdb_cand *topk; /* the merged top-k of a whole search */
+	void *cand;
+	size_t cand_cap; /* bytes */
+	vdb_cand *topk;
 	size_t topk_cap;
 } vdb_hnsw_scratch;
 
 void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s);
 
 /* Searches g for the `ef` nearest live rows to q (dead rows, per the bitmap, are traversed
- * but not returned). Writes up to ef candidates (src = 0, row, dist as in flat.c) to *out
- * sorted best first; *n is how many. */
+ * but not returned). *out points to up to ef candidates (src 0, row, distance as in
+ * vdb_hnsw_distance), best first, valid until the next search with s; *n is how many. */
 vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, const float *q,
 			   float qnorm, const uint64_t *dead, size_t ef, vdb_hnsw_scratch *s,
 			   vdb_cand **out, size_t *n, const char *file, vdb_error *err);
