@@ -138,7 +138,13 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 			       field);
 	}
 	for (;;) {
-		int c = vj_peek(r);
+		/* Inline skip of the usual single space (", " separators); vj_peek does the rest. */
+		if (r->p < r->end && *r->p == ' ')
+			r->p++;
+		int c = r->p < r->end && *r->p != ' ' && *r->p != '\t' && *r->p != '\n' &&
+				*r->p != '\r'
+			? (unsigned char)*r->p
+			: vj_peek(r);
 		if (c != '-' && (c < '0' || c > '9')) {
 			if (c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n')
 				return vdb_err(err, VDB_EDATA, "%s[%zu] is not a number", field, n);
