@@ -42,6 +42,14 @@ int cli_usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_one_operand(int argc, int optind_)
+{
+	if (optind_ == argc - 1)
+		return 0;
+	return cli_usage_error(optind_ >= argc ? "missing database directory operand"
+					       : "too many operands");
+}
+
 int cli_exit_code(vdb_status s)
 {
 	switch (s) {

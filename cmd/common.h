@@ -41,6 +41,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the error and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_exit_code(vdb_status s);
+/* After option parsing: 0 when exactly one operand (the database) remains, else prints the
+ * usage error and returns EXIT_USAGE. */
+int cli_one_operand(int argc, int optind_);
 /* Prints "PROG: message" for a library error and returns the exit code. */
 int cli_fail(const vdb_error *err);
 void cli_version(void);

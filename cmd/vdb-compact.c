@@ -64,9 +64,8 @@ int main(int argc, char **argv)
 		default: return cli_usage_error("unknown or incomplete option");
 		}
 	}
-	if (optind != argc - 1)
-		return cli_usage_error(optind >= argc ? "missing database directory operand"
-						      : "too many operands");
+	if (cli_one_operand(argc, optind))
+		return EXIT_USAGE;
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
 	double t0 = cli_now();

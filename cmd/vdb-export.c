@@ -45,9 +45,8 @@ int main(int argc, char **argv)
 		default: return cli_usage_error("unknown or incomplete option");
 		}
 	}
-	if (optind != argc - 1)
-		return cli_usage_error(optind >= argc ? "missing database directory operand"
-						      : "too many operands");
+	if (cli_one_operand(argc, optind))
+		return EXIT_USAGE;
 	vdb_error err;
 	vdb_collection *coll;
 	vdb_cursor *cur = NULL;
