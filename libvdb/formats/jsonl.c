@@ -25,6 +25,8 @@ struct vdb_jsonl_parser {
 	vdb_buf key;
 	vdb_buf idstr;
 	vdb_buf payload;
+	vdb_buf filter; /* the last query's "filter" (minified), when has_filter */
+	int has_filter;
 };
 
 vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err)
@@ -47,6 +49,7 @@ void vdb_jsonl_parser_free(vdb_jsonl_parser *p)
 	vdb_buf_free(&p->key);
 	vdb_buf_free(&p->idstr);
 	vdb_buf_free(&p->payload);
+	vdb_buf_free(&p->filter);
 	free(p);
 }
 
@@ -366,6 +369,8 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	vj_init(&r, line, len);
 	int c = vj_peek(&r);
 	size_t kk = *k;
+	p->has_filter = 0;
+	p->filter.len = 0;
 	if (c == '[') {
 		if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 			return st;
@@ -383,12 +388,14 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			}
 			if (vj_string(&r, &p->key) || vj_expect(&r, ':'))
 				return syntax(err, &r);
-			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6) ? 1
-				: p->key.len == 1 && p->key.data[0] == 'k'	     ? 2
-										     : 0;
+			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6)   ? 1
+				: p->key.len == 1 && p->key.data[0] == 'k'	       ? 2
+				: p->key.len == 6 && !memcmp(p->key.data, "filter", 6) ? 4
+										       : 0;
 			if (!f)
 				return vdb_err(err, VDB_EDATA,
-					       "unknown field \"%s\" (a query has \"vector\" and \"k\")",
+					       "unknown field \"%s\" (a query has \"vector\", \"k\" "
+					       "and \"filter\")",
 					       shown(&p->key, kb, sizeof kb));
 			if (seen & f)
 				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
@@ -397,6 +404,15 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			if (f == 1) {
 				if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 					return st;
+				continue;
+			}
+			if (f == 4) {
+				if (vj_peek(&r) != '{')
+					return vj_value(&r, NULL) ? syntax(err, &r)
+					       : vdb_err(err, VDB_EDATA, "\"filter\" must be a JSON object");
+				if (vj_value(&r, &p->filter))
+					return syntax(err, &r);
+				p->has_filter = 1;
 				continue;
 			}
 			const char *tok;
@@ -430,6 +446,12 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	*vector = p->vec;
 	*k = kk;
 	return VDB_OK;
+}
+
+const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len)
+{
+	*len = p->filter.len;
+	return p->has_filter ? p->filter.data : NULL;
 }
 
 vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err)

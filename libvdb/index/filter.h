@@ -1,0 +1,23 @@
+/* Payload filters: the Mongo-style filter language compiled into a tree (filter.c), and the
+ * per-segment selections a search, count or cursor computes from one (selection.c). */
+#ifndef VDB_INDEX_FILTER_H
+#define VDB_INDEX_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdb.h"
+
+/* Evaluates f against one payload (minified JSON object text; NULL/0 for a record without
+ * one, which behaves like {}). 1: matches, 0: does not, -1: the payload is not well-formed
+ * JSON (a damaged file: callers report VDB_ECORRUPT naming the row). */
+int vdb_filter_eval(const vdb_filter *f, const char *payload, size_t len);
+
+/* The filter's canonical text (its minified JSON): equal texts select equal rows, which is
+ * what lets a view reuse the selection it computed for the previous query. */
+const char *vdb_filter_text(const vdb_filter *f, size_t *len);
+
+/* 1 when the filter is {} (matches every record): searches skip the selection then. */
+int vdb_filter_is_all(const vdb_filter *f);
+
+#endif
