@@ -8,7 +8,7 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-export DB [-c NAME]\n"
+	printf("Usage: vdb-export DB [-c NAME] [--filter JSON]\n"
 	       "\n"
 	       "Print every live record of collection NAME as JSON lines in the format\n"
 	       "vdb-ingest reads:\n"
@@ -17,9 +17,11 @@ static void usage(void)
 	       "ids keep their JSON type, payloads are printed as stored. Records come in\n"
 	       "storage order: sealed segments oldest first, then the unsealed log in commit\n"
 	       "order. Checksums are verified before any record of a segment is printed.\n"
+	       "With --filter, only records whose payload matches (see vdb-query(1), FILTERS).\n"
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
+	       "      --filter JSON      only records whose payload matches this filter\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -30,15 +32,17 @@ int main(int argc, char **argv)
 {
 	cli_init("vdb-export");
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+					     {"filter", required_argument, NULL, 'f'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
-	const char *name = VDB_DEFAULT_COLLECTION;
+	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
+		case 'f': filter_text = optarg; break;
 		case 'q': break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
@@ -47,16 +51,21 @@ int main(int argc, char **argv)
 	}
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
+	vdb_filter *filter = NULL;
+	if (filter_text && cli_parse_filter(filter_text, "--filter", &filter))
+		return EXIT_USAGE;
 	vdb_error err;
 	vdb_collection *coll;
 	vdb_cursor *cur = NULL;
-	if (vdb_collection_open(argv[optind], name, &coll, &err))
+	if (vdb_collection_open(argv[optind], name, &coll, &err)) {
+		vdb_filter_free(filter);
 		return cli_fail(&err);
+	}
 	vdb_collection_config cfg;
 	vdb_collection_get_config(coll, &cfg);
 	int rc = EXIT_OK;
 	vdb_text t = {0};
-	if (vdb_cursor_open(coll, &cur, &err)) {
+	if (vdb_cursor_open_where(coll, filter, &cur, &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -82,6 +91,7 @@ out:
 	vdb_text_free(&t);
 	vdb_cursor_close(cur);
 	vdb_collection_close(coll);
+	vdb_filter_free(filter);
 	int wrc = cli_close_stdout();
 	return rc ? rc : wrc;
 }

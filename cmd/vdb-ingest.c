@@ -45,12 +45,18 @@ static void usage(void)
 	       "input) and upsert or delete them in collection NAME of database DB:\n"
 	       "  {\"id\": 7, \"vector\": [0.1, ...], \"payload\": {...}}   upsert (payload optional)\n"
 	       "  {\"id\": \"doc-7\", \"delete\": true}                     delete\n"
+	       "  {\"delete_where\": {\"lang\": \"de\"}}                   delete every match\n"
 	       "Ids are non-negative integers or strings of 1-256 bytes. Records are committed\n"
-	       "in batches, each durable (fsynced) before it is reported.\n"
+	       "in batches, each durable (fsynced) before it is reported. A delete_where (or\n"
+	       "--delete-where, done before any input is read) commits the records before it,\n"
+	       "then deletes every live record whose payload matches the filter (see\n"
+	       "vdb-query(1), FILTERS) in one batch of its own. With --delete-where and no\n"
+	       "FILE, standard input is not read.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME    collection (default: default)\n"
 	       "  -b, --batch N            records per committed batch (default 1000)\n"
+	       "      --delete-where JSON  first delete every record matching this filter\n"
 	       "      --skip-invalid       report bad lines and go on (exit 0)\n"
 	       "      --rejects FILE       with --skip-invalid, copy bad lines to FILE\n"
 	       "      --max-line-bytes N   longest accepted line (default 64M; K, M, G)\n"
@@ -114,12 +120,45 @@ static int reject(ingest *g, const cli_lines *l, const char *line, size_t len, c
 	return 0;
 }
 
+/* Deletes every record matching f in one committed batch, after committing what is
+ * pending (the filter must see it). */
+static int delete_where(ingest *g, const vdb_filter *f, uint64_t lineno)
+{
+	int rc = commit(g);
+	if (rc)
+		return rc;
+	g->first_line = g->last_line = lineno;
+	vdb_error err;
+	uint64_t n;
+	if (vdb_writer_delete_where(g->w, f, &n, &err))
+		return cli_fail(&err);
+	g->p_del = n;
+	return commit(g);
+}
+
+static int apply_delete_where(ingest *g, const cli_lines *l, const char *line, size_t len,
+			      const vdb_record *rec)
+{
+	vdb_filter *f;
+	vdb_error err;
+	vdb_status st = vdb_filter_parse(rec->payload, rec->payload_len, &f, &err);
+	if (st == VDB_EINVAL)
+		return reject(g, l, line, len, err.message);
+	if (st)
+		return cli_fail(&err);
+	int rc = delete_where(g, f, l->lineno);
+	vdb_filter_free(f);
+	return rc;
+}
+
 static int apply(ingest *g, const cli_lines *l, const char *line, size_t len)
 {
 	vdb_record_kind kind;
 	vdb_record rec;
 	vdb_error err;
 	vdb_status st = vdb_jsonl_parse_record(g->parser, line, len, &kind, &rec, &err);
+	if (!st && kind == VDB_RECORD_DELETE_WHERE)
+		return apply_delete_where(g, l, line, len, &rec);
 	if (!st)
 		st = kind == VDB_RECORD_DELETE
 			     ? vdb_writer_delete(g->w, &rec.id, &err)
@@ -207,6 +246,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
+		{"delete-where", required_argument, NULL, 'D'},
 		{"skip-invalid", no_argument, NULL, 'S'},
 		{"rejects", required_argument, NULL, 'R'},
 		{"max-line-bytes", required_argument, NULL, 'L'},
@@ -220,6 +260,7 @@ int main(int argc, char **argv)
 	ingest g = {.batch_size = 1000};
 	const char *name = VDB_DEFAULT_COLLECTION;
 	uint64_t max_line = 64u << 20;
+	const char *where_text = NULL;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int c;
@@ -231,6 +272,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'S': g.skip_invalid = 1; break;
+		case 'D': where_text = optarg; break;
 		case 'R': g.rejects_path = optarg; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
@@ -253,10 +295,14 @@ int main(int argc, char **argv)
 	if (g.rejects_path && !g.skip_invalid)
 		return cli_usage_error("--rejects needs --skip-invalid");
 	const char *db = argv[optind++];
+	vdb_filter *where_filter = NULL;
+	if (where_text && cli_parse_filter(where_text, "--delete-where", &where_filter))
+		return EXIT_USAGE;
 	/* Check every input up front: a missing file fails the run before anything commits. */
 	for (int i = optind; i < argc; i++)
 		if (strcmp(argv[i], "-") && access(argv[i], R_OK) < 0) {
 			cli_error("%s: %s", argv[i], strerror(errno));
+			vdb_filter_free(where_filter);
 			return EXIT_NOINPUT;
 		}
 	cli_catch_stop_signals(on_signal);
@@ -267,6 +313,7 @@ int main(int argc, char **argv)
 	double t0 = cli_now();
 	vdb_error err;
 	if (vdb_writer_open(db, name, &wo, &g.w, &err)) {
+		vdb_filter_free(where_filter);
 		if (err.code == VDB_EINTR)
 			return 128 + (stop_signal ? stop_signal : SIGINT);
 		return cli_fail(&err);
@@ -283,8 +330,11 @@ int main(int argc, char **argv)
 		rc = EXIT_CANTCREAT;
 		goto done;
 	}
+	if (where_filter && (rc = delete_where(&g, where_filter, 0)))
+		goto done;
 	if (optind == argc) {
-		rc = ingest_fd(&g, STDIN_FILENO, NULL, max_line);
+		if (!where_filter) /* --delete-where alone reads no input */
+			rc = ingest_fd(&g, STDIN_FILENO, NULL, max_line);
 	} else {
 		for (int i = optind; i < argc && !rc; i++) {
 			int stdin_ = !strcmp(argv[i], "-");
@@ -313,6 +363,7 @@ int main(int argc, char **argv)
 	}
 done:
 	vdb_writer_close(g.w);
+	vdb_filter_free(where_filter);
 	vdb_jsonl_parser_free(g.parser);
 	if (!g.quiet) {
 		double dt = cli_now() - t0;

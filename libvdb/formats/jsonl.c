@@ -236,14 +236,16 @@ static vdb_status parse_id(vdb_jsonl_parser *p, vj_reader *r, vdb_id *id, vdb_er
 	return VDB_OK;
 }
 
-enum { F_ID = 1, F_VECTOR = 2, F_PAYLOAD = 4, F_DELETE = 8 };
+enum { F_ID = 1, F_VECTOR = 2, F_PAYLOAD = 4, F_DELETE = 8, F_DELETE_WHERE = 16 };
 
 static int field_of(const vdb_buf *key)
 {
 	static const struct {
 		const char *name;
 		int flag;
-	} fields[] = {{"id", F_ID}, {"vector", F_VECTOR}, {"payload", F_PAYLOAD}, {"delete", F_DELETE}};
+	} fields[] = {{"id", F_ID},	    {"vector", F_VECTOR},
+		      {"payload", F_PAYLOAD}, {"delete", F_DELETE},
+		      {"delete_where", F_DELETE_WHERE}};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		if (key->len == strlen(fields[i].name) && !memcmp(key->data, fields[i].name, key->len))
 			return fields[i].flag;
@@ -311,11 +313,13 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 				st = parse_id(p, &r, &id, err);
 			} else if (f == F_VECTOR) {
 				st = parse_vector(p, &r, p->vec, "vector", err);
-			} else if (f == F_PAYLOAD) {
+			} else if (f == F_PAYLOAD || f == F_DELETE_WHERE) {
+				/* A delete_where's filter is kept where a payload would be. */
 				if (vj_peek(&r) != '{') {
 					if (vj_value(&r, NULL))
 						return syntax(err, &r);
-					return vdb_err(err, VDB_EDATA, "\"payload\" must be a JSON object");
+					return vdb_err(err, VDB_EDATA, "\"%s\" must be a JSON object",
+						       f == F_PAYLOAD ? "payload" : "delete_where");
 				}
 				if (vj_value(&r, &p->payload))
 					return syntax(err, &r);
@@ -341,6 +345,13 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 		}
 	if (vj_end(&r))
 		return syntax(err, &r);
+	if (seen & F_DELETE_WHERE) {
+		if (seen != F_DELETE_WHERE)
+			return vdb_err(err, VDB_EDATA, "a delete_where record takes no other field");
+		*kind = VDB_RECORD_DELETE_WHERE;
+		*rec = (vdb_record){{0}, NULL, p->payload.data, p->payload.len};
+		return VDB_OK;
+	}
 	if (!(seen & F_ID))
 		return vdb_err(err, VDB_EDATA, "missing \"id\"");
 	if (del) {

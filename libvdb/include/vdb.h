@@ -312,13 +312,19 @@ VDB_API void vdb_writer_close(vdb_writer *w);
 /* Parses and validates one JSON-lines record of the ingest format:
  *   {"id": <non-negative integer or string>, "vector": [dim numbers], "payload": {...}}
  *   {"id": ..., "delete": true}
+ *   {"delete_where": {filter}}   (kind VDB_RECORD_DELETE_WHERE: rec->payload holds the
+ *                                 filter's JSON text, for vdb_filter_parse)
  * Strict: invalid JSON or UTF-8, trailing characters, duplicate keys, unknown or mistyped
  * fields, wrong dimension, non-numbers, values beyond float32, invalid ids and non-object
  * payloads are VDB_EDATA with a message naming the field (and column). The returned record
  * points into the parser and stays valid until its next call. */
 typedef struct vdb_jsonl_parser vdb_jsonl_parser;
 
-typedef enum vdb_record_kind { VDB_RECORD_UPSERT = 1, VDB_RECORD_DELETE = 2 } vdb_record_kind;
+typedef enum vdb_record_kind {
+	VDB_RECORD_UPSERT = 1,
+	VDB_RECORD_DELETE = 2,
+	VDB_RECORD_DELETE_WHERE = 3,
+} vdb_record_kind;
 
 VDB_API vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err);
 VDB_API void vdb_jsonl_parser_free(vdb_jsonl_parser *p);
