@@ -132,6 +132,28 @@ typedef enum vdb_index_type {
 	VDB_INDEX_FLAT = 2, /* no graph: every query scans every vector */
 } vdb_index_type;
 
+/* Payload indexes: per sealed segment, the values of one payload field, so that filters on
+ * it find their candidate rows without reading every payload. keyword indexes string values
+ * (equality and $in); int and float index every number (equality, $in and ranges; both keep
+ * numbers as doubles, the precision filters compare at). */
+#define VDB_INDEX_FIELDS_MAX 4
+#define VDB_FIELD_PATH_MAX 128 /* bytes of a field path, including the terminating NUL */
+
+typedef enum vdb_field_type {
+	VDB_FIELD_KEYWORD = 1,
+	VDB_FIELD_INT = 2,
+	VDB_FIELD_FLOAT = 3,
+} vdb_field_type;
+
+typedef struct vdb_index_field {
+	char path[VDB_FIELD_PATH_MAX]; /* dotted path, as in filters: "lang", "meta.source" */
+	vdb_field_type type;
+} vdb_index_field;
+
+/* "keyword", "int", "float" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+VDB_API const char *vdb_field_type_name(vdb_field_type t);
+VDB_API int vdb_field_type_parse(const char *name, vdb_field_type *out);
+
 typedef struct vdb_collection_config {
 	uint32_t dim;
 	vdb_metric metric;
@@ -141,10 +163,12 @@ typedef struct vdb_collection_config {
 	vdb_index_type index;
 	uint32_t m;               /* HNSW: neighbours per node and level (2..64), 2m at level 0 */
 	uint32_t ef_construction; /* HNSW: beam width while building (m..4096) */
+	uint32_t n_index_fields;  /* payload indexes built into every segment */
+	vdb_index_field index_fields[VDB_INDEX_FIELDS_MAX];
 } vdb_collection_config;
 
 /* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB, HNSW with m 16 and
- * ef_construction 200. */
+ * ef_construction 200, no payload indexes. */
 VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
 
 /* "hnsw", "flat" <-> enum; parse returns 0 on success, -1 for an unknown name. */

@@ -60,6 +60,9 @@ typedef struct fnode {
 	size_t npath;
 	fvalue *vals; /* EQ, range: one; IN: nvals */
 	size_t nvals;
+	/* Set only on the leaf vdb_payload_values walks with: receives every scalar value. */
+	void (*collect)(void *ctx, const char *v, size_t n);
+	void *ctx;
 } fnode;
 
 struct vdb_filter {
@@ -691,7 +694,7 @@ static int string_compare(const char *s, size_t n, const char *want, size_t wlen
 	return c;
 }
 
-static int parse_number(const char *s, size_t n, double *out)
+int vdb_json_number(const char *s, size_t n, double *out)
 {
 	char buf[512];
 	if (n >= sizeof buf)
@@ -706,6 +709,10 @@ static int parse_number(const char *s, size_t n, double *out)
 /* The positive test of a leaf on one scalar value v[0..n): 1, 0, or -1 (damaged). */
 static int test_scalar(const fnode *L, const char *v, size_t n)
 {
+	if (L->collect) {
+		L->collect(L->ctx, v, n);
+		return 0;
+	}
 	fv_type t;
 	double num = 0;
 	if (*v == '"')
@@ -716,7 +723,7 @@ static int test_scalar(const fnode *L, const char *v, size_t n)
 		t = FV_BOOL, num = 0;
 	else if (n == 4 && !memcmp(v, "null", 4))
 		t = FV_NULL;
-	else if (parse_number(v, n, &num) == 0)
+	else if (vdb_json_number(v, n, &num) == 0)
 		t = FV_NUM;
 	else
 		return -1;
@@ -904,5 +911,157 @@ vdb_status vdb_filter_match(const vdb_filter *f, const char *payload, size_t len
 	if (r < 0)
 		return vdb_err(err, VDB_EDATA, "payload is not well-formed JSON");
 	*match = r;
+	return VDB_OK;
+}
+
+/* ---- values at a path, and index lookups ----------------------------------------------- */
+
+int vdb_payload_values(const char *payload, size_t len, const char *path, size_t plen,
+		       void (*fn)(void *ctx, const char *v, size_t n), void *ctx)
+{
+	pseg parts[MAX_DEPTH];
+	fnode leaf = {.kind = N_LEAF, .op = OP_EQ, .path = parts, .collect = fn, .ctx = ctx};
+	const char *a = path, *e = path + plen;
+	for (const char *p = path;; p++) {
+		if (p == e || *p == '.') {
+			if (p == a || leaf.npath == MAX_DEPTH)
+				return -1;
+			parts[leaf.npath++] = (pseg){(char *)a, (size_t)(p - a)};
+			a = p + 1;
+			if (p == e)
+				break;
+		}
+	}
+	const char *p = payload;
+	return walk(&leaf, 0, &p, payload + len, 0) < 0 ? -1 : 0;
+}
+
+static int path_is(const fnode *L, const vdb_pindex *ix)
+{
+	size_t n = L->npath - 1;
+	for (size_t i = 0; i < L->npath; i++)
+		n += L->path[i].len;
+	if (n != ix->path_len)
+		return 0;
+	const char *p = ix->path;
+	for (size_t i = 0; i < L->npath; i++) {
+		if (memcmp(p, L->path[i].s, L->path[i].len))
+			return 0;
+		p += L->path[i].len + 1;
+		if (i + 1 < L->npath && p[-1] != '.')
+			return 0;
+	}
+	return 1;
+}
+
+/* The index key range of one operand value, or -1 when the index does not hold such values. */
+static int value_keys(const vdb_pindex *ix, const fvalue *v, fop op, uint64_t *lo, uint64_t *hi)
+{
+	if (ix->type == VDB_FIELD_KEYWORD) {
+		if (v->type != FV_STR || op != OP_EQ)
+			return -1;
+		*lo = *hi = vdb_pindex_string_key(v->s, v->len);
+		return 0;
+	}
+	if (v->type != FV_NUM || v->num != v->num)
+		return -1;
+	uint64_t k = vdb_pindex_number_key(v->num);
+	*lo = 0, *hi = UINT64_MAX;
+	switch (op) {
+	case OP_EQ: *lo = *hi = k; break;
+	case OP_GT: *lo = k == UINT64_MAX ? 1 : k + 1, *hi = k == UINT64_MAX ? 0 : UINT64_MAX; break;
+	case OP_GTE: *lo = k; break;
+	case OP_LT: *hi = k == 0 ? 0 : k - 1, *lo = k == 0 ? 1 : 0; break;
+	default: *hi = k; break; /* OP_LTE */
+	}
+	return 0;
+}
+
+/* A leaf's candidates: 1 with bits set, 0 when no index answers it, -1 damaged index. */
+static int leaf_candidates(const fnode *L, const vdb_pindex *ix, size_t nix, uint64_t rows,
+			   uint64_t *bits)
+{
+	if (L->negate || L->op == OP_EXISTS || !L->nvals)
+		return 0;
+	for (size_t i = 0; i < nix; i++) {
+		if (!path_is(L, &ix[i]))
+			continue;
+		uint64_t lo[64], hi[64];
+		if (L->nvals > 64)
+			return 0;
+		size_t k;
+		for (k = 0; k < L->nvals; k++)
+			if (value_keys(&ix[i], &L->vals[k], L->op == OP_IN ? OP_EQ : L->op, &lo[k],
+				       &hi[k]))
+				break;
+		if (k < L->nvals)
+			continue; /* another index of the same path may hold these values */
+		for (k = 0; k < L->nvals; k++)
+			if (vdb_pindex_range(&ix[i], lo[k], hi[k], rows, bits))
+				return -1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Candidates of a subtree: *out is a new bitmap (a superset of its matching rows), or NULL
+ * when the indexes cannot narrow it. 0, or -1 (out of memory; damaged index in *damaged). */
+static int candidates(const fnode *n, const vdb_pindex *ix, size_t nix, uint64_t rows,
+		      uint64_t **out, int *damaged)
+{
+	size_t words = (rows + 63) / 64 ? (rows + 63) / 64 : 1;
+	*out = NULL;
+	if (n->kind == N_LEAF) {
+		uint64_t *bits = calloc(words, 8);
+		if (!bits)
+			return -1;
+		int r = leaf_candidates(n, ix, nix, rows, bits);
+		if (r == 1) {
+			*out = bits;
+			return 0;
+		}
+		free(bits);
+		if (r < 0)
+			*damaged = 1;
+		return r < 0 ? -1 : 0;
+	}
+	if (n->kind != N_AND && n->kind != N_OR)
+		return 0; /* everything, or a negation: no narrowing */
+	uint64_t *acc = NULL;
+	for (size_t i = 0; i < n->nkids; i++) {
+		uint64_t *kid;
+		if (candidates(n->kids[i], ix, nix, rows, &kid, damaged)) {
+			free(acc);
+			return -1;
+		}
+		if (!kid) {
+			if (n->kind == N_OR) {
+				free(acc);
+				return 0; /* one unbounded alternative: anything may match */
+			}
+			continue;
+		}
+		if (!acc) {
+			acc = kid;
+			continue;
+		}
+		for (size_t w = 0; w < words; w++)
+			acc[w] = n->kind == N_AND ? acc[w] & kid[w] : acc[w] | kid[w];
+		free(kid);
+	}
+	*out = acc;
+	return 0;
+}
+
+vdb_status vdb_filter_candidates(const vdb_filter *f, const vdb_pindex *ix, size_t nix,
+				 uint64_t rows, uint64_t **out, const char *file, vdb_error *err)
+{
+	int damaged = 0;
+	*out = NULL;
+	if (!nix)
+		return VDB_OK;
+	if (candidates(f->root, ix, nix, rows, out, &damaged))
+		return damaged ? vdb_err(err, VDB_ECORRUPT, "%s: damaged payload index", file)
+			       : vdb_err_nomem(err);
 	return VDB_OK;
 }

@@ -21,30 +21,46 @@ void vdb_selection_free(vdb_selection *sel)
 	memset(sel, 0, sizeof *sel);
 }
 
+/* Evaluates f on the live rows of seg that its payload indexes leave as candidates (all of
+ * them without usable indexes), clearing the skip bit of each match. */
 static vdb_status select_segment(const vdb_segment *seg, const vdb_filter *f, uint64_t *skip,
 				 uint64_t *matches, vdb_error *err)
 {
-	uint64_t n = 0;
-	for (uint64_t r = 0; r < seg->rows; r++) {
-		int keep = 0;
-		if (!vdb_segment_is_dead(seg, r)) {
+	uint64_t *cand, n = 0, words = (seg->rows + 63) / 64;
+	vdb_status st = vdb_filter_candidates(f, seg->pidx, seg->npidx, seg->rows, &cand,
+					      seg->file, err);
+	if (st)
+		return st;
+	for (uint64_t w = 0; w < words; w++) {
+		skip[w] = ~0ull;
+		uint64_t todo = cand ? cand[w] : ~0ull;
+		if (seg->dead)
+			todo &= ~seg->dead[w];
+		if (seg->rows - w * 64 < 64)
+			todo &= (1ull << (seg->rows - w * 64)) - 1;
+		while (todo) {
+			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(todo);
+			todo &= todo - 1;
 			const char *p;
 			size_t len;
-			vdb_status st = vdb_segment_payload(seg, r, &p, &len, err);
-			if (st)
-				return st;
-			keep = vdb_filter_eval(f, p, len);
-			if (keep < 0)
-				return vdb_err(err, VDB_ECORRUPT, "%s: damaged payload in row %llu",
-					       seg->file, (unsigned long long)r);
+			if ((st = vdb_segment_payload(seg, r, &p, &len, err)))
+				goto out;
+			int keep = vdb_filter_eval(f, p, len);
+			if (keep < 0) {
+				st = vdb_err(err, VDB_ECORRUPT, "%s: damaged payload in row %llu",
+					     seg->file, (unsigned long long)r);
+				goto out;
+			}
+			if (keep) {
+				skip[w] &= ~(1ull << (r & 63));
+				n++;
+			}
 		}
-		if (keep)
-			n++;
-		else
-			skip[r >> 6] |= 1ull << (r & 63);
 	}
 	*matches = n;
-	return VDB_OK;
+out:
+	free(cand);
+	return st;
 }
 
 vdb_status vdb_selection_get(vdb_selection *sel, const vdb_state *s, const vdb_filter *f,

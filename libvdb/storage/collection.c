@@ -22,6 +22,7 @@ struct vdb_cursor {
 	size_t mt_i;
 	int verified; /* segment `seg` has passed its checksum check */
 	const vdb_filter *filter;
+	uint64_t *cand; /* the filter's candidate rows in segment `seg` (payload indexes), or NULL */
 };
 
 vdb_status vdb_collection_open(const char *db, const char *name, vdb_collection **out,
@@ -167,6 +168,8 @@ static vdb_status wanted(const vdb_cursor *cur, const vdb_record *rec, const cha
 
 void vdb_cursor_close(vdb_cursor *cur)
 {
+	if (cur)
+		free(cur->cand);
 	free(cur);
 }
 
@@ -181,12 +184,17 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 				return st;
 			vdb_segment_release(seg);
 			cur->verified = 1;
+			if (cur->filter &&
+			    (st = vdb_filter_candidates(cur->filter, seg->pidx, seg->npidx, seg->rows,
+							&cur->cand, seg->file, err)))
+				return st;
 		}
 		while (cur->row < seg->rows) {
 			uint64_t r = cur->row++;
 			if (r % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
 				vdb_segment_release(seg); /* constant memory over any collection */
-			if (vdb_segment_is_dead(seg, r))
+			if (vdb_segment_is_dead(seg, r) ||
+			    (cur->cand && !(cur->cand[r >> 6] >> (r & 63) & 1)))
 				continue;
 			int yes;
 			vdb_status st = segment_record(s, cur->seg, r, rec, err);
@@ -200,6 +208,8 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 			return VDB_OK;
 		}
 		vdb_segment_release(seg);
+		free(cur->cand);
+		cur->cand = NULL;
 		cur->seg++;
 		cur->row = 0;
 		cur->verified = 0;
