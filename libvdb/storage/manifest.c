@@ -189,7 +189,8 @@ vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg,
 		      vj_write_string(&body, f->path, strlen(f->path)) ||
 		      vdb_buf_printf(&body, ",\"type\":\"%s\"}", vdb_field_type_name(f->type));
 	}
-	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']')) || vdb_buf_puts(&body, "}\n");
+	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']')) || vdb_buf_puts(&body, "}\n") ||
+	      vdb_buf_putc(&body, '\0');
 	if (bad) {
 		vdb_buf_free(&body);
 		return vdb_err_nomem(err);
