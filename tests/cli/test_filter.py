@@ -148,12 +148,15 @@ FILTERS = [
 
 
 class Filtered(vdbtest.VdbTestCase):
+    CREATE = ()  # extra vdb-create arguments
+
     def setUp(self):
         super().setUp()
         self.recs = records(11, 4000)
         # Two sealed segments of 2,000 rows (a seal follows the commit that passes 200K),
         # with graphs; then a tail of new records and deletions in the log.
-        self.create(dim=DIM, seal='200K')
+        self.assertOk(run('create', self.path('db'), '--dim', DIM, '--metric', 'l2',
+                          '--seal-size', '200K', *self.CREATE))
         self.ingest('db', self.recs)
         tail = records(12, 300)
         for r in tail:
@@ -287,6 +290,41 @@ class Filtered(vdbtest.VdbTestCase):
         self.assertFails(r, EXIT_DATA, 'line 1: a delete_where record takes no other field')
         r = self.query('db', '--count', '--vector', '[1,2,3,4,5,6,7,8]')
         self.assertUsage(r, '--count cannot be combined with --vector=JSON')
+
+
+class IndexedFiltered(Filtered):
+    """The same checks with payload indexes on four of the fields: the indexes only narrow
+    down the rows to evaluate, so every result must be the same."""
+    CREATE = ('--index-field', 'lang:keyword', '--index-field', 'year:int',
+              '--index-field', 'score:float', '--index-field', 'tags:keyword')
+
+    def test_config_lists_the_indexes(self):
+        with open(self.path('db', 'default', 'CONFIG')) as f:
+            config = json.loads(f.read().split('\n', 1)[1])
+        self.assertEqual(config['payload_indexes'],
+                         [{'field': 'lang', 'type': 'keyword'}, {'field': 'year', 'type': 'int'},
+                          {'field': 'score', 'type': 'float'},
+                          {'field': 'tags', 'type': 'keyword'}])
+
+    def test_bad_index_fields(self):
+        db = self.path('other')
+        for arg, msg in (('lang', 'expected NAME:keyword|int|float'),
+                         ('lang:text', "unknown type 'text' (expected keyword, int or float)"),
+                         (':int', 'expected NAME:keyword|int|float'),
+                         ('a..b:int', 'an index field path must be'),
+                         ('.a:int', 'an index field path must be'),
+                         ('x' * 128 + ':int', 'field name longer than 127 bytes')):
+            r = run('create', db, '--dim', 2, '--metric', 'l2', '--index-field', arg)
+            self.assertFails(r, vdbtest.EXIT_USAGE, msg)
+            self.assertFalse(os.path.exists(os.path.join(db, 'default')))
+        r = run('create', db, '--dim', 2, '--metric', 'l2', '--index-field', 'a:int',
+                '--index-field', 'a:float')
+        self.assertFails(r, vdbtest.EXIT_USAGE, 'a field is indexed twice')
+        args = []
+        for i in range(5):
+            args += ['--index-field', 'f%d:int' % i]
+        r = run('create', db, '--dim', 2, '--metric', 'l2', *args)
+        self.assertUsage(r, '--index-field: at most 4 fields')
 
 
 if __name__ == '__main__':

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "index/filter.h"
+#include "index/pindex.h"
+#include "storage/state.h"
 #include "vdb.h"
 
 static int matches(const char *filter, const char *payload)
@@ -527,4 +529,161 @@ Test(filtered, cursor_and_delete_where, .init = setup, .fini = teardown)
 	cr_expect_eq(vdb_collection_count(c), live - want);
 	vdb_collection_close(c);
 	vdb_filter_free(f);
+}
+
+/* ---- payload indexes ------------------------------------------------------------------------ */
+
+static const char *ix_payloads[] = {
+	"{\"lang\":\"en\",\"year\":2001,\"score\":0.5,\"tags\":[\"a\",\"b\"]}",
+	"{\"lang\":\"\\u00e9\",\"year\":2001.0,\"score\":-0.0,\"tags\":\"a\"}",
+	"{\"lang\":\"\xc3\xa9\",\"year\":\"2001\",\"score\":-1e300,\"tags\":[]}",
+	"{\"lang\":[\"de\",\"en\"],\"year\":1999,\"score\":1e400,\"m\":{\"y\":3}}",
+	"{\"year\":-5,\"score\":0,\"tags\":[[\"a\"]],\"lang\":null}",
+	"{\"lang\":\"fr\",\"year\":2030,\"score\":2.5e-308}",
+	NULL,
+};
+
+static void ix_collection(const char *name, int indexed)
+{
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = 2;
+	if (indexed) {
+		const char *paths[] = {"lang", "year", "score", "tags"};
+		vdb_field_type types[] = {VDB_FIELD_KEYWORD, VDB_FIELD_INT, VDB_FIELD_FLOAT,
+					  VDB_FIELD_KEYWORD};
+		for (int i = 0; i < 4; i++) {
+			snprintf(cfg.index_fields[i].path, VDB_FIELD_PATH_MAX, "%s", paths[i]);
+			cfg.index_fields[i].type = types[i];
+		}
+		cfg.n_index_fields = 4;
+	}
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, name, &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w;
+	cr_assert_eq(vdb_writer_open(db, name, NULL, &w, &err), VDB_OK, "%s", err.message);
+	size_t np = sizeof ix_payloads / sizeof ix_payloads[0];
+	for (uint64_t r = 0; r < 700; r++) {
+		float v[2] = {(float)r, 1};
+		vdb_id id = {0, r, NULL, 0};
+		const char *p = ix_payloads[r % np];
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, p, p ? strlen(p) : 0, &err), VDB_OK, "%s",
+			     err.message);
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(vdb_writer_compact(w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+}
+
+static const struct {
+	const char *filter;
+	int narrows; /* the indexes give candidates */
+} ix_filters[] = {
+	{"{\"lang\":\"en\"}", 1},
+	{"{\"lang\":\"\xc3\xa9\"}", 1},
+	{"{\"lang\":{\"$in\":[\"de\",\"fr\"]}}", 1},
+	{"{\"year\":2001}", 1},
+	{"{\"year\":{\"$gte\":2000,\"$lt\":2002}}", 1},
+	{"{\"year\":{\"$gt\":2001}}", 1},
+	{"{\"year\":{\"$lte\":-5}}", 1},
+	{"{\"score\":0}", 1},
+	{"{\"score\":{\"$gt\":1e308}}", 1},
+	{"{\"score\":{\"$lt\":-1e299}}", 1},
+	{"{\"score\":{\"$gt\":0}}", 1},
+	{"{\"tags\":\"a\"}", 1},
+	{"{\"lang\":\"en\",\"m.y\":3}", 1},
+	{"{\"$or\":[{\"lang\":\"fr\"},{\"year\":1999}]}", 1},
+	{"{\"$or\":[{\"lang\":\"fr\"},{\"m.y\":3}]}", 0},
+	{"{\"year\":\"2001\"}", 0},   /* strings are not in an int index */
+	{"{\"lang\":null}", 0},
+	{"{\"lang\":{\"$ne\":\"en\"}}", 0},
+	{"{\"lang\":{\"$exists\":true}}", 0},
+	{"{\"$not\":{\"lang\":\"en\"}}", 0},
+	{"{\"lang\":{\"$gt\":\"a\"}}", 0}, /* keyword indexes hold no order */
+	{"{}", 0},
+};
+
+Test(pindex, candidates_are_a_superset_and_results_equal_unindexed, .init = setup,
+     .fini = teardown)
+{
+	ix_collection("ix", 1);
+	ix_collection("plain", 0);
+	vdb_state st;
+	vdb_error err;
+	cr_assert_eq(vdb_state_load(db, "ix", &st, NULL, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(st.man.nseg, 1);
+	const vdb_segment *seg = &st.segs[0];
+	cr_assert_eq(seg->npidx, 4);
+	vdb_collection *ci, *cp;
+	cr_assert_eq(vdb_collection_open(db, "ix", &ci, &err), VDB_OK);
+	cr_assert_eq(vdb_collection_open(db, "plain", &cp, &err), VDB_OK);
+	for (size_t i = 0; i < sizeof ix_filters / sizeof ix_filters[0]; i++) {
+		const char *text = ix_filters[i].filter;
+		vdb_filter *f;
+		cr_assert_eq(vdb_filter_parse(text, strlen(text), &f, &err), VDB_OK, "%s", text);
+		uint64_t *cand;
+		cr_assert_eq(vdb_filter_candidates(f, seg->pidx, seg->npidx, seg->rows, &cand,
+						   seg->file, &err), VDB_OK, "%s", err.message);
+		cr_expect_eq(cand != NULL, ix_filters[i].narrows, "%s", text);
+		uint64_t ncand = 0, nmatch = 0;
+		for (uint64_t r = 0; r < seg->rows; r++) {
+			const char *p;
+			size_t len;
+			cr_assert_eq(vdb_segment_payload(seg, r, &p, &len, &err), VDB_OK);
+			int m = vdb_filter_eval(f, p, len);
+			int c = !cand || (cand[r >> 6] >> (r & 63) & 1);
+			cr_expect(!m || c, "%s: row %llu matches but is no candidate", text,
+				  (unsigned long long)r);
+			ncand += (uint64_t)c;
+			nmatch += (uint64_t)m;
+		}
+		if (cand && nmatch)
+			cr_expect_lt(ncand, seg->rows, "%s: the index narrows nothing", text);
+		uint64_t a, b;
+		cr_assert_eq(vdb_collection_count_where(ci, f, &a, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(vdb_collection_count_where(cp, f, &b, &err), VDB_OK, "%s", err.message);
+		cr_expect_eq(a, b, "%s: %llu with indexes, %llu without", text, (unsigned long long)a,
+			     (unsigned long long)b);
+		cr_expect_eq(a, nmatch, "%s", text);
+		free(cand);
+		vdb_filter_free(f);
+	}
+	vdb_collection_close(ci);
+	vdb_collection_close(cp);
+	vdb_state_free(&st);
+}
+
+Test(pindex, an_entry_naming_a_row_outside_the_segment_is_corruption)
+{
+	unsigned char sec[16 + 8 + 16] = {0};
+	sec[0] = VDB_FIELD_INT;
+	sec[4] = 1;
+	sec[8] = 1;
+	sec[16] = 'x';
+	uint64_t key = vdb_pindex_number_key(3), row = 10;
+	memcpy(sec + 24, &key, 8);
+	memcpy(sec + 32, &row, 8);
+	vdb_pindex p;
+	vdb_error err;
+	cr_assert_eq(vdb_pindex_open(sec, sec, sizeof sec, &p, "seg-1.vdb", &err), VDB_OK, "%s",
+		     err.message);
+	vdb_filter *f;
+	cr_assert_eq(vdb_filter_parse("{\"x\":3}", 7, &f, &err), VDB_OK);
+	uint64_t *cand = NULL;
+	cr_expect_eq(vdb_filter_candidates(f, &p, 1, 11, &cand, "seg-1.vdb", &err), VDB_OK);
+	cr_expect(cand && cand[0] == 1ull << 10);
+	free(cand);
+	cr_expect_eq(vdb_filter_candidates(f, &p, 1, 10, &cand, "seg-1.vdb", &err), VDB_ECORRUPT);
+	cr_expect(strstr(err.message, "seg-1.vdb: damaged payload index") != NULL, "%s", err.message);
+	sec[8] = 2; /* the count no longer matches the size */
+	cr_expect_eq(vdb_pindex_open(sec, sec, sizeof sec, &p, "seg-1.vdb", &err), VDB_ECORRUPT);
+	vdb_filter_free(f);
+}
+
+Test(pindex, number_keys_keep_the_order_of_numbers)
+{
+	double v[] = {-1e308, -2.5, -1, -1e-300, 0, 1e-300, 1, 2.5, 1e308};
+	for (size_t i = 0; i + 1 < sizeof v / sizeof v[0]; i++)
+		cr_expect_lt(vdb_pindex_number_key(v[i]), vdb_pindex_number_key(v[i + 1]), "%g", v[i]);
+	cr_expect_eq(vdb_pindex_number_key(-0.0), vdb_pindex_number_key(0.0));
 }
