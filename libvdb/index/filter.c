@@ -19,6 +19,7 @@
  * from files, so the walk is bounds-checked and reports damage (-1) instead of trusting them. */
 #include "filter.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,13 +204,11 @@ static int scalar(compiler *c, fvalue *v)
 		const char *tok;
 		size_t n;
 		vj_number(&c->r, &tok, &n);
-		char buf[512];
-		if (n >= sizeof buf)
-			n = sizeof buf - 1; /* digits beyond double precision change nothing... */
-		memcpy(buf, tok, n);
-		buf[n] = '\0';
 		v->type = FV_NUM;
-		v->num = strtod(buf, NULL);
+		if (vdb_json_number(tok, n, &v->num)) {
+			oom(c);
+			return -2;
+		}
 		return 0;
 	}
 	const char *start = c->r.p;
@@ -694,16 +693,75 @@ static int string_compare(const char *s, size_t n, const char *want, size_t wlen
 	return c;
 }
 
+/* Common numbers (at most 19 significant digits, power of ten within +-22, exact in a
+ * double before scaling) are converted with one correctly rounded operation; the rest go
+ * through strtod, with the decimal point the process locale expects (a program linking
+ * libvdb may have called setlocale). Payload and filter numbers take the same path, so
+ * equal texts always give equal values. */
 int vdb_json_number(const char *s, size_t n, double *out)
 {
-	char buf[512];
-	if (n >= sizeof buf)
-		n = sizeof buf - 1;
+	static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+				     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	size_t i = 0;
+	int neg = i < n && s[i] == '-', exact = 1;
+	i += (size_t)neg;
+	uint64_t m = 0;
+	long e10 = 0;
+	size_t start = i;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (m < 1000000000000000000ull)
+			m = m * 10 + (uint64_t)(s[i] - '0');
+		else
+			e10++, exact &= s[i] == '0';
+	}
+	if (i == start)
+		return -1;
+	if (i < n && s[i] == '.') {
+		size_t f = ++i;
+		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+			if (m < 1000000000000000000ull)
+				m = m * 10 + (uint64_t)(s[i] - '0'), e10--;
+			else
+				exact &= s[i] == '0';
+		}
+		if (i == f)
+			return -1;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		int eneg = i < n && s[i] == '-';
+		if (i < n && (s[i] == '-' || s[i] == '+'))
+			i++;
+		size_t f = i;
+		long x = 0;
+		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			if (x < 100000)
+				x = x * 10 + (s[i] - '0');
+		if (i == f)
+			return -1;
+		e10 += eneg ? -x : x;
+	}
+	if (i != n)
+		return -1;
+	if (exact && m < (1ull << 53) && e10 >= -22 && e10 <= 22) {
+		double d = (double)m;
+		d = e10 < 0 ? d / p10[-e10] : d * p10[e10];
+		*out = neg ? -d : d;
+		return 0;
+	}
+	char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+	if (!buf)
+		return -1;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	char *end;
-	*out = strtod(buf, &end);
-	return end == buf + n ? 0 : -1;
+	char *dot = memchr(buf, '.', n);
+	if (dot)
+		*dot = *localeconv()->decimal_point;
+	*out = strtod(buf, NULL);
+	if (buf != small)
+		free(buf);
+	return 0;
 }
 
 /* The positive test of a leaf on one scalar value v[0..n): 1, 0, or -1 (damaged). */
@@ -986,19 +1044,19 @@ static int leaf_candidates(const fnode *L, const vdb_pindex *ix, size_t nix, uin
 	for (size_t i = 0; i < nix; i++) {
 		if (!path_is(L, &ix[i]))
 			continue;
-		uint64_t lo[64], hi[64];
-		if (L->nvals > 64)
-			return 0;
+		fop op = L->op == OP_IN ? OP_EQ : L->op;
+		uint64_t lo, hi;
 		size_t k;
 		for (k = 0; k < L->nvals; k++)
-			if (value_keys(&ix[i], &L->vals[k], L->op == OP_IN ? OP_EQ : L->op, &lo[k],
-				       &hi[k]))
+			if (value_keys(&ix[i], &L->vals[k], op, &lo, &hi))
 				break;
 		if (k < L->nvals)
 			continue; /* another index of the same path may hold these values */
-		for (k = 0; k < L->nvals; k++)
-			if (vdb_pindex_range(&ix[i], lo[k], hi[k], rows, bits))
+		for (k = 0; k < L->nvals; k++) {
+			value_keys(&ix[i], &L->vals[k], op, &lo, &hi);
+			if (vdb_pindex_range(&ix[i], lo, hi, rows, bits))
 				return -1;
+		}
 		return 1;
 	}
 	return 0;

@@ -600,6 +600,9 @@ static const struct {
 	{"{\"lang\":{\"$exists\":true}}", 0},
 	{"{\"$not\":{\"lang\":\"en\"}}", 0},
 	{"{\"lang\":{\"$gt\":\"a\"}}", 0}, /* keyword indexes hold no order */
+	{"{\"year\":{\"$in\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,"
+	 "26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,"
+	 "56,57,58,59,60,61,62,63,64,65,66,1999]}}", 1},
 	{"{}", 0},
 };
 
@@ -686,4 +689,44 @@ Test(pindex, number_keys_keep_the_order_of_numbers)
 	for (size_t i = 0; i + 1 < sizeof v / sizeof v[0]; i++)
 		cr_expect_lt(vdb_pindex_number_key(v[i]), vdb_pindex_number_key(v[i + 1]), "%g", v[i]);
 	cr_expect_eq(vdb_pindex_number_key(-0.0), vdb_pindex_number_key(0.0));
+}
+
+Test(filter, numbers_parse_exactly_whatever_their_spelling)
+{
+	struct {
+		const char *text;
+		double want;
+	} c[] = {{"0", 0},	    {"-0", -0.0},	 {"3", 3},	      {"3.0", 3},
+		 {"30e-1", 3},	    {"0.1", 0.1},	 {"-2.5E+3", -2500}, {"1e22", 1e22},
+		 {"1e23", 1e23},    {"123456789012345678901234567890", 123456789012345678901234567890.0},
+		 {"0.30000000000000004", 0.30000000000000004}, {"1e-400", 0},
+		 {"9007199254740993", 9007199254740993.0}};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		double d = -1;
+		cr_expect_eq(vdb_json_number(c[i].text, strlen(c[i].text), &d), 0, "%s", c[i].text);
+		cr_expect_eq(d, c[i].want, "%s: %.17g", c[i].text, d);
+	}
+	/* A token longer than any stack buffer, with its exponent at the very end. */
+	char longnum[2000];
+	memset(longnum, '0', sizeof longnum);
+	longnum[0] = '1';
+	memcpy(longnum + sizeof longnum - 6, "e-1993", 6); /* 1 and 1993 zeros */
+	double d;
+	cr_expect_eq(vdb_json_number(longnum, sizeof longnum, &d), 0);
+	cr_expect_eq(d, 1.0);
+	const char *bad[] = {"", "-", "1.", ".5", "1e", "1x", "--1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_expect_eq(vdb_json_number(bad[i], strlen(bad[i]), &d), -1, "%s", bad[i]);
+}
+
+Test(filter, in_lists_of_any_length)
+{
+	char f[8192];
+	size_t n = (size_t)sprintf(f, "{\"n\":{\"$in\":[");
+	for (int i = 0; i < 500; i++)
+		n += (size_t)sprintf(f + n, "%s%d", i ? "," : "", i * 2);
+	sprintf(f + n, "]}}");
+	cr_expect_eq(matches(f, "{\"n\":998}"), 1);
+	cr_expect_eq(matches(f, "{\"n\":997}"), 0);
+	cr_expect_eq(matches(f, "{\"n\":[1,3,0.0]}"), 1);
 }
