@@ -730,3 +730,78 @@ Test(filter, in_lists_of_any_length)
 	cr_expect_eq(matches(f, "{\"n\":997}"), 0);
 	cr_expect_eq(matches(f, "{\"n\":[1,3,0.0]}"), 1);
 }
+
+/* A segment large enough that a 10% filter goes through the graph (60,000 rows: 6,000
+ * matches, 6,000^2 > 32 * 16 * 60,000): results are complete, all match, and recall holds. */
+Test(filtered, graph_traversal_at_ten_percent, .init = setup, .fini = teardown)
+{
+	enum { N = 60000, D = 8 };
+	static float v[N][D];
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = D;
+	cfg.ef_construction = 64;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w;
+	cr_assert_eq(vdb_writer_open(db, "default", NULL, &w, &err), VDB_OK, "%s", err.message);
+	rng = 99;
+	for (uint64_t r = 0; r < N; r++) {
+		for (int d = 0; d < D; d++)
+			v[r][d] = (float)rnd();
+		char p[32];
+		snprintf(p, sizeof p, "{\"g\":%llu}", (unsigned long long)(r % 10));
+		vdb_id id = {0, r, NULL, 0};
+		cr_assert_eq(vdb_writer_upsert(w, &id, v[r], p, strlen(p), &err), VDB_OK);
+		if (r % 5000 == 4999)
+			cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	}
+	cr_assert_eq(vdb_writer_compact(w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK);
+	vdb_filter *f;
+	cr_assert_eq(vdb_filter_parse("{\"g\":7}", 7, &f, &err), VDB_OK);
+	size_t hit = 0, total = 0;
+	for (int qi = 0; qi < 30; qi++) {
+		float q[D];
+		for (int d = 0; d < D; d++)
+			q[d] = (float)rnd();
+		double best[10];
+		uint64_t truth[10];
+		size_t m = 0;
+		for (uint64_t r = 7; r < N; r += 10) {
+			double dd = 0;
+			for (int d = 0; d < D; d++)
+				dd += ((double)q[d] - v[r][d]) * ((double)q[d] - v[r][d]);
+			size_t j = m < 10 ? m++ : 10;
+			if (j == 10 && dd >= best[9])
+				continue;
+			if (j == 10)
+				j = 9;
+			while (j > 0 && best[j - 1] > dd) {
+				best[j] = best[j - 1], truth[j] = truth[j - 1];
+				j--;
+			}
+			best[j] = dd, truth[j] = r;
+		}
+		vdb_search_options o;
+		vdb_search_options_init(&o);
+		o.filter = f;
+		vdb_hit hits[10];
+		size_t n;
+		cr_assert_eq(vdb_search(c, q, 10, &o, hits, &n, &err), VDB_OK, "%s", err.message);
+		cr_assert_eq(n, 10);
+		for (size_t i = 0; i < n; i++) {
+			vdb_record rec;
+			cr_assert_eq(vdb_hit_record(c, &hits[i], &rec, &err), VDB_OK);
+			cr_expect_eq(rec.id.num % 10, 7);
+			for (size_t j = 0; j < 10; j++)
+				hit += truth[j] == rec.id.num;
+		}
+		total += 10;
+	}
+	cr_expect_geq((double)hit / total, 0.95, "recall %.3f", (double)hit / total);
+	vdb_filter_free(f);
+	vdb_collection_close(c);
+}
