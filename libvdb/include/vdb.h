@@ -107,8 +107,9 @@ VDB_API vdb_status vdb_filter_parse(const char *json, size_t len, vdb_filter **o
 				    vdb_error *err);
 VDB_API void vdb_filter_free(vdb_filter *f);
 
-/* Evaluates f on one payload (a JSON object's text; NULL for a record without one).
- * Errors: VDB_EDATA (the payload is not well-formed JSON). */
+/* Evaluates f on one payload (a JSON object's text; NULL for a record without one). The
+ * payload is read only as far as the answer needs. Errors: VDB_EDATA (what had to be read
+ * is not well-formed JSON). */
 VDB_API vdb_status vdb_filter_match(const vdb_filter *f, const char *payload, size_t len,
 				    int *match, vdb_error *err);
 
