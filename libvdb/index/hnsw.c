@@ -535,6 +535,12 @@ static inline const uint32_t *qlist(const vdb_hnsw_graph *g, uint64_t node, uint
 	return l + 1;
 }
 
+static inline void prefetch_lines(const void *p, size_t bytes)
+{
+	for (size_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch((const char *)p + o);
+}
+
 static inline int is_dead(const uint64_t *dead, uint32_t row)
 {
 	return dead && (dead[row >> 6] >> (row & 63) & 1);
@@ -572,11 +578,15 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 		memset(s->visited, 0, s->visited_len * sizeof *s->visited);
 		s->tag = 1;
 	}
-	uint32_t tag = s->tag, *visited = s->visited;
+	uint16_t tag = s->tag, *visited = s->visited;
 	qc *cand = (qc *)s->cand, *res = cand + g->rows + 1;
 	vdb_cand *sorted = (vdb_cand *)(res + ef + 1);
 	const float *vec = sp->vectors;
 	size_t dim = sp->dim;
+	/* Whole vectors are prefetched, up to a limit past which the hardware's stream
+	 * prefetcher has long taken over. */
+	size_t prefetch_bytes = dim * sizeof(float) < 1024 ? dim * sizeof(float) : 1024;
+	uint32_t fresh[2 * 64]; /* m0 <= 2 * 64, checked by vdb_hnsw_open */
 
 	/* Greedy descent through the upper levels. */
 	uint32_t cur = (uint32_t)g->entry, cnt;
@@ -616,17 +626,25 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 		const uint32_t *l = qlist(g, c.id, 0, &cnt);
 		if (!l)
 			goto bad;
-		for (uint32_t i = 0; i < cnt; i++) {
-			if (l[i] >= g->rows)
-				goto bad;
-			if (visited[l[i]] != tag)
-				__builtin_prefetch(vec + (size_t)l[i] * dim);
-		}
+		/* Collect the unvisited neighbours, starting the load of each one's first line;
+		 * then, while one distance is computed, the whole next vector is loaded. */
+		uint32_t nf = 0;
 		for (uint32_t i = 0; i < cnt; i++) {
 			uint32_t nb = l[i];
+			if (nb >= g->rows)
+				goto bad;
 			if (visited[nb] == tag)
 				continue;
 			visited[nb] = tag;
+			fresh[nf++] = nb;
+			__builtin_prefetch(vec + (size_t)nb * dim);
+		}
+		if (nf > 1)
+			prefetch_lines(vec + (size_t)fresh[1] * dim, prefetch_bytes);
+		for (uint32_t i = 0; i < nf; i++) {
+			uint32_t nb = fresh[i];
+			if (i + 2 < nf)
+				prefetch_lines(vec + (size_t)fresh[i + 2] * dim, prefetch_bytes);
 			float d = distance(sp, q, qnorm, nb);
 			if (nr < ef || d < res[0].d) {
 				qpush(cand, &nc, (qc){d, nb}, 0);
