@@ -57,45 +57,104 @@ static vdb_status syntax(vdb_error *err, const vj_reader *r)
 
 /* One pass over the common number shapes (at most 19 significant digits, decimal exponent
  * within +-22 after moving the point): the value is m * 10^e with m < 2^53, computed in
- * double with one correctly rounded operation on exact operands, then rounded to float.
- * That second rounding is wrong only when the double lies exactly halfway between two
- * floats (its low 29 mantissa bits are 1 followed by zeros); then, and for anything else
- * (long mantissas, big exponents, any grammar error), returns 0 and the caller takes the
- * general path: vj_number for the grammar and its messages, vdb_parse_float for the value.
- * On success *next is just past the number, which is followed by a delimiter. */
+ * double as m times the double nearest 10^e -- no division, which would dominate the
+ * parse -- and then rounded to float. The product is within 2 ulps (of double) of the
+ * exact value, so rounding it to float can only go wrong when it lies within 2 ulps of a
+ * point halfway between two floats (low 29 mantissa bits near 1 followed by zeros); then,
+ * and for anything else (long mantissas, big exponents, any grammar error), returns 0 and
+ * the caller takes the general path: vj_number for the grammar and its messages,
+ * vdb_parse_float for the value. On success *next is just past the number, which is
+ * followed by a delimiter. */
+/* Digits eight at a time (SWAR), so the number's length costs no mispredicted branch per
+ * digit. Little-endian loads: the first character is the lowest byte. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FAST_SWAR 1
+static inline uint64_t load8(const char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* How many of the 8 bytes, from the first, are ASCII digits. A byte below '0' borrows from
+ * the bytes after it, and a byte far above '9' carries into them: neither matters, as only
+ * the flags before the first non-digit are used. */
+static inline unsigned digit_run(uint64_t v)
+{
+	uint64_t x = v - 0x3030303030303030ull;
+	uint64_t t = (x | (x + 0x7676767676767676ull)) & 0x8080808080808080ull;
+	return t ? (unsigned)__builtin_ctzll(t) >> 3 : 8;
+}
+
+/* The value of the first n (1..8) digits of v: the others are shifted out, and the
+ * shifted-in zero bytes act as leading zeros. */
+static inline uint64_t digits_value(uint64_t v, unsigned n)
+{
+	v = (v & 0x0f0f0f0f0f0f0f0full) << (8 * (8 - n));
+	v = (v * 2561) >> 8 & 0x00ff00ff00ff00ffull;
+	v = (v * 6553601) >> 16 & 0x0000ffff0000ffffull;
+	return (v * 42949672960001ull) >> 32;
+}
+#endif
+
+/* Scans the digits at *pp into *m (as m * 10^count + digits), advancing *pp; returns how
+ * many digits were read, or -1 when there are more than `room` of them. */
+static inline int scan_digits(const char **pp, const char *end, uint64_t *m, int room)
+{
+	static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+					  100000000};
+	const char *p = *pp;
+	int count = 0;
+#ifdef FAST_SWAR
+	while (end - p >= 8) {
+		uint64_t v = load8(p);
+		unsigned n = digit_run(v);
+		if (n == 0)
+			break;
+		if ((count += (int)n) > room)
+			return -1;
+		*m = *m * pow10u[n] + digits_value(v, n);
+		p += n;
+		if (n < 8) {
+			*pp = p;
+			return count;
+		}
+	}
+#endif
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (++count > room)
+			return -1;
+		*m = *m * 10 + (uint64_t)(*p - '0');
+	}
+	*pp = p;
+	return count;
+}
+
 static int fast_number(const char *s, const char *end, float *out, const char **next)
 {
 	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	static const double inv10[] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+				       1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
+				       1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
 	const char *p = s;
 	int neg = p < end && *p == '-';
 	p += neg;
 	if (p >= end || *p < '0' || *p > '9')
 		return 0;
+	/* At most 19 digits in all (leading zeros included), so m cannot overflow. */
 	uint64_t m = 0;
-	int digits = 0, exp10 = 0;
-	if (*p == '0') {
-		p++;
-		if (p < end && *p >= '0' && *p <= '9')
-			return 0; /* leading zero: the general path reports it */
-	} else {
-		for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
-			m = m * 10 + (uint64_t)(*p - '0');
-	}
+	int digits = scan_digits(&p, end, &m, 19), exp10 = 0;
+	if (digits < 0 || (*s == '0' && digits > 1) || (neg && s[1] == '0' && digits > 1))
+		return 0; /* too long, or a leading zero: the general path decides and reports */
 	if (p < end && *p == '.') {
 		p++;
-		if (p >= end || *p < '0' || *p > '9')
+		int frac = scan_digits(&p, end, &m, 19 - digits);
+		if (frac <= 0)
 			return 0;
-		for (; p < end && *p >= '0' && *p <= '9'; p++) {
-			if (m || *p != '0')
-				digits++;
-			m = m * 10 + (uint64_t)(*p - '0');
-			exp10--;
-		}
+		exp10 = -frac;
 	}
-	if (digits > 19)
-		return 0;
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		p++;
 		int eneg = p < end && (*p == '-' || *p == '+') ? *p++ == '-' : 0, e = 0, ed = 0;
@@ -111,10 +170,10 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 		return 0;
 	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
 		return 0;
-	double d = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
+	double d = (double)m * (exp10 < 0 ? inv10[-exp10] : pow10[exp10]);
 	uint64_t bits;
 	memcpy(&bits, &d, sizeof bits);
-	if (m && (bits & 0x1fffffffull) == 0x10000000ull)
+	if (m && (bits & 0x1fffffffull) - (0x10000000ull - 3) <= 6)
 		return 0;
 	if (d > 3.4028234663852886e38 || (m && d < 1.1754943508222875e-38))
 		return 0; /* overflow or subnormal: the general path decides */
