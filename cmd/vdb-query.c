@@ -109,26 +109,37 @@ static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
 	return EXIT_OK;
 }
 
+/* "FILE: line N" or "line N", for messages about the line just read. */
+static const char *line_location(const cli_lines *l, char *at, size_t size)
+{
+	if (l->name)
+		snprintf(at, size, "%s: line %llu", l->name, (unsigned long long)l->lineno);
+	else
+		snprintf(at, size, "line %llu", (unsigned long long)l->lineno);
+	return at;
+}
+
 static int run_stream(vdb_collection *c, const query_opts *o, cli_lines *l, vdb_jsonl_parser *p,
 		      vdb_hit *hits, vdb_text *out, uint32_t dim)
 {
+	char at[4200];
 	for (;;) {
+		/* Answers go out in blocks, but never sit in the buffer while we wait for more
+		 * input: a program that sends one query and waits for its answer gets it. */
+		if (!cli_lines_ready(l) && fflush(stdout) != 0)
+			return EXIT_IO; /* reported by cli_close_stdout */
 		const char *line;
 		size_t len;
 		int r = cli_lines_next(l, &line, &len);
 		if (r == LINE_EOF)
 			return EXIT_OK;
-		char at[4200];
-		if (l->name)
-			snprintf(at, sizeof at, "%s: line %llu", l->name, (unsigned long long)l->lineno);
-		else
-			snprintf(at, sizeof at, "line %llu", (unsigned long long)l->lineno);
 		if (r == LINE_ERROR) {
 			cli_error("read %s: %m", l->name ? l->name : "standard input");
 			return EXIT_IO;
 		}
 		if (r == LINE_TOO_LONG) {
-			cli_error("%s: line is longer than %zu bytes (--max-line-bytes)", at, l->max_line);
+			cli_error("%s: line is longer than %zu bytes (--max-line-bytes)",
+				  line_location(l, at, sizeof at), l->max_line);
 			return EXIT_DATA;
 		}
 		if (r != LINE_OK)
@@ -142,7 +153,7 @@ static int run_stream(vdb_collection *c, const query_opts *o, cli_lines *l, vdb_
 		if (!st)
 			st = print_results(c, o, q, k, hits, out, dim, &err);
 		if (st == VDB_EDATA) {
-			cli_error("%s: %s", at, err.message);
+			cli_error("%s: %s", line_location(l, at, sizeof at), err.message);
 			return EXIT_DATA;
 		}
 		if (st == VDB_ENOMEM) {

@@ -445,6 +445,22 @@ class Small(vdbtest.VdbTestCase):
         r = self.q('-k', '1', '--vector=[0,0,0,0.375]')
         self.assertOk(r, out='{"results":[{"id":77,"score":0.125}]}\n')
 
+    def test_answers_each_query_before_the_next_arrives(self):
+        # A program that writes one query and waits for its answer (a coprocess) must get
+        # it while the input stays open: answers are not held back in a buffer.
+        p = self.proc('query', self.dbpath('db'), '-k', '1')
+        try:
+            p.send('[0,0,0,0.375]\n')
+            first = p.wait_for_stdout_lines(1)
+            self.assertIsNotNone(first, 'no answer while stdin is open; stderr: ' + p.err)
+            p.send('[0,0,0,0.375]\n')
+            self.assertEqual(len(p.wait_for_stdout_lines(2) or []), 2, p.err)
+            p.close_stdin()
+            self.assertEqual(p.wait(), 0, p.err)
+            self.assertEqual(p.out.count('\n'), 2)
+        finally:
+            p.kill()
+
     def test_missing_db_and_collection(self):
         db = self.path('nodb')
         self.assertFails(run('query', db, input='[0,0,0,0]'), EXIT_NOINPUT,
