@@ -535,9 +535,10 @@ static inline const uint32_t *qlist(const vdb_hnsw_graph *g, uint64_t node, uint
 	return l + 1;
 }
 
-static inline void prefetch_lines(const void *p, size_t bytes)
+/* The lines of p after the first, which the caller has already asked for. */
+static inline void prefetch_rest(const void *p, size_t bytes)
 {
-	for (size_t o = 0; o < bytes; o += 64)
+	for (size_t o = 64; o < bytes; o += 64)
 		__builtin_prefetch((const char *)p + o);
 }
 
@@ -633,18 +634,19 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 			uint32_t nb = l[i];
 			if (nb >= g->rows)
 				goto bad;
-			if (visited[nb] == tag)
-				continue;
+			/* Branch-free: whether a neighbour was seen is a coin toss to the
+			 * branch predictor. */
+			fresh[nf] = nb;
+			nf += visited[nb] != tag;
 			visited[nb] = tag;
-			fresh[nf++] = nb;
 			__builtin_prefetch(vec + (size_t)nb * dim);
 		}
 		if (nf > 1)
-			prefetch_lines(vec + (size_t)fresh[1] * dim, prefetch_bytes);
+			prefetch_rest(vec + (size_t)fresh[1] * dim, prefetch_bytes);
 		for (uint32_t i = 0; i < nf; i++) {
 			uint32_t nb = fresh[i];
 			if (i + 2 < nf)
-				prefetch_lines(vec + (size_t)fresh[i + 2] * dim, prefetch_bytes);
+				prefetch_rest(vec + (size_t)fresh[i + 2] * dim, prefetch_bytes);
 			float d = distance(sp, q, qnorm, nb);
 			if (nr < ef || d < res[0].d) {
 				qpush(cand, &nc, (qc){d, nb}, 0);
