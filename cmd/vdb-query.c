@@ -168,6 +168,10 @@ static int run_stream(vdb_collection *c, const query_opts *o, cli_lines *l, vdb_
 int main(int argc, char **argv)
 {
 	cli_init("vdb-query");
+	/* Answers are flushed whenever input would block (run_stream), so a large buffer only
+	 * saves system calls when queries stream in faster than they are answered. */
+	static char outbuf[1 << 16];
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'},
 		{"payload", no_argument, NULL, 'P'},

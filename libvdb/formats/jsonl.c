@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "../util/buf.h"
 #include "../util/error.h"
@@ -130,7 +133,9 @@ static inline int scan_digits(const char **pp, const char *end, uint64_t *m, int
 	return count;
 }
 
-static int fast_number(const char *s, const char *end, float *out, const char **next)
+/* m * 10^exp10, negated when neg, as a correctly rounded float -- or 0 when this quick
+ * computation cannot promise that and the general parser must decide. */
+static inline int decimal_to_float(uint64_t m, int exp10, int neg, float *out)
 {
 	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -138,6 +143,24 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 	static const double inv10[] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
 				       1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
 				       1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+		return 0;
+	double d = (double)m * (exp10 < 0 ? inv10[-exp10] : pow10[exp10]);
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof bits);
+	/* Near a float midpoint (zero's low bits are not), overflow, or a subnormal result.
+	 * Zeros are common in vectors, so the tests are combined without branches (| and &,
+	 * not ||) into one branch that is almost never taken. */
+	if (((bits & 0x1fffffffull) - (0x10000000ull - 3) <= 6) | (d > 3.4028234663852886e38) |
+	    ((d < 1.1754943508222875e-38) & (m != 0)))
+		return 0;
+	float f = (float)d;
+	*out = neg ? -f : f;
+	return 1;
+}
+
+static int fast_number(const char *s, const char *end, float *out, const char **next)
+{
 	const char *p = s;
 	int neg = p < end && *p == '-';
 	p += neg;
@@ -146,8 +169,10 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 	/* At most 19 digits in all (leading zeros included), so m cannot overflow. */
 	uint64_t m = 0;
 	int digits = scan_digits(&p, end, &m, 19), exp10 = 0;
-	if (digits < 0 || (*s == '0' && digits > 1) || (neg && s[1] == '0' && digits > 1))
-		return 0; /* too long, or a leading zero: the general path decides and reports */
+	/* Too long, or a leading zero: the general path decides and reports (without a
+	 * branch on the zero, as in decimal_to_float). */
+	if ((digits < 0) | ((s[neg] == '0') & (digits > 1)))
+		return 0;
 	if (p < end && *p == '.') {
 		p++;
 		int frac = scan_digits(&p, end, &m, 19 - digits);
@@ -168,18 +193,107 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 	if (p < end && *p != ',' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
 	    *p != '\n')
 		return 0;
-	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+	if (!decimal_to_float(m, exp10, neg, out))
 		return 0;
-	double d = (double)m * (exp10 < 0 ? inv10[-exp10] : pow10[exp10]);
-	uint64_t bits;
-	memcpy(&bits, &d, sizeof bits);
-	if (m && (bits & 0x1fffffffull) - (0x10000000ull - 3) <= 6)
-		return 0;
-	if (d > 3.4028234663852886e38 || (m && d < 1.1754943508222875e-38))
-		return 0; /* overflow or subnormal: the general path decides */
-	float f = (float)d;
-	*out = neg ? -f : f;
 	*next = p;
+	return 1;
+}
+
+static inline int is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+#if defined(__SSE2__) && defined(FAST_SWAR)
+/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits on each side, checked and
+ * converted without a loop: the shape of almost every number an embedding is written in.
+ * Reads up to 18 bytes from b (the caller checks there are). Returns 0 for anything else. */
+static inline int short_decimal(const char *b, const char *e, float *out)
+{
+	int neg = *b == '-';
+	b += neg;
+	long len = e - b;
+	if (len < 1 || len > 16)
+		return 0;
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)b);
+	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+	uint32_t digit = (uint32_t)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t));
+	uint32_t dot = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+	uint32_t want = (1u << len) - 1;
+	dot &= want;
+	if (((digit | dot) & want) != want || (dot & (dot - 1)))
+		return 0; /* a character that is neither, or two points */
+	int ilen = dot ? __builtin_ctz(dot) : (int)len, flen = dot ? (int)len - ilen - 1 : 0;
+	if ((ilen < 1) | (ilen > 8) | (flen > 8) | (dot && flen < 1) | ((*b == '0') & (ilen > 1)))
+		return 0; /* no digits before or after the point, too long, or a leading zero */
+	uint64_t m = digits_value(load8(b), (unsigned)ilen);
+	if (flen) {
+		static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+						  10000000, 100000000};
+		m = m * pow10u[flen] + digits_value(load8(b + ilen + 1), (unsigned)flen);
+	}
+	return decimal_to_float(m, -flen, neg, out);
+}
+#endif
+
+/* One element of a vector array: the bytes [b, e) between two separators must be a number
+ * with optional whitespace around it. fast_number may read up to lim (the end of the
+ * text); the number it finds ends at a delimiter, so at e or before. */
+static inline int vector_element(const char *b, const char *e, const char *lim, float *out)
+{
+	while (b < e && is_json_space(*b))
+		b++;
+	while (e > b && is_json_space(e[-1]))
+		e--;
+#if defined(__SSE2__) && defined(FAST_SWAR)
+	if (lim - b >= 18 && short_decimal(b, e, out))
+		return 1;
+#endif
+	const char *next;
+	if (!fast_number(b, lim, out, &next))
+		return 0;
+	while (next < e && is_json_space(*next))
+		next++;
+	return next == e;
+}
+
+/* The whole vector in one pass when it is the common case: exactly dim plain numbers.
+ * The separators are found first, sixteen bytes at a time, so that each number is parsed
+ * from a known start: the numbers are independent work the CPU overlaps, instead of a
+ * chain in which each one's end is needed to find the next. s is just past '['; on success
+ * *after is just past ']'. Anything else (wrong count, other values, long numbers) returns
+ * 0 and the general loop parses and reports from s. */
+static int vector_in_one_pass(const char *s, const char *end, float *vec, size_t dim,
+			      const char **after)
+{
+	const char *close = memchr(s, ']', (size_t)(end - s));
+	if (!close)
+		return 0;
+	size_t n = 0;
+	const char *field = s;
+	for (const char *blk = s; blk < close; blk += 16) {
+		uint32_t mask = 0;
+#ifdef __SSE2__
+		if (close - blk >= 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
+			mask = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+		} else
+#endif
+			for (int i = 0; i < 16 && blk + i < close; i++)
+				mask |= (uint32_t)(blk[i] == ',') << i;
+		while (mask) {
+			const char *comma = blk + __builtin_ctz(mask);
+			mask &= mask - 1;
+			if (n >= dim || !vector_element(field, comma, end, &vec[n]))
+				return 0;
+			n++;
+			field = comma + 1;
+		}
+	}
+	if (n + 1 != dim || !vector_element(field, close, end, &vec[n]))
+		return 0;
+	*after = close + 1;
 	return 1;
 }
 
@@ -190,6 +304,11 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 		return vdb_err(err, VDB_EDATA, "\"%s\" must be an array of %" PRIu32 " numbers", field,
 			       p->dim);
 	r->p++;
+	const char *close;
+	if (vector_in_one_pass(r->p, r->end, vec, p->dim, &close)) {
+		r->p = close;
+		return VDB_OK;
+	}
 	size_t n = 0;
 	if (vj_peek(r) == ']') {
 		r->p++;

@@ -627,8 +627,9 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 		const uint32_t *l = qlist(g, c.id, 0, &cnt);
 		if (!l)
 			goto bad;
-		/* Collect the unvisited neighbours, starting the load of each one's first line;
-		 * then, while one distance is computed, the whole next vector is loaded. */
+		/* Collect the unvisited neighbours, then start the load of each one's first
+		 * line; while one distance is computed, the whole next-but-one vector is
+		 * loaded. */
 		uint32_t nf = 0;
 		for (uint32_t i = 0; i < cnt; i++) {
 			uint32_t nb = l[i];
@@ -639,8 +640,9 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 			fresh[nf] = nb;
 			nf += visited[nb] != tag;
 			visited[nb] = tag;
-			__builtin_prefetch(vec + (size_t)nb * dim);
 		}
+		for (uint32_t i = 0; i < nf; i++)
+			__builtin_prefetch(vec + (size_t)fresh[i] * dim);
 		if (nf > 1)
 			prefetch_rest(vec + (size_t)fresh[1] * dim, prefetch_bytes);
 		for (uint32_t i = 0; i < nf; i++) {
