@@ -187,6 +187,18 @@ VDB_API void vdb_search_options_init(vdb_search_options *o);
 VDB_API vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
 			      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err);
 
+/* Searches of one view from several threads at once: vdb_search reuses scratch memory
+ * kept in the collection, so each thread searches through its own searcher instead (a
+ * view is otherwise read-only, and vdb_hit_record and vdb_get may be called from any
+ * thread). A searcher must not outlive its collection. Errors: VDB_ENOMEM. */
+typedef struct vdb_searcher vdb_searcher;
+VDB_API vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err);
+VDB_API void vdb_searcher_free(vdb_searcher *s);
+/* As vdb_search, on the searcher's collection. */
+VDB_API vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
+				       const vdb_search_options *o, vdb_hit *hits, size_t *n,
+				       vdb_error *err);
+
 /* The record behind a hit of this collection view. */
 VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,
 				  vdb_error *err);

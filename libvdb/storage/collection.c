@@ -61,6 +61,35 @@ vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
 	return vdb_index_search(&c->st, &c->scratch, query, k, o, hits, n, err);
 }
 
+struct vdb_searcher {
+	vdb_collection *c;
+	vdb_hnsw_scratch scratch;
+};
+
+vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err)
+{
+	vdb_searcher *s = calloc(1, sizeof *s);
+	if (!s)
+		return vdb_err_nomem(err);
+	s->c = c;
+	*out = s;
+	return VDB_OK;
+}
+
+void vdb_searcher_free(vdb_searcher *s)
+{
+	if (!s)
+		return;
+	vdb_hnsw_scratch_free(&s->scratch);
+	free(s);
+}
+
+vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
+			       const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
+{
+	return vdb_index_search(&s->c->st, &s->scratch, query, k, o, hits, n, err);
+}
+
 static vdb_status segment_record(const vdb_state *s, size_t g, uint64_t row, vdb_record *out,
 				 vdb_error *err)
 {
