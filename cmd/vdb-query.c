@@ -314,7 +314,9 @@ static int fill_batch(cli_lines *l, batch *b)
 static int stream_parallel(pool *pl, cli_lines *l)
 {
 	int rc = EXIT_OK, read_rc = LINE_OK;
+	pthread_mutex_lock(&pl->mu);
 	pl->head = pl->taken = pl->tail = 0;
+	pthread_mutex_unlock(&pl->mu);
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
 		/* Write what is finished, in order. */
