@@ -261,3 +261,14 @@ void cli_catch_stop_signals(void (*handler)(int))
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 }
+
+unsigned cli_default_threads(void)
+{
+	const char *env = getenv("VDB_THREADS");
+	char *end;
+	long v = env ? strtol(env, &end, 10) : 0;
+	if (env && *env && !*end && v >= 1 && v <= 64)
+		return (unsigned)v;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}

@@ -89,6 +89,10 @@ int cli_close_stdout(void);
 
 double cli_now(void);
 
+/* Threads to use when no option says: $VDB_THREADS when it is an integer from 1 to 64
+ * (libvdb's graph builds read it too), else one per CPU, at most 64. */
+unsigned cli_default_threads(void);
+
 /* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
  * EINTR and the command can stop at the next safe point. */
 void cli_catch_stop_signals(void (*handler)(int));

@@ -39,7 +39,8 @@ static void usage(void)
 	       "                         integer id; anything else, or \"quoted\", a string id)\n"
 	       "      --max-line-bytes N longest accepted query line (default 64M)\n"
 	       "  -j, --threads N        answer streamed queries on N threads, 1 to 64\n"
-	       "                         (default: one per CPU); output stays in input order\n"
+	       "                         (default: $VDB_THREADS, or one per CPU); output\n"
+	       "                         stays in input order\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -470,8 +471,7 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *id = NULL;
 	uint64_t v, max_line = 64u << 20;
 	int c;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	uint64_t threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (uint64_t)ncpu;
+	uint64_t threads = cli_default_threads();
 	while ((c = getopt_long(argc, argv, "c:k:j:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
