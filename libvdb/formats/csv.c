@@ -450,6 +450,11 @@ vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has, vdb
 	return VDB_OK;
 }
 
+uint64_t vdb_csv_reader_line(const vdb_csv_reader *r)
+{
+	return r->rec_line;
+}
+
 void vdb_csv_reader_close(vdb_csv_reader *r)
 {
 	if (!r)

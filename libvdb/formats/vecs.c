@@ -35,6 +35,8 @@ struct vdb_vec_reader {
 	size_t nchunk, pos; /* whole rows in the chunk, next one */
 	size_t tail;        /* bytes of an incomplete last row at the end of the input */
 	int at_end;
+	vdb_status late;     /* an input error found after the rows in the chunk */
+	vdb_error late_err;
 	float *scratch;
 	unsigned char *whole; /* Fortran order: all the data */
 };
@@ -211,6 +213,11 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 {
 	*has = 0;
 	if (r->at_end) {
+		if (r->late) {
+			if (err)
+				*err = r->late_err;
+			return r->late;
+		}
 		if (r->tail)
 			return vdb_err(err, VDB_EDATA,
 				       "row %" PRIu64 " is truncated: the file ends after %zu of its %zu "
@@ -228,9 +235,21 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 			want = (size_t)(left * r->rowbytes);
 	}
 	size_t got = 0;
-	vdb_status st = want ? vdb_istream_read_full(r->in, r->chunk, want, &got, err) : VDB_OK;
-	if (st)
-		return st;
+	vdb_status st = want ? vdb_istream_read_full(r->in, r->chunk, want, &got, &r->late_err)
+			     : VDB_OK;
+	if (st) {
+		/* The whole rows before a read error (truncated compressed data) still count:
+		 * the error is reported when they have been handed out. */
+		r->late = st;
+		r->at_end = 1;
+		r->tail = 0;
+		r->nchunk = got / r->rowbytes;
+		r->pos = 0;
+		if (!r->nchunk)
+			return refill(r, has, err);
+		*has = 1;
+		return VDB_OK;
+	}
 	if (got < want || want == 0) {
 		r->at_end = 1;
 		if (want == 0) { /* all declared rows read: nothing may follow */

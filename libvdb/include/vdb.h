@@ -334,18 +334,19 @@ VDB_API vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *e
 
 /* An input stream over a file descriptor (not closed by the stream). When the data starts
  * with a zstd frame it is decompressed on the fly (concatenated frames too), so compressed
- * files and pipes need no flag. `name` names the input in messages (NULL: "standard
- * input"). A read interrupted by a signal is retried unless *cancel (optional) is set, in
+ * files and pipes need no flag. Messages do not name the input (the caller knows it).
+ * A read interrupted by a signal is retried unless *cancel (optional) is set, in
  * which case VDB_EINTR is returned. */
 typedef struct vdb_istream vdb_istream;
 
-VDB_API vdb_status vdb_istream_open(int fd, const char *name, volatile sig_atomic_t *cancel,
-				    vdb_istream **out, vdb_error *err);
+VDB_API vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel, vdb_istream **out,
+				    vdb_error *err);
 /* Reads 1..cap bytes, or sets *got = 0 at the end. Errors: VDB_EIO, VDB_EINTR, VDB_EDATA
  * (damaged or truncated zstd data). */
 VDB_API vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got,
 				    vdb_error *err);
-/* Reads n bytes; *got < n only at the end of the input. */
+/* Reads n bytes; *got < n only at the end of the input, or on an error (then *got says
+ * how many bytes before the error are in buf). */
 VDB_API vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *got,
 					 vdb_error *err);
 /* 1 when a read would not block. */
@@ -432,6 +433,8 @@ VDB_API vdb_status vdb_csv_reader_open(vdb_istream *in, uint32_t dim, const vdb_
  * start with "line N: " (the line where the record starts). */
 VDB_API vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has,
 				       vdb_error *err);
+/* The line where the last record returned started (for messages about it). */
+VDB_API uint64_t vdb_csv_reader_line(const vdb_csv_reader *r);
 VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
 
 /* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector

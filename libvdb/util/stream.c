@@ -22,7 +22,6 @@ static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 
 struct vdb_istream {
 	int fd;
-	char *name; /* for messages */
 	volatile sig_atomic_t *cancel;
 	ZSTD_DCtx *dctx; /* NULL: plain */
 	unsigned char *inbuf;
@@ -38,19 +37,19 @@ static vdb_status raw_read(vdb_istream *s, void *buf, size_t cap, size_t *got, v
 {
 	for (;;) {
 		if (s->cancel && *s->cancel)
-			return vdb_err(err, VDB_EINTR, "%s: interrupted", s->name);
+			return vdb_err(err, VDB_EINTR, "interrupted");
 		ssize_t r = read(s->fd, buf, cap);
 		if (r < 0 && errno == EINTR)
 			continue; /* the loop re-checks the cancel flag */
 		if (r < 0)
-			return vdb_err_sys(err, VDB_EIO, "read %s", s->name);
+			return vdb_err_sys(err, VDB_EIO, "read");
 		*got = (size_t)r;
 		s->raw += (uint64_t)r;
 		return VDB_OK;
 	}
 }
 
-vdb_status vdb_istream_open(int fd, const char *name, volatile sig_atomic_t *cancel,
+vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel,
 			    vdb_istream **out, vdb_error *err)
 {
 	vdb_istream *s = calloc(1, sizeof *s);
@@ -58,11 +57,10 @@ vdb_status vdb_istream_open(int fd, const char *name, volatile sig_atomic_t *can
 		return vdb_err_nomem(err);
 	s->fd = fd;
 	s->cancel = cancel;
-	s->name = strdup(name ? name : "standard input");
 	s->incap = ZSTD_DStreamInSize();
 	s->inbuf = malloc(s->incap);
 	vdb_status st = VDB_ENOMEM;
-	if (!s->name || !s->inbuf) {
+	if (!s->inbuf) {
 		vdb_err_nomem(err);
 		goto fail;
 	}
@@ -106,11 +104,14 @@ vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got, 
 	for (;;) {
 		if (s->in.pos < s->in.size || s->more) {
 			ZSTD_outBuffer o = {buf, cap, 0};
+			size_t pos = s->in.pos;
 			size_t r = ZSTD_decompressStream(s->dctx, &o, &s->in);
 			if (ZSTD_isError(r))
-				return vdb_err(err, VDB_EDATA, "%s: zstd: %s", s->name,
-					       ZSTD_getErrorName(r));
-			s->frame_end = r == 0;
+				return vdb_err(err, VDB_EDATA, "zstd: %s", ZSTD_getErrorName(r));
+			/* A call that neither consumed nor produced anything (a flush after the
+			 * output filled up exactly) says nothing about where the frame is. */
+			if (o.pos || s->in.pos != pos)
+				s->frame_end = r == 0;
 			s->more = o.pos == o.size;
 			if (o.pos) {
 				*got = o.pos;
@@ -125,8 +126,7 @@ vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got, 
 			return st;
 		if (n == 0) {
 			if (!s->frame_end)
-				return vdb_err(err, VDB_EDATA,
-					       "%s: zstd: the compressed stream is truncated", s->name);
+				return vdb_err(err, VDB_EDATA, "zstd: the compressed data is truncated");
 			*got = 0;
 			return VDB_OK;
 		}
@@ -138,9 +138,11 @@ vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *go
 				 vdb_error *err)
 {
 	size_t have = 0;
+	*got = 0;
 	while (have < n) {
 		size_t g;
 		vdb_status st = vdb_istream_read(s, (char *)buf + have, n - have, &g, err);
+		*got = have;
 		if (st)
 			return st;
 		if (!g)
@@ -175,7 +177,6 @@ void vdb_istream_close(vdb_istream *s)
 		return;
 	ZSTD_freeDCtx(s->dctx);
 	free(s->inbuf);
-	free(s->name);
 	free(s);
 }
 
