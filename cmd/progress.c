@@ -62,11 +62,14 @@ void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes)
 	char b[32], rate[32], eta[48] = "";
 	human_bytes(b, sizeof b, (double)bytes);
 	human_bytes(rate, sizeof rate, dt > 0 ? (double)bytes / dt : 0);
-	if (p->total && bytes && bytes <= p->total) {
+	/* The fraction done: by rows when their total is known, else by bytes. */
+	double done = p->total_rows && rows <= p->total_rows ? (double)rows / (double)p->total_rows
+		      : p->total && bytes <= p->total	   ? (double)bytes / (double)p->total
+							   : 0;
+	if (done > 0) {
 		char t[24];
-		human_time(t, sizeof t, dt * (double)(p->total - bytes) / (double)bytes);
-		snprintf(eta, sizeof eta, "  %.0f%%  ETA %s", 100.0 * (double)bytes / (double)p->total,
-			 t);
+		human_time(t, sizeof t, dt * (1 - done) / done);
+		snprintf(eta, sizeof eta, "  %.0f%%  ETA %s", 100.0 * done, t);
 	}
 	fprintf(stderr, "\r%s: %llu %s  %s  %.0f %s/s  %s/s%s\033[K", cli_prog,
 		(unsigned long long)rows, p->unit, b, dt > 0 ? (double)rows / dt : 0, p->unit, rate,

@@ -12,6 +12,7 @@ typedef struct cli_progress {
 	int drawn;          /* a line is on the screen */
 	const char *unit;   /* "records", "rows", ... */
 	uint64_t total;     /* total bytes, or 0 when unknown */
+	uint64_t total_rows; /* or the total rows (set after init), for the ETA */
 	double t0, next;    /* start; earliest time for the next redraw */
 	unsigned calls;     /* updates since the last clock check */
 } cli_progress;
