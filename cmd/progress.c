@@ -26,7 +26,7 @@ void cli_progress_init(cli_progress *p, int quiet, const char *unit, uint64_t to
 	p->unit = unit;
 	p->total = total_bytes;
 	p->t0 = cli_now();
-	p->next = p->t0 + REDRAW_SECONDS;
+	p->next = p->t0; /* the first check draws, then every REDRAW_SECONDS */
 }
 
 /* "1.5 MiB", "3.2 GiB" */

@@ -241,6 +241,8 @@ static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
 {
 	if (vdb_write_all(s->fd, p, n) < 0) {
 		s->failed = 1;
+		if (!s->path)
+			return vdb_err_sys(err, VDB_EIO, "write error on standard output");
 		return vdb_err_sys(err, VDB_EIO, "write %s", oname(s));
 	}
 	return VDB_OK;
@@ -263,6 +265,17 @@ static vdb_status emit(vdb_ostream *s, const void *p, size_t n, int end, vdb_err
 			return VDB_EIO;
 		if (end ? left == 0 : in.pos == in.size)
 			return VDB_OK;
+	}
+}
+
+static void emit_flush(vdb_ostream *s)
+{
+	ZSTD_inBuffer in = {NULL, 0, 0};
+	for (;;) {
+		ZSTD_outBuffer o = {s->zbuf, s->zcap, 0};
+		size_t left = ZSTD_compressStream2(s->cctx, &o, &in, ZSTD_e_flush);
+		if (ZSTD_isError(left) || (o.pos && put(s, s->zbuf, o.pos, NULL)) || left == 0)
+			return;
 	}
 }
 
@@ -335,6 +348,11 @@ void vdb_ostream_close(vdb_ostream *s)
 		return;
 	if (s->path && s->fd >= 0)
 		close(s->fd);
+	/* Standard output streams: what was written before a failure elsewhere still goes out,
+	 * as it would have without the buffer (a compressed stream is flushed, not ended, so
+	 * its reader sees it is incomplete). */
+	if (!s->path && !s->finished && !s->failed && !flush_buf(s, NULL) && s->cctx)
+		emit_flush(s);
 	if (s->tmp && !s->finished)
 		unlink(s->tmp); /* an unfinished output never appears under its name */
 	ZSTD_freeCCtx(s->cctx);
