@@ -263,6 +263,32 @@ int cli_close_stdout(void)
 	return EXIT_OK;
 }
 
+const char *cli_format_of(const char *path)
+{
+	size_t n = strlen(path);
+	if (n > 4 && !strcmp(path + n - 4, ".zst"))
+		n -= 4;
+	static const struct {
+		const char *ext, *format;
+	} ext[] = {{".jsonl", "jsonl"}, {".ndjson", "jsonl"}, {".json", "jsonl"},
+		   {".npy", "npy"},     {".fvecs", "fvecs"},    {".bvecs", "bvecs"},
+		   {".csv", "csv"}};
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		size_t e = strlen(ext[i].ext);
+		if (n > e && !strncmp(path + n - e, ext[i].ext, e))
+			return ext[i].format;
+	}
+	return NULL;
+}
+
+int cli_name_index(const char *name, const char *const *names, int n)
+{
+	for (int i = 0; name && i < n; i++)
+		if (!strcmp(name, names[i]))
+			return i;
+	return -1;
+}
+
 double cli_now(void)
 {
 	struct timespec ts;

@@ -95,6 +95,12 @@ int cli_close_stdout(void);
 
 double cli_now(void);
 
+/* The format a file name says, ".zst" aside: "jsonl" (.jsonl, .ndjson, .json), "npy",
+ * "fvecs", "bvecs" or "csv"; NULL when it says none. */
+const char *cli_format_of(const char *path);
+/* The index of `name` in names[0..n), or -1 (also for a NULL name). */
+int cli_name_index(const char *name, const char *const *names, int n);
+
 /* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
  * EINTR and the command can stop at the next safe point. */
 void cli_catch_stop_signals(void (*handler)(int));

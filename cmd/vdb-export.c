@@ -54,22 +54,11 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
+/* The format a file name says; FMT_DEFAULT when it says none (or one not written here). */
 static fmt detect(const char *path)
 {
-	size_t n = strlen(path);
-	if (n > 4 && !strcmp(path + n - 4, ".zst"))
-		n -= 4;
-	static const struct {
-		const char *ext;
-		fmt f;
-	} ext[] = {{".jsonl", FMT_JSONL}, {".ndjson", FMT_JSONL}, {".json", FMT_JSONL},
-		   {".npy", FMT_NPY},     {".fvecs", FMT_FVECS},   {".csv", FMT_CSV}};
-	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
-		size_t e = strlen(ext[i].ext);
-		if (n > e && !strncmp(path + n - e, ext[i].ext, e))
-			return ext[i].f;
-	}
-	return FMT_DEFAULT;
+	int i = cli_name_index(cli_format_of(path), fmt_names, FMT_CSV + 1);
+	return i > 0 ? (fmt)i : FMT_DEFAULT;
 }
 
 static int ends_zst(const char *path)
@@ -261,12 +250,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
-			for (f = FMT_JSONL; f <= FMT_CSV; f++)
-				if (!strcmp(optarg, fmt_names[f]))
-					break;
-			if (f > FMT_CSV)
+			if (cli_name_index(optarg, fmt_names, FMT_CSV + 1) <= 0)
 				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs "
 						       "or csv)", optarg);
+			f = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
 			break;
 		case 'o': o.main_name = strcmp(optarg, "-") ? optarg : NULL; break;
 		case 'Z': zstd = 1; break;
@@ -286,6 +273,10 @@ int main(int argc, char **argv)
 	}
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
+	if (f == FMT_DEFAULT && o.main_name && cli_format_of(o.main_name) &&
+	    !strcmp(cli_format_of(o.main_name), "bvecs"))
+		return cli_usage_error("bvecs output is not supported (it would round the values "
+				       "to bytes): use fvecs");
 	if (f == FMT_DEFAULT)
 		f = o.main_name ? detect(o.main_name) : FMT_JSONL;
 	if (f == FMT_DEFAULT)

@@ -40,24 +40,11 @@ static vdb_vec_format vec_format(fmt f)
 	return f == FMT_NPY ? VDB_VEC_NPY : f == FMT_FVECS ? VDB_VEC_FVECS : VDB_VEC_BVECS;
 }
 
-/* The format a file name says (a ".zst" ending aside); FMT_DEFAULT when it says none. */
+/* The format a file name says; FMT_DEFAULT when it says none (or one not written here). */
 static fmt detect(const char *path)
 {
-	size_t n = strlen(path);
-	if (n > 4 && !strcmp(path + n - 4, ".zst"))
-		n -= 4;
-	static const struct {
-		const char *ext;
-		fmt f;
-	} ext[] = {{".jsonl", FMT_JSONL}, {".ndjson", FMT_JSONL}, {".json", FMT_JSONL},
-		   {".npy", FMT_NPY},     {".fvecs", FMT_FVECS},   {".bvecs", FMT_BVECS},
-		   {".csv", FMT_CSV}};
-	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
-		size_t e = strlen(ext[i].ext);
-		if (n > e && !strncmp(path + n - e, ext[i].ext, e))
-			return ext[i].f;
-	}
-	return FMT_DEFAULT;
+	int i = cli_name_index(cli_format_of(path), fmt_names, FMT_CSV + 1);
+	return i > 0 ? (fmt)i : FMT_DEFAULT;
 }
 
 /* One input operand. Vector files with sidecars are opened up front, to count their rows
@@ -353,8 +340,11 @@ static int row_id(ingest *g, vdb_id *id)
 		return rc;
 	vdb_error err;
 	g->idtext.len = 0;
-	if (memchr(line, 0, len) || vdb_text_append(&g->idtext, line, len) ||
-	    vdb_text_append(&g->idtext, "", 1) || vdb_id_parse_arg(g->idtext.data, id, &err)) {
+	if (vdb_text_append(&g->idtext, line, len) || vdb_text_append(&g->idtext, "", 1)) {
+		cli_error("out of memory");
+		return EXIT_INTERNAL;
+	}
+	if (memchr(line, 0, len) || vdb_id_parse_arg(g->idtext.data, id, &err)) {
 		cli_error("%s: line %llu: %s", g->ids.path, (unsigned long long)g->ids.l.lineno,
 			  memchr(line, 0, len) ? "an id must not hold a NUL byte" : err.message);
 		return EXIT_DATA;
@@ -669,12 +659,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
-			for (format = FMT_JSONL; format <= FMT_CSV; format++)
-				if (!strcmp(optarg, fmt_names[format]))
-					break;
-			if (format > FMT_CSV)
+			if (cli_name_index(optarg, fmt_names, FMT_CSV + 1) <= 0)
 				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs, "
 						       "bvecs or csv)", optarg);
+			format = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
 			break;
 		case 'I': g.ids.path = optarg; break;
 		case 'O':

@@ -268,14 +268,22 @@ static vdb_status check_line(const char *line, size_t len, vdb_error *err)
 	return VDB_OK;
 }
 
+/* Checks the line's UTF-8 and starts reading it. */
+static vdb_status begin(vj_reader *r, const char *line, size_t len, vdb_error *err)
+{
+	vdb_status st = check_line(line, len, err);
+	if (!st)
+		vj_init(r, line, len);
+	return st;
+}
+
 vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
 				  vdb_record_kind *kind, vdb_record *rec, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	if (vj_peek(&r) != '{') {
 		if (vj_value(&r, NULL))
 			return syntax(err, &r);
@@ -360,11 +368,10 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 				 const float **vector, size_t *k, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	int c = vj_peek(&r);
 	size_t kk = *k;
 	if (c == '[') {
@@ -530,11 +537,10 @@ vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t 
 vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t len,
 				   const char **payload, size_t *payload_len, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	int c = vj_peek(&r);
 	p->payload.len = 0;
 	if (c != '{') {
@@ -558,11 +564,10 @@ vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t
 vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t len,
 				   const char *field, const float **vec, vdb_error *err)
 {
-	vdb_status st = check_line(s, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, s, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, s, len);
 	if ((st = parse_vector(p, &r, p->vec, field, err)))
 		return st;
 	if (vj_end(&r))

@@ -208,6 +208,18 @@ int64_t vdb_vec_reader_rows(const vdb_vec_reader *r)
 	return r->rows;
 }
 
+/* After the last row a .npy header declares: nothing may follow. */
+static vdb_status check_end(vdb_vec_reader *r, vdb_error *err)
+{
+	unsigned char c;
+	size_t got;
+	vdb_status st = vdb_istream_read_full(r->in, &c, 1, &got, err);
+	if (!st && got)
+		st = vdb_err(err, VDB_EDATA, "data follows the %" PRId64 " rows the .npy header declares",
+			     r->rows);
+	return st;
+}
+
 /* Reads the next chunk of whole rows; at the end reports truncation, missing or extra rows. */
 static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 {
@@ -252,15 +264,8 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 	}
 	if (got < want || want == 0) {
 		r->at_end = 1;
-		if (want == 0) { /* all declared rows read: nothing may follow */
-			unsigned char c;
-			if ((st = vdb_istream_read_full(r->in, &c, 1, &got, err)))
-				return st;
-			if (got)
-				return vdb_err(err, VDB_EDATA,
-					       "data follows the %" PRId64 " rows the .npy header declares",
-					       r->rows);
-		}
+		if (want == 0 && (st = check_end(r, err))) /* all declared rows read */
+			return st;
 	}
 	r->nchunk = got / r->rowbytes;
 	r->tail = got % r->rowbytes;
@@ -277,15 +282,7 @@ vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, v
 	if (r->whole) {
 		if (r->row == (uint64_t)r->rows) {
 			*has = 0;
-			unsigned char c;
-			size_t got;
-			if ((st = vdb_istream_read_full(r->in, &c, 1, &got, err)))
-				return st;
-			if (got)
-				return vdb_err(err, VDB_EDATA,
-					       "data follows the %" PRId64 " rows the .npy header declares",
-					       r->rows);
-			return VDB_OK;
+			return check_end(r, err);
 		}
 		size_t isz = r->npy.itemsize;
 		for (uint32_t c = 0; c < r->dim; c++)
