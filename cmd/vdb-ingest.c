@@ -621,6 +621,55 @@ static void on_wait(void *ctx, long pid)
 	}
 }
 
+/* Each input's format, and the checks that fail a run before anything is opened: option
+ * combinations, missing files. *total: bytes of all inputs (UINT64_MAX: a pipe among them). */
+static int plan_inputs(ingest *g, input *ins, int ninputs, char **paths, int npaths, fmt format,
+		       int offset_given, uint64_t *total)
+{
+	int stdin_seen = 0;
+	*total = 0;
+	for (int i = 0; i < ninputs; i++) {
+		const char *path = npaths ? paths[i] : "-";
+		int is_stdin = !strcmp(path, "-");
+		input *in = &ins[i];
+		*in = (input){is_stdin ? NULL : path, format, -1, NULL, NULL};
+		if (in->f == FMT_DEFAULT)
+			in->f = is_stdin ? FMT_JSONL : detect(path);
+		if (in->f == FMT_DEFAULT)
+			in->f = FMT_JSONL; /* any other name: JSON lines, as always */
+		if (is_stdin && stdin_seen++)
+			return cli_usage_error("standard input ('-') is given twice");
+		if (in->f != FMT_JSONL && g->skip_invalid)
+			return cli_usage_error("--skip-invalid applies to JSON lines only (%s is "
+					       "%s)", path, fmt_names[in->f]);
+		if (!is_vectors(in->f) && (g->ids.path || g->payloads.path || offset_given))
+			return cli_usage_error("--ids, --payloads and --id-offset go with .npy, "
+					       ".fvecs or .bvecs input (%s is %s)", path,
+					       fmt_names[in->f]);
+		/* Check every input up front: a missing file fails the run before anything
+		 * commits. */
+		struct stat st;
+		if (!is_stdin && access(path, R_OK) < 0) {
+			cli_error("%s: %s", path, strerror(errno));
+			return EXIT_NOINPUT;
+		}
+		if (is_stdin || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			*total = UINT64_MAX;
+		else if (*total != UINT64_MAX)
+			*total += (uint64_t)st.st_size;
+	}
+	sidecar *sc[2] = {&g->ids, &g->payloads};
+	for (int i = 0; i < 2; i++)
+		if (sc[i]->path && (!strcmp(sc[i]->path, "-") || access(sc[i]->path, R_OK) < 0)) {
+			if (!strcmp(sc[i]->path, "-"))
+				return cli_usage_error("%s needs a file, not standard input",
+						       sc[i]->option);
+			cli_error("%s: %s", sc[i]->path, strerror(errno));
+			return EXIT_NOINPUT;
+		}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init("vdb-ingest");
@@ -709,47 +758,13 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
 	}
-	int stdin_seen = 0;
-	uint64_t total = 0; /* bytes, for the ETA; 0 when an input is a pipe */
-	for (int i = 0; i < ninputs; i++) {
-		const char *path = optind < argc ? argv[optind + i] : "-";
-		int is_stdin = !strcmp(path, "-");
-		input *in = &ins[i];
-		*in = (input){is_stdin ? NULL : path, format, -1, NULL, NULL};
-		if (in->f == FMT_DEFAULT)
-			in->f = is_stdin ? FMT_JSONL : detect(path);
-		if (in->f == FMT_DEFAULT)
-			in->f = FMT_JSONL; /* any other name: JSON lines, as always */
-		if (is_stdin && stdin_seen++)
-			return cli_usage_error("standard input ('-') is given twice");
-		if (in->f != FMT_JSONL && g.skip_invalid)
-			return cli_usage_error("--skip-invalid applies to JSON lines only (%s is %s)",
-					       path, fmt_names[in->f]);
-		if (!is_vectors(in->f) && (g.ids.path || g.payloads.path || offset_given))
-			return cli_usage_error("--ids, --payloads and --id-offset go with .npy, "
-					       ".fvecs or .bvecs input (%s is %s)", path,
-					       fmt_names[in->f]);
-		/* Check every input up front: a missing file fails the run before anything
-		 * commits. */
-		struct stat st;
-		if (!is_stdin && access(path, R_OK) < 0) {
-			cli_error("%s: %s", path, strerror(errno));
-			return EXIT_NOINPUT;
-		}
-		if (is_stdin || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-			total = UINT64_MAX;
-		else if (total != UINT64_MAX)
-			total += (uint64_t)st.st_size;
+	uint64_t total;
+	int rc = plan_inputs(&g, ins, ninputs, argv + optind, argc - optind, format, offset_given,
+			     &total);
+	if (rc) {
+		free(ins);
+		return rc;
 	}
-	sidecar *sc[2] = {&g.ids, &g.payloads};
-	for (int i = 0; i < 2; i++)
-		if (sc[i]->path && (!strcmp(sc[i]->path, "-") || access(sc[i]->path, R_OK) < 0)) {
-			if (!strcmp(sc[i]->path, "-"))
-				return cli_usage_error("%s needs a file, not standard input",
-						       sc[i]->option);
-			cli_error("%s: %s", sc[i]->path, strerror(errno));
-			return EXIT_NOINPUT;
-		}
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
 	wo.on_wait = on_wait;
@@ -758,6 +773,7 @@ int main(int argc, char **argv)
 	double t0 = cli_now();
 	vdb_error err;
 	if (vdb_writer_open(db, name, &wo, &g.w, &err)) {
+		free(ins);
 		if (err.code == VDB_EINTR)
 			return 128 + (stop_signal ? stop_signal : SIGINT);
 		return cli_fail(&err);
@@ -765,7 +781,6 @@ int main(int argc, char **argv)
 	vdb_collection_config cfg;
 	vdb_writer_get_config(g.w, &cfg);
 	g.dim = cfg.dim;
-	int rc = 0;
 	if (vdb_jsonl_parser_new(cfg.dim, &g.parser, &err)) {
 		rc = cli_fail(&err);
 		goto done;

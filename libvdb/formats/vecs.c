@@ -173,6 +173,12 @@ static vdb_status read_npy_header(vdb_vec_reader *r, vdb_error *err)
 	return VDB_OK;
 }
 
+/* Whole rows of about CHUNK_BYTES (at least one row). */
+static size_t chunk_bytes(const vdb_vec_reader *r)
+{
+	return r->rowbytes > CHUNK_BYTES ? r->rowbytes : CHUNK_BYTES / r->rowbytes * r->rowbytes;
+}
+
 vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
 			       vdb_vec_reader **out, vdb_error *err)
 {
@@ -192,8 +198,7 @@ vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
 		r->rowbytes = 4 + (size_t)dim * (f == VDB_VEC_FVECS ? 4 : 1);
 	if (!st && !(r->scratch = malloc((size_t)dim * sizeof(float))))
 		st = vdb_err_nomem(err);
-	size_t cap = r->rowbytes > CHUNK_BYTES ? r->rowbytes : CHUNK_BYTES / r->rowbytes * r->rowbytes;
-	if (!st && !r->whole && !(r->chunk = malloc(cap)))
+	if (!st && !r->whole && !(r->chunk = malloc(chunk_bytes(r))))
 		st = vdb_err_nomem(err);
 	if (st) {
 		vdb_vec_reader_close(r);
@@ -240,7 +245,7 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 				       " rows", r->row, r->rows);
 		return VDB_OK;
 	}
-	size_t want = r->rowbytes > CHUNK_BYTES ? r->rowbytes : CHUNK_BYTES / r->rowbytes * r->rowbytes;
+	size_t want = chunk_bytes(r);
 	if (r->rows >= 0) {
 		uint64_t left = (uint64_t)r->rows - r->row;
 		if (left * r->rowbytes < want)
