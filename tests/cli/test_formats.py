@@ -617,6 +617,50 @@ class Ingest(Base):
             vdbtest.seeded_records(19, 2, DIM, id_offset=100))))
         self.assertSummary(r, 2)
 
+    def test_interrupted_binary_ingest_keeps_only_committed_batches(self):
+        import signal
+        import time
+        rows = vectors(21, 8)
+        self.create(dim=DIM)
+        self.ingest('db', None, files=[self.write('first.fvecs', fvecs_bytes(rows[:3]))])
+        p = self.proc('ingest', self.path('db'), '-f', 'npy', '--batch', '2', '-')
+        data = npy_bytes(rows, shape=(1000, DIM))
+        p.send(data)  # 8 of the 1000 rows the header declares: the reader waits for more
+        time.sleep(0.3)
+        p.signal(signal.SIGINT)
+        self.assertEqual(p.wait(10), vdbtest.EXIT_SIGINT, p.err)
+        self.assertSummary(p.err, committed=0, batches=0, interrupted=True)
+        self.assertEqual([g[1] for g in self.vecs_of()], [bits(v) for v in rows[:3]])
+        self.ingest('db', None, '--no-wait', '--id-offset', '3',
+                    files=[self.write('more.fvecs', fvecs_bytes(rows[3:]))])
+        self.assertEqual(len(self.vecs_of()), 8, 'the collection is not left locked')
+
+    def test_export_progress_on_a_terminal(self):
+        self.create(dim=DIM)
+        self.ingest('db', None, files=[self.write('v.fvecs', fvecs_bytes(vectors(22, 3000)))])
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run(['vdb-export', self.path('db'), '-o', self.path('o.npy')],
+                               executable=exe('export'), stderr=slave, env=ENV, timeout=60)
+            os.close(slave)
+            slave = None
+            err = b''
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                err += chunk
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertRegex(err, rb'vdb-export: \d+ records .*records/s.*\d+%  ETA \d+:\d\d')
+        self.assertTrue(err.endswith(b'\r\x1b[K'), 'the line is erased at the end: %r' % err)
+
     def test_progress_only_on_a_terminal(self):
         self.create(dim=DIM)
         v = self.write('v.fvecs', fvecs_bytes(vectors(20, 20000)))
