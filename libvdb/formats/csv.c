@@ -27,6 +27,11 @@
 
 enum { ROLE_PAYLOAD = 0, ROLE_ID, ROLE_VECTOR_JSON, ROLE_VECTOR_NUM };
 
+typedef struct colname {
+	const char *s; /* into the header names */
+	size_t n, col;
+} colname;
+
 struct vdb_csv_reader {
 	vdb_istream *in;
 	char *buf;
@@ -39,6 +44,7 @@ struct vdb_csv_reader {
 	size_t ncols;
 	vdb_buf names; /* header names as a JSON string literal each, back to back */
 	size_t *name_off;
+	colname *sorted; /* the columns by name */
 	unsigned char *role;
 	uint32_t *vec_col; /* ROLE_VECTOR_NUM: column of each vector component */
 	size_t id_col, vec_json_col;
@@ -193,21 +199,22 @@ static const char *field(const vdb_csv_reader *r, size_t i, size_t *len)
 	return r->fields.data + r->off[i];
 }
 
-/* The header name of column i, decoded, for messages and comparisons. */
-static int name_is(const vdb_csv_reader *r, size_t i, const char *name)
+static int cmp_colname(const void *pa, const void *pb)
 {
-	size_t n = r->name_off[i + 1] - r->name_off[i];
-	return strlen(name) == n && !memcmp(r->names.data + r->name_off[i], name, n);
+	const colname *a = pa, *b = pb;
+	int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+	return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
 static vdb_status find_column(const vdb_csv_reader *r, const char *name, size_t *col,
 			      const char *option, vdb_error *err)
 {
-	for (size_t i = 0; i < r->ncols; i++)
-		if (name_is(r, i, name)) {
-			*col = i;
-			return VDB_OK;
-		}
+	colname key = {name, strlen(name), 0};
+	const colname *c = bsearch(&key, r->sorted, r->ncols, sizeof *r->sorted, cmp_colname);
+	if (c) {
+		*col = c->col;
+		return VDB_OK;
+	}
 	return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": the header has no column \"%s\"%s",
 		       r->rec_line, name, option);
 }
@@ -268,6 +275,13 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	vdb_status st = read_record(r, &has, err);
 	if (st)
 		return st;
+	/* Spreadsheets often start a UTF-8 CSV with a byte-order mark: not part of the name. */
+	if (has && r->fields.len >= 3 && !memcmp(r->fields.data, "\xEF\xBB\xBF", 3)) {
+		memmove(r->fields.data, r->fields.data + 3, r->fields.len - 3);
+		r->fields.len -= 3;
+		for (size_t i = 1; i <= r->nf; i++)
+			r->off[i] -= 3;
+	}
 	if (!has)
 		return vdb_err(err, VDB_EDATA, "empty CSV input: no header line");
 	r->ncols = r->nf;
@@ -284,13 +298,21 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 		if (vdb_buf_append(&r->names, s, n))
 			return vdb_err_nomem(err);
 		r->name_off[i + 1] = r->names.len;
-		for (size_t j = 0; j < i; j++)
-			if (r->name_off[j + 1] - r->name_off[j] == n &&
-			    !memcmp(r->names.data + r->name_off[j], s, n))
-				return vdb_err(err, VDB_EDATA,
-					       "line %" PRIu64 ": the header names column \"%.*s\" twice",
-					       r->rec_line, (int)(n > 60 ? 60 : n), s);
 	}
+	/* Names sorted once: duplicates are neighbours, and lookups are binary searches, so a
+	 * header of any width costs O(n log n). */
+	if (!(r->sorted = malloc(r->ncols * sizeof *r->sorted)))
+		return vdb_err_nomem(err);
+	for (size_t i = 0; i < r->ncols; i++)
+		r->sorted[i] = (colname){r->names.data + r->name_off[i],
+					 r->name_off[i + 1] - r->name_off[i], i};
+	qsort(r->sorted, r->ncols, sizeof *r->sorted, cmp_colname);
+	for (size_t i = 1; i < r->ncols; i++)
+		if (!cmp_colname(&r->sorted[i - 1], &r->sorted[i]))
+			return vdb_err(err, VDB_EDATA,
+				       "line %" PRIu64 ": the header names column \"%.*s\" twice",
+				       r->rec_line, (int)(r->sorted[i].n > 60 ? 60 : r->sorted[i].n),
+				       r->sorted[i].s);
 	if ((st = find_column(r, o->id_column, &r->id_col, " (--id-column)", err)))
 		return st;
 	r->role[r->id_col] = ROLE_ID;
@@ -464,6 +486,7 @@ void vdb_csv_reader_close(vdb_csv_reader *r)
 	free(r->off);
 	vdb_buf_free(&r->names);
 	free(r->name_off);
+	free(r->sorted);
 	free(r->role);
 	free(r->vec_col);
 	free(r->vec);

@@ -365,6 +365,12 @@ Test(formats, csv_reading)
 		     err.message);
 	cr_assert_str_eq(t.data, "{\"id\":1,\"vector\":[0.5,-0],\"payload\":{\"note\":\"n\"}}\n");
 	vdb_text_free(&t);
+	/* A leading byte-order mark (Excel's "CSV UTF-8") is not part of the first name. */
+	t = (vdb_text){0};
+	cr_assert_eq(csv_records("\xEF\xBB\xBFid,vector\n3,\"[1,2]\"\n", NULL, &t, &err), VDB_OK,
+		     "%s", err.message);
+	cr_assert_str_eq(t.data, "{\"id\":3,\"vector\":[1,2]}\n");
+	vdb_text_free(&t);
 	static const struct {
 		const char *text, *msg;
 	} bad[] = {
