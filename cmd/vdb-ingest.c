@@ -2,7 +2,7 @@
  * in durable batches.
  *
  * A batch is committed when it reaches --batch records, and also whenever the input has no
- * further line ready: a slow producer's records become durable and visible promptly, while
+ * further line (or row) ready: a slow producer's records become durable and visible promptly, while
  * a fast one still gets full batches (one fsync each). On the first bad line (by default)
  * every record before it is committed and nothing after it; with --skip-invalid bad lines
  * are reported and skipped. SIGINT/SIGTERM stop reading; only acknowledged batches remain. */
@@ -381,7 +381,11 @@ static int ingest_vectors(ingest *g, input *in)
 	g->unit = "rows";
 	for (uint64_t row = 0;; row++) {
 		const float *vec;
-		int has;
+		int has, rc;
+		/* As with JSON lines: commit before we may block on a slow producer. */
+		if (vdb_writer_pending(g->w) && !vdb_vec_reader_ready(in->vr) &&
+		    !vdb_istream_ready(in->in) && (rc = commit(g)))
+			return rc;
 		if (vdb_vec_reader_next(in->vr, &vec, &has, &err))
 			return input_failed(in->path, &err);
 		if (!has)
@@ -389,7 +393,6 @@ static int ingest_vectors(ingest *g, input *in)
 		vdb_id id;
 		const char *payload;
 		size_t plen;
-		int rc;
 		if ((rc = row_id(g, &id)) || (rc = row_payload(g, &payload, &plen)))
 			return rc;
 		vdb_status st = vdb_writer_upsert(g->w, &id, vec, payload, plen, &err);
@@ -420,6 +423,9 @@ static int ingest_csv(ingest *g, input *in)
 	for (;;) {
 		vdb_record rec;
 		int has;
+		if (vdb_writer_pending(g->w) && !vdb_csv_reader_ready(r) &&
+		    !vdb_istream_ready(in->in) && (rc = commit(g)))
+			break;
 		if (vdb_csv_reader_next(r, &rec, &has, &err)) {
 			rc = input_failed(in->path, &err);
 			break;

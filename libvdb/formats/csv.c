@@ -477,6 +477,11 @@ uint64_t vdb_csv_reader_line(const vdb_csv_reader *r)
 	return r->rec_line;
 }
 
+int vdb_csv_reader_ready(const vdb_csv_reader *r)
+{
+	return r->eof || memchr(r->buf + r->start, '\n', r->end - r->start) != NULL;
+}
+
 void vdb_csv_reader_close(vdb_csv_reader *r)
 {
 	if (!r)

@@ -225,10 +225,17 @@ static vdb_status check_end(vdb_vec_reader *r, vdb_error *err)
 	return st;
 }
 
-/* Reads the next chunk of whole rows; at the end reports truncation, missing or extra rows. */
+/* Reads the next chunk of whole rows; at the end reports truncation, missing or extra rows.
+ * Reads return what is there: as soon as one whole row has arrived it is handed out, so a
+ * slow producer's rows are not held back until a chunk fills. */
 static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 {
 	*has = 0;
+	/* The start of an incomplete row, after the rows handed out, moves to the front. */
+	size_t have = r->tail;
+	if (have && r->nchunk)
+		memmove(r->chunk, r->chunk + r->nchunk * r->rowbytes, have);
+	r->nchunk = r->pos = 0;
 	if (r->at_end) {
 		if (r->late) {
 			if (err)
@@ -251,34 +258,38 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 		if (left * r->rowbytes < want)
 			want = (size_t)(left * r->rowbytes);
 	}
-	size_t got = 0;
-	vdb_status st = want ? vdb_istream_read_full(r->in, r->chunk, want, &got, &r->late_err)
-			     : VDB_OK;
-	if (st) {
-		/* The whole rows before a read error (truncated compressed data) still count:
-		 * the error is reported when they have been handed out. */
-		r->late = st;
+	if (want == 0) { /* all declared rows read: nothing may follow */
 		r->at_end = 1;
-		r->tail = 0;
-		r->nchunk = got / r->rowbytes;
-		r->pos = 0;
-		if (!r->nchunk)
-			return refill(r, has, err);
-		*has = 1;
-		return VDB_OK;
+		return check_end(r, err);
 	}
-	if (got < want || want == 0) {
-		r->at_end = 1;
-		if (want == 0 && (st = check_end(r, err))) /* all declared rows read */
-			return st;
+	while (have < r->rowbytes) {
+		size_t got;
+		vdb_status st = vdb_istream_read(r->in, r->chunk + have, want - have, &got,
+						 &r->late_err);
+		if (st) {
+			/* The whole rows before a read error (truncated compressed data) still
+			 * count: the error is reported when they have been handed out. */
+			r->late = st;
+			r->at_end = 1;
+			break;
+		}
+		if (!got) {
+			r->at_end = 1;
+			break;
+		}
+		have += got;
 	}
-	r->nchunk = got / r->rowbytes;
-	r->tail = got % r->rowbytes;
-	r->pos = 0;
+	r->nchunk = have / r->rowbytes;
+	r->tail = r->late ? 0 : have % r->rowbytes;
 	if (!r->nchunk)
 		return refill(r, has, err);
 	*has = 1;
 	return VDB_OK;
+}
+
+int vdb_vec_reader_ready(const vdb_vec_reader *r)
+{
+	return r->whole || r->pos < r->nchunk || r->at_end;
 }
 
 vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, vdb_error *err)

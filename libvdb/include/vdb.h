@@ -394,6 +394,9 @@ VDB_API int64_t vdb_vec_reader_rows(const vdb_vec_reader *r);
  * end. */
 VDB_API vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has,
 				       vdb_error *err);
+/* 1 when the next call returns without reading (a row is buffered, or the end is known);
+ * with vdb_istream_ready, tells a caller whether it may block on a slow producer. */
+VDB_API int vdb_vec_reader_ready(const vdb_vec_reader *r);
 VDB_API void vdb_vec_reader_close(vdb_vec_reader *r);
 
 /* Writes rows of `dim` float32 as .npy (version 1.0, '<f4', C order; `rows` must be the
@@ -435,6 +438,8 @@ VDB_API vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *
 				       vdb_error *err);
 /* The line where the last record returned started (for messages about it). */
 VDB_API uint64_t vdb_csv_reader_line(const vdb_csv_reader *r);
+/* 1 when the end of a line is buffered or the input has ended (see vdb_vec_reader_ready). */
+VDB_API int vdb_csv_reader_ready(const vdb_csv_reader *r);
 VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
 
 /* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector

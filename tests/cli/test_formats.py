@@ -623,17 +623,33 @@ class Ingest(Base):
         rows = vectors(21, 8)
         self.create(dim=DIM)
         self.ingest('db', None, files=[self.write('first.fvecs', fvecs_bytes(rows[:3]))])
-        p = self.proc('ingest', self.path('db'), '-f', 'npy', '--batch', '2', '-')
+        p = self.proc('ingest', self.path('db'), '-v', '-f', 'npy', '--id-offset', '3', '-')
         data = npy_bytes(rows, shape=(1000, DIM))
-        p.send(data)  # 8 of the 1000 rows the header declares: the reader waits for more
-        time.sleep(0.3)
+        # 4 whole rows of the 1000 the header declares: committed while the reader waits
+        # (a slow producer's rows are not held back), then half a row, never committed.
+        p.send(data[:-4 * DIM * 4])
+        self.assertTrue(p.wait_for_stderr(r'committed batch 1: 4 records \(rows 0-3\)'), p.err)
+        p.send(data[-4 * DIM * 4:-3 * DIM * 4 - 6])
+        time.sleep(0.2)
         p.signal(signal.SIGINT)
         self.assertEqual(p.wait(10), vdbtest.EXIT_SIGINT, p.err)
-        self.assertSummary(p.err, committed=0, batches=0, interrupted=True)
-        self.assertEqual([g[1] for g in self.vecs_of()], [bits(v) for v in rows[:3]])
-        self.ingest('db', None, '--no-wait', '--id-offset', '3',
-                    files=[self.write('more.fvecs', fvecs_bytes(rows[3:]))])
-        self.assertEqual(len(self.vecs_of()), 8, 'the collection is not left locked')
+        self.assertSummary(p.err, committed=4, batches=1, interrupted=True)
+        self.assertEqual([g[1] for g in self.vecs_of()], [bits(v) for v in rows[:3] + rows[:4]])
+        self.ingest('db', None, '--no-wait', '--id-offset', '7',
+                    files=[self.write('more.fvecs', fvecs_bytes(rows[4:]))])
+        self.assertEqual(len(self.vecs_of()), 11, 'the collection is not left locked')
+
+    def test_slow_csv_producer_is_committed_promptly(self):
+        self.create(dim=DIM)
+        p = self.proc('ingest', self.path('db'), '-v', '-f', 'csv', '-')
+        p.send(b'id,vector,tag\r\n1,"[1,2,3,4]",a\r\n2,"[5,6,7,8]",b\r\n')
+        self.assertTrue(p.wait_for_stderr(r'committed batch 1: 2 records \(lines 2-3\)'), p.err)
+        p.send(b'3,"[0,0,0,1]","multi\nline"\n')
+        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 records \(lines 4-4\)'), p.err)
+        p.close_stdin()
+        self.assertEqual(p.wait(10), 0, p.err)
+        self.assertEqual([json.loads(l)['payload']['tag'] for l in self.export().lines],
+                         ['a', 'b', 'multi\nline'])
 
     def test_export_progress_on_a_terminal(self):
         self.create(dim=DIM)
