@@ -48,6 +48,9 @@ static void usage(void)
 	       "      --ids-out FILE      npy, fvecs: write the ids to FILE\n"
 	       "      --payloads-out FILE npy, fvecs: write the payloads to FILE\n"
 	       "      --order ORDER       storage or id (default: storage)\n"
+	       "      --vector-columns    csv: the vector as dim numeric columns v0, v1, ...\n"
+	       "                          instead of one JSON array (vdb-ingest reads them back\n"
+	       "                          with --vector-columns 2-DIM+1)\n"
 	       "  -q, --quiet             print nothing but errors (and no progress)\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
@@ -154,6 +157,7 @@ typedef struct outputs {
 	vdb_text t;
 	uint32_t dim;
 	fmt f;
+	int vector_columns; /* csv: the vector in dim numeric columns */
 } outputs;
 
 /* An output error: quiet when standard output's reader went away (`| head`); only a
@@ -212,7 +216,7 @@ static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err
 /* CSV needs every payload key for its header: a first pass over the same view. */
 static vdb_status csv_header(outputs *o, vdb_collection *coll, vdb_error *err)
 {
-	vdb_status st = vdb_csv_writer_new(o->dim, &o->cw, err);
+	vdb_status st = vdb_csv_writer_new(o->dim, o->vector_columns, &o->cw, err);
 	vdb_cursor *cur = NULL;
 	if (!st)
 		st = vdb_cursor_open(coll, &cur, err);
@@ -237,6 +241,7 @@ int main(int argc, char **argv)
 					     {"ids-out", required_argument, NULL, 'I'},
 					     {"payloads-out", required_argument, NULL, 'P'},
 					     {"order", required_argument, NULL, 'O'},
+					     {"vector-columns", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -265,6 +270,7 @@ int main(int argc, char **argv)
 						       optarg);
 			by_id = !strcmp(optarg, "id");
 			break;
+		case 'C': o.vector_columns = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
@@ -282,6 +288,8 @@ int main(int argc, char **argv)
 	if (f == FMT_DEFAULT)
 		f = FMT_JSONL;
 	o.f = f;
+	if (o.vector_columns && f != FMT_CSV)
+		return cli_usage_error("--vector-columns goes with --format csv");
 	int binary = f == FMT_NPY || f == FMT_FVECS;
 	if ((o.ids_name || o.payloads_name) && !binary)
 		return cli_usage_error("--ids-out and --payloads-out go with --format npy or fvecs "

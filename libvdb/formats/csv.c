@@ -505,6 +505,7 @@ void vdb_csv_reader_close(vdb_csv_reader *r)
 
 struct vdb_csv_writer {
 	uint32_t dim;
+	int split; /* the vector in dim columns v0.. instead of one JSON array */
 	vdb_buf keys;     /* decoded key bytes, back to back */
 	size_t *key_off;  /* key i is keys[key_off[i] .. key_off[i+1]) */
 	size_t nkeys, keycap;
@@ -515,7 +516,8 @@ struct vdb_csv_writer {
 	vdb_buf key, tmp;
 };
 
-vdb_status vdb_csv_writer_new(uint32_t dim, vdb_csv_writer **out, vdb_error *err)
+vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
+			      vdb_error *err)
 {
 	vdb_csv_writer *w = calloc(1, sizeof *w);
 	if (!w || !(w->key_off = malloc(sizeof(size_t)))) {
@@ -525,6 +527,7 @@ vdb_status vdb_csv_writer_new(uint32_t dim, vdb_csv_writer **out, vdb_error *err
 	w->key_off[0] = 0;
 	w->keycap = 0;
 	w->dim = dim;
+	w->split = vector_columns;
 	*out = w;
 	return VDB_OK;
 }
@@ -615,12 +618,28 @@ static vdb_status members(vdb_csv_writer *w, const char *payload, size_t len,
 	}
 }
 
+/* 1 when the key is "v<i>", i < dim without leading zeros: a numeric vector column's name. */
+static int is_vector_column(const vdb_csv_writer *w, const char *k, size_t len)
+{
+	if (len < 2 || len > 11 || k[0] != 'v' || (k[1] == '0' && len > 2))
+		return 0;
+	uint64_t col = 0;
+	for (size_t i = 1; i < len; i++) {
+		if (k[i] < '0' || k[i] > '9')
+			return 0;
+		col = col * 10 + (uint64_t)(k[i] - '0');
+	}
+	return col < w->dim;
+}
+
 static vdb_status add_key(vdb_csv_writer *w, const char *v, size_t n, vdb_error *err)
 {
 	(void)v;
 	(void)n;
-	if ((w->key.len == 2 && !memcmp(w->key.data, "id", 2)) ||
-	    (w->key.len == 6 && !memcmp(w->key.data, "vector", 6)))
+	const char *k = w->key.data;
+	size_t len = w->key.len;
+	int vector_column = w->split ? is_vector_column(w, k, len) : len == 6 && !memcmp(k, "vector", 6);
+	if ((len == 2 && !memcmp(k, "id", 2)) || vector_column)
 		return vdb_err(err, VDB_EDATA,
 			       "a payload key \"%.*s\" clashes with the CSV column of the same name "
 			       "(export as JSON lines instead)", (int)w->key.len, w->key.data);
@@ -652,8 +671,11 @@ static int put_field(vdb_buf *b, const char *s, size_t n)
 vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err)
 {
 	vdb_buf *b = (vdb_buf *)t;
-	if (vdb_buf_puts(b, "id,vector"))
+	if (vdb_buf_puts(b, w->split ? "id" : "id,vector"))
 		return vdb_err_nomem(err);
+	for (uint32_t i = 0; w->split && i < w->dim; i++)
+		if (vdb_buf_printf(b, ",v%" PRIu32, i))
+			return vdb_err_nomem(err);
 	free(w->val);
 	free(w->vlen);
 	w->val = calloc(w->nkeys + 1, sizeof *w->val);
@@ -685,10 +707,16 @@ vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_recor
 	w->tmp.len = 0;
 	if ((st = vdb_id_append_arg((vdb_text *)&w->tmp, &rec->id, err)))
 		return st;
-	if (put_field(b, w->tmp.data, w->tmp.len) || vdb_buf_puts(b, ",\""))
+	if (put_field(b, w->tmp.data, w->tmp.len))
 		return vdb_err_nomem(err);
-	if (vdb_jsonl_append_vector(t, rec->vector, w->dim) || vdb_buf_putc(b, '"'))
+	if (w->split) {
+		for (uint32_t i = 0; i < w->dim; i++)
+			if (vdb_buf_putc(b, ',') || vdb_jsonl_append_float(t, rec->vector[i]))
+				return vdb_err_nomem(err);
+	} else if (vdb_buf_puts(b, ",\"") || vdb_jsonl_append_vector(t, rec->vector, w->dim) ||
+		   vdb_buf_putc(b, '"')) {
 		return vdb_err_nomem(err);
+	}
 	if (!w->val && (st = vdb_err(err, VDB_EINTERNAL, "CSV record before the header")))
 		return st;
 	for (size_t k = 0; k < w->nkeys; k++)

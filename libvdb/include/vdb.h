@@ -444,12 +444,16 @@ VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
 
 /* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector
  * as a JSON array, and each payload value under its key's column (strings as they are,
- * other values as JSON text, missing keys empty). The payload keys must be known before
- * the header: pass every record's payload to vdb_csv_writer_add_keys first (columns follow
- * in order of first appearance). Fields are quoted when they need it; lines end in CRLF. */
+ * other values as JSON text, missing keys empty). With vector_columns, the vector takes dim
+ * numeric columns "v0".."v<dim-1>" instead of "vector" (for spreadsheets; read back with
+ * vector_columns "2-<dim+1>"). The payload keys must be known before the header: pass every
+ * record's payload to vdb_csv_writer_add_keys first (columns follow in order of first
+ * appearance; a key named like the id or a vector column is VDB_EDATA). Fields are quoted
+ * when they need it; lines end in CRLF. */
 typedef struct vdb_csv_writer vdb_csv_writer;
 
-VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, vdb_csv_writer **out, vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
+				      vdb_error *err);
 VDB_API vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
 					   vdb_error *err);
 VDB_API vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err);

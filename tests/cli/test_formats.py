@@ -585,6 +585,23 @@ class Csv(Base):
             self.assertEqual(b[k].get('payload', {}), want, k)
         self.assertEqual(b[recs[0]['id']]['payload'], recs[0]['payload'])
 
+    def test_numeric_vector_columns_both_ways(self):
+        recs = vdbtest.seeded_records(23, 30, DIM, string_ids=0.3)
+        self.create(dim=DIM)
+        self.ingest('db', recs)
+        out = self.path('o.csv')
+        self.assertOk(run('export', self.path('db'), '-o', out, '--vector-columns'))
+        rows = list(csv.reader(io.StringIO(self.read(out).decode(), newline='')))
+        self.assertEqual(rows[0][:DIM + 1], ['id', 'v0', 'v1', 'v2', 'v3'])
+        want = [json.loads(l) for l in self.export().lines]
+        self.assertEqual([bits(map(float, r[1:DIM + 1])) for r in rows[1:]],
+                         [bits(r['vector']) for r in want])
+        self.create('db2', dim=DIM)
+        self.ingest('db2', None, '--vector-columns', '2-%d' % (DIM + 1), files=[out])
+        self.assertEqual([g[:2] for g in self.vecs_of('db2')], [g[:2] for g in self.vecs_of()])
+        self.assertUsage(run('export', self.path('db'), '--vector-columns'),
+                         '--vector-columns goes with --format csv')
+
     def test_payload_key_clashing_with_a_column(self):
         self.create(dim=DIM)
         self.ingest('db', [{'id': 1, 'vector': [1, 2, 3, 4], 'payload': {'id': 5}}])

@@ -396,7 +396,7 @@ Test(formats, csv_writer_reads_back)
 {
 	vdb_csv_writer *w;
 	vdb_error err;
-	cr_assert_eq(vdb_csv_writer_new(2, &w, &err), VDB_OK);
+	cr_assert_eq(vdb_csv_writer_new(2, 0, &w, &err), VDB_OK);
 	const char *p1 = "{\"name\":\"a,\\\"b\\\"\\nc\",\"n\":12.50}";
 	const char *p2 = "{\"flag\":true,\"n\":1,\"deep\":{\"x\":[1]}}";
 	cr_assert_eq(vdb_csv_writer_add_keys(w, p1, strlen(p1), &err), VDB_OK);
@@ -427,6 +427,28 @@ Test(formats, csv_writer_reads_back)
 	const char *clash = "{\"vector\":1}";
 	cr_assert_eq(vdb_csv_writer_add_keys(w, clash, strlen(clash), &err), VDB_EDATA);
 	cr_assert(strstr(err.message, "payload key \"vector\" clashes"));
+	vdb_csv_writer_free(w);
+	/* Numeric vector columns: v0..v<dim-1>; "v2", "v01" and "vx" are ordinary keys. */
+	cr_assert_eq(vdb_csv_writer_new(2, 1, &w, &err), VDB_OK);
+	const char *p3 = "{\"v2\":1,\"v01\":2,\"vx\":3}";
+	cr_assert_eq(vdb_csv_writer_add_keys(w, p3, strlen(p3), &err), VDB_OK, "%s", err.message);
+	const char *p4 = "{\"v1\":1}";
+	cr_assert_eq(vdb_csv_writer_add_keys(w, p4, strlen(p4), &err), VDB_EDATA);
+	t = (vdb_text){0};
+	cr_assert_eq(vdb_csv_writer_header(w, &t, &err), VDB_OK);
+	vdb_record r3 = {{0, 9, NULL, 0}, v, p3, strlen(p3)};
+	cr_assert_eq(vdb_csv_writer_record(w, &t, &r3, &err), VDB_OK);
+	cr_assert_eq(vdb_text_append(&t, "", 1), VDB_OK);
+	cr_assert_str_eq(t.data, "id,v0,v1,v2,v01,vx\r\n9,0.1,-3,1,2,3\r\n");
+	vdb_csv_options o;
+	vdb_csv_options_init(&o);
+	o.vector_columns = "2-3";
+	back = (vdb_text){0};
+	cr_assert_eq(csv_records(t.data, &o, &back, &err), VDB_OK, "%s", err.message);
+	cr_assert_str_eq(back.data, "{\"id\":9,\"vector\":[0.1,-3],\"payload\":{\"v2\":1,\"v01\":2,"
+				    "\"vx\":3}}\n");
+	vdb_text_free(&back);
+	vdb_text_free(&t);
 	vdb_csv_writer_free(w);
 }
 
