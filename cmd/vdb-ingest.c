@@ -456,17 +456,23 @@ static int ingest_csv(ingest *g, input *in)
 	return rc;
 }
 
-static int open_input(input *in)
+/* Opens path (NULL: standard input) as a stream that decompresses zstd by itself. */
+static int open_stream(const char *path, int *fd, vdb_istream **in)
 {
-	in->fd = in->path ? open(in->path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-	if (in->fd < 0) {
-		cli_error("%s: %s", in->path, strerror(errno));
+	*fd = path ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (*fd < 0) {
+		cli_error("%s: %s", path, strerror(errno));
 		return EXIT_NOINPUT;
 	}
 	vdb_error err;
-	if (vdb_istream_open(in->fd, &stop_signal, &in->in, &err))
-		return input_failed(in->path, &err);
+	if (vdb_istream_open(*fd, &stop_signal, in, &err))
+		return input_failed(path, &err);
 	return 0;
+}
+
+static int open_input(input *in)
+{
+	return open_stream(in->path, &in->fd, &in->in);
 }
 
 static void close_input(input *in)
@@ -502,14 +508,9 @@ static int ingest_input(ingest *g, input *in, size_t max_line)
 
 static int open_sidecar(sidecar *s, size_t max_line)
 {
-	s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-	if (s->fd < 0) {
-		cli_error("%s: %s", s->path, strerror(errno));
-		return EXIT_NOINPUT;
-	}
-	vdb_error err;
-	if (vdb_istream_open(s->fd, &stop_signal, &s->in, &err))
-		return input_failed(s->path, &err);
+	int rc = open_stream(s->path, &s->fd, &s->in);
+	if (rc)
+		return rc;
 	cli_lines_init(&s->l, s->fd, s->path, max_line, &stop_signal);
 	s->l.src = s->in;
 	return 0;

@@ -89,6 +89,31 @@ def bits(v):
     return [f32_bits(x) for x in v]
 
 
+def stderr_on_a_terminal(cmd, *args):
+    """Runs vdb-<cmd> with stderr on a pseudo-terminal: (exit status, what it wrote there)."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(['vdb-' + cmd] + [str(a) for a in args], executable=exe(cmd),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                             env=ENV)
+        os.close(slave)
+        slave = None
+        err = b''
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the child has closed the terminal
+                break
+            if not chunk:
+                break
+            err += chunk
+        return p.wait(60), err
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+
+
 class Base(vdbtest.VdbTestCase):
     def vecs_of(self, db='db', name=None):
         """Exported records in storage order as (id, vector bits, payload); the vectors come
@@ -671,26 +696,8 @@ class Ingest(Base):
     def test_export_progress_on_a_terminal(self):
         self.create(dim=DIM)
         self.ingest('db', None, files=[self.write('v.fvecs', fvecs_bytes(vectors(22, 3000)))])
-        master, slave = pty.openpty()
-        try:
-            p = subprocess.run(['vdb-export', self.path('db'), '-o', self.path('o.npy')],
-                               executable=exe('export'), stderr=slave, env=ENV, timeout=60)
-            os.close(slave)
-            slave = None
-            err = b''
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                err += chunk
-        finally:
-            if slave is not None:
-                os.close(slave)
-            os.close(master)
-        self.assertEqual(p.returncode, 0, err)
+        rc, err = stderr_on_a_terminal('export', self.path('db'), '-o', self.path('o.npy'))
+        self.assertEqual(rc, 0, err)
         self.assertRegex(err, rb'vdb-export: \d+ records .*records/s.*\d+%  ETA \d+:\d\d')
         self.assertTrue(err.endswith(b'\r\x1b[K'), 'the line is erased at the end: %r' % err)
 
@@ -698,26 +705,9 @@ class Ingest(Base):
         self.create(dim=DIM)
         v = self.write('v.fvecs', fvecs_bytes(vectors(20, 20000)))
         for quiet in (False, True):
-            master, slave = pty.openpty()
-            try:
-                p = subprocess.Popen(['vdb-ingest', self.path('db')] +
-                                     (['-q'] if quiet else []) + ['--batch', '100000', v],
-                                     executable=exe('ingest'), stderr=slave,
-                                     stdout=subprocess.DEVNULL, env=ENV)
-                os.close(slave)
-                err = b''
-                while True:
-                    try:
-                        chunk = os.read(master, 65536)
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    err += chunk
-                p.wait(60)
-            finally:
-                os.close(master)
-            self.assertEqual(p.returncode, 0, err)
+            rc, err = stderr_on_a_terminal('ingest', self.path('db'), *(['-q'] if quiet else []),
+                                           '--batch', '100000', v)
+            self.assertEqual(rc, 0, err)
             if quiet:
                 self.assertEqual(err, b'')
             else:
