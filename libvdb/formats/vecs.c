@@ -116,7 +116,15 @@ static vdb_status npy_item(const vdb_vec_reader *r, const unsigned char *p, uint
 
 static vdb_status check_finite(const float *v, uint32_t dim, uint64_t row, vdb_error *err)
 {
-	for (uint32_t i = 0; i < dim; i++)
+	/* One branch-free pass over the bits (all exponent bits set: Inf or NaN), which the
+	 * compiler vectorises; the column is looked for only when something is wrong. */
+	uint32_t bad = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t b;
+		memcpy(&b, &v[i], 4);
+		bad |= (b & 0x7f800000u) == 0x7f800000u;
+	}
+	for (uint32_t i = 0; bad && i < dim; i++)
 		if (!isfinite(v[i]))
 			return not_finite(err, row, i, v[i]);
 	return VDB_OK;
