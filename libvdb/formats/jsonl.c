@@ -17,6 +17,7 @@
 #include "../util/error.h"
 #include "../util/numfmt.h"
 #include "json.h"
+#include "jsonl.h"
 #include "vdb.h"
 #include "vdb_config.h"
 
@@ -445,14 +446,22 @@ static vdb_status check_line(const char *line, size_t len, vdb_error *err)
 	return VDB_OK;
 }
 
+/* Checks the line's UTF-8 and starts reading it. */
+static vdb_status begin(vj_reader *r, const char *line, size_t len, vdb_error *err)
+{
+	vdb_status st = check_line(line, len, err);
+	if (!st)
+		vj_init(r, line, len);
+	return st;
+}
+
 vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
 				  vdb_record_kind *kind, vdb_record *rec, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	if (vj_peek(&r) != '{') {
 		if (vj_value(&r, NULL))
 			return syntax(err, &r);
@@ -537,11 +546,10 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 				 const float **vector, size_t *k, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	int c = vj_peek(&r);
 	size_t kk = *k;
 	if (c == '[') {
@@ -702,6 +710,74 @@ vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t 
 			     vdb_buf_append(b, rec->payload, rec->payload_len)))
 		return VDB_ENOMEM;
 	return vdb_buf_puts(b, "}\n") ? VDB_ENOMEM : VDB_OK;
+}
+
+vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t len,
+				   const char **payload, size_t *payload_len, vdb_error *err)
+{
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
+	if (st)
+		return st;
+	int c = vj_peek(&r);
+	p->payload.len = 0;
+	if (c != '{') {
+		const char *tok = r.p;
+		if (vj_value(&r, NULL) || vj_end(&r))
+			return syntax(err, &r);
+		if (r.p - tok >= 4 && !memcmp(tok, "null", 4)) {
+			*payload = NULL;
+			*payload_len = 0;
+			return VDB_OK;
+		}
+		return vdb_err(err, VDB_EDATA, "a payload must be a JSON object or null");
+	}
+	if (vj_value(&r, &p->payload) || vj_end(&r))
+		return syntax(err, &r);
+	*payload = p->payload.data;
+	*payload_len = p->payload.len;
+	return VDB_OK;
+}
+
+vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t len,
+				   const char *field, const float **vec, vdb_error *err)
+{
+	vj_reader r;
+	vdb_status st = begin(&r, s, len, err);
+	if (st)
+		return st;
+	if ((st = parse_vector(p, &r, p->vec, field, err)))
+		return st;
+	if (vj_end(&r))
+		return syntax(err, &r);
+	*vec = p->vec;
+	return VDB_OK;
+}
+
+vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err)
+{
+	if (!id->is_string)
+		return vdb_jsonl_append_id(t, id) ? vdb_err_nomem(err) : VDB_OK;
+	if (memchr(id->str, '\n', id->len) || memchr(id->str, '\r', id->len))
+		return vdb_err(err, VDB_EDATA, "string id holds a line break: not representable one "
+					       "per line (use JSON lines)");
+	/* Bare text reads back as the same id unless it is all digits (an integer) or quoted
+	 * already (the quotes would be taken off). */
+	size_t nd = 0;
+	while (nd < id->len && id->str[nd] >= '0' && id->str[nd] <= '9')
+		nd++;
+	int digits = nd == id->len;
+	int quoted = id->len >= 2 && id->str[0] == '"' && id->str[id->len - 1] == '"';
+	vdb_buf *b = (vdb_buf *)t;
+	if (!digits && !quoted)
+		return vdb_buf_append(b, id->str, id->len) ? vdb_err_nomem(err) : VDB_OK;
+	if (memchr(id->str, '\\', id->len))
+		return vdb_err(err, VDB_EDATA, "string id %.*s needs quotes and holds a backslash: "
+					       "not representable one per line (use JSON lines)",
+			       (int)(id->len > 40 ? 40 : id->len), id->str);
+	if (vdb_buf_putc(b, '"') || vdb_buf_append(b, id->str, id->len) || vdb_buf_putc(b, '"'))
+		return vdb_err_nomem(err);
+	return VDB_OK;
 }
 
 const char *vdb_version(void)
