@@ -14,6 +14,7 @@
 #include "vdb_config.h"
 
 const char *cli_prog = "vdb";
+void (*cli_before_message)(void);
 
 void cli_init(const char *prog)
 {
@@ -24,6 +25,8 @@ void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	fflush(stdout);
+	if (cli_before_message)
+		cli_before_message();
 	fprintf(stderr, "%s: ", cli_prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -34,6 +37,8 @@ void cli_error(const char *fmt, ...)
 int cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
+	if (cli_before_message)
+		cli_before_message();
 	fprintf(stderr, "%s: ", cli_prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -166,6 +171,16 @@ static int fill(cli_lines *l)
 		l->buf = b;
 		l->cap = cap;
 	}
+	if (l->src) {
+		size_t got;
+		vdb_status st = vdb_istream_read(l->src, l->buf + l->end, l->cap - l->end, &got,
+						 &l->src_err);
+		if (st)
+			return st == VDB_EINTR ? LINE_CANCELLED : LINE_ERROR;
+		l->end += got;
+		l->eof = got == 0;
+		return got > 0;
+	}
 	for (;;) {
 		if (l->cancel && *l->cancel)
 			return LINE_CANCELLED;
@@ -244,6 +259,8 @@ int cli_lines_ready(cli_lines *l)
 {
 	if (l->eof || (l->buf && memchr(l->buf + l->start, '\n', l->end - l->start)))
 		return 1;
+	if (l->src)
+		return vdb_istream_ready(l->src);
 	struct pollfd p = {l->fd, POLLIN, 0};
 	return poll(&p, 1, 0) > 0;
 }
@@ -257,6 +274,32 @@ int cli_close_stdout(void)
 		return EXIT_IO;
 	}
 	return EXIT_OK;
+}
+
+const char *cli_format_of(const char *path)
+{
+	size_t n = strlen(path);
+	if (n > 4 && !strcmp(path + n - 4, ".zst"))
+		n -= 4;
+	static const struct {
+		const char *ext, *format;
+	} ext[] = {{".jsonl", "jsonl"}, {".ndjson", "jsonl"}, {".json", "jsonl"},
+		   {".npy", "npy"},     {".fvecs", "fvecs"},    {".bvecs", "bvecs"},
+		   {".csv", "csv"}};
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		size_t e = strlen(ext[i].ext);
+		if (n > e && !strncmp(path + n - e, ext[i].ext, e))
+			return ext[i].format;
+	}
+	return NULL;
+}
+
+int cli_name_index(const char *name, const char *const *names, int n)
+{
+	for (int i = 0; name && i < n; i++)
+		if (!strcmp(name, names[i]))
+			return i;
+	return -1;
 }
 
 double cli_now(void)
@@ -273,4 +316,15 @@ void cli_catch_stop_signals(void (*handler)(int))
 	sa.sa_handler = handler;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+unsigned cli_default_threads(void)
+{
+	const char *env = getenv("VDB_THREADS");
+	char *end;
+	long v = env ? strtol(env, &end, 10) : 0;
+	if (env && *env && !*end && v >= 1 && v <= 64)
+		return (unsigned)v;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }

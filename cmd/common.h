@@ -35,6 +35,9 @@ enum {
 	"  130/143  interrupted by SIGINT/SIGTERM\n"
 
 extern const char *cli_prog;
+/* Optional: called before any message is printed on stderr (the progress line erases
+ * itself there). */
+extern void (*cli_before_message)(void);
 
 void cli_init(const char *prog);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,6 +74,8 @@ typedef struct cli_lines {
 	FILE *overflow; /* optional: receives the bytes of lines over max_line */
 	int overflow_error; /* writing to `overflow` failed (errno kept in overflow_errno) */
 	int overflow_errno;
+	vdb_istream *src; /* optional: read through this stream (zstd) instead of fd */
+	vdb_error src_err; /* the stream's error when cli_lines_next returns LINE_ERROR */
 } cli_lines;
 
 enum { LINE_OK = 1, LINE_EOF = 0, LINE_ERROR = -1, LINE_TOO_LONG = -2, LINE_CANCELLED = -3 };
@@ -80,7 +85,8 @@ void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
 void cli_lines_free(cli_lines *l);
 /* Next line without its '\n' (and a trailing '\r'). LINE_TOO_LONG consumes the whole long
  * line, copying its bytes (without the newline) to `overflow` when set, since such a line
- * is never held in memory whole; LINE_ERROR leaves errno set. */
+ * is never held in memory whole; LINE_ERROR leaves errno set, or src_err when reading
+ * through `src`. */
 int cli_lines_next(cli_lines *l, const char **line, size_t *len);
 /* 1 when the next line can be read without blocking (buffered, or the fd is readable). */
 int cli_lines_ready(cli_lines *l);
@@ -92,6 +98,16 @@ int cli_is_blank(const char *line, size_t len);
 int cli_close_stdout(void);
 
 double cli_now(void);
+
+/* Threads to use when no option says: $VDB_THREADS when it is an integer from 1 to 64
+ * (libvdb's graph builds read it too), else one per CPU, at most 64. */
+unsigned cli_default_threads(void);
+
+/* The format a file name says, ".zst" aside: "jsonl" (.jsonl, .ndjson, .json), "npy",
+ * "fvecs", "bvecs" or "csv"; NULL when it says none. */
+const char *cli_format_of(const char *path);
+/* The index of `name` in names[0..n), or -1 (also for a NULL name). */
+int cli_name_index(const char *name, const char *const *names, int n);
 
 /* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
  * EINTR and the command can stop at the next safe point. */

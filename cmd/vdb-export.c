@@ -1,49 +1,285 @@
-/* vdb-export: every live record of a collection as JSON lines in the ingest format, in
- * storage order, in constant memory. What it prints re-ingests to the same records. */
+/* vdb-export: every live record of a collection, as JSON lines in the ingest format (what
+ * it prints re-ingests to the same records), NumPy .npy, TEXMEX .fvecs (with ids and
+ * payloads in sidecar files) or CSV; to standard output or atomically to a file, optionally
+ * zstd-compressed. Storage order in constant memory, or id order. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "progress.h"
+
+typedef enum fmt { FMT_DEFAULT, FMT_JSONL, FMT_NPY, FMT_FVECS, FMT_CSV } fmt;
+
+static const char *const fmt_names[] = {"", "jsonl", "npy", "fvecs", "csv"};
 
 static void usage(void)
 {
-	printf("Usage: vdb-export DB [-c NAME] [--filter JSON]\n"
+	printf("Usage: vdb-export DB [-c NAME] [options]\n"
 	       "\n"
-	       "Print every live record of collection NAME as JSON lines in the format\n"
-	       "vdb-ingest reads:\n"
+	       "Write every live record of collection NAME, by default as JSON lines in the\n"
+	       "format vdb-ingest reads:\n"
 	       "  {\"id\":7,\"vector\":[0.1,...],\"payload\":{...}}\n"
 	       "Vectors print in the shortest form that reads back to the same float32 values,\n"
-	       "ids keep their JSON type, payloads are printed as stored. Records come in\n"
-	       "storage order: sealed segments oldest first, then the unsealed log in commit\n"
-	       "order. Checksums are verified before any record of a segment is printed.\n"
-	       "With --filter, only records whose payload matches (see vdb-query(1), FILTERS).\n"
+	       "ids keep their JSON type, payloads are printed as stored. Checksums are verified\n"
+	       "before any record of a segment is written.\n"
+	       "\n"
+	       "Formats (--format, or from the name given to -o):\n"
+	       "  jsonl   JSON lines (default)\n"
+	       "  npy     a NumPy float32 array (rows, dim), C order\n"
+	       "  fvecs   TEXMEX: per row, int32 dim then dim float32\n"
+	       "  csv     RFC 4180: id,vector,<one column per payload key>, CRLF line ends\n"
+	       "With npy and fvecs, --ids-out and --payloads-out write the ids (one per line)\n"
+	       "and payloads (one JSON object or null per line) in the same row order.\n"
+	       "\n"
+	       "Order: storage (default): sealed segments oldest first, then the unsealed log\n"
+	       "in commit order, in constant memory; id: integers ascending, then strings by\n"
+	       "their bytes (holds every id in memory).\n"
+	       "\n"
+	       "With --filter, only the records whose payload matches (see vdb-query(1),\n"
+	       "FILTERS).\n"
 	       "\n"
 	       "Options:\n"
-	       "  -c, --collection NAME  collection (default: default)\n"
-	       "      --filter JSON      only records whose payload matches this filter\n"
-	       "  -q, --quiet            print nothing but errors\n"
-	       "  -h, --help             show this help\n"
-	       "  -V, --version          show the version\n"
+	       "  -c, --collection NAME   collection (default: default)\n"
+	       "  -f, --format FORMAT     jsonl, npy, fvecs or csv\n"
+	       "      --filter JSON       only records whose payload matches this filter\n"
+	       "  -o, --output FILE       write FILE (atomically: complete or not at all)\n"
+	       "                          instead of standard output; FILE.zst is compressed\n"
+	       "      --zstd              compress the output with zstd\n"
+	       "      --ids-out FILE      npy, fvecs: write the ids to FILE\n"
+	       "      --payloads-out FILE npy, fvecs: write the payloads to FILE\n"
+	       "      --order ORDER       storage or id (default: storage)\n"
+	       "      --vector-columns    csv: the vector as dim numeric columns v0, v1, ...\n"
+	       "                          instead of one JSON array (vdb-ingest reads them back\n"
+	       "                          with --vector-columns 2-DIM+1)\n"
+	       "  -q, --quiet             print nothing but errors (and no progress)\n"
+	       "  -h, --help              show this help\n"
+	       "  -V, --version           show the version\n"
 	       "\n" CLI_EXIT_TABLE);
+}
+
+/* The format a file name says; FMT_DEFAULT when it says none (or one not written here). */
+static fmt detect(const char *path)
+{
+	int i = cli_name_index(cli_format_of(path), fmt_names, FMT_CSV + 1);
+	return i > 0 ? (fmt)i : FMT_DEFAULT;
+}
+
+static int ends_zst(const char *path)
+{
+	size_t n = path ? strlen(path) : 0;
+	return n > 4 && !strcmp(path + n - 4, ".zst");
+}
+
+/* The records in the chosen order: a storage-order cursor, or ids sorted then looked up. */
+typedef struct source {
+	vdb_collection *coll;
+	vdb_cursor *cur;
+	vdb_id *ids; /* id order: every id, strings copied */
+	size_t n, next;
+} source;
+
+static vdb_status nomem(vdb_error *err)
+{
+	err->code = VDB_ENOMEM;
+	snprintf(err->message, sizeof err->message, "out of memory");
+	return VDB_ENOMEM;
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+	return vdb_id_compare(a, b);
+}
+
+static vdb_status source_open(source *s, vdb_collection *coll, const vdb_filter *filter,
+			      int by_id, vdb_error *err)
+{
+	*s = (source){coll, NULL, NULL, 0, 0};
+	vdb_status st = vdb_cursor_open_where(coll, filter, &s->cur, err);
+	if (st || !by_id)
+		return st;
+	size_t cap = 0;
+	for (;;) {
+		vdb_record rec;
+		int has;
+		if ((st = vdb_cursor_next(s->cur, &rec, &has, err)))
+			return st;
+		if (!has)
+			break;
+		if (s->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			vdb_id *ids = realloc(s->ids, cap * sizeof *ids);
+			if (!ids)
+				return nomem(err);
+			s->ids = ids;
+		}
+		vdb_id id = rec.id;
+		if (id.is_string) {
+			char *copy = malloc(id.len);
+			if (!copy)
+				return nomem(err);
+			memcpy(copy, id.str, id.len);
+			id.str = copy;
+		}
+		s->ids[s->n++] = id;
+	}
+	vdb_cursor_close(s->cur);
+	s->cur = NULL;
+	qsort(s->ids, s->n, sizeof *s->ids, cmp_ids);
+	return VDB_OK;
+}
+
+static vdb_status source_next(source *s, vdb_record *rec, int *has, vdb_error *err)
+{
+	if (s->cur)
+		return vdb_cursor_next(s->cur, rec, has, err);
+	if (s->next == s->n) {
+		*has = 0;
+		return VDB_OK;
+	}
+	*has = 1;
+	return vdb_get(s->coll, &s->ids[s->next++], rec, err);
+}
+
+static void source_close(source *s)
+{
+	vdb_cursor_close(s->cur);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ids[i].is_string)
+			free((char *)s->ids[i].str);
+	free(s->ids);
+}
+
+/* The outputs: the records, and the optional sidecars of the vector formats. */
+typedef struct outputs {
+	vdb_ostream *main, *ids, *payloads;
+	const char *main_name, *ids_name, *payloads_name;
+	vdb_vec_writer *vw;
+	vdb_csv_writer *cw;
+	vdb_text t;
+	uint32_t dim;
+	fmt f;
+	int vector_columns; /* csv: the vector in dim numeric columns */
+} outputs;
+
+/* An output error: quiet when standard output's reader went away (`| head`); only a
+ * pipe fails with EPIPE, and errno is still that of the failed write. */
+static int write_failed(const vdb_error *err)
+{
+	if (err->code == VDB_EIO && errno == EPIPE)
+		return EXIT_OK;
+	return cli_fail(err);
+}
+
+static vdb_status put_text(vdb_ostream *o, vdb_text *t, vdb_error *err)
+{
+	vdb_status st = vdb_ostream_write(o, t->data, t->len, err);
+	t->len = 0;
+	return st;
+}
+
+static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err)
+{
+	vdb_status st;
+	switch (o->f) {
+	case FMT_NPY:
+	case FMT_FVECS:
+		if ((st = vdb_vec_writer_put(o->vw, rec->vector, err)))
+			return st;
+		break;
+	case FMT_CSV:
+		if ((st = vdb_csv_writer_record(o->cw, &o->t, rec, err)) ||
+		    (st = put_text(o->main, &o->t, err)))
+			return st;
+		break;
+	default:
+		if (vdb_jsonl_append_record(&o->t, rec, o->dim))
+			return nomem(err);
+		if ((st = put_text(o->main, &o->t, err)))
+			return st;
+	}
+	if (o->ids) {
+		if ((st = vdb_id_append_arg(&o->t, &rec->id, err)) || vdb_text_append(&o->t, "\n", 1))
+			return st ? st : nomem(err);
+		if ((st = put_text(o->ids, &o->t, err)))
+			return st;
+	}
+	if (o->payloads) {
+		if ((rec->payload ? vdb_text_append(&o->t, rec->payload, rec->payload_len)
+				  : vdb_text_append(&o->t, "null", 4)) ||
+		    vdb_text_append(&o->t, "\n", 1))
+			return nomem(err);
+		if ((st = put_text(o->payloads, &o->t, err)))
+			return st;
+	}
+	return VDB_OK;
+}
+
+/* CSV needs every payload key for its header: a first pass over the same view. */
+static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter *filter,
+			     vdb_error *err)
+{
+	vdb_status st = vdb_csv_writer_new(o->dim, o->vector_columns, &o->cw, err);
+	vdb_cursor *cur = NULL;
+	if (!st)
+		st = vdb_cursor_open_where(coll, filter, &cur, err);
+	for (int has = 1; !st && has;) {
+		vdb_record rec;
+		if (!(st = vdb_cursor_next(cur, &rec, &has, err)) && has)
+			st = vdb_csv_writer_add_keys(o->cw, rec.payload, rec.payload_len, err);
+	}
+	vdb_cursor_close(cur);
+	if (!st && !(st = vdb_csv_writer_header(o->cw, &o->t, err)))
+		st = put_text(o->main, &o->t, err);
+	return st;
 }
 
 int main(int argc, char **argv)
 {
 	cli_init("vdb-export");
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
-					     {"filter", required_argument, NULL, 'f'},
+					     {"format", required_argument, NULL, 'f'},
+					     {"filter", required_argument, NULL, 'W'},
+					     {"output", required_argument, NULL, 'o'},
+					     {"zstd", no_argument, NULL, 'Z'},
+					     {"ids-out", required_argument, NULL, 'I'},
+					     {"payloads-out", required_argument, NULL, 'P'},
+					     {"order", required_argument, NULL, 'O'},
+					     {"vector-columns", no_argument, NULL, 'C'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
+	outputs o = {0};
+	int zstd = 0, by_id = 0, quiet = 0;
+	fmt f = FMT_DEFAULT;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:f:o:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
-		case 'f': filter_text = optarg; break;
-		case 'q': break;
+		case 'f':
+			if (cli_name_index(optarg, fmt_names, FMT_CSV + 1) <= 0)
+				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs "
+						       "or csv)", optarg);
+			f = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
+			break;
+		case 'W': filter_text = optarg; break;
+		case 'o': o.main_name = strcmp(optarg, "-") ? optarg : NULL; break;
+		case 'Z': zstd = 1; break;
+		case 'I': o.ids_name = optarg; break;
+		case 'P': o.payloads_name = optarg; break;
+		case 'O':
+			if (strcmp(optarg, "storage") && strcmp(optarg, "id"))
+				return cli_usage_error("unknown order '%s' (expected storage or id)",
+						       optarg);
+			by_id = !strcmp(optarg, "id");
+			break;
+		case 'C': o.vector_columns = 1; break;
+		case 'q': quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
 		default: return cli_usage_error("unknown or incomplete option");
@@ -51,45 +287,95 @@ int main(int argc, char **argv)
 	}
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
+	if (f == FMT_DEFAULT && o.main_name && cli_format_of(o.main_name) &&
+	    !strcmp(cli_format_of(o.main_name), "bvecs"))
+		return cli_usage_error("bvecs output is not supported (it would round the values "
+				       "to bytes): use fvecs");
+	if (f == FMT_DEFAULT)
+		f = o.main_name ? detect(o.main_name) : FMT_JSONL;
+	if (f == FMT_DEFAULT)
+		f = FMT_JSONL;
+	o.f = f;
+	if (o.vector_columns && f != FMT_CSV)
+		return cli_usage_error("--vector-columns goes with --format csv");
+	int binary = f == FMT_NPY || f == FMT_FVECS;
+	if ((o.ids_name || o.payloads_name) && !binary)
+		return cli_usage_error("--ids-out and --payloads-out go with --format npy or fvecs "
+				       "(%s carries ids and payloads itself)", fmt_names[f]);
+	zstd = zstd || ends_zst(o.main_name);
+	if (!o.main_name && (binary || zstd) && isatty(STDOUT_FILENO))
+		return cli_usage_error("refusing to write binary data to a terminal (use -o FILE or "
+				       "a pipe)");
 	vdb_filter *filter = NULL;
 	if (filter_text && cli_parse_filter(filter_text, "--filter", &filter))
 		return EXIT_USAGE;
 	vdb_error err;
 	vdb_collection *coll;
-	vdb_cursor *cur = NULL;
 	if (vdb_collection_open(argv[optind], name, &coll, &err)) {
 		vdb_filter_free(filter);
 		return cli_fail(&err);
 	}
 	vdb_collection_config cfg;
 	vdb_collection_get_config(coll, &cfg);
+	o.dim = cfg.dim;
+	uint64_t count = 0;
+	source src = {0};
+	cli_progress prog;
+	cli_progress_init(&prog, quiet, "records", 0);
 	int rc = EXIT_OK;
-	vdb_text t = {0};
-	if (vdb_cursor_open_where(coll, filter, &cur, &err)) {
+	/* The row count heads an npy file, and sizes the progress display. */
+	if (vdb_collection_count_where(coll, filter, &count, &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}
-	for (;;) {
-		vdb_record rec;
-		int has;
-		if (vdb_cursor_next(cur, &rec, &has, &err)) {
-			rc = cli_fail(&err);
-			break;
-		}
-		if (!has)
-			break;
-		t.len = 0;
-		if (vdb_jsonl_append_record(&t, &rec, cfg.dim)) {
-			cli_error("out of memory");
-			rc = EXIT_INTERNAL;
-			break;
-		}
-		if (fwrite(t.data, 1, t.len, stdout) != t.len)
-			break; /* reported by cli_close_stdout */
+	prog.total_rows = count;
+	if (vdb_ostream_open(o.main_name, zstd ? 3 : 0, &o.main, &err) ||
+	    (o.ids_name && vdb_ostream_open(o.ids_name, ends_zst(o.ids_name) ? 3 : 0, &o.ids, &err)) ||
+	    (o.payloads_name &&
+	     vdb_ostream_open(o.payloads_name, ends_zst(o.payloads_name) ? 3 : 0, &o.payloads, &err))) {
+		rc = cli_fail(&err);
+		goto out;
 	}
+	if (source_open(&src, coll, filter, by_id, &err)) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	vdb_status st = VDB_OK;
+	if (binary)
+		st = vdb_vec_writer_open(o.main, f == FMT_NPY ? VDB_VEC_NPY : VDB_VEC_FVECS, cfg.dim,
+					 count, &o.vw, &err);
+	else if (f == FMT_CSV)
+		st = csv_header(&o, coll, filter, &err);
+	uint64_t rows = 0;
+	for (int has = 1; !st;) {
+		vdb_record rec;
+		if ((st = source_next(&src, &rec, &has, &err)) || !has)
+			break;
+		st = write_record(&o, &rec, &err);
+		rows++;
+		if (prog.on)
+			cli_progress_update(&prog, rows, rows * cfg.dim * 4);
+	}
+	if (!st && o.vw)
+		st = vdb_vec_writer_finish(o.vw, &err);
+	/* Sidecars first: when the main output appears, its companions are complete. */
+	if (!st && o.ids)
+		st = vdb_ostream_finish(o.ids, &err);
+	if (!st && o.payloads)
+		st = vdb_ostream_finish(o.payloads, &err);
+	if (!st)
+		st = vdb_ostream_finish(o.main, &err);
+	if (st)
+		rc = write_failed(&err);
 out:
-	vdb_text_free(&t);
-	vdb_cursor_close(cur);
+	cli_progress_end(&prog);
+	source_close(&src);
+	vdb_vec_writer_close(o.vw);
+	vdb_csv_writer_free(o.cw);
+	vdb_text_free(&o.t);
+	vdb_ostream_close(o.main);
+	vdb_ostream_close(o.ids);
+	vdb_ostream_close(o.payloads);
 	vdb_collection_close(coll);
 	vdb_filter_free(filter);
 	int wrc = cli_close_stdout();

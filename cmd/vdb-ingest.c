@@ -2,7 +2,7 @@
  * in durable batches.
  *
  * A batch is committed when it reaches --batch records, and also whenever the input has no
- * further line ready: a slow producer's records become durable and visible promptly, while
+ * further line (or row) ready: a slow producer's records become durable and visible promptly, while
  * a fast one still gets full batches (one fsync each). On the first bad line (by default)
  * every record before it is committed and nothing after it; with --skip-invalid bad lines
  * are reported and skipped. SIGINT/SIGTERM stop reading; only acknowledged batches remain. */
@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "progress.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -24,9 +26,49 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
+typedef enum fmt { FMT_DEFAULT, FMT_JSONL, FMT_NPY, FMT_FVECS, FMT_BVECS, FMT_CSV } fmt;
+
+static const char *const fmt_names[] = {"", "jsonl", "npy", "fvecs", "bvecs", "csv"};
+
+static int is_vectors(fmt f)
+{
+	return f == FMT_NPY || f == FMT_FVECS || f == FMT_BVECS;
+}
+
+static vdb_vec_format vec_format(fmt f)
+{
+	return f == FMT_NPY ? VDB_VEC_NPY : f == FMT_FVECS ? VDB_VEC_FVECS : VDB_VEC_BVECS;
+}
+
+/* The format a file name says; FMT_DEFAULT when it says none (or one not written here). */
+static fmt detect(const char *path)
+{
+	int i = cli_name_index(cli_format_of(path), fmt_names, FMT_CSV + 1);
+	return i > 0 ? (fmt)i : FMT_DEFAULT;
+}
+
+/* One input operand. Vector files with sidecars are opened up front, to count their rows
+ * before anything is committed. */
+typedef struct input {
+	const char *path; /* NULL: standard input */
+	fmt f;
+	int fd;
+	vdb_istream *in;
+	vdb_vec_reader *vr;
+} input;
+
+/* A file read line by line alongside the vector rows (--ids, --payloads). */
+typedef struct sidecar {
+	const char *path, *option;
+	int fd;
+	vdb_istream *in;
+	cli_lines l;
+} sidecar;
+
 typedef struct ingest {
 	vdb_writer *w;
 	vdb_jsonl_parser *parser;
+	uint32_t dim;
 	uint64_t batch_size;
 	int skip_invalid, quiet, verbose;
 	FILE *rejects;
@@ -34,15 +76,23 @@ typedef struct ingest {
 	/* totals of committed work, and of the pending batch */
 	uint64_t committed, upserted, deleted, rejected, batches, bytes;
 	uint64_t p_up, p_del, p_bytes;
-	uint64_t first_line, last_line; /* input line range of the pending batch */
+	uint64_t first_line, last_line; /* input line (or row) range of the pending batch */
+	const char *unit;               /* "lines" or "rows" */
+	cli_progress prog;
+	uint64_t done_bytes;     /* raw bytes of the finished inputs */
+	const vdb_istream *cur;  /* the input being read */
+	uint64_t row, id_offset; /* vector rows over all inputs; ids default to row + offset */
+	sidecar ids, payloads;
+	vdb_text idtext;
+	vdb_csv_options csv;
 } ingest;
 
 static void usage(void)
 {
 	printf("Usage: vdb-ingest DB [-c NAME] [options] [FILE...]\n"
 	       "\n"
-	       "Read JSON-lines records from each FILE (or standard input; '-' is standard\n"
-	       "input) and upsert or delete them in collection NAME of database DB:\n"
+	       "Read records from each FILE (or standard input; '-' is standard input) and\n"
+	       "upsert or delete them in collection NAME of database DB. JSON lines:\n"
 	       "  {\"id\": 7, \"vector\": [0.1, ...], \"payload\": {...}}   upsert (payload optional)\n"
 	       "  {\"id\": \"doc-7\", \"delete\": true}                     delete\n"
 	       "  {\"delete_where\": {\"lang\": \"de\"}}                   delete every match\n"
@@ -53,24 +103,42 @@ static void usage(void)
 	       "vdb-query(1), FILTERS) in one batch of its own. With --delete-where and no\n"
 	       "FILE, standard input is not read.\n"
 	       "\n"
+	       "Other formats (--format, or from the file name: .jsonl .npy .fvecs .bvecs .csv):\n"
+	       "  npy, fvecs, bvecs   vectors only: ids are the row numbers (from 0, plus\n"
+	       "                      --id-offset) or come from --ids, payloads from --payloads\n"
+	       "  csv                 a header line, an id column, the vector as one JSON-array\n"
+	       "                      column or as --vector-columns; other columns: payload\n"
+	       "Compressed input (zstd, e.g. FILE.npy.zst, or a pipe) is read on the fly.\n"
+	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME    collection (default: default)\n"
+	       "  -f, --format FORMAT      jsonl, npy, fvecs, bvecs or csv (default: from each\n"
+	       "                           file name, else jsonl)\n"
+	       "      --ids FILE           vector files: one id per line, aligned by row\n"
+	       "      --id-offset N        vector files without --ids: id = row number + N\n"
+	       "      --payloads FILE      vector files: one JSON object (or null) per line,\n"
+	       "                           aligned by row\n"
+	       "      --id-column NAME     csv: the id column (default: id)\n"
+	       "      --vector-column NAME csv: the column holding a JSON array (default: vector)\n"
+	       "      --vector-columns LIST  csv: the vector's columns instead: names and\n"
+	       "                           1-based numbers or ranges, comma-separated (2-129)\n"
 	       "  -b, --batch N            records per committed batch (default 1000)\n"
 	       "      --delete-where JSON  first delete every record matching this filter\n"
-	       "      --skip-invalid       report bad lines and go on (exit 0)\n"
+	       "      --skip-invalid       JSON lines: report bad lines and go on (exit 0)\n"
 	       "      --rejects FILE       with --skip-invalid, copy bad lines to FILE\n"
 	       "      --max-line-bytes N   longest accepted line (default 64M; K, M, G)\n"
 	       "      --wait SECONDS       wait at most this long for another writer's lock\n"
 	       "                           (default: wait as long as it takes)\n"
 	       "      --no-wait            fail at once (exit 75) if another writer holds it\n"
 	       "  -v, --verbose            report each committed batch on stderr\n"
-	       "  -q, --quiet              print nothing but errors\n"
+	       "  -q, --quiet              print nothing but errors (and no progress)\n"
 	       "  -h, --help               show this help\n"
 	       "  -V, --version            show the version\n"
 	       "\n"
-	       "Without --skip-invalid, the first bad line stops the run: every record before\n"
-	       "it is committed, none after it, and the exit status is 65. A summary line is\n"
-	       "printed on stderr at the end.\n"
+	       "Without --skip-invalid, the first bad line or row stops the run: every record\n"
+	       "before it is committed, none after it, and the exit status is 65. When --ids or\n"
+	       "--payloads do not have one line per row, nothing is committed. Progress is shown\n"
+	       "on stderr when it is a terminal; a summary line is printed at the end.\n"
 	       "\n" CLI_EXIT_TABLE);
 }
 
@@ -86,12 +154,44 @@ static int commit(ingest *g)
 	g->upserted += g->p_up;
 	g->deleted += g->p_del;
 	g->bytes += g->p_bytes;
-	if (g->verbose)
-		fprintf(stderr, "%s: committed batch %llu: %llu records (lines %llu-%llu)\n", cli_prog,
+	if (g->verbose) {
+		cli_progress_clear(&g->prog);
+		fprintf(stderr, "%s: committed batch %llu: %llu records (%s %llu-%llu)\n", cli_prog,
 			(unsigned long long)g->batches, (unsigned long long)(g->p_up + g->p_del),
-			(unsigned long long)g->first_line, (unsigned long long)g->last_line);
+			g->unit, (unsigned long long)g->first_line, (unsigned long long)g->last_line);
+	}
 	g->p_up = g->p_del = g->p_bytes = 0;
 	return 0;
+}
+
+/* Commits when the pending batch is full. */
+static int maybe_commit(ingest *g)
+{
+	if (vdb_writer_pending(g->w) >= g->batch_size ||
+	    vdb_writer_pending_bytes(g->w) >= (64u << 20))
+		return commit(g);
+	return 0;
+}
+
+static void tick(ingest *g)
+{
+	cli_progress_update(&g->prog, g->committed + g->p_up + g->p_del,
+			    g->done_bytes + (g->cur ? vdb_istream_raw_bytes(g->cur) : 0));
+}
+
+/* Notes a record added to the pending batch, found at `pos` (a line or row number). */
+static void added(ingest *g, uint64_t pos, int deleted, uint64_t bytes)
+{
+	if (g->p_up + g->p_del == 0)
+		g->first_line = pos;
+	g->last_line = pos;
+	if (deleted)
+		g->p_del++;
+	else
+		g->p_up++;
+	g->p_bytes += bytes;
+	if (g->prog.on)
+		tick(g);
 }
 
 static void where(char *out, size_t cap, const cli_lines *l)
@@ -168,23 +268,29 @@ static int apply(ingest *g, const cli_lines *l, const char *line, size_t len)
 		return reject(g, l, line, len, err.message);
 	if (st)
 		return cli_fail(&err);
-	if (!vdb_writer_pending(g->w) || (g->p_up + g->p_del) == 0)
-		g->first_line = l->lineno;
-	g->last_line = l->lineno;
-	if (kind == VDB_RECORD_DELETE)
-		g->p_del++;
-	else
-		g->p_up++;
-	g->p_bytes += len + 1;
+	added(g, l->lineno, kind == VDB_RECORD_DELETE, len + 1);
 	return 0;
 }
 
-/* Reads one input to its end; returns 0 or an exit status. */
-static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
+static int input_failed(const char *name, const vdb_error *err);
+
+/* A read error of a line reader: the stream's message, or errno's. */
+static int read_failed(const cli_lines *l)
+{
+	if (l->src_err.code)
+		return input_failed(l->name, &l->src_err);
+	cli_error("read %s: %s", l->name ? l->name : "standard input", strerror(errno));
+	return EXIT_IO;
+}
+
+/* Reads one JSON-lines input to its end; returns 0 or an exit status. */
+static int ingest_lines(ingest *g, input *in, size_t max_line)
 {
 	cli_lines l;
-	cli_lines_init(&l, fd, name, max_line, &stop_signal);
+	cli_lines_init(&l, in->fd, in->path, max_line, &stop_signal);
+	l.src = in->in;
 	l.overflow = g->rejects;
+	g->unit = "lines";
 	int rc = 0;
 	for (;;) {
 		/* Commit before we may block, so a slow producer's records do not wait. */
@@ -200,8 +306,7 @@ static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
 			break;
 		}
 		if (r == LINE_ERROR) {
-			cli_error("read %s: %s", name ? name : "standard input", strerror(errno));
-			rc = EXIT_IO;
+			rc = read_failed(&l);
 			break;
 		}
 		if (r == LINE_TOO_LONG) {
@@ -216,10 +321,8 @@ static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
 			continue;
 		if ((rc = apply(g, &l, line, len)))
 			break;
-		if (vdb_writer_pending(g->w) >= g->batch_size ||
-		    vdb_writer_pending_bytes(g->w) >= (64u << 20))
-			if ((rc = commit(g)))
-				break;
+		if ((rc = maybe_commit(g)))
+			break;
 		if (stop_signal) {
 			rc = 128 + stop_signal;
 			break;
@@ -227,6 +330,330 @@ static int ingest_fd(ingest *g, int fd, const char *name, size_t max_line)
 	}
 	cli_lines_free(&l);
 	return rc;
+}
+
+/* A library error about input `name`: "NAME: message" and the exit status. */
+static int input_failed(const char *name, const vdb_error *err)
+{
+	if (err->code == VDB_EINTR)
+		return 128 + (stop_signal ? stop_signal : SIGINT);
+	cli_error("%s: %s", name ? name : "standard input", err->message);
+	return cli_exit_code(err->code);
+}
+
+/* The next line of a sidecar, which the up-front count says is there. */
+static int sidecar_line(sidecar *s, uint64_t row, const char **line, size_t *len)
+{
+	int r = cli_lines_next(&s->l, line, len);
+	if (r == LINE_OK)
+		return 0;
+	if (r == LINE_CANCELLED)
+		return 128 + stop_signal;
+	if (r == LINE_ERROR)
+		return read_failed(&s->l);
+	if (r == LINE_TOO_LONG) {
+		cli_error("%s: line %llu is longer than the --max-line-bytes limit", s->path,
+			  (unsigned long long)s->l.lineno);
+		return EXIT_DATA;
+	}
+	cli_error("%s: ends before row %llu", s->path, (unsigned long long)row);
+	return EXIT_DATA;
+}
+
+/* The id of the next vector row: from --ids, else the row number plus --id-offset. */
+static int row_id(ingest *g, vdb_id *id)
+{
+	if (!g->ids.path) {
+		if (g->row > UINT64_MAX - g->id_offset) {
+			cli_error("row %llu: row number plus --id-offset is beyond the largest id",
+				  (unsigned long long)g->row);
+			return EXIT_DATA;
+		}
+		*id = (vdb_id){0, g->row + g->id_offset, NULL, 0};
+		return 0;
+	}
+	const char *line;
+	size_t len;
+	int rc = sidecar_line(&g->ids, g->row, &line, &len);
+	if (rc)
+		return rc;
+	vdb_error err;
+	g->idtext.len = 0;
+	if (vdb_text_append(&g->idtext, line, len) || vdb_text_append(&g->idtext, "", 1)) {
+		cli_error("out of memory");
+		return EXIT_INTERNAL;
+	}
+	if (memchr(line, 0, len) || vdb_id_parse_arg(g->idtext.data, id, &err)) {
+		cli_error("%s: line %llu: %s", g->ids.path, (unsigned long long)g->ids.l.lineno,
+			  memchr(line, 0, len) ? "an id must not hold a NUL byte" : err.message);
+		return EXIT_DATA;
+	}
+	return 0;
+}
+
+static int row_payload(ingest *g, const char **payload, size_t *plen)
+{
+	*payload = NULL;
+	*plen = 0;
+	if (!g->payloads.path)
+		return 0;
+	const char *line;
+	size_t len;
+	int rc = sidecar_line(&g->payloads, g->row, &line, &len);
+	if (rc)
+		return rc;
+	vdb_error err;
+	if (vdb_jsonl_parse_payload(g->parser, line, len, payload, plen, &err)) {
+		cli_error("%s: line %llu: %s", g->payloads.path,
+			  (unsigned long long)g->payloads.l.lineno, err.message);
+		return EXIT_DATA;
+	}
+	return 0;
+}
+
+/* Reads one .npy/.fvecs/.bvecs input to its end. Rows are numbered from 0 in each file. */
+static int ingest_vectors(ingest *g, input *in)
+{
+	vdb_error err;
+	if (!in->vr && vdb_vec_reader_open(in->in, vec_format(in->f), g->dim, &in->vr, &err))
+		return input_failed(in->path, &err);
+	g->unit = "rows";
+	for (uint64_t row = 0;; row++) {
+		const float *vec;
+		int has, rc;
+		/* As with JSON lines: commit before we may block on a slow producer. */
+		if (vdb_writer_pending(g->w) && !vdb_vec_reader_ready(in->vr) &&
+		    !vdb_istream_ready(in->in) && (rc = commit(g)))
+			return rc;
+		if (vdb_vec_reader_next(in->vr, &vec, &has, &err))
+			return input_failed(in->path, &err);
+		if (!has)
+			return 0;
+		vdb_id id;
+		const char *payload;
+		size_t plen;
+		if ((rc = row_id(g, &id)) || (rc = row_payload(g, &payload, &plen)))
+			return rc;
+		vdb_status st = vdb_writer_upsert(g->w, &id, vec, payload, plen, &err);
+		if (st == VDB_EDATA) {
+			cli_error("%s: row %llu: %s", in->path ? in->path : "standard input",
+				  (unsigned long long)row, err.message);
+			return EXIT_DATA;
+		}
+		if (st)
+			return cli_fail(&err);
+		g->row++;
+		added(g, row, 0, 0);
+		if ((rc = maybe_commit(g)))
+			return rc;
+		if (stop_signal)
+			return 128 + stop_signal;
+	}
+}
+
+static int ingest_csv(ingest *g, input *in)
+{
+	vdb_error err;
+	vdb_csv_reader *r;
+	if (vdb_csv_reader_open(in->in, g->dim, &g->csv, &r, &err))
+		return input_failed(in->path, &err);
+	g->unit = "lines";
+	int rc = 0;
+	for (;;) {
+		vdb_record rec;
+		int has;
+		if (vdb_writer_pending(g->w) && !vdb_csv_reader_ready(r) &&
+		    !vdb_istream_ready(in->in) && (rc = commit(g)))
+			break;
+		if (vdb_csv_reader_next(r, &rec, &has, &err)) {
+			rc = input_failed(in->path, &err);
+			break;
+		}
+		if (!has)
+			break;
+		vdb_status st = vdb_writer_upsert(g->w, &rec.id, rec.vector, rec.payload,
+						  rec.payload_len, &err);
+		if (st == VDB_EDATA) {
+			cli_error("%s: line %llu: %s", in->path ? in->path : "standard input",
+				  (unsigned long long)vdb_csv_reader_line(r), err.message);
+			rc = EXIT_DATA;
+			break;
+		}
+		if (st) {
+			rc = cli_fail(&err);
+			break;
+		}
+		added(g, vdb_csv_reader_line(r), 0, 0);
+		if ((rc = maybe_commit(g)))
+			break;
+		if (stop_signal) {
+			rc = 128 + stop_signal;
+			break;
+		}
+	}
+	vdb_csv_reader_close(r);
+	return rc;
+}
+
+/* Opens path (NULL: standard input) as a stream that decompresses zstd by itself. */
+static int open_stream(const char *path, int *fd, vdb_istream **in)
+{
+	*fd = path ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (*fd < 0) {
+		cli_error("%s: %s", path, strerror(errno));
+		return EXIT_NOINPUT;
+	}
+	vdb_error err;
+	if (vdb_istream_open(*fd, &stop_signal, in, &err))
+		return input_failed(path, &err);
+	return 0;
+}
+
+static int open_input(input *in)
+{
+	return open_stream(in->path, &in->fd, &in->in);
+}
+
+static void close_input(input *in)
+{
+	vdb_vec_reader_close(in->vr);
+	vdb_istream_close(in->in);
+	if (in->path && in->fd >= 0)
+		close(in->fd);
+	in->vr = NULL;
+	in->in = NULL;
+	in->fd = -1;
+}
+
+static int ingest_input(ingest *g, input *in, size_t max_line)
+{
+	int rc = in->in ? 0 : open_input(in);
+	if (rc)
+		return rc;
+	g->cur = in->in;
+	if (in->f == FMT_CSV)
+		rc = ingest_csv(g, in);
+	else if (is_vectors(in->f))
+		rc = ingest_vectors(g, in);
+	else
+		rc = ingest_lines(g, in, max_line);
+	g->done_bytes += vdb_istream_raw_bytes(in->in);
+	if (in->f != FMT_JSONL)
+		g->bytes += vdb_istream_raw_bytes(in->in);
+	g->cur = NULL;
+	close_input(in);
+	return rc;
+}
+
+static int open_sidecar(sidecar *s, size_t max_line)
+{
+	int rc = open_stream(s->path, &s->fd, &s->in);
+	if (rc)
+		return rc;
+	cli_lines_init(&s->l, s->fd, s->path, max_line, &stop_signal);
+	s->l.src = s->in;
+	return 0;
+}
+
+static void close_sidecar(sidecar *s)
+{
+	if (!s->in)
+		return;
+	cli_lines_free(&s->l);
+	vdb_istream_close(s->in);
+	close(s->fd);
+	s->in = NULL;
+}
+
+/* Lines of a sidecar file, read through once. */
+static int count_lines(sidecar *s, size_t max_line, uint64_t *n)
+{
+	int rc = open_sidecar(s, max_line);
+	*n = 0;
+	for (; !rc;) {
+		const char *line;
+		size_t len;
+		int r = cli_lines_next(&s->l, &line, &len);
+		if (r == LINE_EOF)
+			break;
+		if (r == LINE_CANCELLED)
+			rc = 128 + stop_signal;
+		else if (r == LINE_ERROR)
+			rc = read_failed(&s->l);
+		else
+			++*n;
+	}
+	close_sidecar(s);
+	return rc;
+}
+
+/* Rows of a vector input whose header does not say: read through a second descriptor. A
+ * bad row ends the count there; the ingest itself then stops at that row with its error. */
+static int count_rows(ingest *g, input *in, uint64_t *n)
+{
+	input c = {in->path, in->f, -1, NULL, NULL};
+	int rc = open_input(&c);
+	vdb_error err = {.code = VDB_OK};
+	*n = 0;
+	if (!rc && !vdb_vec_reader_open(c.in, vec_format(c.f), g->dim, &c.vr, &err))
+		for (;;) {
+			const float *vec;
+			int has;
+			if (vdb_vec_reader_next(c.vr, &vec, &has, &err) || !has)
+				break;
+			++*n;
+		}
+	if (!rc && err.code == VDB_EINTR)
+		rc = 128 + stop_signal;
+	close_input(&c);
+	return rc;
+}
+
+/* --ids and --payloads must have one line per vector row: checked before anything is
+ * committed, so a misaligned pair of files changes nothing. */
+static int check_sidecars(ingest *g, input *ins, int n, size_t max_line)
+{
+	uint64_t rows = 0;
+	for (int i = 0; i < n; i++) {
+		int rc;
+		uint64_t r;
+		struct stat st;
+		if ((rc = open_input(&ins[i])))
+			return rc;
+		vdb_error err;
+		if (vdb_vec_reader_open(ins[i].in, vec_format(ins[i].f), g->dim, &ins[i].vr, &err))
+			return input_failed(ins[i].path, &err);
+		int64_t declared = vdb_vec_reader_rows(ins[i].vr);
+		if (declared >= 0) {
+			r = (uint64_t)declared;
+		} else if (ins[i].path && stat(ins[i].path, &st) == 0 && S_ISREG(st.st_mode)) {
+			if ((rc = count_rows(g, &ins[i], &r)))
+				return rc;
+		} else {
+			return cli_usage_error("the rows of %s cannot be counted in advance (for "
+					       "--ids/--payloads): give it as a file, or as .npy",
+					       ins[i].path ? ins[i].path : "standard input");
+		}
+		rows += r;
+	}
+	sidecar *sc[2] = {&g->ids, &g->payloads};
+	for (int i = 0; i < 2; i++) {
+		if (!sc[i]->path)
+			continue;
+		uint64_t lines;
+		int rc = count_lines(sc[i], max_line, &lines);
+		if (rc)
+			return rc;
+		if (lines != rows) {
+			cli_error("%s %s has %llu lines, but the vector input has %llu rows: nothing "
+				  "was ingested", sc[i]->option, sc[i]->path, (unsigned long long)lines,
+				  (unsigned long long)rows);
+			return EXIT_DATA;
+		}
+		if ((rc = open_sidecar(sc[i], max_line)))
+			return rc;
+	}
+	return 0;
 }
 
 static void on_wait(void *ctx, long pid)
@@ -240,11 +667,67 @@ static void on_wait(void *ctx, long pid)
 	}
 }
 
+/* Each input's format, and the checks that fail a run before anything is opened: option
+ * combinations, missing files. *total: bytes of all inputs (UINT64_MAX: a pipe among them). */
+static int plan_inputs(ingest *g, input *ins, int ninputs, char **paths, int npaths, fmt format,
+		       int offset_given, uint64_t *total)
+{
+	int stdin_seen = 0;
+	*total = 0;
+	for (int i = 0; i < ninputs; i++) {
+		const char *path = npaths ? paths[i] : "-";
+		int is_stdin = !strcmp(path, "-");
+		input *in = &ins[i];
+		*in = (input){is_stdin ? NULL : path, format, -1, NULL, NULL};
+		if (in->f == FMT_DEFAULT)
+			in->f = is_stdin ? FMT_JSONL : detect(path);
+		if (in->f == FMT_DEFAULT)
+			in->f = FMT_JSONL; /* any other name: JSON lines, as always */
+		if (is_stdin && stdin_seen++)
+			return cli_usage_error("standard input ('-') is given twice");
+		if (in->f != FMT_JSONL && g->skip_invalid)
+			return cli_usage_error("--skip-invalid applies to JSON lines only (%s is "
+					       "%s)", path, fmt_names[in->f]);
+		if (!is_vectors(in->f) && (g->ids.path || g->payloads.path || offset_given))
+			return cli_usage_error("--ids, --payloads and --id-offset go with .npy, "
+					       ".fvecs or .bvecs input (%s is %s)", path,
+					       fmt_names[in->f]);
+		/* Check every input up front: a missing file fails the run before anything
+		 * commits. */
+		struct stat st;
+		if (!is_stdin && access(path, R_OK) < 0) {
+			cli_error("%s: %s", path, strerror(errno));
+			return EXIT_NOINPUT;
+		}
+		if (is_stdin || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			*total = UINT64_MAX;
+		else if (*total != UINT64_MAX)
+			*total += (uint64_t)st.st_size;
+	}
+	sidecar *sc[2] = {&g->ids, &g->payloads};
+	for (int i = 0; i < 2; i++)
+		if (sc[i]->path && (!strcmp(sc[i]->path, "-") || access(sc[i]->path, R_OK) < 0)) {
+			if (!strcmp(sc[i]->path, "-"))
+				return cli_usage_error("%s needs a file, not standard input",
+						       sc[i]->option);
+			cli_error("%s: %s", sc[i]->path, strerror(errno));
+			return EXIT_NOINPUT;
+		}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init("vdb-ingest");
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'},
+		{"format", required_argument, NULL, 'f'},
+		{"ids", required_argument, NULL, 'I'},
+		{"id-offset", required_argument, NULL, 'O'},
+		{"payloads", required_argument, NULL, 'P'},
+		{"id-column", required_argument, NULL, 'C'},
+		{"vector-column", required_argument, NULL, 'X'},
+		{"vector-columns", required_argument, NULL, 'Y'},
 		{"batch", required_argument, NULL, 'b'},
 		{"delete-where", required_argument, NULL, 'D'},
 		{"skip-invalid", no_argument, NULL, 'S'},
@@ -257,16 +740,37 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
-	ingest g = {.batch_size = 1000};
+	ingest g = {.batch_size = 1000, .unit = "lines"};
+	g.ids = (sidecar){.option = "--ids", .fd = -1};
+	g.payloads = (sidecar){.option = "--payloads", .fd = -1};
+	vdb_csv_options_init(&g.csv);
 	const char *name = VDB_DEFAULT_COLLECTION;
 	uint64_t max_line = 64u << 20;
 	const char *where_text = NULL;
+	fmt format = FMT_DEFAULT;
+	int offset_given = 0;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int c;
-	while ((c = getopt_long(argc, argv, "c:b:vqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:f:b:vqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
+		case 'f':
+			if (cli_name_index(optarg, fmt_names, FMT_CSV + 1) <= 0)
+				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs, "
+						       "bvecs or csv)", optarg);
+			format = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
+			break;
+		case 'I': g.ids.path = optarg; break;
+		case 'O':
+			if (cli_parse_u64(optarg, "--id-offset", 0, UINT64_MAX, 0, &g.id_offset))
+				return EXIT_USAGE;
+			offset_given = 1;
+			break;
+		case 'P': g.payloads.path = optarg; break;
+		case 'C': g.csv.id_column = optarg; break;
+		case 'X': g.csv.vector_column = optarg; break;
+		case 'Y': g.csv.vector_columns = optarg; break;
 		case 'b':
 			if (cli_parse_u64(optarg, "--batch", 1, 1000000, 0, &g.batch_size))
 				return EXIT_USAGE;
@@ -294,17 +798,28 @@ int main(int argc, char **argv)
 		return cli_usage_error("missing database directory operand");
 	if (g.rejects_path && !g.skip_invalid)
 		return cli_usage_error("--rejects needs --skip-invalid");
+	if (offset_given && g.ids.path)
+		return cli_usage_error("--id-offset and --ids exclude each other");
 	const char *db = argv[optind++];
 	vdb_filter *where_filter = NULL;
 	if (where_text && cli_parse_filter(where_text, "--delete-where", &where_filter))
 		return EXIT_USAGE;
-	/* Check every input up front: a missing file fails the run before anything commits. */
-	for (int i = optind; i < argc; i++)
-		if (strcmp(argv[i], "-") && access(argv[i], R_OK) < 0) {
-			cli_error("%s: %s", argv[i], strerror(errno));
-			vdb_filter_free(where_filter);
-			return EXIT_NOINPUT;
-		}
+	/* --delete-where without FILE operands reads no input. */
+	int ninputs = optind < argc ? argc - optind : where_filter ? 0 : 1;
+	input *ins = calloc(ninputs ? (size_t)ninputs : 1, sizeof *ins);
+	if (!ins) {
+		cli_error("out of memory");
+		vdb_filter_free(where_filter);
+		return EXIT_INTERNAL;
+	}
+	uint64_t total;
+	int rc = plan_inputs(&g, ins, ninputs, argv + optind, argc - optind, format, offset_given,
+			     &total);
+	if (rc) {
+		free(ins);
+		vdb_filter_free(where_filter);
+		return rc;
+	}
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
 	wo.on_wait = on_wait;
@@ -313,6 +828,7 @@ int main(int argc, char **argv)
 	double t0 = cli_now();
 	vdb_error err;
 	if (vdb_writer_open(db, name, &wo, &g.w, &err)) {
+		free(ins);
 		vdb_filter_free(where_filter);
 		if (err.code == VDB_EINTR)
 			return 128 + (stop_signal ? stop_signal : SIGINT);
@@ -320,11 +836,13 @@ int main(int argc, char **argv)
 	}
 	vdb_collection_config cfg;
 	vdb_writer_get_config(g.w, &cfg);
-	int rc = 0;
+	g.dim = cfg.dim;
 	if (vdb_jsonl_parser_new(cfg.dim, &g.parser, &err)) {
 		rc = cli_fail(&err);
 		goto done;
 	}
+	if ((g.ids.path || g.payloads.path) && (rc = check_sidecars(&g, ins, ninputs, max_line)))
+		goto done;
 	if (g.rejects_path && !(g.rejects = fopen(g.rejects_path, "w"))) {
 		cli_error("%s: %s", g.rejects_path, strerror(errno));
 		rc = EXIT_CANTCREAT;
@@ -332,23 +850,9 @@ int main(int argc, char **argv)
 	}
 	if (where_filter && (rc = delete_where(&g, where_filter, 0)))
 		goto done;
-	if (optind == argc) {
-		if (!where_filter) /* --delete-where alone reads no input */
-			rc = ingest_fd(&g, STDIN_FILENO, NULL, max_line);
-	} else {
-		for (int i = optind; i < argc && !rc; i++) {
-			int stdin_ = !strcmp(argv[i], "-");
-			int fd = stdin_ ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				cli_error("%s: %s", argv[i], strerror(errno));
-				rc = EXIT_NOINPUT;
-				break;
-			}
-			rc = ingest_fd(&g, fd, stdin_ ? NULL : argv[i], max_line);
-			if (!stdin_)
-				close(fd);
-		}
-	}
+	cli_progress_init(&g.prog, g.quiet, "records", total == UINT64_MAX ? 0 : total);
+	for (int i = 0; i < ninputs && !rc; i++)
+		rc = ingest_input(&g, &ins[i], max_line);
 	if (rc == 0 || rc == EXIT_DATA) {
 		/* Everything before the end, or before the first bad line, is committed. */
 		int crc = commit(&g);
@@ -362,6 +866,13 @@ int main(int argc, char **argv)
 		rc = EXIT_IO;
 	}
 done:
+	cli_progress_end(&g.prog);
+	for (int i = 0; i < ninputs; i++)
+		close_input(&ins[i]);
+	free(ins);
+	close_sidecar(&g.ids);
+	close_sidecar(&g.payloads);
+	vdb_text_free(&g.idtext);
 	vdb_writer_close(g.w);
 	vdb_filter_free(where_filter);
 	vdb_jsonl_parser_free(g.parser);

@@ -3,6 +3,7 @@
  * start. */
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] [FILE...]\n"
+	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] [-j N] [FILE...]\n"
 	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] --vector=JSON\n"
 	       "       vdb-query DB [-c NAME] --count [--filter JSON]\n"
 	       "       vdb-query DB [-c NAME] --id ID\n"
@@ -45,6 +46,9 @@ static void usage(void)
 	       "      --id ID            print the stored record with this id (digits: an\n"
 	       "                         integer id; anything else, or \"quoted\", a string id)\n"
 	       "      --max-line-bytes N longest accepted query line (default 64M)\n"
+	       "  -j, --threads N        answer streamed queries on N threads, 1 to 64\n"
+	       "                         (default: $VDB_THREADS, or one per CPU); output\n"
+	       "                         stays in input order\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -111,41 +115,82 @@ static vdb_status query_filter(const query_opts *o, const vdb_jsonl_parser *p, l
 	return VDB_OK;
 }
 
+
 #define PUT(text, s) (vdb_text_append(text, s, sizeof(s) - 1) != VDB_OK)
 
-/* Searches and prints one result line, built whole and written with one call. */
-static int print_results(vdb_collection *c, const query_opts *o, const vdb_filter *f,
-			 const float *q, size_t k, vdb_hit *hits, vdb_text *t, uint32_t dim,
-			 vdb_error *err)
+/* One thread's means of answering queries: its own searcher, parser and hit array. */
+typedef struct answerer {
+	vdb_collection *c;
+	vdb_searcher *searcher;
+	vdb_jsonl_parser *parser;
+	vdb_hit *hits;
+	uint32_t dim;
+	line_filter lf;
+} answerer;
+
+static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vdb_error *err)
+{
+	memset(a, 0, sizeof *a);
+	a->c = c;
+	a->dim = dim;
+	if (!(a->hits = malloc(VDB_K_MAX * sizeof *a->hits))) {
+		err->code = VDB_ENOMEM;
+		snprintf(err->message, sizeof err->message, "out of memory");
+		return VDB_ENOMEM;
+	}
+	vdb_status st = vdb_searcher_new(c, &a->searcher, err);
+	return st ? st : vdb_jsonl_parser_new(dim, &a->parser, err);
+}
+
+static void answerer_free(answerer *a)
+{
+	vdb_jsonl_parser_free(a->parser);
+	vdb_searcher_free(a->searcher);
+	line_filter_free(&a->lf);
+	free(a->hits);
+}
+
+/* Searches for q and appends its result line to t. */
+static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter *f,
+			      const float *q, size_t k, vdb_text *t, vdb_error *err)
 {
 	size_t n;
 	vdb_search_options so = o->search;
 	so.filter = f;
-	vdb_status st = vdb_search(c, q, k, &so, hits, &n, err);
+	vdb_status st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err);
 	if (st)
 		return st;
-	t->len = 0;
 	int bad = PUT(t, "{\"results\":[");
 	for (size_t i = 0; i < n && !bad; i++) {
 		vdb_record rec;
-		if ((st = vdb_hit_record(c, &hits[i], &rec, err)))
+		if ((st = vdb_hit_record(a->c, &a->hits[i], &rec, err)))
 			return st;
 		bad |= (i && PUT(t, ",")) || PUT(t, "{\"id\":") ||
 		       vdb_jsonl_append_id(t, &rec.id) != VDB_OK || PUT(t, ",\"score\":") ||
-		       vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
+		       vdb_jsonl_append_float(t, a->hits[i].score) != VDB_OK;
 		if (o->with_payload)
 			bad |= PUT(t, ",\"payload\":") ||
 			       (rec.payload ? vdb_text_append(t, rec.payload, rec.payload_len) != VDB_OK
 					    : PUT(t, "null"));
 		if (o->with_vector)
 			bad |= PUT(t, ",\"vector\":") ||
-			       vdb_jsonl_append_vector(t, rec.vector, dim) != VDB_OK;
+			       vdb_jsonl_append_vector(t, rec.vector, a->dim) != VDB_OK;
 		bad |= PUT(t, "}");
 	}
-	if (bad || PUT(t, "]}\n"))
-		return VDB_ENOMEM;
-	fwrite(t->data, 1, t->len, stdout);
-	return VDB_OK;
+	return bad || PUT(t, "]}\n") ? VDB_ENOMEM : VDB_OK;
+}
+
+/* Parses one query line and appends its result line to t. */
+static vdb_status answer_line(answerer *a, const query_opts *o, const char *line, size_t len,
+			      vdb_text *t, vdb_error *err)
+{
+	const float *q;
+	size_t k = o->k;
+	const vdb_filter *f = NULL;
+	vdb_status st = vdb_jsonl_parse_query(a->parser, line, len, &q, &k, err);
+	if (!st)
+		st = query_filter(o, a->parser, &a->lf, &f, err);
+	return st ? st : search_into(a, o, f, q, k, t, err);
 }
 
 static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
@@ -173,63 +218,317 @@ static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
 	return EXIT_OK;
 }
 
-static int run_stream(vdb_collection *c, const query_opts *o, cli_lines *l, vdb_jsonl_parser *p,
-		      line_filter *lf, vdb_hit *hits, vdb_text *out, uint32_t dim)
+/* "FILE: line N" or "line N", for messages about a line. */
+static const char *line_location(const cli_lines *l, uint64_t lineno, char *at, size_t size)
+{
+	if (l->name)
+		snprintf(at, size, "%s: line %llu", l->name, (unsigned long long)lineno);
+	else
+		snprintf(at, size, "line %llu", (unsigned long long)lineno);
+	return at;
+}
+
+/* Reports a failed query line; returns the exit code. */
+static int report(vdb_status st, const vdb_error *err, const cli_lines *l, uint64_t lineno)
+{
+	char at[4200];
+	if (st == VDB_EDATA) {
+		cli_error("%s: %s", line_location(l, lineno, at, sizeof at), err->message);
+		return EXIT_DATA;
+	}
+	if (st == VDB_ENOMEM) {
+		cli_error("out of memory");
+		return EXIT_INTERNAL;
+	}
+	return cli_fail(err);
+}
+
+/* Reports a reader result other than LINE_OK; returns the exit code. */
+static int report_read(int r, const cli_lines *l)
+{
+	char at[4200];
+	if (r == LINE_ERROR) {
+		cli_error("read %s: %m", l->name ? l->name : "standard input");
+		return EXIT_IO;
+	}
+	if (r == LINE_TOO_LONG) {
+		cli_error("%s: line is longer than %zu bytes (--max-line-bytes)",
+			  line_location(l, l->lineno, at, sizeof at), l->max_line);
+		return EXIT_DATA;
+	}
+	return EXIT_IO;
+}
+
+/* Answers every line of l on this thread. */
+static int stream_serial(answerer *a, const query_opts *o, cli_lines *l, vdb_text *out)
 {
 	for (;;) {
+		/* Answers go out in blocks, but never sit in the buffer while we wait for more
+		 * input: a program that sends one query and waits for its answer gets it. */
+		if (!cli_lines_ready(l) && fflush(stdout) != 0)
+			return EXIT_IO; /* reported by cli_close_stdout */
 		const char *line;
 		size_t len;
 		int r = cli_lines_next(l, &line, &len);
 		if (r == LINE_EOF)
 			return EXIT_OK;
-		char at[4200];
-		if (l->name)
-			snprintf(at, sizeof at, "%s: line %llu", l->name, (unsigned long long)l->lineno);
-		else
-			snprintf(at, sizeof at, "line %llu", (unsigned long long)l->lineno);
-		if (r == LINE_ERROR) {
-			cli_error("read %s: %m", l->name ? l->name : "standard input");
-			return EXIT_IO;
-		}
-		if (r == LINE_TOO_LONG) {
-			cli_error("%s: line is longer than %zu bytes (--max-line-bytes)", at, l->max_line);
-			return EXIT_DATA;
-		}
 		if (r != LINE_OK)
-			return EXIT_IO;
+			return report_read(r, l);
 		if (cli_is_blank(line, len))
 			continue;
-		const float *q;
-		size_t k = o->k;
 		vdb_error err;
-		const vdb_filter *f = NULL;
-		vdb_status st = vdb_jsonl_parse_query(p, line, len, &q, &k, &err);
-		if (!st)
-			st = query_filter(o, p, lf, &f, &err);
-		if (!st)
-			st = print_results(c, o, f, q, k, hits, out, dim, &err);
-		if (st == VDB_EDATA) {
-			cli_error("%s: %s", at, err.message);
-			return EXIT_DATA;
-		}
-		if (st == VDB_ENOMEM) {
-			cli_error("out of memory");
-			return EXIT_INTERNAL;
-		}
+		out->len = 0;
+		vdb_status st = answer_line(a, o, line, len, out, &err);
 		if (st)
-			return cli_fail(&err);
+			return report(st, &err, l, l->lineno);
+		fwrite(out->data, 1, out->len, stdout);
 	}
+}
+
+/* ---- answering on several threads ----
+ * The main thread reads lines into batches and writes the batches' answers in input order;
+ * workers take the batches in order and answer their lines. A batch stops at its first
+ * failed line, whose error the main thread reports after writing the answers before it. */
+
+#define BATCH_LINES 64
+#define BATCH_BYTES (1u << 20)
+
+typedef struct batch {
+	vdb_text text;              /* the lines, each followed by '\n' */
+	size_t n;                   /* lines */
+	size_t end[BATCH_LINES];    /* end offset of each line in text */
+	uint64_t lineno[BATCH_LINES];
+	vdb_text out;               /* their answers */
+	vdb_status st;              /* of the failed line, if any */
+	vdb_error err;
+	uint64_t err_lineno;
+	int done;
+} batch;
+
+typedef struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work, finished;
+	batch *ring;
+	size_t cap, head, taken, tail; /* in flight: [head, tail); handed out: [head, taken) */
+	int stop;
+	const query_opts *o;
+} pool;
+
+typedef struct worker_ctx {
+	pool *pl;
+	answerer a;
+} worker_ctx;
+
+static void answer_batch(answerer *a, const query_opts *o, batch *b)
+{
+	b->out.len = 0;
+	b->st = VDB_OK;
+	size_t start = 0;
+	for (size_t i = 0; i < b->n; start = b->end[i] + 1, i++) {
+		const char *line = b->text.data + start;
+		size_t len = b->end[i] - start;
+		if (cli_is_blank(line, len))
+			continue;
+		vdb_status st = answer_line(a, o, line, len, &b->out, &b->err);
+		if (st) {
+			b->st = st;
+			b->err_lineno = b->lineno[i];
+			return;
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	worker_ctx *w = arg;
+	pool *pl = w->pl;
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		while (!pl->stop && pl->taken == pl->tail)
+			pthread_cond_wait(&pl->work, &pl->mu);
+		if (pl->stop)
+			break;
+		batch *b = &pl->ring[pl->taken++ % pl->cap];
+		pthread_mutex_unlock(&pl->mu);
+		answer_batch(&w->a, pl->o, b);
+		pthread_mutex_lock(&pl->mu);
+		b->done = 1;
+		pthread_cond_broadcast(&pl->finished);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+enum { LINE_NOMEM = -100 };
+
+/* Reads lines into b: the first may wait for input, the rest only while they are ready. */
+static int fill_batch(cli_lines *l, batch *b)
+{
+	b->n = 0;
+	b->text.len = 0;
+	b->done = 0;
+	do {
+		const char *line;
+		size_t len;
+		int r = cli_lines_next(l, &line, &len);
+		if (r != LINE_OK)
+			return r;
+		if (vdb_text_append(&b->text, line, len) || vdb_text_append(&b->text, "\n", 1))
+			return LINE_NOMEM;
+		b->end[b->n] = b->text.len - 1;
+		b->lineno[b->n++] = l->lineno;
+	} while (b->n < BATCH_LINES && b->text.len < BATCH_BYTES && !l->eof && cli_lines_ready(l));
+	return LINE_OK;
+}
+
+static int stream_parallel(pool *pl, cli_lines *l)
+{
+	int rc = EXIT_OK, read_rc = LINE_OK;
+	pthread_mutex_lock(&pl->mu);
+	pl->head = pl->taken = pl->tail = 0;
+	pthread_mutex_unlock(&pl->mu);
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		/* Write what is finished, in order. */
+		while (rc == EXIT_OK && pl->head < pl->tail && pl->ring[pl->head % pl->cap].done) {
+			batch *b = &pl->ring[pl->head % pl->cap];
+			pthread_mutex_unlock(&pl->mu);
+			if (b->out.len)
+				fwrite(b->out.data, 1, b->out.len, stdout);
+			if (b->st && rc == EXIT_OK)
+				rc = report(b->st, &b->err, l, b->err_lineno);
+			pthread_mutex_lock(&pl->mu);
+			pl->head++;
+		}
+		int idle = pl->head == pl->tail;
+		if (rc != EXIT_OK || (read_rc != LINE_OK && idle)) {
+			/* Stop: wait for batches still being answered (their output is dropped). */
+			while (pl->head < pl->taken) {
+				while (!pl->ring[pl->head % pl->cap].done)
+					pthread_cond_wait(&pl->finished, &pl->mu);
+				pl->head++;
+			}
+			pl->head = pl->taken = pl->tail;
+			pthread_mutex_unlock(&pl->mu);
+			if (rc == EXIT_OK && read_rc == LINE_NOMEM) {
+				cli_error("out of memory");
+				rc = EXIT_INTERNAL;
+			} else if (rc == EXIT_OK && read_rc != LINE_EOF) {
+				rc = report_read(read_rc, l);
+			}
+			return rc;
+		}
+		int room = pl->tail - pl->head < pl->cap;
+		if (read_rc == LINE_OK && room && (idle || cli_lines_ready(l))) {
+			pthread_mutex_unlock(&pl->mu);
+			/* About to wait for input with nothing in flight: answers so far go out. */
+			if (idle && !cli_lines_ready(l) && fflush(stdout) != 0)
+				return EXIT_IO; /* reported by cli_close_stdout */
+			batch *b = &pl->ring[pl->tail % pl->cap];
+			read_rc = fill_batch(l, b);
+			pthread_mutex_lock(&pl->mu);
+			if (b->n) {
+				/* Lines read before an error or the end are still answered. */
+				b->done = 0;
+				pl->tail++;
+				pthread_cond_signal(&pl->work);
+			}
+			pthread_mutex_unlock(&pl->mu);
+			continue;
+		}
+		/* Input is not ready, or the ring is full: wait for the oldest batch. */
+		while (pl->head < pl->tail && !pl->ring[pl->head % pl->cap].done)
+			pthread_cond_wait(&pl->finished, &pl->mu);
+		pthread_mutex_unlock(&pl->mu);
+	}
+}
+
+/* Answers the query lines of each FILE operand in turn, or of standard input. */
+static int stream_files(answerer *a, const query_opts *o, int argc, char **argv, int first,
+			size_t max_line, unsigned threads)
+{
+	pool pl = {.o = o};
+	worker_ctx *workers = NULL;
+	pthread_t *tids = NULL;
+	unsigned started = 0;
+	int rc = EXIT_OK;
+	if (threads > 1) {
+		pl.cap = 2 * threads + 2;
+		pl.ring = calloc(pl.cap, sizeof *pl.ring);
+		workers = calloc(threads, sizeof *workers);
+		tids = calloc(threads, sizeof *tids);
+		pthread_mutex_init(&pl.mu, NULL);
+		pthread_cond_init(&pl.work, NULL);
+		pthread_cond_init(&pl.finished, NULL);
+		if (!pl.ring || !workers || !tids)
+			rc = EXIT_INTERNAL;
+		for (; rc == EXIT_OK && started < threads; started++) {
+			vdb_error err;
+			workers[started].pl = &pl;
+			if (answerer_init(&workers[started].a, a->c, a->dim, &err) ||
+			    pthread_create(&tids[started], NULL, worker_main, &workers[started])) {
+				answerer_free(&workers[started].a);
+				rc = EXIT_INTERNAL;
+				break;
+			}
+		}
+		if (rc)
+			cli_error("out of memory");
+	}
+	for (int i = first; rc == EXIT_OK && (i == first || i < argc); i++) {
+		int use_stdin = i >= argc || !strcmp(argv[i], "-");
+		int fd = use_stdin ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			cli_error("%s: %m", argv[i]);
+			rc = EXIT_NOINPUT;
+			break;
+		}
+		cli_lines l;
+		cli_lines_init(&l, fd, use_stdin ? NULL : argv[i], max_line, NULL);
+		vdb_text out = {0};
+		rc = threads > 1 ? stream_parallel(&pl, &l) : stream_serial(a, o, &l, &out);
+		vdb_text_free(&out);
+		cli_lines_free(&l);
+		if (!use_stdin)
+			close(fd);
+	}
+	if (threads > 1) {
+		pthread_mutex_lock(&pl.mu);
+		pl.stop = 1;
+		pthread_cond_broadcast(&pl.work);
+		pthread_mutex_unlock(&pl.mu);
+		for (unsigned t = 0; t < started; t++) {
+			pthread_join(tids[t], NULL);
+			answerer_free(&workers[t].a);
+		}
+		for (size_t b = 0; pl.ring && b < pl.cap; b++) {
+			vdb_text_free(&pl.ring[b].text);
+			vdb_text_free(&pl.ring[b].out);
+		}
+		pthread_mutex_destroy(&pl.mu);
+		pthread_cond_destroy(&pl.work);
+		pthread_cond_destroy(&pl.finished);
+		free(pl.ring);
+		free(workers);
+		free(tids);
+	}
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	cli_init("vdb-query");
+	/* Answers are flushed whenever input would block (run_stream), so a large buffer only
+	 * saves system calls when queries stream in faster than they are answered. */
+	static char outbuf[1 << 16];
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'},
 		{"payload", no_argument, NULL, 'P'},
 		{"vector", optional_argument, NULL, 'E'},
 		{"id", required_argument, NULL, 'I'},
 		{"max-line-bytes", required_argument, NULL, 'L'},
+		{"threads", required_argument, NULL, 'j'},
 		{"ef", required_argument, NULL, 'F'},
 		{"exact", no_argument, NULL, 'X'},
 		{"filter", required_argument, NULL, 'f'},
@@ -243,7 +542,8 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *id = NULL;
 	uint64_t v, max_line = 64u << 20;
 	int c, count = 0;
-	while ((c = getopt_long(argc, argv, "c:k:qhV", opts, NULL)) != -1) {
+	uint64_t threads = cli_default_threads();
+	while ((c = getopt_long(argc, argv, "c:k:j:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'k':
@@ -273,6 +573,10 @@ int main(int argc, char **argv)
 		case 'C': count = 1; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
+				return EXIT_USAGE;
+			break;
+		case 'j':
+			if (cli_parse_u64(optarg, "--threads", 1, 64, 0, &threads))
 				return EXIT_USAGE;
 			break;
 		case 'q': break;
@@ -310,14 +614,12 @@ int main(int argc, char **argv)
 		vdb_filter_free(filter);
 		return cli_fail(&err);
 	}
-	line_filter lf = {{0}, NULL};
 	vdb_collection_config cfg;
 	vdb_collection_get_config(coll, &cfg);
-	int rc;
-	vdb_jsonl_parser *p = NULL;
-	vdb_hit *hits = malloc(VDB_K_MAX * sizeof *hits);
+	int rc = EXIT_OK;
+	answerer a;
 	vdb_text out = {0};
-	if (!hits || vdb_jsonl_parser_new(cfg.dim, &p, &err)) {
+	if (answerer_init(&a, coll, cfg.dim, &err)) {
 		cli_error("out of memory");
 		rc = EXIT_INTERNAL;
 	} else if (count) {
@@ -329,44 +631,21 @@ int main(int argc, char **argv)
 	} else if (id) {
 		rc = get_by_id(coll, id, cfg.dim);
 	} else if (one) {
-		const float *q;
-		size_t k = o.k;
-		const vdb_filter *f = NULL;
-		vdb_status st = vdb_jsonl_parse_query(p, one, strlen(one), &q, &k, &err);
-		if (!st)
-			st = query_filter(&o, p, &lf, &f, &err);
-		if (!st)
-			st = print_results(coll, &o, f, q, k, hits, &out, cfg.dim, &err);
+		vdb_status st = answer_line(&a, &o, one, strlen(one), &out, &err);
 		if (st == VDB_EDATA) {
 			cli_error("--vector: %s", err.message);
 			rc = EXIT_USAGE;
+		} else if (st) {
+			rc = cli_fail(&err);
 		} else {
-			rc = st ? cli_fail(&err) : EXIT_OK;
+			fwrite(out.data, 1, out.len, stdout);
 		}
 	} else {
-		rc = EXIT_OK;
-		int i = optind;
-		do {
-			int use_stdin = i >= argc || !strcmp(argv[i], "-");
-			int fd = use_stdin ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				cli_error("%s: %m", argv[i]);
-				rc = EXIT_NOINPUT;
-				break;
-			}
-			cli_lines l;
-			cli_lines_init(&l, fd, use_stdin ? NULL : argv[i], max_line, NULL);
-			rc = run_stream(coll, &o, &l, p, &lf, hits, &out, cfg.dim);
-			cli_lines_free(&l);
-			if (!use_stdin)
-				close(fd);
-		} while (++i < argc && rc == EXIT_OK);
+		rc = stream_files(&a, &o, argc, argv, optind, (size_t)max_line, (unsigned)threads);
 	}
 	vdb_text_free(&out);
-	line_filter_free(&lf);
+	answerer_free(&a);
 	vdb_filter_free(filter);
-	free(hits);
-	vdb_jsonl_parser_free(p);
 	vdb_collection_close(coll);
 	int wrc = cli_close_stdout();
 	return rc ? rc : wrc;

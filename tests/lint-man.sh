@@ -1,6 +1,6 @@
 #!/bin/sh
 # Lints every man page with groff's warnings enabled: any warning fails the test. Also
-# checks that each page's SYNOPSIS names the same options as the command's --help.
+# checks that each page documents exactly the long options the command's --help lists.
 set -u
 srcdir=$1 bindir=$2
 status=0 n=0
@@ -20,6 +20,11 @@ for page in "$srcdir"/man/*.1; do
 		*"$opt"*) ;;
 		*) echo "FAIL $page documents $opt, which $cmd --help does not list"; status=1 ;;
 		esac
+	done
+	# ... and the other way round: every long option --help lists is documented.
+	for opt in $(printf '%s\n' "$help" | grep -o '\-\-[a-z][a-z-]*' | sort -u); do
+		grep -q -- "$(printf '%s' "$opt" | sed 's/-/\\\\-/g')" "$page" ||
+			{ echo "FAIL $page does not document $opt, which $cmd --help lists"; status=1; }
 	done
 	echo "ok $page"
 done

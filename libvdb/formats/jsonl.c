@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "../util/buf.h"
 #include "../util/error.h"
 #include "../util/numfmt.h"
 #include "json.h"
+#include "jsonl.h"
 #include "vdb.h"
 #include "vdb_config.h"
 
@@ -60,45 +64,126 @@ static vdb_status syntax(vdb_error *err, const vj_reader *r)
 
 /* One pass over the common number shapes (at most 19 significant digits, decimal exponent
  * within +-22 after moving the point): the value is m * 10^e with m < 2^53, computed in
- * double with one correctly rounded operation on exact operands, then rounded to float.
- * That second rounding is wrong only when the double lies exactly halfway between two
- * floats (its low 29 mantissa bits are 1 followed by zeros); then, and for anything else
- * (long mantissas, big exponents, any grammar error), returns 0 and the caller takes the
- * general path: vj_number for the grammar and its messages, vdb_parse_float for the value.
- * On success *next is just past the number, which is followed by a delimiter. */
-static int fast_number(const char *s, const char *end, float *out, const char **next)
+ * double as m times the double nearest 10^e -- no division, which would dominate the
+ * parse -- and then rounded to float. The product is within 2 ulps (of double) of the
+ * exact value, so rounding it to float can only go wrong when it lies within 2 ulps of a
+ * point halfway between two floats (low 29 mantissa bits near 1 followed by zeros); then,
+ * and for anything else (long mantissas, big exponents, any grammar error), returns 0 and
+ * the caller takes the general path: vj_number for the grammar and its messages,
+ * vdb_parse_float for the value. On success *next is just past the number, which is
+ * followed by a delimiter. */
+/* Digits eight at a time (SWAR), so the number's length costs no mispredicted branch per
+ * digit. Little-endian loads: the first character is the lowest byte. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FAST_SWAR 1
+static inline uint64_t load8(const char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* How many of the 8 bytes, from the first, are ASCII digits. A byte below '0' borrows from
+ * the bytes after it, and a byte far above '9' carries into them: neither matters, as only
+ * the flags before the first non-digit are used. */
+static inline unsigned digit_run(uint64_t v)
+{
+	uint64_t x = v - 0x3030303030303030ull;
+	uint64_t t = (x | (x + 0x7676767676767676ull)) & 0x8080808080808080ull;
+	return t ? (unsigned)__builtin_ctzll(t) >> 3 : 8;
+}
+
+/* The value of the first n (1..8) digits of v: the others are shifted out, and the
+ * shifted-in zero bytes act as leading zeros. */
+static inline uint64_t digits_value(uint64_t v, unsigned n)
+{
+	v = (v & 0x0f0f0f0f0f0f0f0full) << (8 * (8 - n));
+	v = (v * 2561) >> 8 & 0x00ff00ff00ff00ffull;
+	v = (v * 6553601) >> 16 & 0x0000ffff0000ffffull;
+	return (v * 42949672960001ull) >> 32;
+}
+#endif
+
+/* Scans the digits at *pp into *m (as m * 10^count + digits), advancing *pp; returns how
+ * many digits were read, or -1 when there are more than `room` of them. */
+static inline int scan_digits(const char **pp, const char *end, uint64_t *m, int room)
+{
+	static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+					  100000000};
+	const char *p = *pp;
+	int count = 0;
+#ifdef FAST_SWAR
+	while (end - p >= 8) {
+		uint64_t v = load8(p);
+		unsigned n = digit_run(v);
+		if (n == 0)
+			break;
+		if ((count += (int)n) > room)
+			return -1;
+		*m = *m * pow10u[n] + digits_value(v, n);
+		p += n;
+		if (n < 8) {
+			*pp = p;
+			return count;
+		}
+	}
+#endif
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (++count > room)
+			return -1;
+		*m = *m * 10 + (uint64_t)(*p - '0');
+	}
+	*pp = p;
+	return count;
+}
+
+/* m * 10^exp10, negated when neg, as a correctly rounded float -- or 0 when this quick
+ * computation cannot promise that and the general parser must decide. */
+static inline int decimal_to_float(uint64_t m, int exp10, int neg, float *out)
 {
 	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
 				       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 				       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	static const double inv10[] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+				       1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
+				       1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+		return 0;
+	double d = (double)m * (exp10 < 0 ? inv10[-exp10] : pow10[exp10]);
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof bits);
+	/* Near a float midpoint (zero's low bits are not), overflow, or a subnormal result.
+	 * Zeros are common in vectors, so the tests are combined without branches (| and &,
+	 * not ||) into one branch that is almost never taken. */
+	if (((bits & 0x1fffffffull) - (0x10000000ull - 3) <= 6) | (d > 3.4028234663852886e38) |
+	    ((d < 1.1754943508222875e-38) & (m != 0)))
+		return 0;
+	float f = (float)d;
+	*out = neg ? -f : f;
+	return 1;
+}
+
+static int fast_number(const char *s, const char *end, float *out, const char **next)
+{
 	const char *p = s;
 	int neg = p < end && *p == '-';
 	p += neg;
 	if (p >= end || *p < '0' || *p > '9')
 		return 0;
+	/* At most 19 digits in all (leading zeros included), so m cannot overflow. */
 	uint64_t m = 0;
-	int digits = 0, exp10 = 0;
-	if (*p == '0') {
-		p++;
-		if (p < end && *p >= '0' && *p <= '9')
-			return 0; /* leading zero: the general path reports it */
-	} else {
-		for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
-			m = m * 10 + (uint64_t)(*p - '0');
-	}
+	int digits = scan_digits(&p, end, &m, 19), exp10 = 0;
+	/* Too long, or a leading zero: the general path decides and reports (without a
+	 * branch on the zero, as in decimal_to_float). */
+	if ((digits < 0) | ((s[neg] == '0') & (digits > 1)))
+		return 0;
 	if (p < end && *p == '.') {
 		p++;
-		if (p >= end || *p < '0' || *p > '9')
+		int frac = scan_digits(&p, end, &m, 19 - digits);
+		if (frac <= 0)
 			return 0;
-		for (; p < end && *p >= '0' && *p <= '9'; p++) {
-			if (m || *p != '0')
-				digits++;
-			m = m * 10 + (uint64_t)(*p - '0');
-			exp10--;
-		}
+		exp10 = -frac;
 	}
-	if (digits > 19)
-		return 0;
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		p++;
 		int eneg = p < end && (*p == '-' || *p == '+') ? *p++ == '-' : 0, e = 0, ed = 0;
@@ -112,18 +197,107 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 	if (p < end && *p != ',' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
 	    *p != '\n')
 		return 0;
-	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+	if (!decimal_to_float(m, exp10, neg, out))
 		return 0;
-	double d = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
-	uint64_t bits;
-	memcpy(&bits, &d, sizeof bits);
-	if (m && (bits & 0x1fffffffull) == 0x10000000ull)
-		return 0;
-	if (d > 3.4028234663852886e38 || (m && d < 1.1754943508222875e-38))
-		return 0; /* overflow or subnormal: the general path decides */
-	float f = (float)d;
-	*out = neg ? -f : f;
 	*next = p;
+	return 1;
+}
+
+static inline int is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+#if defined(__SSE2__) && defined(FAST_SWAR)
+/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits on each side, checked and
+ * converted without a loop: the shape of almost every number an embedding is written in.
+ * Reads up to 18 bytes from b (the caller checks there are). Returns 0 for anything else. */
+static inline int short_decimal(const char *b, const char *e, float *out)
+{
+	int neg = *b == '-';
+	b += neg;
+	long len = e - b;
+	if (len < 1 || len > 16)
+		return 0;
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)b);
+	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+	uint32_t digit = (uint32_t)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t));
+	uint32_t dot = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+	uint32_t want = (1u << len) - 1;
+	dot &= want;
+	if (((digit | dot) & want) != want || (dot & (dot - 1)))
+		return 0; /* a character that is neither, or two points */
+	int ilen = dot ? __builtin_ctz(dot) : (int)len, flen = dot ? (int)len - ilen - 1 : 0;
+	if ((ilen < 1) | (ilen > 8) | (flen > 8) | (dot && flen < 1) | ((*b == '0') & (ilen > 1)))
+		return 0; /* no digits before or after the point, too long, or a leading zero */
+	uint64_t m = digits_value(load8(b), (unsigned)ilen);
+	if (flen) {
+		static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+						  10000000, 100000000};
+		m = m * pow10u[flen] + digits_value(load8(b + ilen + 1), (unsigned)flen);
+	}
+	return decimal_to_float(m, -flen, neg, out);
+}
+#endif
+
+/* One element of a vector array: the bytes [b, e) between two separators must be a number
+ * with optional whitespace around it. fast_number may read up to lim (the end of the
+ * text); the number it finds ends at a delimiter, so at e or before. */
+static inline int vector_element(const char *b, const char *e, const char *lim, float *out)
+{
+	while (b < e && is_json_space(*b))
+		b++;
+	while (e > b && is_json_space(e[-1]))
+		e--;
+#if defined(__SSE2__) && defined(FAST_SWAR)
+	if (lim - b >= 18 && short_decimal(b, e, out))
+		return 1;
+#endif
+	const char *next;
+	if (!fast_number(b, lim, out, &next))
+		return 0;
+	while (next < e && is_json_space(*next))
+		next++;
+	return next == e;
+}
+
+/* The whole vector in one pass when it is the common case: exactly dim plain numbers.
+ * The separators are found first, sixteen bytes at a time, so that each number is parsed
+ * from a known start: the numbers are independent work the CPU overlaps, instead of a
+ * chain in which each one's end is needed to find the next. s is just past '['; on success
+ * *after is just past ']'. Anything else (wrong count, other values, long numbers) returns
+ * 0 and the general loop parses and reports from s. */
+static int vector_in_one_pass(const char *s, const char *end, float *vec, size_t dim,
+			      const char **after)
+{
+	const char *close = memchr(s, ']', (size_t)(end - s));
+	if (!close)
+		return 0;
+	size_t n = 0;
+	const char *field = s;
+	for (const char *blk = s; blk < close; blk += 16) {
+		uint32_t mask = 0;
+#ifdef __SSE2__
+		if (close - blk >= 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)blk);
+			mask = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+		} else
+#endif
+			for (int i = 0; i < 16 && blk + i < close; i++)
+				mask |= (uint32_t)(blk[i] == ',') << i;
+		while (mask) {
+			const char *comma = blk + __builtin_ctz(mask);
+			mask &= mask - 1;
+			if (n >= dim || !vector_element(field, comma, end, &vec[n]))
+				return 0;
+			n++;
+			field = comma + 1;
+		}
+	}
+	if (n + 1 != dim || !vector_element(field, close, end, &vec[n]))
+		return 0;
+	*after = close + 1;
 	return 1;
 }
 
@@ -134,6 +308,11 @@ static vdb_status parse_vector(vdb_jsonl_parser *p, vj_reader *r, float *vec, co
 		return vdb_err(err, VDB_EDATA, "\"%s\" must be an array of %" PRIu32 " numbers", field,
 			       p->dim);
 	r->p++;
+	const char *close;
+	if (vector_in_one_pass(r->p, r->end, vec, p->dim, &close)) {
+		r->p = close;
+		return VDB_OK;
+	}
 	size_t n = 0;
 	if (vj_peek(r) == ']') {
 		r->p++;
@@ -272,14 +451,22 @@ static vdb_status check_line(const char *line, size_t len, vdb_error *err)
 	return VDB_OK;
 }
 
+/* Checks the line's UTF-8 and starts reading it. */
+static vdb_status begin(vj_reader *r, const char *line, size_t len, vdb_error *err)
+{
+	vdb_status st = check_line(line, len, err);
+	if (!st)
+		vj_init(r, line, len);
+	return st;
+}
+
 vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
 				  vdb_record_kind *kind, vdb_record *rec, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	if (vj_peek(&r) != '{') {
 		if (vj_value(&r, NULL))
 			return syntax(err, &r);
@@ -373,11 +560,10 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 				 const float **vector, size_t *k, vdb_error *err)
 {
-	vdb_status st = check_line(line, len, err);
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
 	if (st)
 		return st;
-	vj_reader r;
-	vj_init(&r, line, len);
 	int c = vj_peek(&r);
 	size_t kk = *k;
 	p->has_filter = 0;
@@ -557,6 +743,74 @@ vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t 
 			     vdb_buf_append(b, rec->payload, rec->payload_len)))
 		return VDB_ENOMEM;
 	return vdb_buf_puts(b, "}\n") ? VDB_ENOMEM : VDB_OK;
+}
+
+vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t len,
+				   const char **payload, size_t *payload_len, vdb_error *err)
+{
+	vj_reader r;
+	vdb_status st = begin(&r, line, len, err);
+	if (st)
+		return st;
+	int c = vj_peek(&r);
+	p->payload.len = 0;
+	if (c != '{') {
+		const char *tok = r.p;
+		if (vj_value(&r, NULL) || vj_end(&r))
+			return syntax(err, &r);
+		if (r.p - tok >= 4 && !memcmp(tok, "null", 4)) {
+			*payload = NULL;
+			*payload_len = 0;
+			return VDB_OK;
+		}
+		return vdb_err(err, VDB_EDATA, "a payload must be a JSON object or null");
+	}
+	if (vj_value(&r, &p->payload) || vj_end(&r))
+		return syntax(err, &r);
+	*payload = p->payload.data;
+	*payload_len = p->payload.len;
+	return VDB_OK;
+}
+
+vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t len,
+				   const char *field, const float **vec, vdb_error *err)
+{
+	vj_reader r;
+	vdb_status st = begin(&r, s, len, err);
+	if (st)
+		return st;
+	if ((st = parse_vector(p, &r, p->vec, field, err)))
+		return st;
+	if (vj_end(&r))
+		return syntax(err, &r);
+	*vec = p->vec;
+	return VDB_OK;
+}
+
+vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err)
+{
+	if (!id->is_string)
+		return vdb_jsonl_append_id(t, id) ? vdb_err_nomem(err) : VDB_OK;
+	if (memchr(id->str, '\n', id->len) || memchr(id->str, '\r', id->len))
+		return vdb_err(err, VDB_EDATA, "string id holds a line break: not representable one "
+					       "per line (use JSON lines)");
+	/* Bare text reads back as the same id unless it is all digits (an integer) or quoted
+	 * already (the quotes would be taken off). */
+	size_t nd = 0;
+	while (nd < id->len && id->str[nd] >= '0' && id->str[nd] <= '9')
+		nd++;
+	int digits = nd == id->len;
+	int quoted = id->len >= 2 && id->str[0] == '"' && id->str[id->len - 1] == '"';
+	vdb_buf *b = (vdb_buf *)t;
+	if (!digits && !quoted)
+		return vdb_buf_append(b, id->str, id->len) ? vdb_err_nomem(err) : VDB_OK;
+	if (memchr(id->str, '\\', id->len))
+		return vdb_err(err, VDB_EDATA, "string id %.*s needs quotes and holds a backslash: "
+					       "not representable one per line (use JSON lines)",
+			       (int)(id->len > 40 ? 40 : id->len), id->str);
+	if (vdb_buf_putc(b, '"') || vdb_buf_append(b, id->str, id->len) || vdb_buf_putc(b, '"'))
+		return vdb_err_nomem(err);
+	return VDB_OK;
 }
 
 const char *vdb_version(void)

@@ -243,6 +243,18 @@ VDB_API void vdb_search_options_init(vdb_search_options *o);
 VDB_API vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
 			      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err);
 
+/* Searches of one view from several threads at once: vdb_search reuses scratch memory
+ * kept in the collection, so each thread searches through its own searcher instead (a
+ * view is otherwise read-only, and vdb_hit_record and vdb_get may be called from any
+ * thread). A searcher must not outlive its collection. Errors: VDB_ENOMEM. */
+typedef struct vdb_searcher vdb_searcher;
+VDB_API vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err);
+VDB_API void vdb_searcher_free(vdb_searcher *s);
+/* As vdb_search, on the searcher's collection. */
+VDB_API vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
+				       const vdb_search_options *o, vdb_hit *hits, size_t *n,
+				       vdb_error *err);
+
 /* The record behind a hit of this collection view. */
 VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,
 				  vdb_error *err);
@@ -393,6 +405,150 @@ VDB_API vdb_status vdb_jsonl_append_float(vdb_text *t, float f);
 
 /* Appends a JSON array of dim floats. */
 VDB_API vdb_status vdb_jsonl_append_vector(vdb_text *t, const float *v, uint32_t dim);
+
+/* Parses one line of a payloads file (vdb-ingest --payloads): a JSON object, kept minified
+ * with its numbers as written, or null for no payload (*payload = NULL). The payload points
+ * into the parser and stays valid until its next call. Errors: VDB_EDATA. */
+VDB_API vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t len,
+					   const char **payload, size_t *payload_len,
+					   vdb_error *err);
+
+/* Appends the id as one word that vdb_id_parse_arg reads back to the same id: integers in
+ * decimal, strings as they are, or between double quotes when bare text would read back
+ * differently (all digits, or already quoted). Errors: VDB_EDATA for a
+ * string id holding a line break or a backslash inside such quotes (not representable). */
+VDB_API vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err);
+
+/* ---- Byte streams --------------------------------------------------------------------- */
+
+/* An input stream over a file descriptor (not closed by the stream). When the data starts
+ * with a zstd frame it is decompressed on the fly (concatenated frames too), so compressed
+ * files and pipes need no flag. Messages do not name the input (the caller knows it).
+ * A read interrupted by a signal is retried unless *cancel (optional) is set, in
+ * which case VDB_EINTR is returned. */
+typedef struct vdb_istream vdb_istream;
+
+VDB_API vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel, vdb_istream **out,
+				    vdb_error *err);
+/* Reads 1..cap bytes, or sets *got = 0 at the end. Errors: VDB_EIO, VDB_EINTR, VDB_EDATA
+ * (damaged or truncated zstd data). */
+VDB_API vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got,
+				    vdb_error *err);
+/* Reads n bytes; *got < n only at the end of the input, or on an error (then *got says
+ * how many bytes before the error are in buf). */
+VDB_API vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *got,
+					 vdb_error *err);
+/* 1 when a read would not block. */
+VDB_API int vdb_istream_ready(vdb_istream *s);
+VDB_API int vdb_istream_compressed(const vdb_istream *s);
+/* Bytes read from the file descriptor so far (compressed bytes for zstd input). */
+VDB_API uint64_t vdb_istream_raw_bytes(const vdb_istream *s);
+VDB_API void vdb_istream_close(vdb_istream *s);
+
+/* An output stream: standard output (path NULL or "-"), or the file `path`, written as a
+ * temporary sibling "path.tmp-PID" that vdb_ostream_finish fsyncs and renames into place
+ * (then fsyncs the directory), so that a reader never sees half a file. zstd_level > 0
+ * compresses (one frame, with a checksum). Closing an unfinished stream removes the
+ * temporary file. Errors: VDB_EIO (names the file and the call). */
+typedef struct vdb_ostream vdb_ostream;
+
+VDB_API vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
+				    vdb_error *err);
+VDB_API vdb_status vdb_ostream_write(vdb_ostream *s, const void *p, size_t n, vdb_error *err);
+VDB_API vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err);
+VDB_API void vdb_ostream_close(vdb_ostream *s);
+
+/* ---- Vector files: NumPy .npy, TEXMEX .fvecs/.bvecs ------------------------------------ */
+
+typedef enum vdb_vec_format {
+	VDB_VEC_NPY = 1,   /* NumPy format 1.0-3.0, a 2-D array (rows, dim) */
+	VDB_VEC_FVECS = 2, /* per row: int32 dim, then dim float32 (little-endian) */
+	VDB_VEC_BVECS = 3, /* per row: int32 dim, then dim uint8 (read only) */
+} vdb_vec_format;
+
+/* Reads rows of `dim` float32 from a vector file. .npy: float32 is taken as is; float64 and
+ * float16, either byte order, are converted (each value must be finite and, for float64,
+ * within the float32 range); C and Fortran order (Fortran-order data is read whole before
+ * the first row). Every value must be finite. Errors (VDB_EDATA) name the row, counted from
+ * 0, and the column: truncated rows, a wrong dimension, non-finite or out-of-range values,
+ * an unsupported .npy (object or structured dtype, integer types, rank other than 2). */
+typedef struct vdb_vec_reader vdb_vec_reader;
+
+/* Reads the header (npy) at once. */
+VDB_API vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
+				       vdb_vec_reader **out, vdb_error *err);
+/* The number of rows the header declares (npy), or -1 when only the end tells. */
+VDB_API int64_t vdb_vec_reader_rows(const vdb_vec_reader *r);
+/* Sets *vec to the next row (valid until the next call) and *has to 1, or *has to 0 at the
+ * end. */
+VDB_API vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has,
+				       vdb_error *err);
+/* 1 when the next call returns without reading (a row is buffered, or the end is known);
+ * with vdb_istream_ready, tells a caller whether it may block on a slow producer. */
+VDB_API int vdb_vec_reader_ready(const vdb_vec_reader *r);
+VDB_API void vdb_vec_reader_close(vdb_vec_reader *r);
+
+/* Writes rows of `dim` float32 as .npy (version 1.0, '<f4', C order; `rows` must be the
+ * exact number of rows that follow) or .fvecs. VDB_EINVAL for another format. */
+typedef struct vdb_vec_writer vdb_vec_writer;
+
+VDB_API vdb_status vdb_vec_writer_open(vdb_ostream *out, vdb_vec_format f, uint32_t dim,
+				       uint64_t rows, vdb_vec_writer **w, vdb_error *err);
+VDB_API vdb_status vdb_vec_writer_put(vdb_vec_writer *w, const float *vec, vdb_error *err);
+/* Checks that the declared number of rows was written (VDB_EINTERNAL otherwise). */
+VDB_API vdb_status vdb_vec_writer_finish(vdb_vec_writer *w, vdb_error *err);
+VDB_API void vdb_vec_writer_close(vdb_vec_writer *w);
+
+/* ---- CSV (RFC 4180) ------------------------------------------------------------------- */
+
+/* Reading: the first record is the header. One column holds the id (integers as integers,
+ * anything else a string id); the vector is either one column holding a JSON array, or
+ * `vector_columns`: a comma-separated list of column names or 1-based column numbers and
+ * ranges ("2-769"). Every other non-empty field goes into the payload under its column
+ * name, typed as a JSON number when it is one, else as a string. Quoted fields may hold
+ * commas, doubled quotes and line breaks; lines end in LF or CRLF. */
+typedef struct vdb_csv_options {
+	const char *id_column;      /* default "id" */
+	const char *vector_column;  /* default "vector" */
+	const char *vector_columns; /* NULL: use vector_column */
+} vdb_csv_options;
+
+VDB_API void vdb_csv_options_init(vdb_csv_options *o);
+
+typedef struct vdb_csv_reader vdb_csv_reader;
+
+/* Reads and checks the header. Errors: VDB_EDATA (missing columns, duplicate names),
+ * VDB_EINVAL (a bad vector_columns list). */
+VDB_API vdb_status vdb_csv_reader_open(vdb_istream *in, uint32_t dim, const vdb_csv_options *o,
+				       vdb_csv_reader **out, vdb_error *err);
+/* Next record (pointers valid until the next call), *has = 0 at the end. VDB_EDATA errors
+ * start with "line N: " (the line where the record starts). */
+VDB_API vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has,
+				       vdb_error *err);
+/* The line where the last record returned started (for messages about it). */
+VDB_API uint64_t vdb_csv_reader_line(const vdb_csv_reader *r);
+/* 1 when the end of a line is buffered or the input has ended (see vdb_vec_reader_ready). */
+VDB_API int vdb_csv_reader_ready(const vdb_csv_reader *r);
+VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
+
+/* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector
+ * as a JSON array, and each payload value under its key's column (strings as they are,
+ * other values as JSON text, missing keys empty). With vector_columns, the vector takes dim
+ * numeric columns "v0".."v<dim-1>" instead of "vector" (for spreadsheets; read back with
+ * vector_columns "2-<dim+1>"). The payload keys must be known before the header: pass every
+ * record's payload to vdb_csv_writer_add_keys first (columns follow in order of first
+ * appearance; a key named like the id or a vector column is VDB_EDATA). Fields are quoted
+ * when they need it; lines end in CRLF. */
+typedef struct vdb_csv_writer vdb_csv_writer;
+
+VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
+				      vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
+					   vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_record *rec,
+					 vdb_error *err);
+VDB_API void vdb_csv_writer_free(vdb_csv_writer *w);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,7 @@
 	static ret name##_base params { return name##_body args; }                            \
 	AVX2 static ret name##_avx2 params { return name##_body args; }                       \
 	AVX512 static ret name##_avx512 params { return name##_body args; }                   \
-	__attribute__((no_sanitize("address", "undefined"))) static ret(*resolve_##name(void)) params \
+	__attribute__((no_sanitize("address", "undefined", "thread"))) static ret(*resolve_##name(void)) params \
 	{                                                                                     \
 		__builtin_cpu_init();                                                         \
 		if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&  \

@@ -59,9 +59,9 @@ vdb_status vdb_hnsw_open(const void *meta, uint64_t meta_len, const void *l0, ui
  * for the largest graph, one buffer for a graph search's heaps and sorted output, and the
  * merged top-k of a whole search. */
 typedef struct vdb_hnsw_scratch {
-	uint32_t *visited;
+	uint16_t *visited; /* 2 bytes a row, so the marks stay in cache */
 	uint64_t visited_len;
-	uint32_t tag;
+	uint16_t tag;
 	void *cand;
 	size_t cand_cap; /* bytes */
 	vdb_cand *topk;

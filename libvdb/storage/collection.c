@@ -73,17 +73,58 @@ vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f, ui
 	return st;
 }
 
-vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
-		      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
+/* A search of st with the scratch and the selection cache of one collection or searcher. */
+static vdb_status search_with(vdb_state *st, vdb_hnsw_scratch *scratch, vdb_selection *cache,
+			      const float *query, size_t k, const vdb_search_options *o,
+			      vdb_hit *hits, size_t *n, vdb_error *err)
 {
 	const vdb_selection *sel = NULL;
 	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
-		vdb_status st = vdb_selection_get(&c->sel, &c->st, o->filter, err);
-		if (st)
-			return st;
-		sel = &c->sel;
+		vdb_status s = vdb_selection_get(cache, st, o->filter, err);
+		if (s)
+			return s;
+		sel = cache;
 	}
-	return vdb_index_search(&c->st, &c->scratch, query, k, o, sel, hits, n, err);
+	return vdb_index_search(st, scratch, query, k, o, sel, hits, n, err);
+}
+
+vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
+		      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
+{
+	return search_with(&c->st, &c->scratch, &c->sel, query, k, o, hits, n, err);
+}
+
+/* Each searcher keeps its own selection: threads never share a mutable cache (a filter
+ * used by several threads is evaluated once per thread). */
+struct vdb_searcher {
+	vdb_collection *c;
+	vdb_hnsw_scratch scratch;
+	vdb_selection sel;
+};
+
+vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err)
+{
+	vdb_searcher *s = calloc(1, sizeof *s);
+	if (!s)
+		return vdb_err_nomem(err);
+	s->c = c;
+	*out = s;
+	return VDB_OK;
+}
+
+void vdb_searcher_free(vdb_searcher *s)
+{
+	if (!s)
+		return;
+	vdb_hnsw_scratch_free(&s->scratch);
+	vdb_selection_free(&s->sel);
+	free(s);
+}
+
+vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
+			       const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
+{
+	return search_with(&s->c->st, &s->scratch, &s->sel, query, k, o, hits, n, err);
 }
 
 static vdb_status segment_record(const vdb_state *s, size_t g, uint64_t row, vdb_record *out,

@@ -129,6 +129,37 @@ class ExactResults(vdbtest.VdbTestCase):
                                   '%s query %d k=%d' % (metric, qi, k))
                     n += 1
 
+    def test_threads_answer_in_input_order(self):
+        # Many queries of mixed k, with blank lines, answered on several threads: the same
+        # bytes as on one thread, whatever the batching.
+        rng = random.Random(5)
+        lines = []
+        for i in range(700):
+            q = FIX.queries[i % len(FIX.queries)]
+            lines.append(json.dumps({'vector': q, 'k': rng.choice([1, 3, 10, 40])}))
+            if i % 97 == 0:
+                lines.append('  ')
+        for metric in METRICS:
+            one = run('query', FIX.db, '-c', metric, '--threads', '1', '--payload', input=lines)
+            self.assertOk(one)
+            self.assertEqual(len(one.lines), 700)
+            for j in ('2', '3', '16'):
+                with self.subTest(metric=metric, threads=j):
+                    r = run('query', FIX.db, '-c', metric, '-j', j, '--payload', input=lines)
+                    self.assertOk(r, out=one.out)
+
+    def test_threads_stop_at_the_first_bad_line(self):
+        good = [json.dumps(q) for q in FIX.queries]
+        lines = good * 20 + ['[1,2]'] + good * 20
+        want = run('query', FIX.db, '-c', 'l2', '-j', '1', input=good * 20)
+        self.assertOk(want)
+        for j in ('1', '2', '4'):
+            with self.subTest(threads=j):
+                r = run('query', FIX.db, '-c', 'l2', '-j', j, input=lines)
+                self.assertFails(r, EXIT_DATA, 'vdb-query: line %d: expected %d numbers in '
+                                 '"vector", got 2' % (len(good) * 20 + 1, DIM), stdout_empty=False)
+                self.assertEqual(r.out, want.out)
+
     def test_k_larger_than_collection(self):
         for metric in METRICS:
             out = self.run_queries(metric, [json.dumps(FIX.queries[0])], '-k', '100000')
@@ -444,6 +475,34 @@ class Small(vdbtest.VdbTestCase):
         self.ingest('db', ['{"id":77,"vector":[0,0,0,0.5]}'])
         r = self.q('-k', '1', '--vector=[0,0,0,0.375]')
         self.assertOk(r, out='{"results":[{"id":77,"score":0.125}]}\n')
+
+    def test_answers_each_query_before_the_next_arrives(self):
+        # A program that writes one query and waits for its answer (a coprocess) must get
+        # it while the input stays open: answers are not held back in a buffer.
+        for threads in ('1', '2'):
+            with self.subTest(threads=threads):
+                self.coprocess(threads)
+
+    def coprocess(self, threads):
+        p = self.proc('query', self.dbpath('db'), '-k', '1', '--threads', threads)
+        try:
+            p.send('[0,0,0,0.375]\n')
+            first = p.wait_for_stdout_lines(1)
+            self.assertIsNotNone(first, 'no answer while stdin is open; stderr: ' + p.err)
+            p.send('[0,0,0,0.375]\n')
+            self.assertEqual(len(p.wait_for_stdout_lines(2) or []), 2, p.err)
+            p.close_stdin()
+            self.assertEqual(p.wait(), 0, p.err)
+            self.assertEqual(p.out.count('\n'), 2)
+        finally:
+            p.kill()
+
+    def test_threads_option(self):
+        for bad in ('0', '65', 'x', ''):
+            with self.subTest(threads=bad):
+                self.assertUsage(self.q('--threads', bad, input='[0,0,0,0]'),
+                                 "vdb-query: invalid value '%s' for --threads (expected an "
+                                 "integer from 1 to 64)" % bad)
 
     def test_missing_db_and_collection(self):
         db = self.path('nodb')

@@ -163,6 +163,20 @@ class Proc:
                     return None
                 self._cv.wait(min(left, 0.1))
 
+    def wait_for_stdout_lines(self, n, timeout=20):
+        """Waits until stdout holds n complete lines; returns them, or None on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                lines = b''.join(self._out).decode('utf-8', 'surrogateescape').splitlines(True)
+                done = [l for l in lines if l.endswith('\n')]
+                if len(done) >= n:
+                    return done
+                left = deadline - time.monotonic()
+                if left <= 0 or self.p.poll() is not None:
+                    return None
+                self._cv.wait(min(left, 0.1))
+
     def send(self, data):
         self.p.stdin.write(to_bytes(data))
         self.p.stdin.flush()

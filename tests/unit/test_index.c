@@ -244,6 +244,13 @@ Test(flat, values_near_the_float32_limits_give_finite_ordered_scores)
 		cr_assert_eq(n, 4);
 		for (size_t i = 0; i < n; i++)
 			cr_assert(isfinite(hits[i].score), "metric %d rank %zu", metrics[mi], i);
+		/* A query with an infinite or NaN element is refused, naming the element. */
+		float bad[2][3] = {{1, 2, INFINITY}, {NAN, 0, 0}};
+		for (int b = 0; b < 2; b++) {
+			cr_assert_eq(vdb_search(c, bad[b], 4, NULL, hits, &n, &err), VDB_EDATA);
+			cr_assert_str_eq(err.message, b ? "query vector[0] is not finite"
+							: "query vector[2] is not finite");
+		}
 		if (metrics[mi] == VDB_METRIC_COSINE) {
 			vdb_record r;
 			cr_assert_eq(vdb_hit_record(c, &hits[0], &r, &err), VDB_OK);

@@ -2,6 +2,7 @@
  * rejection with its message), command-line ids, and exact output. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vdb.h"
@@ -72,6 +73,17 @@ Test(jsonl, rejects_with_a_message_naming_the_problem)
 		{"{\"id\":1,\"vector\":[1,2,1e39]}", "vector[2] = 1e39 is outside the float32 range"},
 		{"{\"id\":1,\"vector\":[1,2,-3.5e38]}", "outside the float32 range"},
 		{"{\"id\":1,\"vector\":[1,2,NaN]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,2,01]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,-01.5,2]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1.,2,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[.5,2,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,2.3.4,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,- 2,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,2 3,4]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,2,3,]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,+2,3]}", "invalid JSON"},
+		{"{\"id\":1,\"vector\":[1,2,[3]]}", "vector[2] is not a number"},
 		{"{\"id\":-1,\"vector\":[1,2,3]}", "must not be negative"},
 		{"{\"id\":1.5,\"vector\":[1,2,3]}", "must be an integer (got 1.5)"},
 		{"{\"id\":1e3,\"vector\":[1,2,3]}", "must be an integer"},
@@ -171,6 +183,8 @@ Test(jsonl, prints_records_exactly)
 	vdb_text_free(&t);
 }
 
+#include <math.h>
+
 #include "util/numfmt.h"
 
 /* The one-pass vector number path must give exactly what the general parser gives. */
@@ -221,6 +235,76 @@ Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 		memcpy(&b, &want, 4);
 		cr_assert_eq(a, b, "%s: got %a, want %a", num, v[0], want);
 	}
+	/* Decimals within a few double ulps of a point halfway between two floats: where the
+	 * fast path's product of m and a rounded power of ten could round the wrong way. */
+	for (int i = 0; i < 200000; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t fb = (uint32_t)(x >> 32) & 0x7f7fffffu; /* finite, not NaN */
+		float lo;
+		memcpy(&lo, &fb, 4);
+		double mid = ((double)lo + (double)nextafterf(lo, INFINITY)) / 2;
+		int prec = 15 + (int)(x >> 8 & 3), bump = (int)(x >> 12 & 3) - 1; /* -1, 0, 1, 2 */
+		int n = snprintf(num, sizeof num, "%.*e", prec, mid);
+		char *e = strchr(num, 'e');
+		if (bump && e && e[-1] >= '1' && e[-1] <= '8')
+			e[-1] = (char)(e[-1] + (bump > 0 ? 1 : -1));
+		float want;
+		if (vdb_parse_float(num, (size_t)n, &want))
+			continue;
+		snprintf(line, sizeof line, "[%s]", num);
+		const float *v;
+		size_t k = 1;
+		cr_assert_eq(vdb_jsonl_parse_query(p1, line, strlen(line), &v, &k, &err), VDB_OK,
+			     "%s: %s", num, err.message);
+		uint32_t a, b;
+		memcpy(&a, &v[0], 4);
+		memcpy(&b, &want, 4);
+		cr_assert_eq(a, b, "%s: got %a, want %a", num, v[0], want);
+	}
+	/* Whole vectors, as the one-pass vector path sees them: mixed number shapes and every
+	 * kind of JSON whitespace around the separators. */
+	vdb_jsonl_parser *p16;
+	cr_assert_eq(vdb_jsonl_parser_new(16, &p16, &err), VDB_OK);
+	static const char *const seps[] = {",", ", ", " ,", "\t,\n", " , ", ",\r\n  "};
+	for (int i = 0; i < 20000; i++) {
+		char vec[1024];
+		float want[16];
+		int o = snprintf(vec, sizeof vec, "%s", i & 1 ? "[" : "[ ");
+		for (int j = 0; j < 16; j++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			double val = ((double)(x >> 11) / 9007199254740992.0 - 0.5) *
+				     (j % 3 == 0 ? 1e-3 : j % 3 == 1 ? 1.0 : 3e4);
+			if ((x >> 3 & 7) == 0)
+				val = 0;
+			int n;
+			switch ((x >> 5) % 7) {
+			case 0: n = snprintf(num, sizeof num, "%.0f", val); break;
+			case 1: n = snprintf(num, sizeof num, "%.1f", val); break;
+			case 2: n = snprintf(num, sizeof num, "%.3f", val); break;
+			case 3: n = snprintf(num, sizeof num, "%.8f", val); break;
+			case 4: n = snprintf(num, sizeof num, "%.9g", val); break;
+			case 5: n = snprintf(num, sizeof num, "%.3e", val); break;
+			default: n = snprintf(num, sizeof num, "%.0f.5", val); break;
+			}
+			cr_assert_eq(vdb_parse_float(num, (size_t)n, &want[j]), 0, "%s", num);
+			o += snprintf(vec + o, sizeof vec - (size_t)o, "%s%s", j ? seps[(x >> 9) % 6] : "",
+				      num);
+		}
+		snprintf(vec + o, sizeof vec - (size_t)o, "%s", i & 2 ? "]" : " \t]");
+		/* An exact-size heap copy, so that AddressSanitizer sees any read past the end. */
+		size_t len = strlen(vec);
+		char *heap = malloc(len);
+		memcpy(heap, vec, len);
+		const float *v;
+		size_t k = 1;
+		cr_assert_eq(vdb_jsonl_parse_query(p16, heap, len, &v, &k, &err), VDB_OK,
+			     "%s: %s", vec, err.message);
+		free(heap);
+		for (int j = 0; j < 16; j++)
+			cr_assert_eq(memcmp(&v[j], &want[j], 4), 0, "%s: [%d] got %a, want %a", vec, j,
+				     v[j], want[j]);
+	}
+	vdb_jsonl_parser_free(p16);
 	/* Halfway cases (exactly representable in double, halfway between two floats). */
 	const char *halfway[] = {"16777217", "0.500000029802322387695312500", "33554434.0000000",
 				 "1.00000005960464477539062500", "-16777219", "8388608.5"};

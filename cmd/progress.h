@@ -1,0 +1,29 @@
+/* A progress line on stderr for long-running commands: rows, bytes, rate and, when the
+ * total size is known, the ETA. Drawn only when stderr is a terminal and the command is not
+ * quiet, at most a few times per second, and erased before the command prints anything
+ * else there (call cli_progress_clear before a message, cli_progress_end at the end). */
+#ifndef VDB_CMD_PROGRESS_H
+#define VDB_CMD_PROGRESS_H
+
+#include <stdint.h>
+
+typedef struct cli_progress {
+	int on;             /* drawing at all (stderr is a terminal, not quiet) */
+	int drawn;          /* a line is on the screen */
+	const char *unit;   /* "records", "rows", ... */
+	uint64_t total;     /* total bytes, or 0 when unknown */
+	uint64_t total_rows; /* or the total rows (set after init), for the ETA */
+	double t0, next;    /* start; earliest time for the next redraw */
+	unsigned calls;     /* updates since the last clock check */
+} cli_progress;
+
+/* total_bytes: 0 when unknown (standard input, compressed input is measured in the bytes
+ * read from the file, so its size still gives the ETA). */
+void cli_progress_init(cli_progress *p, int quiet, const char *unit, uint64_t total_bytes);
+/* Cheap enough to call per record: the clock is read every 256 calls only. */
+void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes);
+/* Erases the line (before printing a message on stderr); the next update redraws it. */
+void cli_progress_clear(cli_progress *p);
+void cli_progress_end(cli_progress *p);
+
+#endif

@@ -1,0 +1,14 @@
+/* Pieces of the JSON-lines parser shared with the other text formats (CSV). */
+#ifndef VDB_FORMATS_JSONL_H
+#define VDB_FORMATS_JSONL_H
+
+#include <stddef.h>
+
+#include "vdb.h"
+
+/* Parses s[0..len) as a JSON array of the parser's dim numbers (nothing else around it but
+ * whitespace); *vec points into the parser. Messages name `field`. */
+vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t len,
+				   const char *field, const float **vec, vdb_error *err);
+
+#endif

@@ -1,0 +1,429 @@
+/* Vector files: NumPy .npy and TEXMEX .fvecs/.bvecs, read as rows of float32 and written
+ * from them.
+ *
+ * Reading is chunked (about 1 MiB of rows per read) and converts in place: little-endian
+ * float32 rows (.npy '<f4', .fvecs) are handed out straight from the chunk, others are
+ * converted into one row of scratch. Every value is checked to be finite (and, from
+ * float64, to fit float32), with the row and column in the message, so a bad file stops
+ * exactly at its first bad row. Fortran-order .npy data is column-major: it is read whole,
+ * then gathered row by row. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/buf.h"
+#include "../util/error.h"
+#include "npy.h"
+#include "vdb.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "vector files are read and written assuming a little-endian host"
+#endif
+
+#define CHUNK_BYTES (1u << 20)
+
+struct vdb_vec_reader {
+	vdb_istream *in;
+	vdb_vec_format fmt;
+	uint32_t dim;
+	npy_info npy;
+	int64_t rows;      /* declared (npy) or -1 */
+	uint64_t row;      /* index of the next row */
+	size_t rowbytes;   /* bytes of one row in the file */
+	unsigned char *chunk;
+	size_t nchunk, pos; /* whole rows in the chunk, next one */
+	size_t tail;        /* bytes of an incomplete last row at the end of the input */
+	int at_end;
+	vdb_status late;     /* an input error found after the rows in the chunk */
+	vdb_error late_err;
+	float *scratch;
+	unsigned char *whole; /* Fortran order: all the data */
+};
+
+static uint32_t le32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static vdb_status not_finite(vdb_error *err, uint64_t row, size_t col, double v)
+{
+	return vdb_err(err, VDB_EDATA, "row %" PRIu64 ", column %zu: %s is not a valid vector value",
+		       row, col, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+}
+
+static float half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+	if (exp == 0x1f)
+		bits = sign | 0x7f800000u | (man << 13);
+	else if (exp)
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	else if (!man)
+		bits = sign;
+	else { /* subnormal half: normalise */
+		int e = -1;
+		do {
+			man <<= 1;
+			e++;
+		} while (!(man & 0x400));
+		bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+	}
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+/* One .npy item at p to float32, checked. */
+static vdb_status npy_item(const vdb_vec_reader *r, const unsigned char *p, uint64_t row,
+			   size_t col, float *out, vdb_error *err)
+{
+	unsigned char b[8];
+	unsigned n = r->npy.itemsize;
+	if (r->npy.big_endian)
+		for (unsigned i = 0; i < n; i++)
+			b[i] = p[n - 1 - i];
+	else
+		memcpy(b, p, n);
+	if (n == 8) {
+		double d;
+		memcpy(&d, b, 8);
+		if (!isfinite(d))
+			return not_finite(err, row, col, d);
+		float f = (float)d;
+		if (isinf(f))
+			return vdb_err(err, VDB_EDATA,
+				       "row %" PRIu64 ", column %zu: %.17g is outside the float32 range",
+				       row, col, d);
+		*out = f;
+		return VDB_OK;
+	}
+	float f;
+	if (n == 4) {
+		memcpy(&f, b, 4);
+	} else {
+		uint16_t h;
+		memcpy(&h, b, 2);
+		f = half_to_float(h);
+	}
+	if (!isfinite(f))
+		return not_finite(err, row, col, f);
+	*out = f;
+	return VDB_OK;
+}
+
+static vdb_status check_finite(const float *v, uint32_t dim, uint64_t row, vdb_error *err)
+{
+	/* One branch-free pass over the bits (all exponent bits set: Inf or NaN), which the
+	 * compiler vectorises; the column is looked for only when something is wrong. */
+	uint32_t bad = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t b;
+		memcpy(&b, &v[i], 4);
+		bad |= (b & 0x7f800000u) == 0x7f800000u;
+	}
+	for (uint32_t i = 0; bad && i < dim; i++)
+		if (!isfinite(v[i]))
+			return not_finite(err, row, i, v[i]);
+	return VDB_OK;
+}
+
+static vdb_status read_npy_header(vdb_vec_reader *r, vdb_error *err)
+{
+	unsigned char pre[NPY_PREFIX + 4];
+	size_t got;
+	unsigned lb;
+	vdb_status st = vdb_istream_read_full(r->in, pre, NPY_PREFIX, &got, err);
+	if (st || (st = npy_check_prefix(pre, got, &r->npy, &lb, err)) ||
+	    (st = vdb_istream_read_full(r->in, pre + NPY_PREFIX, lb, &got, err)))
+		return st;
+	if (got < lb)
+		return vdb_err(err, VDB_EDATA, ".npy header is truncated");
+	size_t hlen = lb == 2 ? (size_t)pre[8] | (size_t)pre[9] << 8 : le32(pre + 8);
+	if (hlen > (64u << 20))
+		return vdb_err(err, VDB_EDATA, ".npy header length %zu is implausible", hlen);
+	char *h = malloc(hlen ? hlen : 1);
+	if (!h)
+		return vdb_err_nomem(err);
+	st = vdb_istream_read_full(r->in, h, hlen, &got, err);
+	if (!st && got < hlen)
+		st = vdb_err(err, VDB_EDATA, ".npy header is truncated");
+	if (!st)
+		st = npy_parse_header(h, hlen, &r->npy, err);
+	free(h);
+	if (st)
+		return st;
+	if (r->npy.cols != r->dim)
+		return vdb_err(err, VDB_EDATA,
+			       ".npy array has %" PRIu64 " columns; the collection's dimension is %" PRIu32,
+			       r->npy.cols, r->dim);
+	if (r->npy.rows > (uint64_t)INT64_MAX / r->dim / 8)
+		return vdb_err(err, VDB_EDATA, ".npy shape (%" PRIu64 ", %" PRIu64 ") is implausible",
+			       r->npy.rows, r->npy.cols);
+	r->rows = (int64_t)r->npy.rows;
+	r->rowbytes = (size_t)r->dim * r->npy.itemsize;
+	if (!r->npy.fortran_order || r->rows == 0)
+		return VDB_OK;
+	/* Column-major: the first row needs a value from every column, i.e. all the data. */
+	uint64_t total = r->npy.rows * r->rowbytes;
+	if (total > SIZE_MAX / 2 || !(r->whole = malloc((size_t)total)))
+		return vdb_err(err, VDB_ENOMEM,
+			       "out of memory reading a Fortran-order .npy of %" PRIu64 " bytes whole "
+			       "(save it in C order: numpy.ascontiguousarray)", total);
+	if ((st = vdb_istream_read_full(r->in, r->whole, (size_t)total, &got, err)))
+		return st;
+	if (got < total)
+		return vdb_err(err, VDB_EDATA,
+			       ".npy data is truncated: %zu of %" PRIu64 " bytes (a Fortran-order array "
+			       "is checked whole before its first row)", got, total);
+	return VDB_OK;
+}
+
+/* Whole rows of about CHUNK_BYTES (at least one row). */
+static size_t chunk_bytes(const vdb_vec_reader *r)
+{
+	return r->rowbytes > CHUNK_BYTES ? r->rowbytes : CHUNK_BYTES / r->rowbytes * r->rowbytes;
+}
+
+vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
+			       vdb_vec_reader **out, vdb_error *err)
+{
+	if (f != VDB_VEC_NPY && f != VDB_VEC_FVECS && f != VDB_VEC_BVECS)
+		return vdb_err(err, VDB_EINVAL, "unknown vector file format");
+	vdb_vec_reader *r = calloc(1, sizeof *r);
+	if (!r)
+		return vdb_err_nomem(err);
+	r->in = in;
+	r->fmt = f;
+	r->dim = dim;
+	r->rows = -1;
+	vdb_status st = VDB_OK;
+	if (f == VDB_VEC_NPY)
+		st = read_npy_header(r, err);
+	else
+		r->rowbytes = 4 + (size_t)dim * (f == VDB_VEC_FVECS ? 4 : 1);
+	if (!st && !(r->scratch = malloc((size_t)dim * sizeof(float))))
+		st = vdb_err_nomem(err);
+	if (!st && !r->whole && !(r->chunk = malloc(chunk_bytes(r))))
+		st = vdb_err_nomem(err);
+	if (st) {
+		vdb_vec_reader_close(r);
+		return st;
+	}
+	*out = r;
+	return VDB_OK;
+}
+
+int64_t vdb_vec_reader_rows(const vdb_vec_reader *r)
+{
+	return r->rows;
+}
+
+/* After the last row a .npy header declares: nothing may follow. */
+static vdb_status check_end(vdb_vec_reader *r, vdb_error *err)
+{
+	unsigned char c;
+	size_t got;
+	vdb_status st = vdb_istream_read_full(r->in, &c, 1, &got, err);
+	if (!st && got)
+		st = vdb_err(err, VDB_EDATA, "data follows the %" PRId64 " rows the .npy header declares",
+			     r->rows);
+	return st;
+}
+
+/* Reads the next chunk of whole rows; at the end reports truncation, missing or extra rows.
+ * Reads return what is there: as soon as one whole row has arrived it is handed out, so a
+ * slow producer's rows are not held back until a chunk fills. */
+static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
+{
+	*has = 0;
+	/* The start of an incomplete row, after the rows handed out, moves to the front. */
+	size_t have = r->tail;
+	if (have && r->nchunk)
+		memmove(r->chunk, r->chunk + r->nchunk * r->rowbytes, have);
+	r->nchunk = r->pos = 0;
+	if (r->at_end) {
+		if (r->late) {
+			if (err)
+				*err = r->late_err;
+			return r->late;
+		}
+		if (r->tail)
+			return vdb_err(err, VDB_EDATA,
+				       "row %" PRIu64 " is truncated: the file ends after %zu of its %zu "
+				       "bytes", r->row, r->tail, r->rowbytes);
+		if (r->rows >= 0 && r->row < (uint64_t)r->rows)
+			return vdb_err(err, VDB_EDATA,
+				       "the file ends at row %" PRIu64 "; the .npy header declares %" PRId64
+				       " rows", r->row, r->rows);
+		return VDB_OK;
+	}
+	size_t want = chunk_bytes(r);
+	if (r->rows >= 0) {
+		uint64_t left = (uint64_t)r->rows - r->row;
+		if (left * r->rowbytes < want)
+			want = (size_t)(left * r->rowbytes);
+	}
+	if (want == 0) { /* all declared rows read: nothing may follow */
+		r->at_end = 1;
+		return check_end(r, err);
+	}
+	while (have < r->rowbytes) {
+		size_t got;
+		vdb_status st = vdb_istream_read(r->in, r->chunk + have, want - have, &got,
+						 &r->late_err);
+		if (st) {
+			/* The whole rows before a read error (truncated compressed data) still
+			 * count: the error is reported when they have been handed out. */
+			r->late = st;
+			r->at_end = 1;
+			break;
+		}
+		if (!got) {
+			r->at_end = 1;
+			break;
+		}
+		have += got;
+	}
+	r->nchunk = have / r->rowbytes;
+	r->tail = r->late ? 0 : have % r->rowbytes;
+	if (!r->nchunk)
+		return refill(r, has, err);
+	*has = 1;
+	return VDB_OK;
+}
+
+int vdb_vec_reader_ready(const vdb_vec_reader *r)
+{
+	return r->whole || r->pos < r->nchunk || r->at_end;
+}
+
+vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, vdb_error *err)
+{
+	vdb_status st;
+	if (r->whole) {
+		if (r->row == (uint64_t)r->rows) {
+			*has = 0;
+			return check_end(r, err);
+		}
+		size_t isz = r->npy.itemsize;
+		for (uint32_t c = 0; c < r->dim; c++)
+			if ((st = npy_item(r, r->whole + ((uint64_t)c * (uint64_t)r->rows + r->row) * isz,
+					   r->row, c, &r->scratch[c], err)))
+				return st;
+		r->row++;
+		*vec = r->scratch;
+		*has = 1;
+		return VDB_OK;
+	}
+	if (r->pos == r->nchunk) {
+		if ((st = refill(r, has, err)) || !*has)
+			return st;
+	}
+	const unsigned char *p = r->chunk + r->pos * r->rowbytes;
+	uint64_t row = r->row;
+	const float *v = r->scratch;
+	if (r->fmt == VDB_VEC_NPY) {
+		if (r->npy.itemsize == 4 && !r->npy.big_endian) {
+			v = (const float *)(const void *)p;
+			if ((st = check_finite(v, r->dim, row, err)))
+				return st;
+		} else {
+			for (uint32_t c = 0; c < r->dim; c++)
+				if ((st = npy_item(r, p + (size_t)c * r->npy.itemsize, row, c,
+						   &r->scratch[c], err)))
+					return st;
+		}
+	} else {
+		uint32_t d = le32(p);
+		if (d != r->dim)
+			return vdb_err(err, VDB_EDATA,
+				       "row %" PRIu64 ": dimension is %" PRId32
+				       "; the collection's is %" PRIu32,
+				       row, (int32_t)d, r->dim);
+		if (r->fmt == VDB_VEC_FVECS) {
+			v = (const float *)(const void *)(p + 4);
+			if ((st = check_finite(v, r->dim, row, err)))
+				return st;
+		} else {
+			for (uint32_t c = 0; c < r->dim; c++)
+				r->scratch[c] = p[4 + c];
+		}
+	}
+	r->pos++;
+	r->row++;
+	*vec = v;
+	*has = 1;
+	return VDB_OK;
+}
+
+void vdb_vec_reader_close(vdb_vec_reader *r)
+{
+	if (!r)
+		return;
+	free(r->chunk);
+	free(r->whole);
+	free(r->scratch);
+	free(r);
+}
+
+/* ---- writing ---- */
+
+struct vdb_vec_writer {
+	vdb_ostream *out;
+	vdb_vec_format fmt;
+	uint32_t dim;
+	uint64_t rows, written;
+};
+
+vdb_status vdb_vec_writer_open(vdb_ostream *out, vdb_vec_format f, uint32_t dim, uint64_t rows,
+			       vdb_vec_writer **w, vdb_error *err)
+{
+	if (f != VDB_VEC_NPY && f != VDB_VEC_FVECS)
+		return vdb_err(err, VDB_EINVAL, "vectors can be written as .npy or .fvecs only");
+	vdb_vec_writer *v = calloc(1, sizeof *v);
+	if (!v)
+		return vdb_err_nomem(err);
+	*v = (vdb_vec_writer){out, f, dim, rows, 0};
+	if (f == VDB_VEC_NPY) {
+		vdb_buf h = VDB_BUF_INIT;
+		vdb_status st = npy_write_header(&h, rows, dim) ? vdb_err_nomem(err)
+							       : vdb_ostream_write(out, h.data, h.len, err);
+		vdb_buf_free(&h);
+		if (st) {
+			free(v);
+			return st;
+		}
+	}
+	*w = v;
+	return VDB_OK;
+}
+
+vdb_status vdb_vec_writer_put(vdb_vec_writer *w, const float *vec, vdb_error *err)
+{
+	vdb_status st;
+	if (w->fmt == VDB_VEC_FVECS) {
+		int32_t d = (int32_t)w->dim;
+		if ((st = vdb_ostream_write(w->out, &d, 4, err)))
+			return st;
+	} else if (w->written == w->rows) {
+		return vdb_err(err, VDB_EINTERNAL, "more rows than the %" PRIu64 " declared", w->rows);
+	}
+	w->written++;
+	return vdb_ostream_write(w->out, vec, (size_t)w->dim * sizeof(float), err);
+}
+
+vdb_status vdb_vec_writer_finish(vdb_vec_writer *w, vdb_error *err)
+{
+	if (w->fmt == VDB_VEC_NPY && w->written != w->rows)
+		return vdb_err(err, VDB_EINTERNAL, "wrote %" PRIu64 " rows, declared %" PRIu64,
+			       w->written, w->rows);
+	return VDB_OK;
+}
+
+void vdb_vec_writer_close(vdb_vec_writer *w)
+{
+	free(w);
+}

@@ -1,0 +1,364 @@
+/* Byte streams for the import/export formats: an input stream over a file descriptor that
+ * decompresses zstd on the fly when the data starts with a zstd frame (so `.zst` files and
+ * compressed pipes need no flag), and an output stream that writes a file atomically
+ * (temporary sibling, fsync, rename, fsync of the directory) or standard output, optionally
+ * zstd-compressed. Both buffer, so callers may read and write in small pieces cheaply. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "error.h"
+#include "io.h"
+#include "vdb.h"
+
+static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+
+struct vdb_istream {
+	int fd;
+	volatile sig_atomic_t *cancel;
+	ZSTD_DCtx *dctx; /* NULL: plain */
+	unsigned char *inbuf;
+	size_t incap;
+	ZSTD_inBuffer in; /* plain streams keep the sniffed first bytes here */
+	int frame_end;    /* zstd: the last call ended a frame (a clean place to stop) */
+	int more;         /* zstd: the last call filled the output: more may be buffered */
+	uint64_t raw;     /* bytes read from fd */
+};
+
+/* read(2) that retries EINTR unless the caller's cancel flag is set. */
+static vdb_status raw_read(vdb_istream *s, void *buf, size_t cap, size_t *got, vdb_error *err)
+{
+	for (;;) {
+		if (s->cancel && *s->cancel)
+			return vdb_err(err, VDB_EINTR, "interrupted");
+		ssize_t r = read(s->fd, buf, cap);
+		if (r < 0 && errno == EINTR)
+			continue; /* the loop re-checks the cancel flag */
+		if (r < 0)
+			return vdb_err_sys(err, VDB_EIO, "read");
+		*got = (size_t)r;
+		s->raw += (uint64_t)r;
+		return VDB_OK;
+	}
+}
+
+vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel,
+			    vdb_istream **out, vdb_error *err)
+{
+	vdb_istream *s = calloc(1, sizeof *s);
+	if (!s)
+		return vdb_err_nomem(err);
+	s->fd = fd;
+	s->cancel = cancel;
+	s->incap = ZSTD_DStreamInSize();
+	s->inbuf = malloc(s->incap);
+	vdb_status st = VDB_ENOMEM;
+	if (!s->inbuf) {
+		vdb_err_nomem(err);
+		goto fail;
+	}
+	/* Sniff the first bytes: a zstd frame starts with its magic number. */
+	size_t n = 0;
+	while (n < sizeof zstd_magic) {
+		size_t got = 0;
+		if ((st = raw_read(s, s->inbuf + n, sizeof zstd_magic - n, &got, err)))
+			goto fail;
+		if (!got)
+			break;
+		n += got;
+	}
+	s->in = (ZSTD_inBuffer){s->inbuf, n, 0};
+	if (n == sizeof zstd_magic && !memcmp(s->inbuf, zstd_magic, n)) {
+		if (!(s->dctx = ZSTD_createDCtx())) {
+			st = vdb_err_nomem(err);
+			goto fail;
+		}
+	}
+	*out = s;
+	return VDB_OK;
+fail:
+	vdb_istream_close(s);
+	return st;
+}
+
+vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got, vdb_error *err)
+{
+	if (!s->dctx) {
+		if (s->in.pos < s->in.size) { /* the sniffed bytes first */
+			size_t n = s->in.size - s->in.pos;
+			n = n < cap ? n : cap;
+			memcpy(buf, (const char *)s->in.src + s->in.pos, n);
+			s->in.pos += n;
+			*got = n;
+			return VDB_OK;
+		}
+		return raw_read(s, buf, cap, got, err);
+	}
+	for (;;) {
+		if (s->in.pos < s->in.size || s->more) {
+			ZSTD_outBuffer o = {buf, cap, 0};
+			size_t pos = s->in.pos;
+			size_t r = ZSTD_decompressStream(s->dctx, &o, &s->in);
+			if (ZSTD_isError(r))
+				return vdb_err(err, VDB_EDATA, "zstd: %s", ZSTD_getErrorName(r));
+			/* A call that neither consumed nor produced anything (a flush after the
+			 * output filled up exactly) says nothing about where the frame is. */
+			if (o.pos || s->in.pos != pos)
+				s->frame_end = r == 0;
+			s->more = o.pos == o.size;
+			if (o.pos) {
+				*got = o.pos;
+				return VDB_OK;
+			}
+			if (s->in.pos < s->in.size)
+				continue;
+		}
+		size_t n = 0;
+		vdb_status st = raw_read(s, s->inbuf, s->incap, &n, err);
+		if (st)
+			return st;
+		if (n == 0) {
+			if (!s->frame_end)
+				return vdb_err(err, VDB_EDATA, "zstd: the compressed data is truncated");
+			*got = 0;
+			return VDB_OK;
+		}
+		s->in = (ZSTD_inBuffer){s->inbuf, n, 0};
+	}
+}
+
+vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *got,
+				 vdb_error *err)
+{
+	size_t have = 0;
+	*got = 0;
+	while (have < n) {
+		size_t g;
+		vdb_status st = vdb_istream_read(s, (char *)buf + have, n - have, &g, err);
+		*got = have;
+		if (st)
+			return st;
+		if (!g)
+			break;
+		have += g;
+	}
+	*got = have;
+	return VDB_OK;
+}
+
+int vdb_istream_ready(vdb_istream *s)
+{
+	if (s->in.pos < s->in.size || s->more)
+		return 1;
+	struct pollfd p = {s->fd, POLLIN, 0};
+	return poll(&p, 1, 0) > 0;
+}
+
+int vdb_istream_compressed(const vdb_istream *s)
+{
+	return s->dctx != NULL;
+}
+
+uint64_t vdb_istream_raw_bytes(const vdb_istream *s)
+{
+	return s->raw;
+}
+
+void vdb_istream_close(vdb_istream *s)
+{
+	if (!s)
+		return;
+	ZSTD_freeDCtx(s->dctx);
+	free(s->inbuf);
+	free(s);
+}
+
+/* ---- output ---- */
+
+#define OSTREAM_BUF (1u << 20)
+
+struct vdb_ostream {
+	int fd;
+	char *path; /* NULL: standard output */
+	char *tmp;  /* the temporary sibling renamed over path at finish */
+	ZSTD_CCtx *cctx;
+	char *buf, *zbuf;
+	size_t len, zcap;
+	int failed, finished;
+};
+
+vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out, vdb_error *err)
+{
+	vdb_ostream *s = calloc(1, sizeof *s);
+	if (!s)
+		return vdb_err_nomem(err);
+	s->fd = STDOUT_FILENO;
+	vdb_status st = VDB_ENOMEM;
+	if (!(s->buf = malloc(OSTREAM_BUF)))
+		goto nomem;
+	if (zstd_level) {
+		s->zcap = ZSTD_CStreamOutSize();
+		if (!(s->cctx = ZSTD_createCCtx()) || !(s->zbuf = malloc(s->zcap)))
+			goto nomem;
+		ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, zstd_level);
+		ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
+	}
+	if (path && strcmp(path, "-")) {
+		size_t n = strlen(path) + 32;
+		if (!(s->path = strdup(path)) || !(s->tmp = malloc(n)))
+			goto nomem;
+		snprintf(s->tmp, n, "%s.tmp-%ld", path, (long)getpid());
+		s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (s->fd < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "create %s", s->tmp);
+			free(s->tmp);
+			s->tmp = NULL; /* nothing to remove */
+			goto fail;
+		}
+	}
+	*out = s;
+	return VDB_OK;
+nomem:
+	st = vdb_err_nomem(err);
+fail:
+	vdb_ostream_close(s);
+	return st;
+}
+
+static const char *oname(const vdb_ostream *s)
+{
+	return s->path ? s->tmp : "standard output";
+}
+
+static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
+{
+	if (vdb_write_all(s->fd, p, n) < 0) {
+		s->failed = 1;
+		if (!s->path)
+			return vdb_err_sys(err, VDB_EIO, "write error on standard output");
+		return vdb_err_sys(err, VDB_EIO, "write %s", oname(s));
+	}
+	return VDB_OK;
+}
+
+/* Passes p[0..n) on, through the compressor when there is one; `end` closes the frame. */
+static vdb_status emit(vdb_ostream *s, const void *p, size_t n, int end, vdb_error *err)
+{
+	if (!s->cctx)
+		return n ? put(s, p, n, err) : VDB_OK;
+	ZSTD_inBuffer in = {p, n, 0};
+	for (;;) {
+		ZSTD_outBuffer o = {s->zbuf, s->zcap, 0};
+		size_t left = ZSTD_compressStream2(s->cctx, &o, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+		if (ZSTD_isError(left)) {
+			s->failed = 1;
+			return vdb_err(err, VDB_EINTERNAL, "zstd: %s", ZSTD_getErrorName(left));
+		}
+		if (o.pos && put(s, s->zbuf, o.pos, err))
+			return VDB_EIO;
+		if (end ? left == 0 : in.pos == in.size)
+			return VDB_OK;
+	}
+}
+
+static void emit_flush(vdb_ostream *s)
+{
+	ZSTD_inBuffer in = {NULL, 0, 0};
+	for (;;) {
+		ZSTD_outBuffer o = {s->zbuf, s->zcap, 0};
+		size_t left = ZSTD_compressStream2(s->cctx, &o, &in, ZSTD_e_flush);
+		if (ZSTD_isError(left) || (o.pos && put(s, s->zbuf, o.pos, NULL)) || left == 0)
+			return;
+	}
+}
+
+static vdb_status flush_buf(vdb_ostream *s, vdb_error *err)
+{
+	vdb_status st = emit(s, s->buf, s->len, 0, err);
+	s->len = 0;
+	return st;
+}
+
+vdb_status vdb_ostream_write(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
+{
+	if (s->failed)
+		return vdb_err(err, VDB_EIO, "write %s: an earlier write failed", oname(s));
+	if (s->len + n <= OSTREAM_BUF) {
+		memcpy(s->buf + s->len, p, n);
+		s->len += n;
+		return VDB_OK;
+	}
+	if (flush_buf(s, err))
+		return VDB_EIO;
+	if (n >= OSTREAM_BUF / 2)
+		return emit(s, p, n, 0, err); /* large pieces go straight through */
+	memcpy(s->buf, p, n);
+	s->len = n;
+	return VDB_OK;
+}
+
+vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
+{
+	if (s->failed)
+		return vdb_err(err, VDB_EIO, "write %s: an earlier write failed", oname(s));
+	if (flush_buf(s, err) || (s->cctx && emit(s, NULL, 0, 1, err)))
+		return err ? err->code : VDB_EIO;
+	if (!s->path) {
+		s->finished = 1;
+		return VDB_OK;
+	}
+	/* The content must be durable before the rename makes it visible under its name. */
+	if (fsync(s->fd) < 0) {
+		s->failed = 1;
+		return vdb_err_sys(err, VDB_EIO, "fsync %s", s->tmp);
+	}
+	int fd = s->fd;
+	s->fd = -1;
+	if (close(fd) < 0) {
+		s->failed = 1;
+		return vdb_err_sys(err, VDB_EIO, "close %s", s->tmp);
+	}
+	if (rename(s->tmp, s->path) < 0) {
+		s->failed = 1;
+		return vdb_err_sys(err, VDB_EIO, "rename %s to %s", s->tmp, s->path);
+	}
+	s->finished = 1;
+	/* The rename is durable only once the directory is synced. */
+	char dir[PATH_MAX];
+	const char *slash = strrchr(s->path, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == s->path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->path), s->path);
+	return vdb_fsync_dir(dir, err);
+}
+
+void vdb_ostream_close(vdb_ostream *s)
+{
+	if (!s)
+		return;
+	if (s->path && s->fd >= 0)
+		close(s->fd);
+	/* Standard output streams: what was written before a failure elsewhere still goes out,
+	 * as it would have without the buffer (a compressed stream is flushed, not ended, so
+	 * its reader sees it is incomplete). */
+	if (!s->path && !s->finished && !s->failed && !flush_buf(s, NULL) && s->cctx)
+		emit_flush(s);
+	if (s->tmp && !s->finished)
+		unlink(s->tmp); /* an unfinished output never appears under its name */
+	ZSTD_freeCCtx(s->cctx);
+	free(s->buf);
+	free(s->zbuf);
+	free(s->path);
+	free(s->tmp);
+	free(s);
+}
