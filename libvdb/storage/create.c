@@ -128,6 +128,50 @@ vdb_status vdb_db_check(const char *db, vdb_error *err)
 	return s;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err)
+{
+	vdb_status s = vdb_db_check(db, err);
+	if (s)
+		return s;
+	DIR *d = opendir(db);
+	if (!d)
+		return vdb_err_sys(err, VDB_OK, "open directory %s", db);
+	vdb_coll_name *out = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (!vdb_collection_name_valid(e->d_name) ||
+		    snprintf(path, sizeof path, "%s/%s/%s", db, e->d_name, VDB_CONFIG_FILE) >=
+			    (int)sizeof path ||
+		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			vdb_coll_name *g = realloc(out, cap * sizeof *out);
+			if (!g) {
+				free(out);
+				closedir(d);
+				return vdb_err_nomem(err);
+			}
+			out = g;
+		}
+		snprintf(out[cnt++], sizeof out[0], "%s", e->d_name);
+	}
+	closedir(d);
+	if (cnt)
+		qsort(out, cnt, sizeof *out, cmp_names);
+	*names = out;
+	*n = cnt;
+	return VDB_OK;
+}
+
 /* Empty but for what concurrent vdb-create processes may be writing into it right now
  * (the marker's temp file, collections being built): those are not a foreign database. */
 static int dir_is_empty(const char *path)
@@ -186,7 +230,7 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 	return vdb_fsync_dir(parent, err);
 }
 
-static void remove_tree(const char *dir)
+void vdb_remove_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (d) {
@@ -247,17 +291,17 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 	snprintf(tmpname, sizeof tmpname, ".tmp-create-%s-%ld", name, (long)getpid());
 	if (vdb_path(tmp, sizeof tmp, db, tmpname))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
-	remove_tree(tmp);
+	vdb_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);
 	s = fill_collection(tmp, name, cfg, err);
 	if (s) {
-		remove_tree(tmp);
+		vdb_remove_tree(tmp);
 		return s;
 	}
 	if (rename(tmp, final) < 0) {
 		int e = errno;
-		remove_tree(tmp);
+		vdb_remove_tree(tmp);
 		errno = e;
 		if (e == EEXIST || e == ENOTEMPTY || e == ENOTDIR)
 			return vdb_err(err, VDB_EEXIST, "collection '%s' already exists in %s", name,
