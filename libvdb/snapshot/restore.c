@@ -478,9 +478,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 			goto out;
 		}
 		/* mkdtemp makes it private; the database gets the usual directory mode. */
-		mode_t mask = umask(0);
-		umask(mask);
-		if (chmod(r.tmp, 0777 & ~mask) < 0) {
+		if (chmod(r.tmp, 0755) < 0) {
 			st = vdb_err_sys(err, VDB_EIO, "chmod %s", r.tmp);
 			goto out;
 		}

@@ -181,7 +181,7 @@ static int refill(vdb_zreader *r, const char *entry, vdb_error *err)
 		r->in_pos = in.pos;
 		r->last = ret;
 		if (o.pos) {
-			if (o.pos > r->budget - r->total)
+			if (r->total > r->budget || o.pos > r->budget - r->total)
 				return vdb_err(err, VDB_ECORRUPT,
 					       "%s: %s: the archive expands beyond the %llu bytes its "
 					       "manifest announces",
