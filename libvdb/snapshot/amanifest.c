@@ -384,11 +384,11 @@ vdb_status vdb_arc_read_manifest(vdb_zreader *r, const char *what, vdb_arc_manif
 
 uint64_t vdb_arc_budget(const vdb_arc_manifest *m, uint64_t manifest_size)
 {
-	/* Manifest and every stored entry with header and padding, the two end blocks, and
-	 * the padding to a 10 KiB record that GNU tar adds to what it writes. */
+	/* Manifest and every stored entry with header and padding, then the two end blocks
+	 * and the padding to a 10 KiB record (tar's blocking factor 20): at most 21 blocks. */
 	uint64_t n = VDB_TAR_BLOCK + manifest_size + vdb_tar_pad(manifest_size);
 	for (size_t i = 0; i < m->nent; i++)
 		if (m->entries[i].from < 0)
 			n += VDB_TAR_BLOCK + m->entries[i].size + vdb_tar_pad(m->entries[i].size);
-	return n + 20 * VDB_TAR_BLOCK;
+	return n + 21 * VDB_TAR_BLOCK;
 }
