@@ -526,6 +526,11 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 		dir[1] = '\0';
 	else
 		*slash = '\0';
+	struct stat a, b;
+	if (o && o->since && stat(o->since, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino)
+		return vdb_err(err, VDB_EINVAL, "%s: an incremental cannot replace the snapshot it "
+			       "depends on", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EEXIST, "create %s", tmp);

@@ -381,6 +381,9 @@ class Snapshot(VdbTestCase):
             p = subprocess.run([exe('restore'), '-q', '--chain-dir', self.tmp, '-',
                                 self.path('r3')], stdin=f, stderr=subprocess.PIPE, env=ENV)
         self.assertEqual(p.returncode, 0, p.stderr)
+        # An incremental may not replace its own base.
+        self.assertFails(run('snapshot', self.path('db'), '-o', inc, '--since', inc), EXIT_USAGE,
+                         'an incremental cannot replace the snapshot it depends on')
         # A missing link is named.
         os.rename(full, self.path('moved.tar.zst'))
         r = run('restore', inc, self.path('r4'))
