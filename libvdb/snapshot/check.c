@@ -10,6 +10,7 @@
  * writer wrote, not that the writer was right. */
 #include "check.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,6 +155,35 @@ static void check_graph(checker *c, const vdb_segment *s)
 	}
 }
 
+/* Files the version does not name: leftovers of a crash (removed by the next writer) or
+ * something foreign. Reported, not counted as damage: no reader ever opens them. */
+static void report_strays(checker *c, const vdb_state *st)
+{
+	DIR *d = opendir(st->dir);
+	if (!d)
+		return;
+	char wal[64], seg[64];
+	vdb_wal_name(wal, sizeof wal, st->man.wal);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		int known = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, VDB_CONFIG_FILE) ||
+			    !strcmp(n, VDB_MANIFEST_FILE) || !strcmp(n, VDB_LOCK_FILE) ||
+			    !strcmp(n, wal);
+		for (size_t i = 0; !known && i < st->man.nseg; i++) {
+			vdb_segment_name(seg, sizeof seg, st->man.segs[i].number);
+			known = !strcmp(n, seg) || !strcmp(n, st->man.segs[i].del_file);
+		}
+		if (!known && c->report) {
+			char line[1024];
+			snprintf(line, sizeof line, "%s: note: %s is not part of the current version "
+				 "(a leftover the next writer removes, or a foreign file)", c->coll, n);
+			c->report(c->ctx, 0, line);
+		}
+	}
+	closedir(d);
+}
+
 vdb_status vdb_check_collection(const char *db, const char *name, vdb_check_report report,
 				void *ctx, uint64_t *problems, uint64_t *live, vdb_error *err)
 {
@@ -198,6 +228,7 @@ vdb_status vdb_check_collection(const char *db, const char *name, vdb_check_repo
 				     : "");
 		report(ctx, 0, line);
 	}
+	report_strays(&c, &st);
 	*live = st.live;
 	*problems += c.problems;
 	vdb_state_free(&st);
