@@ -46,14 +46,13 @@ int main(int argc, char **argv)
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
-	int c;
+	int c, rc;
 	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(); return cli_close_stdout();
-		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default:
+			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
+				return rc;
 		}
 	}
 	if (cli_one_operand(argc, optind))
@@ -64,7 +63,7 @@ int main(int argc, char **argv)
 		cli_close_stdout();
 		return cli_fail(&err);
 	}
-	int rc = cli_close_stdout();
+	rc = cli_close_stdout();
 	if (problems) {
 		cli_error("%s: %llu problem%s found", argv[optind], (unsigned long long)problems,
 			  problems == 1 ? "" : "s");

@@ -59,17 +59,16 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	vdb_restore_options o;
 	vdb_restore_options_init(&o);
-	int quiet = 0, list = 0, c;
+	int quiet = 0, list = 0, c, rc;
 	while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
 		case OPT_CHAIN: o.chain_dir = optarg; break;
 		case OPT_VERIFY: o.verify_only = 1; break;
 		case OPT_LIST: list = 1; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(); return cli_close_stdout();
-		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default:
+			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
+				return rc;
 		}
 	}
 	int want = o.verify_only || list ? 1 : 2;
@@ -89,7 +88,7 @@ int main(int argc, char **argv)
 	o.cancel = &stop_signal;
 	double t0 = cli_now();
 	vdb_error err;
-	int rc = EXIT_OK;
+	rc = EXIT_OK;
 	if (list) {
 		vdb_text t = {0};
 		if (vdb_snapshot_list(fd, file, &t, &err))

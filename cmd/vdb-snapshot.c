@@ -89,7 +89,7 @@ int main(int argc, char **argv)
 	const char **names = calloc((size_t)argc, sizeof *names);
 	const char *output = NULL, *into = NULL;
 	uint64_t v, keep = 0, full_every = 7;
-	int quiet = 0, c, have_keep = 0, have_full = 0;
+	int quiet = 0, c, rc, have_keep = 0, have_full = 0;
 	if (!names) {
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
@@ -120,10 +120,9 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			o.threads = (int)v;
 			break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(); return cli_close_stdout();
-		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default:
+			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
+				return rc;
 		}
 	}
 	if (cli_one_operand(argc, optind))
@@ -141,7 +140,7 @@ int main(int argc, char **argv)
 	double t0 = cli_now();
 	vdb_error err;
 	vdb_snapshot_stats stats;
-	int rc = EXIT_OK;
+	rc = EXIT_OK;
 	if (into) {
 		vdb_snapshot_rotation rot;
 		vdb_snapshot_rotation_init(&rot);

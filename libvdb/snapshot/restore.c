@@ -54,22 +54,6 @@ typedef struct rst {
 	vdb_restore_stats stats;
 } rst;
 
-static void remove_db_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			char p[4096];
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    !vdb_path(p, sizeof p, dir, e->d_name))
-				vdb_remove_tree(p); /* a collection; plain files fail and stay */
-		}
-		closedir(d);
-	}
-	vdb_remove_tree(dir);
-}
-
 static int has_dotdot(const char *name)
 {
 	for (const char *p = name; (p = strstr(p, "..")); p += 2)
@@ -276,40 +260,6 @@ static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *e
 	return st;
 }
 
-static void split_path(const char *path, char *dir, size_t cap, const char **base)
-{
-	snprintf(dir, cap, "%s", path);
-	char *slash = strrchr(dir, '/');
-	while (slash && slash > dir && slash[1] == '\0') { /* "a/b/" */
-		*slash = '\0';
-		slash = strrchr(dir, '/');
-	}
-	if (!slash) {
-		*base = path;
-		strcpy(dir, ".");
-	} else {
-		*base = path + (slash - dir) + 1;
-		if (slash == dir)
-			dir[1] = '\0';
-		else
-			*slash = '\0';
-	}
-}
-
-static int dir_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	int empty = 1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			empty = 0;
-	closedir(d);
-	return empty;
-}
-
 /* --force: TARGET must be a vdb database, and no writer may be at work in it. The locks
  * are held until after the swap, so no writer starts on the old files meanwhile. */
 static vdb_status lock_target(const char *target, int **fds, size_t *nfds, vdb_error *err)
@@ -354,7 +304,7 @@ static vdb_status install(rst *r, const char *target, const char *parent, vdb_er
 	size_t nlocks = 0;
 	vdb_status st = VDB_OK;
 	int exists = lstat(target, &sb) == 0;
-	if (exists && (!S_ISDIR(sb.st_mode) || !dir_empty(target))) {
+	if (exists && (!S_ISDIR(sb.st_mode) || !vdb_dir_is_empty(target, NULL))) {
 		if (!r->o->force || !S_ISDIR(sb.st_mode))
 			return vdb_err(err, VDB_EEXIST, "%s exists and is not empty (--force replaces a "
 				       "database)", target);
@@ -439,7 +389,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 	else if (!name || !strcmp(name, "-"))
 		strcpy(chain, ".");
 	else
-		split_path(name, chain, sizeof chain, &base);
+		vdb_path_split(name, chain, sizeof chain, &base);
 	const char *what = name && strcmp(name, "-") ? name : "standard input";
 	vdb_zreader *z = NULL;
 	vdb_status st = vdb_zreader_open(fd, what, o->cancel, &z, err);
@@ -456,12 +406,12 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 	if (!o->verify_only) {
 		struct stat sb;
 		if (lstat(target, &sb) == 0 && !o->force &&
-		    (!S_ISDIR(sb.st_mode) || !dir_empty(target))) {
+		    (!S_ISDIR(sb.st_mode) || !vdb_dir_is_empty(target, NULL))) {
 			st = vdb_err(err, VDB_EEXIST, "%s exists and is not empty (--force replaces a "
 				     "database)", target);
 			goto out;
 		}
-		split_path(target, parent, sizeof parent, &base);
+		vdb_path_split(target, parent, sizeof parent, &base);
 		if (!base[0] || !strcmp(base, ".") || !strcmp(base, "..")) {
 			st = vdb_err(err, VDB_EINVAL, "invalid restore target '%s'", target);
 			goto out;
@@ -499,7 +449,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 	st = install(&r, target, parent, err);
 out:
 	if (r.tmp[0])
-		remove_db_tree(r.tmp);
+		vdb_remove_tree(r.tmp);
 	if (!st && stats) {
 		if (o->verify_only) {
 			r.stats.collections = r.m.ncoll;

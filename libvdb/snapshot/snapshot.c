@@ -518,14 +518,7 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 	char tmp[4096], dir[4096];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
-	snprintf(dir, sizeof dir, "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	vdb_path_split(path, dir, sizeof dir, NULL);
 	struct stat a, b;
 	if (o && o->since && stat(o->since, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
 	    a.st_ino == b.st_ino)

@@ -162,7 +162,7 @@ vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, 
 			}
 			out = g;
 		}
-		snprintf(out[cnt++], sizeof out[0], "%s", e->d_name);
+		memcpy(out[cnt++], e->d_name, strlen(e->d_name) + 1); /* valid: at most 64 bytes */
 	}
 	closedir(d);
 	if (cnt)
@@ -172,22 +172,12 @@ vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, 
 	return VDB_OK;
 }
 
-/* Empty but for what concurrent vdb-create processes may be writing into it right now
- * (the marker's temp file, collections being built): those are not a foreign database. */
-static int dir_is_empty(const char *path)
+/* What concurrent vdb-create processes may be writing into a new database right now (the
+ * marker's temp file, collections being built): those are not a foreign database. */
+static int creating(const char *name)
 {
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	int empty = 1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    strncmp(e->d_name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) &&
-		    strncmp(e->d_name, ".tmp-create-", 12))
-			empty = 0;
-	closedir(d);
-	return empty;
+	return !strncmp(name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) ||
+	       !strncmp(name, ".tmp-create-", 12);
 }
 
 static vdb_status ensure_db(const char *db, vdb_error *err)
@@ -200,7 +190,7 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 	struct stat st;
 	if (stat(db, &st) < 0 || !S_ISDIR(st.st_mode))
 		return vdb_err(err, VDB_EEXIST, "%s exists and is not a directory", db);
-	if (!dir_is_empty(db)) {
+	if (!vdb_dir_is_empty(db, creating)) {
 		/* A concurrent vdb-create may have finished the marker (and a collection) since
 		 * our first look: check again before calling the directory foreign. */
 		s = vdb_db_check(db, err);
@@ -219,14 +209,7 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 		return s;
 	/* The database directory itself must survive a crash: sync its parent. */
 	char parent[4096];
-	snprintf(parent, sizeof parent, "%s", db);
-	char *slash = strrchr(parent, '/');
-	if (!slash)
-		strcpy(parent, ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		*slash = '\0';
+	vdb_path_split(db, parent, sizeof parent, NULL);
 	return vdb_fsync_dir(parent, err);
 }
 
@@ -238,8 +221,9 @@ void vdb_remove_tree(const char *dir)
 		while ((e = readdir(d))) {
 			char p[4096];
 			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    !vdb_path(p, sizeof p, dir, e->d_name))
-				unlink(p);
+			    !vdb_path(p, sizeof p, dir, e->d_name) && unlink(p) < 0 &&
+			    errno == EISDIR)
+				vdb_remove_tree(p);
 		}
 		closedir(d);
 	}

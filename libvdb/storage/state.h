@@ -33,7 +33,8 @@ void vdb_state_free(vdb_state *s);
 typedef char vdb_coll_name[VDB_NAME_MAX + 1];
 vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err);
 
-/* Removes a directory of files (no subdirectories), best effort (create.c). */
+/* Removes a directory and everything below it, best effort (create.c). Never follows a
+ * symbolic link: links are unlinked like files. */
 void vdb_remove_tree(const char *dir);
 
 /* Checks that db holds a vdb marker (create.c). */

@@ -38,6 +38,13 @@ vdb_status vdb_checked_encode(const char *kind, unsigned version, const char *bo
 vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_version,
 			      const char *data, size_t len, const char **body, vdb_error *err);
 
+/* The directory part of path into dir ("." when there is none, "/" for the root), ignoring
+ * trailing slashes; *base (when not NULL) points at the last component inside path. */
+void vdb_path_split(const char *path, char *dir, size_t cap, const char **base);
+
+/* 1 when dir exists and holds no entries but those `ignore` accepts (may be NULL). */
+int vdb_dir_is_empty(const char *dir, int (*ignore)(const char *name));
+
 /* Path join into a fixed buffer; returns -1 if it would not fit. */
 int vdb_path(char *out, size_t cap, const char *a, const char *b);
 
