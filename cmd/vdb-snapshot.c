@@ -68,6 +68,13 @@ static int fail(const vdb_error *err)
 	return cli_fail(err);
 }
 
+/* Leaves main through free_names. */
+#define LEAVE(code) \
+	do { \
+		rc = (code); \
+		goto free_names; \
+	} while (0)
+
 int main(int argc, char **argv)
 {
 	cli_init("vdb-snapshot");
@@ -102,37 +109,37 @@ int main(int argc, char **argv)
 		case OPT_INTO: into = optarg; break;
 		case OPT_KEEP:
 			if (cli_parse_u64(optarg, "--keep", 1, 1000000, 0, &keep))
-				return EXIT_USAGE;
+				LEAVE(EXIT_USAGE);
 			have_keep = 1;
 			break;
 		case OPT_FULL_EVERY:
 			if (cli_parse_u64(optarg, "--full-every", 1, 1000000, 0, &full_every))
-				return EXIT_USAGE;
+				LEAVE(EXIT_USAGE);
 			have_full = 1;
 			break;
 		case 'l':
 			if (cli_parse_u64(optarg, "--level", 1, 19, 0, &v))
-				return EXIT_USAGE;
+				LEAVE(EXIT_USAGE);
 			o.level = (int)v;
 			break;
 		case 'T':
 			if (cli_parse_u64(optarg, "--threads", 0, 256, 0, &v))
-				return EXIT_USAGE;
+				LEAVE(EXIT_USAGE);
 			o.threads = (int)v;
 			break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
-				return rc;
+				LEAVE(rc);
 		}
 	}
 	if (cli_one_operand(argc, optind))
-		return EXIT_USAGE;
+		LEAVE(EXIT_USAGE);
 	if (!output == !into)
-		return cli_usage_error("give exactly one of -o FILE and --into DIR");
+		LEAVE(cli_usage_error("give exactly one of -o FILE and --into DIR"));
 	if (output && (have_keep || have_full))
-		return cli_usage_error("--keep and --full-every go with --into");
+		LEAVE(cli_usage_error("--keep and --full-every go with --into"));
 	if (into && o.since)
-		return cli_usage_error("--since goes with -o (--into chooses the base itself)");
+		LEAVE(cli_usage_error("--since goes with -o (--into chooses the base itself)"));
 	o.collections = names;
 	cli_catch_stop_signals(on_signal);
 	o.cancel = &stop_signal;
@@ -169,6 +176,7 @@ int main(int argc, char **argv)
 	} else if (!quiet) {
 		summary(output, &stats, cli_now() - t0);
 	}
+free_names:
 	free(names);
 	return rc;
 }
