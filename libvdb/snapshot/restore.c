@@ -45,8 +45,14 @@ void vdb_restore_options_init(vdb_restore_options *o)
 	memset(o, 0, sizeof *o);
 }
 
+/* Written files whose fsync is still due (see sync_later). */
+#define PENDING_MAX 256
+
 typedef struct rst {
 	const vdb_restore_options *o;
+	int pending[PENDING_MAX];
+	char pending_name[PENDING_MAX][VDB_TAR_NAME_MAX + 1];
+	size_t npending;
 	char tmp[4096]; /* the temporary database; "" when only verifying */
 	vdb_arc_manifest m;
 	unsigned char *done; /* per entry of m: extracted and verified */
@@ -106,6 +112,35 @@ static int create_in_tmp(rst *r, const char *name, vdb_error *err)
 	return fd;
 }
 
+/* fsyncs and closes every pending file (with err NULL: only closes, after a failure). */
+static vdb_status sync_pending(rst *r, vdb_error *err)
+{
+	vdb_status st = VDB_OK;
+	for (size_t i = 0; i < r->npending; i++) {
+		/* Durable before the rename that will make it part of TARGET. */
+		if (err && !st && fsync(r->pending[i]) < 0)
+			st = vdb_err_sys(err, VDB_EIO, "fsync %s/%s", r->tmp, r->pending_name[i]);
+		if (close(r->pending[i]) < 0 && err && !st)
+			st = vdb_err_sys(err, VDB_EIO, "close %s/%s", r->tmp, r->pending_name[i]);
+	}
+	r->npending = 0;
+	return st;
+}
+
+/* Files are fsynced in groups, not one by one as they are written: writeback of each starts
+ * at once (sync_file_range) while the next entries are decompressed, and the fsyncs at the
+ * end find most of the work done. The descriptors stay open until their fsync, so a
+ * writeback error cannot be missed. */
+static vdb_status sync_later(rst *r, int fd, const char *name, vdb_error *err)
+{
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	r->pending[r->npending] = fd;
+	snprintf(r->pending_name[r->npending], sizeof r->pending_name[0], "%s", name);
+	if (++r->npending < PENDING_MAX)
+		return VDB_OK;
+	return sync_pending(r, err);
+}
+
 /* Copies one entry's content to fd (or nowhere) and checks its CRC. */
 static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb_arc_entry *e,
 			     int fd, vdb_error *err)
@@ -130,9 +165,6 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 	if (crc != e->crc)
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': checksum mismatch (damaged archive)",
 			       what, e->name);
-	/* Durable before the rename that will make it part of TARGET. */
-	if (fd >= 0 && fsync(fd) < 0)
-		return vdb_err_sys(err, VDB_EIO, "fsync %s/%s", r->tmp, e->name);
 	return VDB_OK;
 }
 
@@ -204,8 +236,12 @@ static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_ar
 			break;
 		}
 		st = copy_entry(r, z, what, e, fd, err);
-		if (fd >= 0 && close(fd) < 0 && !st)
-			st = vdb_err_sys(err, VDB_EIO, "close %s/%s", r->tmp, e->name);
+		if (fd >= 0) {
+			if (st)
+				close(fd);
+			else
+				st = sync_later(r, fd, e->name, err);
+		}
 		if (st)
 			break;
 		if (want >= 0) {
@@ -444,10 +480,11 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 				     r.m.entries[i].name);
 	if (st || o->verify_only)
 		goto out;
-	if ((st = verify_tree(&r, err)))
+	if ((st = sync_pending(&r, err)) || (st = verify_tree(&r, err)))
 		goto out;
 	st = install(&r, target, parent, err);
 out:
+	sync_pending(&r, NULL);
 	if (r.tmp[0])
 		vdb_remove_tree(r.tmp);
 	if (!st && stats) {
