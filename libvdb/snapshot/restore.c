@@ -418,7 +418,15 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		o = &defaults;
 	}
 	rst r = {.o = o};
-	char chain[4096], parent[4096];
+	char chain[4096], parent[4096], tgt[4096];
+	if (target) {
+		/* "db/" is "db": the temporary directory goes beside it, not inside. */
+		if (snprintf(tgt, sizeof tgt, "%s", target) >= (int)sizeof tgt)
+			return vdb_err(err, VDB_EINVAL, "path too long: %s", target);
+		for (size_t n = strlen(tgt); n > 1 && tgt[n - 1] == '/'; n--)
+			tgt[n - 1] = '\0';
+		target = tgt;
+	}
 	const char *base = NULL;
 	if (o->chain_dir)
 		snprintf(chain, sizeof chain, "%s", o->chain_dir);

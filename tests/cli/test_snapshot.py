@@ -228,6 +228,15 @@ class Snapshot(VdbTestCase):
         r = run('snapshot', self.path('db'), '-c', 'nope', '-o', arc)
         self.assertFails(r, EXIT_NOINPUT, "collection 'nope' does not exist")
 
+    def test_empty_database(self):
+        self.create('db', dim=2, metric='l2')
+        shutil.rmtree(self.path('db', 'default'))
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        self.assertOk(run('restore', '-q', arc, self.path('r')))
+        self.assertEqual(os.listdir(self.path('r')), ['VDB'])
+        self.assertOk(run('check', '-q', self.path('r')))
+
     def test_refuses_terminal(self):
         import pty
         self.build_db()
@@ -275,7 +284,7 @@ class Snapshot(VdbTestCase):
         arc = self.path('s.tar.zst')
         self.snap('db', arc)
         os.mkdir(self.path('empty'))
-        self.assertOk(run('restore', '-q', arc, self.path('empty')))
+        self.assertOk(run('restore', '-q', arc, self.path('empty') + '/'))
         self.assertSameDb('db', 'empty')
         os.mkdir(self.path('full'))
         self.write('full/keep.txt', 'mine')
