@@ -157,7 +157,7 @@ static void check_graph(checker *c, const vdb_segment *s)
 
 /* Files the version does not name: leftovers of a crash (removed by the next writer) or
  * something foreign. Reported, not counted as damage: no reader ever opens them. */
-static void report_strays(checker *c, const vdb_state *st)
+static void report_strays(checker *c, const vdb_state *st, int strict)
 {
 	DIR *d = opendir(st->dir);
 	if (!d)
@@ -174,7 +174,9 @@ static void report_strays(checker *c, const vdb_state *st)
 			vdb_segment_name(seg, sizeof seg, st->man.segs[i].number);
 			known = !strcmp(n, seg) || !strcmp(n, st->man.segs[i].del_file);
 		}
-		if (!known && c->report) {
+		if (!known && strict) {
+			problem(c, "%s: a file the MANIFEST does not name", n);
+		} else if (!known && c->report) {
 			char line[1024];
 			snprintf(line, sizeof line, "%s: note: %s is not part of the current version "
 				 "(a leftover the next writer removes, or a foreign file)", c->coll, n);
@@ -184,8 +186,9 @@ static void report_strays(checker *c, const vdb_state *st)
 	closedir(d);
 }
 
-vdb_status vdb_check_collection(const char *db, const char *name, vdb_check_report report,
-				void *ctx, uint64_t *problems, uint64_t *live, vdb_error *err)
+vdb_status vdb_check_collection(const char *db, const char *name, int strict,
+				vdb_check_report report, void *ctx, uint64_t *problems,
+				uint64_t *live, vdb_error *err)
 {
 	checker c = {report, ctx, name, 0};
 	vdb_state st;
@@ -228,7 +231,7 @@ vdb_status vdb_check_collection(const char *db, const char *name, vdb_check_repo
 				     : "");
 		report(ctx, 0, line);
 	}
-	report_strays(&c, &st);
+	report_strays(&c, &st, strict);
 	*live = st.live;
 	*problems += c.problems;
 	vdb_state_free(&st);
@@ -266,7 +269,8 @@ vdb_status vdb_check(const char *db, const char *name, vdb_check_report report, 
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint64_t live;
-		rc = vdb_check_collection(db, name ? one : names[i], report, ctx, problems, &live, err);
+		rc = vdb_check_collection(db, name ? one : names[i], 0, report, ctx, problems, &live,
+					  err);
 		if (rc)
 			break;
 	}

@@ -387,7 +387,7 @@ static vdb_status verify_tree(rst *r, vdb_error *err)
 		const vdb_arc_coll *c = &r->m.colls[i];
 		char first[400] = "";
 		uint64_t problems = 0, live = 0;
-		vdb_status st = vdb_check_collection(r->tmp, c->name, first_problem, first,
+		vdb_status st = vdb_check_collection(r->tmp, c->name, 1, first_problem, first,
 						     &problems, &live, err);
 		if (st)
 			return st;

@@ -509,6 +509,15 @@ class Snapshot(VdbTestCase):
                             'format version is not supported')
         self.assertRejected(with_manifest(lambda mm: mm['entries'][1].update(size=10),
                                           fix_crc=False), 'vdb-snapshot.json: header says')
+        # A file the collection's MANIFEST does not name, listed and stored all the same.
+        extra = 'default/seg-00009999.vdb'
+
+        image = checked('snapshot', json.dumps(dict(json.loads(body), entries=json.loads(
+            body)['entries'] + [{'name': extra, 'size': 3, 'crc32c': '%08x' % crc32c(b'abc')}]
+        )).encode() + b'\n')
+        self.assertRejected(zstd_compress(tar_build([(members[0][0], image)] + members[1:] +
+                                                    [(info(extra), b'abc')])),
+                            'seg-00009999.vdb: a file the MANIFEST does not name', verify=False)
         self.assertRejected(with_manifest(lambda mm: mm['collections'][0].update(records=1)),
                             "holds 600 records, the manifest says 1", verify=False)
         seg = next(i for i, e in enumerate(m['entries']) if e['name'].endswith('.vdb'))
