@@ -387,8 +387,11 @@ uint64_t vdb_arc_budget(const vdb_arc_manifest *m, uint64_t manifest_size)
 	/* Manifest and every stored entry with header and padding, then the two end blocks
 	 * and the padding to a 10 KiB record (tar's blocking factor 20): at most 21 blocks. */
 	uint64_t n = VDB_TAR_BLOCK + manifest_size + vdb_tar_pad(manifest_size);
-	for (size_t i = 0; i < m->nent; i++)
+	for (size_t i = 0; i < m->nent; i++) {
+		/* Sizes are below 2^53 each; a million of them could still wrap: saturate. */
+		uint64_t e = VDB_TAR_BLOCK + m->entries[i].size + vdb_tar_pad(m->entries[i].size);
 		if (m->entries[i].from < 0)
-			n += VDB_TAR_BLOCK + m->entries[i].size + vdb_tar_pad(m->entries[i].size);
-	return n + 21 * VDB_TAR_BLOCK;
+			n = e > UINT64_MAX - n ? UINT64_MAX : n + e;
+	}
+	return n > UINT64_MAX - 21 * VDB_TAR_BLOCK ? UINT64_MAX : n + 21 * VDB_TAR_BLOCK;
 }
