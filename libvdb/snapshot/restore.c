@@ -146,7 +146,7 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 			     int fd, vdb_error *err)
 {
 	uint32_t crc = 0;
-	uint64_t left = e->size + vdb_tar_pad(e->size), data = e->size;
+	uint64_t left = e->size + vdb_tar_pad(e->size), data = e->size, started = 0;
 	while (left) {
 		size_t want = left < CHUNK ? (size_t)left : CHUNK, got;
 		vdb_status st = vdb_zreader_read(z, r->buf, want, &got, e->name, err);
@@ -160,6 +160,8 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 		if (fd >= 0 && vdb_write_all(fd, r->buf, n) < 0)
 			return vdb_err_sys(err, VDB_EIO, "write %s/%s", r->tmp, e->name);
 		data -= n;
+		if (fd >= 0)
+			vdb_start_writeback(fd, &started, e->size - data);
 		left -= got;
 	}
 	if (crc != e->crc)

@@ -22,6 +22,7 @@ struct vdb_zwriter {
 	void *out;
 	size_t out_cap;
 	uint64_t bytes_out;
+	uint64_t synced; /* bytes whose writeback was started */
 };
 
 vdb_status vdb_zwriter_open(int fd, const char *what, int level, int threads,
@@ -66,6 +67,7 @@ static vdb_status compress(vdb_zwriter *w, const void *p, size_t n, ZSTD_EndDire
 		if (o.pos && vdb_write_all(w->fd, w->out, o.pos) < 0)
 			return vdb_err_sys(err, VDB_EIO, "write %s", w->what);
 		w->bytes_out += o.pos;
+		vdb_start_writeback(w->fd, &w->synced, w->bytes_out);
 		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
 			return VDB_OK;
 	}

@@ -1,5 +1,6 @@
 /* File primitives: full writes and reads, directory fsync, atomic replacement, and the
  * "checked text" container used for the small JSON files of a database. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "io.h"
 
 #include <dirent.h>
@@ -83,6 +84,16 @@ int vdb_dir_is_empty(const char *path, int (*ignore)(const char *name))
 			empty = 0;
 	closedir(d);
 	return empty;
+}
+
+void vdb_start_writeback(int fd, uint64_t *started, uint64_t written)
+{
+	if (written - *started < VDB_WRITEBACK_STEP)
+		return;
+#ifdef SYNC_FILE_RANGE_WRITE
+	sync_file_range(fd, (off_t)*started, (off_t)(written - *started), SYNC_FILE_RANGE_WRITE);
+#endif
+	*started = written;
 }
 
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err)

@@ -15,6 +15,13 @@ int vdb_write_all(int fd, const void *p, size_t n);
 /* pread(2) exactly n bytes at off; returns bytes read (< n only at end of file) or -1. */
 ssize_t vdb_pread_full(int fd, void *p, size_t n, off_t off);
 
+/* Starts the writeback of what was written to fd between *started and `written` once that
+ * is at least VDB_WRITEBACK_STEP bytes (sync_file_range; a hint, errors ignored: the final
+ * fsync reports them). Long sequential writes then reach the disk while the writer keeps
+ * producing, and the fsync that makes them durable finds little left to do. */
+#define VDB_WRITEBACK_STEP (32u << 20)
+void vdb_start_writeback(int fd, uint64_t *started, uint64_t written);
+
 /* fsync the directory `dir` so that a create/rename/unlink in it is durable. */
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err);
 
