@@ -77,6 +77,13 @@ static void check_id_index(checker *c, const vdb_segment *s)
 				s->file, i, row);
 			break;
 		}
+		vdb_id prev_id;
+		if (i && hash == prev_hash && !vdb_segment_id(s, prev_row, &prev_id, &e) &&
+		    vdb_id_equal(&id, &prev_id)) {
+			problem(c, "%s: rows %" PRIu64 " and %" PRIu64 " hold the same id", s->file,
+				prev_row, row);
+			break;
+		}
 		prev_hash = hash;
 		prev_row = row;
 	}
@@ -155,6 +162,41 @@ static void check_graph(checker *c, const vdb_segment *s)
 	}
 }
 
+/* An id is live in at most one segment (the writer marks the older row deleted when it
+ * seals a newer one): otherwise the collection would return the record twice. */
+static void check_unique_live(checker *c, const vdb_state *st)
+{
+	for (size_t k = 1; k < st->man.nseg; k++) {
+		const vdb_segment *s = &st->segs[k];
+		for (uint64_t row = 0; row < s->rows; row++) {
+			vdb_id id;
+			vdb_error e;
+			if (vdb_segment_is_dead(s, row))
+				continue;
+			if (vdb_segment_id(s, row, &id, &e)) {
+				problem(c, "%s", e.message);
+				return;
+			}
+			uint64_t hash = vdb_id_hash(&id);
+			for (size_t j = 0; j < k; j++) {
+				int64_t other;
+				if (vdb_segment_find(&st->segs[j], &id, hash, &other, &e)) {
+					problem(c, "%s", e.message);
+					return;
+				}
+				if (other >= 0 && !vdb_segment_is_dead(&st->segs[j], (uint64_t)other)) {
+					problem(c, "%s row %" PRIu64 " and %s row %" PRId64 " are both live "
+						"with the same id", s->file, row, st->segs[j].file, other);
+					return;
+				}
+			}
+			if (row % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
+				vdb_segment_release(s);
+		}
+		vdb_segment_release(s);
+	}
+}
+
 /* Files the version does not name: leftovers of a crash (removed by the next writer) or
  * something foreign. Reported, not counted as damage: no reader ever opens them. */
 static void report_strays(checker *c, const vdb_state *st, int strict)
@@ -219,6 +261,8 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 		}
 		vdb_segment_release(s);
 	}
+	if (!c.problems)
+		check_unique_live(&c, &st);
 	if (!c.problems && report) {
 		char line[1024], wal[64];
 		vdb_wal_name(wal, sizeof wal, st.man.wal);

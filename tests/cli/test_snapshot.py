@@ -654,6 +654,27 @@ class Snapshot(VdbTestCase):
         self.assertFails(r, EXIT_DATA, seg)
         self.assertFalse(os.path.exists(self.path('s.tar.zst')))
 
+    def test_check_finds_an_id_live_twice(self):
+        """Drop a segment's deletion marks from its MANIFEST (checksums made valid again):
+        rows replaced by newer segments come back to life, and only the uniqueness check can
+        tell."""
+        self.create('db', dim=4, metric='l2', seal='8K')
+        recs = seeded_records(5, 600, 4, string_ids=0)
+        self.ingest('db', recs)
+        self.ingest('db', [dict(r, vector=[1.0, 2.0, 3.0, 4.0]) for r in recs[:100]])
+        self.ingest('db', seeded_records(6, 400, 4, string_ids=0, id_offset=5000))
+        self.assertOk(run('check', '-q', self.path('db')))
+        base = self.path('db', 'default')
+        m = json.loads(self.read(os.path.join(base, 'MANIFEST')).split(b'\n', 1)[1])
+        seg = next(g for g in m['segments'] if g['deleted'])
+        seg['deleted'] = 0
+        del seg['deletions']
+        with open(os.path.join(base, 'MANIFEST'), 'wb') as fh:
+            fh.write(checked('manifest', json.dumps(m).encode() + b'\n'))
+        r = run('check', self.path('db'))
+        self.assertFails(r, EXIT_DATA, 'are both live with the same id',
+                         'seg-%08d.vdb' % seg['number'], stdout_empty=False)
+
     def test_check_graph_consistency(self):
         """A neighbour id out of range with its section checksum recomputed: only the
         structural check can see it."""
