@@ -6,6 +6,8 @@
 #include "zio.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,17 +99,45 @@ void vdb_zwriter_free(vdb_zwriter *w)
 	free(w);
 }
 
+/* The reader decompresses in a thread of its own, a few megabytes ahead of the caller, so
+ * that decompression overlaps with what the caller does with the data (checksums, writes,
+ * fsyncs) -- as `tar -I zstd` overlaps the two in two processes. The thread fills slots in
+ * order; a slot that ends the stream carries how it ended, and the caller turns that into
+ * a message naming the entry it was reading. */
+#define SLOTS 4
+#define SLOT_SIZE (1u << 20)
+
+enum zend { Z_MORE, Z_END, Z_TRUNCATED, Z_DAMAGED, Z_WINDOW, Z_BUDGET, Z_IO, Z_INTR };
+
+typedef struct zslot {
+	unsigned char *data;
+	size_t len;
+	int full;
+	enum zend end;
+	const char *why; /* Z_DAMAGED: zstd's error name */
+	int err_no;      /* Z_IO */
+} zslot;
+
 struct vdb_zreader {
+	/* Thread side: the decoder. */
 	ZSTD_DCtx *dctx;
 	int fd;
 	const char *what;
 	volatile sig_atomic_t *cancel;
 	unsigned char *in, *out;
-	size_t in_cap, in_len, in_pos;
-	size_t out_cap, out_len, out_pos;
+	size_t in_cap, in_len, in_pos, out_cap, out_len, out_pos;
 	int eof;
 	size_t last; /* last ZSTD_decompressStream result: 0 when a frame just ended */
-	uint64_t total, budget;
+	uint64_t total;
+	/* Shared, under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	zslot slot[SLOTS];
+	uint64_t budget;
+	int stop, started;
+	pthread_t thread;
+	/* Caller side. */
+	size_t head, pos;
 };
 
 vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *cancel,
@@ -126,10 +156,19 @@ vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *can
 	r->out = malloc(r->out_cap);
 	r->last = 1;
 	r->budget = UINT64_MAX;
-	if (!r->dctx || !r->in || !r->out) {
+	int ok = r->dctx && r->in && r->out;
+	for (int i = 0; i < SLOTS; i++)
+		ok = ok && (r->slot[i].data = malloc(SLOT_SIZE));
+	if (!ok || pthread_mutex_init(&r->mu, NULL)) {
 		vdb_zreader_free(r);
 		return vdb_err_nomem(err);
 	}
+	if (pthread_cond_init(&r->cv, NULL)) {
+		pthread_mutex_destroy(&r->mu);
+		vdb_zreader_free(r);
+		return vdb_err_nomem(err);
+	}
+	r->started = -1; /* mutex and condition exist; no thread yet */
 	/* The decoder's memory is bounded by the window: refuse larger ones outright. */
 	ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, VDB_ZSTD_WINDOW_LOG_MAX);
 	*out = r;
@@ -138,84 +177,174 @@ vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *can
 
 void vdb_zreader_set_budget(vdb_zreader *r, uint64_t max_out)
 {
+	pthread_mutex_lock(&r->mu);
 	r->budget = max_out;
+	pthread_mutex_unlock(&r->mu);
 }
 
-uint64_t vdb_zreader_total(const vdb_zreader *r)
+static int stopping(vdb_zreader *r)
 {
-	return r->total;
+	pthread_mutex_lock(&r->mu);
+	int stop = r->stop;
+	pthread_mutex_unlock(&r->mu);
+	return stop;
 }
 
-/* Decompresses more into r->out: 1 produced or consumed something, 0 at a clean end. */
-static int refill(vdb_zreader *r, const char *entry, vdb_error *err)
+/* Waits until fd is readable or the reader is stopped (a pipe may stay silent). */
+static int wait_input(vdb_zreader *r)
+{
+	for (;;) {
+		if (stopping(r))
+			return -1;
+		struct pollfd p = {r->fd, POLLIN, 0};
+		int n = poll(&p, 1, 100);
+		if (n != 0)
+			return 0; /* readable, at end, or an error that read() will report */
+	}
+}
+
+/* Thread side: decompresses more into r->out. Z_MORE when it produced something. */
+static enum zend refill(vdb_zreader *r, zslot *s)
 {
 	for (;;) {
 		if (r->cancel && *r->cancel)
-			return vdb_err(err, VDB_EINTR, "interrupted"), -1;
+			return Z_INTR;
 		if (r->in_pos == r->in_len && !r->eof) {
+			if (wait_input(r))
+				return Z_INTR;
 			ssize_t got = read(r->fd, r->in, r->in_cap);
 			if (got < 0 && errno == EINTR)
 				continue;
-			if (got < 0)
-				return vdb_err_sys(err, VDB_EIO, "read %s", r->what), -1;
+			if (got < 0) {
+				s->err_no = errno;
+				return Z_IO;
+			}
 			r->in_len = (size_t)got;
 			r->in_pos = 0;
 			r->eof = got == 0;
 		}
-		if (r->in_pos == r->in_len && r->eof) {
-			if (r->last == 0)
-				return 0;
-			return vdb_err(err, VDB_ECORRUPT,
-				       "%s: truncated archive (it ends inside %s)", r->what, entry),
-			       -1;
-		}
+		if (r->in_pos == r->in_len && r->eof)
+			return r->last == 0 ? Z_END : Z_TRUNCATED;
 		ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
 		ZSTD_outBuffer o = {r->out, r->out_cap, 0};
 		size_t ret = ZSTD_decompressStream(r->dctx, &o, &in);
 		if (ZSTD_isError(ret)) {
-			const char *why = ZSTD_getErrorName(ret);
-			if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge)
-				why = "its zstd window is over the 128 MiB limit";
-			return vdb_err(err, VDB_ECORRUPT, "%s: damaged archive in %s: %s", r->what,
-				       entry, why),
-			       -1;
+			s->why = ZSTD_getErrorName(ret);
+			return ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge
+				       ? Z_WINDOW
+				       : Z_DAMAGED;
 		}
 		r->in_pos = in.pos;
 		r->last = ret;
 		if (o.pos) {
-			if (r->total > r->budget || o.pos > r->budget - r->total)
-				return vdb_err(err, VDB_ECORRUPT,
-					       "%s: %s: the archive expands beyond the %llu bytes its "
-					       "manifest announces",
-					       r->what, entry, (unsigned long long)r->budget),
-				       -1;
+			pthread_mutex_lock(&r->mu);
+			uint64_t budget = r->budget;
+			pthread_mutex_unlock(&r->mu);
+			if (r->total > budget || o.pos > budget - r->total)
+				return Z_BUDGET;
 			r->total += o.pos;
 			r->out_len = o.pos;
 			r->out_pos = 0;
-			return 1;
+			return Z_MORE;
 		}
 	}
+}
+
+static void *decompress_ahead(void *arg)
+{
+	vdb_zreader *r = arg;
+	for (size_t i = 0;; i = (i + 1) % SLOTS) {
+		zslot *s = &r->slot[i];
+		pthread_mutex_lock(&r->mu);
+		while (s->full && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		int stop = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			return NULL;
+		s->len = 0;
+		s->end = Z_MORE;
+		while (s->len < SLOT_SIZE && s->end == Z_MORE) {
+			if (r->out_pos == r->out_len) {
+				s->end = refill(r, s);
+				continue;
+			}
+			size_t k = r->out_len - r->out_pos;
+			if (k > SLOT_SIZE - s->len)
+				k = SLOT_SIZE - s->len;
+			memcpy(s->data + s->len, r->out + r->out_pos, k);
+			r->out_pos += k;
+			s->len += k;
+		}
+		pthread_mutex_lock(&r->mu);
+		s->full = 1;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		if (s->end != Z_MORE)
+			return NULL;
+	}
+}
+
+static vdb_status ended(vdb_zreader *r, const zslot *s, const char *entry, vdb_error *err)
+{
+	switch (s->end) {
+	case Z_MORE:
+	case Z_END: return VDB_OK;
+	case Z_TRUNCATED:
+		return vdb_err(err, VDB_ECORRUPT, "%s: truncated archive (it ends inside %s)", r->what,
+			       entry);
+	case Z_DAMAGED:
+		return vdb_err(err, VDB_ECORRUPT, "%s: damaged archive in %s: %s", r->what, entry,
+			       s->why);
+	case Z_WINDOW:
+		return vdb_err(err, VDB_ECORRUPT, "%s: damaged archive in %s: its zstd window is over "
+			       "the 128 MiB limit", r->what, entry);
+	case Z_BUDGET:
+		return vdb_err(err, VDB_ECORRUPT, "%s: %s: the archive expands beyond the %llu bytes "
+			       "its manifest announces", r->what, entry,
+			       (unsigned long long)r->budget);
+	case Z_IO:
+		errno = s->err_no;
+		return vdb_err_sys(err, VDB_EIO, "read %s", r->what);
+	case Z_INTR: return vdb_err(err, VDB_EINTR, "interrupted");
+	}
+	return vdb_err(err, VDB_EINTERNAL, "unknown reader state");
 }
 
 vdb_status vdb_zreader_read(vdb_zreader *r, void *p, size_t n, size_t *got, const char *entry,
 			    vdb_error *err)
 {
+	if (r->started < 1) {
+		if (pthread_create(&r->thread, NULL, decompress_ahead, r))
+			return vdb_err(err, VDB_ENOMEM, "cannot start the decompression thread");
+		r->started = 1;
+	}
 	size_t done = 0;
 	while (done < n) {
-		if (r->out_pos == r->out_len) {
-			int rc = refill(r, entry, err);
-			if (rc < 0)
-				return err ? err->code : VDB_ECORRUPT;
-			if (rc == 0)
-				break;
+		zslot *s = &r->slot[r->head];
+		pthread_mutex_lock(&r->mu);
+		while (!s->full)
+			pthread_cond_wait(&r->cv, &r->mu);
+		pthread_mutex_unlock(&r->mu);
+		if (r->pos < s->len) {
+			size_t k = s->len - r->pos < n - done ? s->len - r->pos : n - done;
+			memcpy((char *)p + done, s->data + r->pos, k);
+			r->pos += k;
+			done += k;
 			continue;
 		}
-		size_t k = r->out_len - r->out_pos;
-		if (k > n - done)
-			k = n - done;
-		memcpy((char *)p + done, r->out + r->out_pos, k);
-		r->out_pos += k;
-		done += k;
+		if (s->end != Z_MORE) {
+			vdb_status st = ended(r, s, entry, err);
+			if (st)
+				return st;
+			break; /* the clean end: stays the end for later calls */
+		}
+		pthread_mutex_lock(&r->mu);
+		s->full = 0;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		r->head = (r->head + 1) % SLOTS;
+		r->pos = 0;
 	}
 	*got = done;
 	return VDB_OK;
@@ -225,8 +354,21 @@ void vdb_zreader_free(vdb_zreader *r)
 {
 	if (!r)
 		return;
+	if (r->started) {
+		if (r->started > 0) {
+			pthread_mutex_lock(&r->mu);
+			r->stop = 1;
+			pthread_cond_broadcast(&r->cv);
+			pthread_mutex_unlock(&r->mu);
+			pthread_join(r->thread, NULL);
+		}
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+	}
 	ZSTD_freeDCtx(r->dctx);
 	free(r->in);
 	free(r->out);
+	for (int i = 0; i < SLOTS; i++)
+		free(r->slot[i].data);
 	free(r);
 }

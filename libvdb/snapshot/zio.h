@@ -31,12 +31,12 @@ vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *can
 /* Decompressed bytes allowed in total: more is VDB_ECORRUPT (a decompression bomb or a
  * damaged archive), not a reason to keep writing. */
 void vdb_zreader_set_budget(vdb_zreader *r, uint64_t max_out);
-/* Reads exactly n bytes; *got < n only at the end of the stream (a complete frame). A
+/* Decompression runs in a thread of the reader's own, a few MiB ahead of the caller.
+ * Reads exactly n bytes; *got < n only at the end of the stream (a complete frame). A
  * stream cut inside a frame, a bad frame checksum, garbage between frames, or output
  * past the budget are VDB_ECORRUPT; `entry` names what was being read. */
 vdb_status vdb_zreader_read(vdb_zreader *r, void *p, size_t n, size_t *got, const char *entry,
 			    vdb_error *err);
-uint64_t vdb_zreader_total(const vdb_zreader *r); /* decompressed bytes so far */
 void vdb_zreader_free(vdb_zreader *r);
 
 #endif
