@@ -316,6 +316,30 @@ class Snapshot(VdbTestCase):
         self.assertSameDb('db', 'other')
         self.assertNoLeftovers()
 
+    def test_waiting_writer_follows_a_swapped_database(self):
+        """A writer waiting for the lock while the database is swapped underneath (what
+        --force does) must end up holding the lock of the new database, so that no second
+        writer can enter it."""
+        for db in ('db1', 'db2'):
+            self.create(db, dim=2, metric='l2')
+            self.ingest(db, [{'id': 1, 'vector': [1, 2]}])
+        a = self.proc('ingest', self.path('db1'))
+        a.send([{'id': 2, 'vector': [3, 4]}])
+        time.sleep(0.3)
+        b = self.proc('ingest', '--wait', '60', self.path('db1'))
+        self.assertTrue(b.wait_for_stderr('waiting for the writer lock'), b.err)
+        os.rename(self.path('db1'), self.path('old'))
+        os.rename(self.path('db2'), self.path('db1'))
+        a.close_stdin()
+        self.assertEqual(a.wait(), 0)
+        b.send([{'id': 3, 'vector': [5, 6]}])
+        time.sleep(0.5)
+        c = run('ingest', '--no-wait', self.path('db1'), input=[{'id': 4, 'vector': [7, 8]}])
+        self.assertFails(c, EXIT_LOCKED, 'locked by another writer')
+        b.close_stdin()
+        self.assertEqual(b.wait(), 0, b.err)
+        self.assertEqual(sorted(self.exported('db1')), [1, 3])
+
     def test_verify_and_list(self):
         self.build_db()
         arc = self.path('s.tar.zst')
