@@ -353,9 +353,8 @@ static vdb_status install(rst *r, const char *target, const char *parent, vdb_er
 			st = vdb_err_sys(err, VDB_EIO, "exchange %s with %s", r->tmp, target);
 			goto out;
 		}
-		if ((st = vdb_fsync_dir(parent, err)))
-			goto out;
 		/* r->tmp now holds the old database, which the caller removes. */
+		st = vdb_fsync_dir(parent, err);
 		goto out;
 	}
 	if (rename(r->tmp, target) < 0) {
