@@ -97,6 +97,19 @@ void cli_version(void)
 	printf("%s (vdb) %s\n", cli_prog, VDB_VERSION);
 }
 
+int cli_common_option(int c, void (*usage)(void), int *quiet)
+{
+	switch (c) {
+	case 'q':
+		if (quiet)
+			*quiet = 1;
+		return CLI_NEXT;
+	case 'h': usage(); return cli_close_stdout();
+	case 'V': cli_version(); return cli_close_stdout();
+	default: return cli_usage_error("unknown or incomplete option");
+	}
+}
+
 int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,
 		  uint64_t *out)
 {

@@ -51,6 +51,12 @@ int cli_one_operand(int argc, int optind_);
 int cli_fail(const vdb_error *err);
 void cli_version(void);
 
+/* The options every command shares, for the default branch of its getopt switch: -q sets
+ * *quiet (when not NULL) and returns CLI_NEXT; -h and -V print the help or the version and
+ * return the exit status; anything else is a usage error (EXIT_USAGE). */
+#define CLI_NEXT (-1)
+int cli_common_option(int c, void (*usage)(void), int *quiet);
+
 /* Parse a decimal integer in [min, max]; on failure prints "invalid value for OPTION" and
  * returns -1. Accepts K, M, G suffixes (powers of 1024) when `suffixes` is set. */
 int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,

@@ -174,22 +174,56 @@ vdb_status vdb_db_check(const char *db, vdb_error *err)
 	return s;
 }
 
-/* Empty but for what concurrent vdb-create processes may be writing into it right now
- * (the marker's temp file, collections being built): those are not a foreign database. */
-static int dir_is_empty(const char *path)
+static int cmp_names(const void *a, const void *b)
 {
-	DIR *d = opendir(path);
+	return strcmp(a, b);
+}
+
+vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err)
+{
+	vdb_status s = vdb_db_check(db, err);
+	if (s)
+		return s;
+	DIR *d = opendir(db);
 	if (!d)
-		return 0;
+		return vdb_err_sys(err, VDB_OK, "open directory %s", db);
+	vdb_coll_name *out = NULL;
+	size_t cnt = 0, cap = 0;
 	struct dirent *e;
-	int empty = 1;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    strncmp(e->d_name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) &&
-		    strncmp(e->d_name, ".tmp-create-", 12))
-			empty = 0;
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (!vdb_collection_name_valid(e->d_name) ||
+		    snprintf(path, sizeof path, "%s/%s/%s", db, e->d_name, VDB_CONFIG_FILE) >=
+			    (int)sizeof path ||
+		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 8;
+			vdb_coll_name *g = realloc(out, cap * sizeof *out);
+			if (!g) {
+				free(out);
+				closedir(d);
+				return vdb_err_nomem(err);
+			}
+			out = g;
+		}
+		memcpy(out[cnt++], e->d_name, strlen(e->d_name) + 1); /* valid: at most 64 bytes */
+	}
 	closedir(d);
-	return empty;
+	if (cnt)
+		qsort(out, cnt, sizeof *out, cmp_names);
+	*names = out;
+	*n = cnt;
+	return VDB_OK;
+}
+
+/* What concurrent vdb-create processes may be writing into a new database right now (the
+ * marker's temp file, collections being built): those are not a foreign database. */
+static int creating(const char *name)
+{
+	return !strncmp(name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) ||
+	       !strncmp(name, ".tmp-create-", 12);
 }
 
 static vdb_status ensure_db(const char *db, vdb_error *err)
@@ -202,7 +236,7 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 	struct stat st;
 	if (stat(db, &st) < 0 || !S_ISDIR(st.st_mode))
 		return vdb_err(err, VDB_EEXIST, "%s exists and is not a directory", db);
-	if (!dir_is_empty(db)) {
+	if (!vdb_dir_is_empty(db, creating)) {
 		/* A concurrent vdb-create may have finished the marker (and a collection) since
 		 * our first look: check again before calling the directory foreign. */
 		s = vdb_db_check(db, err);
@@ -221,18 +255,11 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 		return s;
 	/* The database directory itself must survive a crash: sync its parent. */
 	char parent[4096];
-	snprintf(parent, sizeof parent, "%s", db);
-	char *slash = strrchr(parent, '/');
-	if (!slash)
-		strcpy(parent, ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		*slash = '\0';
+	vdb_path_split(db, parent, sizeof parent, NULL);
 	return vdb_fsync_dir(parent, err);
 }
 
-static void remove_tree(const char *dir)
+void vdb_remove_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (d) {
@@ -240,8 +267,9 @@ static void remove_tree(const char *dir)
 		while ((e = readdir(d))) {
 			char p[4096];
 			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    !vdb_path(p, sizeof p, dir, e->d_name))
-				unlink(p);
+			    !vdb_path(p, sizeof p, dir, e->d_name) && unlink(p) < 0 &&
+			    errno == EISDIR)
+				vdb_remove_tree(p);
 		}
 		closedir(d);
 	}
@@ -293,17 +321,17 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 	snprintf(tmpname, sizeof tmpname, ".tmp-create-%s-%ld", name, (long)getpid());
 	if (vdb_path(tmp, sizeof tmp, db, tmpname))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
-	remove_tree(tmp);
+	vdb_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);
 	s = fill_collection(tmp, name, cfg, err);
 	if (s) {
-		remove_tree(tmp);
+		vdb_remove_tree(tmp);
 		return s;
 	}
 	if (rename(tmp, final) < 0) {
 		int e = errno;
-		remove_tree(tmp);
+		vdb_remove_tree(tmp);
 		errno = e;
 		if (e == EEXIST || e == ENOTEMPTY || e == ENOTDIR)
 			return vdb_err(err, VDB_EEXIST, "collection '%s' already exists in %s", name,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,8 +56,19 @@ vdb_status vdb_lock_acquire(const char *dir, const char *name, const vdb_writer_
 	double start = now();
 	int waited = 0;
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			break;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			/* The lock counts only if its file is still the one at the path:
+			 * `vdb-restore --force` swaps a whole database while writers may be
+			 * waiting on the old LOCK; they must then lock the new one. */
+			struct stat held, now_at;
+			if (fstat(fd, &held) == 0 && stat(path, &now_at) == 0 &&
+			    held.st_dev == now_at.st_dev && held.st_ino == now_at.st_ino)
+				break;
+			close(fd);
+			if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+				return vdb_err_sys(err, VDB_OK, "open %s", path);
+			continue;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EWOULDBLOCK) {

@@ -122,7 +122,7 @@ vdb_status vdb_manifest_read(const char *dir, vdb_manifest *m, vdb_error *err)
 	return st;
 }
 
-vdb_status vdb_manifest_write(const char *dir, const vdb_manifest *m, vdb_error *err)
+vdb_status vdb_manifest_encode(const vdb_manifest *m, char **file, size_t *len, vdb_error *err)
 {
 	vdb_buf b = VDB_BUF_INIT;
 	int rc = vdb_buf_printf(&b,
@@ -148,10 +148,16 @@ vdb_status vdb_manifest_write(const char *dir, const vdb_manifest *m, vdb_error 
 		vdb_buf_free(&b);
 		return vdb_err_nomem(err);
 	}
+	vdb_status st = vdb_checked_encode("manifest", VDB_MANIFEST_FORMAT, b.data, file, len, err);
+	vdb_buf_free(&b);
+	return st;
+}
+
+vdb_status vdb_manifest_write(const char *dir, const vdb_manifest *m, vdb_error *err)
+{
 	char *file;
 	size_t len;
-	vdb_status st = vdb_checked_encode("manifest", VDB_MANIFEST_FORMAT, b.data, &file, &len, err);
-	vdb_buf_free(&b);
+	vdb_status st = vdb_manifest_encode(m, &file, &len, err);
 	if (st)
 		return st;
 	/* The new version becomes visible, whole, at the rename inside vdb_atomic_write. */

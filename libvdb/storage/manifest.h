@@ -24,6 +24,8 @@ typedef struct vdb_manifest {
 } vdb_manifest;
 
 vdb_status vdb_manifest_read(const char *dir, vdb_manifest *m, vdb_error *err);
+/* The file image of m, exactly as vdb_manifest_write writes it (snapshots store it). */
+vdb_status vdb_manifest_encode(const vdb_manifest *m, char **file, size_t *len, vdb_error *err);
 /* Atomic replacement: temp file, fsync, rename, fsync directory. */
 vdb_status vdb_manifest_write(const char *dir, const vdb_manifest *m, vdb_error *err);
 void vdb_manifest_free(vdb_manifest *m);

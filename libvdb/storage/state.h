@@ -28,6 +28,15 @@ vdb_status vdb_state_load(const char *db, const char *name, vdb_state *s, int *w
 			  vdb_error *err);
 void vdb_state_free(vdb_state *s);
 
+/* The collections of db (directories with a CONFIG file and a valid name), sorted by
+ * name, as a malloc'd array (create.c). */
+typedef char vdb_coll_name[VDB_NAME_MAX + 1];
+vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err);
+
+/* Removes a directory and everything below it, best effort (create.c). Never follows a
+ * symbolic link: links are unlinked like files. */
+void vdb_remove_tree(const char *dir);
+
 /* Checks that db holds a vdb marker (create.c). */
 vdb_status vdb_db_check(const char *db, vdb_error *err);
 

@@ -1,7 +1,9 @@
 /* File primitives: full writes and reads, directory fsync, atomic replacement, and the
  * "checked text" container used for the small JSON files of a database. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,6 +52,48 @@ int vdb_path(char *out, size_t cap, const char *a, const char *b)
 {
 	int n = snprintf(out, cap, "%s/%s", a, b);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+void vdb_path_split(const char *path, char *dir, size_t cap, const char **base)
+{
+	snprintf(dir, cap, "%s", path);
+	char *slash = strrchr(dir, '/');
+	while (slash && slash > dir && slash[1] == '\0') { /* "a/b/" */
+		*slash = '\0';
+		slash = strrchr(dir, '/');
+	}
+	if (base)
+		*base = slash ? path + (slash - dir) + 1 : path;
+	if (!slash)
+		snprintf(dir, cap, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+int vdb_dir_is_empty(const char *path, int (*ignore)(const char *name))
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int empty = 1;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !(ignore && ignore(e->d_name)))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+void vdb_start_writeback(int fd, uint64_t *started, uint64_t written)
+{
+	if (written - *started < VDB_WRITEBACK_STEP)
+		return;
+#ifdef SYNC_FILE_RANGE_WRITE
+	sync_file_range(fd, (off_t)*started, (off_t)(written - *started), SYNC_FILE_RANGE_WRITE);
+#endif
+	*started = written;
 }
 
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err)

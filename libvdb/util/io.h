@@ -15,6 +15,13 @@ int vdb_write_all(int fd, const void *p, size_t n);
 /* pread(2) exactly n bytes at off; returns bytes read (< n only at end of file) or -1. */
 ssize_t vdb_pread_full(int fd, void *p, size_t n, off_t off);
 
+/* Starts the writeback of what was written to fd between *started and `written` once that
+ * is at least VDB_WRITEBACK_STEP bytes (sync_file_range; a hint, errors ignored: the final
+ * fsync reports them). Long sequential writes then reach the disk while the writer keeps
+ * producing, and the fsync that makes them durable finds little left to do. */
+#define VDB_WRITEBACK_STEP (32u << 20)
+void vdb_start_writeback(int fd, uint64_t *started, uint64_t written);
+
 /* fsync the directory `dir` so that a create/rename/unlink in it is durable. */
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err);
 
@@ -37,6 +44,13 @@ vdb_status vdb_checked_encode(const char *kind, unsigned version, const char *bo
  * `data`. Names `path` in errors; a newer format version is refused naming both. */
 vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_version,
 			      const char *data, size_t len, const char **body, vdb_error *err);
+
+/* The directory part of path into dir ("." when there is none, "/" for the root), ignoring
+ * trailing slashes; *base (when not NULL) points at the last component inside path. */
+void vdb_path_split(const char *path, char *dir, size_t cap, const char **base);
+
+/* 1 when dir exists and holds no entries but those `ignore` accepts (may be NULL). */
+int vdb_dir_is_empty(const char *dir, int (*ignore)(const char *name));
 
 /* Path join into a fixed buffer; returns -1 if it would not fit. */
 int vdb_path(char *out, size_t cap, const char *a, const char *b);

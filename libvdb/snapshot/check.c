@@ -1,0 +1,323 @@
+/* vdb-check: everything a reader relies on, verified in full rather than on demand.
+ *
+ * Loading a version (storage/state.c) already checks the CONFIG and MANIFEST checksums,
+ * that each segment exists with the size, row count and header checksum the MANIFEST
+ * gives, each deletion file's checksum and count, and the whole log (header, every frame's
+ * checksums and sequence numbers; a damaged frame followed by valid ones is corruption).
+ * On top of that this module reads every byte of every segment: section checksums, then
+ * the structures a search follows -- id index, payload offsets and the HNSW graph -- which
+ * are each checked value by value, because a CRC only proves the bytes are the ones the
+ * writer wrote, not that the writer was right. */
+#include "check.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../storage/format.h"
+#include "../storage/ids.h"
+#include "../storage/state.h"
+#include "../util/error.h"
+
+#define NO_UPPER UINT32_MAX
+
+typedef struct checker {
+	vdb_check_report report;
+	void *ctx;
+	const char *coll;
+	uint64_t problems;
+} checker;
+
+static void problem(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(checker *c, const char *fmt, ...)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%s/", c->coll);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	va_end(ap);
+	c->problems++;
+	if (c->report)
+		c->report(c->ctx, 1, line);
+}
+
+/* The id index: sorted by (hash, row), every row exactly once, each hash that of its id. */
+static void check_id_index(checker *c, const vdb_segment *s)
+{
+	unsigned char *seen = calloc(s->rows ? s->rows : 1, 1);
+	if (!seen) {
+		problem(c, "%s: out of memory while checking the id index", s->file);
+		return;
+	}
+	uint64_t prev_hash = 0, prev_row = 0;
+	for (uint64_t i = 0; i < s->rows; i++) {
+		uint64_t hash = vdb_le64(s->id_index + i * 16), row = vdb_le64(s->id_index + i * 16 + 8);
+		vdb_id id;
+		vdb_error e;
+		if (row >= s->rows || seen[row]) {
+			problem(c, "%s: id index entry %" PRIu64 " names row %" PRIu64
+				" (out of range or twice)", s->file, i, row);
+			break;
+		}
+		seen[row] = 1;
+		if (i && (hash < prev_hash || (hash == prev_hash && row < prev_row))) {
+			problem(c, "%s: id index is not sorted at entry %" PRIu64, s->file, i);
+			break;
+		}
+		if (vdb_segment_id(s, row, &id, &e)) {
+			problem(c, "%s", e.message);
+			break;
+		}
+		if (vdb_id_hash(&id) != hash) {
+			problem(c, "%s: id index entry %" PRIu64 " has the wrong hash for row %" PRIu64,
+				s->file, i, row);
+			break;
+		}
+		vdb_id prev_id;
+		if (i && hash == prev_hash && !vdb_segment_id(s, prev_row, &prev_id, &e) &&
+		    vdb_id_equal(&id, &prev_id)) {
+			problem(c, "%s: rows %" PRIu64 " and %" PRIu64 " hold the same id", s->file,
+				prev_row, row);
+			break;
+		}
+		prev_hash = hash;
+		prev_row = row;
+	}
+	free(seen);
+}
+
+static void check_payloads(checker *c, const vdb_segment *s)
+{
+	uint64_t prev = 0;
+	for (uint64_t r = 0; r <= s->rows; r++) {
+		uint64_t off = vdb_le64(s->payload_offsets + r * 8);
+		if (off < prev || off > s->payloads_len || (r == 0 && off != 0)) {
+			problem(c, "%s: payload offset of row %" PRIu64 " is out of order or range",
+				s->file, r);
+			return;
+		}
+		prev = off;
+	}
+	if (prev != s->payloads_len)
+		problem(c, "%s: payload offsets do not cover the payload section", s->file);
+}
+
+/* Level of a node in the graph (0 when it has no upper lists), or -1 when damaged. */
+static int node_level(const vdb_hnsw_graph *g, uint64_t node)
+{
+	uint32_t off = g->nodes[node];
+	if (off == NO_UPPER)
+		return 0;
+	if (off >= g->upper_len)
+		return -1;
+	uint32_t lv = g->upper[off];
+	if (lv == 0 || lv > g->max_level ||
+	    (uint64_t)off + 1 + (uint64_t)lv * (g->m + 1) > g->upper_len)
+		return -1;
+	return (int)lv;
+}
+
+static int list_ok(const vdb_hnsw_graph *g, const uint32_t *l, uint32_t max, uint64_t node,
+		   int level)
+{
+	if (l[0] > max)
+		return 0;
+	for (uint32_t k = 1; k <= l[0]; k++)
+		if (l[k] >= g->rows || l[k] == node || node_level(g, l[k]) < level)
+			return 0;
+	return 1;
+}
+
+static void check_graph(checker *c, const vdb_segment *s)
+{
+	const vdb_hnsw_graph *g = &s->graph;
+	int top = node_level(g, g->entry);
+	if (top < 0 || (uint32_t)top != g->max_level) {
+		problem(c, "%s: graph entry point %" PRIu64 " is not on the top level %u", s->file,
+			g->entry, g->max_level);
+		return;
+	}
+	for (uint64_t n = 0; n < g->rows; n++) {
+		int lv = node_level(g, n);
+		if (lv < 0) {
+			problem(c, "%s: graph node %" PRIu64 " has damaged upper levels", s->file, n);
+			return;
+		}
+		if (!list_ok(g, g->l0 + n * (g->m0 + 1), g->m0, n, 0)) {
+			problem(c, "%s: graph node %" PRIu64 " has a bad level-0 neighbour list",
+				s->file, n);
+			return;
+		}
+		for (int l = 1; l <= lv; l++)
+			if (!list_ok(g, g->upper + g->nodes[n] + 1 + (uint64_t)(l - 1) * (g->m + 1),
+				     g->m, n, l)) {
+				problem(c, "%s: graph node %" PRIu64 " has a bad level-%d neighbour list",
+					s->file, n, l);
+				return;
+			}
+	}
+}
+
+/* An id is live in at most one segment (the writer marks the older row deleted when it
+ * seals a newer one): otherwise the collection would return the record twice. */
+static void check_unique_live(checker *c, const vdb_state *st)
+{
+	for (size_t k = 1; k < st->man.nseg; k++) {
+		const vdb_segment *s = &st->segs[k];
+		for (uint64_t row = 0; row < s->rows; row++) {
+			vdb_id id;
+			vdb_error e;
+			if (vdb_segment_is_dead(s, row))
+				continue;
+			if (vdb_segment_id(s, row, &id, &e)) {
+				problem(c, "%s", e.message);
+				return;
+			}
+			uint64_t hash = vdb_id_hash(&id);
+			for (size_t j = 0; j < k; j++) {
+				int64_t other;
+				if (vdb_segment_find(&st->segs[j], &id, hash, &other, &e)) {
+					problem(c, "%s", e.message);
+					return;
+				}
+				if (other >= 0 && !vdb_segment_is_dead(&st->segs[j], (uint64_t)other)) {
+					problem(c, "%s row %" PRIu64 " and %s row %" PRId64 " are both live "
+						"with the same id", s->file, row, st->segs[j].file, other);
+					return;
+				}
+			}
+			if (row % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
+				vdb_segment_release(s);
+		}
+		vdb_segment_release(s);
+	}
+}
+
+/* Files the version does not name: leftovers of a crash (removed by the next writer) or
+ * something foreign. Reported, not counted as damage: no reader ever opens them. */
+static void report_strays(checker *c, const vdb_state *st, int strict)
+{
+	DIR *d = opendir(st->dir);
+	if (!d)
+		return;
+	char wal[64], seg[64];
+	vdb_wal_name(wal, sizeof wal, st->man.wal);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		int known = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, VDB_CONFIG_FILE) ||
+			    !strcmp(n, VDB_MANIFEST_FILE) || !strcmp(n, VDB_LOCK_FILE) ||
+			    !strcmp(n, wal);
+		for (size_t i = 0; !known && i < st->man.nseg; i++) {
+			vdb_segment_name(seg, sizeof seg, st->man.segs[i].number);
+			known = !strcmp(n, seg) || !strcmp(n, st->man.segs[i].del_file);
+		}
+		if (!known && strict) {
+			problem(c, "%s: a file the MANIFEST does not name", n);
+		} else if (!known && c->report) {
+			char line[1024];
+			snprintf(line, sizeof line, "%s: note: %s is not part of the current version "
+				 "(a leftover the next writer removes, or a foreign file)", c->coll, n);
+			c->report(c->ctx, 0, line);
+		}
+	}
+	closedir(d);
+}
+
+vdb_status vdb_check_collection(const char *db, const char *name, int strict,
+				vdb_check_report report, void *ctx, uint64_t *problems,
+				uint64_t *live, vdb_error *err)
+{
+	checker c = {report, ctx, name, 0};
+	vdb_state st;
+	vdb_error e;
+	vdb_status rc = vdb_state_load(db, name, &st, NULL, &e);
+	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL) {
+		if (err)
+			*err = e;
+		return rc;
+	}
+	if (rc) {
+		problem(&c, "%s", e.message);
+		*problems += c.problems;
+		return VDB_OK;
+	}
+	uint64_t rows = 0, deleted = 0;
+	for (size_t i = 0; i < st.man.nseg; i++) {
+		const vdb_segment *s = &st.segs[i];
+		rows += s->rows;
+		deleted += s->ndeleted;
+		if (vdb_segment_verify(s, &e)) {
+			problem(&c, "%s", e.message);
+		} else {
+			check_id_index(&c, s);
+			check_payloads(&c, s);
+			if (s->has_graph)
+				check_graph(&c, s);
+		}
+		vdb_segment_release(s);
+	}
+	if (!c.problems)
+		check_unique_live(&c, &st);
+	if (!c.problems && report) {
+		char line[1024], wal[64];
+		vdb_wal_name(wal, sizeof wal, st.man.wal);
+		snprintf(line, sizeof line,
+			 "%s: ok: %" PRIu64 " records; %zu segments (%" PRIu64 " rows, %" PRIu64
+			 " deleted); %s: %" PRIu64 " batches%s",
+			 name, st.live, st.man.nseg, rows, deleted, wal, st.wal.frames,
+			 st.wal.torn ? ", then an incomplete record (an interrupted write: the next "
+				       "writer discards it)"
+				     : "");
+		report(ctx, 0, line);
+	}
+	report_strays(&c, &st, strict);
+	*live = st.live;
+	*problems += c.problems;
+	vdb_state_free(&st);
+	return VDB_OK;
+}
+
+vdb_status vdb_check(const char *db, const char *name, vdb_check_report report, void *ctx,
+		     uint64_t *problems, vdb_error *err)
+{
+	vdb_error e;
+	*problems = 0;
+	vdb_status rc = vdb_db_check(db, &e);
+	if (rc == VDB_ECORRUPT) {
+		/* Every reader refuses a database whose marker is damaged: nothing more to see. */
+		(*problems)++;
+		if (report)
+			report(ctx, 1, e.message);
+		return VDB_OK;
+	}
+	if (rc) {
+		if (err)
+			*err = e;
+		return rc;
+	}
+	vdb_coll_name *names = NULL, one;
+	size_t n = 1;
+	if (name) {
+		snprintf(one, sizeof one, "%s", name);
+	} else {
+		if ((rc = vdb_db_collections(db, &names, &n, &e))) {
+			if (err)
+				*err = e;
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t live;
+		rc = vdb_check_collection(db, name ? one : names[i], 0, report, ctx, problems, &live,
+					  err);
+		if (rc)
+			break;
+	}
+	free(names);
+	return rc;
+}

@@ -1,0 +1,549 @@
+/* Restoring a snapshot: nothing becomes visible before everything is verified.
+ *
+ *   1. The archive's manifest is read and validated first: it is the list of the only
+ *      names that may be written, with their sizes and CRC32Cs (amanifest.c).
+ *   2. A fresh directory is made beside TARGET (mkdtemp: ".NAME.restore-XXXXXX"). Each tar
+ *      entry must be a regular file whose name the manifest lists as stored in this archive,
+ *      not seen before, of exactly the listed size; it is written below the temporary
+ *      directory only (O_EXCL | O_NOFOLLOW, in directories we created), its CRC compared at
+ *      its end, and fsynced. zstd's window is capped and the total output is budgeted from
+ *      the manifest, so a small hostile archive cannot exhaust memory or disk.
+ *   3. An incremental's other entries come from the snapshots it names, looked up in the
+ *      chain directory, each checked against the id recorded for it.
+ *   4. The result is checked as vdb-check would (check.c) and its record counts compared
+ *      with the manifest's; the directories are fsynced.
+ *   5. rename() makes it TARGET (or, with --force, renameat2(RENAME_EXCHANGE) swaps it with
+ *      the old database in one step, while we hold every writer lock of the old one); the
+ *      parent is fsynced. Any failure before this removes the temporary directory; a crash
+ *      leaves it behind, hidden, and TARGET untouched. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../storage/format.h"
+#include "../storage/lock.h"
+#include "../storage/state.h"
+#include "../util/crc32c.h"
+#include "../util/error.h"
+#include "../util/io.h"
+#include "amanifest.h"
+#include "check.h"
+#include "zio.h"
+
+#define CHUNK (1u << 20)
+
+void vdb_restore_options_init(vdb_restore_options *o)
+{
+	memset(o, 0, sizeof *o);
+}
+
+/* Written files whose fsync is still due (see sync_later). */
+#define PENDING_MAX 256
+
+typedef struct rst {
+	const vdb_restore_options *o;
+	int pending[PENDING_MAX];
+	char pending_name[PENDING_MAX][VDB_TAR_NAME_MAX + 1];
+	size_t npending;
+	char tmp[4096]; /* the temporary database; "" when only verifying */
+	vdb_arc_manifest m;
+	unsigned char *done; /* per entry of m: extracted and verified */
+	unsigned char *buf;
+	vdb_restore_stats stats;
+} rst;
+
+static int has_dotdot(const char *name)
+{
+	for (const char *p = name; (p = strstr(p, "..")); p += 2)
+		if ((p == name || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return 1;
+	return 0;
+}
+
+/* Judges a tar header against the archive's manifest; returns the entry index or -1. */
+static long admit(const vdb_arc_manifest *am, const char *what, const vdb_tar_entry *t,
+		  const unsigned char *seen, vdb_error *err)
+{
+	const char *n = t->name;
+	if (n[0] == '/')
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': absolute path", what, n), -1;
+	if (has_dotdot(n))
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': '..' in the path", what, n), -1;
+	if (t->type != '0' && t->type != '\0')
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': a %s, only regular files are "
+			       "allowed", what, n, vdb_tar_type_name(t->type)), -1;
+	long k = vdb_arc_find(am, n);
+	if (k < 0 || am->entries[k].from >= 0)
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' is not in the manifest", what, n),
+		       -1;
+	if (seen[k])
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' appears twice", what, n), -1;
+	if (t->size != am->entries[k].size)
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' is %" PRIu64 " bytes, the "
+			       "manifest says %" PRIu64, what, n, t->size, am->entries[k].size), -1;
+	return k;
+}
+
+/* Creates tmp/<name> (and tmp/<collection> first when needed): never follows a link. */
+static int create_in_tmp(rst *r, const char *name, vdb_error *err)
+{
+	char path[4096];
+	const char *slash = strchr(name, '/');
+	if (slash) {
+		if (snprintf(path, sizeof path, "%s/%.*s", r->tmp, (int)(slash - name), name) >=
+		    (int)sizeof path)
+			return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp), -1;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return vdb_err_sys(err, VDB_EIO, "create %s", path), -1;
+	}
+	if (vdb_path(path, sizeof path, r->tmp, name))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp), -1;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		vdb_err_sys(err, VDB_EIO, "create %s", path);
+	return fd;
+}
+
+/* fsyncs and closes every pending file (with err NULL: only closes, after a failure). */
+static vdb_status sync_pending(rst *r, vdb_error *err)
+{
+	vdb_status st = VDB_OK;
+	for (size_t i = 0; i < r->npending; i++) {
+		/* Durable before the rename that will make it part of TARGET. */
+		if (err && !st && fsync(r->pending[i]) < 0)
+			st = vdb_err_sys(err, VDB_EIO, "fsync %s/%s", r->tmp, r->pending_name[i]);
+		if (close(r->pending[i]) < 0 && err && !st)
+			st = vdb_err_sys(err, VDB_EIO, "close %s/%s", r->tmp, r->pending_name[i]);
+	}
+	r->npending = 0;
+	return st;
+}
+
+/* Files are fsynced in groups, not one by one as they are written: writeback of each starts
+ * at once (sync_file_range) while the next entries are decompressed, and the fsyncs at the
+ * end find most of the work done. The descriptors stay open until their fsync, so a
+ * writeback error cannot be missed. */
+static vdb_status sync_later(rst *r, int fd, const char *name, vdb_error *err)
+{
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	r->pending[r->npending] = fd;
+	snprintf(r->pending_name[r->npending], sizeof r->pending_name[0], "%s", name);
+	if (++r->npending < PENDING_MAX)
+		return VDB_OK;
+	return sync_pending(r, err);
+}
+
+/* Copies one entry's content to fd (or nowhere) and checks its CRC. */
+static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb_arc_entry *e,
+			     int fd, vdb_error *err)
+{
+	uint32_t crc = 0;
+	uint64_t left = e->size + vdb_tar_pad(e->size), data = e->size, started = 0;
+	while (left) {
+		size_t want = left < CHUNK ? (size_t)left : CHUNK, got;
+		vdb_status st = vdb_zreader_read(z, r->buf, want, &got, e->name, err);
+		if (st)
+			return st;
+		if (got < want)
+			return vdb_err(err, VDB_ECORRUPT, "%s: truncated archive (in entry '%s')",
+				       what, e->name);
+		size_t n = data < got ? (size_t)data : got;
+		crc = vdb_crc32c(crc, r->buf, n);
+		if (fd >= 0 && vdb_write_all(fd, r->buf, n) < 0)
+			return vdb_err_sys(err, VDB_EIO, "write %s/%s", r->tmp, e->name);
+		data -= n;
+		if (fd >= 0)
+			vdb_start_writeback(fd, &started, e->size - data);
+		left -= got;
+	}
+	if (crc != e->crc)
+		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': checksum mismatch (damaged archive)",
+			       what, e->name);
+	return VDB_OK;
+}
+
+/* After the end-of-archive block: only zeros (tar's record padding) may follow. */
+static vdb_status drain(rst *r, vdb_zreader *z, const char *what, vdb_error *err)
+{
+	for (;;) {
+		size_t got;
+		vdb_status st = vdb_zreader_read(z, r->buf, VDB_TAR_BLOCK, &got, "the end", err);
+		if (st)
+			return st;
+		for (size_t i = 0; i < got; i++)
+			if (r->buf[i])
+				return vdb_err(err, VDB_ECORRUPT, "%s: data after the end of the archive",
+					       what);
+		if (got < VDB_TAR_BLOCK)
+			return VDB_OK;
+	}
+}
+
+/* Reads the entries of one archive (its manifest am already read). dep < 0: the archive
+ * being restored, every entry wanted; else only the entries the restored manifest takes
+ * from dependency number dep. */
+static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_arc_manifest *am,
+			  int dep, vdb_error *err)
+{
+	unsigned char *seen = calloc(am->nent + 1, 1);
+	if (!seen)
+		return vdb_err_nomem(err);
+	vdb_status st = VDB_OK;
+	const char *last = VDB_ARC_MANIFEST_NAME;
+	for (;;) {
+		unsigned char h[VDB_TAR_BLOCK];
+		size_t got;
+		vdb_tar_entry t;
+		const char *why;
+		if ((st = vdb_zreader_read(z, h, sizeof h, &got, "a tar header", err)))
+			break;
+		if (got < sizeof h) {
+			st = vdb_err(err, VDB_ECORRUPT, "%s: truncated archive (after entry '%s')",
+				     what, last);
+			break;
+		}
+		if (vdb_tar_is_zero(h)) {
+			st = drain(r, z, what, err);
+			break;
+		}
+		if (vdb_tar_parse(h, &t, &why)) {
+			st = vdb_err(err, VDB_ECORRUPT, "%s: damaged archive after entry '%s': %s",
+				     what, last, why);
+			break;
+		}
+		long k = admit(am, what, &t, seen, err);
+		if (k < 0) {
+			st = VDB_ECORRUPT;
+			break;
+		}
+		seen[k] = 1;
+		const vdb_arc_entry *e = &am->entries[k];
+		last = e->name;
+		long want = dep < 0 ? k : vdb_arc_find(&r->m, e->name);
+		if (want >= 0 && dep >= 0 &&
+		    (r->m.entries[want].from != dep || r->m.entries[want].size != e->size ||
+		     r->m.entries[want].crc != e->crc))
+			want = -1;
+		int fd = -1;
+		if (want >= 0 && r->tmp[0] && (fd = create_in_tmp(r, e->name, err)) < 0) {
+			st = err->code;
+			break;
+		}
+		st = copy_entry(r, z, what, e, fd, err);
+		if (fd >= 0) {
+			if (st)
+				close(fd);
+			else
+				st = sync_later(r, fd, e->name, err);
+		}
+		if (st)
+			break;
+		if (want >= 0) {
+			r->done[want] = 1;
+			r->stats.files++;
+			r->stats.bytes += e->size;
+		}
+	}
+	for (size_t i = 0; !st && i < am->nent; i++)
+		if (am->entries[i].from < 0 && !seen[i])
+			st = vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' is missing (truncated archive?)",
+				     what, am->entries[i].name);
+	free(seen);
+	return st;
+}
+
+static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *err)
+{
+	const vdb_arc_dep *dep = &r->m.deps[d];
+	char path[4096];
+	if (vdb_path(path, sizeof path, chain_dir, dep->file))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", chain_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_ENOENT, "a snapshot this one depends on is missing: "
+				   "open %s", path);
+	vdb_zreader *z;
+	vdb_arc_manifest am;
+	vdb_status st = vdb_zreader_open(fd, path, r->o->cancel, &z, err);
+	if (!st) {
+		st = vdb_arc_read_manifest(z, path, &am, err);
+		if (!st) {
+			if (strcmp(am.id, dep->id))
+				st = vdb_err(err, VDB_ECORRUPT, "%s: not the snapshot this incremental "
+					     "depends on (its id is %s, not %s)", path, am.id, dep->id);
+			for (size_t i = 0; !st && i < r->m.nent; i++) {
+				const vdb_arc_entry *e = &r->m.entries[i];
+				long k = e->from == d ? vdb_arc_find(&am, e->name) : 0;
+				if (k < 0 || (e->from == d && (am.entries[k].from >= 0 ||
+							       am.entries[k].crc != e->crc)))
+					st = vdb_err(err, VDB_ECORRUPT, "%s does not hold entry '%s'",
+						     path, e->name);
+			}
+			if (!st)
+				st = extract(r, z, path, &am, d, err);
+			vdb_arc_manifest_free(&am);
+		}
+		vdb_zreader_free(z);
+	}
+	close(fd);
+	r->stats.archives++;
+	return st;
+}
+
+/* --force: TARGET must be a vdb database, and no writer may be at work in it. The locks
+ * are held until after the swap, so no writer starts on the old files meanwhile. */
+static vdb_status lock_target(const char *target, int **fds, size_t *nfds, vdb_error *err)
+{
+	vdb_coll_name *names;
+	size_t n;
+	vdb_error e;
+	vdb_status st = vdb_db_collections(target, &names, &n, &e);
+	if (st)
+		return vdb_err(err, VDB_EEXIST, "%s is not empty and not a vdb database (%s): not "
+			       "replacing it", target, e.message);
+	*fds = malloc((n + 1) * sizeof **fds);
+	*nfds = 0;
+	if (!*fds) {
+		free(names);
+		return vdb_err_nomem(err);
+	}
+	for (size_t i = 0; i < n && !st; i++) {
+		char dir[4096];
+		if (vdb_path(dir, sizeof dir, target, names[i])) {
+			st = vdb_err(err, VDB_EINVAL, "path too long: %s", target);
+			break;
+		}
+		vdb_writer_options wo;
+		vdb_writer_options_init(&wo);
+		wo.wait_seconds = 0;
+		int fd;
+		st = vdb_lock_acquire(dir, names[i], &wo, &fd, err);
+		if (!st)
+			(*fds)[(*nfds)++] = fd;
+		else if (st == VDB_ELOCKED)
+			vdb_err_prefix(err, "%s", target);
+	}
+	free(names);
+	return st;
+}
+
+static vdb_status install(rst *r, const char *target, const char *parent, vdb_error *err)
+{
+	struct stat sb;
+	int *locks = NULL;
+	size_t nlocks = 0;
+	vdb_status st = VDB_OK;
+	int exists = lstat(target, &sb) == 0;
+	if (exists && (!S_ISDIR(sb.st_mode) || !vdb_dir_is_empty(target, NULL))) {
+		if (!r->o->force || !S_ISDIR(sb.st_mode))
+			return vdb_err(err, VDB_EEXIST, "%s exists and is not empty (--force replaces a "
+				       "database)", target);
+		if ((st = lock_target(target, &locks, &nlocks, err)))
+			goto out;
+		/* One step: TARGET is the old database or the new one, never neither. */
+		if (renameat2(AT_FDCWD, r->tmp, AT_FDCWD, target, RENAME_EXCHANGE) < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "exchange %s with %s", r->tmp, target);
+			goto out;
+		}
+		/* r->tmp now holds the old database, which the caller removes. */
+		st = vdb_fsync_dir(parent, err);
+		goto out;
+	}
+	if (rename(r->tmp, target) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			st = vdb_err(err, VDB_EEXIST, "%s appeared while restoring: not replacing it",
+				     target);
+		else
+			st = vdb_err_sys(err, VDB_EIO, "rename %s to %s", r->tmp, target);
+		goto out;
+	}
+	r->tmp[0] = '\0';
+	st = vdb_fsync_dir(parent, err);
+out:
+	for (size_t i = 0; i < nlocks; i++)
+		close(locks[i]);
+	free(locks);
+	return st;
+}
+
+static void first_problem(void *ctx, int problem, const char *line)
+{
+	char *out = ctx;
+	if (problem && !out[0])
+		snprintf(out, 400, "%s", line);
+}
+
+/* Every collection must pass the full check, with the record count the manifest gives. */
+static vdb_status verify_tree(rst *r, vdb_error *err)
+{
+	for (size_t i = 0; i < r->m.ncoll; i++) {
+		const vdb_arc_coll *c = &r->m.colls[i];
+		char first[400] = "";
+		uint64_t problems = 0, live = 0;
+		vdb_status st = vdb_check_collection(r->tmp, c->name, 1, first_problem, first,
+						     &problems, &live, err);
+		if (st)
+			return st;
+		if (problems)
+			return vdb_err(err, VDB_ECORRUPT, "the restored database fails its checks: %s",
+				       first);
+		if (live != c->records)
+			return vdb_err(err, VDB_ECORRUPT, "the restored collection '%s' holds %" PRIu64
+				       " records, the manifest says %" PRIu64, c->name, live,
+				       c->records);
+		r->stats.collections++;
+		r->stats.records += live;
+		char dir[4096];
+		if (vdb_path(dir, sizeof dir, r->tmp, c->name))
+			return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp);
+		if ((st = vdb_fsync_dir(dir, err)))
+			return st;
+	}
+	return vdb_fsync_dir(r->tmp, err);
+}
+
+vdb_status vdb_restore(int fd, const char *name, const char *target,
+		       const vdb_restore_options *o, vdb_restore_stats *stats, vdb_error *err)
+{
+	vdb_restore_options defaults;
+	if (!o) {
+		vdb_restore_options_init(&defaults);
+		o = &defaults;
+	}
+	rst r = {.o = o};
+	char chain[4096], parent[4096], tgt[4096];
+	if (target) {
+		/* "db/" is "db": the temporary directory goes beside it, not inside. */
+		if (snprintf(tgt, sizeof tgt, "%s", target) >= (int)sizeof tgt)
+			return vdb_err(err, VDB_EINVAL, "path too long: %s", target);
+		for (size_t n = strlen(tgt); n > 1 && tgt[n - 1] == '/'; n--)
+			tgt[n - 1] = '\0';
+		target = tgt;
+	}
+	const char *base = NULL;
+	if (o->chain_dir)
+		snprintf(chain, sizeof chain, "%s", o->chain_dir);
+	else if (!name || !strcmp(name, "-"))
+		strcpy(chain, ".");
+	else
+		vdb_path_split(name, chain, sizeof chain, &base);
+	const char *what = name && strcmp(name, "-") ? name : "standard input";
+	vdb_zreader *z = NULL;
+	vdb_status st = vdb_zreader_open(fd, what, o->cancel, &z, err);
+	if (st)
+		return st;
+	if ((st = vdb_arc_read_manifest(z, what, &r.m, err)))
+		goto out;
+	r.done = calloc(r.m.nent + 1, 1);
+	r.buf = malloc(CHUNK);
+	if (!r.done || !r.buf) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	if (!o->verify_only) {
+		struct stat sb;
+		if (lstat(target, &sb) == 0 && !o->force &&
+		    (!S_ISDIR(sb.st_mode) || !vdb_dir_is_empty(target, NULL))) {
+			st = vdb_err(err, VDB_EEXIST, "%s exists and is not empty (--force replaces a "
+				     "database)", target);
+			goto out;
+		}
+		vdb_path_split(target, parent, sizeof parent, &base);
+		if (!base[0] || !strcmp(base, ".") || !strcmp(base, "..")) {
+			st = vdb_err(err, VDB_EINVAL, "invalid restore target '%s'", target);
+			goto out;
+		}
+		if (snprintf(r.tmp, sizeof r.tmp, "%s/.%s.restore-XXXXXX", parent, base) >=
+		    (int)sizeof r.tmp) {
+			st = vdb_err(err, VDB_EINVAL, "path too long: %s", target);
+			goto out;
+		}
+		if (!mkdtemp(r.tmp)) {
+			st = vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EIO,
+					 "create a directory beside %s", target);
+			r.tmp[0] = '\0';
+			goto out;
+		}
+		/* mkdtemp makes it private; the database gets the usual directory mode. */
+		if (chmod(r.tmp, 0755) < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "chmod %s", r.tmp);
+			goto out;
+		}
+	}
+	r.stats.archives = 1;
+	if ((st = extract(&r, z, what, &r.m, -1, err)))
+		goto out;
+	for (size_t d = 0; d < r.m.ndep && !st; d++)
+		st = restore_dep(&r, chain, (int)d, err);
+	for (size_t i = 0; !st && i < r.m.nent; i++)
+		if (!r.done[i])
+			st = vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' was not restored", what,
+				     r.m.entries[i].name);
+	if (st || o->verify_only)
+		goto out;
+	if ((st = sync_pending(&r, err)) || (st = verify_tree(&r, err)))
+		goto out;
+	st = install(&r, target, parent, err);
+out:
+	sync_pending(&r, NULL);
+	if (r.tmp[0])
+		vdb_remove_tree(r.tmp);
+	if (!st && stats) {
+		if (o->verify_only) {
+			r.stats.collections = r.m.ncoll;
+			for (size_t i = 0; i < r.m.ncoll; i++)
+				r.stats.records += r.m.colls[i].records;
+		}
+		*stats = r.stats;
+	}
+	vdb_zreader_free(z);
+	vdb_arc_manifest_free(&r.m);
+	free(r.done);
+	free(r.buf);
+	return st;
+}
+
+vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err)
+{
+	const char *what = name && strcmp(name, "-") ? name : "standard input";
+	vdb_zreader *z;
+	vdb_arc_manifest m;
+	vdb_status st = vdb_zreader_open(fd, what, NULL, &z, err);
+	if (st)
+		return st;
+	st = vdb_arc_read_manifest(z, what, &m, err);
+	vdb_zreader_free(z);
+	if (st)
+		return st;
+	vdb_buf b = VDB_BUF_INIT;
+	int rc = vdb_buf_printf(&b, "snapshot: %s\ncreated: %s\nvdb: %s\nformat: %u\nkind: %s%s\n",
+				m.id, m.created, m.vdb_version, m.format,
+				m.base[0] ? "incremental on " : "full", m.base);
+	for (size_t i = 0; !rc && i < m.ncoll; i++)
+		rc = vdb_buf_printf(&b, "collection: %s: %" PRIu64 " records, %" PRIu64
+				    " segments, config %s\n", m.colls[i].name, m.colls[i].records,
+				    m.colls[i].segments, m.colls[i].config);
+	for (size_t i = 0; !rc && i < m.nent; i++) {
+		const vdb_arc_entry *e = &m.entries[i];
+		rc = vdb_buf_printf(&b, "%12" PRIu64 " %08" PRIx32 " %s", e->size, e->crc, e->name);
+		if (!rc && e->from >= 0)
+			rc = vdb_buf_printf(&b, " (in %s)", m.deps[e->from].file);
+		if (!rc)
+			rc = vdb_buf_putc(&b, '\n');
+	}
+	vdb_arc_manifest_free(&m);
+	if (rc || vdb_text_append(out, b.data, b.len)) {
+		vdb_buf_free(&b);
+		return vdb_err_nomem(err);
+	}
+	vdb_buf_free(&b);
+	return VDB_OK;
+}

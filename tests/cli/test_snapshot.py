@@ -1,0 +1,744 @@
+#!/usr/bin/env python3
+"""vdb-snapshot, vdb-restore and vdb-check, end to end.
+
+Round trips (several collections, seals, merges, deletions, graphs), standard output and
+input, atomic file output, the terminal refusal, restore targets and --force, --verify and
+--list, snapshots taken while an ingest runs (each restores to a whole-batch prefix),
+incrementals and their chains, cron mode with pruning, a corpus of hostile archives built
+here (Python's tarfile and the zstd command), flipped bytes and truncation anywhere in an
+archive, kill -9 during restore, and vdb-check on a damaged file of every kind.
+"""
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vdbtest import (EXIT_CANTCREAT, EXIT_DATA, EXIT_LOCKED, EXIT_NOINPUT, EXIT_USAGE, ENV,  # noqa: E402
+                     VdbTestCase, exe, main, run, seeded_records)
+
+ZSTD = shutil.which('zstd')
+TAR = shutil.which('tar')
+
+
+def crc32c(data, crc=0):
+    """CRC32C (Castagnoli), bit by bit per byte through a table."""
+    table = crc32c.table
+    if table is None:
+        table = crc32c.table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            table.append(c)
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+crc32c.table = None
+
+
+def zstd_compress(data, *args):
+    return subprocess.run([ZSTD, '-q', '-c', *args], input=data, stdout=subprocess.PIPE,
+                          check=True).stdout
+
+
+def zstd_decompress(data):
+    return subprocess.run([ZSTD, '-q', '-d', '-c'], input=data, stdout=subprocess.PIPE,
+                          check=True).stdout
+
+
+def checked(kind, body):
+    """A vdb checked-text file image."""
+    return b'vdb-%s 1 %d %08x\n' % (kind.encode(), len(body), crc32c(body)) + body
+
+
+def tar_members(raw):
+    """[(TarInfo, bytes)] of an uncompressed tar image."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(raw), mode='r:') as t:
+        for m in t.getmembers():
+            data = t.extractfile(m).read() if m.isfile() else b''
+            out.append((m, data))
+    return out
+
+
+def tar_build(members):
+    """An uncompressed ustar image of [(TarInfo, bytes)]."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:', format=tarfile.USTAR_FORMAT) as t:
+        for info, data in members:
+            info = _copy(info)
+            if info.isfile():
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+            else:
+                t.addfile(info)
+    return buf.getvalue()
+
+
+def _copy(info):
+    c = tarfile.TarInfo(info.name)
+    for k in ('size', 'mode', 'mtime', 'type', 'linkname', 'uid', 'gid', 'devmajor', 'devminor'):
+        setattr(c, k, getattr(info, k))
+    return c
+
+
+def info(name, type=tarfile.REGTYPE, linkname=''):
+    i = tarfile.TarInfo(name)
+    i.type = type
+    i.linkname = linkname
+    i.mode = 0o644
+    return i
+
+
+class Snapshot(VdbTestCase):
+    def build_db(self, db='db', n=3000, seed=1):
+        """Two collections: an l2 one with several segments (graphs), deletions, replaced
+        records and a log tail; a small cosine one."""
+        self.create(db, dim=8, metric='l2', seal='24K')
+        recs = seeded_records(seed, n, 8)
+        self.ingest(db, recs, '-b', '500')
+        self.ingest(db, [{'id': r['id'], 'delete': True} for r in recs[:n:7]])
+        self.ingest(db, seeded_records(seed + 1, 200, 8, id_offset=n // 2))
+        self.create(db, dim=3, metric='cosine', name='small')
+        self.ingest(db, seeded_records(seed + 2, 50, 3), name='small')
+        return self.dbpath(db)
+
+    def snap(self, db, out, *args, check=True):
+        r = run('snapshot', self.dbpath(db), '-o', out, *args)
+        if check:
+            self.assertEqual(r.rc, 0, r)
+            if '-q' not in args:
+                self.assertRegex(r.err, r'^vdb-snapshot: .*: \d+ collections, \d+ records; \d+ '
+                             r'files, [\d.]+ MB -> [\d.]+ MB \(ratio [\d.]+\), \d+ referenced; '
+                                 r'[\d.]+ s\n$')
+            else:
+                self.assertEqual(r.err, '')
+        return r
+
+    def assertSameDb(self, a, b, collections=(None, 'small')):
+        for c in collections:
+            self.assertEqual(self.export(a, c).out, self.export(b, c).out, c)
+
+    def assertNoLeftovers(self, parent=None):
+        parent = parent or self.tmp
+        left = [f for f in os.listdir(parent) if '.restore-' in f or '.tmp-' in f]
+        self.assertEqual(left, [], 'temporary files left behind')
+
+    # ---- round trips ------------------------------------------------------------------
+
+    def test_round_trip(self):
+        db = self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        r = run('restore', arc, self.path('r'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.err, r'vdb-restore: .*/r: restored: 2 collections, \d+ records; 1\d '
+                         r'files, [\d.]+ MB from 1 archives')
+        self.assertSameDb('db', 'r')
+        q = '--vector=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]'
+        self.assertEqual(self.query('db', '-k', '10', '--payload', q).out,
+                         self.query('r', '-k', '10', '--payload', q).out)
+        self.assertEqual(self.query('db', '-k', '10', '--exact', q).out,
+                         self.query('r', '-k', '10', '--exact', q).out)
+        c = run('check', self.path('r'))
+        self.assertEqual(c.rc, 0, c)
+        self.assertRegex(c.out, r'default: ok: \d+ records; \d+ segments')
+        # The same files, byte for byte, except LOCK, which is never copied.
+        for coll in ('default', 'small'):
+            src = sorted(f for f in os.listdir(os.path.join(db, coll)) if f != 'LOCK')
+            self.assertEqual(sorted(os.listdir(self.path('r', coll))), src)
+            for f in src:
+                if not f.startswith('wal-'):
+                    self.assertEqual(self.read(os.path.join(db, coll, f)),
+                                     self.read(self.path('r', coll, f)), f)
+        # The restored database takes writes.
+        self.ingest('r', seeded_records(9, 10, 8, id_offset=10 ** 6))
+        self.assertNoLeftovers()
+
+    def test_tar_lists_it(self):
+        if not TAR or not ZSTD:
+            self.skipTest('tar or zstd not installed')
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        p = subprocess.run([TAR, '--zstd', '-tf', arc], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        names = p.stdout.split()
+        self.assertEqual(names[0], 'vdb-snapshot.json')
+        self.assertIn('VDB', names)
+        self.assertIn('default/MANIFEST', names)
+        self.assertTrue(any(re.match(r'default/seg-\d+\.vdb$', n) for n in names))
+        self.assertNotIn('default/LOCK', names)
+        # tar extracts the same database (the emergency path).
+        os.mkdir(self.path('x'))
+        subprocess.run([TAR, '--zstd', '-xf', arc, '-C', self.path('x')], check=True)
+        os.unlink(self.path('x', 'vdb-snapshot.json'))
+        self.assertSameDb('db', 'x')
+        # The manifest: sizes, CRC32C, versions, configs, counts.
+        man = subprocess.run([TAR, '--zstd', '-xOf', arc, 'vdb-snapshot.json'],
+                             stdout=subprocess.PIPE, check=True).stdout
+        head, body = man.split(b'\n', 1)
+        self.assertEqual(head, b'vdb-snapshot 1 %d %08x' % (len(body), crc32c(body)))
+        m = json.loads(body)
+        self.assertEqual(m['vdb_snapshot'], 1)
+        self.assertEqual(m['base'], None)
+        self.assertRegex(m['created'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+        colls = {c['name']: c for c in m['collections']}
+        self.assertEqual(colls['small']['records'], 50)
+        self.assertEqual(colls['small']['config']['metric'], 'cosine')
+        self.assertEqual(colls['default']['records'], len(self.exported()))
+        ents = {e['name']: e for e in m['entries']}
+        self.assertEqual(sorted(ents), sorted(names[1:]))
+        for n in names[1:]:
+            data = subprocess.run([TAR, '--zstd', '-xOf', arc, n], stdout=subprocess.PIPE,
+                                  check=True).stdout
+            self.assertEqual(len(data), ents[n]['size'], n)
+            self.assertEqual('%08x' % crc32c(data), ents[n]['crc32c'], n)
+
+    def test_stdout_and_stdin(self):
+        self.build_db()
+        p1 = subprocess.Popen([exe('snapshot'), self.path('db'), '-o', '-', '-q', '-l', '5',
+                               '-T', '2'], stdout=subprocess.PIPE, env=ENV)
+        p2 = subprocess.run([exe('restore'), '-', self.path('r')], stdin=p1.stdout,
+                            stderr=subprocess.PIPE, env=ENV)
+        p1.stdout.close()
+        self.assertEqual(p1.wait(), 0)
+        self.assertEqual(p2.returncode, 0, p2.stderr)
+        self.assertSameDb('db', 'r')
+
+    def test_selected_collections(self):
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc, '-c', 'small')
+        self.assertOk(run('restore', '-q', arc, self.path('r')))
+        self.assertEqual(os.listdir(self.path('r')).count('default'), 0)
+        self.assertSameDb('db', 'r', ('small',))
+        r = run('snapshot', self.path('db'), '-c', 'nope', '-o', arc)
+        self.assertFails(r, EXIT_NOINPUT, "collection 'nope' does not exist")
+
+    def test_empty_database(self):
+        self.create('db', dim=2, metric='l2')
+        shutil.rmtree(self.path('db', 'default'))
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        self.assertOk(run('restore', '-q', arc, self.path('r')))
+        self.assertEqual(os.listdir(self.path('r')), ['VDB'])
+        self.assertOk(run('check', '-q', self.path('r')))
+
+    def test_refuses_terminal(self):
+        import pty
+        self.build_db()
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run([exe('snapshot'), self.path('db'), '-o', '-'], stdout=slave,
+                               stderr=subprocess.PIPE, env=ENV, timeout=30)
+        finally:
+            os.close(slave)
+            os.close(master)
+        self.assertEqual(p.returncode, EXIT_USAGE)
+        self.assertIn(b'vdb-snapshot: refusing to write a binary archive to a terminal', p.stderr)
+
+    def test_file_output_is_atomic(self):
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.write('s.tar.zst', b'old')
+        r = run('snapshot', self.path('nodb'), '-o', arc)
+        self.assertFails(r, EXIT_NOINPUT, 'nodb')
+        self.assertEqual(self.read(arc), b'old')
+        self.assertNoLeftovers()
+        r = run('snapshot', self.path('db'), '-o', self.path('missing-dir', 'x'))
+        self.assertFails(r, EXIT_NOINPUT, 'missing-dir')
+        self.snap('db', arc)
+        self.assertOk(run('restore', '--verify', '-q', arc))
+
+    def test_usage(self):
+        self.build_db()
+        self.assertUsage(run('snapshot', self.path('db')), 'exactly one of -o FILE and --into')
+        self.assertUsage(run('snapshot', self.path('db'), '-o', 'x', '--level', '20'),
+                         "invalid value '20' for --level")
+        self.assertUsage(run('snapshot', self.path('db'), '-o', 'x', '--keep', '2'),
+                         '--keep and --full-every go with --into')
+        self.assertUsage(run('restore', 'x'), 'missing operand')
+        self.assertUsage(run('restore', '--verify', 'x', 'y'), 'too many operands')
+        self.assertUsage(run('restore', '--list', '--force', 'x'), '--force goes with')
+        self.assertUsage(run('check'), 'missing database directory operand')
+        r = run('restore', self.path('none.tar.zst'), self.path('r'))
+        self.assertFails(r, EXIT_NOINPUT, 'none.tar.zst: No such file or directory')
+
+    # ---- restore targets ---------------------------------------------------------------
+
+    def test_targets(self):
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        os.mkdir(self.path('empty'))
+        self.assertOk(run('restore', '-q', arc, self.path('empty') + '/'))
+        self.assertSameDb('db', 'empty')
+        os.mkdir(self.path('full'))
+        self.write('full/keep.txt', 'mine')
+        r = run('restore', arc, self.path('full'))
+        self.assertFails(r, EXIT_CANTCREAT, 'full exists and is not empty')
+        r = run('restore', '--force', arc, self.path('full'))
+        self.assertFails(r, EXIT_CANTCREAT, 'is not empty and not a vdb database')
+        self.assertEqual(self.read('full/keep.txt'), b'mine')
+        self.write('file', 'x')
+        self.assertFails(run('restore', arc, self.path('file')), EXIT_CANTCREAT)
+        self.assertNoLeftovers()
+
+    def test_force_swaps_and_respects_locks(self):
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        self.create('other', dim=2, metric='dot')
+        self.ingest('other', [{'id': 1, 'vector': [1, 2]}])
+        # A writer at work in TARGET: refused, TARGET untouched.
+        w = self.proc('ingest', self.path('other'))
+        w.send([{'id': 2, 'vector': [3, 4]}])
+        time.sleep(0.3)
+        r = run('restore', '--force', arc, self.path('other'))
+        self.assertFails(r, EXIT_LOCKED, 'locked by another writer')
+        w.close_stdin()
+        self.assertEqual(w.wait(), 0)
+        self.assertNoLeftovers()
+        self.assertOk(run('restore', '--force', '-q', arc, self.path('other')))
+        self.assertSameDb('db', 'other')
+        self.assertNoLeftovers()
+
+    def test_waiting_writer_follows_a_swapped_database(self):
+        """A writer waiting for the lock while the database is swapped underneath (what
+        --force does) must end up holding the lock of the new database, so that no second
+        writer can enter it."""
+        for db in ('db1', 'db2'):
+            self.create(db, dim=2, metric='l2')
+            self.ingest(db, [{'id': 1, 'vector': [1, 2]}])
+        a = self.proc('ingest', self.path('db1'))
+        a.send([{'id': 2, 'vector': [3, 4]}])
+        time.sleep(0.3)
+        b = self.proc('ingest', '--wait', '60', self.path('db1'))
+        self.assertTrue(b.wait_for_stderr('waiting for the writer lock'), b.err)
+        os.rename(self.path('db1'), self.path('old'))
+        os.rename(self.path('db2'), self.path('db1'))
+        a.close_stdin()
+        self.assertEqual(a.wait(), 0)
+        b.send([{'id': 3, 'vector': [5, 6]}])
+        time.sleep(0.5)
+        c = run('ingest', '--no-wait', self.path('db1'), input=[{'id': 4, 'vector': [7, 8]}])
+        self.assertFails(c, EXIT_LOCKED, 'locked by another writer')
+        b.close_stdin()
+        self.assertEqual(b.wait(), 0, b.err)
+        self.assertEqual(sorted(self.exported('db1')), [1, 3])
+
+    def test_verify_and_list(self):
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc)
+        r = run('restore', '--verify', arc)
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.err, r'verified: 2 collections, \d+ records; 1\d files')
+        self.assertEqual(os.listdir(self.tmp).count('r'), 0)
+        r = run('restore', '--list', arc)
+        self.assertEqual(r.rc, 0, r)
+        self.assertRegex(r.out, r'^snapshot: [0-9a-f]{32}\ncreated: \S+Z\nvdb: \S+\nformat: 1\n'
+                         r'kind: full\n')
+        self.assertRegex(r.out, r'collection: small: 50 records, 0 segments, config \{')
+        self.assertRegex(r.out, r'\n +\d+ [0-9a-f]{8} default/MANIFEST\n')
+
+    # ---- consistency under writes --------------------------------------------------------
+
+    def test_snapshot_during_ingest(self):
+        """Every snapshot taken while batches are committed, sealed and merged restores to
+        exactly the first k batches, for some k."""
+        batch, batches = 40, 150
+        self.create('db', dim=4, metric='l2', seal='16K')
+
+        def rec(i):
+            return {'id': i, 'vector': [float(i % 13), float(i % 7), 1.0, float(i)]}
+        w = self.proc('ingest', '-q', '-b', str(batch), self.path('db'))
+        seen = set()
+        for k in range(batches):
+            w.send([rec(k * batch + j) for j in range(batch)])
+            if k % 15 == 7:
+                arc = self.path('s%d.tar.zst' % k)
+                self.snap('db', arc, '-q')
+                self.assertOk(run('restore', '-q', arc, self.path('r%d' % k)))
+                ids = sorted(json.loads(l)['id'] for l in self.export('r%d' % k).lines)
+                self.assertEqual(ids, list(range(len(ids))), 'not a prefix')
+                self.assertEqual(len(ids) % batch, 0, 'part of a batch')
+                seen.add(len(ids))
+                for l in self.export('r%d' % k).lines:
+                    self.assertEqual(json.loads(l), rec(json.loads(l)['id']))
+                self.assertEqual(run('check', '-q', self.path('r%d' % k)).rc, 0)
+        w.close_stdin()
+        self.assertEqual(w.wait(), 0)
+        self.assertGreater(len(seen), 1)
+
+    # ---- incrementals and cron ------------------------------------------------------------
+
+    def test_incremental(self):
+        self.build_db()
+        full = self.path('full.tar.zst')
+        self.snap('db', full)
+        self.ingest('db', seeded_records(5, 300, 8, id_offset=50000))
+        self.ingest('db', [{'id': 4, 'delete': True}])
+        inc = self.path('inc.tar.zst')
+        r = self.snap('db', inc, '--since', full)
+        self.assertRegex(r.err, r'[1-9]\d* referenced')
+        self.assertLess(os.path.getsize(inc), os.path.getsize(full))
+        lst = run('restore', '--list', inc).out
+        self.assertIn('kind: incremental on full.tar.zst', lst)
+        self.assertRegex(lst, r'default/seg-\d+\.vdb \(in full\.tar\.zst\)')
+        r = run('restore', inc, self.path('r'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn('from 2 archives', r.err)
+        self.assertSameDb('db', 'r')
+        # An incremental on an incremental points at where the bytes are.
+        self.ingest('db', seeded_records(6, 300, 8, id_offset=60000))
+        inc2 = self.path('inc2.tar.zst')
+        self.snap('db', inc2, '--since', inc)
+        self.assertOk(run('restore', '-q', inc2, self.path('r2')))
+        self.assertSameDb('db', 'r2')
+        # From standard input, with the chain directory given.
+        with open(inc2, 'rb') as f:
+            p = subprocess.run([exe('restore'), '-q', '--chain-dir', self.tmp, '-',
+                                self.path('r3')], stdin=f, stderr=subprocess.PIPE, env=ENV)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # An incremental may not replace its own base.
+        self.assertFails(run('snapshot', self.path('db'), '-o', inc, '--since', inc), EXIT_USAGE,
+                         'an incremental cannot replace the snapshot it depends on')
+        # A missing link is named.
+        os.rename(full, self.path('moved.tar.zst'))
+        r = run('restore', inc, self.path('r4'))
+        self.assertFails(r, EXIT_NOINPUT, 'full.tar.zst')
+        self.assertFalse(os.path.exists(self.path('r4')))
+        # A different file under the same name is refused.
+        self.snap('db', full)
+        r = run('restore', inc, self.path('r4'))
+        self.assertFails(r, EXIT_DATA, 'not the snapshot this incremental depends on')
+        self.assertFalse(os.path.exists(self.path('r4')))
+        self.assertNoLeftovers()
+
+    def test_cron_mode(self):
+        self.build_db()
+        d = self.path('backups')
+        made = []
+        for i in range(6):
+            if i:
+                self.ingest('db', seeded_records(20 + i, 100, 8, id_offset=100000 * i))
+            r = run('snapshot', self.path('db'), '--into', d, '--keep', '2', '--full-every', '3')
+            self.assertEqual(r.rc, 0, r)
+            m = re.search(r'vdb-snapshot: (\S+/vdb-\d{8}T\d{6}Z\.tar\.zst): ', r.err)
+            self.assertTrue(m, r.err)
+            made.append(os.path.basename(m.group(1)))
+            # Run 3 (full) prunes run 1: runs 2 and 3 are kept, and run 0, the base of 2.
+            # Run 4 keeps 3 and 4 (based on 3), so 0 and 2 go.
+            pruned = {3: 1, 4: 2}.get(i)
+            self.assertEqual(r.errlines[1:], ['vdb-snapshot: pruned %d old snapshots' % pruned]
+                             if pruned else [], r.err)
+        kinds = {}
+        for f in os.listdir(d):
+            out = run('restore', '--list', os.path.join(d, f)).out
+            kinds[f] = re.search(r'kind: (.*)', out).group(1)
+        # Runs 0 and 3 are full; 4 and 5 are incremental on 3; keep 2 (4, 5) plus their base.
+        self.assertEqual(sorted(kinds), sorted([made[3], made[4], made[5]]))
+        self.assertEqual(kinds[made[3]], 'full')
+        self.assertEqual(kinds[made[5]], 'incremental on ' + made[3])
+        self.assertOk(run('restore', '-q', os.path.join(d, made[5]), self.path('r')))
+        self.assertSameDb('db', 'r')
+
+    # ---- hostile and damaged archives ----------------------------------------------------
+
+    def base_archive(self):
+        if not ZSTD:
+            self.skipTest('zstd not installed')
+        self.create('db', dim=4, metric='l2', seal='8K')
+        self.ingest('db', seeded_records(3, 600, 4))
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc, '-q')
+        return arc, tar_members(zstd_decompress(self.read(arc)))
+
+    def assertRejected(self, data, *messages, name='bad.tar.zst', verify=True):
+        p = self.write(name, data)
+        target = self.path('target')
+        r = run('restore', p, target)
+        self.assertFails(r, EXIT_DATA, *messages)
+        self.assertFalse(os.path.exists(target), 'target created')
+        self.assertNoLeftovers()
+        if verify:
+            v = run('restore', '--verify', p)
+            self.assertEqual(v.rc, EXIT_DATA, v)
+        return r
+
+    def test_hostile_entries(self):
+        arc, members = self.base_archive()
+        man = members[0]
+        seg = next(m for m in members if m[0].name.endswith('.vdb'))
+        cases = [
+            ([man, (info('/tmp/vdb-evil'), b'x')] + members[1:], "'/tmp/vdb-evil': absolute path"),
+            ([man, (info('../evil'), b'x')] + members[1:], "'../evil': '..' in the path"),
+            ([man, (info('default/../../evil'), b'x')] + members[1:], "'..' in the path"),
+            ([man, (info('default/link', tarfile.SYMTYPE, '/etc/passwd'), b'')] + members[1:],
+             "'default/link': a symbolic link"),
+            ([man, (info('default/hard', tarfile.LNKTYPE, 'VDB'), b'')] + members[1:],
+             "'default/hard': a hard link"),
+            ([man, (info('default/dev', tarfile.CHRTYPE), b'')] + members[1:],
+             "'default/dev': a character device"),
+            ([man, (info('default/fifo', tarfile.FIFOTYPE), b'')] + members[1:], 'a FIFO'),
+            ([man, (info('default', tarfile.DIRTYPE), b'')] + members[1:], 'a directory'),
+            ([man, (info('default/extra.txt'), b'x')] + members[1:],
+             "entry 'default/extra.txt' is not in the manifest"),
+            (members + [seg], "entry '%s' appears twice" % seg[0].name),
+            ([(m, d + b'more' if m.name == seg[0].name else d) for m, d in members],
+             "entry '%s' is %d bytes, the manifest says %d" % (
+                 seg[0].name, len(seg[1]) + 4, len(seg[1]))),
+            ([(m, d[:-1] + bytes([d[-1] ^ 1]) if m.name == seg[0].name else d)
+              for m, d in members], "entry '%s': checksum mismatch" % seg[0].name),
+            ([m for m in members if m[0].name != seg[0].name],
+             "entry '%s' is missing" % seg[0].name),
+            (members[1:], 'not a vdb snapshot'),
+        ]
+        for built, message in cases:
+            with self.subTest(message):
+                self.assertRejected(zstd_compress(tar_build(built)), message)
+        self.assertFalse(os.path.exists('/tmp/vdb-evil'))
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.tmp), 'evil')))
+
+    def test_hostile_manifests(self):
+        arc, members = self.base_archive()
+        head, body = members[0][1].split(b'\n', 1)
+        m = json.loads(body)
+
+        def with_manifest(mod, fix_crc=True):
+            mm = json.loads(body)
+            mod(mm)
+            text = json.dumps(mm).encode() + b'\n'
+            image = checked('snapshot', text) if fix_crc else head + b'\n' + text
+            return zstd_compress(tar_build([(members[0][0], image)] + members[1:]))
+        self.assertRejected(with_manifest(lambda mm: mm['entries'].append(
+            {'name': '../x', 'size': 1, 'crc32c': '00000000'})), 'a name vdb never writes')
+        self.assertRejected(with_manifest(lambda mm: mm['entries'].append(
+            dict(mm['entries'][1]))), 'an entry is listed twice')
+        self.assertRejected(with_manifest(lambda mm: mm.update(vdb_snapshot=2)),
+                            'format version is not supported')
+        self.assertRejected(with_manifest(lambda mm: mm['entries'][1].update(size=10),
+                                          fix_crc=False), 'vdb-snapshot.json: header says')
+        # A file the collection's MANIFEST does not name, listed and stored all the same.
+        extra = 'default/seg-00009999.vdb'
+
+        image = checked('snapshot', json.dumps(dict(json.loads(body), entries=json.loads(
+            body)['entries'] + [{'name': extra, 'size': 3, 'crc32c': '%08x' % crc32c(b'abc')}]
+        )).encode() + b'\n')
+        self.assertRejected(zstd_compress(tar_build([(members[0][0], image)] + members[1:] +
+                                                    [(info(extra), b'abc')])),
+                            'seg-00009999.vdb: a file the MANIFEST does not name', verify=False)
+        self.assertRejected(with_manifest(lambda mm: mm['collections'][0].update(records=1)),
+                            "holds 600 records, the manifest says 1", verify=False)
+        seg = next(i for i, e in enumerate(m['entries']) if e['name'].endswith('.vdb'))
+        self.assertRejected(with_manifest(lambda mm: mm['entries'][seg].update(from_=1)
+                                          or mm['entries'][seg].update({'from': 'x.tar.zst'})),
+                            'missing from "depends"')
+        # A manifest claiming a huge file cannot make the restore write more than it holds.
+        big = with_manifest(lambda mm: mm['entries'][seg].update(size=1 << 40))
+        self.assertRejected(big, 'the manifest says %d' % (1 << 40))
+
+    def test_decompression_bombs(self):
+        arc, members = self.base_archive()
+        raw = tar_build(members)
+        # Gigabytes of zeros after the end of the archive: stopped at the budget.
+        bomb = zstd_compress(raw + bytes(64 << 20), '-19')
+        self.assertLess(len(bomb), 1 << 20)
+        self.assertRejected(bomb, 'expands beyond')
+        # Real data after the end marker.
+        self.assertRejected(zstd_compress(raw + b'\x01' * 512), 'data after the end')
+        # A frame that needs a 2 GiB window.
+        wide = subprocess.run([ZSTD, '-q', '-c', '--long=31', '--zstd=wlog=31'],
+                              input=raw, stdout=subprocess.PIPE, check=True).stdout
+        self.assertRejected(wide, 'window')
+        # Not zstd at all, and an empty file.
+        self.assertRejected(raw, 'damaged archive')
+        self.assertRejected(b'', 'truncated archive')
+
+    def test_flipped_bytes_and_truncation(self):
+        arc, members = self.base_archive()
+        data = self.read(arc)
+        rng = random.Random(7)
+        positions = sorted(set([0, 1, 4, 5, 10, len(data) - 1, len(data) - 4] +
+                               [rng.randrange(len(data)) for _ in range(40)]))
+        want = self.export('db').out
+        rejected = 0
+        for pos in positions:
+            with self.subTest(flip=pos):
+                bad = bytearray(data)
+                bad[pos] ^= 1 << rng.randrange(8)
+                p = self.write('bad.tar.zst', bytes(bad))
+                r = run('restore', p, self.path('target'))
+                if r.rc == 0:
+                    # A bit zstd ignores (e.g. the frame header's unused flag): the archive
+                    # still decodes to the same, fully checksummed, database.
+                    self.assertEqual(self.export('target').out, want)
+                    shutil.rmtree(self.path('target'))
+                    continue
+                rejected += 1
+                self.assertFails(r, EXIT_DATA)
+                self.assertFalse(os.path.exists(self.path('target')), 'target created')
+                self.assertNoLeftovers()
+        self.assertGreater(rejected, len(positions) * 3 // 4)
+        for cut in sorted(set([1, 10, 100, len(data) // 2, len(data) - 1] +
+                              [rng.randrange(len(data)) for _ in range(15)])):
+            with self.subTest(cut=cut):
+                self.assertRejected(data[:cut])
+        self.assertRejected(data + b'garbage', 'damaged archive')
+
+    def test_kill_during_restore(self):
+        self.create('db', dim=32, metric='l2', seal='256K')
+        self.ingest('db', seeded_records(4, 6000, 32), '-b', '2000')
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc, '-q')
+        want = self.export('db').out
+        rng = random.Random(11)
+        outcomes = set()
+        for i in range(12):
+            target = self.path('t%d' % i)
+            p = subprocess.Popen([exe('restore'), '-q', arc, target], env=ENV,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0, 0.25))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            if os.path.exists(target):
+                self.assertEqual(self.export(target).out, want)
+                outcomes.add('complete')
+            else:
+                outcomes.add('absent')
+            for f in os.listdir(self.tmp):
+                if f.startswith('.t%d.restore-' % i):
+                    shutil.rmtree(self.path(f))
+        self.assertTrue(outcomes)
+
+    # ---- vdb-check ------------------------------------------------------------------------
+
+    def test_check_finds_damage_in_every_kind_of_file(self):
+        self.create('db', dim=8, metric='cosine', seal='16K')
+        recs = seeded_records(8, 2500, 8, string_ids=0.3)
+        self.ingest('db', recs)
+        self.ingest('db', [{'id': r['id'], 'delete': True} for r in recs[:900:7]])
+        late = seeded_records(9, 300, 8, id_offset=90000)
+        self.ingest('db', late, '-b', '10')
+        # Deleting sealed rows, then sealing again, leaves a deletion-marks file.
+        self.ingest('db', [{'id': r['id'], 'delete': True} for r in late[:100]])
+        self.ingest('db', seeded_records(10, 300, 8, id_offset=95000), '-b', '10')
+        base = self.path('db', 'default')
+        files = sorted(os.listdir(base))
+        self.assertTrue(any(f.startswith('del-') for f in files), files)
+        ok = run('check', self.path('db'))
+        self.assertEqual(ok.rc, 0, ok)
+        self.assertIn('default: ok: ', ok.out)
+        rng = random.Random(3)
+        kinds = ['VDB', 'CONFIG', 'MANIFEST'] + \
+            [f for f in files if f.startswith(('seg-', 'del-', 'wal-'))]
+        for f in kinds:
+            path = self.path('db', f) if f == 'VDB' else os.path.join(base, f)
+            size = os.path.getsize(path)
+            spots = [0, size // 2, size - 1]
+            if f.startswith('wal-'):
+                spots = [5, 40]  # header, first frame (more frames follow)
+            for pos in spots:
+                with self.subTest(file=f, pos=pos):
+                    work = self.path('w')
+                    shutil.rmtree(work, ignore_errors=True)
+                    shutil.copytree(self.path('db'), work)
+                    wp = os.path.join(work, f) if f == 'VDB' else os.path.join(work, 'default', f)
+                    with open(wp, 'r+b') as fh:
+                        fh.seek(pos)
+                        b = fh.read(1)[0]
+                        fh.seek(pos)
+                        fh.write(bytes([b ^ (1 << rng.randrange(8))]))
+                    r = run('check', work)
+                    label = f.split('-')[0]
+                    self.assertFails(r, EXIT_DATA, 'problem', stdout_empty=False)
+                    self.assertTrue(f in r.err or label in r.err, r)
+        # A snapshot refuses to back up a damaged segment.
+        seg = next(f for f in files if f.startswith('seg-'))
+        with open(os.path.join(base, seg), 'r+b') as fh:
+            fh.seek(os.path.getsize(os.path.join(base, seg)) // 2)
+            b = fh.read(1)[0]
+            fh.seek(-1, 1)
+            fh.write(bytes([b ^ 0x10]))
+        r = run('snapshot', self.path('db'), '-o', self.path('s.tar.zst'))
+        self.assertFails(r, EXIT_DATA, seg)
+        self.assertFalse(os.path.exists(self.path('s.tar.zst')))
+
+    def test_check_finds_an_id_live_twice(self):
+        """Drop a segment's deletion marks from its MANIFEST (checksums made valid again):
+        rows replaced by newer segments come back to life, and only the uniqueness check can
+        tell."""
+        self.create('db', dim=4, metric='l2', seal='8K')
+        recs = seeded_records(5, 600, 4, string_ids=0)
+        self.ingest('db', recs)
+        self.ingest('db', [dict(r, vector=[1.0, 2.0, 3.0, 4.0]) for r in recs[:100]])
+        self.ingest('db', seeded_records(6, 400, 4, string_ids=0, id_offset=5000))
+        self.assertOk(run('check', '-q', self.path('db')))
+        base = self.path('db', 'default')
+        m = json.loads(self.read(os.path.join(base, 'MANIFEST')).split(b'\n', 1)[1])
+        seg = next(g for g in m['segments'] if g['deleted'])
+        seg['deleted'] = 0
+        del seg['deletions']
+        with open(os.path.join(base, 'MANIFEST'), 'wb') as fh:
+            fh.write(checked('manifest', json.dumps(m).encode() + b'\n'))
+        r = run('check', self.path('db'))
+        self.assertFails(r, EXIT_DATA, 'are both live with the same id',
+                         'seg-%08d.vdb' % seg['number'], stdout_empty=False)
+
+    def test_check_graph_consistency(self):
+        """A neighbour id out of range with its section checksum recomputed: only the
+        structural check can see it."""
+        import struct
+        self.create('db', dim=4, metric='l2', seal='64K')
+        self.ingest('db', seeded_records(2, 3000, 4), '-b', '3000')
+        run('compact', self.path('db'))
+        base = self.path('db', 'default')
+        seg = next(f for f in os.listdir(base) if f.startswith('seg-'))
+        path = os.path.join(base, seg)
+        with open(path, 'r+b') as fh:
+            h = fh.read(128)
+            nsec = struct.unpack_from('<I', h, 20)[0]
+            table = fh.read(32 * nsec)
+            secs = [struct.unpack_from('<IIQQI', table, 32 * i) for i in range(nsec)]
+            l0 = next(s for s in secs if s[0] == 9)
+            fh.seek(l0[2])
+            count = struct.unpack('<I', fh.read(4))[0]
+            self.assertGreater(count, 0)
+            fh.write(struct.pack('<I', 0xFFFFFF))  # first neighbour of node 0
+            fh.seek(l0[2])
+            crc = crc32c(fh.read(l0[3]))
+            i = secs.index(l0)
+            table = bytearray(table)
+            struct.pack_into('<I', table, 32 * i + 24, crc)
+            hcrc = crc32c(bytes(table), crc32c(h[:124]))
+            fh.seek(124)
+            fh.write(struct.pack('<I', hcrc))
+            fh.write(bytes(table))
+        man = self.read(os.path.join(base, 'MANIFEST')).split(b'\n', 1)[1]
+        m = json.loads(man)
+        for s in m['segments']:
+            if 'seg-%08d.vdb' % s['number'] == seg:
+                s['header_crc'] = hcrc
+        with open(os.path.join(base, 'MANIFEST'), 'wb') as fh:
+            fh.write(checked('manifest', json.dumps(m).encode() + b'\n'))
+        r = run('check', self.path('db'))
+        self.assertFails(r, EXIT_DATA, seg, 'graph node 0 has a bad level-0 neighbour list',
+                         stdout_empty=False)
+
+
+if __name__ == '__main__':
+    main()
