@@ -79,6 +79,19 @@ int cli_fail(const vdb_error *err)
 	return cli_exit_code(err->code);
 }
 
+int cli_parse_filter(const char *json, const char *option, vdb_filter **out)
+{
+	vdb_error err;
+	vdb_status st = vdb_filter_parse(json, strlen(json), out, &err);
+	if (st == VDB_EINVAL) {
+		const char *why = err.message;
+		if (!strncmp(why, "filter: ", 8)) /* the option already says what it is */
+			why += 8;
+		return cli_usage_error("%s: %s", option, why);
+	}
+	return st ? cli_fail(&err) : 0;
+}
+
 void cli_version(void)
 {
 	printf("%s (vdb) %s\n", cli_prog, VDB_VERSION);

@@ -63,6 +63,10 @@ int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max,
 		  uint64_t *out);
 int cli_parse_seconds(const char *s, const char *option, double *out);
 
+/* Compiles a filter given on the command line (--filter JSON); on failure prints
+ * "OPTION: why" as a usage error and returns EXIT_USAGE. */
+int cli_parse_filter(const char *json, const char *option, vdb_filter **out);
+
 /* Buffered line reader over a file descriptor. */
 typedef struct cli_lines {
 	int fd;

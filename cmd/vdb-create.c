@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -9,6 +10,7 @@ static void usage(void)
 {
 	printf("Usage: vdb-create DB [-c NAME] --dim N --metric cosine|l2|dot [--index hnsw|flat]\n"
 	       "                  [--m M] [--ef-construction N] [--seal-size BYTES]\n"
+	       "                  [--index-field NAME:keyword|int|float]...\n"
 	       "\n"
 	       "Create collection NAME (default \"default\") in the database directory DB,\n"
 	       "creating DB if it does not exist. Nothing is changed if the collection exists.\n"
@@ -24,11 +26,37 @@ static void usage(void)
 	       "      --ef-construction N  HNSW build beam width, M to 4096 (default %d)\n"
 	       "      --seal-size BYTES  unsealed log size that triggers a seal into an\n"
 	       "                         immutable segment (default 64M; K, M, G suffixes)\n"
+	       "      --index-field NAME:TYPE  keep an index of payload field NAME (a dotted\n"
+	       "                         path) in every segment, for filters on it: keyword\n"
+	       "                         (strings), int or float (numbers); up to %d fields\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n" CLI_EXIT_TABLE,
-	       VDB_DIM_MAX, VDB_DEFAULT_M, VDB_DEFAULT_EF_CONSTRUCTION);
+	       VDB_DIM_MAX, VDB_DEFAULT_M, VDB_DEFAULT_EF_CONSTRUCTION, VDB_INDEX_FIELDS_MAX);
+}
+
+/* NAME:TYPE, split at the last colon (a field name may contain colons). */
+static int add_index_field(vdb_collection_config *cfg, const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	vdb_field_type type;
+	if (!colon || colon == arg)
+		return cli_usage_error("--index-field: expected NAME:keyword|int|float, got '%s'", arg);
+	if (vdb_field_type_parse(colon + 1, &type))
+		return cli_usage_error("--index-field: unknown type '%s' (expected keyword, int or "
+				       "float)", colon + 1);
+	if (cfg->n_index_fields == VDB_INDEX_FIELDS_MAX)
+		return cli_usage_error("--index-field: at most %d fields", VDB_INDEX_FIELDS_MAX);
+	size_t n = (size_t)(colon - arg);
+	if (n >= VDB_FIELD_PATH_MAX)
+		return cli_usage_error("--index-field: field name longer than %d bytes",
+				       VDB_FIELD_PATH_MAX - 1);
+	vdb_index_field *f = &cfg->index_fields[cfg->n_index_fields++];
+	memcpy(f->path, arg, n);
+	f->path[n] = '\0';
+	f->type = type;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -39,6 +67,7 @@ int main(int argc, char **argv)
 		{"metric", required_argument, NULL, 'm'},     {"seal-size", required_argument, NULL, 'S'},
 		{"index", required_argument, NULL, 'I'},      {"m", required_argument, NULL, 'M'},
 		{"ef-construction", required_argument, NULL, 'E'},
+		{"index-field", required_argument, NULL, 'F'},
 		{"quiet", no_argument, NULL, 'q'},	      {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},	      {NULL, 0, NULL, 0}};
 	const char *name = VDB_DEFAULT_COLLECTION, *metric = NULL;
@@ -76,6 +105,10 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			cfg.ef_construction = (uint32_t)v;
 			have_efc = 1;
+			break;
+		case 'F':
+			if (add_index_field(&cfg, optarg))
+				return EXIT_USAGE;
 			break;
 		case 'q': break;
 		case 'h': usage(); return cli_close_stdout();

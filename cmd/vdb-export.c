@@ -39,9 +39,13 @@ static void usage(void)
 	       "in commit order, in constant memory; id: integers ascending, then strings by\n"
 	       "their bytes (holds every id in memory).\n"
 	       "\n"
+	       "With --filter, only the records whose payload matches (see vdb-query(1),\n"
+	       "FILTERS).\n"
+	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME   collection (default: default)\n"
 	       "  -f, --format FORMAT     jsonl, npy, fvecs or csv\n"
+	       "      --filter JSON       only records whose payload matches this filter\n"
 	       "  -o, --output FILE       write FILE (atomically: complete or not at all)\n"
 	       "                          instead of standard output; FILE.zst is compressed\n"
 	       "      --zstd              compress the output with zstd\n"
@@ -90,10 +94,11 @@ static int cmp_ids(const void *a, const void *b)
 	return vdb_id_compare(a, b);
 }
 
-static vdb_status source_open(source *s, vdb_collection *coll, int by_id, vdb_error *err)
+static vdb_status source_open(source *s, vdb_collection *coll, const vdb_filter *filter,
+			      int by_id, vdb_error *err)
 {
 	*s = (source){coll, NULL, NULL, 0, 0};
-	vdb_status st = vdb_cursor_open(coll, &s->cur, err);
+	vdb_status st = vdb_cursor_open_where(coll, filter, &s->cur, err);
 	if (st || !by_id)
 		return st;
 	size_t cap = 0;
@@ -214,12 +219,13 @@ static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err
 }
 
 /* CSV needs every payload key for its header: a first pass over the same view. */
-static vdb_status csv_header(outputs *o, vdb_collection *coll, vdb_error *err)
+static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter *filter,
+			     vdb_error *err)
 {
 	vdb_status st = vdb_csv_writer_new(o->dim, o->vector_columns, &o->cw, err);
 	vdb_cursor *cur = NULL;
 	if (!st)
-		st = vdb_cursor_open(coll, &cur, err);
+		st = vdb_cursor_open_where(coll, filter, &cur, err);
 	for (int has = 1; !st && has;) {
 		vdb_record rec;
 		if (!(st = vdb_cursor_next(cur, &rec, &has, err)) && has)
@@ -236,6 +242,7 @@ int main(int argc, char **argv)
 	cli_init("vdb-export");
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"format", required_argument, NULL, 'f'},
+					     {"filter", required_argument, NULL, 'W'},
 					     {"output", required_argument, NULL, 'o'},
 					     {"zstd", no_argument, NULL, 'Z'},
 					     {"ids-out", required_argument, NULL, 'I'},
@@ -246,7 +253,7 @@ int main(int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
-	const char *name = VDB_DEFAULT_COLLECTION;
+	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
 	outputs o = {0};
 	int zstd = 0, by_id = 0, quiet = 0;
 	fmt f = FMT_DEFAULT;
@@ -260,6 +267,7 @@ int main(int argc, char **argv)
 						       "or csv)", optarg);
 			f = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
 			break;
+		case 'W': filter_text = optarg; break;
 		case 'o': o.main_name = strcmp(optarg, "-") ? optarg : NULL; break;
 		case 'Z': zstd = 1; break;
 		case 'I': o.ids_name = optarg; break;
@@ -298,19 +306,29 @@ int main(int argc, char **argv)
 	if (!o.main_name && (binary || zstd) && isatty(STDOUT_FILENO))
 		return cli_usage_error("refusing to write binary data to a terminal (use -o FILE or "
 				       "a pipe)");
+	vdb_filter *filter = NULL;
+	if (filter_text && cli_parse_filter(filter_text, "--filter", &filter))
+		return EXIT_USAGE;
 	vdb_error err;
 	vdb_collection *coll;
-	if (vdb_collection_open(argv[optind], name, &coll, &err))
+	if (vdb_collection_open(argv[optind], name, &coll, &err)) {
+		vdb_filter_free(filter);
 		return cli_fail(&err);
+	}
 	vdb_collection_config cfg;
 	vdb_collection_get_config(coll, &cfg);
 	o.dim = cfg.dim;
-	uint64_t count = vdb_collection_count(coll);
+	uint64_t count = 0;
 	source src = {0};
 	cli_progress prog;
 	cli_progress_init(&prog, quiet, "records", 0);
-	prog.total_rows = count;
 	int rc = EXIT_OK;
+	/* The row count heads an npy file, and sizes the progress display. */
+	if (vdb_collection_count_where(coll, filter, &count, &err)) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	prog.total_rows = count;
 	if (vdb_ostream_open(o.main_name, zstd ? 3 : 0, &o.main, &err) ||
 	    (o.ids_name && vdb_ostream_open(o.ids_name, ends_zst(o.ids_name) ? 3 : 0, &o.ids, &err)) ||
 	    (o.payloads_name &&
@@ -318,7 +336,7 @@ int main(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	if (source_open(&src, coll, by_id, &err)) {
+	if (source_open(&src, coll, filter, by_id, &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -327,7 +345,7 @@ int main(int argc, char **argv)
 		st = vdb_vec_writer_open(o.main, f == FMT_NPY ? VDB_VEC_NPY : VDB_VEC_FVECS, cfg.dim,
 					 count, &o.vw, &err);
 	else if (f == FMT_CSV)
-		st = csv_header(&o, coll, &err);
+		st = csv_header(&o, coll, filter, &err);
 	uint64_t rows = 0;
 	for (int has = 1; !st;) {
 		vdb_record rec;
@@ -359,6 +377,7 @@ out:
 	vdb_ostream_close(o.ids);
 	vdb_ostream_close(o.payloads);
 	vdb_collection_close(coll);
+	vdb_filter_free(filter);
 	int wrc = cli_close_stdout();
 	return rc ? rc : wrc;
 }

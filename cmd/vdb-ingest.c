@@ -95,8 +95,13 @@ static void usage(void)
 	       "upsert or delete them in collection NAME of database DB. JSON lines:\n"
 	       "  {\"id\": 7, \"vector\": [0.1, ...], \"payload\": {...}}   upsert (payload optional)\n"
 	       "  {\"id\": \"doc-7\", \"delete\": true}                     delete\n"
+	       "  {\"delete_where\": {\"lang\": \"de\"}}                   delete every match\n"
 	       "Ids are non-negative integers or strings of 1-256 bytes. Records are committed\n"
-	       "in batches, each durable (fsynced) before it is reported.\n"
+	       "in batches, each durable (fsynced) before it is reported. A delete_where (or\n"
+	       "--delete-where, done before any input is read) commits the records before it,\n"
+	       "then deletes every live record whose payload matches the filter (see\n"
+	       "vdb-query(1), FILTERS) in one batch of its own. With --delete-where and no\n"
+	       "FILE, standard input is not read.\n"
 	       "\n"
 	       "Other formats (--format, or from the file name: .jsonl .npy .fvecs .bvecs .csv):\n"
 	       "  npy, fvecs, bvecs   vectors only: ids are the row numbers (from 0, plus\n"
@@ -118,6 +123,7 @@ static void usage(void)
 	       "      --vector-columns LIST  csv: the vector's columns instead: names and\n"
 	       "                           1-based numbers or ranges, comma-separated (2-129)\n"
 	       "  -b, --batch N            records per committed batch (default 1000)\n"
+	       "      --delete-where JSON  first delete every record matching this filter\n"
 	       "      --skip-invalid       JSON lines: report bad lines and go on (exit 0)\n"
 	       "      --rejects FILE       with --skip-invalid, copy bad lines to FILE\n"
 	       "      --max-line-bytes N   longest accepted line (default 64M; K, M, G)\n"
@@ -214,12 +220,45 @@ static int reject(ingest *g, const cli_lines *l, const char *line, size_t len, c
 	return 0;
 }
 
+/* Deletes every record matching f in one committed batch, after committing what is
+ * pending (the filter must see it). */
+static int delete_where(ingest *g, const vdb_filter *f, uint64_t lineno)
+{
+	int rc = commit(g);
+	if (rc)
+		return rc;
+	g->first_line = g->last_line = lineno;
+	vdb_error err;
+	uint64_t n;
+	if (vdb_writer_delete_where(g->w, f, &n, &err))
+		return cli_fail(&err);
+	g->p_del = n;
+	return commit(g);
+}
+
+static int apply_delete_where(ingest *g, const cli_lines *l, const char *line, size_t len,
+			      const vdb_record *rec)
+{
+	vdb_filter *f;
+	vdb_error err;
+	vdb_status st = vdb_filter_parse(rec->payload, rec->payload_len, &f, &err);
+	if (st == VDB_EINVAL)
+		return reject(g, l, line, len, err.message);
+	if (st)
+		return cli_fail(&err);
+	int rc = delete_where(g, f, l->lineno);
+	vdb_filter_free(f);
+	return rc;
+}
+
 static int apply(ingest *g, const cli_lines *l, const char *line, size_t len)
 {
 	vdb_record_kind kind;
 	vdb_record rec;
 	vdb_error err;
 	vdb_status st = vdb_jsonl_parse_record(g->parser, line, len, &kind, &rec, &err);
+	if (!st && kind == VDB_RECORD_DELETE_WHERE)
+		return apply_delete_where(g, l, line, len, &rec);
 	if (!st)
 		st = kind == VDB_RECORD_DELETE
 			     ? vdb_writer_delete(g->w, &rec.id, &err)
@@ -690,6 +729,7 @@ int main(int argc, char **argv)
 		{"vector-column", required_argument, NULL, 'X'},
 		{"vector-columns", required_argument, NULL, 'Y'},
 		{"batch", required_argument, NULL, 'b'},
+		{"delete-where", required_argument, NULL, 'D'},
 		{"skip-invalid", no_argument, NULL, 'S'},
 		{"rejects", required_argument, NULL, 'R'},
 		{"max-line-bytes", required_argument, NULL, 'L'},
@@ -706,6 +746,7 @@ int main(int argc, char **argv)
 	vdb_csv_options_init(&g.csv);
 	const char *name = VDB_DEFAULT_COLLECTION;
 	uint64_t max_line = 64u << 20;
+	const char *where_text = NULL;
 	fmt format = FMT_DEFAULT;
 	int offset_given = 0;
 	vdb_writer_options wo;
@@ -735,6 +776,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'S': g.skip_invalid = 1; break;
+		case 'D': where_text = optarg; break;
 		case 'R': g.rejects_path = optarg; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
@@ -759,10 +801,15 @@ int main(int argc, char **argv)
 	if (offset_given && g.ids.path)
 		return cli_usage_error("--id-offset and --ids exclude each other");
 	const char *db = argv[optind++];
-	int ninputs = optind < argc ? argc - optind : 1;
-	input *ins = calloc((size_t)ninputs, sizeof *ins);
+	vdb_filter *where_filter = NULL;
+	if (where_text && cli_parse_filter(where_text, "--delete-where", &where_filter))
+		return EXIT_USAGE;
+	/* --delete-where without FILE operands reads no input. */
+	int ninputs = optind < argc ? argc - optind : where_filter ? 0 : 1;
+	input *ins = calloc(ninputs ? (size_t)ninputs : 1, sizeof *ins);
 	if (!ins) {
 		cli_error("out of memory");
+		vdb_filter_free(where_filter);
 		return EXIT_INTERNAL;
 	}
 	uint64_t total;
@@ -770,6 +817,7 @@ int main(int argc, char **argv)
 			     &total);
 	if (rc) {
 		free(ins);
+		vdb_filter_free(where_filter);
 		return rc;
 	}
 	cli_catch_stop_signals(on_signal);
@@ -781,6 +829,7 @@ int main(int argc, char **argv)
 	vdb_error err;
 	if (vdb_writer_open(db, name, &wo, &g.w, &err)) {
 		free(ins);
+		vdb_filter_free(where_filter);
 		if (err.code == VDB_EINTR)
 			return 128 + (stop_signal ? stop_signal : SIGINT);
 		return cli_fail(&err);
@@ -799,6 +848,8 @@ int main(int argc, char **argv)
 		rc = EXIT_CANTCREAT;
 		goto done;
 	}
+	if (where_filter && (rc = delete_where(&g, where_filter, 0)))
+		goto done;
 	cli_progress_init(&g.prog, g.quiet, "records", total == UINT64_MAX ? 0 : total);
 	for (int i = 0; i < ninputs && !rc; i++)
 		rc = ingest_input(&g, &ins[i], max_line);
@@ -823,6 +874,7 @@ done:
 	close_sidecar(&g.payloads);
 	vdb_text_free(&g.idtext);
 	vdb_writer_close(g.w);
+	vdb_filter_free(where_filter);
 	vdb_jsonl_parser_free(g.parser);
 	if (!g.quiet) {
 		double dt = cli_now() - t0;

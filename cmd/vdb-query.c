@@ -13,18 +13,24 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--payload] [--vector] [-j N] [FILE...]\n"
-	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--payload] [--vector] --vector=JSON\n"
+	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] [-j N] [FILE...]\n"
+	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] --vector=JSON\n"
+	       "       vdb-query DB [-c NAME] --count [--filter JSON]\n"
 	       "       vdb-query DB [-c NAME] --id ID\n"
 	       "\n"
 	       "Answer nearest-neighbour queries read as JSON lines from each FILE or standard\n"
-	       "input: a bare array of numbers, or {\"vector\": [...], \"k\": 5}. Each query\n"
-	       "prints one line, in input order:\n"
+	       "input: a bare array of numbers, or {\"vector\": [...], \"k\": 5, \"filter\": {...}}.\n"
+	       "Each query prints one line, in input order:\n"
 	       "  {\"results\":[{\"id\":7,\"score\":0.93}, ...]}\n"
 	       "best first, ties broken by id (integers before strings). Scores: cosine\n"
 	       "similarity and dot product (higher is better), Euclidean distance for l2\n"
 	       "(lower is better). Sealed segments of an HNSW collection are searched through\n"
 	       "their graphs (approximate); the rest, and everything with --exact, exactly.\n"
+	       "\n"
+	       "A filter keeps only records whose payload matches (see vdb-query(1), FILTERS):\n"
+	       "  {\"lang\": \"en\", \"year\": {\"$gte\": 2020}, \"tag\": {\"$in\": [\"a\", \"b\"]}}\n"
+	       "A filtered query still returns k results whenever k records match. A query\n"
+	       "line's \"filter\" applies together with --filter (both must match).\n"
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
@@ -32,6 +38,8 @@ static void usage(void)
 	       "      --ef N             graph search beam width (default 128, at least k):\n"
 	       "                         larger is more accurate and slower\n"
 	       "      --exact            scan every vector instead of using the graphs\n"
+	       "      --filter JSON      only records whose payload matches this filter\n"
+	       "      --count            print the number of live (matching) records\n"
 	       "      --payload          include each result's payload\n"
 	       "      --vector           include each result's stored vector\n"
 	       "      --vector=JSON      answer this one query (also: --vector '[...]')\n"
@@ -52,7 +60,61 @@ typedef struct query_opts {
 	int with_payload, with_vector;
 	size_t k;
 	vdb_search_options search;
+	const vdb_filter *filter; /* --filter */
+	const char *filter_text;  /* its JSON */
 } query_opts;
+
+/* The filter of the query lines: compiled once per distinct text, since streams usually
+ * repeat one filter (and then the collection reuses its selection too). */
+typedef struct line_filter {
+	vdb_text text;
+	vdb_filter *f;
+} line_filter;
+
+static void line_filter_free(line_filter *lf)
+{
+	vdb_text_free(&lf->text);
+	vdb_filter_free(lf->f);
+}
+
+/* The filter for the query just parsed: --filter, the line's, or both (their AND). */
+static vdb_status query_filter(const query_opts *o, const vdb_jsonl_parser *p, line_filter *lf,
+			       const vdb_filter **out, vdb_error *err)
+{
+	size_t len;
+	const char *text = vdb_jsonl_query_filter(p, &len);
+	if (!text) {
+		*out = o->filter;
+		return VDB_OK;
+	}
+	if (!lf->f || lf->text.len != len || memcmp(lf->text.data, text, len)) {
+		vdb_filter_free(lf->f);
+		lf->f = NULL;
+		lf->text.len = 0;
+		vdb_text both = {0};
+		const char *src = text;
+		size_t srclen = len;
+		if (o->filter_text) {
+			if (vdb_text_append(&both, "{\"$and\":[", 9) ||
+			    vdb_text_append(&both, o->filter_text, strlen(o->filter_text)) ||
+			    vdb_text_append(&both, ",", 1) || vdb_text_append(&both, text, len) ||
+			    vdb_text_append(&both, "]}", 2)) {
+				vdb_text_free(&both);
+				return VDB_ENOMEM;
+			}
+			src = both.data, srclen = both.len;
+		}
+		vdb_status st = vdb_filter_parse(src, srclen, &lf->f, err);
+		vdb_text_free(&both);
+		if (st)
+			return st == VDB_EINVAL ? VDB_EDATA : st; /* a bad query line */
+		if (vdb_text_append(&lf->text, text, len))
+			return VDB_ENOMEM;
+	}
+	*out = lf->f;
+	return VDB_OK;
+}
+
 
 #define PUT(text, s) (vdb_text_append(text, s, sizeof(s) - 1) != VDB_OK)
 
@@ -63,6 +125,7 @@ typedef struct answerer {
 	vdb_jsonl_parser *parser;
 	vdb_hit *hits;
 	uint32_t dim;
+	line_filter lf;
 } answerer;
 
 static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vdb_error *err)
@@ -83,15 +146,18 @@ static void answerer_free(answerer *a)
 {
 	vdb_jsonl_parser_free(a->parser);
 	vdb_searcher_free(a->searcher);
+	line_filter_free(&a->lf);
 	free(a->hits);
 }
 
 /* Searches for q and appends its result line to t. */
-static vdb_status search_into(answerer *a, const query_opts *o, const float *q, size_t k,
-			      vdb_text *t, vdb_error *err)
+static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter *f,
+			      const float *q, size_t k, vdb_text *t, vdb_error *err)
 {
 	size_t n;
-	vdb_status st = vdb_searcher_search(a->searcher, q, k, &o->search, a->hits, &n, err);
+	vdb_search_options so = o->search;
+	so.filter = f;
+	vdb_status st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err);
 	if (st)
 		return st;
 	int bad = PUT(t, "{\"results\":[");
@@ -120,8 +186,11 @@ static vdb_status answer_line(answerer *a, const query_opts *o, const char *line
 {
 	const float *q;
 	size_t k = o->k;
+	const vdb_filter *f = NULL;
 	vdb_status st = vdb_jsonl_parse_query(a->parser, line, len, &q, &k, err);
-	return st ? st : search_into(a, o, q, k, t, err);
+	if (!st)
+		st = query_filter(o, a->parser, &a->lf, &f, err);
+	return st ? st : search_into(a, o, f, q, k, t, err);
 }
 
 static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
@@ -462,6 +531,8 @@ int main(int argc, char **argv)
 		{"threads", required_argument, NULL, 'j'},
 		{"ef", required_argument, NULL, 'F'},
 		{"exact", no_argument, NULL, 'X'},
+		{"filter", required_argument, NULL, 'f'},
+		{"count", no_argument, NULL, 'C'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -470,7 +541,7 @@ int main(int argc, char **argv)
 	vdb_search_options_init(&o.search);
 	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *id = NULL;
 	uint64_t v, max_line = 64u << 20;
-	int c;
+	int c, count = 0;
 	uint64_t threads = cli_default_threads();
 	while ((c = getopt_long(argc, argv, "c:k:j:qhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -498,6 +569,8 @@ int main(int argc, char **argv)
 			o.search.ef = (size_t)v;
 			break;
 		case 'X': o.search.exact = 1; break;
+		case 'f': o.filter_text = optarg; break;
+		case 'C': count = 1; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
 				return EXIT_USAGE;
@@ -520,6 +593,15 @@ int main(int argc, char **argv)
 				       one ? "--vector=JSON" : "--id");
 	if (one && id)
 		return cli_usage_error("--vector=JSON and --id cannot be combined");
+	if (count && (one || id || optind < argc))
+		return cli_usage_error("--count cannot be combined with %s",
+				       one ? "--vector=JSON" : id ? "--id" : "query files");
+	if (id && o.filter_text)
+		return cli_usage_error("--filter cannot be combined with --id");
+	vdb_filter *filter = NULL;
+	if (o.filter_text && cli_parse_filter(o.filter_text, "--filter", &filter))
+		return EXIT_USAGE;
+	o.filter = filter;
 	for (int i = optind; i < argc; i++)
 		if (strcmp(argv[i], "-") && access(argv[i], R_OK) < 0) {
 			cli_error("%s: %m", argv[i]);
@@ -528,8 +610,10 @@ int main(int argc, char **argv)
 
 	vdb_error err;
 	vdb_collection *coll;
-	if (vdb_collection_open(db, name, &coll, &err))
+	if (vdb_collection_open(db, name, &coll, &err)) {
+		vdb_filter_free(filter);
 		return cli_fail(&err);
+	}
 	vdb_collection_config cfg;
 	vdb_collection_get_config(coll, &cfg);
 	int rc = EXIT_OK;
@@ -538,6 +622,12 @@ int main(int argc, char **argv)
 	if (answerer_init(&a, coll, cfg.dim, &err)) {
 		cli_error("out of memory");
 		rc = EXIT_INTERNAL;
+	} else if (count) {
+		uint64_t n;
+		if (vdb_collection_count_where(coll, filter, &n, &err))
+			rc = cli_fail(&err);
+		else
+			rc = printf("%llu\n", (unsigned long long)n) < 0 ? EXIT_IO : EXIT_OK;
 	} else if (id) {
 		rc = get_by_id(coll, id, cfg.dim);
 	} else if (one) {
@@ -555,6 +645,7 @@ int main(int argc, char **argv)
 	}
 	vdb_text_free(&out);
 	answerer_free(&a);
+	vdb_filter_free(filter);
 	vdb_collection_close(coll);
 	int wrc = cli_close_stdout();
 	return rc ? rc : wrc;

@@ -29,6 +29,8 @@ struct vdb_jsonl_parser {
 	vdb_buf key;
 	vdb_buf idstr;
 	vdb_buf payload;
+	vdb_buf filter; /* the last query's "filter" (minified), when has_filter */
+	int has_filter;
 };
 
 vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err)
@@ -51,6 +53,7 @@ void vdb_jsonl_parser_free(vdb_jsonl_parser *p)
 	vdb_buf_free(&p->key);
 	vdb_buf_free(&p->idstr);
 	vdb_buf_free(&p->payload);
+	vdb_buf_free(&p->filter);
 	free(p);
 }
 
@@ -412,14 +415,16 @@ static vdb_status parse_id(vdb_jsonl_parser *p, vj_reader *r, vdb_id *id, vdb_er
 	return VDB_OK;
 }
 
-enum { F_ID = 1, F_VECTOR = 2, F_PAYLOAD = 4, F_DELETE = 8 };
+enum { F_ID = 1, F_VECTOR = 2, F_PAYLOAD = 4, F_DELETE = 8, F_DELETE_WHERE = 16 };
 
 static int field_of(const vdb_buf *key)
 {
 	static const struct {
 		const char *name;
 		int flag;
-	} fields[] = {{"id", F_ID}, {"vector", F_VECTOR}, {"payload", F_PAYLOAD}, {"delete", F_DELETE}};
+	} fields[] = {{"id", F_ID},	    {"vector", F_VECTOR},
+		      {"payload", F_PAYLOAD}, {"delete", F_DELETE},
+		      {"delete_where", F_DELETE_WHERE}};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		if (key->len == strlen(fields[i].name) && !memcmp(key->data, fields[i].name, key->len))
 			return fields[i].flag;
@@ -495,11 +500,13 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 				st = parse_id(p, &r, &id, err);
 			} else if (f == F_VECTOR) {
 				st = parse_vector(p, &r, p->vec, "vector", err);
-			} else if (f == F_PAYLOAD) {
+			} else if (f == F_PAYLOAD || f == F_DELETE_WHERE) {
+				/* A delete_where's filter is kept where a payload would be. */
 				if (vj_peek(&r) != '{') {
 					if (vj_value(&r, NULL))
 						return syntax(err, &r);
-					return vdb_err(err, VDB_EDATA, "\"payload\" must be a JSON object");
+					return vdb_err(err, VDB_EDATA, "\"%s\" must be a JSON object",
+						       f == F_PAYLOAD ? "payload" : "delete_where");
 				}
 				if (vj_value(&r, &p->payload))
 					return syntax(err, &r);
@@ -525,6 +532,13 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 		}
 	if (vj_end(&r))
 		return syntax(err, &r);
+	if (seen & F_DELETE_WHERE) {
+		if (seen != F_DELETE_WHERE)
+			return vdb_err(err, VDB_EDATA, "a delete_where record takes no other field");
+		*kind = VDB_RECORD_DELETE_WHERE;
+		*rec = (vdb_record){{0}, NULL, p->payload.data, p->payload.len};
+		return VDB_OK;
+	}
 	if (!(seen & F_ID))
 		return vdb_err(err, VDB_EDATA, "missing \"id\"");
 	if (del) {
@@ -552,6 +566,8 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 		return st;
 	int c = vj_peek(&r);
 	size_t kk = *k;
+	p->has_filter = 0;
+	p->filter.len = 0;
 	if (c == '[') {
 		if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 			return st;
@@ -569,12 +585,14 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			}
 			if (vj_string(&r, &p->key) || vj_expect(&r, ':'))
 				return syntax(err, &r);
-			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6) ? 1
-				: p->key.len == 1 && p->key.data[0] == 'k'	     ? 2
-										     : 0;
+			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6)   ? 1
+				: p->key.len == 1 && p->key.data[0] == 'k'	       ? 2
+				: p->key.len == 6 && !memcmp(p->key.data, "filter", 6) ? 4
+										       : 0;
 			if (!f)
 				return vdb_err(err, VDB_EDATA,
-					       "unknown field \"%s\" (a query has \"vector\" and \"k\")",
+					       "unknown field \"%s\" (a query has \"vector\", \"k\" "
+					       "and \"filter\")",
 					       shown(&p->key, kb, sizeof kb));
 			if (seen & f)
 				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
@@ -583,6 +601,15 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			if (f == 1) {
 				if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 					return st;
+				continue;
+			}
+			if (f == 4) {
+				if (vj_peek(&r) != '{')
+					return vj_value(&r, NULL) ? syntax(err, &r)
+					       : vdb_err(err, VDB_EDATA, "\"filter\" must be a JSON object");
+				if (vj_value(&r, &p->filter))
+					return syntax(err, &r);
+				p->has_filter = 1;
 				continue;
 			}
 			const char *tok;
@@ -616,6 +643,12 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	*vector = p->vec;
 	*k = kk;
 	return VDB_OK;
+}
+
+const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len)
+{
+	*len = p->filter.len;
+	return p->has_filter ? p->filter.data : NULL;
 }
 
 vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err)

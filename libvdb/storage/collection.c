@@ -1,8 +1,9 @@
 /* The public read API: a vdb_collection is one loaded version (state.c), searched by the
- * index layer, read by id, or iterated by a cursor. */
+ * index layer, read by id, or iterated by a cursor; filters narrow all three. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../index/filter.h"
 #include "../index/flat.h"
 #include "../util/error.h"
 #include "ids.h"
@@ -11,6 +12,7 @@
 struct vdb_collection {
 	vdb_state st;
 	vdb_hnsw_scratch scratch; /* reused by every search of this view */
+	vdb_selection sel;        /* the last filter's selection, reused while it repeats */
 };
 
 struct vdb_cursor {
@@ -19,6 +21,8 @@ struct vdb_cursor {
 	uint64_t row;
 	size_t mt_i;
 	int verified; /* segment `seg` has passed its checksum check */
+	const vdb_filter *filter;
+	uint64_t *cand; /* the filter's candidate rows in segment `seg` (payload indexes), or NULL */
 };
 
 vdb_status vdb_collection_open(const char *db, const char *name, vdb_collection **out,
@@ -42,6 +46,7 @@ void vdb_collection_close(vdb_collection *c)
 		return;
 	vdb_state_free(&c->st);
 	vdb_hnsw_scratch_free(&c->scratch);
+	vdb_selection_free(&c->sel);
 	free(c);
 }
 
@@ -55,15 +60,46 @@ uint64_t vdb_collection_count(const vdb_collection *c)
 	return c->st.live;
 }
 
+vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f, uint64_t *out,
+				      vdb_error *err)
+{
+	if (!f || vdb_filter_is_all(f)) {
+		*out = c->st.live;
+		return VDB_OK;
+	}
+	vdb_status st = vdb_selection_get(&c->sel, &c->st, f, err);
+	if (!st)
+		*out = c->sel.total;
+	return st;
+}
+
+/* A search of st with the scratch and the selection cache of one collection or searcher. */
+static vdb_status search_with(vdb_state *st, vdb_hnsw_scratch *scratch, vdb_selection *cache,
+			      const float *query, size_t k, const vdb_search_options *o,
+			      vdb_hit *hits, size_t *n, vdb_error *err)
+{
+	const vdb_selection *sel = NULL;
+	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
+		vdb_status s = vdb_selection_get(cache, st, o->filter, err);
+		if (s)
+			return s;
+		sel = cache;
+	}
+	return vdb_index_search(st, scratch, query, k, o, sel, hits, n, err);
+}
+
 vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
 		      const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
 {
-	return vdb_index_search(&c->st, &c->scratch, query, k, o, hits, n, err);
+	return search_with(&c->st, &c->scratch, &c->sel, query, k, o, hits, n, err);
 }
 
+/* Each searcher keeps its own selection: threads never share a mutable cache (a filter
+ * used by several threads is evaluated once per thread). */
 struct vdb_searcher {
 	vdb_collection *c;
 	vdb_hnsw_scratch scratch;
+	vdb_selection sel;
 };
 
 vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err)
@@ -81,13 +117,14 @@ void vdb_searcher_free(vdb_searcher *s)
 	if (!s)
 		return;
 	vdb_hnsw_scratch_free(&s->scratch);
+	vdb_selection_free(&s->sel);
 	free(s);
 }
 
 vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
 			       const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
 {
-	return vdb_index_search(&s->c->st, &s->scratch, query, k, o, hits, n, err);
+	return search_with(&s->c->st, &s->scratch, &s->sel, query, k, o, hits, n, err);
 }
 
 static vdb_status segment_record(const vdb_state *s, size_t g, uint64_t row, vdb_record *out,
@@ -141,18 +178,39 @@ vdb_status vdb_get(vdb_collection *c, const vdb_id *id, vdb_record *out, vdb_err
 	return vdb_err(err, VDB_ENOENT, "no record with that id");
 }
 
-vdb_status vdb_cursor_open(vdb_collection *c, vdb_cursor **out, vdb_error *err)
+vdb_status vdb_cursor_open_where(vdb_collection *c, const vdb_filter *f, vdb_cursor **out,
+				 vdb_error *err)
 {
 	vdb_cursor *cur = calloc(1, sizeof *cur);
 	if (!cur)
 		return vdb_err_nomem(err);
 	cur->c = c;
+	cur->filter = f && !vdb_filter_is_all(f) ? f : NULL;
 	*out = cur;
+	return VDB_OK;
+}
+
+vdb_status vdb_cursor_open(vdb_collection *c, vdb_cursor **out, vdb_error *err)
+{
+	return vdb_cursor_open_where(c, NULL, out, err);
+}
+
+/* Whether the cursor's filter (if any) selects rec; evaluated row by row, so a filtered
+ * export stays in constant memory. */
+static vdb_status wanted(const vdb_cursor *cur, const vdb_record *rec, const char *where,
+			 int *yes, vdb_error *err)
+{
+	int r = cur->filter ? vdb_filter_eval(cur->filter, rec->payload, rec->payload_len) : 1;
+	if (r < 0)
+		return vdb_err(err, VDB_ECORRUPT, "%s: damaged payload", where);
+	*yes = r;
 	return VDB_OK;
 }
 
 void vdb_cursor_close(vdb_cursor *cur)
 {
+	if (cur)
+		free(cur->cand);
 	free(cur);
 }
 
@@ -167,20 +225,32 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 				return st;
 			vdb_segment_release(seg);
 			cur->verified = 1;
+			if (cur->filter &&
+			    (st = vdb_filter_candidates(cur->filter, seg->pidx, seg->npidx, seg->rows,
+							&cur->cand, seg->file, err)))
+				return st;
 		}
 		while (cur->row < seg->rows) {
 			uint64_t r = cur->row++;
 			if (r % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
 				vdb_segment_release(seg); /* constant memory over any collection */
-			if (vdb_segment_is_dead(seg, r))
+			if (vdb_segment_is_dead(seg, r) ||
+			    (cur->cand && !(cur->cand[r >> 6] >> (r & 63) & 1)))
 				continue;
+			int yes;
 			vdb_status st = segment_record(s, cur->seg, r, rec, err);
+			if (!st)
+				st = wanted(cur, rec, seg->file, &yes, err);
 			if (st)
 				return st;
+			if (!yes)
+				continue;
 			*has = 1;
 			return VDB_OK;
 		}
 		vdb_segment_release(seg);
+		free(cur->cand);
+		cur->cand = NULL;
 		cur->seg++;
 		cur->row = 0;
 		cur->verified = 0;
@@ -189,7 +259,13 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 		const vdb_mem_entry *e = &s->mt.entries[cur->mt_i++];
 		if (e->deleted)
 			continue;
+		int yes;
 		vdb_memtable_entry_record(&s->mt, e, rec);
+		vdb_status st = wanted(cur, rec, s->dir, &yes, err);
+		if (st)
+			return st;
+		if (!yes)
+			continue;
 		*has = 1;
 		return VDB_OK;
 	}

@@ -32,6 +32,39 @@ void vdb_collection_config_init(vdb_collection_config *cfg)
 	cfg->index = VDB_INDEX_HNSW;
 	cfg->m = VDB_HNSW_DEFAULT_M;
 	cfg->ef_construction = VDB_HNSW_DEFAULT_EF_CONSTRUCTION;
+	cfg->n_index_fields = 0;
+	memset(cfg->index_fields, 0, sizeof cfg->index_fields);
+}
+
+const char *vdb_field_type_name(vdb_field_type t)
+{
+	return t == VDB_FIELD_KEYWORD ? "keyword" : t == VDB_FIELD_INT ? "int"
+					: t == VDB_FIELD_FLOAT ? "float" : "?";
+}
+
+int vdb_field_type_parse(const char *name, vdb_field_type *out)
+{
+	if (!strcmp(name, "keyword"))
+		*out = VDB_FIELD_KEYWORD;
+	else if (!strcmp(name, "int"))
+		*out = VDB_FIELD_INT;
+	else if (!strcmp(name, "float"))
+		*out = VDB_FIELD_FLOAT;
+	else
+		return -1;
+	return 0;
+}
+
+/* A field path as filters write it: dot-separated non-empty parts of printable text. */
+static int field_path_valid(const char *p)
+{
+	size_t n = strnlen(p, VDB_FIELD_PATH_MAX);
+	if (n == 0 || n == VDB_FIELD_PATH_MAX || p[0] == '.' || p[n - 1] == '.' || strstr(p, ".."))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+	return 1;
 }
 
 const char *vdb_index_name(vdb_index_type t)
@@ -66,6 +99,19 @@ const char *vdb_config_problem(const vdb_collection_config *cfg)
 	if (cfg->index == VDB_INDEX_HNSW &&
 	    (cfg->ef_construction < cfg->m || cfg->ef_construction > 4096))
 		return "ef_construction must be m to 4096";
+	if (cfg->n_index_fields > VDB_INDEX_FIELDS_MAX)
+		return "at most 4 payload indexes";
+	for (uint32_t i = 0; i < cfg->n_index_fields; i++) {
+		const vdb_index_field *f = &cfg->index_fields[i];
+		if (!field_path_valid(f->path))
+			return "an index field path must be 1-127 bytes of dot-separated non-empty "
+			       "parts";
+		if (f->type < VDB_FIELD_KEYWORD || f->type > VDB_FIELD_FLOAT)
+			return "unknown index field type";
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(cfg->index_fields[j].path, f->path))
+				return "a field is indexed twice";
+	}
 	return NULL;
 }
 

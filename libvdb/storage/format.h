@@ -52,6 +52,7 @@ enum vdb_section_kind {
 	VDB_SEC_HNSW_L0 = 9,
 	VDB_SEC_HNSW_NODES = 10,
 	VDB_SEC_HNSW_UPPER = 11,
+	VDB_SEC_PAYLOAD_INDEX = 12, /* one per indexed field: see index/pindex.h */
 };
 
 /* Deletion marks of one segment: del-<seg>-<gen>.vdb = header, bitmap, crc. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../formats/json.h"
 #include "../util/error.h"
 #include "../util/io.h"
 #include "format.h"
@@ -175,18 +176,57 @@ void vdb_manifest_free(vdb_manifest *m)
 vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg, char **out,
 			     size_t *len, vdb_error *err)
 {
-	char body[512], index[128];
+	char index[128];
 	if (cfg->index == VDB_INDEX_HNSW)
 		snprintf(index, sizeof index,
 			 "{\"type\":\"hnsw\",\"m\":%" PRIu32 ",\"ef_construction\":%" PRIu32 "}",
 			 cfg->m, cfg->ef_construction);
 	else
 		snprintf(index, sizeof index, "{\"type\":\"flat\"}");
-	snprintf(body, sizeof body,
-		 "{\"name\":\"%s\",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"dtype\":\"float32\","
-		 "\"seal_bytes\":%" PRIu64 ",\"index\":%s}\n",
-		 name, cfg->dim, vdb_metric_name(cfg->metric), cfg->seal_bytes, index);
-	return vdb_checked_encode("config", VDB_CONFIG_FORMAT, body, out, len, err);
+	vdb_buf body = VDB_BUF_INIT;
+	int bad = vdb_buf_printf(&body,
+				 "{\"name\":\"%s\",\"dim\":%" PRIu32 ",\"metric\":\"%s\","
+				 "\"dtype\":\"float32\",\"seal_bytes\":%" PRIu64 ",\"index\":%s",
+				 name, cfg->dim, vdb_metric_name(cfg->metric), cfg->seal_bytes, index);
+	/* Written only when there are some: collections without them keep the same CONFIG. */
+	for (uint32_t i = 0; i < cfg->n_index_fields && !bad; i++) {
+		const vdb_index_field *f = &cfg->index_fields[i];
+		bad = vdb_buf_puts(&body, i ? ",{\"field\":" : ",\"payload_indexes\":[{\"field\":") ||
+		      vj_write_string(&body, f->path, strlen(f->path)) ||
+		      vdb_buf_printf(&body, ",\"type\":\"%s\"}", vdb_field_type_name(f->type));
+	}
+	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']')) || vdb_buf_puts(&body, "}\n") ||
+	      vdb_buf_putc(&body, '\0');
+	if (bad) {
+		vdb_buf_free(&body);
+		return vdb_err_nomem(err);
+	}
+	vdb_status st = vdb_checked_encode("config", VDB_CONFIG_FORMAT, body.data, out, len, err);
+	vdb_buf_free(&body);
+	return st;
+}
+
+/* The optional "payload_indexes": [{"field": PATH, "type": "keyword"|"int"|"float"}]. */
+static int read_index_fields(const cJSON *root, vdb_collection_config *c)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "payload_indexes"), *e;
+	if (!list)
+		return 0;
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) > VDB_INDEX_FIELDS_MAX)
+		return -1;
+	cJSON_ArrayForEach(e, list)
+	{
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "field");
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "type");
+		vdb_index_field *x = &c->index_fields[c->n_index_fields];
+		if (!cJSON_IsString(f) || !cJSON_IsString(t) ||
+		    strlen(f->valuestring) >= sizeof x->path ||
+		    vdb_field_type_parse(t->valuestring, &x->type))
+			return -1;
+		snprintf(x->path, sizeof x->path, "%s", f->valuestring);
+		c->n_index_fields++;
+	}
+	return 0;
 }
 
 vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err)
@@ -225,12 +265,14 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 		    (c.index == VDB_INDEX_HNSW &&
 		     (get_u64(ix, "m", 64, &m) || get_u64(ix, "ef_construction", 4096, &efc)))) {
 			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid index configuration", path);
+		} else if (read_index_fields(root, &c)) {
+			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid payload_indexes", path);
 		} else {
 			c.m = (uint32_t)m;
 			c.ef_construction = (uint32_t)efc;
 			if (c.index == VDB_INDEX_FLAT)
 				c.m = c.ef_construction = 0;
-			if (c.index == VDB_INDEX_HNSW && vdb_config_problem(&c))
+			if ((c.index == VDB_INDEX_HNSW || c.n_index_fields) && vdb_config_problem(&c))
 				st = vdb_err(err, VDB_ECORRUPT, "%s: %s", path, vdb_config_problem(&c));
 			else
 				*cfg = c;

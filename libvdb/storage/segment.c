@@ -296,6 +296,28 @@ static int write_rows(seg_out *o, const vdb_row_source *src, uint32_t dim, float
 	return 0;
 }
 
+/* One payload index section, from another pass over the rows' payloads. */
+static int write_payload_index(seg_out *o, const vdb_row_source *src, const vdb_index_field *f)
+{
+	vdb_record rec;
+	uint64_t hash, r = 0;
+	vdb_pindex_builder b = {.field = f};
+	vdb_buf sec = VDB_BUF_INIT;
+	int rc = -1;
+	src->rewind(src->ctx);
+	int more;
+	while ((more = src->next(src->ctx, &rec, &hash, o->err)) == 1)
+		if (vdb_pindex_add(&b, r++, rec.payload, rec.payload_len, o->err))
+			goto out;
+	if (more < 0 || vdb_pindex_finish(&b, &sec, o->err))
+		goto out;
+	rc = put_section(o, VDB_SEC_PAYLOAD_INDEX, sec.data, sec.len);
+out:
+	vdb_pindex_builder_free(&b);
+	vdb_buf_free(&sec);
+	return rc;
+}
+
 /* Builds the graph from the vectors just written (mapped back from the temp file) and
  * appends its four sections. */
 static int write_graph(seg_out *o, const vdb_collection_config *cfg, uint64_t rows,
@@ -367,6 +389,9 @@ static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
 	if (cfg->metric == VDB_METRIC_COSINE &&
 	    put_section(o, VDB_SEC_NORMS, norms, src->rows * sizeof *norms))
 		goto out;
+	for (uint32_t i = 0; i < cfg->n_index_fields; i++)
+		if (write_payload_index(o, src, &cfg->index_fields[i]))
+			goto out;
 	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS &&
 	    write_graph(o, cfg, src->rows, norms, number))
 		goto out;
@@ -490,6 +515,23 @@ static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
 		if (norms->len != rows * 4)
 			return corrupt(err, s, "the norms section has the wrong size");
 		s->norms = (const float *)(s->map + norms->off);
+	}
+	/* Segments written before payload indexes existed simply have none. */
+	for (uint32_t i = 0; i < s->nsec; i++) {
+		const vdb_section *sec = &s->sec[i];
+		if (sec->kind != VDB_SEC_PAYLOAD_INDEX)
+			continue;
+		if (s->npidx == VDB_INDEX_FIELDS_MAX)
+			return corrupt(err, s, "too many payload indexes");
+		/* pread, not the mapping: see vdb_segment_open. */
+		unsigned char head[VDB_PINDEX_HEAD_MAX] = {0};
+		size_t hl = sec->len < sizeof head ? (size_t)sec->len : sizeof head;
+		if (vdb_pread_full(fd, head, hl, (off_t)sec->off) != (ssize_t)hl)
+			return corrupt(err, s, "unreadable payload index");
+		vdb_status st = vdb_pindex_open(head, s->map + sec->off, sec->len,
+						&s->pidx[s->npidx++], s->file, err);
+		if (st)
+			return st;
 	}
 	const vdb_section *g[4] = {find_sec(s, VDB_SEC_HNSW_META), find_sec(s, VDB_SEC_HNSW_L0),
 				   find_sec(s, VDB_SEC_HNSW_NODES), find_sec(s, VDB_SEC_HNSW_UPPER)};

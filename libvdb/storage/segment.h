@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "../index/hnsw.h"
+#include "../index/pindex.h"
 #include "memtable.h"
 #include "vdb.h"
 
@@ -36,6 +37,8 @@ typedef struct vdb_segment {
 	const float *norms; /* cosine collections: |x| per row; else NULL */
 	int has_graph;
 	vdb_hnsw_graph graph;
+	vdb_pindex pidx[VDB_INDEX_FIELDS_MAX]; /* payload indexes, in section order */
+	uint32_t npidx;
 	/* Rows not to return: deletion marks from the manifest's deletion file, plus rows whose
 	 * id has a newer operation in the log tail. NULL when there are none. */
 	uint64_t *dead;
@@ -74,8 +77,8 @@ void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment
 		       size_t nseg, uint32_t dim);
 
 /* Writes src as dir/seg-<number>.vdb (temp name, fsync, rename; the caller fsyncs dir),
- * with norms for cosine and, for an HNSW collection of at least VDB_HNSW_MIN_ROWS rows, the
- * graph (built with every core). src->rows must be > 0. */
+ * with norms for cosine, the collection's payload indexes and, for an HNSW collection of at
+ * least VDB_HNSW_MIN_ROWS rows, the graph (built with every core). src->rows must be > 0. */
 vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collection_config *cfg,
 			     const vdb_row_source *src, uint64_t *size, uint32_t *header_crc,
 			     vdb_error *err);

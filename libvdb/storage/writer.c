@@ -240,6 +240,42 @@ vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err)
 	return VDB_OK;
 }
 
+/* The records to delete are found through a fresh read view: the lock we hold means it is
+ * exactly the committed state, with the usual hiding of replaced rows, and it verifies each
+ * segment's checksums before trusting its payloads. */
+vdb_status vdb_writer_delete_where(vdb_writer *w, const vdb_filter *f, uint64_t *count,
+				   vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st)
+		return st;
+	if (w->ops)
+		return vdb_err(err, VDB_EINVAL, "commit the pending batch before a delete by filter");
+	vdb_collection *c;
+	vdb_cursor *cur = NULL;
+	if ((st = vdb_collection_open(w->db, w->name, &c, err)))
+		return st;
+	uint64_t n = 0;
+	if (!(st = vdb_cursor_open_where(c, f, &cur, err)))
+		for (;;) {
+			vdb_record rec;
+			int has;
+			if ((st = vdb_cursor_next(cur, &rec, &has, err)) || !has)
+				break;
+			if ((st = vdb_writer_delete(w, &rec.id, err)))
+				break;
+			n++;
+		}
+	vdb_cursor_close(cur);
+	vdb_collection_close(c);
+	if (st) {
+		vdb_writer_rollback(w);
+		return st;
+	}
+	*count = n;
+	return VDB_OK;
+}
+
 void vdb_writer_rollback(vdb_writer *w)
 {
 	vdb_wal_batch_reset(&w->batch);

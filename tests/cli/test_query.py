@@ -389,7 +389,7 @@ class Small(vdbtest.VdbTestCase):
             ('{"k":3}', 'missing "vector"'),
             ('{}', 'missing "vector"'),
             ('{"vector":[1,2,3,4],"top":3}',
-             'unknown field "top" (a query has "vector" and "k")'),
+             'unknown field "top" (a query has "vector", "k" and "filter")'),
             ('{"vector":[1,2,3,4],"vector":[1,2,3,4]}', 'duplicate key "vector"'),
             ('{"vector":[1,2,3,4],"k":1,"k":2}', 'duplicate key "k"'),
             ('{"vector":[1,2,3,4],}', 'invalid JSON at column'),
