@@ -237,7 +237,7 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 			if (vdb_segment_is_dead(seg, r) ||
 			    (cur->cand && !(cur->cand[r >> 6] >> (r & 63) & 1)))
 				continue;
-			int yes;
+			int yes = 0;
 			vdb_status st = segment_record(s, cur->seg, r, rec, err);
 			if (!st)
 				st = wanted(cur, rec, seg->file, &yes, err);
@@ -259,7 +259,7 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 		const vdb_mem_entry *e = &s->mt.entries[cur->mt_i++];
 		if (e->deleted)
 			continue;
-		int yes;
+		int yes = 0;
 		vdb_memtable_entry_record(&s->mt, e, rec);
 		vdb_status st = wanted(cur, rec, s->dir, &yes, err);
 		if (st)
