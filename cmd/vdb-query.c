@@ -118,6 +118,12 @@ static vdb_status query_filter(const query_opts *o, const vdb_jsonl_parser *p, l
 
 #define PUT(text, s) (vdb_text_append(text, s, sizeof(s) - 1) != VDB_OK)
 
+/* Streamed query lines are read in batches of the lines already there: at most this many
+ * lines or bytes; queries of a batch with k up to BATCH_MAX_K are searched together. */
+#define BATCH_LINES 64
+#define BATCH_BYTES (1u << 20)
+#define BATCH_MAX_K 1024
+
 /* One thread's means of answering queries: its own searcher, parser and hit array. */
 typedef struct answerer {
 	vdb_collection *c;
@@ -126,6 +132,8 @@ typedef struct answerer {
 	vdb_hit *hits;
 	uint32_t dim;
 	line_filter lf;
+	float *bq;     /* a batch's query vectors, BATCH_LINES * dim */
+	vdb_hit *bhits; /* and their results, BATCH_LINES * BATCH_MAX_K */
 } answerer;
 
 static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vdb_error *err)
@@ -134,6 +142,13 @@ static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vd
 	a->c = c;
 	a->dim = dim;
 	if (!(a->hits = malloc(VDB_K_MAX * sizeof *a->hits))) {
+		err->code = VDB_ENOMEM;
+		snprintf(err->message, sizeof err->message, "out of memory");
+		return VDB_ENOMEM;
+	}
+	a->bq = malloc((size_t)BATCH_LINES * dim * sizeof *a->bq);
+	a->bhits = malloc((size_t)BATCH_LINES * BATCH_MAX_K * sizeof *a->bhits);
+	if (!a->bq || !a->bhits) {
 		err->code = VDB_ENOMEM;
 		snprintf(err->message, sizeof err->message, "out of memory");
 		return VDB_ENOMEM;
@@ -148,26 +163,23 @@ static void answerer_free(answerer *a)
 	vdb_searcher_free(a->searcher);
 	line_filter_free(&a->lf);
 	free(a->hits);
+	free(a->bq);
+	free(a->bhits);
 }
 
-/* Searches for q and appends its result line to t. */
-static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter *f,
-			      const float *q, size_t k, vdb_text *t, vdb_error *err)
+/* Appends the result line of hits[0..n) to t. */
+static vdb_status format_hits(answerer *a, const query_opts *o, const vdb_hit *hits, size_t n,
+			      vdb_text *t, vdb_error *err)
 {
-	size_t n;
-	vdb_search_options so = o->search;
-	so.filter = f;
-	vdb_status st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err);
-	if (st)
-		return st;
+	vdb_status st;
 	int bad = PUT(t, "{\"results\":[");
 	for (size_t i = 0; i < n && !bad; i++) {
 		vdb_record rec;
-		if ((st = vdb_hit_record(a->c, &a->hits[i], &rec, err)))
+		if ((st = vdb_hit_record(a->c, &hits[i], &rec, err)))
 			return st;
 		bad |= (i && PUT(t, ",")) || PUT(t, "{\"id\":") ||
 		       vdb_jsonl_append_id(t, &rec.id) != VDB_OK || PUT(t, ",\"score\":") ||
-		       vdb_jsonl_append_float(t, a->hits[i].score) != VDB_OK;
+		       vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
 		if (o->with_payload)
 			bad |= PUT(t, ",\"payload\":") ||
 			       (rec.payload ? vdb_text_append(t, rec.payload, rec.payload_len) != VDB_OK
@@ -178,6 +190,17 @@ static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter
 		bad |= PUT(t, "}");
 	}
 	return bad || PUT(t, "]}\n") ? VDB_ENOMEM : VDB_OK;
+}
+
+/* Searches for q and appends its result line to t. */
+static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter *f,
+			      const float *q, size_t k, vdb_text *t, vdb_error *err)
+{
+	size_t n;
+	vdb_search_options so = o->search;
+	so.filter = f;
+	vdb_status st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err);
+	return st ? st : format_hits(a, o, a->hits, n, t, err);
 }
 
 /* Parses one query line and appends its result line to t. */
@@ -259,39 +282,6 @@ static int report_read(int r, const cli_lines *l)
 	return EXIT_IO;
 }
 
-/* Answers every line of l on this thread. */
-static int stream_serial(answerer *a, const query_opts *o, cli_lines *l, vdb_text *out)
-{
-	for (;;) {
-		/* Answers go out in blocks, but never sit in the buffer while we wait for more
-		 * input: a program that sends one query and waits for its answer gets it. */
-		if (!cli_lines_ready(l) && fflush(stdout) != 0)
-			return EXIT_IO; /* reported by cli_close_stdout */
-		const char *line;
-		size_t len;
-		int r = cli_lines_next(l, &line, &len);
-		if (r == LINE_EOF)
-			return EXIT_OK;
-		if (r != LINE_OK)
-			return report_read(r, l);
-		if (cli_is_blank(line, len))
-			continue;
-		vdb_error err;
-		out->len = 0;
-		vdb_status st = answer_line(a, o, line, len, out, &err);
-		if (st)
-			return report(st, &err, l, l->lineno);
-		fwrite(out->data, 1, out->len, stdout);
-	}
-}
-
-/* ---- answering on several threads ----
- * The main thread reads lines into batches and writes the batches' answers in input order;
- * workers take the batches in order and answer their lines. A batch stops at its first
- * failed line, whose error the main thread reports after writing the answers before it. */
-
-#define BATCH_LINES 64
-#define BATCH_BYTES (1u << 20)
 
 typedef struct batch {
 	vdb_text text;              /* the lines, each followed by '\n' */
@@ -304,60 +294,6 @@ typedef struct batch {
 	uint64_t err_lineno;
 	int done;
 } batch;
-
-typedef struct pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work, finished;
-	batch *ring;
-	size_t cap, head, taken, tail; /* in flight: [head, tail); handed out: [head, taken) */
-	int stop;
-	const query_opts *o;
-} pool;
-
-typedef struct worker_ctx {
-	pool *pl;
-	answerer a;
-} worker_ctx;
-
-static void answer_batch(answerer *a, const query_opts *o, batch *b)
-{
-	b->out.len = 0;
-	b->st = VDB_OK;
-	size_t start = 0;
-	for (size_t i = 0; i < b->n; start = b->end[i] + 1, i++) {
-		const char *line = b->text.data + start;
-		size_t len = b->end[i] - start;
-		if (cli_is_blank(line, len))
-			continue;
-		vdb_status st = answer_line(a, o, line, len, &b->out, &b->err);
-		if (st) {
-			b->st = st;
-			b->err_lineno = b->lineno[i];
-			return;
-		}
-	}
-}
-
-static void *worker_main(void *arg)
-{
-	worker_ctx *w = arg;
-	pool *pl = w->pl;
-	pthread_mutex_lock(&pl->mu);
-	for (;;) {
-		while (!pl->stop && pl->taken == pl->tail)
-			pthread_cond_wait(&pl->work, &pl->mu);
-		if (pl->stop)
-			break;
-		batch *b = &pl->ring[pl->taken++ % pl->cap];
-		pthread_mutex_unlock(&pl->mu);
-		answer_batch(&w->a, pl->o, b);
-		pthread_mutex_lock(&pl->mu);
-		b->done = 1;
-		pthread_cond_broadcast(&pl->finished);
-	}
-	pthread_mutex_unlock(&pl->mu);
-	return NULL;
-}
 
 enum { LINE_NOMEM = -100 };
 
@@ -379,6 +315,130 @@ static int fill_batch(cli_lines *l, batch *b)
 		b->lineno[b->n++] = l->lineno;
 	} while (b->n < BATCH_LINES && b->text.len < BATCH_BYTES && !l->eof && cli_lines_ready(l));
 	return LINE_OK;
+}
+
+/* Answers the lines of b from the first: those that are plain queries (k up to
+ * BATCH_MAX_K, no filter of their own) are searched together, so that segments scanned
+ * exactly are read once for them all; from the first line that is not (or when a batched
+ * query fails), one line at a time, which reports errors in order. */
+static void answer_batch(answerer *a, const query_opts *o, batch *b)
+{
+	b->out.len = 0;
+	b->st = VDB_OK;
+	const float *qs[BATCH_LINES];
+	size_t ks[BATCH_LINES], ns[BATCH_LINES], first = 0, nq = 0, start = 0;
+	vdb_hit *hits[BATCH_LINES];
+	for (size_t i = 0; i < b->n; start = b->end[i] + 1, i++, first = i) {
+		const char *line = b->text.data + start;
+		size_t len = b->end[i] - start;
+		if (cli_is_blank(line, len))
+			continue;
+		const float *q;
+		size_t k = o->k, fl;
+		if (vdb_jsonl_parse_query(a->parser, line, len, &q, &k, &b->err) ||
+		    vdb_jsonl_query_filter(a->parser, &fl) || k > BATCH_MAX_K)
+			break;
+		memcpy(a->bq + nq * a->dim, q, a->dim * sizeof *q);
+		qs[nq] = a->bq + nq * a->dim;
+		ks[nq] = k;
+		hits[nq] = a->bhits + nq * BATCH_MAX_K;
+		nq++;
+	}
+	size_t failed = 0;
+	if (nq > 1) {
+		vdb_search_options so = o->search;
+		so.filter = o->filter;
+		if (vdb_searcher_search_batch(a->searcher, nq, qs, ks, &so, hits, ns, &failed,
+					      &b->err))
+			first = 0; /* answer line by line: errors come out in order */
+		for (size_t i = 0; first && i < nq; i++)
+			if (format_hits(a, o, hits[i], ns[i], &b->out, &b->err)) {
+				b->out.len = 0;
+				first = 0;
+			}
+	} else {
+		first = 0;
+	}
+	start = first ? b->end[first - 1] + 1 : 0;
+	for (size_t i = first; i < b->n; start = b->end[i] + 1, i++) {
+		const char *line = b->text.data + start;
+		size_t len = b->end[i] - start;
+		if (cli_is_blank(line, len))
+			continue;
+		vdb_status st = answer_line(a, o, line, len, &b->out, &b->err);
+		if (st) {
+			b->st = st;
+			b->err_lineno = b->lineno[i];
+			return;
+		}
+	}
+}
+
+/* Answers every line of l on this thread, a batch of ready lines at a time. */
+static int stream_serial(answerer *a, const query_opts *o, cli_lines *l, batch *b)
+{
+	for (;;) {
+		/* Answers go out in blocks, but never sit in the buffer while we wait for more
+		 * input: a program that sends one query and waits for its answer gets it. */
+		if (!cli_lines_ready(l) && fflush(stdout) != 0)
+			return EXIT_IO; /* reported by cli_close_stdout */
+		int r = fill_batch(l, b);
+		if (b->n) {
+			answer_batch(a, o, b);
+			if (b->out.len)
+				fwrite(b->out.data, 1, b->out.len, stdout);
+			if (b->st)
+				return report(b->st, &b->err, l, b->err_lineno);
+		}
+		if (r == LINE_EOF)
+			return EXIT_OK;
+		if (r == LINE_NOMEM) {
+			cli_error("out of memory");
+			return EXIT_INTERNAL;
+		}
+		if (r != LINE_OK)
+			return report_read(r, l);
+	}
+}
+
+/* ---- answering on several threads ----
+ * The main thread reads lines into batches and writes the batches' answers in input order;
+ * workers take the batches in order and answer their lines. A batch stops at its first
+ * failed line, whose error the main thread reports after writing the answers before it. */
+
+typedef struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work, finished;
+	batch *ring;
+	size_t cap, head, taken, tail; /* in flight: [head, tail); handed out: [head, taken) */
+	int stop;
+	const query_opts *o;
+} pool;
+
+typedef struct worker_ctx {
+	pool *pl;
+	answerer a;
+} worker_ctx;
+
+static void *worker_main(void *arg)
+{
+	worker_ctx *w = arg;
+	pool *pl = w->pl;
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		while (!pl->stop && pl->taken == pl->tail)
+			pthread_cond_wait(&pl->work, &pl->mu);
+		if (pl->stop)
+			break;
+		batch *b = &pl->ring[pl->taken++ % pl->cap];
+		pthread_mutex_unlock(&pl->mu);
+		answer_batch(&w->a, pl->o, b);
+		pthread_mutex_lock(&pl->mu);
+		b->done = 1;
+		pthread_cond_broadcast(&pl->finished);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
 }
 
 static int stream_parallel(pool *pl, cli_lines *l)
@@ -485,9 +545,17 @@ static int stream_files(answerer *a, const query_opts *o, int argc, char **argv,
 		}
 		cli_lines l;
 		cli_lines_init(&l, fd, use_stdin ? NULL : argv[i], max_line, NULL);
-		vdb_text out = {0};
-		rc = threads > 1 ? stream_parallel(&pl, &l) : stream_serial(a, o, &l, &out);
-		vdb_text_free(&out);
+		if (threads > 1) {
+			rc = stream_parallel(&pl, &l);
+		} else {
+			batch *b = calloc(1, sizeof *b);
+			rc = b ? stream_serial(a, o, &l, b) : (cli_error("out of memory"), EXIT_INTERNAL);
+			if (b) {
+				vdb_text_free(&b->text);
+				vdb_text_free(&b->out);
+			}
+			free(b);
+		}
 		cli_lines_free(&l);
 		if (!use_stdin)
 			close(fd);

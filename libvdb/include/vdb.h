@@ -254,6 +254,17 @@ VDB_API void vdb_searcher_free(vdb_searcher *s);
 VDB_API vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
 				       const vdb_search_options *o, vdb_hit *hits, size_t *n,
 				       vdb_error *err);
+/* Several queries with the same options, with the same results as vdb_searcher_search on
+ * each; but where segments are scanned exactly (--exact, collections without graphs, small
+ * segments, selective filters), each is read once for the whole batch, a cache-sized block
+ * of rows at a time, instead of once per query. queries[i] has dim floats and asks for
+ * ks[i] results, written to hits[i] (room for ks[i]); ns[i] gets their count. Every query
+ * is checked before any is searched: on an error *failed is the index of the query at
+ * fault (nothing is searched when the query itself is bad), else nq. */
+VDB_API vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq,
+					     const float *const *queries, const size_t *ks,
+					     const vdb_search_options *o, vdb_hit *const *hits,
+					     size_t *ns, size_t *failed, vdb_error *err);
 
 /* The record behind a hit of this collection view. */
 VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,

@@ -115,10 +115,11 @@ void vdb_search_options_init(vdb_search_options *o)
 /* Scans the rows of a segment not marked in `skip` (its deletion marks, or a filter's
  * selection), a 64-row word at a time so that a selective filter costs little more than
  * its matching rows. */
-static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
-			 const float *q, float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
+static void scan_rows(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
+		      const float *q, float qnorm, double qnorm_exact, size_t dim, uint64_t w0,
+		      uint64_t w1, vdb_topk *t)
 {
-	for (uint64_t w = 0; w * 64 < seg->rows; w++) {
+	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
 		uint64_t keep = skip ? ~skip[w] : ~0ull;
 		if (seg->rows - w * 64 < 64)
 			keep &= (1ull << (seg->rows - w * 64)) - 1;
@@ -130,6 +131,12 @@ static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g,
 				vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, r});
 		}
 	}
+}
+
+static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
+			 const float *q, float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
+{
+	scan_rows(seg, skip, g, m, q, qnorm, qnorm_exact, dim, 0, (seg->rows + 63) / 64, t);
 }
 
 /* The graph's candidates for one segment, among the rows not in `skip` (`want` of them
@@ -185,17 +192,21 @@ static int graph_pays_off(const vdb_segment *seg, uint64_t want, size_t ef)
 	return w * w > (double)ef * seg->graph.m * (double)seg->rows;
 }
 
-vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
-			    const vdb_search_options *o, const vdb_selection *sel, vdb_hit *hits,
-			    size_t *n, vdb_error *err)
+/* One query of a search: its vector, norms, result set and options. */
+typedef struct query_state {
+	const float *q;
+	float qnorm;        /* inf or 0 when out of float range: exact path */
+	double qnorm_exact;
+	size_t k;
+	vdb_topk t;
+	idctx ctx;
+} query_state;
+
+/* Checks a query and computes its norm. */
+static vdb_status prepare_query(const vdb_state *s, const float *q, size_t k, query_state *qs,
+				vdb_error *err)
 {
 	size_t dim = s->cfg.dim;
-	vdb_metric m = s->cfg.metric;
-	vdb_search_options defaults;
-	if (!o) {
-		vdb_search_options_init(&defaults);
-		o = &defaults;
-	}
 	if (k < 1 || k > VDB_K_MAX)
 		return vdb_err(err, VDB_EINVAL, "k must be 1 to %d", VDB_K_MAX);
 	/* The squared norm in double, four independent sums (this runs once per query, but a
@@ -218,50 +229,23 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 			if (!isfinite(q[x]))
 				return vdb_err(err, VDB_EDATA, "query vector[%zu] is not finite", x);
 	double qq = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-	if (m == VDB_METRIC_COSINE && !(qq > 0))
+	if (s->cfg.metric == VDB_METRIC_COSINE && !(qq > 0))
 		return vdb_err(err, VDB_EDATA, "a zero query vector has no cosine similarity");
-	idctx ctx = {s, 0, 0};
-	if (scratch->topk_cap < k) {
-		free(scratch->topk);
-		scratch->topk = malloc(k * sizeof(vdb_cand));
-		scratch->topk_cap = scratch->topk ? k : 0;
-		if (!scratch->topk)
-			return vdb_err_nomem(err);
-	}
-	vdb_topk t = {scratch->topk, 0, k, cand_idcmp, &ctx};
-	double qnorm_exact = sqrt(qq);
-	float qnorm = (float)qnorm_exact; /* inf or 0 when out of float range: exact path */
-	size_t ef = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
-	if (ef < k)
-		ef = k;
-	for (size_t g = 0; g < s->man.nseg; g++) {
-		const vdb_segment *seg = &s->segs[g];
-		const uint64_t *skip = sel ? sel->skip[g] : seg->dead;
-		uint64_t want = sel ? sel->matches[g] : seg->rows - seg->ndead;
-		if (!want)
-			continue;
-		size_t efg = sel ? filtered_ef(ef, k, want, seg->rows - seg->ndead) : ef;
-		if (seg->has_graph && !o->exact && isfinite(qnorm) && qnorm > 0 &&
-		    (!sel || graph_pays_off(seg, want, efg))) {
-			vdb_status st = graph_segment(seg, skip, want, g, &s->cfg, q, qnorm,
-						      qnorm_exact, k, efg, scratch, &t, err);
-			if (st)
-				return st;
-		} else {
-			scan_segment(seg, skip, g, m, q, qnorm, qnorm_exact, dim, &t);
-		}
-	}
-	for (size_t i = 0; i < s->mt.n; i++) {
-		const vdb_mem_entry *e = &s->mt.entries[i];
-		if (e->deleted || (sel && !sel->mt[i]))
-			continue;
-		double d = distance(m, q, qnorm, qnorm_exact, s->mt.vectors + e->vec, dim);
-		if (vdb_topk_may_enter(&t, d))
-			vdb_topk_push(&t, (vdb_cand){d, (uint32_t)s->man.nseg, i});
-	}
-	size_t got = vdb_topk_sort(&t);
+	qs->q = q;
+	qs->k = k;
+	qs->qnorm_exact = sqrt(qq);
+	qs->qnorm = (float)qs->qnorm_exact;
+	return VDB_OK;
+}
+
+/* Turns a query's result set into hits, best first with ties in id order. */
+static vdb_status finish_query(const vdb_state *s, query_state *qs, vdb_hit *hits, size_t *n,
+			       vdb_error *err)
+{
+	vdb_metric m = s->cfg.metric;
+	size_t got = vdb_topk_sort(&qs->t);
 	for (size_t i = 0; i < got; i++)
-		hits[i] = (vdb_hit){to_score(m, t.h[i].dist), t.h[i].src, t.h[i].row};
+		hits[i] = (vdb_hit){to_score(m, qs->t.h[i].dist), qs->t.h[i].src, qs->t.h[i].row};
 	/* Insertion sort by (score, id): the conversion to scores can merge distinct distances. */
 	for (size_t i = 1; i < got; i++) {
 		vdb_hit h = hits[i];
@@ -284,9 +268,145 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 		}
 		hits[j] = h;
 	}
-	if (ctx.failed)
+	if (qs->ctx.failed)
 		return vdb_err(err, VDB_ECORRUPT, "%s: damaged id table",
-			       ctx.failed_src < s->man.nseg ? s->segs[ctx.failed_src].file : s->dir);
+			       qs->ctx.failed_src < s->man.nseg ? s->segs[qs->ctx.failed_src].file
+								 : s->dir);
 	*n = got;
 	return VDB_OK;
+}
+
+/* Rows scanned at a time for a whole batch of queries: about 256 KiB of vectors, which stay
+ * in the core's cache while every query of the batch is compared with them, instead of each
+ * query streaming the segment from memory. A multiple of 64 (the skip bitmap's words). */
+static uint64_t scan_block_words(size_t dim)
+{
+	uint64_t rows = (256u << 10) / (dim * sizeof(float));
+	return rows < 64 ? 1 : rows / 64;
+}
+
+/* Searches queries qs[0..nq) (prepared, with empty result sets) through every segment and
+ * the log tail; scan[0..nq) is work space. */
+static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query_state *qs,
+				  size_t nq, size_t *scan, const vdb_search_options *o,
+				  const vdb_selection *sel, vdb_error *err)
+{
+	size_t dim = s->cfg.dim;
+	vdb_metric m = s->cfg.metric;
+	size_t ef0 = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		const vdb_segment *seg = &s->segs[g];
+		const uint64_t *skip = sel ? sel->skip[g] : seg->dead;
+		uint64_t want = sel ? sel->matches[g] : seg->rows - seg->ndead;
+		if (!want)
+			continue;
+		/* Graph searches go one query at a time; the queries left scan together. */
+		size_t nscan = 0;
+		for (size_t i = 0; i < nq; i++) {
+			query_state *x = &qs[i];
+			size_t ef = ef0 < x->k ? x->k : ef0;
+			size_t efg = sel ? filtered_ef(ef, x->k, want, seg->rows - seg->ndead) : ef;
+			if (seg->has_graph && !o->exact && isfinite(x->qnorm) && x->qnorm > 0 &&
+			    (!sel || graph_pays_off(seg, want, efg))) {
+				vdb_status st = graph_segment(seg, skip, want, g, &s->cfg, x->q, x->qnorm,
+							      x->qnorm_exact, x->k, efg, scratch, &x->t,
+							      err);
+				if (st)
+					return st;
+			} else {
+				scan[nscan++] = i;
+			}
+		}
+		uint64_t words = (seg->rows + 63) / 64, step = scan_block_words(dim);
+		for (uint64_t w = 0; nscan && w < words; w += step)
+			for (size_t j = 0; j < nscan; j++) {
+				query_state *x = &qs[scan[j]];
+				scan_rows(seg, skip, g, m, x->q, x->qnorm, x->qnorm_exact, dim, w, w + step,
+					  &x->t);
+			}
+	}
+	for (size_t i = 0; i < s->mt.n; i++) {
+		const vdb_mem_entry *e = &s->mt.entries[i];
+		if (e->deleted || (sel && !sel->mt[i]))
+			continue;
+		for (size_t j = 0; j < nq; j++) {
+			double d = distance(m, qs[j].q, qs[j].qnorm, qs[j].qnorm_exact,
+					    s->mt.vectors + e->vec, dim);
+			if (vdb_topk_may_enter(&qs[j].t, d))
+				vdb_topk_push(&qs[j].t, (vdb_cand){d, (uint32_t)s->man.nseg, i});
+		}
+	}
+	return VDB_OK;
+}
+
+vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
+			    const vdb_search_options *o, const vdb_selection *sel, vdb_hit *hits,
+			    size_t *n, vdb_error *err)
+{
+	vdb_search_options defaults;
+	if (!o) {
+		vdb_search_options_init(&defaults);
+		o = &defaults;
+	}
+	query_state qs;
+	vdb_status st = prepare_query(s, q, k, &qs, err);
+	if (st)
+		return st;
+	if (scratch->topk_cap < k) {
+		free(scratch->topk);
+		scratch->topk = malloc(k * sizeof(vdb_cand));
+		scratch->topk_cap = scratch->topk ? k : 0;
+		if (!scratch->topk)
+			return vdb_err_nomem(err);
+	}
+	qs.ctx = (idctx){s, 0, 0};
+	qs.t = (vdb_topk){scratch->topk, 0, k, cand_idcmp, &qs.ctx};
+	size_t scan;
+	st = search_prepared(s, scratch, &qs, 1, &scan, o, sel, err);
+	return st ? st : finish_query(s, &qs, hits, n, err);
+}
+
+vdb_status vdb_index_search_batch(vdb_state *s, vdb_hnsw_scratch *scratch, size_t nq,
+				  const float *const *queries, const size_t *ks,
+				  const vdb_search_options *o, const vdb_selection *sel,
+				  vdb_hit *const *hits, size_t *ns, size_t *failed, vdb_error *err)
+{
+	vdb_search_options defaults;
+	if (!o) {
+		vdb_search_options_init(&defaults);
+		o = &defaults;
+	}
+	size_t total = 0;
+	for (size_t i = 0; i < nq; i++)
+		total += ks[i] <= VDB_K_MAX ? ks[i] : 0; /* a bad k is refused below */
+	query_state *qs = malloc((nq ? nq : 1) * sizeof *qs);
+	vdb_cand *cands = malloc((total ? total : 1) * sizeof *cands);
+	if (!qs || !cands) {
+		free(qs);
+		free(cands);
+		return vdb_err_nomem(err);
+	}
+	/* Every query is checked before any is searched. */
+	size_t off = 0;
+	for (size_t i = 0; i < nq; i++) {
+		vdb_status st = prepare_query(s, queries[i], ks[i], &qs[i], err);
+		if (st) {
+			*failed = i;
+			free(qs);
+			free(cands);
+			return st;
+		}
+		qs[i].ctx = (idctx){s, 0, 0};
+		qs[i].t = (vdb_topk){cands + off, 0, ks[i], cand_idcmp, &qs[i].ctx};
+		off += ks[i];
+	}
+	*failed = nq;
+	/* ns doubles as search_prepared's work space until the counts are filled in. */
+	vdb_status st = search_prepared(s, scratch, qs, nq, ns, o, sel, err);
+	for (size_t i = 0; !st && i < nq; i++)
+		if ((st = finish_query(s, &qs[i], hits[i], &ns[i], err)))
+			*failed = i;
+	free(qs);
+	free(cands);
+	return st;
 }

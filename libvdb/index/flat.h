@@ -15,6 +15,15 @@
 vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
 			    const vdb_search_options *o, const vdb_selection *sel, vdb_hit *hits,
 			    size_t *n, vdb_error *err);
+/* Searches several queries with one set of options: as vdb_index_search on each, but
+ * segments that are scanned are read once for the batch, a cache-sized block of rows at a
+ * time. queries[i] has dim floats and asks for ks[i] results, written to hits[i]; ns[i]
+ * gets their count. Every query is checked before any is searched: on a bad query (or a
+ * failure reading results) *failed is its index, else nq. */
+vdb_status vdb_index_search_batch(vdb_state *s, vdb_hnsw_scratch *scratch, size_t nq,
+				  const float *const *queries, const size_t *ks,
+				  const vdb_search_options *o, const vdb_selection *sel,
+				  vdb_hit *const *hits, size_t *ns, size_t *failed, vdb_error *err);
 /* The id behind (src, row) of a hit or candidate. */
 vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,
 			    vdb_error *err);

@@ -127,6 +127,23 @@ vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
 	return search_with(&s->c->st, &s->scratch, &s->sel, query, k, o, hits, n, err);
 }
 
+vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq, const float *const *queries,
+				     const size_t *ks, const vdb_search_options *o,
+				     vdb_hit *const *hits, size_t *ns, size_t *failed,
+				     vdb_error *err)
+{
+	const vdb_selection *sel = NULL;
+	*failed = nq;
+	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
+		vdb_status st = vdb_selection_get(&s->sel, &s->c->st, o->filter, err);
+		if (st)
+			return st;
+		sel = &s->sel;
+	}
+	return vdb_index_search_batch(&s->c->st, &s->scratch, nq, queries, ks, o, sel, hits, ns,
+				      failed, err);
+}
+
 static vdb_status segment_record(const vdb_state *s, size_t g, uint64_t row, vdb_record *out,
 				 vdb_error *err)
 {

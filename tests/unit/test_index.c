@@ -198,6 +198,50 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 						: hits[r].score <= hits[r - 1].score);
 		}
 	}
+	/* A batch gives what the queries give one at a time, exact and through graphs, with
+	 * mixed k; a bad query is named by its index and nothing is searched. */
+	enum { B = 9 };
+	static float bq[B][DIM];
+	const float *qp[B];
+	size_t ks[B], ns[B], failed;
+	static vdb_hit bh[B][60], one[60];
+	vdb_hit *hp[B];
+	for (int i = 0; i < B; i++) {
+		for (int j = 0; j < DIM; j++)
+			bq[i][j] = (float)(rnd() * 2 - 1);
+		qp[i] = bq[i];
+		ks[i] = 1 + (size_t)(i * 7) % 60;
+		hp[i] = bh[i];
+	}
+	vdb_searcher *sr;
+	cr_assert_eq(vdb_searcher_new(c, &sr, &err), VDB_OK);
+	for (int exact = 0; exact < 2; exact++) {
+		vdb_search_options so;
+		vdb_search_options_init(&so);
+		so.exact = exact;
+		cr_assert_eq(vdb_searcher_search_batch(sr, B, qp, ks, &so, hp, ns, &failed, &err),
+			     VDB_OK, "%s", err.message);
+		cr_assert_eq(failed, B);
+		for (int i = 0; i < B; i++) {
+			size_t n1;
+			cr_assert_eq(vdb_search(c, bq[i], ks[i], &so, one, &n1, &err), VDB_OK);
+			cr_assert_eq(ns[i], n1);
+			cr_assert_eq(memcmp(bh[i], one, n1 * sizeof *one), 0, "query %d exact %d", i,
+				     exact);
+		}
+	}
+	bq[5][3] = NAN;
+	ns[0] = 12345;
+	cr_assert_eq(vdb_searcher_search_batch(sr, B, qp, ks, NULL, hp, ns, &failed, &err),
+		     VDB_EDATA);
+	cr_assert_eq(failed, 5);
+	cr_assert_str_eq(err.message, "query vector[3] is not finite");
+	bq[5][3] = 0;
+	ks[2] = 0;
+	cr_assert_eq(vdb_searcher_search_batch(sr, B, qp, ks, NULL, hp, ns, &failed, &err),
+		     VDB_EINVAL);
+	cr_assert_eq(failed, 2);
+	vdb_searcher_free(sr);
 	/* k larger than the collection returns every live record once. */
 	vdb_hit *all = malloc(VDB_K_MAX * sizeof *all);
 	float q[DIM] = {0.5f};
