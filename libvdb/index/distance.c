@@ -123,7 +123,59 @@ BODY void vdb_dot_and_norm_body(const float *q, const float *x, size_t n, float 
 	*xx = m;
 }
 
+/* vdb_l2sq of four queries against one vector: the vector is loaded once for the four, and
+ * each query's sums are formed exactly as in vdb_l2sq_body (same accumulators, same
+ * order), so the results are bit for bit the same as four separate calls. */
+BODY void vdb_l2sq4_body(const float *const *q, const float *b, size_t n, float *out)
+{
+	/* Named accumulators, not an array: all sixteen stay in registers on AVX-512. */
+	v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0s = {0}, b1s = {0}, b2s = {0}, b3s = {0};
+	v8f c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+	const float *qa = q[0], *qb = q[1], *qc = q[2], *qe = q[3];
+	size_t i = 0;
+#define L2SQ4_STEP(p, s0, s1, s2, s3)                                                         \
+	do {                                                                                  \
+		v8f d0 = load8(p + i) - x0, d1 = load8(p + i + 8) - x1;                       \
+		v8f d2 = load8(p + i + 16) - x2, d3 = load8(p + i + 24) - x3;                 \
+		s0 += d0 * d0;                                                                \
+		s1 += d1 * d1;                                                                \
+		s2 += d2 * d2;                                                                \
+		s3 += d3 * d3;                                                                \
+	} while (0)
+	for (; i + 32 <= n; i += 32) {
+		v8f x0 = load8(b + i), x1 = load8(b + i + 8), x2 = load8(b + i + 16),
+		    x3 = load8(b + i + 24);
+		L2SQ4_STEP(qa, a0, a1, a2, a3);
+		L2SQ4_STEP(qb, b0s, b1s, b2s, b3s);
+		L2SQ4_STEP(qc, c0, c1, c2, c3);
+		L2SQ4_STEP(qe, e0, e1, e2, e3);
+	}
+#undef L2SQ4_STEP
+	for (; i + 8 <= n; i += 8) {
+		v8f x0 = load8(b + i), d;
+		d = load8(qa + i) - x0;
+		a0 += d * d;
+		d = load8(qb + i) - x0;
+		b0s += d * d;
+		d = load8(qc + i) - x0;
+		c0 += d * d;
+		d = load8(qe + i) - x0;
+		e0 += d * d;
+	}
+	float t[4] = {hsum8((a0 + a1) + (a2 + a3)), hsum8((b0s + b1s) + (b2s + b3s)),
+		      hsum8((c0 + c1) + (c2 + c3)), hsum8((e0 + e1) + (e2 + e3))};
+	for (int j = 0; j < 4; j++) {
+		for (size_t r = i; r < n; r++) {
+			float d = q[j][r] - b[r];
+			t[j] += d * d;
+		}
+		out[j] = t[j];
+	}
+}
+
 DISPATCH(float, vdb_dot, (const float *a, const float *b, size_t n), (a, b, n))
+DISPATCH(void, vdb_l2sq4, (const float *const *q, const float *b, size_t n, float *out),
+	 (q, b, n, out))
 DISPATCH(float, vdb_l2sq, (const float *a, const float *b, size_t n), (a, b, n))
 DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, float *dot, float *xx),
 	 (q, x, n, dot, xx))

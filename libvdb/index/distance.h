@@ -7,6 +7,8 @@
 
 float vdb_dot(const float *a, const float *b, size_t n);
 float vdb_l2sq(const float *a, const float *b, size_t n);
+/* out[j] = vdb_l2sq(q[j], b, n) for j < 4, bit for bit, loading b once. */
+void vdb_l2sq4(const float *const *q, const float *b, size_t n, float *out);
 /* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
 void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
 

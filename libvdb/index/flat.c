@@ -133,6 +133,43 @@ static void scan_rows(const vdb_segment *seg, const uint64_t *skip, size_t g, vd
 	}
 }
 
+/* One query of a search: its vector, norms, result set and options. */
+typedef struct query_state {
+	const float *q;
+	float qnorm;        /* inf or 0 when out of float range: exact path */
+	double qnorm_exact;
+	size_t k;
+	vdb_topk t;
+	idctx ctx;
+} query_state;
+
+/* scan_rows for four L2 queries at once (vdb_l2sq4: the same distances, each row loaded
+ * once for the four). */
+static void scan_rows_l2x4(const vdb_segment *seg, const uint64_t *skip, size_t g,
+			   query_state *const *x, size_t dim, uint64_t w0, uint64_t w1)
+{
+	const float *q[4] = {x[0]->q, x[1]->q, x[2]->q, x[3]->q};
+	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
+		uint64_t keep = skip ? ~skip[w] : ~0ull;
+		if (seg->rows - w * 64 < 64)
+			keep &= (1ull << (seg->rows - w * 64)) - 1;
+		while (keep) {
+			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
+			keep &= keep - 1;
+			const float *v = seg->vectors + r * dim;
+			float d4[4];
+			vdb_l2sq4(q, v, dim, d4);
+			for (int j = 0; j < 4; j++) {
+				double d = isfinite(d4[j]) ? d4[j]
+							   : distance_exact(VDB_METRIC_L2, q[j],
+									    x[j]->qnorm_exact, v, dim);
+				if (vdb_topk_may_enter(&x[j]->t, d))
+					vdb_topk_push(&x[j]->t, (vdb_cand){d, (uint32_t)g, r});
+			}
+		}
+	}
+}
+
 static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
 			 const float *q, float qnorm, double qnorm_exact, size_t dim, vdb_topk *t)
 {
@@ -191,16 +228,6 @@ static int graph_pays_off(const vdb_segment *seg, uint64_t want, size_t ef)
 	double w = (double)want;
 	return w * w > (double)ef * seg->graph.m * (double)seg->rows;
 }
-
-/* One query of a search: its vector, norms, result set and options. */
-typedef struct query_state {
-	const float *q;
-	float qnorm;        /* inf or 0 when out of float range: exact path */
-	double qnorm_exact;
-	size_t k;
-	vdb_topk t;
-	idctx ctx;
-} query_state;
 
 /* Checks a query and computes its norm. */
 static vdb_status prepare_query(const vdb_state *s, const float *q, size_t k, query_state *qs,
@@ -318,12 +345,20 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 			}
 		}
 		uint64_t words = (seg->rows + 63) / 64, step = scan_block_words(dim);
-		for (uint64_t w = 0; nscan && w < words; w += step)
-			for (size_t j = 0; j < nscan; j++) {
+		for (uint64_t w = 0; nscan && w < words; w += step) {
+			size_t j = 0;
+			if (m == VDB_METRIC_L2)
+				for (; j + 4 <= nscan; j += 4) {
+					query_state *x4[4] = {&qs[scan[j]], &qs[scan[j + 1]],
+							      &qs[scan[j + 2]], &qs[scan[j + 3]]};
+					scan_rows_l2x4(seg, skip, g, x4, dim, w, w + step);
+				}
+			for (; j < nscan; j++) {
 				query_state *x = &qs[scan[j]];
 				scan_rows(seg, skip, g, m, x->q, x->qnorm, x->qnorm_exact, dim, w, w + step,
 					  &x->t);
 			}
+		}
 	}
 	for (size_t i = 0; i < s->mt.n; i++) {
 		const vdb_mem_entry *e = &s->mt.entries[i];
