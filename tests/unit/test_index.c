@@ -45,6 +45,15 @@ Test(distance, kernels_match_double_reference)
 			cr_assert_leq(fabs(fd - dot), 1e-5 * (mag + 1));
 			cr_assert_leq(fabs(vdb_l2sq(a, b, n) - l2), 1e-5 * (l2 + 1));
 			cr_assert_leq(fabs(fn - bb), 1e-5 * (bb + 1));
+			/* The four-query kernel gives each query's vdb_l2sq bit for bit. */
+			float *qs4[4] = {a, b, a, b}, out[4];
+			const float *const *q4 = (const float *const *)qs4;
+			vdb_l2sq4(q4, rep & 1 ? a : b, n, out);
+			for (int j = 0; j < 4; j++) {
+				float want = vdb_l2sq(qs4[j], rep & 1 ? a : b, n);
+				cr_assert_eq(memcmp(&out[j], &want, sizeof want), 0, "dim %zu query %d",
+					     n, j);
+			}
 		}
 		free(a);
 		free(b);
