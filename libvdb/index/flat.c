@@ -115,17 +115,23 @@ void vdb_search_options_init(vdb_search_options *o)
 /* Scans the rows of a segment not marked in `skip` (its deletion marks, or a filter's
  * selection), a 64-row word at a time so that a selective filter costs little more than
  * its matching rows. */
+/* The rows of 64-row word w of a segment that a scan visits: those not in skip (deletion
+ * marks or a filter's selection), and none past the last row. */
+static inline uint64_t kept_rows(const vdb_segment *seg, const uint64_t *skip, uint64_t w)
+{
+	uint64_t keep = skip ? ~skip[w] : ~0ull;
+	if (seg->rows - w * 64 < 64)
+		keep &= (1ull << (seg->rows - w * 64)) - 1;
+	return keep;
+}
+
 static void scan_rows(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
 		      const float *q, float qnorm, double qnorm_exact, size_t dim, uint64_t w0,
 		      uint64_t w1, vdb_topk *t)
 {
 	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
-		uint64_t keep = skip ? ~skip[w] : ~0ull;
-		if (seg->rows - w * 64 < 64)
-			keep &= (1ull << (seg->rows - w * 64)) - 1;
-		while (keep) {
+		for (uint64_t keep = kept_rows(seg, skip, w); keep; keep &= keep - 1) {
 			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
-			keep &= keep - 1;
 			double d = distance(m, q, qnorm, qnorm_exact, seg->vectors + r * dim, dim);
 			if (vdb_topk_may_enter(t, d))
 				vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, r});
@@ -150,12 +156,8 @@ static void scan_rows_l2x4(const vdb_segment *seg, const uint64_t *skip, size_t 
 {
 	const float *q[4] = {x[0]->q, x[1]->q, x[2]->q, x[3]->q};
 	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
-		uint64_t keep = skip ? ~skip[w] : ~0ull;
-		if (seg->rows - w * 64 < 64)
-			keep &= (1ull << (seg->rows - w * 64)) - 1;
-		while (keep) {
+		for (uint64_t keep = kept_rows(seg, skip, w); keep; keep &= keep - 1) {
 			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
-			keep &= keep - 1;
 			const float *v = seg->vectors + r * dim;
 			float d4[4];
 			vdb_l2sq4(q, v, dim, d4);
