@@ -200,9 +200,17 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
 		return VDB_OK;
 	}
-	for (size_t i = 0; i < nc; i++)
-		if (vdb_topk_may_enter(t, c[i].dist))
-			vdb_topk_push(t, (vdb_cand){c[i].dist, (uint32_t)g, c[i].row});
+	for (size_t i = 0; i < nc; i++) {
+		double d = c[i].dist;
+		/* The graph ranks cosine by the stored norms; the result carries the score an
+		 * exact scan gives, so a record's score does not depend on the search path
+		 * (for l2 and dot the two computations are already the same). */
+		if (cfg->metric == VDB_METRIC_COSINE)
+			d = distance(cfg->metric, q, qnorm, qnorm_exact,
+				     seg->vectors + c[i].row * cfg->dim, cfg->dim);
+		if (vdb_topk_may_enter(t, d))
+			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[i].row});
+	}
 	return VDB_OK;
 }
 

@@ -497,6 +497,26 @@ class Small(vdbtest.VdbTestCase):
         finally:
             p.kill()
 
+    def test_scores_do_not_depend_on_the_search_path(self):
+        # The same records answered from the log (exact), through a sealed segment's graph
+        # and with --exact carry the same scores, for every metric (cosine's graph ranks by
+        # stored norms, but results carry the exact scan's score).
+        recs = seeded_records(31, 1500, 8, string_ids=0, payloads=0)
+        queries = [json.dumps([round(random.Random(i).uniform(-1, 1), 3) for _ in range(8)])
+                   for i in range(20)]
+        for metric in METRICS:
+            with self.subTest(metric=metric):
+                db = 'db-' + metric
+                self.create(db, dim=8, metric=metric)
+                self.ingest(db, [vdbtest.record_line(r) for r in recs])
+                logged = self.query(db, '-k', '5', input=queries)
+                self.assertOk(logged)
+                self.assertOk(run('compact', '-q', self.dbpath(db)))
+                graph = self.query(db, '-k', '5', '--ef', '200', input=queries)
+                exact = self.query(db, '-k', '5', '--exact', input=queries)
+                self.assertOk(graph, out=logged.out)
+                self.assertOk(exact, out=logged.out)
+
     def test_threads_option(self):
         for bad in ('0', '65', 'x', ''):
             with self.subTest(threads=bad):
