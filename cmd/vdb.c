@@ -30,6 +30,7 @@ static void usage(void)
 {
 	printf("Usage: vdb COMMAND [ARGS...]\n"
 	       "       vdb help [COMMAND]\n"
+	       "       vdb [--help | --version]\n"
 	       "\n"
 	       "Run the vdb command vdb-COMMAND with ARGS, looked for in the directory of\n"
 	       "this program first, then on PATH. `vdb help COMMAND` shows the command's\n"
