@@ -599,6 +599,11 @@ typedef struct vdb_snapshot_options {
 	 * stored. NULL: a full snapshot. */
 	const char *since;
 	volatile sig_atomic_t *cancel; /* optional: non-zero stops with VDB_EINTR */
+	/* Optional: called after every chunk (1 MiB) of work with the bytes done and the total
+	 * known so far (each stored file is read twice: checksummed, then archived), for a
+	 * progress display. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_snapshot_options;
 
 VDB_API void vdb_snapshot_options_init(vdb_snapshot_options *o);
@@ -657,6 +662,10 @@ typedef struct vdb_restore_options {
 	 * the archive (the current directory when it comes from standard input). */
 	const char *chain_dir;
 	volatile sig_atomic_t *cancel;
+	/* Optional: called after every chunk (1 MiB) extracted with the bytes done and the
+	 * total the archive's manifest lists (0 before it has been read). */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_restore_options;
 
 VDB_API void vdb_restore_options_init(vdb_restore_options *o);
