@@ -50,16 +50,15 @@ static void human_time(char *out, size_t cap, double s)
 		snprintf(out, cap, "%lu:%02lu", t / 60, t % 60);
 }
 
-void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes)
+/* Draws the line when REDRAW_SECONDS have passed; rows are shown when p->unit is set. */
+static void draw(cli_progress *p, uint64_t rows, uint64_t bytes)
 {
-	if (!p->on || (++p->calls & 255))
-		return;
 	double now = cli_now();
 	if (now < p->next)
 		return;
 	p->next = now + REDRAW_SECONDS;
 	double dt = now - p->t0;
-	char b[32], rate[32], eta[48] = "";
+	char b[32], rate[32], eta[48] = "", count[64] = "", of[48] = "";
 	human_bytes(b, sizeof b, (double)bytes);
 	human_bytes(rate, sizeof rate, dt > 0 ? (double)bytes / dt : 0);
 	/* The fraction done: by rows when their total is known, else by bytes. */
@@ -71,10 +70,39 @@ void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes)
 		human_time(t, sizeof t, dt * (1 - done) / done);
 		snprintf(eta, sizeof eta, "  %.0f%%  ETA %s", 100.0 * done, t);
 	}
-	fprintf(stderr, "\r%s: %llu %s  %s  %.0f %s/s  %s/s%s\033[K", cli_prog,
-		(unsigned long long)rows, p->unit, b, dt > 0 ? (double)rows / dt : 0, p->unit, rate,
-		eta);
+	if (p->unit)
+		snprintf(count, sizeof count, "%llu %s  ", (unsigned long long)rows, p->unit);
+	else if (p->total) {
+		char t[32];
+		human_bytes(t, sizeof t, (double)p->total);
+		snprintf(of, sizeof of, " of %s", t);
+	}
+	if (p->unit)
+		fprintf(stderr, "\r%s: %s%s  %.0f %s/s  %s/s%s\033[K", cli_prog, count, b,
+			dt > 0 ? (double)rows / dt : 0, p->unit, rate, eta);
+	else
+		fprintf(stderr, "\r%s: %s%s  %s/s%s\033[K", cli_prog, b, of, rate, eta);
 	p->drawn = 1;
+}
+
+void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes)
+{
+	if (!p->on || (++p->calls & 255))
+		return;
+	draw(p, rows, bytes);
+}
+
+void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total)
+{
+	if (!p->on)
+		return;
+	p->total = total;
+	draw(p, 0, done);
+}
+
+void cli_progress_bytes_cb(void *ctx, uint64_t done, uint64_t total)
+{
+	cli_progress_bytes(ctx, done, total);
 }
 
 void cli_progress_clear(cli_progress *p)

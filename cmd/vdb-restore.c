@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "progress.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -39,7 +40,7 @@ static void usage(void)
 	       "      --verify           read and check the whole archive, write nothing\n"
 	       "      --list             print the archive's manifest: properties, collections,\n"
 	       "                         then one line per file: SIZE CRC32C NAME\n"
-	       "  -q, --quiet            print nothing but errors\n"
+	       "  -q, --quiet            print nothing but errors (and no progress)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n" CLI_EXIT_TABLE);
@@ -86,6 +87,10 @@ int main(int argc, char **argv)
 	}
 	cli_catch_stop_signals(on_signal);
 	o.cancel = &stop_signal;
+	cli_progress progress;
+	cli_progress_init(&progress, quiet, NULL, 0);
+	o.progress = cli_progress_bytes_cb;
+	o.progress_ctx = &progress;
 	double t0 = cli_now();
 	vdb_error err;
 	rc = EXIT_OK;
@@ -101,7 +106,9 @@ int main(int argc, char **argv)
 	}
 	vdb_restore_stats s;
 	const char *target = o.verify_only ? NULL : argv[optind + 1];
-	if (vdb_restore(fd, file, target, &o, &s, &err)) {
+	vdb_status st = vdb_restore(fd, file, target, &o, &s, &err);
+	cli_progress_end(&progress);
+	if (st) {
 		if (err.code == VDB_EINTR)
 			return 128 + (stop_signal ? stop_signal : SIGINT);
 		return cli_fail(&err);

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "progress.h"
 
 static volatile sig_atomic_t stop_signal;
+static cli_progress progress; /* ended before the summary */
 
 static void on_signal(int sig)
 {
@@ -40,7 +42,7 @@ static void usage(void)
 	       "      --full-every N     cron mode: every Nth snapshot is full (default 7)\n"
 	       "  -l, --level N          zstd level, 1-19 (default 3)\n"
 	       "  -T, --threads N        zstd worker threads, 0-256 (default 0: one thread)\n"
-	       "  -q, --quiet            print nothing but errors\n"
+	       "  -q, --quiet            print nothing but errors (and no progress)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n"
@@ -52,6 +54,7 @@ static void usage(void)
 
 static void summary(const char *where, const vdb_snapshot_stats *s, double secs)
 {
+	cli_progress_end(&progress);
 	fprintf(stderr,
 		"%s: %s: %llu collections, %llu records; %llu files, %.1f MB -> %.1f MB (ratio %.1f), "
 		"%llu referenced; %.2f s\n",
@@ -143,6 +146,9 @@ int main(int argc, char **argv)
 	o.collections = names;
 	cli_catch_stop_signals(on_signal);
 	o.cancel = &stop_signal;
+	cli_progress_init(&progress, quiet, NULL, 0);
+	o.progress = cli_progress_bytes_cb;
+	o.progress_ctx = &progress;
 	const char *db = argv[optind];
 	double t0 = cli_now();
 	vdb_error err;
@@ -177,6 +183,7 @@ int main(int argc, char **argv)
 		summary(output, &stats, cli_now() - t0);
 	}
 free_names:
+	cli_progress_end(&progress);
 	free(names);
 	return rc;
 }

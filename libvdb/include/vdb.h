@@ -209,6 +209,37 @@ VDB_API uint64_t vdb_collection_count(const vdb_collection *c);
 VDB_API vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f,
 					      uint64_t *out, vdb_error *err);
 
+/* ---- Inspection ----------------------------------------------------------------------- */
+
+/* The collections of database db, sorted by name: a malloc'd, NULL-terminated array of
+ * names (*n of them) that vdb_names_free releases. Errors: VDB_ENOENT (not a database),
+ * VDB_EIO, VDB_ENOMEM. */
+VDB_API vdb_status vdb_list_collections(const char *db, char ***names, size_t *n,
+					vdb_error *err);
+VDB_API void vdb_names_free(char **names);
+
+typedef struct vdb_collection_stats {
+	uint64_t live;          /* live records (vdb_collection_count) */
+	uint64_t dead;          /* stored rows that are deleted or replaced: what compaction
+				 * reclaims */
+	uint64_t segments;      /* sealed segments */
+	uint64_t graphs;        /* segments with an HNSW graph */
+	uint64_t segment_rows;  /* rows in the segments, dead ones included */
+	uint64_t segment_bytes; /* bytes of the segment files */
+	uint64_t log_records;   /* distinct ids with an operation in the log tail */
+	uint64_t log_bytes;     /* bytes of the active write-ahead log */
+	uint64_t disk_bytes;    /* bytes of every file in the collection's directory, leftovers
+				 * of a crash included */
+	uint64_t generation;    /* the MANIFEST's version number */
+	long writer_pid;        /* pid of the process holding the writer lock now; 0: none;
+				 * -1: held by a process that did not record its pid */
+} vdb_collection_stats;
+
+/* Fills *out for the view c (file sizes and the lock are read now, not when c was opened).
+ * Never takes or disturbs the writer lock. Errors: VDB_EIO. */
+VDB_API vdb_status vdb_collection_stats_get(const vdb_collection *c, vdb_collection_stats *out,
+					    vdb_error *err);
+
 /* ---- Search and lookup ---------------------------------------------------------------- */
 
 #define VDB_K_MAX 100000
@@ -579,6 +610,11 @@ typedef struct vdb_snapshot_options {
 	 * stored. NULL: a full snapshot. */
 	const char *since;
 	volatile sig_atomic_t *cancel; /* optional: non-zero stops with VDB_EINTR */
+	/* Optional: called after every chunk (1 MiB) of work with the bytes done and the total
+	 * known so far (each stored file is read twice: checksummed, then archived), for a
+	 * progress display. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_snapshot_options;
 
 VDB_API void vdb_snapshot_options_init(vdb_snapshot_options *o);
@@ -637,6 +673,10 @@ typedef struct vdb_restore_options {
 	 * the archive (the current directory when it comes from standard input). */
 	const char *chain_dir;
 	volatile sig_atomic_t *cancel;
+	/* Optional: called after every chunk (1 MiB) extracted with the bytes done and the
+	 * total the archive's manifest lists (0 before it has been read). */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_restore_options;
 
 VDB_API void vdb_restore_options_init(vdb_restore_options *o);

@@ -58,6 +58,7 @@ typedef struct rst {
 	unsigned char *done; /* per entry of m: extracted and verified */
 	unsigned char *buf;
 	vdb_restore_stats stats;
+	uint64_t work_done, work_total; /* bytes, for o->progress */
 } rst;
 
 static int has_dotdot(const char *name)
@@ -163,6 +164,9 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 		if (fd >= 0)
 			vdb_start_writeback(fd, &started, e->size - data);
 		left -= got;
+		r->work_done += n;
+		if (r->o->progress)
+			r->o->progress(r->o->progress_ctx, r->work_done, r->work_total);
 	}
 	if (crc != e->crc)
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': checksum mismatch (damaged archive)",
@@ -442,6 +446,8 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		return st;
 	if ((st = vdb_arc_read_manifest(z, what, &r.m, err)))
 		goto out;
+	for (size_t i = 0; i < r.m.nent; i++)
+		r.work_total += r.m.entries[i].size;
 	r.done = calloc(r.m.nent + 1, 1);
 	r.buf = malloc(CHUNK);
 	if (!r.done || !r.buf) {

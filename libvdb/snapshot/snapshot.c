@@ -130,6 +130,7 @@ typedef struct snap {
 	size_t cap_entries;
 	char *vdb_marker;
 	size_t vdb_marker_len;
+	uint64_t work_done, work_total; /* bytes, for o->progress */
 } snap;
 
 static vdb_status add_entry(snap *s, const char *name, uint64_t size, src from, vdb_error *err)
@@ -252,6 +253,9 @@ static vdb_status read_entry(snap *s, size_t i, unsigned char *buf,
 		if (st)
 			return st;
 		off += n;
+		s->work_done += n;
+		if (s->o->progress)
+			s->o->progress(s->o->progress_ctx, s->work_done, s->work_total);
 		/* Pages read through a segment mapping are dropped from this process as we go:
 		 * a snapshot's memory must not grow with the database. */
 		if (r->seg && off % (64u * CHUNK) == 0)
@@ -478,6 +482,9 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int
 	/* Verify and checksum every stored file before the manifest that vouches for it. */
 	if (!st && o->since)
 		st = reference_previous(&s, err);
+	for (size_t i = 0; !st && i < s.m.nent; i++)
+		if (s.m.entries[i].from < 0)
+			s.work_total += 2 * s.m.entries[i].size; /* checksummed, then archived */
 	for (size_t i = 0; !st && i < s.m.nent; i++) {
 		vdb_arc_entry *e = &s.m.entries[i];
 		if (e->from >= 0) {

@@ -289,3 +289,10 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 	*has = 0;
 	return VDB_OK;
 }
+
+/* For stats.c: what the view loaded. */
+const vdb_state *vdb_collection_state(const vdb_collection *c);
+const vdb_state *vdb_collection_state(const vdb_collection *c)
+{
+	return &c->st;
+}

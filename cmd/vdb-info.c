@@ -1,0 +1,195 @@
+/* vdb-info: what a database holds: per collection its configuration, record counts,
+ * segments, sizes on disk and the writer holding its lock. Takes no lock. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+static void usage(void)
+{
+	printf("Usage: vdb-info DB [-c NAME] [--json]\n"
+	       "\n"
+	       "Describe a database: for each collection (sorted by name) its dimension,\n"
+	       "metric, index and its parameters, payload indexes, live records and stored\n"
+	       "rows that are deleted or replaced (what vdb-compact reclaims), segments,\n"
+	       "the write-ahead log, bytes on disk, and the pid of the writer holding the\n"
+	       "collection's lock, if any. Takes no lock and disturbs no writer; the\n"
+	       "figures are those of the latest committed version.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -c, --collection NAME  only this collection (default: all)\n"
+	       "      --json             one JSON object per collection per line\n"
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n"
+	       "\n" CLI_EXIT_TABLE);
+}
+
+/* "1.5 MiB" beside exact byte counts, for people. */
+static const char *human(uint64_t n, char *buf, size_t cap)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, cap, "%" PRIu64 " B", n);
+	else
+		snprintf(buf, cap, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static void print_text(const char *name, const vdb_collection_config *cfg,
+		       const vdb_collection_stats *s)
+{
+	char h1[32], h2[32], h3[32];
+	printf("collection %s\n", name);
+	printf("  dimension        %" PRIu32 "\n", cfg->dim);
+	printf("  metric           %s\n", vdb_metric_name(cfg->metric));
+	if (cfg->index == VDB_INDEX_HNSW)
+		printf("  index            hnsw (m %" PRIu32 ", ef-construction %" PRIu32 ")\n",
+		       cfg->m, cfg->ef_construction);
+	else
+		printf("  index            %s\n", vdb_index_name(cfg->index));
+	printf("  seal bytes       %" PRIu64 "\n", cfg->seal_bytes);
+	printf("  payload indexes  ");
+	if (!cfg->n_index_fields)
+		printf("none");
+	for (uint32_t i = 0; i < cfg->n_index_fields; i++)
+		printf("%s%s:%s", i ? ", " : "", cfg->index_fields[i].path,
+		       vdb_field_type_name(cfg->index_fields[i].type));
+	printf("\n");
+	printf("  records          %" PRIu64 " live, %" PRIu64 " deleted or replaced\n", s->live,
+	       s->dead);
+	printf("  segments         %" PRIu64 " (%" PRIu64 " with a graph), %" PRIu64
+	       " rows, %s\n",
+	       s->segments, s->graphs, s->segment_rows, human(s->segment_bytes, h1, sizeof h1));
+	printf("  log              %" PRIu64 " ids, %s\n", s->log_records,
+	       human(s->log_bytes, h2, sizeof h2));
+	printf("  on disk          %s (%" PRIu64 " bytes)\n", human(s->disk_bytes, h3, sizeof h3),
+	       s->disk_bytes);
+	if (s->writer_pid > 0)
+		printf("  writer           pid %ld\n", s->writer_pid);
+	else if (s->writer_pid < 0)
+		printf("  writer           locked (pid unknown)\n");
+	else
+		printf("  writer           none\n");
+}
+
+/* Collection names and field paths as JSON strings: an id's string form escapes them. */
+static int append_string(vdb_text *t, const char *s)
+{
+	vdb_id id = {.is_string = 1, .str = s, .len = strlen(s)};
+	return vdb_jsonl_append_id(t, &id) != VDB_OK;
+}
+
+static int print_json(const char *name, const vdb_collection_config *cfg,
+		      const vdb_collection_stats *s)
+{
+	vdb_text t = {0};
+	char num[512];
+	int bad = vdb_text_append(&t, "{\"collection\":", 14) || append_string(&t, name);
+	char m[16] = "null", efc[16] = "null"; /* graph parameters: HNSW only */
+	if (cfg->index == VDB_INDEX_HNSW) {
+		snprintf(m, sizeof m, "%" PRIu32, cfg->m);
+		snprintf(efc, sizeof efc, "%" PRIu32, cfg->ef_construction);
+	}
+	snprintf(num, sizeof num,
+		 ",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"index\":\"%s\",\"m\":%s"
+		 ",\"ef_construction\":%s,\"seal_bytes\":%" PRIu64 ",\"payload_indexes\":[",
+		 cfg->dim, vdb_metric_name(cfg->metric), vdb_index_name(cfg->index), m, efc,
+		 cfg->seal_bytes);
+	bad = bad || vdb_text_append(&t, num, strlen(num));
+	for (uint32_t i = 0; i < cfg->n_index_fields && !bad; i++) {
+		snprintf(num, sizeof num, "%s{\"field\":", i ? "," : "");
+		bad = vdb_text_append(&t, num, strlen(num)) ||
+		      append_string(&t, cfg->index_fields[i].path);
+		snprintf(num, sizeof num, ",\"type\":\"%s\"}",
+			 vdb_field_type_name(cfg->index_fields[i].type));
+		bad = bad || vdb_text_append(&t, num, strlen(num));
+	}
+	char pid[32] = "null";
+	if (s->writer_pid > 0)
+		snprintf(pid, sizeof pid, "%ld", s->writer_pid);
+	else if (s->writer_pid < 0)
+		snprintf(pid, sizeof pid, "true");
+	snprintf(num, sizeof num,
+		 "],\"live\":%" PRIu64 ",\"deleted\":%" PRIu64 ",\"segments\":%" PRIu64
+		 ",\"graphs\":%" PRIu64 ",\"segment_rows\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
+		 ",\"log_records\":%" PRIu64 ",\"wal_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+		 ",\"generation\":%" PRIu64 ",\"writer_pid\":%s}\n",
+		 s->live, s->dead, s->segments, s->graphs, s->segment_rows, s->segment_bytes,
+		 s->log_records, s->log_bytes, s->disk_bytes, s->generation, pid);
+	bad = bad || vdb_text_append(&t, num, strlen(num));
+	if (!bad)
+		fwrite(t.data, 1, t.len, stdout);
+	vdb_text_free(&t);
+	return bad;
+}
+
+static int describe(const char *db, const char *name, int json)
+{
+	vdb_error err;
+	vdb_collection *c;
+	if (vdb_collection_open(db, name, &c, &err))
+		return cli_fail(&err);
+	vdb_collection_config cfg;
+	vdb_collection_get_config(c, &cfg);
+	vdb_collection_stats s;
+	int rc = EXIT_OK;
+	if (vdb_collection_stats_get(c, &s, &err))
+		rc = cli_fail(&err);
+	else if (json ? print_json(name, &cfg, &s) : (print_text(name, &cfg, &s), 0)) {
+		cli_error("out of memory");
+		rc = EXIT_INTERNAL;
+	}
+	vdb_collection_close(c);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	cli_init("vdb-info");
+	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+					     {"json", no_argument, NULL, 'J'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	const char *name = NULL;
+	int json = 0, c, rc;
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': name = optarg; break;
+		case 'J': json = 1; break;
+		default:
+			if ((rc = cli_common_option(c, usage, NULL)) != CLI_NEXT)
+				return rc;
+		}
+	}
+	if (cli_one_operand(argc, optind))
+		return EXIT_USAGE;
+	const char *db = argv[optind];
+	if (name) {
+		rc = describe(db, name, json);
+	} else {
+		vdb_error err;
+		char **names;
+		size_t n;
+		if (vdb_list_collections(db, &names, &n, &err))
+			return cli_fail(&err);
+		rc = EXIT_OK;
+		for (size_t i = 0; i < n && !rc; i++) {
+			if (i && !json)
+				printf("\n");
+			rc = describe(db, names[i], json);
+		}
+		vdb_names_free(names);
+	}
+	int out = cli_close_stdout();
+	return rc ? rc : out;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Progress lines on stderr for snapshot and restore: drawn on a terminal (a
+pseudo-terminal here), erased before the summary, absent with -q and when stderr is not a
+terminal."""
+
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vdbtest  # noqa: E402
+from vdbtest import run  # noqa: E402
+from test_formats import stderr_on_a_terminal  # noqa: E402
+
+# "\rvdb-snapshot: 1.0 MiB of 4.2 MiB  20.0 MiB/s  24%  ETA 0:00\033[K"
+LINE = r'\r%s: [\d.]+ (B|KiB|MiB|GiB) of [\d.]+ (B|KiB|MiB|GiB)  [\d.]+ (B|KiB|MiB|GiB)/s  \d+%%  ETA \d+:\d\d\x1b\[K'
+
+
+class Progress(vdbtest.VdbTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.create(dim=64)
+        # Enough for a few 1 MiB chunks of work.
+        self.ingest('db', vdbtest.seeded_records(9, 6000, 64))
+        self.assertOk(run('compact', self.path('db'), '-q'))
+
+    def check_drawn_then_erased(self, cmd, err, summary):
+        text = err.decode()
+        self.assertRegex(text, LINE % cmd)
+        # The last line drawn is erased before the summary, which ends the output alone.
+        last = text.rstrip('\n').split('\n')[-1]
+        self.assertTrue(last.startswith('\r\x1b[K%s: ' % cmd) or
+                        re.search(r'\r\x1b\[K%s: ' % cmd, last), repr(last))
+        self.assertRegex(last.split('\r\x1b[K')[-1], summary)
+
+    def test_snapshot_and_restore_on_a_terminal(self):
+        arc = self.path('db.tar.zst')
+        rc, err = stderr_on_a_terminal('snapshot', self.path('db'), '-o', arc, '-l', '1')
+        self.assertEqual(rc, 0, err)
+        self.check_drawn_then_erased('vdb-snapshot', err, r'^vdb-snapshot: .*db\.tar\.zst: 1 '
+                                     r'collections, 6000 records')
+        rc, err = stderr_on_a_terminal('restore', arc, self.path('copy'))
+        self.assertEqual(rc, 0, err)
+        self.check_drawn_then_erased('vdb-restore', err, r'^vdb-restore: .*copy: restored: 1 '
+                                     r'collections, 6000 records')
+        self.assertEqual(self.exported_ids('copy'), self.exported_ids('db'))
+        rc, err = stderr_on_a_terminal('restore', '--verify', arc)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(err.decode(), LINE % 'vdb-restore')
+
+    def test_quiet_and_not_a_terminal_draw_nothing(self):
+        arc = self.path('db.tar.zst')
+        rc, err = stderr_on_a_terminal('snapshot', self.path('db'), '-o', arc, '-q')
+        self.assertEqual((rc, err), (0, b''))
+        rc, err = stderr_on_a_terminal('restore', '-q', arc, self.path('copy'))
+        self.assertEqual((rc, err), (0, b''))
+        r = run('snapshot', self.path('db'), '-o', self.path('b.tar.zst'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn('\r', r.err)
+        self.assertEqual(len(r.errlines), 1, r)
+        r = run('restore', self.path('b.tar.zst'), self.path('copy2'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn('\r', r.err)
+        self.assertEqual(len(r.errlines), 1, r)
+
+    def test_an_error_erases_the_line_first(self):
+        arc = self.path('db.tar.zst')
+        self.assertEqual(run('snapshot', self.path('db'), '-o', arc, '-q').rc, 0)
+        data = bytearray(self.read(arc))
+        # Damage the end of the archive: the restore draws progress, then fails.
+        data[-200:] = bytes(200)
+        self.write(arc, bytes(data))
+        rc, err = stderr_on_a_terminal('restore', arc, self.path('copy'))
+        self.assertEqual(rc, 65, err)
+        text = err.decode()
+        self.assertRegex(text, LINE % 'vdb-restore')
+        self.assertRegex(text, r'\r\x1b\[Kvdb-restore: [^\r]*\r?\n$')  # the pty adds \r
+        self.assertFalse(os.path.exists(self.path('copy')))
+
+
+if __name__ == '__main__':
+    vdbtest.main()
