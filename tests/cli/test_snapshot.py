@@ -346,7 +346,12 @@ class Snapshot(VdbTestCase):
         self.snap('db', arc)
         r = run('restore', '--verify', arc)
         self.assertEqual(r.rc, 0, r)
-        self.assertRegex(r.err, r'verified: 2 collections, \d+ records; 1\d files')
+        # How many files depends on where the ingests' batches fell (they also commit when
+        # the input pauses, so seals and merges vary with timing): the file count is not
+        # fixed, the record count must be the live records of both collections.
+        m = re.search(r'verified: 2 collections, (\d+) records; (\d+) files', r.err)
+        self.assertIsNotNone(m, r)
+        self.assertEqual(int(m.group(1)), len(self.exported('db')) + 50)
         self.assertEqual(os.listdir(self.tmp).count('r'), 0)
         r = run('restore', '--list', arc)
         self.assertEqual(r.rc, 0, r)
