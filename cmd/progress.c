@@ -77,7 +77,10 @@ static void draw(cli_progress *p, uint64_t rows, uint64_t bytes)
 		human_bytes(t, sizeof t, (double)p->total);
 		snprintf(of, sizeof of, " of %s", t);
 	}
-	if (p->unit)
+	if (p->unit && p->rows_only)
+		fprintf(stderr, "\r%s: %s%.0f %s/s%s\033[K", cli_prog, count,
+			dt > 0 ? (double)rows / dt : 0, p->unit, eta);
+	else if (p->unit)
 		fprintf(stderr, "\r%s: %s%s  %.0f %s/s  %s/s%s\033[K", cli_prog, count, b,
 			dt > 0 ? (double)rows / dt : 0, p->unit, rate, eta);
 	else
@@ -98,6 +101,20 @@ void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total)
 		return;
 	p->total = total;
 	draw(p, 0, done);
+}
+
+void cli_progress_rows(cli_progress *p, uint64_t done, uint64_t total)
+{
+	if (!p->on)
+		return;
+	p->rows_only = 1;
+	p->total_rows = total;
+	draw(p, done, 0);
+}
+
+void cli_progress_rows_cb(void *ctx, uint64_t done, uint64_t total)
+{
+	cli_progress_rows(ctx, done, total);
 }
 
 void cli_progress_bytes_cb(void *ctx, uint64_t done, uint64_t total)

@@ -15,6 +15,7 @@ typedef struct cli_progress {
 	uint64_t total_rows; /* or the total rows (set after init), for the ETA */
 	double t0, next;    /* start; earliest time for the next redraw */
 	unsigned calls;     /* updates since the last clock check */
+	int rows_only;      /* work counted in rows alone (cli_progress_rows) */
 } cli_progress;
 
 /* total_bytes: 0 when unknown (standard input, compressed input is measured in the bytes
@@ -27,6 +28,10 @@ void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes);
 void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total);
 /* The same with the signature of libvdb's progress callbacks (ctx: the cli_progress). */
 void cli_progress_bytes_cb(void *ctx, uint64_t done, uint64_t total);
+/* For work counted in rows alone (unit set at init), in coarse steps: every call reads the
+ * clock. Draws "DONE UNIT  RATE UNIT/s  PERCENT  ETA". */
+void cli_progress_rows(cli_progress *p, uint64_t done, uint64_t total);
+void cli_progress_rows_cb(void *ctx, uint64_t done, uint64_t total);
 /* Erases the line (before printing a message on stderr); the next update redraws it. */
 void cli_progress_clear(cli_progress *p);
 void cli_progress_end(cli_progress *p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "progress.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -79,7 +80,13 @@ int main(int argc, char **argv)
 	uint64_t segs0, live0, segs1, live1;
 	vdb_writer_stats(w, &segs0, &live0);
 	int rc = EXIT_OK;
-	if (vdb_writer_compact(w, &err))
+	/* On a terminal: the merged segment's graph build, which is most of the time. */
+	cli_progress pg;
+	cli_progress_init(&pg, quiet, "rows", 0);
+	vdb_writer_set_compact_progress(w, cli_progress_rows_cb, &pg);
+	vdb_status st = vdb_writer_compact(w, &err);
+	cli_progress_end(&pg);
+	if (st)
 		rc = cli_fail(&err);
 	vdb_writer_stats(w, &segs1, &live1);
 	vdb_writer_close(w);

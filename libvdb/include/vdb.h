@@ -376,6 +376,13 @@ VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
  * the old or the new version, never a mix. The pending batch must be empty.
  * Errors: VDB_EINVAL (pending batch), VDB_EIO, VDB_ECORRUPT, VDB_ENOMEM. */
 VDB_API vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err);
+/* Optional: progress of vdb_writer_compact's long part, the graph build of the merged
+ * segment: progress(ctx, rows done, rows in all), called now and then from the compacting
+ * thread (not called for collections without graphs). NULL turns it off. */
+VDB_API void vdb_writer_set_compact_progress(vdb_writer *w,
+					     void (*progress)(void *ctx, uint64_t done,
+							      uint64_t total),
+					     void *ctx);
 
 /* Segments and live records of the writer's current version. */
 VDB_API vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *live);

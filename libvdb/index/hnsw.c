@@ -424,6 +424,7 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 
 typedef struct worker_arg {
 	builder *b;
+	const vdb_hnsw_build_params *report; /* the calling thread's: reports progress */
 } worker_arg;
 
 static void *worker(void *arg)
@@ -446,6 +447,9 @@ static void *worker(void *arg)
 				st.tag = 0;
 			}
 			insert(b, &st, &bb, q);
+			const vdb_hnsw_build_params *r = ((worker_arg *)arg)->report;
+			if (r && r->progress && q % 1024 == 0)
+				r->progress(r->progress_ctx, q, b->rows);
 		}
 	}
 	free(st.visited);
@@ -525,12 +529,14 @@ vdb_status vdb_hnsw_build(const vdb_hnsw_space *sp, uint64_t rows, const vdb_hns
 	atomic_init(&b.failed, 0);
 	uint32_t nt = thread_count(p->threads, rows);
 	pthread_t tid[64];
-	worker_arg arg = {&b};
+	worker_arg arg = {&b, NULL}, self = {&b, p};
 	uint32_t started = 0;
 	for (; started + 1 < nt; started++)
 		if (pthread_create(&tid[started], NULL, worker, &arg))
 			break;
-	worker(&arg); /* the calling thread works too */
+	worker(&self); /* the calling thread works too */
+	if (p->progress && !atomic_load(&b.failed))
+		p->progress(p->progress_ctx, rows, rows);
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	pthread_mutex_destroy(&b.glock);

@@ -41,6 +41,9 @@ typedef struct vdb_hnsw_space {
 typedef struct vdb_hnsw_build_params {
 	uint32_t m, ef_construction, threads;
 	uint64_t seed;
+	/* Optional: called now and then from the calling thread with the rows inserted. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_hnsw_build_params;
 
 /* Builds the graph of `rows` vectors with `threads` threads; on success *meta, *l0, *nodes

@@ -70,7 +70,7 @@ void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtabl
 {
 	ctx->mt = mt;
 	ctx->i = 0;
-	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next};
+	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL};
 }
 
 static void seg_rewind(void *ctx)
@@ -112,7 +112,7 @@ void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment
 	uint64_t rows = 0;
 	for (size_t i = 0; i < nseg; i++)
 		rows += segs[i].rows - segs[i].ndead;
-	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next};
+	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL};
 }
 
 /* ---- writing ---- */
@@ -320,7 +320,7 @@ out:
 
 /* Builds the graph from the vectors just written (mapped back from the temp file) and
  * appends its four sections. */
-static int write_graph(seg_out *o, const vdb_collection_config *cfg, uint64_t rows,
+static int write_graph(seg_out *o, const vdb_collection_config *cfg, const vdb_row_source *src,
 		       const float *norms, uint64_t seed)
 {
 	if (out_flush(o))
@@ -334,7 +334,9 @@ static int write_graph(seg_out *o, const vdb_collection_config *cfg, uint64_t ro
 	}
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, (const float *)((const char *)map + v->off),
 			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL};
-	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, 0, seed};
+	uint64_t rows = src->rows;
+	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, 0, seed, src->progress,
+				   src->progress_ctx};
 	vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, upper = VDB_BUF_INIT;
 	int rc = vdb_hnsw_build(&sp, rows, &p, &meta, &l0, &nodes, &upper, o->err) ? -1 : 0;
 	munmap(map, maplen);
@@ -393,7 +395,7 @@ static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
 		if (write_payload_index(o, src, &cfg->index_fields[i]))
 			goto out;
 	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS &&
-	    write_graph(o, cfg, src->rows, norms, number))
+	    write_graph(o, cfg, src, norms, number))
 		goto out;
 	rc = out_flush(o);
 out:

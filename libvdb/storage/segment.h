@@ -57,6 +57,10 @@ typedef struct vdb_row_source {
 	void (*rewind)(void *ctx);
 	/* Fills the next row: 1, or 0 at the end, or -1 with err set. */
 	int (*next)(void *ctx, vdb_record *rec, uint64_t *id_hash, vdb_error *err);
+	/* Optional: told how far the graph build of a segment written from this source has
+	 * got (rows inserted of rows), which is most of the time a segment takes. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 } vdb_row_source;
 
 /* Row sources: the live upserts of a memtable in first-seen order; the live rows of a run

@@ -42,6 +42,10 @@ struct vdb_writer {
 	vdb_buf batch;
 	size_t ops;
 	int failed; /* after an I/O error the on-disk state is unknown until reopened */
+	/* vdb_writer_compact's progress; merges of the ingest path do not report. */
+	void (*compact_progress)(void *ctx, uint64_t done, uint64_t total);
+	void *compact_progress_ctx;
+	int compacting;
 };
 
 void vdb_writer_options_init(vdb_writer_options *o)
@@ -524,6 +528,10 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 	vdb_row_source src;
 	vdb_seg_rows rows;
 	vdb_seg_rows_init(&src, &rows, s->segs + first, count, s->cfg.dim);
+	if (w->compacting) {
+		src.progress = w->compact_progress;
+		src.progress_ctx = w->compact_progress_ctx;
+	}
 	uint64_t segno = nm.next_file++, size = 0;
 	uint32_t crc = 0;
 	if (src.rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))
@@ -605,7 +613,20 @@ vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 		needed = w->st.segs[g].ndead > 0 ||
 			 (w->st.cfg.index == VDB_INDEX_HNSW && !w->st.segs[g].has_graph &&
 			  live_rows(&w->st.segs[g]) >= VDB_HNSW_MIN_ROWS);
-	return needed ? merge_run(w, 0, n, err) : VDB_OK;
+	if (!needed)
+		return VDB_OK;
+	w->compacting = 1;
+	st = merge_run(w, 0, n, err);
+	w->compacting = 0;
+	return st;
+}
+
+void vdb_writer_set_compact_progress(vdb_writer *w,
+				     void (*progress)(void *ctx, uint64_t done, uint64_t total),
+				     void *ctx)
+{
+	w->compact_progress = progress;
+	w->compact_progress_ctx = ctx;
 }
 
 vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *live)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Progress lines on stderr for snapshot and restore: drawn on a terminal (a
+"""Progress lines on stderr for snapshot, restore and compaction: drawn on a terminal (a
 pseudo-terminal here), erased before the summary, absent with -q and when stderr is not a
 terminal."""
 
@@ -64,6 +64,24 @@ class Progress(vdbtest.VdbTestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertNotIn('\r', r.err)
         self.assertEqual(len(r.errlines), 1, r)
+
+    def test_compaction_on_a_terminal(self):
+        # The graph build of the merged segment, in rows: drawn, then erased before the
+        # summary; nothing with -q or off a terminal.
+        self.ingest('db', vdbtest.seeded_records(10, 3000, 64, id_offset=100000))
+        rc, err = stderr_on_a_terminal('compact', self.path('db'))
+        self.assertEqual(rc, 0, err)
+        text = err.decode()
+        self.assertRegex(text, r'\rvdb-compact: \d+ rows  \d+ rows/s  \d+%  ETA \d+:\d\d\x1b\[K')
+        last = text.rstrip('\r\n').split('\r\x1b[K')[-1]
+        self.assertRegex(last, r'^vdb-compact: 9000 live records; \d+ segments before, 1 after')
+        self.ingest('db', vdbtest.seeded_records(11, 100, 64, id_offset=200000))
+        rc, err = stderr_on_a_terminal('compact', self.path('db'), '-q')
+        self.assertEqual((rc, err), (0, b''))
+        self.ingest('db', vdbtest.seeded_records(12, 100, 64, id_offset=300000))
+        r = run('compact', self.path('db'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn('\r', r.err)
 
     def test_an_error_erases_the_line_first(self):
         arc = self.path('db.tar.zst')

@@ -343,7 +343,8 @@ Test(hnsw, parallel_builds_leave_every_node_reachable_and_search_finds_the_neare
 	float *v = clustered_data(21, N, DIM), *q = clustered_data(22, Q, DIM);
 	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
 	for (uint64_t seed = 1; seed <= 4; seed++) {
-		vdb_hnsw_build_params p = {16, 200, 2, seed}; /* two threads: races would show */
+		/* Two threads: races would show. */
+		vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL};
 		vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, up = VDB_BUF_INIT;
 		vdb_error err;
 		cr_assert_eq(vdb_hnsw_build(&sp, N, &p, &meta, &l0, &nodes, &up, &err), VDB_OK);
