@@ -325,8 +325,11 @@ VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
 
 /* Writes the pending batch to the log as one record and fsyncs it: when this returns VDB_OK
  * the batch is durable and visible to new readers, whole. Seals the log into a segment when
- * it passed the threshold. After an I/O error the writer refuses further work (close it and
- * open again: recovery restores the last durable state). */
+ * it passed the threshold. A batch whose pending bytes reach the collection's seal_bytes is
+ * written directly as a sealed segment instead (after sealing the log), with the same
+ * guarantees and results and without logging its rows. After an I/O error the writer
+ * refuses further work (close it and open again: recovery restores the last durable
+ * state). */
 VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
 
 /* Compacts the collection: seals the log, then rewrites every segment into one without

@@ -14,7 +14,13 @@
  *   5. unlink the old log and the replaced deletion files (invariant: only after the
  *      manifest that stops naming them is durable; open readers keep their copies)
  * A crash before 4 leaves the old manifest, whose files are all intact; the new files are
- * orphans that the next writer removes. A crash after 4 leaves at most stale files. */
+ * orphans that the next writer removes. A crash after 4 leaves at most stale files.
+ *
+ * Bulk commit, for a batch at least as large as the seal threshold: logging it would only
+ * write every row twice (the log, then the seal that follows at once). The unsealed tail is
+ * sealed first, so the batch's segment is newer than every record it may replace; then the
+ * batch goes through the memtable into a seal of its own. The MANIFEST switch of that seal
+ * is the commit point: before it the batch is not acknowledged and its files are orphans. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -282,11 +288,38 @@ void vdb_writer_rollback(vdb_writer *w)
 	w->ops = 0;
 }
 
+static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
+{
+	vdb_state *s = &w->st;
+	vdb_status st = VDB_OK;
+	if (s->mt.n)
+		st = seal(w, err);
+	if (!st) {
+		char name[64];
+		vdb_wal_name(name, sizeof name, s->man.wal);
+		st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
+				   w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt, name,
+				   s->wal.end, err);
+	}
+	if (!st)
+		st = seal(w, err);
+	vdb_writer_rollback(w);
+	/* The memtable may hold part of a batch that is on no disk: only a reopen, which
+	 * reloads the last installed version, can continue. */
+	if (st) {
+		w->failed = 1;
+		return st;
+	}
+	return merge_policy(w, err);
+}
+
 vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 {
 	vdb_status st = usable(w, err);
 	if (st || w->ops == 0)
 		return st;
+	if (w->batch.len >= w->st.cfg.seal_bytes)
+		return commit_bulk(w, err);
 	char name[64];
 	vdb_wal_name(name, sizeof name, w->st.man.wal);
 	vdb_state *s = &w->st;
