@@ -326,7 +326,7 @@ VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
 /* Writes the pending batch to the log as one record and fsyncs it: when this returns VDB_OK
  * the batch is durable and visible to new readers, whole. Seals the log into a segment when
  * it passed the threshold. A batch whose pending bytes reach the collection's seal_bytes is
- * written directly as a sealed segment instead (after sealing the log), with the same
+ * sealed at once with the log's unsealed records instead, with the same
  * guarantees and results and without logging its rows. After an I/O error the writer
  * refuses further work (close it and open again: recovery restores the last durable
  * state). */

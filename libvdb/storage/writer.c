@@ -17,10 +17,10 @@
  * orphans that the next writer removes. A crash after 4 leaves at most stale files.
  *
  * Bulk commit, for a batch at least as large as the seal threshold: logging it would only
- * write every row twice (the log, then the seal that follows at once). The unsealed tail is
- * sealed first, so the batch's segment is newer than every record it may replace; then the
- * batch goes through the memtable into a seal of its own. The MANIFEST switch of that seal
- * is the commit point: before it the batch is not acknowledged and its files are orphans. */
+ * write every row twice (the log, then the seal that follows at once). The batch is applied
+ * to the memtable after the unsealed tail (so the latest operation per id wins, as in the
+ * log) and the memtable is sealed at once. The MANIFEST switch of that seal is the commit
+ * point: before it the old version, log included, is intact and the new files are orphans. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -291,16 +291,11 @@ void vdb_writer_rollback(vdb_writer *w)
 static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
 {
 	vdb_state *s = &w->st;
-	vdb_status st = VDB_OK;
-	if (s->mt.n)
-		st = seal(w, err);
-	if (!st) {
-		char name[64];
-		vdb_wal_name(name, sizeof name, s->man.wal);
-		st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
-				   w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt, name,
-				   s->wal.end, err);
-	}
+	char name[64];
+	vdb_wal_name(name, sizeof name, s->man.wal);
+	vdb_status st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
+				      w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt,
+				      name, s->wal.end, err);
 	if (!st)
 		st = seal(w, err);
 	vdb_writer_rollback(w);
