@@ -89,8 +89,9 @@ class BulkTest(vdbtest.VdbTestCase):
                 ops.append(dict(new[i - 40], payload={'n': i, 'tag': 'a'}))
         ops.append({'id': 'never-existed', 'delete': True})
         text = vdbtest.records_text(ops)
-        self.ingest('db', text, '--batch', '50', name='normal')
-        r = self.ingest('db', text, '--batch', '1000000', '-v', name='bulk')
+        src = self.write('ops.jsonl', text)  # a file: batches are not cut by pipe timing
+        self.ingest('db', None, '--batch', '50', name='normal', files=[src])
+        r = self.ingest('db', None, '--batch', '1000000', '-v', name='bulk', files=[src])
         self.assertIn('committed batch 1: %d records' % len(ops), r.err)
         self.assertEqual(wal_size(bulk), empty, 'no log bytes: sealed directly')
         state = vdbtest.apply_ops({r['id']: r for r in base}, ops)
