@@ -671,6 +671,18 @@ typedef void (*vdb_check_report)(void *ctx, int problem, const char *line);
 VDB_API vdb_status vdb_check(const char *db, const char *name, vdb_check_report report,
 			     void *ctx, uint64_t *problems, vdb_error *err);
 
+/* vdb_check, then repair of what is derived from the stored records: each segment whose
+ * damage is confined to its id index, norms, payload indexes or graph (checksum mismatch or
+ * broken structure) is rewritten from its vectors, ids and payloads -- every row, deletion
+ * marks kept -- under the writer lock (waiting for it) and installed atomically. Records
+ * are never dropped: damage to vectors, ids, payloads, deletion files, the log or the
+ * MANIFEST is only reported. Each repaired collection is checked again; *problems counts
+ * what is left, *rebuilt the segments rewritten. Errors: as vdb_check, and those of a
+ * writer (VDB_EIO, ...). */
+VDB_API vdb_status vdb_check_repair(const char *db, const char *name, vdb_check_report report,
+				    void *ctx, uint64_t *problems, uint64_t *rebuilt,
+				    vdb_error *err);
+
 #ifdef __cplusplus
 }
 #endif
