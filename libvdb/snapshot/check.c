@@ -292,8 +292,9 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 		check_payloads(c, s);
 		primary = c->problems > mark;
 	}
-	if (!derived) {
-		/* The full open parses what the primary one skipped. */
+	if (!derived && !primary) {
+		/* The full open parses what the primary one skipped (derived sections are not
+		 * judged against damaged records). */
 		vdb_segment full;
 		vdb_error e;
 		const vdb_manifest_seg *m = NULL;
@@ -402,30 +403,27 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 				    void *ctx, uint64_t *problems, uint64_t *rebuilt,
 				    vdb_error *err)
 {
-	uint64_t first = 0, live, *numbers;
-	size_t n;
+	uint64_t first = 0, live, *numbers = NULL;
+	size_t n = 0;
 	vdb_status rc = vdb_check_collection(db, name, 0, report, ctx, &first, &live, &numbers,
 					     &n, err);
-	if (rc || !first) {
-		free(rc ? NULL : numbers);
+	if (rc || !n) { /* nothing to rebuild: the first check's problems are what is left */
+		free(numbers);
+		*problems += first;
 		return rc;
 	}
-	if (n) {
-		rc = vdb_rebuild_segments(db, name, numbers, n, err);
-		if (!rc && report)
-			for (size_t i = 0; i < n; i++) {
-				char line[256];
-				snprintf(line, sizeof line,
-					 "%s: repaired: seg-%08" PRIu64 ".vdb rewritten from its records "
-					 "(id index, norms, payload indexes and graph rebuilt)",
-					 name, numbers[i]);
-				report(ctx, 0, line);
-			}
-		*rebuilt += rc ? 0 : n;
+	rc = vdb_rebuild_segments(db, name, numbers, n, err);
+	for (size_t i = 0; !rc && report && i < n; i++) {
+		char line[256];
+		snprintf(line, sizeof line,
+			 "%s: repaired: seg-%08" PRIu64 ".vdb rewritten from its records (id index, "
+			 "norms, payload indexes and graph rebuilt)", name, numbers[i]);
+		report(ctx, 0, line);
 	}
 	free(numbers);
 	if (rc)
 		return rc;
+	*rebuilt += n;
 	return vdb_check_collection(db, name, 0, report, ctx, problems, &live, NULL, NULL, err);
 }
 
