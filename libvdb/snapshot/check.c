@@ -412,7 +412,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 		*problems += first;
 		return rc;
 	}
-	rc = vdb_rebuild_segments(db, name, numbers, n, err);
+	rc = vdb_rebuild_segments(db, name, numbers, &n, err);
 	for (size_t i = 0; !rc && report && i < n; i++) {
 		char line[256];
 		snprintf(line, sizeof line,

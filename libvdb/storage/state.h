@@ -33,12 +33,13 @@ vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, 
 				unsigned flags, vdb_error *err);
 void vdb_state_free(vdb_state *s);
 
-/* Rewrites the segments numbered `numbers` of a collection from their primary sections
+/* Rewrites the *n segments numbered `numbers` of a collection from their primary sections
  * (every row, deletion marks kept), rebuilding their id indexes, norms, payload indexes and
  * graphs, under the writer lock (waiting for it), installed by one MANIFEST switch
- * (writer.c). Records are never dropped. */
-vdb_status vdb_rebuild_segments(const char *db, const char *name, const uint64_t *numbers,
-				size_t n, vdb_error *err);
+ * (writer.c). Records are never dropped. numbers and *n are reduced to the segments that
+ * were still in the collection and were rewritten. */
+vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numbers, size_t *n,
+				vdb_error *err);
 
 /* The collections of db (directories with a CONFIG file and a valid name), sorted by
  * name, as a malloc'd array (create.c). */

@@ -663,9 +663,10 @@ vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *l
  * file), with id index, norms, payload indexes and graph computed afresh. One MANIFEST
  * switch installs them all; the old files are removed after it, as after a merge. The
  * writer is opened with only the primary sections mapped, since the derived ones may be
- * what is damaged; it touches nothing else (no seal, no merge). */
-vdb_status vdb_rebuild_segments(const char *db, const char *name, const uint64_t *numbers,
-				size_t n, vdb_error *err)
+ * what is damaged; it touches nothing else (no seal, no merge). A listed segment that a
+ * writer merged away since the caller's check is skipped (its rows were rewritten anyway). */
+vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numbers, size_t *n,
+				vdb_error *err)
 {
 	vdb_writer *w;
 	vdb_status st = writer_open(db, name, NULL, VDB_SEG_OPEN_PRIMARY, &w, err);
@@ -675,15 +676,16 @@ vdb_status vdb_rebuild_segments(const char *db, const char *name, const uint64_t
 	vdb_manifest nm = s->man;
 	nm.segs = calloc(s->man.nseg ? s->man.nseg : 1, sizeof *nm.segs);
 	char (*obsolete)[64] = calloc(2 * (s->man.nseg ? s->man.nseg : 1), sizeof *obsolete);
+	uint64_t *done_nums = calloc(s->man.nseg ? s->man.nseg : 1, sizeof *done_nums);
 	size_t nobs = 0, done = 0;
-	if (!nm.segs || !obsolete) {
+	if (!nm.segs || !obsolete || !done_nums) {
 		st = vdb_err_nomem(err);
 		goto out;
 	}
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		vdb_manifest_seg ms = s->man.segs[g];
 		int listed = 0;
-		for (size_t i = 0; i < n && !listed; i++)
+		for (size_t i = 0; i < *n && !listed; i++)
 			listed = numbers[i] == ms.number;
 		nm.segs[g] = ms;
 		if (!listed)
@@ -708,18 +710,18 @@ vdb_status vdb_rebuild_segments(const char *db, const char *name, const uint64_t
 		vdb_segment_name(obsolete[nobs++], 64, ms.number);
 		snprintf(obsolete[nobs++], 64, "%s", ms.del_file);
 		nm.segs[g] = rs;
-		done++;
+		done_nums[done++] = ms.number;
 	}
-	if (done != n) {
-		st = vdb_err(err, VDB_ENOENT, "%s: a segment to rebuild is no longer in the collection",
-			     s->dir);
-		goto out;
+	memcpy(numbers, done_nums, done * sizeof *numbers);
+	*n = done;
+	if (done) {
+		nm.generation++;
+		st = install(w, &nm, obsolete, nobs, err);
 	}
-	nm.generation++;
-	st = install(w, &nm, obsolete, nobs, err);
 out:
 	free(nm.segs);
 	free(obsolete);
+	free(done_nums);
 	vdb_writer_close(w);
 	return st;
 }

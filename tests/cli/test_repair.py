@@ -190,6 +190,52 @@ class RepairTest(vdbtest.VdbTestCase):
         self.damage(SEC_NORMS, edit, False)
         self.assertRepairs(name, 'checksum mismatch in section 4', 'checksum mismatch in section 7')
 
+    def test_two_segments_repaired_at_once(self):
+        # A second segment with a graph (a bulk commit), then damage in both.
+        more = vdbtest.seeded_records(11, 3000, DIM, id_offset=2 * 10 ** 6)
+        self.ingest('db', vdbtest.records_text(more), '-b', '3000')
+        self.before = self.answers()
+        segs = []
+        for f in sorted(os.listdir(self.coll)):
+            seg = Segment(os.path.join(self.coll, f)) if f.startswith('seg-') else None
+            if seg and any(x[0] == SEC_HNSW_L0 for x in seg.secs):
+                segs.append((f, seg))
+        self.assertEqual(len(segs), 2, segs)
+        for (f, seg), kind in zip(segs, (SEC_PAYLOAD_INDEX, SEC_HNSW_L0)):
+            sec = seg.section(kind)
+            data = bytearray(seg.read(sec))
+            data[-5] ^= 0x40
+            seg.write(sec, bytes(data), False)
+        r = run('check', '--repair', self.db)
+        self.assertEqual(r.rc, 0, r)
+        for f, _ in segs:
+            self.assertIn('repaired: %s rewritten' % f, r.out)
+        self.assertOk(run('check', '-q', self.db))
+        self.assertEqual(self.answers(), self.before)
+
+    def test_kill_9_during_repair(self):
+        # Wherever the kill lands, the collection is the old version (damaged, records all
+        # there) or the repaired one: the next --repair finishes the job or has nothing to
+        # do, and the result answers exactly as before the damage.
+        import random
+        import subprocess
+        import time
+        rng = random.Random(5)
+        for it in range(6):
+            name = self.damage(SEC_HNSW_L0, lambda d: d.__setitem__(7, d[7] ^ 0x11), False)
+            p = subprocess.Popen([vdbtest.exe('check'), '--repair', '-q', self.db],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=vdbtest.ENV)
+            time.sleep(rng.uniform(0, 0.08))
+            p.kill()
+            p.wait()
+            r = run('check', '--repair', self.db)
+            self.assertEqual(r.rc, 0, r)
+            self.assertOk(run('check', '-q', self.db))
+            self.assertEqual(self.answers(), self.before)
+            self.assertFalse([f for f in os.listdir(self.coll) if '.tmp-' in f])
+            del name
+
     def test_primary_damage_is_reported_not_repaired(self):
         for kind in (SEC_VECTORS, SEC_PAYLOADS, SEC_IDS):
             with self.subTest(kind=kind):
