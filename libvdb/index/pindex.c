@@ -98,7 +98,8 @@ static int entry_cmp(const void *a, const void *b)
 int vdb_pindex_finish(vdb_pindex_builder *b, vdb_buf *out, vdb_error *err)
 {
 	size_t n = b->entries.len / 16, plen = strlen(b->field->path);
-	qsort(b->entries.data, n, 16, entry_cmp);
+	if (n) /* no entries: data may be NULL, which qsort must not get */
+		qsort(b->entries.data, n, 16, entry_cmp);
 	static const char zeros[8];
 	unsigned char h[HEAD];
 	vdb_put32(h, (uint32_t)b->field->type);
