@@ -7,7 +7,7 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-check DB [-c NAME]\n"
+	printf("Usage: vdb-check DB [-c NAME] [--repair]\n"
 	       "\n"
 	       "Check a database: the checksums of the marker, CONFIG, MANIFEST, every section\n"
 	       "of every segment, the deletion files and every record of the log; that the\n"
@@ -18,8 +18,16 @@ static void usage(void)
 	       "on standard error. Exit status 0 when everything is sound, 65 when not.\n"
 	       "Writers may keep writing: the check sees one committed version.\n"
 	       "\n"
+	       "With --repair, each segment whose damage is confined to data derived from its\n"
+	       "records (id index, norms, payload indexes, HNSW graph) is rewritten from its\n"
+	       "vectors, ids and payloads under the writer lock and installed atomically; the\n"
+	       "collection is then checked again. Records are never dropped: damage to\n"
+	       "vectors, ids, payloads, deletion files, the log or the MANIFEST is reported\n"
+	       "and left alone (exit 65; restore a snapshot).\n"
+	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  check only this collection (default: all)\n"
+	       "      --repair           rebuild damaged derived data, then check again\n"
 	       "  -q, --quiet            print only the problems\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -41,15 +49,17 @@ int main(int argc, char **argv)
 {
 	cli_init("vdb-check");
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+					     {"repair", no_argument, NULL, 'R'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
-	int c, rc;
+	int c, rc, repair = 0;
 	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
+		case 'R': repair = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
@@ -58,15 +68,16 @@ int main(int argc, char **argv)
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
 	vdb_error err;
-	uint64_t problems;
-	if (vdb_check(argv[optind], name, report, NULL, &problems, &err)) {
+	uint64_t problems, rebuilt;
+	if (repair ? vdb_check_repair(argv[optind], name, report, NULL, &problems, &rebuilt, &err)
+		   : vdb_check(argv[optind], name, report, NULL, &problems, &err)) {
 		cli_close_stdout();
 		return cli_fail(&err);
 	}
 	rc = cli_close_stdout();
 	if (problems) {
-		cli_error("%s: %llu problem%s found", argv[optind], (unsigned long long)problems,
-			  problems == 1 ? "" : "s");
+		cli_error("%s: %llu problem%s found%s", argv[optind], (unsigned long long)problems,
+			  problems == 1 ? "" : "s", repair ? " that --repair cannot fix" : "");
 		return EXIT_DATA;
 	}
 	return rc;

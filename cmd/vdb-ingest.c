@@ -69,8 +69,8 @@ typedef struct ingest {
 	vdb_writer *w;
 	vdb_jsonl_parser *parser;
 	uint32_t dim;
-	uint64_t batch_size;
-	int skip_invalid, quiet, verbose;
+	uint64_t batch_size, seal_bytes;
+	int batch_given, skip_invalid, quiet, verbose;
 	FILE *rejects;
 	const char *rejects_path;
 	/* totals of committed work, and of the pending batch */
@@ -122,7 +122,8 @@ static void usage(void)
 	       "      --vector-column NAME csv: the column holding a JSON array (default: vector)\n"
 	       "      --vector-columns LIST  csv: the vector's columns instead: names and\n"
 	       "                           1-based numbers or ranges, comma-separated (2-129)\n"
-	       "  -b, --batch N            records per committed batch (default 1000)\n"
+	       "  -b, --batch N            records per committed batch (default 1000; vector\n"
+	       "                           files: up to the seal threshold, stored directly)\n"
 	       "      --delete-where JSON  first delete every record matching this filter\n"
 	       "      --skip-invalid       JSON lines: report bad lines and go on (exit 0)\n"
 	       "      --rejects FILE       with --skip-invalid, copy bad lines to FILE\n"
@@ -169,6 +170,18 @@ static int maybe_commit(ingest *g)
 {
 	if (vdb_writer_pending(g->w) >= g->batch_size ||
 	    vdb_writer_pending_bytes(g->w) >= (64u << 20))
+		return commit(g);
+	return 0;
+}
+
+/* Vector files without --batch fill each batch up to the collection's seal threshold: the
+ * writer stores such a batch directly as a sealed segment, so the rows are written once
+ * instead of to the log and again when it is sealed. */
+static int maybe_commit_rows(ingest *g)
+{
+	if (g->batch_given)
+		return maybe_commit(g);
+	if (vdb_writer_pending_bytes(g->w) >= g->seal_bytes)
 		return commit(g);
 	return 0;
 }
@@ -444,7 +457,7 @@ static int ingest_vectors(ingest *g, input *in)
 			return cli_fail(&err);
 		g->row++;
 		added(g, row, 0, 0);
-		if ((rc = maybe_commit(g)))
+		if ((rc = maybe_commit_rows(g)))
 			return rc;
 		if (stop_signal)
 			return 128 + stop_signal;
@@ -772,6 +785,7 @@ int main(int argc, char **argv)
 		case 'X': g.csv.vector_column = optarg; break;
 		case 'Y': g.csv.vector_columns = optarg; break;
 		case 'b':
+			g.batch_given = 1;
 			if (cli_parse_u64(optarg, "--batch", 1, 1000000, 0, &g.batch_size))
 				return EXIT_USAGE;
 			break;
@@ -837,6 +851,7 @@ int main(int argc, char **argv)
 	vdb_collection_config cfg;
 	vdb_writer_get_config(g.w, &cfg);
 	g.dim = cfg.dim;
+	g.seal_bytes = cfg.seal_bytes;
 	if (vdb_jsonl_parser_new(cfg.dim, &g.parser, &err)) {
 		rc = cli_fail(&err);
 		goto done;

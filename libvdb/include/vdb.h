@@ -367,8 +367,11 @@ VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
 
 /* Writes the pending batch to the log as one record and fsyncs it: when this returns VDB_OK
  * the batch is durable and visible to new readers, whole. Seals the log into a segment when
- * it passed the threshold. After an I/O error the writer refuses further work (close it and
- * open again: recovery restores the last durable state). */
+ * it passed the threshold. A batch whose pending bytes reach the collection's seal_bytes is
+ * sealed at once with the log's unsealed records instead, with the same
+ * guarantees and results and without logging its rows. After an I/O error the writer
+ * refuses further work (close it and open again: recovery restores the last durable
+ * state). */
 VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
 
 /* Compacts the collection: seals the log, then rewrites every segment into one without
@@ -725,6 +728,18 @@ typedef void (*vdb_check_report)(void *ctx, int problem, const char *line);
  * found. Errors: VDB_ENOENT (no database or collection), VDB_ENOMEM. */
 VDB_API vdb_status vdb_check(const char *db, const char *name, vdb_check_report report,
 			     void *ctx, uint64_t *problems, vdb_error *err);
+
+/* vdb_check, then repair of what is derived from the stored records: each segment whose
+ * damage is confined to its id index, norms, payload indexes or graph (checksum mismatch or
+ * broken structure) is rewritten from its vectors, ids and payloads -- every row, deletion
+ * marks kept -- under the writer lock (waiting for it) and installed atomically. Records
+ * are never dropped: damage to vectors, ids, payloads, deletion files, the log or the
+ * MANIFEST is only reported. Each repaired collection is checked again; *problems counts
+ * what is left, *rebuilt the segments rewritten. Errors: as vdb_check, and those of a
+ * writer (VDB_EIO, ...). */
+VDB_API vdb_status vdb_check_repair(const char *db, const char *name, vdb_check_report report,
+				    void *ctx, uint64_t *problems, uint64_t *rebuilt,
+				    vdb_error *err);
 
 #ifdef __cplusplus
 }

@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../index/pindex.h"
 #include "../storage/format.h"
 #include "../storage/ids.h"
 #include "../storage/state.h"
+#include "../util/crc32c.h"
 #include "../util/error.h"
 
 #define NO_UPPER UINT32_MAX
@@ -104,6 +106,43 @@ static void check_payloads(checker *c, const vdb_segment *s)
 	}
 	if (prev != s->payloads_len)
 		problem(c, "%s: payload offsets do not cover the payload section", s->file);
+}
+
+/* Each payload index must be exactly what writing the segment computes from its payloads
+ * (its content is derived, so anything else -- an entry moved, dropped or pointing at the
+ * wrong row, even under a matching checksum -- is damage a filter could act on). */
+static void check_pindexes(checker *c, const vdb_collection_config *cfg, const vdb_segment *s)
+{
+	uint32_t k = 0;
+	uint64_t before = c->problems;
+	for (uint32_t i = 0; i < s->nsec && c->problems == before; i++) {
+		const vdb_section *sec = &s->sec[i];
+		if (sec->kind != VDB_SEC_PAYLOAD_INDEX)
+			continue;
+		if (k >= cfg->n_index_fields) {
+			problem(c, "%s: a payload index the collection does not define", s->file);
+			return;
+		}
+		vdb_pindex_builder b = {.field = &cfg->index_fields[k++]};
+		vdb_buf want = VDB_BUF_INIT;
+		vdb_error e;
+		int rc = 0;
+		for (uint64_t row = 0; row < s->rows && !rc; row++) {
+			const char *p;
+			size_t len;
+			rc = vdb_segment_payload(s, row, &p, &len, &e) ? -1
+								       : vdb_pindex_add(&b, row, p, len, &e);
+		}
+		if (!rc)
+			rc = vdb_pindex_finish(&b, &want, &e);
+		if (rc)
+			problem(c, "%s", e.message);
+		else if (want.len != sec->len || memcmp(want.data, s->map + sec->off, want.len))
+			problem(c, "%s: payload index of field '%s' does not match the payloads",
+				s->file, cfg->index_fields[k - 1].path);
+		vdb_pindex_builder_free(&b);
+		vdb_buf_free(&want);
+	}
 }
 
 /* Level of a node in the graph (0 when it has no upper lists), or -1 when damaged. */
@@ -228,14 +267,74 @@ static void report_strays(checker *c, const vdb_state *st, int strict)
 	closedir(d);
 }
 
+/* Checks one segment opened with its primary sections only. Damage to a primary section
+ * (vectors, ids, payloads) is not repairable; damage confined to the derived ones (id
+ * index, norms, payload indexes, graph: a checksum mismatch, or a structure that does not
+ * open or does not hold together) is, by rewriting the segment: returns 1 for that. */
+static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
+{
+	int primary = 0, derived = 0;
+	for (uint32_t i = 0; i < s->nsec; i++) {
+		const vdb_section *sec = &s->sec[i];
+		if (vdb_crc32c(0, s->map + sec->off, sec->len) == sec->crc)
+			continue;
+		problem(c, "%s: checksum mismatch in section %u (offset %" PRIu64 ")%s", s->file,
+			sec->kind, sec->off,
+			vdb_section_is_derived(sec->kind) ? " (derived data: --repair rebuilds it)"
+							  : "");
+		if (vdb_section_is_derived(sec->kind))
+			derived = 1;
+		else
+			primary = 1;
+	}
+	if (!primary) {
+		uint64_t mark = c->problems;
+		check_payloads(c, s);
+		primary = c->problems > mark;
+	}
+	if (!derived && !primary) {
+		/* The full open parses what the primary one skipped (derived sections are not
+		 * judged against damaged records). */
+		vdb_segment full;
+		vdb_error e;
+		const vdb_manifest_seg *m = NULL;
+		for (size_t i = 0; i < st->man.nseg; i++)
+			if (st->man.segs[i].number == s->number)
+				m = &st->man.segs[i];
+		uint64_t mark = c->problems;
+		if (vdb_segment_open(st->dir, s->number, st->cfg.dim, m->rows, m->size,
+				     m->header_crc, 0, &full, &e)) {
+			problem(c, "%s", e.message);
+		} else {
+			check_id_index(c, &full);
+			check_pindexes(c, &st->cfg, &full);
+			if (full.has_graph)
+				check_graph(c, &full);
+			vdb_segment_release(&full);
+			vdb_segment_close(&full);
+		}
+		derived = c->problems > mark;
+	}
+	return derived && !primary;
+}
+
 vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 				vdb_check_report report, void *ctx, uint64_t *problems,
-				uint64_t *live, vdb_error *err)
+				uint64_t *live, uint64_t **rebuild, size_t *nrebuild,
+				vdb_error *err)
 {
 	checker c = {report, ctx, name, 0};
 	vdb_state st;
 	vdb_error e;
-	vdb_status rc = vdb_state_load(db, name, &st, NULL, &e);
+	*live = 0;
+	if (rebuild) {
+		*rebuild = NULL;
+		*nrebuild = 0;
+	}
+	/* First with the primary sections only, so that damage to a derived one does not hide
+	 * the rest (and can be repaired); then as readers load it, for what needs the id
+	 * indexes: hiding superseded rows, one live row per id, the record count. */
+	vdb_status rc = vdb_state_load_flags(db, name, &st, NULL, VDB_SEG_OPEN_PRIMARY, &e);
 	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL) {
 		if (err)
 			*err = e;
@@ -246,47 +345,96 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 		*problems += c.problems;
 		return VDB_OK;
 	}
-	uint64_t rows = 0, deleted = 0;
 	for (size_t i = 0; i < st.man.nseg; i++) {
 		const vdb_segment *s = &st.segs[i];
-		rows += s->rows;
-		deleted += s->ndeleted;
-		if (vdb_segment_verify(s, &e)) {
-			problem(&c, "%s", e.message);
-		} else {
-			check_id_index(&c, s);
-			check_payloads(&c, s);
-			if (s->has_graph)
-				check_graph(&c, s);
+		if (check_segment(&c, &st, s) && rebuild) {
+			uint64_t *more = realloc(*rebuild, (*nrebuild + 1) * sizeof **rebuild);
+			if (!more) {
+				vdb_state_free(&st);
+				return vdb_err_nomem(err);
+			}
+			*rebuild = more;
+			more[(*nrebuild)++] = s->number;
 		}
 		vdb_segment_release(s);
 	}
-	if (!c.problems)
-		check_unique_live(&c, &st);
-	if (!c.problems && report) {
-		char line[1024], wal[64];
-		vdb_wal_name(wal, sizeof wal, st.man.wal);
-		snprintf(line, sizeof line,
-			 "%s: ok: %" PRIu64 " records; %zu segments (%" PRIu64 " rows, %" PRIu64
-			 " deleted); %s: %" PRIu64 " batches%s",
-			 name, st.live, st.man.nseg, rows, deleted, wal, st.wal.frames,
-			 st.wal.torn ? ", then an incomplete record (an interrupted write: the next "
-				       "writer discards it)"
-				     : "");
-		report(ctx, 0, line);
-	}
 	report_strays(&c, &st, strict);
-	*live = st.live;
-	*problems += c.problems;
 	vdb_state_free(&st);
+	if (!c.problems) {
+		rc = vdb_state_load(db, name, &st, NULL, &e);
+		if (rc == VDB_ENOMEM) {
+			if (err)
+				*err = e;
+			return rc;
+		}
+		if (rc) {
+			problem(&c, "%s", e.message);
+			*problems += c.problems;
+			return VDB_OK;
+		}
+		check_unique_live(&c, &st);
+		uint64_t rows = 0, deleted = 0;
+		for (size_t i = 0; i < st.man.nseg; i++) {
+			rows += st.segs[i].rows;
+			deleted += st.segs[i].ndeleted;
+		}
+		if (!c.problems && report) {
+			char line[1024], wal[64];
+			vdb_wal_name(wal, sizeof wal, st.man.wal);
+			snprintf(line, sizeof line,
+				 "%s: ok: %" PRIu64 " records; %zu segments (%" PRIu64 " rows, %" PRIu64
+				 " deleted); %s: %" PRIu64 " batches%s",
+				 name, st.live, st.man.nseg, rows, deleted, wal, st.wal.frames,
+				 st.wal.torn ? ", then an incomplete record (an interrupted write: the "
+					       "next writer discards it)"
+					     : "");
+			report(ctx, 0, line);
+		}
+		*live = st.live;
+		vdb_state_free(&st);
+	}
+	*problems += c.problems;
 	return VDB_OK;
 }
 
-vdb_status vdb_check(const char *db, const char *name, vdb_check_report report, void *ctx,
-		     uint64_t *problems, vdb_error *err)
+/* One collection with --repair: check, rewrite the segments whose damage is confined to
+ * derived sections, check again; only the second check's problems count. */
+static vdb_status repair_collection(const char *db, const char *name, vdb_check_report report,
+				    void *ctx, uint64_t *problems, uint64_t *rebuilt,
+				    vdb_error *err)
+{
+	uint64_t first = 0, live, *numbers = NULL;
+	size_t n = 0;
+	vdb_status rc = vdb_check_collection(db, name, 0, report, ctx, &first, &live, &numbers,
+					     &n, err);
+	if (rc || !n) { /* nothing to rebuild: the first check's problems are what is left */
+		free(numbers);
+		*problems += first;
+		return rc;
+	}
+	rc = vdb_rebuild_segments(db, name, numbers, &n, err);
+	for (size_t i = 0; !rc && report && i < n; i++) {
+		char line[256];
+		snprintf(line, sizeof line,
+			 "%s: repaired: seg-%08" PRIu64 ".vdb rewritten from its records (id index, "
+			 "norms, payload indexes and graph rebuilt)", name, numbers[i]);
+		report(ctx, 0, line);
+	}
+	free(numbers);
+	if (rc)
+		return rc;
+	*rebuilt += n;
+	return vdb_check_collection(db, name, 0, report, ctx, problems, &live, NULL, NULL, err);
+}
+
+static vdb_status check_db(const char *db, const char *name, vdb_check_report report,
+			   void *ctx, int repair, uint64_t *problems, uint64_t *rebuilt,
+			   vdb_error *err)
 {
 	vdb_error e;
 	*problems = 0;
+	if (rebuilt)
+		*rebuilt = 0;
 	vdb_status rc = vdb_db_check(db, &e);
 	if (rc == VDB_ECORRUPT) {
 		/* Every reader refuses a database whose marker is damaged: nothing more to see. */
@@ -313,11 +461,25 @@ vdb_status vdb_check(const char *db, const char *name, vdb_check_report report, 
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint64_t live;
-		rc = vdb_check_collection(db, name ? one : names[i], 0, report, ctx, problems, &live,
-					  err);
+		const char *coll = name ? one : names[i];
+		rc = repair ? repair_collection(db, coll, report, ctx, problems, rebuilt, err)
+			    : vdb_check_collection(db, coll, 0, report, ctx, problems, &live, NULL,
+						   NULL, err);
 		if (rc)
 			break;
 	}
 	free(names);
 	return rc;
+}
+
+vdb_status vdb_check(const char *db, const char *name, vdb_check_report report, void *ctx,
+		     uint64_t *problems, vdb_error *err)
+{
+	return check_db(db, name, report, ctx, 0, problems, NULL, err);
+}
+
+vdb_status vdb_check_repair(const char *db, const char *name, vdb_check_report report,
+			    void *ctx, uint64_t *problems, uint64_t *rebuilt, vdb_error *err)
+{
+	return check_db(db, name, report, ctx, 1, problems, rebuilt, err);
 }

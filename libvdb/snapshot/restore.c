@@ -393,7 +393,7 @@ static vdb_status verify_tree(rst *r, vdb_error *err)
 		char first[400] = "";
 		uint64_t problems = 0, live = 0;
 		vdb_status st = vdb_check_collection(r->tmp, c->name, 1, first_problem, first,
-						     &problems, &live, err);
+						     &problems, &live, NULL, NULL, err);
 		if (st)
 			return st;
 		if (problems)

@@ -479,7 +479,9 @@ static const vdb_section *find_sec(const vdb_segment *s, uint32_t kind)
 	return NULL;
 }
 
-static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
+/* With VDB_SEG_OPEN_PRIMARY only the primary sections are required and mapped: the id
+ * index, norms, payload indexes and graph are derived from them and may be damaged. */
+static vdb_status map_sections(vdb_segment *s, int fd, unsigned flags, vdb_error *err)
 {
 	uint64_t rows = s->rows, dim = s->dim;
 	struct {
@@ -491,6 +493,9 @@ static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
 	const void *ptr[6];
 	for (int i = 0; i < 6; i++) {
 		const vdb_section *sec = find_sec(s, need[i].kind);
+		ptr[i] = NULL;
+		if (need[i].kind == VDB_SEC_ID_INDEX && (flags & VDB_SEG_OPEN_PRIMARY))
+			continue;
 		if (!sec)
 			return corrupt(err, s, "a section is missing");
 		if (sec->off % VDB_SEG_ALIGN || sec->off > s->size || sec->len > s->size - sec->off)
@@ -512,6 +517,8 @@ static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
 		if (sec->off % VDB_SEG_ALIGN || sec->off > s->size || sec->len > s->size - sec->off)
 			return corrupt(err, s, "a section lies outside the file");
 	}
+	if (flags & VDB_SEG_OPEN_PRIMARY)
+		return VDB_OK;
 	const vdb_section *norms = find_sec(s, VDB_SEC_NORMS);
 	if (norms) {
 		if (norms->len != rows * 4)
@@ -558,7 +565,8 @@ static vdb_status map_sections(vdb_segment *s, int fd, vdb_error *err)
 }
 
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
-			    uint64_t size, uint32_t header_crc, vdb_segment *s, vdb_error *err)
+			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
+			    vdb_error *err)
 {
 	memset(s, 0, sizeof *s);
 	s->number = number;
@@ -623,7 +631,7 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 		s->sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16),
 					  vdb_le32(t + 24)};
 	}
-	if (map_sections(s, fd, err))
+	if (map_sections(s, fd, flags, err))
 		goto fail;
 	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */
 	return VDB_OK;
@@ -652,6 +660,13 @@ void vdb_segment_release(const vdb_segment *s)
 {
 	if (s->map)
 		madvise((void *)s->map, s->size, MADV_DONTNEED);
+}
+
+int vdb_section_is_derived(uint32_t kind)
+{
+	return kind == VDB_SEC_ID_INDEX || kind == VDB_SEC_NORMS || kind == VDB_SEC_HNSW_META ||
+	       kind == VDB_SEC_HNSW_L0 || kind == VDB_SEC_HNSW_NODES ||
+	       kind == VDB_SEC_HNSW_UPPER || kind == VDB_SEC_PAYLOAD_INDEX;
 }
 
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err)

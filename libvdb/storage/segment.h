@@ -88,9 +88,16 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 			     vdb_error *err);
 
 /* Maps and validates a segment against what the manifest says about it. Reads are bounds
- * checked against the mapping; section checksums are verified by vdb_segment_verify. */
+ * checked against the mapping; section checksums are verified by vdb_segment_verify.
+ * flags: 0, or VDB_SEG_OPEN_PRIMARY to require and map only the primary sections (vectors,
+ * ids, payloads): enough to read every row and to rebuild the derived ones (id index,
+ * norms, payload indexes, graph), which are then left unset. */
+#define VDB_SEG_OPEN_PRIMARY 1u
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
-			    uint64_t size, uint32_t header_crc, vdb_segment *s, vdb_error *err);
+			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
+			    vdb_error *err);
+/* 1 for the sections vdb_segment_write computes from the others (rebuildable). */
+int vdb_section_is_derived(uint32_t kind);
 void vdb_segment_close(vdb_segment *s);
 /* Drops the pages of the mapping from this process (they stay in the page cache): called by
  * sequential readers (export, merges) so their memory does not grow with what they read. */

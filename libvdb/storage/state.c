@@ -57,7 +57,7 @@ static vdb_status mask_superseded(vdb_state *s, vdb_error *err)
 	return VDB_OK;
 }
 
-static vdb_status load_segments(vdb_state *s, vdb_error *err)
+static vdb_status load_segments(vdb_state *s, unsigned flags, vdb_error *err)
 {
 	s->segs = calloc(s->man.nseg ? s->man.nseg : 1, sizeof *s->segs);
 	if (!s->segs)
@@ -66,7 +66,7 @@ static vdb_status load_segments(vdb_state *s, vdb_error *err)
 		const vdb_manifest_seg *m = &s->man.segs[i];
 		vdb_segment *g = &s->segs[i];
 		vdb_status st = vdb_segment_open(s->dir, m->number, s->cfg.dim, m->rows, m->size,
-						 m->header_crc, g, err);
+						 m->header_crc, flags, g, err);
 		if (st)
 			return st;
 		if (m->deleted) {
@@ -85,13 +85,13 @@ static vdb_status load_segments(vdb_state *s, vdb_error *err)
 	return VDB_OK;
 }
 
-static vdb_status load_once(vdb_state *s, int *wal_fd, vdb_error *err)
+static vdb_status load_once(vdb_state *s, int *wal_fd, unsigned flags, vdb_error *err)
 {
 	vdb_status st = vdb_manifest_read(s->dir, &s->man, err);
 	if (st)
 		return st == VDB_ENOENT ? vdb_err(err, VDB_ECORRUPT, "%s: MANIFEST is missing", s->dir)
 					: st;
-	if ((st = load_segments(s, err)))
+	if ((st = load_segments(s, flags, err)))
 		return st;
 	char name[64], path[4096];
 	vdb_wal_name(name, sizeof name, s->man.wal);
@@ -105,7 +105,7 @@ static vdb_status load_once(vdb_state *s, int *wal_fd, vdb_error *err)
 			       err);
 	/* Readers hide rows the tail supersedes. The writer keeps only the marks of the
 	 * deletion files: sealing derives the new marks from the tail itself. */
-	if (!st && !wal_fd)
+	if (!st && !wal_fd && !(flags & VDB_SEG_OPEN_PRIMARY))
 		st = mask_superseded(s, err);
 	if (st || !wal_fd)
 		close(fd);
@@ -122,6 +122,12 @@ static vdb_status load_once(vdb_state *s, int *wal_fd, vdb_error *err)
 vdb_status vdb_state_load(const char *db, const char *name, vdb_state *s, int *wal_fd,
 			  vdb_error *err)
 {
+	return vdb_state_load_flags(db, name, s, wal_fd, 0, err);
+}
+
+vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, int *wal_fd,
+				unsigned flags, vdb_error *err)
+{
 	memset(s, 0, sizeof *s);
 	if (!vdb_collection_name_valid(name))
 		return vdb_err(err, VDB_EINVAL, "invalid collection name '%s'", name);
@@ -137,7 +143,7 @@ vdb_status vdb_state_load(const char *db, const char *name, vdb_state *s, int *w
 	if (st)
 		return st;
 	for (int attempt = 0;; attempt++) {
-		st = load_once(s, wal_fd, err);
+		st = load_once(s, wal_fd, flags, err);
 		if (st != VDB_ENOENT || wal_fd || attempt == LOAD_RETRIES)
 			break;
 		/* A writer replaced a file we were about to open: read the newer manifest. */

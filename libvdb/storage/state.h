@@ -26,7 +26,20 @@ typedef struct vdb_state {
  * compaction replaced it). The writer passes wal_fd to get the active log open read-write. */
 vdb_status vdb_state_load(const char *db, const char *name, vdb_state *s, int *wal_fd,
 			  vdb_error *err);
+/* flags: VDB_SEG_OPEN_PRIMARY opens the segments with only their primary sections (for
+ * checks and repairs of the derived ones); such a reader version does not hide the rows the
+ * log tail supersedes (that needs the id indexes), so it is not for answering queries. */
+vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, int *wal_fd,
+				unsigned flags, vdb_error *err);
 void vdb_state_free(vdb_state *s);
+
+/* Rewrites the *n segments numbered `numbers` of a collection from their primary sections
+ * (every row, deletion marks kept), rebuilding their id indexes, norms, payload indexes and
+ * graphs, under the writer lock (waiting for it), installed by one MANIFEST switch
+ * (writer.c). Records are never dropped. numbers and *n are reduced to the segments that
+ * were still in the collection and were rewritten. */
+vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numbers, size_t *n,
+				vdb_error *err);
 
 /* The collections of db (directories with a CONFIG file and a valid name), sorted by
  * name, as a malloc'd array (create.c). */

@@ -14,7 +14,13 @@
  *   5. unlink the old log and the replaced deletion files (invariant: only after the
  *      manifest that stops naming them is durable; open readers keep their copies)
  * A crash before 4 leaves the old manifest, whose files are all intact; the new files are
- * orphans that the next writer removes. A crash after 4 leaves at most stale files. */
+ * orphans that the next writer removes. A crash after 4 leaves at most stale files.
+ *
+ * Bulk commit, for a batch at least as large as the seal threshold: logging it would only
+ * write every row twice (the log, then the seal that follows at once). The batch is applied
+ * to the memtable after the unsealed tail (so the latest operation per id wins, as in the
+ * log) and the memtable is sealed at once. The MANIFEST switch of that seal is the commit
+ * point: before it the old version, log included, is intact and the new files are orphans. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +52,7 @@ struct vdb_writer {
 	void (*compact_progress)(void *ctx, uint64_t done, uint64_t total);
 	void *compact_progress_ctx;
 	int compacting;
+	unsigned load_flags; /* VDB_SEG_OPEN_PRIMARY: a repairing writer (see vdb_rebuild) */
 };
 
 void vdb_writer_options_init(vdb_writer_options *o)
@@ -107,14 +114,14 @@ static void remove_orphans(const vdb_state *s)
 
 static vdb_status load(vdb_writer *w, vdb_error *err)
 {
-	return vdb_state_load(w->db, w->name, &w->st, &w->wal_fd, err);
+	return vdb_state_load_flags(w->db, w->name, &w->st, &w->wal_fd, w->load_flags, err);
 }
 
 static vdb_status seal(vdb_writer *w, vdb_error *err);
 static vdb_status merge_policy(vdb_writer *w, vdb_error *err);
 
-vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_options *o,
-			   vdb_writer **out, vdb_error *err)
+static vdb_status writer_open(const char *db, const char *name, const vdb_writer_options *o,
+			      unsigned load_flags, vdb_writer **out, vdb_error *err)
 {
 	vdb_writer_options defaults;
 	if (!o) {
@@ -146,6 +153,7 @@ vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_op
 		return st;
 	}
 	snprintf(w->name, sizeof w->name, "%s", name);
+	w->load_flags = load_flags;
 	if ((st = load(w, err)))
 		goto fail;
 	if (w->st.wal.torn) {
@@ -163,7 +171,9 @@ vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_op
 		st = vdb_err_nomem(err);
 		goto fail;
 	}
-	if (w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes &&
+	/* A repairing writer leaves the log alone: sealing reads the (maybe damaged) id
+	 * indexes; the next ordinary writer seals. */
+	if (!load_flags && w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes &&
 	    ((st = seal(w, err)) || (st = merge_policy(w, err))))
 		goto fail;
 	*out = w;
@@ -171,6 +181,12 @@ vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_op
 fail:
 	vdb_writer_close(w);
 	return st;
+}
+
+vdb_status vdb_writer_open(const char *db, const char *name, const vdb_writer_options *o,
+			   vdb_writer **out, vdb_error *err)
+{
+	return writer_open(db, name, o, 0, out, err);
 }
 
 void vdb_writer_close(vdb_writer *w)
@@ -286,11 +302,33 @@ void vdb_writer_rollback(vdb_writer *w)
 	w->ops = 0;
 }
 
+static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
+{
+	vdb_state *s = &w->st;
+	char name[64];
+	vdb_wal_name(name, sizeof name, s->man.wal);
+	vdb_status st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
+				      w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt,
+				      name, s->wal.end, err);
+	if (!st)
+		st = seal(w, err);
+	vdb_writer_rollback(w);
+	/* The memtable may hold part of a batch that is on no disk: only a reopen, which
+	 * reloads the last installed version, can continue. */
+	if (st) {
+		w->failed = 1;
+		return st;
+	}
+	return merge_policy(w, err);
+}
+
 vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 {
 	vdb_status st = usable(w, err);
 	if (st || w->ops == 0)
 		return st;
+	if (w->batch.len >= w->st.cfg.seal_bytes)
+		return commit_bulk(w, err);
 	char name[64];
 	vdb_wal_name(name, sizeof name, w->st.man.wal);
 	vdb_state *s = &w->st;
@@ -637,4 +675,74 @@ vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *l
 		n += live_rows(&w->st.segs[g]);
 	*live = n;
 	return VDB_OK;
+}
+
+/* ---- repair ---- */
+
+/* Rewrites each listed segment from its primary sections into a new segment file: every row
+ * (deleted ones too, so the deletion marks keep their row numbers and move to a new deletion
+ * file), with id index, norms, payload indexes and graph computed afresh. One MANIFEST
+ * switch installs them all; the old files are removed after it, as after a merge. The
+ * writer is opened with only the primary sections mapped, since the derived ones may be
+ * what is damaged; it touches nothing else (no seal, no merge). A listed segment that a
+ * writer merged away since the caller's check is skipped (its rows were rewritten anyway). */
+vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numbers, size_t *n,
+				vdb_error *err)
+{
+	vdb_writer *w;
+	vdb_status st = writer_open(db, name, NULL, VDB_SEG_OPEN_PRIMARY, &w, err);
+	if (st)
+		return st;
+	vdb_state *s = &w->st;
+	vdb_manifest nm = s->man;
+	nm.segs = calloc(s->man.nseg ? s->man.nseg : 1, sizeof *nm.segs);
+	char (*obsolete)[64] = calloc(2 * (s->man.nseg ? s->man.nseg : 1), sizeof *obsolete);
+	uint64_t *done_nums = calloc(s->man.nseg ? s->man.nseg : 1, sizeof *done_nums);
+	size_t nobs = 0, done = 0;
+	if (!nm.segs || !obsolete || !done_nums) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		vdb_manifest_seg ms = s->man.segs[g];
+		int listed = 0;
+		for (size_t i = 0; i < *n && !listed; i++)
+			listed = numbers[i] == ms.number;
+		nm.segs[g] = ms;
+		if (!listed)
+			continue;
+		/* Every row: a copy of the segment without its deletion marks. */
+		vdb_segment all = s->segs[g];
+		all.dead = NULL;
+		all.ndead = 0;
+		vdb_row_source src;
+		vdb_seg_rows rows;
+		vdb_seg_rows_init(&src, &rows, &all, 1, s->cfg.dim);
+		vdb_manifest_seg rs = {nm.next_file++, ms.rows, 0, 0, ms.deleted, ""};
+		if ((st = vdb_segment_write(s->dir, rs.number, &s->cfg, &src, &rs.size,
+					    &rs.header_crc, err)))
+			goto out;
+		if (ms.deleted) {
+			vdb_del_name(rs.del_file, sizeof rs.del_file, rs.number, nm.next_file++);
+			if ((st = vdb_del_write(s->dir, rs.del_file, rs.number, rs.rows,
+						s->segs[g].dead, s->segs[g].ndeleted, err)))
+				goto out;
+		}
+		vdb_segment_name(obsolete[nobs++], 64, ms.number);
+		snprintf(obsolete[nobs++], 64, "%s", ms.del_file);
+		nm.segs[g] = rs;
+		done_nums[done++] = ms.number;
+	}
+	memcpy(numbers, done_nums, done * sizeof *numbers);
+	*n = done;
+	if (done) {
+		nm.generation++;
+		st = install(w, &nm, obsolete, nobs, err);
+	}
+out:
+	free(nm.segs);
+	free(obsolete);
+	free(done_nums);
+	vdb_writer_close(w);
+	return st;
 }

@@ -99,13 +99,22 @@ class CrashTest(unittest.TestCase):
         return lines, ops
 
     def test_kill_9_at_random_moments(self):
-        rng = random.Random(SEED)
+        self.kill_loop(SEED, ITERATIONS, [50, 300, 1000, 2500], [1, 3, 25, 100, 400])
+
+    def test_kill_9_during_bulk_commits(self):
+        # Batches of 400+ records are over the 16K seal threshold: each is committed as a
+        # sealed segment of its own (after sealing the log), with no log bytes. Kills land
+        # before, during and after those seals and their merges.
+        self.kill_loop(SEED + 1, max(ITERATIONS // 2, 4), [1000, 2500, 6000], [400, 1000, 3000])
+
+    def kill_loop(self, seed, iterations, sizes, batches):
+        rng = random.Random(seed)
         state = {}
         g = 1
         outcomes = {"killed": 0, "finished": 0, "torn-or-unreported": 0, "compactions": 0}
-        for it in range(ITERATIONS):
-            n = rng.choice([50, 300, 1000, 2500])
-            batch = rng.choice([1, 3, 25, 100, 400])
+        for it in range(iterations):
+            n = rng.choice(sizes)
+            batch = rng.choice(batches)
             lines, ops = self.make_input(rng, state, g, n)
             g += n
             path = os.path.join(self.tmp, "in-%d.jsonl" % it)
@@ -176,8 +185,8 @@ class CrashTest(unittest.TestCase):
         self.assertFalse([f for f in files if ".tmp-" in f], files)
         self.assertEqual(len([f for f in files if f.startswith("wal-")]), 1, files)
         print("crash test: %d iterations, %s, %d records at the end, %d segments"
-              % (ITERATIONS, outcomes, len(state), len([f for f in files if f.startswith("seg-")])))
-        self.assertGreater(outcomes["killed"], ITERATIONS // 4, "most runs must really be killed")
+              % (iterations, outcomes, len(state), len([f for f in files if f.startswith("seg-")])))
+        self.assertGreater(outcomes["killed"], iterations // 4, "most runs must really be killed")
 
 
 if __name__ == "__main__":

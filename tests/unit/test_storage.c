@@ -322,7 +322,7 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	cr_assert_eq(vdb_segment_write(tmpdir, 7, &cfg, &src, &size, &crc, &err), VDB_OK, "%s",
 		     err.message);
 	vdb_segment s;
-	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK, "%s",
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, 0, &s, &err), VDB_OK, "%s",
 		     err.message);
 	cr_assert_eq((uintptr_t)s.vectors % 64, 0, "vectors are 64-byte aligned");
 	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_OK);
@@ -340,9 +340,9 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	cr_assert_eq(row, -1, "the deleted id is not in the segment");
 	vdb_segment_close(&s);
 	/* The manifest's expectations must match: a wrong header crc or size is refused. */
-	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc ^ 1, &s, &err), VDB_ECORRUPT);
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc ^ 1, 0, &s, &err), VDB_ECORRUPT);
 	cr_assert(strstr(err.message, "seg-00000007.vdb"), "%s", err.message);
-	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size + 1, crc, &s, &err), VDB_ECORRUPT);
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size + 1, crc, 0, &s, &err), VDB_ECORRUPT);
 	/* A flipped vector byte is found by verification. */
 	char path[400];
 	snprintf(path, sizeof path, "%s/seg-00000007.vdb", tmpdir);
@@ -350,7 +350,7 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	unsigned char c = 0x77;
 	cr_assert_eq(pwrite(fd, &c, 1, 700), 1); /* inside the vectors, after the table */
 	close(fd);
-	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, &s, &err), VDB_OK);
+	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, 0, &s, &err), VDB_OK);
 	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_ECORRUPT);
 	cr_assert(strstr(err.message, "checksum"), "%s", err.message);
 	vdb_segment_close(&s);
