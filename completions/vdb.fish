@@ -102,4 +102,6 @@ __vdb_complete restore -l chain-dir -x -a '(__fish_complete_directories)' -d 'wh
 __vdb_complete restore -l verify -d 'check the archive, write nothing'
 __vdb_complete restore -l list -d 'print the archive manifest'
 
+__vdb_complete check -l repair -d 'rebuild damaged graphs and indexes'
+
 __vdb_complete info -l json -d 'JSON lines output'
