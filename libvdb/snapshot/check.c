@@ -236,7 +236,8 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 	vdb_state st;
 	vdb_error e;
 	vdb_status rc = vdb_state_load(db, name, &st, NULL, &e);
-	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL) {
+	/* An I/O error says nothing about the files' content: it is reported as such. */
+	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL || rc == VDB_EIO) {
 		if (err)
 			*err = e;
 		return rc;
