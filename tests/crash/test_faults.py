@@ -40,6 +40,8 @@ ERRNO_TEXT = {"EIO": "Input/output error", "ENOSPC": "No space left on device"}
 MUST_FAIL = ("write", "pwrite", "writev", "fsync", "fdatasync", "rename", "renameat",
              "renameat2")
 ENV = dict(os.environ, LC_ALL="C", LANG="C")
+# Under AddressSanitizer (scripts/test --sanitize) the shim comes before ASan's runtime.
+ENV["ASAN_OPTIONS"] = ENV.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
 for k in ("LD_PRELOAD", "VDB_FAULT_DIR", "VDB_FAULT_N", "VDB_FAULT_LOG", "VDB_FAULT_ERRNO",
           "VDB_FAULT_CALLS"):
     ENV.pop(k, None)
