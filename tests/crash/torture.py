@@ -270,6 +270,9 @@ def main():
     try:
         for it in range(iterations):
             t.iterate(it)
+            if (it + 1) % 100 == 0 and it + 1 < iterations:
+                print("torture: %d iterations, %.0f s" % (it + 1, time.monotonic() - t0),
+                      flush=True)
         t.finish()
     except Failure as e:
         print("torture: FAILED at iteration %d of %d (VDB_TORTURE_SEED=%d): %s"
