@@ -303,8 +303,10 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	 * header of any width costs O(n log n). */
 	if (!(r->sorted = malloc(r->ncols * sizeof *r->sorted)))
 		return vdb_err_nomem(err);
+	/* All names empty: the buffer may still be unallocated. */
+	const char *names = r->names.data ? r->names.data : "";
 	for (size_t i = 0; i < r->ncols; i++)
-		r->sorted[i] = (colname){r->names.data + r->name_off[i],
+		r->sorted[i] = (colname){names + r->name_off[i],
 					 r->name_off[i + 1] - r->name_off[i], i};
 	qsort(r->sorted, r->ncols, sizeof *r->sorted, cmp_colname);
 	for (size_t i = 1; i < r->ncols; i++)
