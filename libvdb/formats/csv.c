@@ -196,7 +196,8 @@ static vdb_status read_record(vdb_csv_reader *r, int *has, vdb_error *err)
 static const char *field(const vdb_csv_reader *r, size_t i, size_t *len)
 {
 	*len = r->off[i + 1] - r->off[i];
-	return r->fields.data + r->off[i];
+	/* Only empty fields so far: the buffer may still be unallocated. */
+	return r->fields.data ? r->fields.data + r->off[i] : "";
 }
 
 static int cmp_colname(const void *pa, const void *pb)
