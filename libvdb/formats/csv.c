@@ -276,8 +276,10 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	vdb_status st = read_record(r, &has, err);
 	if (st)
 		return st;
-	/* Spreadsheets often start a UTF-8 CSV with a byte-order mark: not part of the name. */
-	if (has && r->fields.len >= 3 && !memcmp(r->fields.data, "\xEF\xBB\xBF", 3)) {
+	/* Spreadsheets often start a UTF-8 CSV with a byte-order mark: not part of the name.
+	 * It must be in the first field itself (an empty first field is followed in the buffer
+	 * by the second field, whose offsets must not move before 0). */
+	if (has && r->nf >= 1 && r->off[1] >= 3 && !memcmp(r->fields.data, "\xEF\xBB\xBF", 3)) {
 		memmove(r->fields.data, r->fields.data + 3, r->fields.len - 3);
 		r->fields.len -= 3;
 		for (size_t i = 1; i <= r->nf; i++)
