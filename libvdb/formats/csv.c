@@ -196,7 +196,8 @@ static vdb_status read_record(vdb_csv_reader *r, int *has, vdb_error *err)
 static const char *field(const vdb_csv_reader *r, size_t i, size_t *len)
 {
 	*len = r->off[i + 1] - r->off[i];
-	return r->fields.data + r->off[i];
+	/* Only empty fields so far: the buffer may still be unallocated. */
+	return r->fields.data ? r->fields.data + r->off[i] : "";
 }
 
 static int cmp_colname(const void *pa, const void *pb)
@@ -275,8 +276,10 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	vdb_status st = read_record(r, &has, err);
 	if (st)
 		return st;
-	/* Spreadsheets often start a UTF-8 CSV with a byte-order mark: not part of the name. */
-	if (has && r->fields.len >= 3 && !memcmp(r->fields.data, "\xEF\xBB\xBF", 3)) {
+	/* Spreadsheets often start a UTF-8 CSV with a byte-order mark: not part of the name.
+	 * It must be in the first field itself (an empty first field is followed in the buffer
+	 * by the second field, whose offsets must not move before 0). */
+	if (has && r->nf >= 1 && r->off[1] >= 3 && !memcmp(r->fields.data, "\xEF\xBB\xBF", 3)) {
 		memmove(r->fields.data, r->fields.data + 3, r->fields.len - 3);
 		r->fields.len -= 3;
 		for (size_t i = 1; i <= r->nf; i++)
@@ -303,8 +306,10 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	 * header of any width costs O(n log n). */
 	if (!(r->sorted = malloc(r->ncols * sizeof *r->sorted)))
 		return vdb_err_nomem(err);
+	/* All names empty: the buffer may still be unallocated. */
+	const char *names = r->names.data ? r->names.data : "";
 	for (size_t i = 0; i < r->ncols; i++)
-		r->sorted[i] = (colname){r->names.data + r->name_off[i],
+		r->sorted[i] = (colname){names + r->name_off[i],
 					 r->name_off[i + 1] - r->name_off[i], i};
 	qsort(r->sorted, r->ncols, sizeof *r->sorted, cmp_colname);
 	for (size_t i = 1; i < r->ncols; i++)

@@ -695,7 +695,8 @@ static int member_key(walker *w, const char *what)
 		return fail_oom(r);
 	if (dup) {
 		char shown[100];
-		const char *key = w->ks.bytes.data + mark;
+		/* Empty keys only ("" twice): the buffer may still be unallocated. */
+		const char *key = w->ks.bytes.data ? w->ks.bytes.data + mark : "";
 		quote_key(shown, sizeof shown, (const unsigned char *)key, klen);
 		return fail(r, q, "duplicate key \"%s\"", shown);
 	}

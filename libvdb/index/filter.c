@@ -398,10 +398,12 @@ static fnode *object(compiler *c, int depth);
 static fnode *field(compiler *c, int depth)
 {
 	char pname[72];
-	shown(c->key.data, c->key.len, pname);
+	/* An empty key ("") may have left the buffer unallocated: no arithmetic on NULL. */
+	const char *key = c->key.data ? c->key.data : "";
+	shown(key, c->key.len, pname);
 	pseg path[MAX_DEPTH];
 	size_t npath = 0;
-	const char *s = c->key.data, *e = s + c->key.len;
+	const char *s = key, *e = s + c->key.len;
 	for (const char *p = s;; p++) {
 		if (p == e || *p == '.') {
 			if (p == s || npath == MAX_DEPTH) {

@@ -335,7 +335,8 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 	 * the rest (and can be repaired); then as readers load it, for what needs the id
 	 * indexes: hiding superseded rows, one live row per id, the record count. */
 	vdb_status rc = vdb_state_load_flags(db, name, &st, NULL, VDB_SEG_OPEN_PRIMARY, &e);
-	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL) {
+	/* An I/O error says nothing about the files' content: it is reported as such. */
+	if (rc == VDB_ENOENT || rc == VDB_ENOMEM || rc == VDB_EINVAL || rc == VDB_EIO) {
 		if (err)
 			*err = e;
 		return rc;
@@ -362,7 +363,7 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 	vdb_state_free(&st);
 	if (!c.problems) {
 		rc = vdb_state_load(db, name, &st, NULL, &e);
-		if (rc == VDB_ENOMEM) {
+		if (rc == VDB_ENOMEM || rc == VDB_EIO) {
 			if (err)
 				*err = e;
 			return rc;

@@ -310,6 +310,11 @@ static vdb_status lock_target(const char *target, int **fds, size_t *nfds, vdb_e
 	size_t n;
 	vdb_error e;
 	vdb_status st = vdb_db_collections(target, &names, &n, &e);
+	if (st == VDB_EIO || st == VDB_ENOMEM) {
+		if (err)
+			*err = e;
+		return st;
+	}
 	if (st)
 		return vdb_err(err, VDB_EEXIST, "%s is not empty and not a vdb database (%s): not "
 			       "replacing it", target, e.message);

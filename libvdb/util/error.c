@@ -24,6 +24,10 @@ vdb_status vdb_err_sys(vdb_error *err, vdb_status code, const char *fmt, ...)
 	int e = errno;
 	if (code == VDB_OK)
 		code = e == ENOENT ? VDB_ENOENT : e == ENOMEM ? VDB_ENOMEM : VDB_EIO;
+	/* A failing or full disk is an I/O error (exit 74) whatever the call: even when
+	 * creating, where the caller expects only "exists" or "not permitted". */
+	if (code == VDB_EEXIST && (e == EIO || e == ENOSPC || e == EDQUOT))
+		code = VDB_EIO;
 	if (err) {
 		va_list ap;
 		va_start(ap, fmt);

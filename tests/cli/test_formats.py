@@ -556,6 +556,11 @@ class Csv(Base):
             ('id,a,b,c,d\n1,1,2,1e39,4\n', ['--vector-columns', '2-5'],
              'line 2: column "c": 1e39 is outside the float32 range', 0),
             (head + '"","[1,2,3,4]",x\n', [], 'line 3: an id must not be empty', 1),
+            # A byte-order mark is skipped only at the start of the first field: after an
+            # empty first field it is part of the second name (found by fuzzing: the
+            # offsets were moved before the start of the buffer).
+            (',\ufeffid,vector\n,1,"[1,2,3,4]"\n', [],
+             'line 1: the header has no column "id" (--id-column)', 0),
         ]
         for i, (text, args, msg, before) in enumerate(cases):
             with self.subTest(msg):

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Fault injection: every file system call of an ingest (with seals and merges), a
+compaction, a snapshot and a restore fails once, in turn, with EIO or ENOSPC.
+
+The LD_PRELOAD shim faultshim.c ($VDB_FAULTSHIM) counts the write, pwrite, fsync, fdatasync,
+rename, open, mmap, ftruncate and mkdir calls a command makes on files under the test's
+directory, and makes the Nth fail. For every N from 1 to the number of calls a clean run
+makes (errno alternating between EIO and ENOSPC), starting from the same database:
+
+  - the command exits 74 with a message naming the error, or 0 when the call was harmless
+    (never 0 after a failed fsync, fdatasync, write or rename: that would be a failure
+    reported as success);
+  - nothing acknowledged is lost and nothing half-written is visible: the database is the
+    old one plus a whole-batch prefix of the input at or after the last batch vdb-ingest
+    reported (a compaction or a snapshot leaves the content as it was); vdb-check passes;
+    no temporary file is left behind; a failed snapshot leaves no archive, a failed restore
+    no target (and, with --force, the old database);
+  - the next run, without faults, succeeds and gives the expected content.
+
+Environment: VDB_BIN, VDB_FAULTSHIM.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
+SHIM = os.environ.get("VDB_FAULTSHIM",
+                      os.path.join(HERE, "..", "..", "build", "tests", "crash", "libvdbfault.so"))
+DIM = 4
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+ERRNO_TEXT = {"EIO": "Input/output error", "ENOSPC": "No space left on device"}
+# A failure of one of these calls can never be harmless: the data it was to write (or make
+# durable, or put in place) is not where the command would report it.
+MUST_FAIL = ("write", "pwrite", "writev", "fsync", "fdatasync", "rename", "renameat",
+             "renameat2")
+ENV = dict(os.environ, LC_ALL="C", LANG="C")
+# Under AddressSanitizer (scripts/test --sanitize) the shim comes before ASan's runtime.
+ENV["ASAN_OPTIONS"] = ENV.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+for k in ("LD_PRELOAD", "VDB_FAULT_DIR", "VDB_FAULT_N", "VDB_FAULT_LOG", "VDB_FAULT_ERRNO",
+          "VDB_FAULT_CALLS"):
+    ENV.pop(k, None)
+
+
+def exe(name):
+    return os.path.join(BIN, name)
+
+
+def run(argv, input=None):
+    p = subprocess.run([exe(argv[0])] + argv[1:], input=input, capture_output=True, text=True,
+                       env=ENV, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def vector_for(g):
+    return [float((g * (k + 3)) % 1009 - 500) for k in range(DIM)]
+
+
+def export(db):
+    rc, out, err = run(["vdb-export", db])
+    if rc != 0:
+        raise AssertionError("vdb-export %s failed (%d): %s" % (db, rc, err))
+    state = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        key = json.dumps(r["id"])
+        assert key not in state, "id %s exported twice" % key
+        state[key] = (r["vector"], r.get("payload"))
+    return state
+
+
+def check(tc, db, what):
+    rc, out, err = run(["vdb-check", db])
+    tc.assertEqual(rc, 0, "%s: vdb-check failed:\n%s%s" % (what, out, err))
+
+
+def temp_files(top):
+    found = []
+    for d, dirs, files in os.walk(top):
+        found += [os.path.join(d, f) for f in files + dirs if ".tmp" in f]
+    return found
+
+
+class FaultRun:
+    """One run of a command with the Nth counted call failing (n = 0: none)."""
+
+    def __init__(self, tmp, argv, n, errno_name="EIO"):
+        log = os.path.join(tmp, "..", "fault-%d.log" % os.getpid())
+        log = os.path.abspath(log)
+        if os.path.exists(log):
+            os.unlink(log)
+        env = dict(ENV, LD_PRELOAD=SHIM, VDB_FAULT_DIR=tmp, VDB_FAULT_N=str(n),
+                   VDB_FAULT_ERRNO=errno_name, VDB_FAULT_LOG=log)
+        p = subprocess.run([exe(argv[0])] + argv[1:], capture_output=True, text=True, env=env,
+                           timeout=120)
+        self.rc, self.out, self.err = p.returncode, p.stdout, p.stderr
+        self.errno_name = errno_name
+        with open(log) as f:
+            lines = f.read().splitlines()
+        os.unlink(log)
+        self.calls = max(int(l.split()[1]) for l in lines if l.startswith("calls "))
+        inj = [l.split(" ", 3) for l in lines if l.startswith("injected ")]
+        self.kind, self.path = (inj[0][2], inj[0][3]) if inj else (None, None)
+
+    def describe(self):
+        return "fault %s on %s %s: exit %d\n%s" % (self.errno_name, self.kind, self.path,
+                                                  self.rc, self.err)
+
+
+@unittest.skipUnless(os.path.exists(SHIM), "the fault injection shim is not built")
+class FaultTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="vdb-faults-")
+        self.tmp = os.path.join(self.root, "t")  # only calls under here fail
+        os.mkdir(self.tmp)
+        self.base = os.path.join(self.root, "base")
+        self.db = os.path.join(self.tmp, "db")
+        rc, _, err = run(["vdb-create", self.base, "--dim", str(DIM), "--metric", "l2",
+                          "--seal-size", "4K"])
+        self.assertEqual(rc, 0, err)
+        self.state = {}
+        self.ingest_base(self.make_ops(1, 120, 0)[0])
+
+    def tearDown(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def ingest_base(self, lines):
+        rc, _, err = run(["vdb-ingest", "-q", "-b", "30", self.base], input="".join(lines))
+        self.assertEqual(rc, 0, err)
+        self.state = export(self.base)
+
+    def make_ops(self, g0, n, every_other):
+        """n lines: new ids, and with every_other > 0 replacements and deletes of old ids."""
+        lines, ops = [], []
+        old = sorted(self.state)
+        for j in range(n):
+            g = g0 + j
+            if every_other and old and j % every_other == 1:
+                key = old[(j * 7) % len(old)]
+                lines.append('{"id":%s,"delete":true}\n' % key)
+                ops.append(("del", key, None))
+                continue
+            key = old[(j * 5) % len(old)] if every_other and old and j % every_other == 2 \
+                else json.dumps(g if j % 3 else "s-%d" % g)
+            rec = {"id": json.loads(key), "vector": vector_for(g), "payload": {"g": g}}
+            lines.append(json.dumps(rec, separators=(",", ":")) + "\n")
+            ops.append(("put", key, (vector_for(g), {"g": g})))
+        return lines, ops
+
+    def fresh_db(self):
+        shutil.rmtree(self.tmp)
+        os.mkdir(self.tmp)
+        shutil.copytree(self.base, self.db, symlinks=True)
+
+    def assert_failure_clean(self, r, cmd):
+        """The command either failed with exit 74 and a message, or the call was harmless."""
+        self.assertIsNotNone(r.kind, "no fault was injected:\n" + r.err)
+        if r.rc == 0:
+            # The process id a writer puts in its LOCK file is only information for people.
+            if not r.path.endswith("/LOCK"):
+                self.assertNotIn(r.kind, MUST_FAIL, "failure reported as success: " + r.describe())
+            return False
+        self.assertEqual(r.rc, 74, r.describe())
+        last = r.err.strip().splitlines()[-1] if r.err.strip() else ""
+        self.assertTrue(last.startswith(cmd + ": ") and ERRNO_TEXT[r.errno_name] in r.err,
+                        "unclear message: " + r.describe())
+        return True
+
+    def loop(self, cmd_argv, verify, prepare=None):
+        """Runs cmd_argv once cleanly to count its calls, then once per call with that call
+        failing; verify(run, failed) checks the outcome. Returns (calls, failures)."""
+        self.fresh_db()
+        if prepare:
+            prepare()
+        clean = FaultRun(self.tmp, cmd_argv, 0)
+        self.assertEqual(clean.rc, 0, clean.describe())
+        self.assertGreater(clean.calls, 5)
+        failures = 0
+        for n in range(1, clean.calls + 1):
+            self.fresh_db()
+            if prepare:
+                prepare()
+            r = FaultRun(self.tmp, cmd_argv, n, "ENOSPC" if n % 2 == 0 else "EIO")
+            with self.subTest(n=n, kind=r.kind, path=r.path):
+                failed = self.assert_failure_clean(r, cmd_argv[0])
+                failures += failed
+                verify(r, failed)
+        return clean.calls, failures
+
+    def test_ingest_with_seals_and_merges(self):
+        lines, ops = self.make_ops(1000, 150, 4)
+        path = os.path.join(self.root, "in.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(lines))
+        batch = 25
+        final = dict(self.state)
+        for kind, key, val in ops:
+            final.pop(key, None) if kind == "del" else final.__setitem__(key, tuple(val))
+
+        def verify(r, failed):
+            acked = max([int(m.group(2)) for m in BATCH_RE.finditer(r.err)] or [0])
+            actual = export(self.db)
+            model, done, matched = dict(self.state), 0, None
+            for b in sorted({b for b in range(0, len(ops) + 1, batch) if b >= acked}):
+                while done < b:
+                    kind, key, val = ops[done]
+                    model.pop(key, None) if kind == "del" else model.__setitem__(key, tuple(val))
+                    done += 1
+                if {k: (v[0], v[1]) for k, v in model.items()} == actual:
+                    matched = b
+                    break
+            self.assertIsNotNone(matched, "not the old state plus whole batches from line %d "
+                                 "on: %s" % (acked, r.describe()))
+            if not failed:
+                self.assertEqual(matched, len(ops), r.describe())
+            check(self, self.db, r.describe())
+            # The next run recovers and applies the whole input.
+            rc, _, err = run(["vdb-ingest", "-q", "-b", str(batch), self.db, path])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(export(self.db), final)
+            check(self, self.db, "after recovery")
+            self.assertEqual(temp_files(self.db), [], "after recovery")
+
+        calls, failures = self.loop(["vdb-ingest", "-v", "-b", str(batch), self.db, path], verify)
+        print("ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+    def test_compaction(self):
+        # Deletes and replacements in the log tail and in several segments.
+        lines, _ = self.make_ops(2000, 60, 3)
+        rc, _, err = run(["vdb-ingest", "-q", "-b", "7", self.base], input="".join(lines))
+        self.assertEqual(rc, 0, err)
+        self.state = export(self.base)
+
+        def verify(r, failed):
+            self.assertEqual(export(self.db), self.state, r.describe())
+            check(self, self.db, r.describe())
+            if failed:
+                self.assertEqual(temp_files(self.db), [], r.describe())
+            rc, _, err = run(["vdb-compact", "-q", self.db])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(export(self.db), self.state)
+            self.assertEqual(len([f for f in os.listdir(os.path.join(self.db, "default"))
+                                  if f.startswith("seg-")]), 1)
+
+        calls, failures = self.loop(["vdb-compact", self.db], verify)
+        print("compaction: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+    def test_snapshot(self):
+        out = os.path.join(self.tmp, "snaps", "s.tar.zst")
+
+        def prepare():
+            os.mkdir(os.path.dirname(out))
+
+        def verify(r, failed):
+            self.assertEqual(export(self.db), self.state, r.describe())
+            check(self, self.db, r.describe())
+            snaps = os.listdir(os.path.dirname(out))
+            if failed and snaps == []:
+                rc, _, err = run(["vdb-snapshot", "-q", self.db, "-o", out])
+                self.assertEqual(rc, 0, err)
+            else:
+                # Only a failure after the rename (syncing the directory) leaves the archive;
+                # it is complete, as the restore below proves.
+                self.assertTrue(not failed or r.path == os.path.dirname(out), r.describe())
+                self.assertEqual(snaps, ["s.tar.zst"], r.describe())
+            target = os.path.join(self.root, "restored")
+            shutil.rmtree(target, ignore_errors=True)
+            rc, _, err = run(["vdb-restore", "-q", out, target])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(export(target), self.state)
+
+        calls, failures = self.loop(["vdb-snapshot", self.db, "-T", "2", "-o", out], verify,
+                                    prepare)
+        print("snapshot: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+    def snapshot_file(self):
+        snap = os.path.join(self.root, "s.tar.zst")
+        if not os.path.exists(snap):
+            rc, _, err = run(["vdb-snapshot", "-q", self.base, "-o", snap])
+            self.assertEqual(rc, 0, err)
+        return snap
+
+    def test_restore(self):
+        snap = self.snapshot_file()
+        target = os.path.join(self.tmp, "restored")
+
+        def verify(r, failed):
+            left = sorted(os.listdir(self.tmp))
+            if failed and left == ["db"]:
+                rc, _, err = run(["vdb-restore", "-q", snap, target])
+                self.assertEqual(rc, 0, err)
+            else:
+                # Only a failure after the rename (syncing the parent directory) leaves the
+                # target, and it is complete.
+                self.assertTrue(not failed or r.path == self.tmp, r.describe())
+                self.assertEqual(left, ["db", "restored"], r.describe())
+            self.assertEqual(export(target), self.state, r.describe())
+            check(self, target, r.describe())
+
+        calls, failures = self.loop(["vdb-restore", snap, target], verify)
+        print("restore: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+    def test_restore_force_over_a_database(self):
+        snap = self.snapshot_file()
+        other = os.path.join(self.tmp, "other")
+        old_state = {json.dumps(7): ([1.0, 2.0, 3.0, 4.0], None)}
+
+        def prepare():
+            rc, _, err = run(["vdb-create", other, "--dim", str(DIM), "--metric", "l2"])
+            self.assertEqual(rc, 0, err)
+            rc, _, err = run(["vdb-ingest", "-q", other], input='{"id":7,"vector":[1,2,3,4]}\n')
+            self.assertEqual(rc, 0, err)
+
+        def verify(r, failed):
+            actual = export(other)
+            if failed:
+                # The swap is one atomic step: the old database or the new, complete one.
+                self.assertIn(actual, (old_state, self.state), r.describe())
+                self.assertEqual(sorted(os.listdir(self.tmp)), ["db", "other"],
+                                 "a failed restore left files: " + r.describe())
+                rc, _, err = run(["vdb-restore", "-q", "--force", snap, other])
+                self.assertEqual(rc, 0, err)
+                actual = export(other)
+            self.assertEqual(actual, self.state, r.describe())
+            check(self, other, r.describe())
+
+        calls, failures = self.loop(["vdb-restore", "--force", snap, other], verify, prepare)
+        print("restore --force: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
