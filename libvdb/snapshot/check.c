@@ -31,6 +31,10 @@ typedef struct checker {
 	void *ctx;
 	const char *coll;
 	uint64_t problems;
+	/* An I/O error or lack of memory met on the way: it says nothing about the files'
+	 * content, so it ends the check as an error, not as damage. */
+	vdb_status fatal;
+	vdb_error fatal_err;
 } checker;
 
 static void problem(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -302,8 +306,14 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 			if (st->man.segs[i].number == s->number)
 				m = &st->man.segs[i];
 		uint64_t mark = c->problems;
-		if (vdb_segment_open(st->dir, s->number, st->cfg.dim, m->rows, m->size,
-				     m->header_crc, 0, &full, &e)) {
+		vdb_status ost = vdb_segment_open(st->dir, s->number, st->cfg.dim, m->rows, m->size,
+						  m->header_crc, 0, &full, &e);
+		if (ost == VDB_EIO || ost == VDB_ENOMEM) {
+			if (!c->fatal) {
+				c->fatal = ost;
+				c->fatal_err = e;
+			}
+		} else if (ost) {
 			problem(c, "%s", e.message);
 		} else {
 			check_id_index(c, &full);
@@ -323,7 +333,7 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 				uint64_t *live, uint64_t **rebuild, size_t *nrebuild,
 				vdb_error *err)
 {
-	checker c = {report, ctx, name, 0};
+	checker c = {.report = report, .ctx = ctx, .coll = name};
 	vdb_state st;
 	vdb_error e;
 	*live = 0;
@@ -361,6 +371,11 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 	}
 	report_strays(&c, &st, strict);
 	vdb_state_free(&st);
+	if (c.fatal) {
+		if (err)
+			*err = c.fatal_err;
+		return c.fatal;
+	}
 	if (!c.problems) {
 		rc = vdb_state_load(db, name, &st, NULL, &e);
 		if (rc == VDB_ENOMEM || rc == VDB_EIO) {

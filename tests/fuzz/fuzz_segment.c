@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_write_file(dir, name, data, size);
 	vdb_segment s;
 	vdb_error err;
-	if (vdb_segment_open(dir, number, dim, rows, size, (uint32_t)le(data + 124, 4), &s, &err))
+	if (vdb_segment_open(dir, number, dim, rows, size, (uint32_t)le(data + 124, 4), 0, &s, &err))
 		return 0;
 	if (vdb_segment_verify(&s, &err) == VDB_OK) {
 		for (uint64_t row = 0; row < s.rows && row < 4096; row++) {
