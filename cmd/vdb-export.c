@@ -279,10 +279,11 @@ int main(int argc, char **argv)
 			by_id = !strcmp(optarg, "id");
 			break;
 		case 'C': o.vector_columns = 1; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(); return cli_close_stdout();
-		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default: {
+			int r = cli_common_option(c, usage, &quiet); /* -q, -h, -V, or a usage error */
+			if (r != CLI_NEXT)
+				return r;
+		}
 		}
 	}
 	if (cli_one_operand(argc, optind))
