@@ -821,6 +821,23 @@ static int test_scalar(const fnode *L, const char *v, size_t n)
 	}
 }
 
+/* After an array element ending at *p: 1 at the closing ']' (*end is then past it), 0 after
+ * the ',' before the next element (*p is then past it), -1 for anything else. */
+static int array_step(const char **p, const char *e, const char **end)
+{
+	const char *q = ws(*p, e);
+	if (q >= e)
+		return -1;
+	if (*q == ']') {
+		*end = q + 1;
+		return 1;
+	}
+	if (*q != ',')
+		return -1;
+	*p = q + 1;
+	return 0;
+}
+
 /* Does some value at L's path (from part i on) pass the positive test? The value starts at
  * *pp. 1: yes (*pp is then unspecified); 0: no, and *pp is past the value; -1: damaged. */
 static int walk(const fnode *L, size_t i, const char **pp, const char *e, int depth)
@@ -847,15 +864,10 @@ static int walk(const fnode *L, size_t i, const char **pp, const char *e, int de
 					if (r)
 						return r;
 				}
-				p = ws(q, e);
-				if (p >= e)
-					return -1;
-				if (*p == ']') {
-					*pp = p + 1;
-					return 0;
-				}
-				if (*p++ != ',')
-					return -1;
+				p = q;
+				int step = array_step(&p, e, pp);
+				if (step)
+					return step < 0 ? -1 : 0;
 			}
 		}
 		const char *q = skip(p, e, depth);
@@ -912,15 +924,9 @@ static int walk(const fnode *L, size_t i, const char **pp, const char *e, int de
 			int r = walk(L, i, &p, e, depth + 1);
 			if (r)
 				return r;
-			p = ws(p, e);
-			if (p >= e)
-				return -1;
-			if (*p == ']') {
-				*pp = p + 1;
-				return 0;
-			}
-			if (*p++ != ',')
-				return -1;
+			int step = array_step(&p, e, pp);
+			if (step)
+				return step < 0 ? -1 : 0;
 		}
 	}
 	const char *q = skip(p, e, depth);
