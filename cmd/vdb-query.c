@@ -48,7 +48,8 @@ static void usage(void)
 	       "      --max-line-bytes N longest accepted query line (default 64M)\n"
 	       "  -j, --threads N        answer streamed queries on N threads, 1 to 64\n"
 	       "                         (default: $VDB_THREADS, or one per CPU); output\n"
-	       "                         stays in input order\n"
+	       "                         stays in input order; a query alone in\n"
+	       "                         flight scans on all N\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -134,6 +135,7 @@ typedef struct answerer {
 	line_filter lf;
 	float *bq;     /* a batch's query vectors, BATCH_LINES * dim */
 	vdb_hit *bhits; /* and their results, BATCH_LINES * BATCH_MAX_K */
+	unsigned scan_threads; /* threads the current query or batch may scan with */
 } answerer;
 
 static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vdb_error *err)
@@ -141,6 +143,7 @@ static vdb_status answerer_init(answerer *a, vdb_collection *c, uint32_t dim, vd
 	memset(a, 0, sizeof *a);
 	a->c = c;
 	a->dim = dim;
+	a->scan_threads = 1;
 	if (!(a->hits = malloc(VDB_K_MAX * sizeof *a->hits))) {
 		err->code = VDB_ENOMEM;
 		snprintf(err->message, sizeof err->message, "out of memory");
@@ -199,6 +202,7 @@ static vdb_status search_into(answerer *a, const query_opts *o, const vdb_filter
 	size_t n;
 	vdb_search_options so = o->search;
 	so.filter = f;
+	so.threads = a->scan_threads;
 	vdb_status st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err);
 	return st ? st : format_hits(a, o, a->hits, n, t, err);
 }
@@ -348,6 +352,7 @@ static void answer_batch(answerer *a, const query_opts *o, batch *b)
 	if (nq > 1) {
 		vdb_search_options so = o->search;
 		so.filter = o->filter;
+		so.threads = a->scan_threads;
 		if (vdb_searcher_search_batch(a->searcher, nq, qs, ks, &so, hits, ns, &failed,
 					      &b->err))
 			first = 0; /* answer line by line: errors come out in order */
@@ -412,6 +417,7 @@ typedef struct pool {
 	batch *ring;
 	size_t cap, head, taken, tail; /* in flight: [head, tail); handed out: [head, taken) */
 	int stop;
+	unsigned threads;
 	const query_opts *o;
 } pool;
 
@@ -431,6 +437,9 @@ static void *worker_main(void *arg)
 		if (pl->stop)
 			break;
 		batch *b = &pl->ring[pl->taken++ % pl->cap];
+		/* A batch alone in flight (one query typed at a time, or the last of a file)
+		 * would leave the other cores idle: its exact scans are split among them. */
+		w->a.scan_threads = pl->tail - pl->head == 1 ? pl->threads : 1;
 		pthread_mutex_unlock(&pl->mu);
 		answer_batch(&w->a, pl->o, b);
 		pthread_mutex_lock(&pl->mu);
@@ -507,7 +516,7 @@ static int stream_parallel(pool *pl, cli_lines *l)
 static int stream_files(answerer *a, const query_opts *o, int argc, char **argv, int first,
 			size_t max_line, unsigned threads)
 {
-	pool pl = {.o = o};
+	pool pl = {.o = o, .threads = threads};
 	worker_ctx *workers = NULL;
 	pthread_t *tids = NULL;
 	unsigned started = 0;
@@ -699,6 +708,7 @@ int main(int argc, char **argv)
 	} else if (id) {
 		rc = get_by_id(coll, id, cfg.dim);
 	} else if (one) {
+		a.scan_threads = (unsigned)threads;
 		vdb_status st = answer_line(&a, &o, one, strlen(one), &out, &err);
 		if (st == VDB_EDATA) {
 			cli_error("--vector: %s", err.message);

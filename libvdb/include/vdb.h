@@ -260,6 +260,10 @@ typedef struct vdb_search_options {
 	 * records) results: a graph traversal that cannot supply them falls back to a scan of
 	 * the matching rows, and few matching rows are scanned exactly to begin with. */
 	const vdb_filter *filter;
+	/* Threads one call may use to scan a segment exactly (the segment's rows are split
+	 * among them; the results are the same): 0 or 1, the calling thread only. Scans too
+	 * small to gain from it stay on one thread. */
+	unsigned threads;
 } vdb_search_options;
 
 VDB_API void vdb_search_options_init(vdb_search_options *o);

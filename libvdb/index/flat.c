@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "../util/error.h"
@@ -65,6 +66,16 @@ static double distance_exact(vdb_metric m, const float *q, double qnorm, const f
 	return xx > 0 ? -dot / (qnorm * sqrt(xx)) : 0.0;
 }
 
+/* The cosine distance from q and x's dot product and x's squared norm. */
+static inline double cosine_distance(float dot, float xx, const float *q, float qnorm,
+				     double qnorm_exact, const float *x, size_t dim)
+{
+	if (!(xx >= FLT_MIN && xx <= FLT_MAX && isfinite(dot) && qnorm > 0 && isfinite(qnorm)))
+		return distance_exact(VDB_METRIC_COSINE, q, qnorm_exact, x, dim);
+	float d = -dot / (qnorm * sqrtf(xx));
+	return isfinite(d) ? d : distance_exact(VDB_METRIC_COSINE, q, qnorm_exact, x, dim);
+}
+
 static inline double distance(vdb_metric m, const float *q, float qnorm, double qnorm_exact,
 			      const float *x, size_t dim)
 {
@@ -79,9 +90,7 @@ static inline double distance(vdb_metric m, const float *q, float qnorm, double 
 	default: {
 		float dot, xx;
 		vdb_dot_and_norm(q, x, dim, &dot, &xx);
-		if (!(xx >= FLT_MIN && xx <= FLT_MAX && isfinite(dot) && qnorm > 0 && isfinite(qnorm)))
-			return distance_exact(m, q, qnorm_exact, x, dim);
-		d = -dot / (qnorm * sqrtf(xx));
+		return cosine_distance(dot, xx, q, qnorm, qnorm_exact, x, dim);
 	}
 	}
 	return isfinite(d) ? d : distance_exact(m, q, qnorm_exact, x, dim);
@@ -110,6 +119,7 @@ void vdb_search_options_init(vdb_search_options *o)
 	o->ef = 0;
 	o->exact = 0;
 	o->filter = NULL;
+	o->threads = 1;
 }
 
 /* Scans the rows of a segment not marked in `skip` (its deletion marks, or a filter's
@@ -130,7 +140,31 @@ static void scan_rows(const vdb_segment *seg, const uint64_t *skip, size_t g, vd
 		      uint64_t w1, vdb_topk *t)
 {
 	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
-		for (uint64_t keep = kept_rows(seg, skip, w); keep; keep &= keep - 1) {
+		uint64_t keep = kept_rows(seg, skip, w);
+		if (keep == ~0ull) {
+			/* A whole word of rows (the common case): 64 distances in one kernel call,
+			 * the same values distance() computes one by one. */
+			float d64[64], xx[64];
+			const float *x = seg->vectors + w * 64 * dim;
+			if (m == VDB_METRIC_L2)
+				vdb_l2sq_rows(q, x, 64, dim, d64);
+			else if (m == VDB_METRIC_DOT)
+				vdb_dot_rows(q, x, 64, dim, d64);
+			else
+				vdb_dot_and_norm_rows(q, x, 64, dim, d64, xx);
+			for (uint64_t i = 0; i < 64; i++) {
+				double d = m == VDB_METRIC_L2 ? d64[i] : -d64[i];
+				if (m == VDB_METRIC_COSINE)
+					d = cosine_distance(d64[i], xx[i], q, qnorm, qnorm_exact,
+							    x + i * dim, dim);
+				else if (!isfinite(d))
+					d = distance_exact(m, q, qnorm_exact, x + i * dim, dim);
+				if (vdb_topk_may_enter(t, d))
+					vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, w * 64 + i});
+			}
+			continue;
+		}
+		for (; keep; keep &= keep - 1) {
 			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
 			double d = distance(m, q, qnorm, qnorm_exact, seg->vectors + r * dim, dim);
 			if (vdb_topk_may_enter(t, d))
@@ -150,9 +184,10 @@ typedef struct query_state {
 } query_state;
 
 /* scan_rows for four L2 queries at once (vdb_l2sq4: the same distances, each row loaded
- * once for the four). */
+ * once for the four), into the result sets t[0..4). */
 static void scan_rows_l2x4(const vdb_segment *seg, const uint64_t *skip, size_t g,
-			   query_state *const *x, size_t dim, uint64_t w0, uint64_t w1)
+			   query_state *const *x, vdb_topk *const *t, size_t dim, uint64_t w0,
+			   uint64_t w1)
 {
 	const float *q[4] = {x[0]->q, x[1]->q, x[2]->q, x[3]->q};
 	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
@@ -165,8 +200,8 @@ static void scan_rows_l2x4(const vdb_segment *seg, const uint64_t *skip, size_t 
 				double d = isfinite(d4[j]) ? d4[j]
 							   : distance_exact(VDB_METRIC_L2, q[j],
 									    x[j]->qnorm_exact, v, dim);
-				if (vdb_topk_may_enter(&x[j]->t, d))
-					vdb_topk_push(&x[j]->t, (vdb_cand){d, (uint32_t)g, r});
+				if (vdb_topk_may_enter(t[j], d))
+					vdb_topk_push(t[j], (vdb_cand){d, (uint32_t)g, r});
 			}
 		}
 	}
@@ -322,6 +357,138 @@ static uint64_t scan_block_words(size_t dim)
 	return rows < 64 ? 1 : rows / 64;
 }
 
+/* ---- exact scans, split among threads ----
+ * One thread's share of a segment's exact scan: queries qs[scan[0..nscan)] against 64-row
+ * words [w0, w1), into result sets t[0..nscan) (the queries' own for the calling thread's
+ * share, private ones for the others, merged at the end: a set of the k best by (distance,
+ * id) does not depend on the order candidates arrive in). */
+typedef struct scan_part {
+	const vdb_state *s;
+	size_t g;
+	const uint64_t *skip;
+	query_state *qs;
+	const size_t *scan;
+	size_t nscan;
+	vdb_topk *const *t;
+	uint64_t w0, w1;
+} scan_part;
+
+static void scan_part_run(const scan_part *p)
+{
+	const vdb_segment *seg = &p->s->segs[p->g];
+	size_t dim = p->s->cfg.dim;
+	vdb_metric m = p->s->cfg.metric;
+	uint64_t step = scan_block_words(dim);
+	for (uint64_t w = p->w0; w < p->w1; w += step) {
+		uint64_t end = p->w1 - w < step ? p->w1 : w + step;
+		size_t j = 0;
+		if (m == VDB_METRIC_L2)
+			for (; j + 4 <= p->nscan; j += 4) {
+				query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
+						      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
+				scan_rows_l2x4(seg, p->skip, p->g, x4, p->t + j, dim, w, end);
+			}
+		for (; j < p->nscan; j++) {
+			query_state *x = &p->qs[p->scan[j]];
+			scan_rows(seg, p->skip, p->g, m, x->q, x->qnorm, x->qnorm_exact, dim, w, end,
+				  p->t[j]);
+		}
+	}
+}
+
+static void *scan_part_main(void *arg)
+{
+	scan_part_run(arg);
+	return NULL;
+}
+
+/* Each thread of a split scan gets at least this many floats to compare per query batch
+ * (about 8 MiB of vectors): below it, starting a thread costs more than it saves. */
+#define SCAN_FLOATS_PER_THREAD (2u << 20)
+#define SCAN_THREADS_MAX 64
+
+/* Scans segment g exactly for queries qs[scan[0..nscan)], on up to `threads` threads. */
+static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
+			     query_state *qs, const size_t *scan, size_t nscan, unsigned threads,
+			     vdb_error *err)
+{
+	const vdb_segment *seg = &s->segs[g];
+	uint64_t words = (seg->rows + 63) / 64;
+	double work = (double)seg->rows * s->cfg.dim * (double)nscan;
+	uint64_t parts = threads > SCAN_THREADS_MAX ? SCAN_THREADS_MAX : threads ? threads : 1;
+	if (parts > work / SCAN_FLOATS_PER_THREAD)
+		parts = (uint64_t)(work / SCAN_FLOATS_PER_THREAD);
+	if (parts > words)
+		parts = words;
+	vdb_topk **t = malloc(nscan * (parts ? parts : 1) * sizeof *t);
+	if (!t)
+		return vdb_err_nomem(err);
+	for (size_t j = 0; j < nscan; j++)
+		t[j] = &qs[scan[j]].t;
+	scan_part part[SCAN_THREADS_MAX];
+	part[0] = (scan_part){s, g, skip, qs, scan, nscan, t, 0, words};
+	if (parts < 2) {
+		scan_part_run(&part[0]);
+		free(t);
+		return VDB_OK;
+	}
+	/* The other parts' private result sets: one block of candidates and one id-compare
+	 * context per (part, query). */
+	size_t kk = 0;
+	for (size_t j = 0; j < nscan; j++)
+		kk += qs[scan[j]].k;
+	vdb_topk *sets = malloc((parts - 1) * nscan * sizeof *sets);
+	idctx *ctxs = malloc((parts - 1) * nscan * sizeof *ctxs);
+	vdb_cand *cands = malloc((parts - 1) * kk * sizeof *cands);
+	if (!sets || !ctxs || !cands) {
+		free(sets);
+		free(ctxs);
+		free(cands);
+		free(t);
+		return vdb_err_nomem(err);
+	}
+	pthread_t tid[SCAN_THREADS_MAX];
+	int started[SCAN_THREADS_MAX] = {0};
+	vdb_cand *c = cands;
+	for (uint64_t p = 1; p < parts; p++) {
+		vdb_topk **tp = t + p * nscan;
+		for (size_t j = 0; j < nscan; j++) {
+			size_t i = (p - 1) * nscan + j;
+			ctxs[i] = (idctx){s, 0, 0};
+			sets[i] = (vdb_topk){c, 0, qs[scan[j]].k, cand_idcmp, &ctxs[i]};
+			c += qs[scan[j]].k;
+			tp[j] = &sets[i];
+		}
+		part[p] = (scan_part){s, g, skip, qs, scan, nscan, tp, words * p / parts,
+				      words * (p + 1) / parts};
+		started[p] = !pthread_create(&tid[p], NULL, scan_part_main, &part[p]);
+	}
+	part[0].w1 = words / parts;
+	scan_part_run(&part[0]);
+	for (uint64_t p = 1; p < parts; p++) {
+		if (started[p])
+			pthread_join(tid[p], NULL);
+		else
+			scan_part_run(&part[p]); /* no thread to be had: this one does it */
+	}
+	for (uint64_t p = 1; p < parts; p++)
+		for (size_t j = 0; j < nscan; j++) {
+			const vdb_topk *from = t[p * nscan + j];
+			query_state *x = &qs[scan[j]];
+			const idctx *fc = from->ctx;
+			if (fc->failed && !x->ctx.failed)
+				x->ctx = *fc;
+			for (size_t i = 0; i < from->n; i++)
+				if (vdb_topk_may_enter(&x->t, from->h[i].dist))
+					vdb_topk_push(&x->t, from->h[i]);
+		}
+	free(sets);
+	free(ctxs);
+	free(cands);
+	free(t);
+	return VDB_OK;
+}
+
 /* Searches queries qs[0..nq) (prepared, with empty result sets) through every segment and
  * the log tail; scan[0..nq) is work space. */
 static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query_state *qs,
@@ -354,20 +521,10 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 				scan[nscan++] = i;
 			}
 		}
-		uint64_t words = (seg->rows + 63) / 64, step = scan_block_words(dim);
-		for (uint64_t w = 0; nscan && w < words; w += step) {
-			size_t j = 0;
-			if (m == VDB_METRIC_L2)
-				for (; j + 4 <= nscan; j += 4) {
-					query_state *x4[4] = {&qs[scan[j]], &qs[scan[j + 1]],
-							      &qs[scan[j + 2]], &qs[scan[j + 3]]};
-					scan_rows_l2x4(seg, skip, g, x4, dim, w, w + step);
-				}
-			for (; j < nscan; j++) {
-				query_state *x = &qs[scan[j]];
-				scan_rows(seg, skip, g, m, x->q, x->qnorm, x->qnorm_exact, dim, w, w + step,
-					  &x->t);
-			}
+		if (nscan) {
+			vdb_status st = scan_exact(s, g, skip, qs, scan, nscan, o->threads, err);
+			if (st)
+				return st;
 		}
 	}
 	for (size_t i = 0; i < s->mt.n; i++) {

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import sys
 import tempfile
 
@@ -147,6 +148,41 @@ class ExactResults(vdbtest.VdbTestCase):
                 with self.subTest(metric=metric, threads=j):
                     r = run('query', FIX.db, '-c', metric, '-j', j, '--payload', input=lines)
                     self.assertOk(r, out=one.out)
+
+    def test_one_query_scanned_on_several_threads(self):
+        # A collection big enough that one exact query's scan is split among the threads
+        # (70,000 x 64 floats, with exact duplicates for ties and deleted rows): --vector
+        # and a lone line on stdin give the same bytes on 1, 2 and 3 threads.
+        dim, rows = 64, 70000
+        rng = random.Random(9)
+        base = [struct.pack('<i%df' % dim, dim, *[rng.uniform(-1, 1) for _ in range(dim)])
+                for _ in range(700)]
+        tmp = tempfile.mkdtemp(prefix='vdbtest-split-')
+        try:
+            fv, db = os.path.join(tmp, 'v.fvecs'), os.path.join(tmp, 'db')
+            with open(fv, 'wb') as f:
+                for i in range(rows):
+                    f.write(base[(i * 31) % len(base)])
+            for metric in METRICS:
+                self.assertOk(run('create', db, '-c', metric, '--dim', dim, '--metric', metric,
+                                  '--index', 'flat'))
+                self.assertOk(run('ingest', '-q', db, '-c', metric, fv))
+                self.assertOk(run('ingest', '-q', db, '-c', metric, input=[
+                    json.dumps({'id': i, 'delete': True}) for i in range(0, rows, 17)]))
+                self.assertOk(run('compact', '-q', db, '-c', metric))
+                q = json.dumps([round(rng.uniform(-1, 1), 3) for _ in range(dim)])
+                for args in (['--vector=' + q], []):
+                    one = run('query', db, '-c', metric, '--exact', '-k', '50', '-j', '1', *args,
+                              input=None if args else [q])
+                    self.assertOk(one)
+                    self.assertEqual(len(json.loads(one.out)['results']), 50)
+                    for j in ('2', '3'):
+                        with self.subTest(metric=metric, threads=j, args=args):
+                            r = run('query', db, '-c', metric, '--exact', '-k', '50', '-j', j,
+                                    *args, input=None if args else [q])
+                            self.assertOk(r, out=one.out)
+        finally:
+            shutil.rmtree(tmp, True)
 
     def test_threads_stop_at_the_first_bad_line(self):
         good = [json.dumps(q) for q in FIX.queries]

@@ -45,6 +45,25 @@ Test(distance, kernels_match_double_reference)
 			cr_assert_leq(fabs(fd - dot), 1e-5 * (mag + 1));
 			cr_assert_leq(fabs(vdb_l2sq(a, b, n) - l2), 1e-5 * (l2 + 1));
 			cr_assert_leq(fabs(fn - bb), 1e-5 * (bb + 1));
+			/* The row-block kernels give each row's vdb_l2sq / vdb_dot bit for bit. */
+			const float *rows[3] = {a, b, a};
+			float block[3 * 1536], l2r[3], dotr[3];
+			for (int r = 0; r < 3; r++)
+				memcpy(block + r * n, rows[r], n * sizeof(float));
+			float cdot[3], cxx[3];
+			vdb_l2sq_rows(b, block, 3, n, l2r);
+			vdb_dot_rows(b, block, 3, n, dotr);
+			vdb_dot_and_norm_rows(b, block, 3, n, cdot, cxx);
+			for (int r = 0; r < 3; r++) {
+				float l2w = vdb_l2sq(b, rows[r], n), dotw = vdb_dot(b, rows[r], n);
+				float cdw, cxw;
+				vdb_dot_and_norm(b, rows[r], n, &cdw, &cxw);
+				cr_assert_eq(memcmp(&l2r[r], &l2w, sizeof l2w), 0, "dim %zu row %d", n, r);
+				cr_assert_eq(memcmp(&dotr[r], &dotw, sizeof dotw), 0, "dim %zu row %d", n,
+					     r);
+				cr_assert_eq(memcmp(&cdot[r], &cdw, sizeof cdw), 0, "dim %zu row %d", n, r);
+				cr_assert_eq(memcmp(&cxx[r], &cxw, sizeof cxw), 0, "dim %zu row %d", n, r);
+			}
 			/* The four-query kernel gives each query's vdb_l2sq bit for bit. */
 			float *qs4[4] = {a, b, a, b}, out[4];
 			const float *const *q4 = (const float *const *)qs4;
@@ -259,6 +278,118 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 	cr_assert_eq(n, (size_t)nlive);
 	cr_assert_eq(vdb_search(c, q, 0, NULL, all, &n, &err), VDB_EINVAL);
 	free(all);
+	vdb_collection_close(c);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* An exact scan split among threads (vdb_search_options.threads) gives exactly what one
+ * thread gives: same hits, same order, ties broken by id across the parts' boundaries. The
+ * segment is large enough to be split (the library splits only scans of more than about
+ * 2M floats per thread), has exact duplicates (ties), deleted rows and a filter. */
+ParameterizedTestParameters(flat, split_scan_matches_one_thread)
+{
+	static metric_case cases[] = {{VDB_METRIC_L2}, {VDB_METRIC_COSINE}, {VDB_METRIC_DOT}};
+	return cr_make_param_array(metric_case, cases, 3);
+}
+
+ParameterizedTest(metric_case *mc, flat, split_scan_matches_one_thread)
+{
+	char dir[] = "/tmp/vdb-split-XXXXXX", db[64], cmd[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/db", dir);
+	enum { DIM = 32, N = 200003, DISTINCT = 1500, NQ = 6, K = 40 };
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = DIM;
+	cfg.metric = mc->metric;
+	cfg.index = VDB_INDEX_FLAT;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w;
+	cr_assert_eq(vdb_writer_open(db, "default", NULL, &w, &err), VDB_OK, "%s", err.message);
+	static float distinct[DISTINCT][DIM];
+	rng_state = 23 + (uint64_t)mc->metric;
+	for (int i = 0; i < DISTINCT; i++)
+		for (int j = 0; j < DIM; j++)
+			distinct[i][j] = (float)(rnd() * 2 - 1);
+	for (int i = 0; i < N; i++) {
+		vdb_id id = {0, (uint64_t)(N - i), NULL, 0}; /* ids against storage order */
+		char payload[32];
+		int len = snprintf(payload, sizeof payload, "{\"odd\":%s}", i % 2 ? "true" : "false");
+		cr_assert_eq(vdb_writer_upsert(w, &id, distinct[(i * 7919) % DISTINCT], payload,
+					       (size_t)len, &err),
+			     VDB_OK);
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(vdb_writer_compact(w, &err), VDB_OK, "%s", err.message); /* one segment */
+	for (int i = 0; i < N; i += 13) { /* deletion marks in it */
+		vdb_id id = {0, (uint64_t)(N - i), NULL, 0};
+		cr_assert_eq(vdb_writer_delete(w, &id, &err), VDB_OK);
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK, "%s", err.message);
+	vdb_filter *odd;
+	cr_assert_eq(vdb_filter_parse("{\"odd\":true}", 12, &odd, &err), VDB_OK, "%s",
+		     err.message);
+	static float q[NQ][DIM];
+	const float *qp[NQ];
+	size_t ks[NQ], ns[NQ], n1[NQ], failed;
+	static vdb_hit h1[NQ][K], hn[NQ][K];
+	vdb_hit *p1[NQ], *pn[NQ];
+	for (int i = 0; i < NQ; i++) {
+		/* Half the queries sit on a stored vector: k ties at distance 0 for l2. */
+		for (int j = 0; j < DIM; j++)
+			q[i][j] = i % 2 ? distinct[i][j] : (float)(rnd() * 2 - 1);
+		qp[i] = q[i];
+		ks[i] = 1 + (size_t)i * (K - 1) / (NQ - 1);
+		p1[i] = h1[i];
+		pn[i] = hn[i];
+	}
+	vdb_searcher *sr;
+	cr_assert_eq(vdb_searcher_new(c, &sr, &err), VDB_OK);
+	for (int filtered = 0; filtered < 2; filtered++) {
+		vdb_search_options so;
+		vdb_search_options_init(&so);
+		so.exact = 1;
+		so.filter = filtered ? odd : NULL;
+		for (unsigned threads = 2; threads <= 5; threads += 3) {
+			/* One query at a time, and a batch. */
+			for (int i = 0; i < NQ; i++) {
+				so.threads = 1;
+				cr_assert_eq(vdb_searcher_search(sr, q[i], ks[i], &so, h1[i], &n1[i], &err),
+					     VDB_OK, "%s", err.message);
+				cr_assert_eq(n1[i], ks[i]);
+				so.threads = threads;
+				cr_assert_eq(vdb_searcher_search(sr, q[i], ks[i], &so, hn[i], &ns[i], &err),
+					     VDB_OK, "%s", err.message);
+				cr_assert_eq(ns[i], n1[i]);
+				cr_assert_eq(memcmp(h1[i], hn[i], n1[i] * sizeof(vdb_hit)), 0,
+					     "query %d, %u threads, filtered %d", i, threads, filtered);
+			}
+			cr_assert_eq(vdb_searcher_search_batch(sr, NQ, qp, ks, &so, pn, ns, &failed,
+							       &err),
+				     VDB_OK, "%s", err.message);
+			for (int i = 0; i < NQ; i++)
+				cr_assert_eq(memcmp(h1[i], hn[i], n1[i] * sizeof(vdb_hit)), 0,
+					     "batch query %d, %u threads, filtered %d", i, threads,
+					     filtered);
+		}
+		/* The ties really are broken by id: equal scores come in increasing id. */
+		for (int i = 0; i < NQ; i++)
+			for (size_t r = 1; r < n1[i]; r++)
+				if (h1[i][r].score == h1[i][r - 1].score) {
+					vdb_record a, b;
+					cr_assert_eq(vdb_hit_record(c, &h1[i][r - 1], &a, &err), VDB_OK);
+					cr_assert_eq(vdb_hit_record(c, &h1[i][r], &b, &err), VDB_OK);
+					cr_assert_lt(a.id.num, b.id.num);
+				}
+	}
+	vdb_searcher_free(sr);
+	vdb_filter_free(odd);
 	vdb_collection_close(c);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
