@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -21,9 +23,14 @@
 
 static volatile sig_atomic_t stop_signal;
 
+/* The cancel flag of input reads: set by SIGINT/SIGTERM (with stop_signal), and by a
+ * writer thread that failed (see ingest_lines_piped). */
+static volatile sig_atomic_t read_cancel;
+
 static void on_signal(int sig)
 {
 	stop_signal = sig;
+	read_cancel = 1;
 }
 
 typedef enum fmt { FMT_DEFAULT, FMT_JSONL, FMT_NPY, FMT_FVECS, FMT_BVECS, FMT_CSV } fmt;
@@ -85,6 +92,8 @@ typedef struct ingest {
 	sidecar ids, payloads;
 	vdb_text idtext;
 	vdb_csv_options csv;
+	int piped;          /* JSON lines on two threads: records are stored by the writer thread */
+	uint64_t chunk_raw; /* and the input bytes read up to its chunk */
 } ingest;
 
 static void usage(void)
@@ -188,8 +197,11 @@ static int maybe_commit_rows(ingest *g)
 
 static void tick(ingest *g)
 {
-	cli_progress_update(&g->prog, g->committed + g->p_up + g->p_del,
-			    g->done_bytes + (g->cur ? vdb_istream_raw_bytes(g->cur) : 0));
+	/* On two threads the input belongs to the main thread: its reading is known as of the
+	 * chunk being stored. */
+	uint64_t raw = g->piped ? g->chunk_raw
+				: g->done_bytes + (g->cur ? vdb_istream_raw_bytes(g->cur) : 0);
+	cli_progress_update(&g->prog, g->committed + g->p_up + g->p_del, raw);
 }
 
 /* Notes a record added to the pending batch, found at `pos` (a line or row number). */
@@ -207,26 +219,33 @@ static void added(ingest *g, uint64_t pos, int deleted, uint64_t bytes)
 		tick(g);
 }
 
-static void where(char *out, size_t cap, const cli_lines *l)
+/* A line of a JSON-lines input: where it is, and its text (NULL for an over-long line,
+ * which the line reader copied to --rejects itself, failing or not: overflow_error). */
+typedef struct line_at {
+	const char *name; /* the file, or NULL for standard input */
+	uint64_t lineno;
+	const char *line;
+	size_t len;
+	int overflow_error;
+} line_at;
+
+static line_at line_of(const cli_lines *l, const char *line, size_t len)
 {
-	if (l->name)
-		snprintf(out, cap, "%s: line %llu", l->name, (unsigned long long)l->lineno);
-	else
-		snprintf(out, cap, "line %llu", (unsigned long long)l->lineno);
+	return (line_at){l->name, l->lineno, line, len, l->overflow_error};
 }
 
 /* A bad line: report it; 0 to go on (--skip-invalid), or the exit status. */
-static int reject(ingest *g, const cli_lines *l, const char *line, size_t len, const char *msg)
+static int reject(ingest *g, const line_at *at, const char *msg)
 {
-	char at[4200];
-	where(at, sizeof at, l);
-	cli_error("%s: %s", at, msg);
+	if (at->name)
+		cli_error("%s: line %llu: %s", at->name, (unsigned long long)at->lineno, msg);
+	else
+		cli_error("line %llu: %s", (unsigned long long)at->lineno, msg);
 	if (!g->skip_invalid)
 		return EXIT_DATA;
 	g->rejected++;
-	/* An over-long line (line == NULL) was already copied by the line reader. */
-	if (g->rejects && ((line && fwrite(line, 1, len, g->rejects) != len) ||
-			   fputc('\n', g->rejects) == EOF || l->overflow_error)) {
+	if (g->rejects && ((at->line && fwrite(at->line, 1, at->len, g->rejects) != at->len) ||
+			   fputc('\n', g->rejects) == EOF || at->overflow_error)) {
 		cli_error("write %s: %s", g->rejects_path, strerror(errno));
 		return EXIT_IO;
 	}
@@ -249,19 +268,36 @@ static int delete_where(ingest *g, const vdb_filter *f, uint64_t lineno)
 	return commit(g);
 }
 
-static int apply_delete_where(ingest *g, const cli_lines *l, const char *line, size_t len,
-			      const vdb_record *rec)
+static int apply_delete_where(ingest *g, const line_at *at, const vdb_record *rec)
 {
 	vdb_filter *f;
 	vdb_error err;
 	vdb_status st = vdb_filter_parse(rec->payload, rec->payload_len, &f, &err);
 	if (st == VDB_EINVAL)
-		return reject(g, l, line, len, err.message);
+		return reject(g, at, err.message);
 	if (st)
 		return cli_fail(&err);
-	int rc = delete_where(g, f, l->lineno);
+	int rc = delete_where(g, f, at->lineno);
 	vdb_filter_free(f);
 	return rc;
+}
+
+/* Stores a parsed record of line `at` in the pending batch; 0 or an exit status. */
+static int store(ingest *g, const line_at *at, vdb_record_kind kind, const vdb_record *rec)
+{
+	if (kind == VDB_RECORD_DELETE_WHERE)
+		return apply_delete_where(g, at, rec);
+	vdb_error err;
+	vdb_status st = kind == VDB_RECORD_DELETE
+				? vdb_writer_delete(g->w, &rec->id, &err)
+				: vdb_writer_upsert(g->w, &rec->id, rec->vector, rec->payload,
+						    rec->payload_len, &err);
+	if (st == VDB_EDATA)
+		return reject(g, at, err.message);
+	if (st)
+		return cli_fail(&err);
+	added(g, at->lineno, kind == VDB_RECORD_DELETE, at->len + 1);
+	return 0;
 }
 
 static int apply(ingest *g, const cli_lines *l, const char *line, size_t len)
@@ -269,20 +305,10 @@ static int apply(ingest *g, const cli_lines *l, const char *line, size_t len)
 	vdb_record_kind kind;
 	vdb_record rec;
 	vdb_error err;
-	vdb_status st = vdb_jsonl_parse_record(g->parser, line, len, &kind, &rec, &err);
-	if (!st && kind == VDB_RECORD_DELETE_WHERE)
-		return apply_delete_where(g, l, line, len, &rec);
-	if (!st)
-		st = kind == VDB_RECORD_DELETE
-			     ? vdb_writer_delete(g->w, &rec.id, &err)
-			     : vdb_writer_upsert(g->w, &rec.id, rec.vector, rec.payload, rec.payload_len,
-						 &err);
-	if (st == VDB_EDATA)
-		return reject(g, l, line, len, err.message);
-	if (st)
-		return cli_fail(&err);
-	added(g, l->lineno, kind == VDB_RECORD_DELETE, len + 1);
-	return 0;
+	line_at at = line_of(l, line, len);
+	if (vdb_jsonl_parse_record(g->parser, line, len, &kind, &rec, &err))
+		return err.code == VDB_EDATA ? reject(g, &at, err.message) : cli_fail(&err);
+	return store(g, &at, kind, &rec);
 }
 
 static int input_failed(const char *name, const vdb_error *err);
@@ -326,7 +352,8 @@ static int ingest_lines(ingest *g, input *in, size_t max_line)
 			char msg[96];
 			snprintf(msg, sizeof msg, "line is longer than %zu bytes (--max-line-bytes)",
 				 max_line);
-			if ((rc = reject(g, &l, NULL, 0, msg)))
+			line_at at = line_of(&l, NULL, 0);
+			if ((rc = reject(g, &at, msg)))
 				break;
 			continue;
 		}
@@ -342,6 +369,299 @@ static int ingest_lines(ingest *g, input *in, size_t max_line)
 		}
 	}
 	cli_lines_free(&l);
+	return rc;
+}
+
+/* ---- JSON lines on two threads ----
+ * Parsing a line costs about twice what storing its record does (the log write, the
+ * memtable), so with a second core the main thread reads and parses while a writer thread
+ * stores the records and commits: the two overlap. Parsed records go over in chunks, in
+ * input order, and the writer thread does exactly what ingest_lines does (the same
+ * batches, commit points and messages). The main thread also says where the input had no
+ * further line ready, so that what came before is committed before it waits.
+ * --skip-invalid stays on one thread: an over-long line is copied to --rejects by the line
+ * reader while it is read, and must land in order with the lines rejected after parsing. */
+
+enum { CHUNK_RECORDS = 256, CHUNK_BYTES = 1 << 20, CHUNK_QUEUE = 4 };
+enum { READ_NOMEM = -100 }; /* beside the LINE_* results */
+
+typedef struct parsed {
+	uint64_t lineno;
+	size_t len; /* of the line, without its newline */
+	vdb_record_kind kind;
+	vdb_id id;            /* a string id's bytes are in the chunk's text, at id_off */
+	size_t id_off;
+	size_t payload_off;   /* in the chunk's text; payload_len 0 with has_payload 0: none */
+	size_t payload_len;
+	int has_payload;
+} parsed;
+
+typedef struct chunk {
+	parsed rec[CHUNK_RECORDS];
+	size_t n;
+	float *vectors; /* CHUNK_RECORDS x dim */
+	vdb_text text;  /* string ids and payloads */
+	int wait;       /* the input had no further line ready after this chunk */
+	int last;       /* the main thread sends nothing after this chunk */
+	/* a bad line after the records (last is set): where, and why */
+	int bad;
+	uint64_t bad_lineno;
+	char bad_msg[sizeof ((vdb_error *)0)->message];
+	uint64_t raw_bytes; /* of the input read so far, for the progress line */
+} chunk;
+
+typedef struct pipe_ctx {
+	ingest *g;
+	const char *name;
+	pthread_mutex_t mu;
+	pthread_cond_t ready, space;
+	chunk ring[CHUNK_QUEUE];
+	size_t head, tail; /* filled: [head, tail) */
+	int writer_rc;     /* the writer thread's result once it stopped */
+	int writer_done;
+	int reader_done;   /* the main thread reads no more */
+	pthread_cond_t reader_stopped;
+	pthread_t reader;  /* the main thread, woken from a blocked read when the writer fails */
+	pthread_t writer;
+} pipe_ctx;
+
+/* A writer thread that failed interrupts the main thread's read with this signal. */
+#define WAKE_SIGNAL SIGURG
+
+static void on_wake(int sig)
+{
+	(void)sig; /* only interrupts a blocked read(2) */
+}
+
+static void *writer_main(void *arg)
+{
+	pipe_ctx *p = arg;
+	ingest *g = p->g;
+	int rc = 0;
+	for (int last = 0; !last && !rc;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->head == p->tail)
+			pthread_cond_wait(&p->ready, &p->mu);
+		chunk *c = &p->ring[p->head % CHUNK_QUEUE];
+		pthread_mutex_unlock(&p->mu);
+		g->chunk_raw = c->raw_bytes;
+		for (size_t i = 0; i < c->n && !rc; i++) {
+			parsed *r = &c->rec[i];
+			vdb_record rec = {r->id, c->vectors + i * g->dim,
+					  r->has_payload ? c->text.data + r->payload_off : NULL,
+					  r->payload_len};
+			if (r->id.is_string)
+				rec.id.str = c->text.data + r->id_off;
+			line_at at = {p->name, r->lineno, NULL, r->len, 0};
+			if (!(rc = store(g, &at, r->kind, &rec)) && !(rc = maybe_commit(g)) && stop_signal)
+				rc = 128 + stop_signal;
+		}
+		if (!rc && c->bad) {
+			line_at at = {p->name, c->bad_lineno, NULL, 0, 0};
+			rc = reject(g, &at, c->bad_msg);
+		}
+		if (!rc && c->wait && vdb_writer_pending(g->w))
+			rc = commit(g);
+		last = c->last;
+		pthread_mutex_lock(&p->mu);
+		p->head++;
+		pthread_cond_signal(&p->space);
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_lock(&p->mu);
+	p->writer_rc = rc;
+	p->writer_done = 1;
+	pthread_cond_signal(&p->space);
+	pthread_mutex_unlock(&p->mu);
+	if (rc) {
+		/* The main thread may be waiting for input: interrupt its read. It checks the flag
+		 * before each read, but the signal may come just before one starts, so it is
+		 * repeated until the main thread has stopped reading. */
+		read_cancel = 1;
+		pthread_mutex_lock(&p->mu);
+		while (!p->reader_done) {
+			pthread_kill(p->reader, WAKE_SIGNAL);
+			struct timespec t;
+			clock_gettime(CLOCK_REALTIME, &t);
+			t.tv_nsec += 10000000;
+			if (t.tv_nsec >= 1000000000) {
+				t.tv_sec++;
+				t.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&p->reader_stopped, &p->mu, &t);
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	return NULL;
+}
+
+/* Copies a parsed record into chunk c. */
+static int chunk_add(chunk *c, uint32_t dim, uint64_t lineno, size_t len, vdb_record_kind kind,
+		     const vdb_record *rec)
+{
+	parsed *r = &c->rec[c->n];
+	*r = (parsed){lineno, len, kind, rec->id, 0, 0, rec->payload_len, rec->payload != NULL};
+	if (rec->id.is_string) {
+		r->id_off = c->text.len;
+		r->id.str = NULL;
+		if (vdb_text_append(&c->text, rec->id.str, rec->id.len))
+			return -1;
+	}
+	if (rec->payload) {
+		r->payload_off = c->text.len;
+		if (vdb_text_append(&c->text, rec->payload, rec->payload_len))
+			return -1;
+	}
+	if (kind == VDB_RECORD_UPSERT)
+		memcpy(c->vectors + c->n * dim, rec->vector, dim * sizeof(float));
+	c->n++;
+	return 0;
+}
+
+/* The main thread's side: hands chunk c to the writer thread; waits while the queue is
+ * full. Returns the next chunk to fill, or NULL when the writer thread has stopped. */
+static chunk *chunk_send(pipe_ctx *p, ingest *g)
+{
+	pthread_mutex_lock(&p->mu);
+	p->tail++;
+	pthread_cond_signal(&p->ready);
+	while (!p->writer_done && p->tail - p->head == CHUNK_QUEUE)
+		pthread_cond_wait(&p->space, &p->mu);
+	chunk *c = p->writer_done ? NULL : &p->ring[p->tail % CHUNK_QUEUE];
+	pthread_mutex_unlock(&p->mu);
+	if (c) {
+		c->n = 0;
+		c->text.len = 0;
+		c->wait = c->last = c->bad = 0;
+		c->raw_bytes = g->done_bytes + vdb_istream_raw_bytes(g->cur);
+	}
+	return c;
+}
+
+/* ingest_lines on two threads (see above); 0 or an exit status. */
+static int ingest_lines_piped(ingest *g, input *in, size_t max_line)
+{
+	pipe_ctx *p = calloc(1, sizeof *p);
+	int rc = 0, started = 0;
+	for (size_t i = 0; p && i < CHUNK_QUEUE; i++)
+		if (!(p->ring[i].vectors = malloc((size_t)CHUNK_RECORDS * g->dim * sizeof(float))))
+			rc = EXIT_INTERNAL;
+	if (!p || rc) {
+		cli_error("out of memory");
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	p->g = g;
+	p->name = in->path;
+	p->reader = pthread_self();
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->ready, NULL);
+	pthread_cond_init(&p->space, NULL);
+	pthread_cond_init(&p->reader_stopped, NULL);
+	g->piped = 1;
+	/* Signals are for the main thread, whose read they interrupt: the writer thread (and the
+	 * graph builders it starts) block them. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, WAKE_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int failed = pthread_create(&p->writer, NULL, writer_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (failed) {
+		g->piped = 0;
+		rc = -1; /* no thread to be had: the caller reads on one */
+		goto destroy;
+	}
+	started = 1;
+	cli_lines l;
+	cli_lines_init(&l, in->fd, in->path, max_line, &read_cancel);
+	l.src = in->in;
+	g->unit = "lines";
+	chunk *c = &p->ring[0];
+	c->n = 0;
+	c->raw_bytes = 0;
+	int r = LINE_OK, read_errno = 0;
+	size_t unflushed = 0; /* records sent since the last chunk marked `wait` */
+	for (;;) {
+		int wait = !cli_lines_ready(&l);
+		if (c->n == CHUNK_RECORDS || c->text.len >= CHUNK_BYTES ||
+		    (wait && (c->n || unflushed))) {
+			c->wait = wait;
+			unflushed = wait ? 0 : unflushed + c->n;
+			if (!(c = chunk_send(p, g)))
+				break;
+		}
+		const char *line;
+		size_t len;
+		r = cli_lines_next(&l, &line, &len);
+		read_errno = errno;
+		if (r == LINE_OK && cli_is_blank(line, len))
+			continue;
+		if (r != LINE_OK && r != LINE_TOO_LONG)
+			break;
+		vdb_record_kind kind;
+		vdb_record rec;
+		vdb_error err;
+		if (r == LINE_TOO_LONG) {
+			snprintf(c->bad_msg, sizeof c->bad_msg,
+				 "line is longer than %zu bytes (--max-line-bytes)", max_line);
+		} else if (vdb_jsonl_parse_record(g->parser, line, len, &kind, &rec, &err)) {
+			snprintf(c->bad_msg, sizeof c->bad_msg, "%s", err.message);
+			if (err.code != VDB_EDATA) {
+				r = READ_NOMEM;
+				break;
+			}
+		} else if (chunk_add(c, g->dim, l.lineno, len, kind, &rec)) {
+			r = READ_NOMEM;
+			break;
+		} else {
+			continue;
+		}
+		/* A bad line: the records before it are stored, then it stops the run. */
+		c->bad = 1;
+		c->bad_lineno = l.lineno;
+		r = LINE_EOF;
+		break;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->reader_done = 1; /* no more wake-up signals: messages may be printed */
+	pthread_cond_signal(&p->reader_stopped);
+	pthread_mutex_unlock(&p->mu);
+	if (c) { /* the end: the last chunk, maybe empty, tells the writer thread to finish */
+		c->last = 1;
+		c = chunk_send(p, g);
+	}
+	pthread_mutex_lock(&p->mu);
+	while (!p->writer_done)
+		pthread_cond_wait(&p->space, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	rc = p->writer_rc;
+	if (!rc && stop_signal)
+		rc = 128 + stop_signal;
+	else if (!rc && r == LINE_ERROR) {
+		errno = read_errno;
+		rc = read_failed(&l);
+	} else if (!rc && r == READ_NOMEM) {
+		cli_error("out of memory");
+		rc = EXIT_INTERNAL;
+	}
+	cli_lines_free(&l);
+	g->piped = 0;
+destroy:
+	if (started)
+		pthread_join(p->writer, NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->ready);
+	pthread_cond_destroy(&p->space);
+	pthread_cond_destroy(&p->reader_stopped);
+out:
+	for (size_t i = 0; p && i < CHUNK_QUEUE; i++) {
+		free(p->ring[i].vectors);
+		vdb_text_free(&p->ring[i].text);
+	}
+	free(p);
 	return rc;
 }
 
@@ -517,7 +837,7 @@ static int open_stream(const char *path, int *fd, vdb_istream **in)
 		return EXIT_NOINPUT;
 	}
 	vdb_error err;
-	if (vdb_istream_open(*fd, &stop_signal, in, &err))
+	if (vdb_istream_open(*fd, &read_cancel, in, &err))
 		return input_failed(path, &err);
 	return 0;
 }
@@ -548,6 +868,9 @@ static int ingest_input(ingest *g, input *in, size_t max_line)
 		rc = ingest_csv(g, in);
 	else if (is_vectors(in->f))
 		rc = ingest_vectors(g, in);
+	else if (!g->skip_invalid && cli_default_threads() > 1 &&
+		 (rc = ingest_lines_piped(g, in, max_line)) >= 0)
+		; /* done on two threads */
 	else
 		rc = ingest_lines(g, in, max_line);
 	g->done_bytes += vdb_istream_raw_bytes(in->in);
@@ -835,6 +1158,8 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	cli_catch_stop_signals(on_signal);
+	struct sigaction wake = {.sa_handler = on_wake}; /* no SA_RESTART: read(2) is interrupted */
+	sigaction(WAKE_SIGNAL, &wake, NULL);
 	wo.cancel = &stop_signal;
 	wo.on_wait = on_wait;
 	wo.on_wait_ctx = &g;

@@ -230,6 +230,36 @@ class FaultTest(unittest.TestCase):
         print("ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
         self.assertGreater(failures, calls // 2)
 
+    def test_failed_commit_while_input_waits(self):
+        # JSON lines are parsed on the main thread and committed on a second one. A commit
+        # that fails while the main thread waits for more input (a producer that stays
+        # open) must end the run at once with the error, not when the input ends.
+        self.fresh_db()
+        lines, _ = self.make_ops(1, 40, 0)
+        log = os.path.join(self.root, "fault-wait.log")
+        env = dict(ENV, LD_PRELOAD=SHIM, VDB_FAULT_DIR=self.tmp, VDB_FAULT_N="1",
+                   VDB_FAULT_CALLS="fsync", VDB_FAULT_ERRNO="EIO", VDB_FAULT_LOG=log,
+                   VDB_THREADS="2")
+        p = subprocess.Popen([exe("vdb-ingest"), "-v", self.db], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            p.stdin.write("".join(lines))
+            p.stdin.flush()  # and the pipe stays open
+            rc = p.wait(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.stdin.close()
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(rc, 74, err)
+        self.assertRegex(err, r"(?m)^vdb-ingest: .*Input/output error$")
+        self.assertNotIn("committed batch", err)
+        self.assertIn("0 records committed", err)
+        self.assertEqual(export(self.db), self.state)
+        check(self, self.db, "after the failed commit")
+
     def test_compaction(self):
         # Deletes and replacements in the log tail and in several segments.
         lines, _ = self.make_ops(2000, 60, 3)
