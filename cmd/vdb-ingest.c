@@ -382,7 +382,9 @@ static int ingest_lines(ingest *g, input *in, size_t max_line)
  * --skip-invalid stays on one thread: an over-long line is copied to --rejects by the line
  * reader while it is read, and must land in order with the lines rejected after parsing. */
 
-enum { CHUNK_RECORDS = 256, CHUNK_BYTES = 1 << 20, CHUNK_QUEUE = 4 };
+/* Up to 2048 records parsed ahead of the writer thread: about two default batches, so that
+ * parsing goes on while a commit waits for its fsync. */
+enum { CHUNK_RECORDS = 256, CHUNK_BYTES = 1 << 20, CHUNK_QUEUE = 8 };
 enum { READ_NOMEM = -100 }; /* beside the LINE_* results */
 
 typedef struct parsed {
