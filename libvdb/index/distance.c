@@ -15,18 +15,29 @@
 #define BODY static inline __attribute__((always_inline))
 #define AVX2 __attribute__((target("avx2,fma")))
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+/* Resolvers run while the library is being relocated, before any sanitizer runtime is
+ * ready: nothing they call may be instrumented. */
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
+static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_avx512(void)
+{
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_avx2(void)
+{
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 /* Defines NAME as an ifunc choosing among NAME_body compiled for each target. */
 #define DISPATCH(ret, name, params, args)                                                     \
 	static ret name##_base params { return name##_body args; }                            \
 	AVX2 static ret name##_avx2 params { return name##_body args; }                       \
 	AVX512 static ret name##_avx512 params { return name##_body args; }                   \
-	__attribute__((no_sanitize("address", "undefined", "thread"))) static ret(*resolve_##name(void)) params \
+	NO_SANITIZE static ret(*resolve_##name(void)) params                                 \
 	{                                                                                     \
 		__builtin_cpu_init();                                                         \
-		if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&  \
-		    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))   \
+		if (cpu_has_avx512())                                                         \
 			return name##_avx512;                                                 \
-		if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))          \
+		if (cpu_has_avx2())                                                           \
 			return name##_avx2;                                                   \
 		return name##_base;                                                           \
 	}                                                                                     \
@@ -228,3 +239,32 @@ DISPATCH(void, vdb_l2sq4, (const float *const *q, const float *b, size_t n, floa
 DISPATCH(float, vdb_l2sq, (const float *a, const float *b, size_t n), (a, b, n))
 DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, float *dot, float *xx),
 	 (q, x, n, dot, xx))
+
+
+/* Every compiled version this CPU can run (the tests hold each to the portable one). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KERNELS(label, v)                                                                     \
+	(vdb_kernels)                                                                         \
+	{                                                                                     \
+		label, vdb_dot_##v, vdb_l2sq_##v, vdb_dot_and_norm_##v, vdb_l2sq4_##v,        \
+		    vdb_l2sq_rows_##v, vdb_dot_rows_##v, vdb_dot_and_norm_rows_##v            \
+	}
+size_t vdb_kernel_versions(vdb_kernels out[3])
+{
+	size_t n = 0;
+	__builtin_cpu_init();
+	out[n++] = KERNELS("portable", base);
+	if (cpu_has_avx2())
+		out[n++] = KERNELS("avx2", avx2);
+	if (cpu_has_avx512())
+		out[n++] = KERNELS("avx512", avx512);
+	return n;
+}
+#else
+size_t vdb_kernel_versions(vdb_kernels out[3])
+{
+	out[0] = (vdb_kernels){"portable", vdb_dot, vdb_l2sq, vdb_dot_and_norm, vdb_l2sq4,
+			       vdb_l2sq_rows, vdb_dot_rows, vdb_dot_and_norm_rows};
+	return 1;
+}
+#endif

@@ -1,5 +1,5 @@
-/* Distance kernels. Written with independent accumulators so the compiler vectorises them;
- * the SIMD dispatch of a later revision replaces the bodies, not the interface. */
+/* Distance kernels, compiled for AVX-512, AVX2+FMA and the portable x86-64 baseline; the
+ * best the CPU runs is chosen once, when the library is loaded (distance.c). */
 #ifndef VDB_INDEX_DISTANCE_H
 #define VDB_INDEX_DISTANCE_H
 
@@ -17,5 +17,22 @@ void vdb_dot_and_norm_rows(const float *q, const float *x, size_t rows, size_t d
 void vdb_l2sq4(const float *const *q, const float *b, size_t n, float *out);
 /* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
 void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
+
+/* The kernels of one compiled version. */
+typedef struct vdb_kernels {
+	const char *name; /* "portable", "avx2" (AVX2 + FMA) or "avx512" */
+	float (*dot)(const float *a, const float *b, size_t n);
+	float (*l2sq)(const float *a, const float *b, size_t n);
+	void (*dot_and_norm)(const float *q, const float *x, size_t n, float *dot, float *xx);
+	void (*l2sq4)(const float *const *q, const float *b, size_t n, float *out);
+	void (*l2sq_rows)(const float *q, const float *x, size_t rows, size_t dim, float *out);
+	void (*dot_rows)(const float *q, const float *x, size_t rows, size_t dim, float *out);
+	void (*dot_and_norm_rows)(const float *q, const float *x, size_t rows, size_t dim,
+				  float *dot, float *xx);
+} vdb_kernels;
+
+/* Every version this CPU can run, the portable one first; returns how many (1 to 3). The
+ * functions above are the best of them, chosen once when the library is loaded. */
+size_t vdb_kernel_versions(vdb_kernels out[3]);
 
 #endif

@@ -79,6 +79,82 @@ Test(distance, kernels_match_double_reference)
 	}
 }
 
+/* Every compiled version of the kernels this CPU runs (AVX-512, AVX2+FMA) agrees with the
+ * portable one within 1e-5 relative: of the value for squared L2 and norms (sums of
+ * non-negative terms), of the sum of the terms' magnitudes for dot products (whose value
+ * may cancel to near 0). Each version's row-block and four-query kernels give its
+ * single-row results bit for bit. */
+Test(distance, every_cpu_version_agrees_with_the_portable_one)
+{
+	vdb_kernels v[3];
+	size_t nv = vdb_kernel_versions(v);
+	cr_assert_geq(nv, 1);
+	cr_assert_str_eq(v[0].name, "portable");
+	for (size_t k = 0; k < nv; k++)
+		fprintf(stderr, "distance kernels: testing the %s version\n", v[k].name);
+	rng_state = 17;
+	size_t dims[] = {1, 5, 8, 15, 16, 33, 100, 128, 768, 1536};
+	enum { ROWS = 5 };
+	static float q[1536], x[ROWS * 1536];
+	for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+		size_t n = dims[d];
+		for (int rep = 0; rep < 40; rep++) {
+			/* Magnitudes from 1e-3 to 1e3, as embeddings and raw features have. */
+			double scale = pow(10, rnd() * 6 - 3);
+			for (size_t i = 0; i < n; i++)
+				q[i] = (float)((rnd() * 2 - 1) * scale);
+			for (size_t i = 0; i < ROWS * n; i++)
+				x[i] = (float)((rnd() * 2 - 1) * scale);
+			float base_dot[ROWS], base_l2[ROWS], base_xx[ROWS];
+			double mag[ROWS];
+			for (int r = 0; r < ROWS; r++) {
+				const float *xr = x + r * n;
+				float dd;
+				base_dot[r] = v[0].dot(q, xr, n);
+				base_l2[r] = v[0].l2sq(q, xr, n);
+				v[0].dot_and_norm(q, xr, n, &dd, &base_xx[r]);
+				mag[r] = 0;
+				for (size_t i = 0; i < n; i++)
+					mag[r] += fabs((double)q[i] * xr[i]);
+			}
+			for (size_t k = 0; k < nv; k++) {
+				float rd[ROWS], rl[ROWS], rdn[ROWS], rxx[ROWS], four[4];
+				v[k].dot_rows(q, x, ROWS, n, rd);
+				v[k].l2sq_rows(q, x, ROWS, n, rl);
+				v[k].dot_and_norm_rows(q, x, ROWS, n, rdn, rxx);
+				const float *q4[4] = {x, x + n, q, x + 2 * n};
+				v[k].l2sq4(q4, x + 3 * n, n, four);
+				for (int j = 0; j < 4; j++) {
+					float one = v[k].l2sq(q4[j], x + 3 * n, n);
+					cr_assert_eq(memcmp(&four[j], &one, sizeof one), 0, "%s l2sq4, dim %zu",
+						     v[k].name, n);
+				}
+				for (int r = 0; r < ROWS; r++) {
+					const float *xr = x + r * n;
+					float d1 = v[k].dot(q, xr, n), l1 = v[k].l2sq(q, xr, n), dn, xx;
+					v[k].dot_and_norm(q, xr, n, &dn, &xx);
+					cr_assert_eq(memcmp(&rd[r], &d1, sizeof d1), 0, "%s dot_rows", v[k].name);
+					cr_assert_eq(memcmp(&rl[r], &l1, sizeof l1), 0, "%s l2sq_rows", v[k].name);
+					cr_assert_eq(memcmp(&rdn[r], &dn, sizeof dn), 0, "%s dot_and_norm_rows",
+						     v[k].name);
+					cr_assert_eq(memcmp(&rxx[r], &xx, sizeof xx), 0, "%s dot_and_norm_rows",
+						     v[k].name);
+					cr_assert_leq(fabs((double)d1 - base_dot[r]), 1e-5 * mag[r],
+						      "%s dot, dim %zu: %g vs portable %g", v[k].name, n, d1,
+						      base_dot[r]);
+					cr_assert_leq(fabs((double)dn - base_dot[r]), 1e-5 * mag[r],
+						      "%s dot_and_norm, dim %zu", v[k].name, n);
+					cr_assert_leq(fabs((double)l1 - base_l2[r]), 1e-5 * base_l2[r],
+						      "%s l2sq, dim %zu: %g vs portable %g", v[k].name, n, l1,
+						      base_l2[r]);
+					cr_assert_leq(fabs((double)xx - base_xx[r]), 1e-5 * base_xx[r],
+						      "%s norm, dim %zu", v[k].name, n);
+				}
+			}
+		}
+	}
+}
+
 static int row_idcmp(void *ctx, const vdb_cand *a, const vdb_cand *b)
 {
 	(void)ctx;
