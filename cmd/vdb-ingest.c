@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,6 +426,7 @@ typedef struct pipe_ctx {
 	pthread_cond_t reader_stopped;
 	pthread_t reader;  /* the main thread, woken from a blocked read when the writer fails */
 	pthread_t writer;
+	atomic_int stop;   /* the signal that stopped the run: the main thread passes it on */
 } pipe_ctx;
 
 /* A writer thread that failed interrupts the main thread's read with this signal. */
@@ -455,8 +457,9 @@ static void *writer_main(void *arg)
 			if (r->id.is_string)
 				rec.id.str = c->text.data + r->id_off;
 			line_at at = {p->name, r->lineno, NULL, r->len, 0};
-			if (!(rc = store(g, &at, r->kind, &rec)) && !(rc = maybe_commit(g)) && stop_signal)
-				rc = 128 + stop_signal;
+			int sig = atomic_load_explicit(&p->stop, memory_order_relaxed);
+			if (!(rc = store(g, &at, r->kind, &rec)) && !(rc = maybe_commit(g)) && sig)
+				rc = 128 + sig;
 		}
 		if (!rc && c->bad) {
 			line_at at = {p->name, c->bad_lineno, NULL, 0, 0};
@@ -599,6 +602,12 @@ static int ingest_lines_piped(ingest *g, input *in, size_t max_line)
 		size_t len;
 		r = cli_lines_next(&l, &line, &len);
 		read_errno = errno;
+		if (stop_signal) {
+			/* The writer thread stops after the record it is storing. */
+			atomic_store(&p->stop, stop_signal);
+			r = LINE_CANCELLED;
+			break;
+		}
 		if (r == LINE_OK && cli_is_blank(line, len))
 			continue;
 		if (r != LINE_OK && r != LINE_TOO_LONG)
