@@ -193,7 +193,11 @@ class RepairTest(vdbtest.VdbTestCase):
     def test_two_segments_repaired_at_once(self):
         # A second segment with a graph (a bulk commit), then damage in both.
         more = vdbtest.seeded_records(11, 3000, DIM, id_offset=2 * 10 ** 6)
-        self.ingest('db', vdbtest.records_text(more), '-b', '3000')
+        # From a file: a pipe that runs dry midway would commit (and seal) what came so far.
+        path = self.path('more.jsonl')
+        with open(path, 'w') as f:
+            f.write(vdbtest.records_text(more))
+        self.ingest('db', None, '-b', '3000', files=(path,))
         self.before = self.answers()
         segs = []
         for f in sorted(os.listdir(self.coll)):
