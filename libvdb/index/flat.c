@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "../util/error.h"
 #include "distance.h"
@@ -373,12 +374,33 @@ typedef struct scan_part {
 	uint64_t w0, w1;
 } scan_part;
 
+/* Maps the pages of rows [64 w0, 64 w1) in one call, before they are read: a process's
+ * first scan of a segment would otherwise take a page fault every 16 pages or so (about
+ * 8,000 for 512 MB), each a trip into the kernel. Only where the kernel can (Linux 5.14);
+ * elsewhere the scan faults the pages in as before. */
+static void populate(const vdb_segment *seg, uint64_t w0, uint64_t w1)
+{
+#ifdef MADV_POPULATE_READ
+	size_t dim = seg->dim, page = 4096;
+	uint64_t r1 = w1 * 64 < seg->rows ? w1 * 64 : seg->rows;
+	if (w0 * 64 >= r1)
+		return;
+	uintptr_t a = (uintptr_t)(seg->vectors + w0 * 64 * dim) & ~(uintptr_t)(page - 1);
+	uintptr_t b = (uintptr_t)(seg->vectors + r1 * dim);
+	madvise((void *)a, b - a, MADV_POPULATE_READ);
+#else
+	(void)seg, (void)w0, (void)w1;
+#endif
+}
+
 static void scan_part_run(const scan_part *p)
 {
 	const vdb_segment *seg = &p->s->segs[p->g];
 	size_t dim = p->s->cfg.dim;
 	vdb_metric m = p->s->cfg.metric;
 	uint64_t step = scan_block_words(dim);
+	if (p->skip == seg->dead) /* not a filter's selection, which may need few pages */
+		populate(seg, p->w0, p->w1);
 	for (uint64_t w = p->w0; w < p->w1; w += step) {
 		uint64_t end = p->w1 - w < step ? p->w1 : w + step;
 		size_t j = 0;

@@ -415,14 +415,13 @@ ParameterizedTest(metric_case *mc, flat, split_scan_matches_one_thread)
 	const float *qp[NQ];
 	size_t ks[NQ], ns[NQ], n1[NQ], failed;
 	static vdb_hit h1[NQ][K], hn[NQ][K];
-	vdb_hit *p1[NQ], *pn[NQ];
+	vdb_hit *pn[NQ];
 	for (int i = 0; i < NQ; i++) {
 		/* Half the queries sit on a stored vector: k ties at distance 0 for l2. */
 		for (int j = 0; j < DIM; j++)
 			q[i][j] = i % 2 ? distinct[i][j] : (float)(rnd() * 2 - 1);
 		qp[i] = q[i];
 		ks[i] = 1 + (size_t)i * (K - 1) / (NQ - 1);
-		p1[i] = h1[i];
 		pn[i] = hn[i];
 	}
 	vdb_searcher *sr;
