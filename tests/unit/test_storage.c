@@ -86,6 +86,20 @@ Test(crc32c, known_answers)
 	for (int k = 0; k <= 299; k++)
 		cr_assert_eq(vdb_crc32c(vdb_crc32c(0, buf + 1, (size_t)k), buf + 1 + k, (size_t)(299 - k)),
 			     whole);
+	/* Combining the parts' CRCs equals one pass, at every split point, including empty
+	 * parts; and across a part far longer than any buffer (only its length matters). */
+	for (int k = 0; k <= 299; k++)
+		cr_assert_eq(vdb_crc32c_combine(vdb_crc32c(0, buf + 1, (size_t)k),
+						vdb_crc32c(0, buf + 1 + k, (size_t)(299 - k)),
+						(uint64_t)(299 - k)),
+			     whole, "split at %d", k);
+	size_t big = (3u << 20) + 17;
+	char *zeros = calloc(big, 1);
+	cr_assert_not_null(zeros);
+	uint32_t head = vdb_crc32c(0, buf, 300);
+	cr_assert_eq(vdb_crc32c_combine(head, vdb_crc32c(0, zeros, big), big),
+		     vdb_crc32c(head, zeros, big));
+	free(zeros);
 }
 
 Test(ids, order_and_hash)
