@@ -30,6 +30,7 @@ typedef struct checker {
 	vdb_check_report report;
 	void *ctx;
 	const char *coll;
+	const vdb_known_crcs *known;
 	uint64_t problems;
 	/* An I/O error or lack of memory met on the way: it says nothing about the files'
 	 * content, so it ends the check as an error, not as damage. */
@@ -315,6 +316,20 @@ static void report_strays(checker *c, const vdb_state *st, int strict)
 	closedir(d);
 }
 
+/* The CRC of a section's bytes: the one the caller computed while writing exactly these
+ * bytes of this file (c->known), or else read through the mapping. */
+static uint32_t section_crc(const checker *c, const vdb_segment *s, const vdb_section *sec)
+{
+	size_t n = strlen(c->coll);
+	for (size_t i = 0; c->known && i < c->known->n; i++) {
+		const vdb_known_crc *k = &c->known->v[i];
+		if (k->off == sec->off && k->len == sec->len && !strncmp(k->name, c->coll, n) &&
+		    k->name[n] == '/' && !strcmp(k->name + n + 1, s->file))
+			return k->crc;
+	}
+	return vdb_crc32c(0, s->map + sec->off, sec->len);
+}
+
 /* Checks one segment opened with its primary sections only. Damage to a primary section
  * (vectors, ids, payloads) is not repairable; damage confined to the derived ones (id
  * index, norms, payload indexes, graph: a checksum mismatch, or a structure that does not
@@ -324,7 +339,7 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 	int primary = 0, derived = 0;
 	for (uint32_t i = 0; i < s->nsec; i++) {
 		const vdb_section *sec = &s->sec[i];
-		if (vdb_crc32c(0, s->map + sec->off, sec->len) == sec->crc)
+		if (section_crc(c, s, sec) == sec->crc)
 			continue;
 		problem(c, "%s: checksum mismatch in section %u (offset %" PRIu64 ")%s", s->file,
 			sec->kind, sec->off,
@@ -373,11 +388,11 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 }
 
 vdb_status vdb_check_collection(const char *db, const char *name, int strict,
-				vdb_check_report report, void *ctx, uint64_t *problems,
-				uint64_t *live, uint64_t **rebuild, size_t *nrebuild,
-				vdb_error *err)
+				const vdb_known_crcs *known, vdb_check_report report, void *ctx,
+				uint64_t *problems, uint64_t *live, uint64_t **rebuild,
+				size_t *nrebuild, vdb_error *err)
 {
-	checker c = {.report = report, .ctx = ctx, .coll = name};
+	checker c = {.report = report, .ctx = ctx, .coll = name, .known = known};
 	vdb_state st;
 	vdb_error e;
 	*live = 0;
@@ -465,7 +480,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 {
 	uint64_t first = 0, live, *numbers = NULL;
 	size_t n = 0;
-	vdb_status rc = vdb_check_collection(db, name, 0, report, ctx, &first, &live, &numbers,
+	vdb_status rc = vdb_check_collection(db, name, 0, NULL, report, ctx, &first, &live, &numbers,
 					     &n, err);
 	if (rc || !n) { /* nothing to rebuild: the first check's problems are what is left */
 		free(numbers);
@@ -484,7 +499,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 	if (rc)
 		return rc;
 	*rebuilt += n;
-	return vdb_check_collection(db, name, 0, report, ctx, problems, &live, NULL, NULL, err);
+	return vdb_check_collection(db, name, 0, NULL, report, ctx, problems, &live, NULL, NULL, err);
 }
 
 static vdb_status check_db(const char *db, const char *name, vdb_check_report report,
@@ -523,7 +538,7 @@ static vdb_status check_db(const char *db, const char *name, vdb_check_report re
 		uint64_t live;
 		const char *coll = name ? one : names[i];
 		rc = repair ? repair_collection(db, coll, report, ctx, problems, rebuilt, err)
-			    : vdb_check_collection(db, coll, 0, report, ctx, problems, &live, NULL,
+			    : vdb_check_collection(db, coll, 0, NULL, report, ctx, problems, &live, NULL,
 						   NULL, err);
 		if (rc)
 			break;

@@ -564,6 +564,21 @@ static vdb_status map_sections(vdb_segment *s, int fd, unsigned flags, vdb_error
 	return VDB_OK;
 }
 
+int vdb_segment_table(const unsigned char *h, size_t hlen, vdb_section *sec, uint32_t *nsec)
+{
+	if (hlen < VDB_SEG_HEADER_SIZE || memcmp(h, VDB_SEG_MAGIC, 8) != 0)
+		return -1;
+	uint32_t n = vdb_le32(h + 20);
+	if (n > VDB_SEG_MAX_SECTIONS || VDB_SEG_HEADER_SIZE + (uint64_t)n * VDB_SEG_SECTION_SIZE > hlen)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const unsigned char *t = h + VDB_SEG_HEADER_SIZE + i * VDB_SEG_SECTION_SIZE;
+		sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16), vdb_le32(t + 24)};
+	}
+	*nsec = n;
+	return 0;
+}
+
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
 			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
 			    vdb_error *err)
@@ -607,9 +622,8 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 	}
 	s->map = map;
 	s->size = size;
-	uint32_t nsec = vdb_le32(h + 20);
-	if (memcmp(h, VDB_SEG_MAGIC, 8) != 0 || nsec > VDB_SEG_MAX_SECTIONS ||
-	    VDB_SEG_HEADER_SIZE + (uint64_t)nsec * VDB_SEG_SECTION_SIZE > hlen)
+	uint32_t nsec;
+	if (vdb_segment_table(h, hlen, s->sec, &nsec))
 		goto bad_header;
 	uint32_t crc = vdb_crc32c(0, h, 124);
 	crc = vdb_crc32c(crc, h + VDB_SEG_HEADER_SIZE, nsec * VDB_SEG_SECTION_SIZE);
@@ -626,11 +640,6 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 	s->header_crc = crc;
 	s->rows = rows;
 	s->nsec = nsec;
-	for (uint32_t i = 0; i < nsec; i++) {
-		const unsigned char *t = h + VDB_SEG_HEADER_SIZE + i * VDB_SEG_SECTION_SIZE;
-		s->sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16),
-					  vdb_le32(t + 24)};
-	}
 	if (map_sections(s, fd, flags, err))
 		goto fail;
 	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */

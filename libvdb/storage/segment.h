@@ -96,6 +96,10 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
 			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
 			    vdb_error *err);
+/* The section table of a segment header h (its first hlen bytes): 0, or -1 when h is not
+ * a segment header or its table does not fit. Neither the header's checksum nor the
+ * sections' bounds are checked (vdb_segment_open does that). */
+int vdb_segment_table(const unsigned char *h, size_t hlen, vdb_section *sec, uint32_t *nsec);
 /* 1 for the sections vdb_segment_write computes from the others (rebuildable). */
 int vdb_section_is_derived(uint32_t kind);
 void vdb_segment_close(vdb_segment *s);
