@@ -48,7 +48,7 @@
 #include "check.h"
 #include "zio.h"
 
-#define CHUNK (1u << 20)
+#define CHUNK (1u << 20) /* most bytes handed to write() at once */
 
 void vdb_restore_options_init(vdb_restore_options *o)
 {
@@ -66,7 +66,6 @@ typedef struct rst {
 	char tmp[4096]; /* the temporary database; "" when only verifying */
 	vdb_arc_manifest m;
 	unsigned char *done; /* per entry of m: extracted and verified */
-	unsigned char *buf;
 	vdb_restore_stats stats;
 	uint64_t work_done, work_total; /* bytes, for o->progress */
 	vdb_known_crcs known; /* section CRCs of the segments written, for verify_tree */
@@ -237,37 +236,63 @@ static vdb_status sync_later(rst *r, int fd, const char *name, vdb_error *err)
 	return sync_pending(r, err);
 }
 
-/* Copies one entry's content to fd (or nowhere) and checks its CRC; *ss receives its
- * section CRCs when it is a segment written to fd. */
+/* Checksums n bytes of an entry found at offset `at` and writes them to fd (or nowhere). */
+static vdb_status put(rst *r, int fd, const vdb_arc_entry *e, secsum *ss, uint32_t *crc,
+		      const unsigned char *p, size_t n, uint64_t at, uint64_t *started,
+		      vdb_error *err)
+{
+	*crc = secsum_chunk(ss, *crc, p, n, at);
+	if (fd >= 0) {
+		if (vdb_write_all(fd, p, n) < 0)
+			return vdb_err_sys(err, VDB_EIO, "write %s/%s", r->tmp, e->name);
+		vdb_start_writeback(fd, started, at + n);
+	}
+	r->work_done += n;
+	if (r->o->progress)
+		r->o->progress(r->o->progress_ctx, r->work_done, r->work_total);
+	return VDB_OK;
+}
+
+/* Copies one entry's content to fd (or nowhere), straight from the decompressor's buffers,
+ * and checks its CRC; *ss receives its section CRCs when it is a segment written to fd. */
 static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb_arc_entry *e,
 			     int fd, secsum *ss, vdb_error *err)
 {
-	uint32_t crc = 0;
-	uint64_t left = e->size + vdb_tar_pad(e->size), data = e->size, started = 0;
+	/* The first bytes are gathered whole (they may come in two pieces): a segment's
+	 * section table must be known before any section byte is summed. */
+	unsigned char head[VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE];
+	size_t nhead = e->size < sizeof head ? (size_t)e->size : sizeof head;
 	int sums = fd >= 0 && is_segment_name(e->name);
+	uint32_t crc = 0;
+	uint64_t pos = 0, end = e->size + vdb_tar_pad(e->size), started = 0;
 	ss->n = 0;
-	while (left) {
-		size_t want = left < CHUNK ? (size_t)left : CHUNK, got;
-		vdb_status st = vdb_zreader_read(z, r->buf, want, &got, e->name, err);
+	while (pos < end) {
+		const void *q;
+		size_t got;
+		vdb_status st = vdb_zreader_next(z, end - pos < CHUNK ? (size_t)(end - pos) : CHUNK,
+						 &q, &got, e->name, err);
 		if (st)
 			return st;
-		if (got < want)
+		if (!got)
 			return vdb_err(err, VDB_ECORRUPT, "%s: truncated archive (in entry '%s')",
 				       what, e->name);
-		size_t n = data < got ? (size_t)data : got;
-		/* The first chunk holds the whole header (CHUNK is far larger than any). */
-		if (sums && data == e->size)
-			secsum_start(ss, r->buf, n, e->size);
-		crc = secsum_chunk(ss, crc, r->buf, n, e->size - data);
-		if (fd >= 0 && vdb_write_all(fd, r->buf, n) < 0)
-			return vdb_err_sys(err, VDB_EIO, "write %s/%s", r->tmp, e->name);
-		data -= n;
-		if (fd >= 0)
-			vdb_start_writeback(fd, &started, e->size - data);
-		left -= got;
-		r->work_done += n;
-		if (r->o->progress)
-			r->o->progress(r->o->progress_ctx, r->work_done, r->work_total);
+		const unsigned char *p = q;
+		size_t n = pos < e->size ? (size_t)(e->size - pos < got ? e->size - pos : got) : 0;
+		size_t k = 0;
+		if (pos < nhead) {
+			k = nhead - pos < n ? nhead - (size_t)pos : n;
+			memcpy(head + pos, p, k);
+			if (pos + k == nhead) {
+				if (sums)
+					secsum_start(ss, head, nhead, e->size);
+				st = put(r, fd, e, ss, &crc, head, nhead, 0, &started, err);
+			}
+		}
+		if (!st && n > k)
+			st = put(r, fd, e, ss, &crc, p + k, n - k, pos + k, &started, err);
+		if (st)
+			return st;
+		pos += got;
 	}
 	if (crc != e->crc)
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': checksum mismatch (damaged archive)",
@@ -276,15 +301,16 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 }
 
 /* After the end-of-archive block: only zeros (tar's record padding) may follow. */
-static vdb_status drain(rst *r, vdb_zreader *z, const char *what, vdb_error *err)
+static vdb_status drain(vdb_zreader *z, const char *what, vdb_error *err)
 {
 	for (;;) {
+		unsigned char b[VDB_TAR_BLOCK];
 		size_t got;
-		vdb_status st = vdb_zreader_read(z, r->buf, VDB_TAR_BLOCK, &got, "the end", err);
+		vdb_status st = vdb_zreader_read(z, b, sizeof b, &got, "the end", err);
 		if (st)
 			return st;
 		for (size_t i = 0; i < got; i++)
-			if (r->buf[i])
+			if (b[i])
 				return vdb_err(err, VDB_ECORRUPT, "%s: data after the end of the archive",
 					       what);
 		if (got < VDB_TAR_BLOCK)
@@ -316,7 +342,7 @@ static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_ar
 			break;
 		}
 		if (vdb_tar_is_zero(h)) {
-			st = drain(r, z, what, err);
+			st = drain(z, what, err);
 			break;
 		}
 		if (vdb_tar_parse(h, &t, &why)) {
@@ -559,8 +585,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 	for (size_t i = 0; i < r.m.nent; i++)
 		r.work_total += r.m.entries[i].size;
 	r.done = calloc(r.m.nent + 1, 1);
-	r.buf = malloc(CHUNK);
-	if (!r.done || !r.buf) {
+	if (!r.done) {
 		st = vdb_err_nomem(err);
 		goto out;
 	}
@@ -623,7 +648,6 @@ out:
 	vdb_zreader_free(z);
 	vdb_arc_manifest_free(&r.m);
 	free(r.done);
-	free(r.buf);
 	free(r.known.v);
 	return st;
 }

@@ -599,6 +599,15 @@ class Snapshot(VdbTestCase):
                 self.assertRejected(zstd_compress(tar_build(built)),
                                     'checksum mismatch in section %d' % kind,
                                     os.path.basename(seg[0].name), verify=False)
+        # Damage to the compressed stream half way through the segment, met while the
+        # decompressing thread runs ahead: named as the entry being read (by its CRC, or by
+        # zstd when the block no longer decodes).
+        data = bytearray(self.read(arc))
+        for at in (len(data) // 2, len(data) // 2 + 1000, len(data) * 2 // 3):
+            with self.subTest(compressed=at):
+                bad = bytearray(data)
+                bad[at] ^= 0x55
+                self.assertRejected(bytes(bad), 'damaged archive', seg[0].name)
 
     def test_decompression_bombs(self):
         arc, members = self.base_archive()
