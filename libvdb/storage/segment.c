@@ -733,7 +733,23 @@ vdb_status vdb_segment_payload(const vdb_segment *s, uint64_t row, const char **
 vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t hash, int64_t *row,
 			    vdb_error *err)
 {
-	uint64_t lo = 0, hi = s->rows;
+	uint64_t from = 0;
+	return vdb_segment_find_from(s, id, hash, &from, row, err);
+}
+
+vdb_status vdb_segment_find_from(const vdb_segment *s, const vdb_id *id, uint64_t hash,
+				 uint64_t *from, int64_t *row, vdb_error *err)
+{
+	uint64_t lo = *from < s->rows ? *from : s->rows, hi = s->rows;
+	/* Galloping from the previous position: lookups in ascending hash order then cost
+	 * what a merge of the two sorted lists would, touching the index in order. */
+	for (uint64_t step = 1; lo + step < hi; step *= 2) {
+		if (vdb_le64(s->id_index + (lo + step - 1) * 16) >= hash) {
+			hi = lo + step;
+			break;
+		}
+		lo += step;
+	}
 	while (lo < hi) { /* first entry with entry.hash >= hash */
 		uint64_t mid = lo + (hi - lo) / 2;
 		if (vdb_le64(s->id_index + mid * 16) < hash)
@@ -742,6 +758,7 @@ vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t has
 			hi = mid;
 	}
 	*row = -1;
+	*from = lo;
 	for (; lo < s->rows && vdb_le64(s->id_index + lo * 16) == hash; lo++) {
 		uint64_t r = vdb_le64(s->id_index + lo * 16 + 8);
 		if (r >= s->rows)

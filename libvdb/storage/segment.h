@@ -121,6 +121,10 @@ vdb_status vdb_segment_payload(const vdb_segment *s, uint64_t row, const char **
 /* The row holding id (dead or not), or -1. A damaged index is VDB_ECORRUPT. */
 vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t hash, int64_t *row,
 			    vdb_error *err);
+/* The same for lookups made in ascending hash order: *from is 0 before the first and is
+ * advanced by each (it never passes an entry a later, larger hash could need). */
+vdb_status vdb_segment_find_from(const vdb_segment *s, const vdb_id *id, uint64_t hash,
+				 uint64_t *from, int64_t *row, vdb_error *err);
 
 /* Deletion files: the complete bitmap of a segment's deleted rows, replaced (never edited)
  * when more rows are deleted. */
