@@ -111,8 +111,9 @@ static void secsum_start(secsum *ss, const unsigned char *head, size_t len, uint
 }
 
 /* Continues the file's CRC over the chunk at file offset pos, and each section's over the
- * part of it that falls in that section: each byte is read once, and the CRC of a piece
- * inside a section is combined into both (vdb_crc32c_combine costs no pass over data). */
+ * part of it that falls in that section, reading each byte once: inside a section only the
+ * section's CRC runs, and it is combined into the file's when the section ends
+ * (vdb_crc32c_combine costs no pass over the data). */
 static uint32_t secsum_chunk(secsum *ss, uint32_t crc, const unsigned char *p, size_t n,
 			     uint64_t pos)
 {
@@ -125,9 +126,9 @@ static uint32_t secsum_chunk(secsum *ss, uint32_t crc, const unsigned char *p, s
 			uint64_t left = ss->sec[k].off + ss->sec[k].len - pos;
 			if (left < piece)
 				piece = (size_t)left;
-			uint32_t c = vdb_crc32c(0, p, piece);
-			ss->crc[k] = vdb_crc32c_combine(ss->crc[k], c, piece);
-			crc = vdb_crc32c_combine(crc, c, piece);
+			ss->crc[k] = vdb_crc32c(ss->crc[k], p, piece);
+			if (piece == left)
+				crc = vdb_crc32c_combine(crc, ss->crc[k], ss->sec[k].len);
 		} else {
 			if (k < ss->n && ss->sec[k].off - pos < piece)
 				piece = (size_t)(ss->sec[k].off - pos);
