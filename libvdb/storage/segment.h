@@ -108,6 +108,10 @@ void vdb_segment_close(vdb_segment *s);
 void vdb_segment_release(const vdb_segment *s);
 #define VDB_RELEASE_EVERY 8192 /* rows between releases in sequential reads */
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err);
+/* vdb_segment_verify, and *file_crc the CRC32C of the whole file, in one pass over it
+ * when its sections lie in order (as vdb writes them); the pages read are dropped from
+ * this process as it goes (see vdb_segment_release). */
+vdb_status vdb_segment_verify_file(const vdb_segment *s, uint32_t *file_crc, vdb_error *err);
 
 static inline int vdb_segment_is_dead(const vdb_segment *s, uint64_t row)
 {

@@ -377,6 +377,17 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 		found += b >= 0;
 	}
 	cr_assert_eq(found, 99);
+	/* One pass gives the whole file's CRC too, as a plain read of the file would. */
+	char segpath[400];
+	snprintf(segpath, sizeof segpath, "%s/seg-00000007.vdb", tmpdir);
+	unsigned char *whole = malloc(size);
+	int sfd = open(segpath, O_RDONLY);
+	cr_assert_eq(pread(sfd, whole, size, 0), (ssize_t)size);
+	close(sfd);
+	uint32_t file_crc = 0;
+	cr_assert_eq(vdb_segment_verify_file(&s, &file_crc, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(file_crc, vdb_crc32c(0, whole, size));
+	free(whole);
 	vdb_segment_close(&s);
 	/* The manifest's expectations must match: a wrong header crc or size is refused. */
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc ^ 1, 0, &s, &err), VDB_ECORRUPT);
@@ -392,6 +403,8 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, 0, &s, &err), VDB_OK);
 	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_ECORRUPT);
 	cr_assert(strstr(err.message, "checksum"), "%s", err.message);
+	cr_assert_eq(vdb_segment_verify_file(&s, &file_crc, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "checksum mismatch in section 1"), "%s", err.message);
 	vdb_segment_close(&s);
 	vdb_memtable_free(&m);
 }
