@@ -30,6 +30,7 @@ typedef struct checker {
 	vdb_check_report report;
 	void *ctx;
 	const char *coll;
+	const vdb_known_crcs *known;
 	uint64_t problems;
 	/* An I/O error or lack of memory met on the way: it says nothing about the files'
 	 * content, so it ends the check as an error, not as damage. */
@@ -205,38 +206,82 @@ static void check_graph(checker *c, const vdb_segment *s)
 	}
 }
 
+/* Whether a live row of s and a live row of an older segment g hold the same id. Both id
+ * indexes are sorted by (hash, row) -- check_id_index proved it before this runs -- so one
+ * merged pass finds every pair of rows with equal hashes, reading both indexes in order
+ * instead of searching g once per row of s. Returns 1 after reporting a problem. */
+static int shared_live_id(checker *c, const vdb_segment *s, const vdb_segment *g)
+{
+	uint64_t i = 0, j = 0, runs = 0;
+	while (i < s->rows && j < g->rows) {
+		uint64_t hs = vdb_le64(s->id_index + i * 16), hg = vdb_le64(g->id_index + j * 16);
+		if (hs != hg) {
+			if (hs < hg)
+				i++;
+			else
+				j++;
+			continue;
+		}
+		uint64_t i_end = i, j_end = j; /* the runs of entries with this hash */
+		while (i_end < s->rows && vdb_le64(s->id_index + i_end * 16) == hs)
+			i_end++;
+		while (j_end < g->rows && vdb_le64(g->id_index + j_end * 16) == hs)
+			j_end++;
+		for (uint64_t a = i; a < i_end; a++) {
+			uint64_t row = vdb_le64(s->id_index + a * 16 + 8);
+			if (row >= s->rows) { /* the version loaded after check_id_index's may differ */
+				problem(c, "%s: id index entry %" PRIu64 " names row %" PRIu64
+					" (out of range)", s->file, a, row);
+				return 1;
+			}
+			if (vdb_segment_is_dead(s, row))
+				continue;
+			for (uint64_t b = j; b < j_end; b++) {
+				uint64_t other = vdb_le64(g->id_index + b * 16 + 8);
+				vdb_id x, y;
+				vdb_error e;
+				if (other >= g->rows) {
+					problem(c, "%s: id index entry %" PRIu64 " names row %" PRIu64
+						" (out of range)", g->file, b, other);
+					return 1;
+				}
+				if (vdb_segment_is_dead(g, other))
+					continue;
+				if (vdb_segment_id(s, row, &x, &e) || vdb_segment_id(g, other, &y, &e)) {
+					problem(c, "%s", e.message);
+					return 1;
+				}
+				if (vdb_id_equal(&x, &y)) {
+					problem(c, "%s row %" PRIu64 " and %s row %" PRIu64 " are both live "
+						"with the same id", s->file, row, g->file, other);
+					return 1;
+				}
+			}
+		}
+		i = i_end;
+		j = j_end;
+		if (++runs % VDB_RELEASE_EVERY == 0) { /* constant memory over any collection */
+			vdb_segment_release(s);
+			vdb_segment_release(g);
+		}
+	}
+	return 0;
+}
+
 /* An id is live in at most one segment (the writer marks the older row deleted when it
  * seals a newer one): otherwise the collection would return the record twice. */
 static void check_unique_live(checker *c, const vdb_state *st)
 {
 	for (size_t k = 1; k < st->man.nseg; k++) {
-		const vdb_segment *s = &st->segs[k];
-		for (uint64_t row = 0; row < s->rows; row++) {
-			vdb_id id;
-			vdb_error e;
-			if (vdb_segment_is_dead(s, row))
-				continue;
-			if (vdb_segment_id(s, row, &id, &e)) {
-				problem(c, "%s", e.message);
-				return;
-			}
-			uint64_t hash = vdb_id_hash(&id);
-			for (size_t j = 0; j < k; j++) {
-				int64_t other;
-				if (vdb_segment_find(&st->segs[j], &id, hash, &other, &e)) {
-					problem(c, "%s", e.message);
-					return;
-				}
-				if (other >= 0 && !vdb_segment_is_dead(&st->segs[j], (uint64_t)other)) {
-					problem(c, "%s row %" PRIu64 " and %s row %" PRId64 " are both live "
-						"with the same id", s->file, row, st->segs[j].file, other);
-					return;
-				}
-			}
-			if (row % VDB_RELEASE_EVERY == VDB_RELEASE_EVERY - 1)
-				vdb_segment_release(s);
+		for (size_t j = 0; j < k; j++) {
+			int found = shared_live_id(c, &st->segs[k], &st->segs[j]);
+			vdb_segment_release(&st->segs[j]);
+			if (found)
+				break;
 		}
-		vdb_segment_release(s);
+		vdb_segment_release(&st->segs[k]);
+		if (c->problems)
+			return;
 	}
 }
 
@@ -271,6 +316,20 @@ static void report_strays(checker *c, const vdb_state *st, int strict)
 	closedir(d);
 }
 
+/* The CRC of a section's bytes: the one the caller computed while writing exactly these
+ * bytes of this file (c->known), or else read through the mapping. */
+static uint32_t section_crc(const checker *c, const vdb_segment *s, const vdb_section *sec)
+{
+	size_t n = strlen(c->coll);
+	for (size_t i = 0; c->known && i < c->known->n; i++) {
+		const vdb_known_crc *k = &c->known->v[i];
+		if (k->off == sec->off && k->len == sec->len && !strncmp(k->name, c->coll, n) &&
+		    k->name[n] == '/' && !strcmp(k->name + n + 1, s->file))
+			return k->crc;
+	}
+	return vdb_crc32c(0, s->map + sec->off, sec->len);
+}
+
 /* Checks one segment opened with its primary sections only. Damage to a primary section
  * (vectors, ids, payloads) is not repairable; damage confined to the derived ones (id
  * index, norms, payload indexes, graph: a checksum mismatch, or a structure that does not
@@ -280,7 +339,7 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 	int primary = 0, derived = 0;
 	for (uint32_t i = 0; i < s->nsec; i++) {
 		const vdb_section *sec = &s->sec[i];
-		if (vdb_crc32c(0, s->map + sec->off, sec->len) == sec->crc)
+		if (section_crc(c, s, sec) == sec->crc)
 			continue;
 		problem(c, "%s: checksum mismatch in section %u (offset %" PRIu64 ")%s", s->file,
 			sec->kind, sec->off,
@@ -329,11 +388,11 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 }
 
 vdb_status vdb_check_collection(const char *db, const char *name, int strict,
-				vdb_check_report report, void *ctx, uint64_t *problems,
-				uint64_t *live, uint64_t **rebuild, size_t *nrebuild,
-				vdb_error *err)
+				const vdb_known_crcs *known, vdb_check_report report, void *ctx,
+				uint64_t *problems, uint64_t *live, uint64_t **rebuild,
+				size_t *nrebuild, vdb_error *err)
 {
-	checker c = {.report = report, .ctx = ctx, .coll = name};
+	checker c = {.report = report, .ctx = ctx, .coll = name, .known = known};
 	vdb_state st;
 	vdb_error e;
 	*live = 0;
@@ -421,7 +480,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 {
 	uint64_t first = 0, live, *numbers = NULL;
 	size_t n = 0;
-	vdb_status rc = vdb_check_collection(db, name, 0, report, ctx, &first, &live, &numbers,
+	vdb_status rc = vdb_check_collection(db, name, 0, NULL, report, ctx, &first, &live, &numbers,
 					     &n, err);
 	if (rc || !n) { /* nothing to rebuild: the first check's problems are what is left */
 		free(numbers);
@@ -440,7 +499,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 	if (rc)
 		return rc;
 	*rebuilt += n;
-	return vdb_check_collection(db, name, 0, report, ctx, problems, &live, NULL, NULL, err);
+	return vdb_check_collection(db, name, 0, NULL, report, ctx, problems, &live, NULL, NULL, err);
 }
 
 static vdb_status check_db(const char *db, const char *name, vdb_check_report report,
@@ -479,7 +538,7 @@ static vdb_status check_db(const char *db, const char *name, vdb_check_report re
 		uint64_t live;
 		const char *coll = name ? one : names[i];
 		rc = repair ? repair_collection(db, coll, report, ctx, problems, rebuilt, err)
-			    : vdb_check_collection(db, coll, 0, report, ctx, problems, &live, NULL,
+			    : vdb_check_collection(db, coll, 0, NULL, report, ctx, problems, &live, NULL,
 						   NULL, err);
 		if (rc)
 			break;

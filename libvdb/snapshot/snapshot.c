@@ -11,8 +11,9 @@
  * wrote), never re-read from disk, where it may already be newer. LOCK is never copied.
  *
  * Write: the archive's manifest comes first and holds every entry's CRC32C, so every stored
- * file is read twice: once to verify it (segment section checksums) and compute its CRC,
- * once to compress it. Both passes read the same open files. */
+ * file is read twice: once to verify it (segment section checksums, combined into the
+ * file's CRC in the same pass) and compute its CRC, once to compress it. Both passes read
+ * the same open files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -491,10 +492,19 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int
 			stats.referenced++;
 			continue;
 		}
-		if (s.srcs[i].seg && (st = vdb_segment_verify(s.srcs[i].seg, err)))
-			break;
 		e->crc = 0;
-		st = read_entry(&s, i, buf, crc_fn, &e->crc, err);
+		if (s.srcs[i].seg) {
+			if (s.o->cancel && *s.o->cancel) {
+				st = vdb_err(err, VDB_EINTR, "interrupted");
+				break;
+			}
+			st = vdb_segment_verify_file(s.srcs[i].seg, &e->crc, err);
+			s.work_done += e->size;
+			if (!st && o->progress)
+				o->progress(o->progress_ctx, s.work_done, s.work_total);
+		} else {
+			st = read_entry(&s, i, buf, crc_fn, &e->crc, err);
+		}
 		stats.files++;
 		stats.bytes_in += e->size;
 	}

@@ -101,9 +101,10 @@ void vdb_zwriter_free(vdb_zwriter *w)
 
 /* The reader decompresses in a thread of its own, a few megabytes ahead of the caller, so
  * that decompression overlaps with what the caller does with the data (checksums, writes,
- * fsyncs) -- as `tar -I zstd` overlaps the two in two processes. The thread fills slots in
- * order; a slot that ends the stream carries how it ended, and the caller turns that into
- * a message naming the entry it was reading. */
+ * fsyncs) -- as `tar -I zstd` overlaps the two in two processes. The thread decompresses
+ * straight into slots, in order, and the caller reads them in place (vdb_zreader_next):
+ * no byte is copied between the decoder and write(). A slot that ends the stream carries
+ * how it ended, and the caller turns that into a message naming the entry it was reading. */
 #define SLOTS 4
 #define SLOT_SIZE (1u << 20)
 
@@ -124,9 +125,10 @@ struct vdb_zreader {
 	int fd;
 	const char *what;
 	volatile sig_atomic_t *cancel;
-	unsigned char *in, *out;
-	size_t in_cap, in_len, in_pos, out_cap, out_len, out_pos;
+	unsigned char *in;
+	size_t in_cap, in_len, in_pos;
 	int eof;
+	int out_full; /* the last call filled its output: the decoder may hold more */
 	size_t last; /* last ZSTD_decompressStream result: 0 when a frame just ended */
 	uint64_t total;
 	/* Shared, under mu. */
@@ -151,12 +153,10 @@ vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *can
 	r->cancel = cancel;
 	r->dctx = ZSTD_createDCtx();
 	r->in_cap = ZSTD_DStreamInSize();
-	r->out_cap = ZSTD_DStreamOutSize();
 	r->in = malloc(r->in_cap);
-	r->out = malloc(r->out_cap);
 	r->last = 1;
 	r->budget = UINT64_MAX;
-	int ok = r->dctx && r->in && r->out;
+	int ok = r->dctx && r->in;
 	for (int i = 0; i < SLOTS; i++)
 		ok = ok && (r->slot[i].data = malloc(SLOT_SIZE));
 	if (!ok || pthread_mutex_init(&r->mu, NULL)) {
@@ -203,7 +203,8 @@ static int wait_input(vdb_zreader *r)
 	}
 }
 
-/* Thread side: decompresses more into r->out. Z_MORE when it produced something. */
+/* Thread side: decompresses more into the free end of slot s. Z_MORE when it produced
+ * something. */
 static enum zend refill(vdb_zreader *r, zslot *s)
 {
 	for (;;) {
@@ -223,10 +224,12 @@ static enum zend refill(vdb_zreader *r, zslot *s)
 			r->in_pos = 0;
 			r->eof = got == 0;
 		}
-		if (r->in_pos == r->in_len && r->eof)
+		/* 0 from zstd: the frame is complete and all of it flushed. Otherwise, with all
+		 * input read, only a call that had filled its output may have more to give. */
+		if (r->in_pos == r->in_len && r->eof && (r->last == 0 || !r->out_full))
 			return r->last == 0 ? Z_END : Z_TRUNCATED;
 		ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
-		ZSTD_outBuffer o = {r->out, r->out_cap, 0};
+		ZSTD_outBuffer o = {s->data, SLOT_SIZE, s->len};
 		size_t ret = ZSTD_decompressStream(r->dctx, &o, &in);
 		if (ZSTD_isError(ret)) {
 			s->why = ZSTD_getErrorName(ret);
@@ -236,15 +239,17 @@ static enum zend refill(vdb_zreader *r, zslot *s)
 		}
 		r->in_pos = in.pos;
 		r->last = ret;
-		if (o.pos) {
+		r->out_full = o.pos == o.size;
+		size_t made = o.pos - s->len;
+		if (made) {
 			pthread_mutex_lock(&r->mu);
 			uint64_t budget = r->budget;
 			pthread_mutex_unlock(&r->mu);
-			if (r->total > budget || o.pos > budget - r->total)
+			/* Checked before the caller can see any of it. */
+			if (r->total > budget || made > budget - r->total)
 				return Z_BUDGET;
-			r->total += o.pos;
-			r->out_len = o.pos;
-			r->out_pos = 0;
+			r->total += made;
+			s->len = o.pos;
 			return Z_MORE;
 		}
 	}
@@ -264,18 +269,8 @@ static void *decompress_ahead(void *arg)
 			return NULL;
 		s->len = 0;
 		s->end = Z_MORE;
-		while (s->len < SLOT_SIZE && s->end == Z_MORE) {
-			if (r->out_pos == r->out_len) {
-				s->end = refill(r, s);
-				continue;
-			}
-			size_t k = r->out_len - r->out_pos;
-			if (k > SLOT_SIZE - s->len)
-				k = SLOT_SIZE - s->len;
-			memcpy(s->data + s->len, r->out + r->out_pos, k);
-			r->out_pos += k;
-			s->len += k;
-		}
+		while (s->len < SLOT_SIZE && s->end == Z_MORE)
+			s->end = refill(r, s);
 		pthread_mutex_lock(&r->mu);
 		s->full = 1;
 		pthread_cond_broadcast(&r->cv);
@@ -311,40 +306,53 @@ static vdb_status ended(vdb_zreader *r, const zslot *s, const char *entry, vdb_e
 	return vdb_err(err, VDB_EINTERNAL, "unknown reader state");
 }
 
-vdb_status vdb_zreader_read(vdb_zreader *r, void *p, size_t n, size_t *got, const char *entry,
-			    vdb_error *err)
+vdb_status vdb_zreader_next(vdb_zreader *r, size_t max, const void **p, size_t *got,
+			    const char *entry, vdb_error *err)
 {
 	if (r->started < 1) {
 		if (pthread_create(&r->thread, NULL, decompress_ahead, r))
 			return vdb_err(err, VDB_ENOMEM, "cannot start the decompression thread");
 		r->started = 1;
 	}
-	size_t done = 0;
-	while (done < n) {
+	*got = 0;
+	for (;;) {
 		zslot *s = &r->slot[r->head];
 		pthread_mutex_lock(&r->mu);
 		while (!s->full)
 			pthread_cond_wait(&r->cv, &r->mu);
 		pthread_mutex_unlock(&r->mu);
 		if (r->pos < s->len) {
-			size_t k = s->len - r->pos < n - done ? s->len - r->pos : n - done;
-			memcpy((char *)p + done, s->data + r->pos, k);
-			r->pos += k;
-			done += k;
-			continue;
+			/* The slot stays the caller's until a later call moves past it. */
+			*p = s->data + r->pos;
+			*got = s->len - r->pos < max ? s->len - r->pos : max;
+			r->pos += *got;
+			return VDB_OK;
 		}
-		if (s->end != Z_MORE) {
-			vdb_status st = ended(r, s, entry, err);
-			if (st)
-				return st;
-			break; /* the clean end: stays the end for later calls */
-		}
+		if (s->end != Z_MORE)
+			return ended(r, s, entry, err); /* the clean end stays the end */
 		pthread_mutex_lock(&r->mu);
 		s->full = 0;
 		pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 		r->head = (r->head + 1) % SLOTS;
 		r->pos = 0;
+	}
+}
+
+vdb_status vdb_zreader_read(vdb_zreader *r, void *p, size_t n, size_t *got, const char *entry,
+			    vdb_error *err)
+{
+	size_t done = 0;
+	while (done < n) {
+		const void *q;
+		size_t k;
+		vdb_status st = vdb_zreader_next(r, n - done, &q, &k, entry, err);
+		if (st)
+			return st;
+		if (!k)
+			break;
+		memcpy((char *)p + done, q, k);
+		done += k;
 	}
 	*got = done;
 	return VDB_OK;
@@ -367,7 +375,6 @@ void vdb_zreader_free(vdb_zreader *r)
 	}
 	ZSTD_freeDCtx(r->dctx);
 	free(r->in);
-	free(r->out);
 	for (int i = 0; i < SLOTS; i++)
 		free(r->slot[i].data);
 	free(r);

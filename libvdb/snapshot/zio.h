@@ -37,6 +37,11 @@ void vdb_zreader_set_budget(vdb_zreader *r, uint64_t max_out);
  * past the budget are VDB_ECORRUPT; `entry` names what was being read. */
 vdb_status vdb_zreader_read(vdb_zreader *r, void *p, size_t n, size_t *got, const char *entry,
 			    vdb_error *err);
+/* The same without a copy: *p points at the next *got bytes of the stream (1..max, fewer
+ * than max at the end of an internal buffer), valid until the next call on r; *got == 0
+ * at the end of the stream. */
+vdb_status vdb_zreader_next(vdb_zreader *r, size_t max, const void **p, size_t *got,
+			    const char *entry, vdb_error *err);
 void vdb_zreader_free(vdb_zreader *r);
 
 #endif

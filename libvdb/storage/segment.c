@@ -564,6 +564,21 @@ static vdb_status map_sections(vdb_segment *s, int fd, unsigned flags, vdb_error
 	return VDB_OK;
 }
 
+int vdb_segment_table(const unsigned char *h, size_t hlen, vdb_section *sec, uint32_t *nsec)
+{
+	if (hlen < VDB_SEG_HEADER_SIZE || memcmp(h, VDB_SEG_MAGIC, 8) != 0)
+		return -1;
+	uint32_t n = vdb_le32(h + 20);
+	if (n > VDB_SEG_MAX_SECTIONS || VDB_SEG_HEADER_SIZE + (uint64_t)n * VDB_SEG_SECTION_SIZE > hlen)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const unsigned char *t = h + VDB_SEG_HEADER_SIZE + i * VDB_SEG_SECTION_SIZE;
+		sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16), vdb_le32(t + 24)};
+	}
+	*nsec = n;
+	return 0;
+}
+
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
 			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
 			    vdb_error *err)
@@ -607,9 +622,8 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 	}
 	s->map = map;
 	s->size = size;
-	uint32_t nsec = vdb_le32(h + 20);
-	if (memcmp(h, VDB_SEG_MAGIC, 8) != 0 || nsec > VDB_SEG_MAX_SECTIONS ||
-	    VDB_SEG_HEADER_SIZE + (uint64_t)nsec * VDB_SEG_SECTION_SIZE > hlen)
+	uint32_t nsec;
+	if (vdb_segment_table(h, hlen, s->sec, &nsec))
 		goto bad_header;
 	uint32_t crc = vdb_crc32c(0, h, 124);
 	crc = vdb_crc32c(crc, h + VDB_SEG_HEADER_SIZE, nsec * VDB_SEG_SECTION_SIZE);
@@ -626,11 +640,6 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 	s->header_crc = crc;
 	s->rows = rows;
 	s->nsec = nsec;
-	for (uint32_t i = 0; i < nsec; i++) {
-		const unsigned char *t = h + VDB_SEG_HEADER_SIZE + i * VDB_SEG_SECTION_SIZE;
-		s->sec[i] = (vdb_section){vdb_le32(t), vdb_le64(t + 8), vdb_le64(t + 16),
-					  vdb_le32(t + 24)};
-	}
 	if (map_sections(s, fd, flags, err))
 		goto fail;
 	close(fd); /* the mapping keeps the file alive even if a writer unlinks it */
@@ -669,13 +678,63 @@ int vdb_section_is_derived(uint32_t kind)
 	       kind == VDB_SEC_HNSW_UPPER || kind == VDB_SEC_PAYLOAD_INDEX;
 }
 
+static vdb_status section_mismatch(const vdb_segment *s, uint32_t i, vdb_error *err)
+{
+	return vdb_err(err, VDB_ECORRUPT, "%s: checksum mismatch in section %u (offset %" PRIu64 ")",
+		       s->file, s->sec[i].kind, s->sec[i].off);
+}
+
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err)
 {
 	for (uint32_t i = 0; i < s->nsec; i++)
 		if (vdb_crc32c(0, s->map + s->sec[i].off, s->sec[i].len) != s->sec[i].crc)
-			return vdb_err(err, VDB_ECORRUPT,
-				       "%s: checksum mismatch in section %u (offset %" PRIu64 ")",
-				       s->file, s->sec[i].kind, s->sec[i].off);
+			return section_mismatch(s, i, err);
+	return VDB_OK;
+}
+
+/* CRC of len mapped bytes from off, dropping the pages read every 64 MiB. */
+static uint32_t crc_released(const vdb_segment *s, uint32_t crc, uint64_t off, uint64_t len)
+{
+	const uint64_t step = 64u << 20;
+	while (len) {
+		uint64_t n = len < step - off % step ? len : step - off % step;
+		crc = vdb_crc32c(crc, s->map + off, (size_t)n);
+		off += n;
+		len -= n;
+		if (off % step == 0)
+			vdb_segment_release(s);
+	}
+	return crc;
+}
+
+vdb_status vdb_segment_verify_file(const vdb_segment *s, uint32_t *file_crc, vdb_error *err)
+{
+	uint64_t pos = 0;
+	for (uint32_t i = 0; i < s->nsec; i++)
+		if (s->sec[i].off < pos || (pos = s->sec[i].off + s->sec[i].len) > s->size)
+			pos = UINT64_MAX;
+	if (pos == UINT64_MAX) { /* not as vdb lays sections out: two passes */
+		vdb_status st = vdb_segment_verify(s, err);
+		*file_crc = crc_released(s, 0, 0, s->size);
+		vdb_segment_release(s);
+		return st;
+	}
+	/* One pass: each section's CRC is checked, then combined into the file's. */
+	uint32_t crc = 0;
+	pos = 0;
+	for (uint32_t i = 0; i < s->nsec; i++) {
+		const vdb_section *sec = &s->sec[i];
+		crc = crc_released(s, crc, pos, sec->off - pos);
+		uint32_t c = crc_released(s, 0, sec->off, sec->len);
+		if (c != sec->crc) {
+			vdb_segment_release(s);
+			return section_mismatch(s, i, err);
+		}
+		crc = vdb_crc32c_combine(crc, c, sec->len);
+		pos = sec->off + sec->len;
+	}
+	*file_crc = crc_released(s, crc, pos, s->size - pos);
+	vdb_segment_release(s);
 	return VDB_OK;
 }
 
@@ -724,7 +783,23 @@ vdb_status vdb_segment_payload(const vdb_segment *s, uint64_t row, const char **
 vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t hash, int64_t *row,
 			    vdb_error *err)
 {
-	uint64_t lo = 0, hi = s->rows;
+	uint64_t from = 0;
+	return vdb_segment_find_from(s, id, hash, &from, row, err);
+}
+
+vdb_status vdb_segment_find_from(const vdb_segment *s, const vdb_id *id, uint64_t hash,
+				 uint64_t *from, int64_t *row, vdb_error *err)
+{
+	uint64_t lo = *from < s->rows ? *from : s->rows, hi = s->rows;
+	/* Galloping from the previous position: lookups in ascending hash order then cost
+	 * what a merge of the two sorted lists would, touching the index in order. */
+	for (uint64_t step = 1; lo + step < hi; step *= 2) {
+		if (vdb_le64(s->id_index + (lo + step - 1) * 16) >= hash) {
+			hi = lo + step;
+			break;
+		}
+		lo += step;
+	}
 	while (lo < hi) { /* first entry with entry.hash >= hash */
 		uint64_t mid = lo + (hi - lo) / 2;
 		if (vdb_le64(s->id_index + mid * 16) < hash)
@@ -733,6 +808,7 @@ vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t has
 			hi = mid;
 	}
 	*row = -1;
+	*from = lo;
 	for (; lo < s->rows && vdb_le64(s->id_index + lo * 16) == hash; lo++) {
 		uint64_t r = vdb_le64(s->id_index + lo * 16 + 8);
 		if (r >= s->rows)

@@ -96,6 +96,10 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint64_t rows,
 			    uint64_t size, uint32_t header_crc, unsigned flags, vdb_segment *s,
 			    vdb_error *err);
+/* The section table of a segment header h (its first hlen bytes): 0, or -1 when h is not
+ * a segment header or its table does not fit. Neither the header's checksum nor the
+ * sections' bounds are checked (vdb_segment_open does that). */
+int vdb_segment_table(const unsigned char *h, size_t hlen, vdb_section *sec, uint32_t *nsec);
 /* 1 for the sections vdb_segment_write computes from the others (rebuildable). */
 int vdb_section_is_derived(uint32_t kind);
 void vdb_segment_close(vdb_segment *s);
@@ -104,6 +108,10 @@ void vdb_segment_close(vdb_segment *s);
 void vdb_segment_release(const vdb_segment *s);
 #define VDB_RELEASE_EVERY 8192 /* rows between releases in sequential reads */
 vdb_status vdb_segment_verify(const vdb_segment *s, vdb_error *err);
+/* vdb_segment_verify, and *file_crc the CRC32C of the whole file, in one pass over it
+ * when its sections lie in order (as vdb writes them); the pages read are dropped from
+ * this process as it goes (see vdb_segment_release). */
+vdb_status vdb_segment_verify_file(const vdb_segment *s, uint32_t *file_crc, vdb_error *err);
 
 static inline int vdb_segment_is_dead(const vdb_segment *s, uint64_t row)
 {
@@ -117,6 +125,10 @@ vdb_status vdb_segment_payload(const vdb_segment *s, uint64_t row, const char **
 /* The row holding id (dead or not), or -1. A damaged index is VDB_ECORRUPT. */
 vdb_status vdb_segment_find(const vdb_segment *s, const vdb_id *id, uint64_t hash, int64_t *row,
 			    vdb_error *err);
+/* The same for lookups made in ascending hash order: *from is 0 before the first and is
+ * advanced by each (it never passes an entry a later, larger hash could need). */
+vdb_status vdb_segment_find_from(const vdb_segment *s, const vdb_id *id, uint64_t hash,
+				 uint64_t *from, int64_t *row, vdb_error *err);
 
 /* Deletion files: the complete bitmap of a segment's deleted rows, replaced (never edited)
  * when more rows are deleted. */

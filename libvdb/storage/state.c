@@ -34,27 +34,50 @@ void vdb_state_free(vdb_state *s)
 	vdb_memtable_free(&s->mt);
 }
 
-/* Rows of segments superseded by an operation in the log tail are dead for this version. */
+static int by_hash(const void *a, const void *b)
+{
+	uint64_t x = ((const vdb_mem_entry *const *)a)[0]->hash;
+	uint64_t y = ((const vdb_mem_entry *const *)b)[0]->hash;
+	return x < y ? -1 : x > y;
+}
+
+/* Rows of segments superseded by an operation in the log tail are dead for this version.
+ * The tail's ids are looked up in ascending hash order, so that each segment's id index is
+ * walked forward once (vdb_segment_find_from) rather than searched from scratch per id. */
 static vdb_status mask_superseded(vdb_state *s, vdb_error *err)
 {
-	for (size_t i = 0; i < s->mt.n; i++) {
-		const vdb_mem_entry *e = &s->mt.entries[i];
+	if (!s->mt.n || !s->man.nseg)
+		return VDB_OK;
+	const vdb_mem_entry **order = malloc(s->mt.n * sizeof *order);
+	uint64_t *from = calloc(s->man.nseg, sizeof *from);
+	vdb_status st = VDB_OK;
+	if (!order || !from) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	for (size_t i = 0; i < s->mt.n; i++)
+		order[i] = &s->mt.entries[i];
+	qsort(order, s->mt.n, sizeof *order, by_hash);
+	for (size_t i = 0; i < s->mt.n && !st; i++) {
+		const vdb_mem_entry *e = order[i];
 		vdb_id id;
 		vdb_memtable_entry_id(&s->mt, e, &id);
 		for (size_t k = s->man.nseg; k-- > 0;) {
 			vdb_segment *g = &s->segs[k];
 			int64_t row;
-			vdb_status st = vdb_segment_find(g, &id, e->hash, &row, err);
-			if (st)
-				return st;
+			if ((st = vdb_segment_find_from(g, &id, e->hash, &from[k], &row, err)))
+				break;
 			if (row < 0 || vdb_segment_is_dead(g, (uint64_t)row))
 				continue;
 			if (vdb_segment_mark_dead(g, (uint64_t)row))
-				return vdb_err_nomem(err);
+				st = vdb_err_nomem(err);
 			break; /* an id is live in at most one segment */
 		}
 	}
-	return VDB_OK;
+out:
+	free(order);
+	free(from);
+	return st;
 }
 
 static vdb_status load_segments(vdb_state *s, unsigned flags, vdb_error *err)

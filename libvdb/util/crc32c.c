@@ -80,3 +80,29 @@ uint32_t vdb_crc32c(uint32_t crc, const void *data, size_t len)
 #endif
 	return ~crc_sw(crc, p, len);
 }
+
+/* a * b modulo the polynomial, both in the reflected bit order of the CRC (x^0 is the top
+ * bit). */
+static uint32_t mult_mod_p(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+	for (uint32_t m = 1u << 31; m; m >>= 1) {
+		if (a & m)
+			p ^= b;
+		b = b & 1 ? (b >> 1) ^ POLY : b >> 1;
+	}
+	return p;
+}
+
+uint32_t vdb_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	/* Appending len_b bytes multiplies A's remainder by x^(8 len_b); the pre- and
+	 * post-inversions cancel out between the two (the method of zlib's crc32_combine). */
+	uint32_t x2n = 1u << 30, shift = 1u << 31; /* x^1, and x^0 = 1 */
+	for (uint64_t n = len_b * 8; n; n >>= 1) {
+		if (n & 1)
+			shift = mult_mod_p(x2n, shift);
+		x2n = mult_mod_p(x2n, x2n);
+	}
+	return mult_mod_p(shift, crc_a) ^ crc_b;
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "snapshot/amanifest.h"
 #include "snapshot/tar.h"
@@ -77,7 +78,7 @@ Test(zio, round_trip_and_budget)
 	vdb_error err;
 	size_t got;
 	cr_assert_eq(vdb_zreader_open(fd, "test", NULL, &r, &err), VDB_OK);
-	cr_assert_eq(vdb_zreader_read(r, back, n + 1, &got, "all", &err), VDB_OK);
+	cr_assert_eq(vdb_zreader_read(r, back, n + 1, &got, "all", &err), VDB_OK, "%s", err.message);
 	cr_expect_eq(got, n);
 	cr_expect(memcmp(data, back, n) == 0);
 	vdb_zreader_free(r);
@@ -91,6 +92,70 @@ Test(zio, round_trip_and_budget)
 	close(fd);
 	free(data);
 	free(back);
+}
+
+static int plain_frame(const void *data, size_t n)
+{
+	size_t cap = ZSTD_compressBound(n);
+	void *z = malloc(cap);
+	size_t len = ZSTD_compress(z, cap, data, n, 19);
+	cr_assert(!ZSTD_isError(len));
+	char path[] = "/tmp/vdb-unit-zio-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(write(fd, z, len), (ssize_t)len);
+	free(z);
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* Reads the stream in fd in place, in pieces of at most 300000 bytes: it must give back
+ * data[0..n) exactly, then stay at its end. */
+static void read_in_place(int fd, const unsigned char *data, size_t n, const char *kind)
+{
+	unsigned char *back = malloc(n);
+	vdb_zreader *r;
+	vdb_error err;
+	cr_assert_eq(vdb_zreader_open(fd, "test", NULL, &r, &err), VDB_OK);
+	size_t done = 0, got, max = 300000;
+	const void *p;
+	for (;;) {
+		cr_assert_eq(vdb_zreader_next(r, max, &p, &got, "all", &err), VDB_OK, "%s %zu: %s",
+			     kind, n, err.message);
+		if (!got)
+			break;
+		cr_assert_leq(got, max);
+		cr_assert_leq(done + got, n, "%s %zu: more than was written", kind, n);
+		memcpy(back + done, p, got);
+		done += got;
+	}
+	cr_expect_eq(done, n, "%s %zu", kind, n);
+	cr_expect(memcmp(data, back, n) == 0, "%s %zu", kind, n);
+	cr_expect_eq(vdb_zreader_next(r, max, &p, &got, "the end", &err), VDB_OK);
+	cr_expect_eq(got, 0, "the end stays the end");
+	vdb_zreader_free(r);
+	close(fd);
+	free(back);
+}
+
+/* Streams whose frame ends on, just before or just after an internal buffer's end (the
+ * decoder may then have output left that only the next buffer can take), read in place;
+ * with and without a content checksum (`zstd --no-check`: nothing follows the last
+ * block). */
+Test(zio, read_in_place_across_buffers)
+{
+	const size_t sizes[] = {1, 5000, (1u << 20) - 1, 1u << 20, (1u << 20) + 1, (2u << 20) + 777,
+				3u << 20};
+	for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+		size_t n = sizes[t];
+		unsigned char *data = malloc(n);
+		for (size_t i = 0; i < n; i++)
+			data[i] = (unsigned char)(i % 251 < 200 ? 0 : i * 13); /* runs and noise */
+		read_in_place(compressed(data, n, 19), data, n, "checksummed");
+		read_in_place(plain_frame(data, n), data, n, "plain");
+		free(data);
+	}
 }
 
 Test(zio, truncated_stream)

@@ -86,6 +86,20 @@ Test(crc32c, known_answers)
 	for (int k = 0; k <= 299; k++)
 		cr_assert_eq(vdb_crc32c(vdb_crc32c(0, buf + 1, (size_t)k), buf + 1 + k, (size_t)(299 - k)),
 			     whole);
+	/* Combining the parts' CRCs equals one pass, at every split point, including empty
+	 * parts; and across a part far longer than any buffer (only its length matters). */
+	for (int k = 0; k <= 299; k++)
+		cr_assert_eq(vdb_crc32c_combine(vdb_crc32c(0, buf + 1, (size_t)k),
+						vdb_crc32c(0, buf + 1 + k, (size_t)(299 - k)),
+						(uint64_t)(299 - k)),
+			     whole, "split at %d", k);
+	size_t big = (3u << 20) + 17;
+	char *zeros = calloc(big, 1);
+	cr_assert_not_null(zeros);
+	uint32_t head = vdb_crc32c(0, buf, 300);
+	cr_assert_eq(vdb_crc32c_combine(head, vdb_crc32c(0, zeros, big), big),
+		     vdb_crc32c(head, zeros, big));
+	free(zeros);
 }
 
 Test(ids, order_and_hash)
@@ -338,6 +352,42 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	cr_assert_eq(memcmp(p, "{\"k\":1}", 7), 0);
 	cr_assert_eq(vdb_segment_find(&s, &gone, vdb_id_hash(&gone), &row, &err), VDB_OK);
 	cr_assert_eq(row, -1, "the deleted id is not in the segment");
+	/* Lookups in ascending hash order from a moving start find what a search from scratch
+	 * finds, for ids present and absent (0..199: half of them were never written). */
+	vdb_id ids[200];
+	char names[200][16];
+	for (int i = 0; i < 200; i++) {
+		snprintf(names[i], sizeof names[i], "s%d", i);
+		ids[i] = i % 2 ? int_id((uint64_t)i) : str_id(names[i]);
+	}
+	for (int i = 1; i < 200; i++) /* insertion sort by hash */
+		for (int j = i; j > 0 && vdb_id_hash(&ids[j - 1]) > vdb_id_hash(&ids[j]); j--) {
+			vdb_id t = ids[j];
+			ids[j] = ids[j - 1];
+			ids[j - 1] = t;
+		}
+	uint64_t from = 0;
+	int found = 0;
+	for (int i = 0; i < 200; i++) {
+		int64_t a, b;
+		uint64_t h = vdb_id_hash(&ids[i]);
+		cr_assert_eq(vdb_segment_find(&s, &ids[i], h, &a, &err), VDB_OK);
+		cr_assert_eq(vdb_segment_find_from(&s, &ids[i], h, &from, &b, &err), VDB_OK);
+		cr_assert_eq(a, b, "lookup %d", i);
+		found += b >= 0;
+	}
+	cr_assert_eq(found, 99);
+	/* One pass gives the whole file's CRC too, as a plain read of the file would. */
+	char segpath[400];
+	snprintf(segpath, sizeof segpath, "%s/seg-00000007.vdb", tmpdir);
+	unsigned char *whole = malloc(size);
+	int sfd = open(segpath, O_RDONLY);
+	cr_assert_eq(pread(sfd, whole, size, 0), (ssize_t)size);
+	close(sfd);
+	uint32_t file_crc = 0;
+	cr_assert_eq(vdb_segment_verify_file(&s, &file_crc, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(file_crc, vdb_crc32c(0, whole, size));
+	free(whole);
 	vdb_segment_close(&s);
 	/* The manifest's expectations must match: a wrong header crc or size is refused. */
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc ^ 1, 0, &s, &err), VDB_ECORRUPT);
@@ -353,6 +403,8 @@ Test(segment, write_open_find_verify, .init = setup, .fini = teardown)
 	cr_assert_eq(vdb_segment_open(tmpdir, 7, 4, rows, size, crc, 0, &s, &err), VDB_OK);
 	cr_assert_eq(vdb_segment_verify(&s, &err), VDB_ECORRUPT);
 	cr_assert(strstr(err.message, "checksum"), "%s", err.message);
+	cr_assert_eq(vdb_segment_verify_file(&s, &file_crc, &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "checksum mismatch in section 1"), "%s", err.message);
 	vdb_segment_close(&s);
 	vdb_memtable_free(&m);
 }
