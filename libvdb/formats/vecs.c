@@ -359,6 +359,53 @@ vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, v
 	return VDB_OK;
 }
 
+vdb_status vdb_vec_reader_read(vdb_vec_reader *r, float *dst, size_t max, size_t *got,
+			       vdb_error *err)
+{
+	size_t n = 0, vbytes = (size_t)r->dim * sizeof(float);
+	/* .npy '<f4' in C order: the file's rows are the stored rows, copied a chunk at a time
+	 * and checked while they are still in the cache. */
+	int plain = r->fmt == VDB_VEC_NPY && !r->whole && r->npy.itemsize == 4 &&
+		    !r->npy.big_endian;
+	vdb_status st = VDB_OK;
+	while (n < max) {
+		if (plain && r->pos == r->nchunk) {
+			/* Hand over what arrived before waiting on a slow producer. */
+			if (n && !r->at_end && !vdb_istream_ready(r->in))
+				break;
+			int has;
+			if ((st = refill(r, &has, err)) || !has)
+				break;
+		}
+		if (!plain) {
+			const float *v;
+			int has;
+			if (n && !vdb_vec_reader_ready(r) && !vdb_istream_ready(r->in))
+				break;
+			if ((st = vdb_vec_reader_next(r, &v, &has, err)) || !has)
+				break;
+			memcpy(dst + n * r->dim, v, vbytes);
+			n++;
+			continue;
+		}
+		size_t k = r->nchunk - r->pos;
+		k = k < max - n ? k : max - n;
+		float *d = dst + n * r->dim;
+		memcpy(d, r->chunk + r->pos * r->rowbytes, k * vbytes);
+		size_t i = 0;
+		while (i < k && !(st = check_finite(d + i * r->dim, r->dim, r->row, err))) {
+			i++;
+			r->row++;
+		}
+		r->pos += i;
+		n += i;
+		if (st)
+			break;
+	}
+	*got = n;
+	return st;
+}
+
 void vdb_vec_reader_close(vdb_vec_reader *r)
 {
 	if (!r)
