@@ -807,15 +807,18 @@ static int ingest_vectors(ingest *g, input *in)
 	}
 }
 
-/* Stores n rows of the block, the first being row `row` of the input, as one batch. */
-static int commit_block(ingest *g, input *in, const float *block, size_t n, uint64_t row)
+/* Stores n rows of a block (stride floats apart), the first being row `row` of the input,
+ * as one batch. */
+static int commit_block(ingest *g, input *in, const float *block, size_t stride, size_t n,
+			uint64_t row, unsigned flags)
 {
 	vdb_error err;
 	size_t bad = 0;
-	vdb_status st = vdb_writer_upsert_rows(g->w, g->row + g->id_offset, block, n, &bad, &err);
+	vdb_status st = vdb_writer_upsert_rows(g->w, g->row + g->id_offset, block, stride, n, flags,
+					       &bad, &err);
 	if (st == VDB_EDATA) {
 		/* Every row before the bad one is committed, as on the row-by-row path. */
-		int rc = bad ? commit_block(g, in, block, bad, row) : 0;
+		int rc = bad ? commit_block(g, in, block, stride, bad, row, 0) : 0;
 		if (rc)
 			return rc;
 		cli_error("%s: row %llu: %s", in->path ? in->path : "standard input",
@@ -834,10 +837,10 @@ static int commit_block(ingest *g, input *in, const float *block, size_t n, uint
 	return 0;
 }
 
-/* Vector rows with the default ids, no payloads and no --batch: read straight into a block
- * of the seal threshold's size, which vdb_writer_upsert_rows stores as a segment without
- * copying the rows again (a smaller last block, or what a slow producer had ready, is
- * logged). Same results and guarantees as the row-by-row path. */
+/* Vector rows with the default ids, no payloads and no --batch: taken in blocks of the seal
+ * threshold's size (mapped from a plain file, else read), which vdb_writer_upsert_rows
+ * stores as segments without copying the rows again (a smaller last block, or what a slow
+ * producer had ready, is logged). Same results and guarantees as the row-by-row path. */
 static int ingest_vector_blocks(ingest *g, input *in)
 {
 	int rc = commit(g); /* an earlier input's records: the block is a batch of its own */
@@ -846,21 +849,21 @@ static int ingest_vector_blocks(ingest *g, input *in)
 	size_t rowbytes = (size_t)g->dim * sizeof(float);
 	uint64_t cap = (g->seal_bytes + rowbytes - 1) / rowbytes;
 	int64_t declared = vdb_vec_reader_rows(in->vr);
+	/* A short block of a regular file is its end (a pipe's may be a pause). */
+	struct stat sb;
+	int file = fstat(in->fd, &sb) == 0 && S_ISREG(sb.st_mode);
 	if (declared >= 0 && (uint64_t)declared < cap)
 		cap = declared ? (uint64_t)declared : 1;
-	float *block = cap <= SIZE_MAX / rowbytes ? malloc((size_t)cap * rowbytes) : NULL;
-	if (!block) {
-		cli_error("out of memory");
-		return EXIT_INTERNAL;
-	}
 	vdb_error err;
 	for (uint64_t row = 0; !rc;) {
-		size_t got, n;
-		vdb_status rst = vdb_vec_reader_read(in->vr, block, (size_t)cap, &got, &err);
+		const float *block;
+		size_t got, n, stride;
+		vdb_status rst = vdb_vec_reader_block(in->vr, (size_t)cap, &block, &stride, &got, &err);
 		/* Ids stop at UINT64_MAX: the rows that still have one are stored first. */
-		uint64_t last = UINT64_MAX - g->id_offset;
-		n = g->row > last ? 0 : last - g->row >= got ? got : (size_t)(last - g->row + 1);
-		if (n && (rc = commit_block(g, in, block, n, row)))
+		uint64_t max_row = UINT64_MAX - g->id_offset;
+		n = g->row > max_row ? 0 : max_row - g->row >= got ? got : (size_t)(max_row - g->row + 1);
+		int last = !rst && (row + got == (uint64_t)declared || (file && got < cap));
+		if (n && (rc = commit_block(g, in, block, stride, n, row, last ? VDB_ROWS_LAST : 0)))
 			break;
 		row += n;
 		if (n < got) {
@@ -875,7 +878,6 @@ static int ingest_vector_blocks(ingest *g, input *in)
 			rc = 128 + stop_signal;
 		}
 	}
-	free(block);
 	return rc;
 }
 

@@ -84,16 +84,16 @@ static int block_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err
 	vdb_block_rows *b = ctx;
 	if (b->i == b->n)
 		return 0;
-	*rec = (vdb_record){{0, b->first + b->i, NULL, 0}, b->vectors + b->i * b->dim, NULL, 0};
+	*rec = (vdb_record){{0, b->first + b->i, NULL, 0}, b->vectors + b->i * b->stride, NULL, 0};
 	*hash = vdb_id_hash(&rec->id);
 	b->i++;
 	return 1;
 }
 
 void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *vectors,
-			 uint64_t first, uint64_t n, uint32_t dim)
+			 size_t stride, uint64_t first, uint64_t n)
 {
-	*ctx = (vdb_block_rows){vectors, first, n, 0, dim};
+	*ctx = (vdb_block_rows){vectors, stride, first, n, 0};
 	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL};
 }
 

@@ -336,17 +336,23 @@ static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
 	return merge_policy(w, err);
 }
 
-static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors, size_t n,
-			     vdb_error *err);
+static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
+			     size_t stride, size_t n, vdb_error *err);
+
+#define MERGE_FACTOR 4 /* see merge_policy */
 
 vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float *vectors,
-				  size_t n, size_t *bad, vdb_error *err)
+				  size_t stride, size_t n, unsigned flags, size_t *bad,
+				  vdb_error *err)
 {
 	vdb_status st = usable(w, err);
 	if (st)
 		return st;
 	if (w->ops)
 		return vdb_err(err, VDB_EINVAL, "commit the pending batch before upserting rows");
+	if (stride < w->st.cfg.dim)
+		return vdb_err(err, VDB_EINVAL, "a row stride of %zu floats is less than the dimension",
+			       stride);
 	if (n == 0)
 		return VDB_OK;
 	if (first_id > UINT64_MAX - (n - 1))
@@ -354,16 +360,21 @@ vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float 
 			       " go beyond the largest id", n, first_id);
 	uint32_t dim = w->st.cfg.dim;
 	for (size_t i = 0; i < n; i++)
-		if ((st = check_vector(w, vectors + i * dim, err))) {
+		if ((st = check_vector(w, vectors + i * stride, err))) {
 			if (bad)
 				*bad = i;
 			return st;
 		}
-	if ((uint64_t)n * dim * sizeof(float) >= w->st.cfg.seal_bytes)
-		return seal_block(w, first_id, vectors, n, err);
+	/* The last rows of a load go straight to a segment when that costs no more than
+	 * logging them: no graph to build, and large enough to sit one merge tier below a
+	 * full segment. */
+	uint64_t bytes = (uint64_t)n * dim * sizeof(float), seal = w->st.cfg.seal_bytes;
+	if (bytes >= seal || ((flags & VDB_ROWS_LAST) && w->st.cfg.index == VDB_INDEX_FLAT &&
+			      bytes >= seal / MERGE_FACTOR))
+		return seal_block(w, first_id, vectors, stride, n, err);
 	for (size_t i = 0; i < n; i++) {
 		vdb_id id = {0, first_id + i, NULL, 0};
-		if (vdb_wal_encode_upsert(&w->batch, dim, &id, vectors + (size_t)i * dim, NULL, 0)) {
+		if (vdb_wal_encode_upsert(&w->batch, dim, &id, vectors + i * stride, NULL, 0)) {
 			vdb_writer_rollback(w);
 			return vdb_err_nomem(err);
 		}
@@ -654,15 +665,15 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
  * straight from the caller's rows: no log, no memtable copy. Its MANIFEST switch is the
  * commit point; a crash between the two seals loses nothing acknowledged (the first seal
  * holds only committed records) and shows nothing of the block. */
-static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors, size_t n,
-			     vdb_error *err)
+static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
+			     size_t stride, size_t n, vdb_error *err)
 {
 	vdb_status st;
 	if (w->st.wal.end > VDB_WAL_HEADER_SIZE && (st = seal(w, err)))
 		return st;
 	vdb_row_source src;
 	vdb_block_rows rows;
-	vdb_block_rows_init(&src, &rows, vectors, first_id, n, w->st.cfg.dim);
+	vdb_block_rows_init(&src, &rows, vectors, stride, first_id, n);
 	id_keys keys = {n, &first_id, row_key_hash, row_key_id};
 	if ((st = seal_rows(w, &src, &keys, 0, err)))
 		return st;
@@ -716,8 +727,7 @@ out:
 	return st;
 }
 
-/* Size tiers: a segment of n live rows is in tier floor(log4 n). */
-#define MERGE_FACTOR 4
+/* Size tiers: a segment of n live rows is in tier floor(log4 n) (MERGE_FACTOR). */
 
 static unsigned tier(uint64_t rows)
 {
