@@ -158,9 +158,18 @@ int vdb_istream_file(vdb_istream *s, uint64_t *offset, uint64_t *size)
 {
 	struct stat st;
 	off_t pos;
-	if (s->dctx || s->in.pos < s->in.size || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (s->dctx || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (pos = lseek(s->fd, 0, SEEK_CUR)) < 0)
 		return -1;
+	/* Sniffed bytes not yet handed out are given back to the file. */
+	size_t pending = s->in.size - s->in.pos;
+	if (pending) {
+		if ((uint64_t)pos < pending || lseek(s->fd, pos - (off_t)pending, SEEK_SET) < 0)
+			return -1;
+		pos -= (off_t)pending;
+		s->raw -= pending;
+		s->in.pos = s->in.size;
+	}
 	*offset = (uint64_t)pos;
 	*size = (uint64_t)st.st_size;
 	return s->fd;
