@@ -153,6 +153,8 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
+static void count_committed(ingest *g);
+
 static int commit(ingest *g)
 {
 	if (!vdb_writer_pending(g->w))
@@ -160,6 +162,13 @@ static int commit(ingest *g)
 	vdb_error err;
 	if (vdb_writer_commit(g->w, &err))
 		return cli_fail(&err);
+	count_committed(g);
+	return 0;
+}
+
+/* Moves the pending batch's counts to the committed totals. */
+static void count_committed(ingest *g)
+{
 	g->batches++;
 	g->committed += g->p_up + g->p_del;
 	g->upserted += g->p_up;
@@ -172,7 +181,6 @@ static int commit(ingest *g)
 			g->unit, (unsigned long long)g->first_line, (unsigned long long)g->last_line);
 	}
 	g->p_up = g->p_del = g->p_bytes = 0;
-	return 0;
 }
 
 /* Commits when the pending batch is full. */
@@ -755,6 +763,8 @@ static int row_payload(ingest *g, const char **payload, size_t *plen)
 	return 0;
 }
 
+static int ingest_vector_blocks(ingest *g, input *in);
+
 /* Reads one .npy/.fvecs/.bvecs input to its end. Rows are numbered from 0 in each file. */
 static int ingest_vectors(ingest *g, input *in)
 {
@@ -762,6 +772,8 @@ static int ingest_vectors(ingest *g, input *in)
 	if (!in->vr && vdb_vec_reader_open(in->in, vec_format(in->f), g->dim, &in->vr, &err))
 		return input_failed(in->path, &err);
 	g->unit = "rows";
+	if (!g->ids.path && !g->payloads.path && !g->batch_given)
+		return ingest_vector_blocks(g, in);
 	for (uint64_t row = 0;; row++) {
 		const float *vec;
 		int has, rc;
@@ -793,6 +805,80 @@ static int ingest_vectors(ingest *g, input *in)
 		if (stop_signal)
 			return 128 + stop_signal;
 	}
+}
+
+/* Stores n rows of a block (stride floats apart), the first being row `row` of the input,
+ * as one batch. */
+static int commit_block(ingest *g, input *in, const float *block, size_t stride, size_t n,
+			uint64_t row, unsigned flags)
+{
+	vdb_error err;
+	size_t bad = 0;
+	vdb_status st = vdb_writer_upsert_rows(g->w, g->row + g->id_offset, block, stride, n, flags,
+					       &bad, &err);
+	if (st == VDB_EDATA) {
+		/* Every row before the bad one is committed, as on the row-by-row path. */
+		int rc = bad ? commit_block(g, in, block, stride, bad, row, 0) : 0;
+		if (rc)
+			return rc;
+		cli_error("%s: row %llu: %s", in->path ? in->path : "standard input",
+			  (unsigned long long)(row + bad), err.message);
+		return EXIT_DATA;
+	}
+	if (st)
+		return cli_fail(&err);
+	g->row += n;
+	g->p_up = n;
+	g->first_line = row;
+	g->last_line = row + n - 1;
+	count_committed(g);
+	if (g->prog.on)
+		tick(g);
+	return 0;
+}
+
+/* Vector rows with the default ids, no payloads and no --batch: taken in blocks of the seal
+ * threshold's size (mapped from a plain file, else read), which vdb_writer_upsert_rows
+ * stores as segments without copying the rows again (a smaller last block, or what a slow
+ * producer had ready, is logged). Same results and guarantees as the row-by-row path. */
+static int ingest_vector_blocks(ingest *g, input *in)
+{
+	int rc = commit(g); /* an earlier input's records: the block is a batch of its own */
+	if (rc)
+		return rc;
+	size_t rowbytes = (size_t)g->dim * sizeof(float);
+	uint64_t cap = (g->seal_bytes + rowbytes - 1) / rowbytes;
+	int64_t declared = vdb_vec_reader_rows(in->vr);
+	/* A short block of a regular file is its end (a pipe's may be a pause). */
+	struct stat sb;
+	int file = fstat(in->fd, &sb) == 0 && S_ISREG(sb.st_mode);
+	if (declared >= 0 && (uint64_t)declared < cap)
+		cap = declared ? (uint64_t)declared : 1;
+	vdb_error err;
+	for (uint64_t row = 0; !rc;) {
+		const float *block;
+		size_t got, n, stride;
+		vdb_status rst = vdb_vec_reader_block(in->vr, (size_t)cap, &block, &stride, &got, &err);
+		/* Ids stop at UINT64_MAX: the rows that still have one are stored first. */
+		uint64_t max_row = UINT64_MAX - g->id_offset;
+		n = g->row > max_row ? 0 : max_row - g->row >= got ? got : (size_t)(max_row - g->row + 1);
+		int last = !rst && (row + got == (uint64_t)declared || (file && got < cap));
+		if (n && (rc = commit_block(g, in, block, stride, n, row, last ? VDB_ROWS_LAST : 0)))
+			break;
+		row += n;
+		if (n < got) {
+			cli_error("row %llu: row number plus --id-offset is beyond the largest id",
+				  (unsigned long long)g->row);
+			rc = EXIT_DATA;
+		} else if (rst) {
+			rc = input_failed(in->path, &err);
+		} else if (!got) {
+			break;
+		} else if (stop_signal) {
+			rc = 128 + stop_signal;
+		}
+	}
+	return rc;
 }
 
 static int ingest_csv(ingest *g, input *in)

@@ -11,9 +11,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../util/buf.h"
 #include "../util/error.h"
+#include "../util/stream.h"
 #include "npy.h"
 #include "vdb.h"
 
@@ -39,6 +42,11 @@ struct vdb_vec_reader {
 	vdb_error late_err;
 	float *scratch;
 	unsigned char *whole; /* Fortran order: all the data */
+	/* vdb_vec_reader_block: the mapped window of a file, or the rows read into block */
+	void *map;
+	size_t maplen;
+	float *block;
+	size_t blockrows;
 };
 
 static uint32_t le32(const unsigned char *p)
@@ -359,10 +367,152 @@ vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, v
 	return VDB_OK;
 }
 
+/* Up to max rows into dst, as vdb_vec_reader_next gives them; fewer at the end, or when a
+ * slow producer has nothing more ready once a row is in. */
+static vdb_status read_rows(vdb_vec_reader *r, float *dst, size_t max, size_t *got,
+			    vdb_error *err)
+{
+	size_t n = 0, vbytes = (size_t)r->dim * sizeof(float);
+	/* .npy '<f4' in C order: the file's rows are the stored rows, copied a chunk at a time
+	 * and checked while they are still in the cache. */
+	int plain = r->fmt == VDB_VEC_NPY && !r->whole && r->npy.itemsize == 4 &&
+		    !r->npy.big_endian;
+	vdb_status st = VDB_OK;
+	while (n < max) {
+		if (plain && r->pos == r->nchunk) {
+			/* Hand over what arrived before waiting on a slow producer. */
+			if (n && !r->at_end && !vdb_istream_ready(r->in))
+				break;
+			int has;
+			if ((st = refill(r, &has, err)) || !has)
+				break;
+		}
+		if (!plain) {
+			const float *v;
+			int has;
+			if (n && !vdb_vec_reader_ready(r) && !vdb_istream_ready(r->in))
+				break;
+			if ((st = vdb_vec_reader_next(r, &v, &has, err)) || !has)
+				break;
+			memcpy(dst + n * r->dim, v, vbytes);
+			n++;
+			continue;
+		}
+		size_t k = r->nchunk - r->pos;
+		k = k < max - n ? k : max - n;
+		float *d = dst + n * r->dim;
+		memcpy(d, r->chunk + r->pos * r->rowbytes, k * vbytes);
+		size_t i = 0;
+		while (i < k && !(st = check_finite(d + i * r->dim, r->dim, r->row, err))) {
+			i++;
+			r->row++;
+		}
+		r->pos += i;
+		n += i;
+		if (st)
+			break;
+	}
+	*got = n;
+	return st;
+}
+
+static void unmap(vdb_vec_reader *r)
+{
+	if (r->map)
+		munmap(r->map, r->maplen);
+	r->map = NULL;
+}
+
+/* The next rows of a plain regular file in place, when they are float32 there (.npy '<f4'
+ * in C order, .fvecs) and nothing is buffered: checked as read_rows checks them, without a
+ * copy. 0 with *got = 0 when this does not apply (the caller reads instead). Only whole
+ * rows the file holds are mapped: a short file is left to the reading path, which reports
+ * the truncation after the rows before it. */
+static vdb_status map_rows(vdb_vec_reader *r, size_t max, const float **rows, size_t *got,
+			   vdb_error *err)
+{
+	uint64_t off, size;
+	int fd;
+	*got = 0;
+	int f4 = r->fmt == VDB_VEC_FVECS ||
+		 (r->fmt == VDB_VEC_NPY && r->npy.itemsize == 4 && !r->npy.big_endian);
+	if (!f4 || r->whole || r->pos < r->nchunk || r->tail || r->at_end ||
+	    (fd = vdb_istream_file(r->in, &off, &size)) < 0 || size < off)
+		return VDB_OK;
+	uint64_t k = (size - off) / r->rowbytes;
+	if (r->rows >= 0 && (uint64_t)r->rows - r->row < k)
+		k = (uint64_t)r->rows - r->row;
+	if (k > max)
+		k = max;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), delta = off % page;
+	if (!k || delta + k * r->rowbytes > SIZE_MAX)
+		return VDB_OK;
+	int flags = MAP_SHARED;
+#ifdef MAP_POPULATE
+	flags |= MAP_POPULATE; /* one call instead of a fault per few pages */
+#endif
+	size_t len = (size_t)(delta + k * r->rowbytes);
+	void *m = mmap(NULL, len, PROT_READ, flags, fd, (off_t)(off - delta));
+	if (m == MAP_FAILED)
+		return VDB_OK;
+	const unsigned char *p = (const unsigned char *)m + delta;
+	size_t skip = r->fmt == VDB_VEC_FVECS ? 4 : 0;
+	if ((uintptr_t)(p + skip) % sizeof(float)) { /* odd .npy header length: read instead */
+		munmap(m, len);
+		return VDB_OK;
+	}
+	r->map = m;
+	r->maplen = len;
+	vdb_status st = VDB_OK;
+	size_t i = 0;
+	for (; i < k; i++, p += r->rowbytes) {
+		if (skip && le32(p) != r->dim) {
+			st = vdb_err(err, VDB_EDATA,
+				     "row %" PRIu64 ": dimension is %" PRId32 "; the collection's is %" PRIu32,
+				     r->row, (int32_t)le32(p), r->dim);
+			break;
+		}
+		if ((st = check_finite((const float *)(const void *)(p + skip), r->dim, r->row, err)))
+			break;
+		r->row++;
+	}
+	*rows = (const float *)(const void *)((const unsigned char *)m + delta + skip);
+	*got = i;
+	vdb_status sk = vdb_istream_skip(r->in, (uint64_t)i * r->rowbytes, err);
+	return st ? st : sk;
+}
+
+vdb_status vdb_vec_reader_block(vdb_vec_reader *r, size_t max, const float **rows,
+				size_t *stride, size_t *got, vdb_error *err)
+{
+	unmap(r);
+	*got = 0;
+	*stride = r->fmt == VDB_VEC_FVECS ? (size_t)r->dim + 1 : r->dim;
+	if (!max)
+		return VDB_OK;
+	vdb_status st = map_rows(r, max, rows, got, err);
+	if (st || *got)
+		return st;
+	*stride = r->dim;
+	if (r->blockrows < max) {
+		float *b = max <= SIZE_MAX / sizeof(float) / r->dim
+				   ? realloc(r->block, max * r->dim * sizeof(float))
+				   : NULL;
+		if (!b)
+			return vdb_err_nomem(err);
+		r->block = b;
+		r->blockrows = max;
+	}
+	*rows = r->block;
+	return read_rows(r, r->block, max, got, err);
+}
+
 void vdb_vec_reader_close(vdb_vec_reader *r)
 {
 	if (!r)
 		return;
+	unmap(r);
+	free(r->block);
 	free(r->chunk);
 	free(r->whole);
 	free(r->scratch);

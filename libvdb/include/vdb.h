@@ -365,6 +365,23 @@ VDB_API vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error 
 VDB_API vdb_status vdb_writer_delete_where(vdb_writer *w, const vdb_filter *f, uint64_t *count,
 					   vdb_error *err);
 
+/* Upserts n rows of dim float32 values (row i at vectors + i * stride; stride >= dim) with
+ * the integer ids first_id, first_id + 1, ... and no payloads, and commits them as one
+ * batch, with vdb_writer_commit's guarantees; the pending batch must be empty. Every row is
+ * checked first: a bad one fails the call with VDB_EDATA (the message names the column),
+ * *bad (when not NULL) set to its index, and nothing committed. Rows as large as the seal
+ * threshold together are stored directly as a segment of their own (after sealing the log's
+ * records), written from vectors without further copies: the fast path for bulk loads of
+ * vector files. flags: 0, or VDB_ROWS_LAST when no more rows follow (the end of a bulk
+ * load): then, in a collection without graphs (index flat), rows of at least a quarter of
+ * the threshold are stored directly too, written once instead of logged now and rewritten
+ * by the next seal. Errors: those of vdb_writer_upsert and vdb_writer_commit; VDB_EINVAL
+ * (pending batch, stride < dim, ids beyond UINT64_MAX). */
+#define VDB_ROWS_LAST 1u
+VDB_API vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float *vectors,
+					  size_t stride, size_t n, unsigned flags, size_t *bad,
+					  vdb_error *err);
+
 /* Operations and bytes in the pending batch. */
 VDB_API size_t vdb_writer_pending(const vdb_writer *w);
 VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);
@@ -542,6 +559,15 @@ VDB_API vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int
 /* 1 when the next call returns without reading (a row is buffered, or the end is known);
  * with vdb_istream_ready, tells a caller whether it may block on a slow producer. */
 VDB_API int vdb_vec_reader_ready(const vdb_vec_reader *r);
+/* The next rows in bulk, checked as vdb_vec_reader_next checks them: *rows points at *got
+ * (at most max) rows of dim float32, each *stride floats after the previous, valid until the
+ * next call or close. An uncompressed regular file whose rows are float32 (.npy '<f4' in C
+ * order, .fvecs) is mapped, not copied; other input is read into a buffer of max rows that
+ * the reader keeps. Fewer than max rows only at the end of the input, or when a slow
+ * producer has nothing more ready once a row is in (nothing is waited for then). On an
+ * error, the *got rows before the failing one are valid. */
+VDB_API vdb_status vdb_vec_reader_block(vdb_vec_reader *r, size_t max, const float **rows,
+					size_t *stride, size_t *got, vdb_error *err);
 VDB_API void vdb_vec_reader_close(vdb_vec_reader *r);
 
 /* Writes rows of `dim` float32 as .npy (version 1.0, '<f4', C order; `rows` must be the

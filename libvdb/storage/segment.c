@@ -73,6 +73,30 @@ void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtabl
 	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL};
 }
 
+static void block_rewind(void *ctx)
+{
+	((vdb_block_rows *)ctx)->i = 0;
+}
+
+static int block_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
+{
+	(void)err;
+	vdb_block_rows *b = ctx;
+	if (b->i == b->n)
+		return 0;
+	*rec = (vdb_record){{0, b->first + b->i, NULL, 0}, b->vectors + b->i * b->stride, NULL, 0};
+	*hash = vdb_id_hash(&rec->id);
+	b->i++;
+	return 1;
+}
+
+void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *vectors,
+			 size_t stride, uint64_t first, uint64_t n)
+{
+	*ctx = (vdb_block_rows){vectors, stride, first, n, 0};
+	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL};
+}
+
 static void seg_rewind(void *ctx)
 {
 	vdb_seg_rows *r = ctx;
@@ -121,6 +145,7 @@ typedef struct seg_out {
 	int fd;
 	const char *path;
 	uint64_t off;
+	uint64_t written, started; /* bytes written to fd, and handed to writeback */
 	uint32_t crc;
 	vdb_buf buf;
 	vdb_error *err;
@@ -128,12 +153,22 @@ typedef struct seg_out {
 	uint32_t nsec;
 } seg_out;
 
-static int out_flush(seg_out *o)
+static int out_write(seg_out *o, const void *p, size_t n)
 {
-	if (o->buf.len && vdb_write_all(o->fd, o->buf.data, o->buf.len) < 0) {
+	if (vdb_write_all(o->fd, p, n) < 0) {
 		vdb_err_sys(o->err, VDB_EIO, "write %s", o->path);
 		return -1;
 	}
+	o->written += n;
+	/* The disk starts on the rows while the rest of the segment is produced. */
+	vdb_start_writeback(o->fd, &o->started, o->written);
+	return 0;
+}
+
+static int out_flush(seg_out *o)
+{
+	if (o->buf.len && out_write(o, o->buf.data, o->buf.len))
+		return -1;
 	o->buf.len = 0;
 	return 0;
 }
@@ -144,13 +179,8 @@ static int out_put(seg_out *o, const void *p, size_t n)
 	o->off += n;
 	if (o->buf.len + n > (1u << 20) && out_flush(o))
 		return -1;
-	if (n > (1u << 20)) {
-		if (vdb_write_all(o->fd, p, n) < 0) {
-			vdb_err_sys(o->err, VDB_EIO, "write %s", o->path);
-			return -1;
-		}
-		return 0;
-	}
+	if (n > (1u << 20))
+		return out_write(o, p, n);
 	if (vdb_buf_append(&o->buf, p, n)) {
 		vdb_err_nomem(o->err);
 		return -1;
@@ -202,6 +232,49 @@ static int idx_cmp(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
+/* Sorts the id index by (hash, row). The entries come in row order, so a stable sort by
+ * hash is enough: an LSD radix sort, a byte per pass (passes where every hash has the same
+ * byte are skipped), several times faster than qsort on the random hashes. Falls back to
+ * qsort when the scratch array cannot be had. */
+static void idx_sort(idx_entry *idx, uint64_t n)
+{
+	idx_entry *tmp = n > 64 ? malloc(n * sizeof *tmp) : NULL;
+	if (!tmp) {
+		qsort(idx, n, sizeof *idx, idx_cmp);
+		return;
+	}
+	static const unsigned bytes = 8;
+	uint64_t (*count)[256] = calloc(bytes, sizeof *count);
+	if (!count) {
+		free(tmp);
+		qsort(idx, n, sizeof *idx, idx_cmp);
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned b = 0; b < bytes; b++)
+			count[b][idx[i].hash >> (8 * b) & 0xff]++;
+	idx_entry *from = idx, *to = tmp;
+	for (unsigned b = 0; b < bytes; b++) {
+		if (count[b][idx[0].hash >> (8 * b) & 0xff] == n)
+			continue; /* one value of this byte: the order stays */
+		uint64_t pos = 0;
+		for (unsigned v = 0; v < 256; v++) {
+			uint64_t c = count[b][v];
+			count[b][v] = pos;
+			pos += c;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			to[count[b][from[i].hash >> (8 * b) & 0xff]++] = from[i];
+		idx_entry *t = from;
+		from = to;
+		to = t;
+	}
+	if (from != idx)
+		memcpy(idx, from, n * sizeof *idx);
+	free(count);
+	free(tmp);
+}
+
 #define FOR_EACH_ROW(o, src, rec, hash, ...)                                                  \
 	do {                                                                                  \
 		(src)->rewind((src)->ctx);                                                    \
@@ -228,10 +301,12 @@ static int write_rows(seg_out *o, const vdb_row_source *src, uint32_t dim, float
 			break;
 		if (out_put(o, rec.vector, vbytes))
 			return -1;
-		double nn = 0;
-		for (uint32_t i = 0; i < dim; i++)
-			nn += (double)rec.vector[i] * rec.vector[i];
-		norms[r] = (float)sqrt(nn);
+		if (norms) { /* cosine only */
+			double nn = 0;
+			for (uint32_t i = 0; i < dim; i++)
+				nn += (double)rec.vector[i] * rec.vector[i];
+			norms[r] = (float)sqrt(nn);
+		}
 		idx[r] = (idx_entry){hash, r};
 		r++;
 	});
@@ -263,7 +338,7 @@ static int write_rows(seg_out *o, const vdb_row_source *src, uint32_t dim, float
 	});
 	sec_end(o);
 
-	qsort(idx, src->rows, sizeof *idx, idx_cmp);
+	idx_sort(idx, src->rows);
 	if (sec_begin(o, VDB_SEC_ID_INDEX))
 		return -1;
 	for (uint64_t i = 0; i < src->rows; i++) {
@@ -379,17 +454,17 @@ static uint32_t header_encode(unsigned char *h, uint32_t dim, uint64_t rows, uin
 static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
 			      const vdb_row_source *src, uint64_t number)
 {
-	float *norms = malloc(src->rows * sizeof *norms);
+	int cosine = cfg->metric == VDB_METRIC_COSINE;
+	float *norms = cosine ? malloc(src->rows * sizeof *norms) : NULL;
 	idx_entry *idx = malloc(src->rows * sizeof *idx);
 	int rc = -1;
-	if (!norms || !idx) {
+	if ((cosine && !norms) || !idx) {
 		vdb_err_nomem(o->err);
 		goto out;
 	}
 	if (write_rows(o, src, cfg->dim, norms, idx))
 		goto out;
-	if (cfg->metric == VDB_METRIC_COSINE &&
-	    put_section(o, VDB_SEC_NORMS, norms, src->rows * sizeof *norms))
+	if (cosine && put_section(o, VDB_SEC_NORMS, norms, src->rows * sizeof *norms))
 		goto out;
 	for (uint32_t i = 0; i < cfg->n_index_fields; i++)
 		if (write_payload_index(o, src, &cfg->index_fields[i]))
@@ -420,7 +495,8 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 		return vdb_err_sys(err, VDB_EIO, "create %s", tmp);
 	/* The table is reserved at its largest so sections can follow before it is known. */
 	uint64_t first = VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE;
-	seg_out o = {.fd = fd, .path = tmp, .off = first, .buf = VDB_BUF_INIT, .err = err};
+	seg_out o = {.fd = fd, .path = tmp, .off = first, .written = first, .started = first,
+		     .buf = VDB_BUF_INIT, .err = err};
 	vdb_status st = VDB_EIO;
 	if (lseek(fd, (off_t)first, SEEK_SET) < 0) {
 		vdb_err_sys(err, VDB_EIO, "seek %s", tmp);

@@ -71,6 +71,16 @@ typedef struct vdb_mem_rows {
 } vdb_mem_rows;
 void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtable *mt);
 
+/* n rows, row i at vectors + i * stride, with the integer ids first..first+n-1 and no
+ * payloads. */
+typedef struct vdb_block_rows {
+	const float *vectors;
+	size_t stride;
+	uint64_t first, n, i;
+} vdb_block_rows;
+void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *vectors,
+			 size_t stride, uint64_t first, uint64_t n);
+
 typedef struct vdb_seg_rows {
 	const vdb_segment *segs;
 	size_t nseg, g;

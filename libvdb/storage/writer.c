@@ -220,6 +220,27 @@ static vdb_status usable(const vdb_writer *w, vdb_error *err)
 	return VDB_OK;
 }
 
+/* A vector is storable when every value is finite and, under cosine, not all are zero. One
+ * branch-free pass over the bits (all exponent bits set: Inf or NaN) that the compiler
+ * vectorises; the column is looked for only when something is wrong. */
+static vdb_status check_vector(const vdb_writer *w, const float *vector, vdb_error *err)
+{
+	uint32_t dim = w->st.cfg.dim, bad = 0, nonzero = 0;
+	for (uint32_t i = 0; i < dim; i++) {
+		uint32_t b;
+		memcpy(&b, &vector[i], 4);
+		bad |= (b & 0x7f800000u) == 0x7f800000u;
+		nonzero |= b & 0x7fffffffu;
+	}
+	for (uint32_t i = 0; bad && i < dim; i++)
+		if (!isfinite(vector[i]))
+			return vdb_err(err, VDB_EDATA, "vector[%" PRIu32 "] is not finite", i);
+	if (w->st.cfg.metric == VDB_METRIC_COSINE && !nonzero)
+		return vdb_err(err, VDB_EDATA,
+			       "a zero vector has no direction (the collection's metric is cosine)");
+	return VDB_OK;
+}
+
 vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vector,
 			     const char *payload, size_t payload_len, vdb_error *err)
 {
@@ -227,15 +248,8 @@ vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vecto
 	if (st || (st = check_id(id, err)))
 		return st;
 	uint32_t dim = w->st.cfg.dim;
-	int nonzero = 0;
-	for (uint32_t i = 0; i < dim; i++) {
-		if (!isfinite(vector[i]))
-			return vdb_err(err, VDB_EDATA, "vector[%" PRIu32 "] is not finite", i);
-		nonzero |= vector[i] != 0;
-	}
-	if (w->st.cfg.metric == VDB_METRIC_COSINE && !nonzero)
-		return vdb_err(err, VDB_EDATA,
-			       "a zero vector has no direction (the collection's metric is cosine)");
+	if ((st = check_vector(w, vector, err)))
+		return st;
 	if (payload) {
 		vj_reader r;
 		vj_init(&r, payload, payload_len);
@@ -322,6 +336,53 @@ static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
 	return merge_policy(w, err);
 }
 
+static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
+			     size_t stride, size_t n, vdb_error *err);
+
+#define MERGE_FACTOR 4 /* see merge_policy */
+
+vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float *vectors,
+				  size_t stride, size_t n, unsigned flags, size_t *bad,
+				  vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st)
+		return st;
+	if (w->ops)
+		return vdb_err(err, VDB_EINVAL, "commit the pending batch before upserting rows");
+	if (stride < w->st.cfg.dim)
+		return vdb_err(err, VDB_EINVAL, "a row stride of %zu floats is less than the dimension",
+			       stride);
+	if (n == 0)
+		return VDB_OK;
+	if (first_id > UINT64_MAX - (n - 1))
+		return vdb_err(err, VDB_EINVAL, "the ids of %zu rows from %" PRIu64
+			       " go beyond the largest id", n, first_id);
+	uint32_t dim = w->st.cfg.dim;
+	for (size_t i = 0; i < n; i++)
+		if ((st = check_vector(w, vectors + i * stride, err))) {
+			if (bad)
+				*bad = i;
+			return st;
+		}
+	/* The last rows of a load go straight to a segment when that costs no more than
+	 * logging them: no graph to build, and large enough to sit one merge tier below a
+	 * full segment. */
+	uint64_t bytes = (uint64_t)n * dim * sizeof(float), seal = w->st.cfg.seal_bytes;
+	if (bytes >= seal || ((flags & VDB_ROWS_LAST) && w->st.cfg.index == VDB_INDEX_FLAT &&
+			      bytes >= seal / MERGE_FACTOR))
+		return seal_block(w, first_id, vectors, stride, n, err);
+	for (size_t i = 0; i < n; i++) {
+		vdb_id id = {0, first_id + i, NULL, 0};
+		if (vdb_wal_encode_upsert(&w->batch, dim, &id, vectors + i * stride, NULL, 0)) {
+			vdb_writer_rollback(w);
+			return vdb_err_nomem(err);
+		}
+		w->ops++;
+	}
+	return vdb_writer_commit(w, err);
+}
+
 vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 {
 	vdb_status st = usable(w, err);
@@ -377,12 +438,50 @@ static int hash_ref_cmp(const void *a, const void *b)
 	return x->hash < y->hash ? -1 : x->hash > y->hash;
 }
 
+/* The ids that a seal brings in (upserted or deleted): older rows with these ids lose. */
+typedef struct id_keys {
+	size_t n;
+	const void *ctx;
+	uint64_t (*hash)(const void *ctx, size_t i);
+	void (*id)(const void *ctx, size_t i, vdb_id *out);
+} id_keys;
+
+static uint64_t mt_key_hash(const void *ctx, size_t i)
+{
+	return ((const vdb_memtable *)ctx)->entries[i].hash;
+}
+
+static void mt_key_id(const void *ctx, size_t i, vdb_id *out)
+{
+	const vdb_memtable *mt = ctx;
+	vdb_memtable_entry_id(mt, &mt->entries[i], out);
+}
+
+/* Every entry of the memtable, deletes included. */
+static id_keys memtable_keys(const vdb_memtable *mt)
+{
+	return (id_keys){mt->n, mt, mt_key_hash, mt_key_id};
+}
+
+/* The integer ids first..first+n-1 of vdb_writer_upsert_rows. */
+static uint64_t row_key_hash(const void *ctx, size_t i)
+{
+	vdb_id id;
+	id = (vdb_id){0, *(const uint64_t *)ctx + i, NULL, 0};
+	return vdb_id_hash(&id);
+}
+
+static void row_key_id(const void *ctx, size_t i, vdb_id *out)
+{
+	*out = (vdb_id){0, *(const uint64_t *)ctx + i, NULL, 0};
+}
+
 /* Marks, in ch[g], the rows of segment g whose id has an operation in the tail. A merge
  * join: the tail's hashes sorted, against the segment's sorted id index streamed through a
  * fixed buffer with pread. Binary searches through the mapping would fault in the index
  * pages of every segment, making the writer's memory grow with the collection. */
-static vdb_status mark_segment(const vdb_state *s, size_t g, const hash_ref *refs, size_t n,
-			       seg_change *ch, vdb_error *err)
+static vdb_status mark_segment(const vdb_state *s, size_t g, const id_keys *keys,
+			       const hash_ref *refs, size_t n, seg_change *ch, vdb_error *err)
 {
 	const vdb_segment *seg = &s->segs[g];
 	const vdb_section *idx = NULL;
@@ -416,7 +515,7 @@ static vdb_status mark_segment(const vdb_state *s, size_t g, const hash_ref *ref
 					break;
 				}
 				vdb_id a, b;
-				vdb_memtable_entry_id(&s->mt, &s->mt.entries[refs[j].entry], &a);
+				keys->id(keys->ctx, refs[j].entry, &a);
 				if ((st = vdb_segment_id(seg, row, &b, err)))
 					break;
 				if (!vdb_id_equal(&a, &b) || (ch[g].bits[row >> 6] >> (row & 63) & 1))
@@ -434,7 +533,8 @@ static vdb_status mark_segment(const vdb_state *s, size_t g, const hash_ref *ref
 	return st;
 }
 
-static vdb_status collect_deletions(vdb_state *s, seg_change *ch, vdb_error *err)
+static vdb_status collect_deletions(vdb_state *s, const id_keys *keys, seg_change *ch,
+				    vdb_error *err)
 {
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		size_t words = (size_t)((s->segs[g].rows + 63) / 64);
@@ -445,17 +545,17 @@ static vdb_status collect_deletions(vdb_state *s, seg_change *ch, vdb_error *err
 			memcpy(ch[g].bits, s->segs[g].dead, words * 8);
 		ch[g].count = s->segs[g].ndead;
 	}
-	if (!s->man.nseg || !s->mt.n)
+	if (!s->man.nseg || !keys->n)
 		return VDB_OK;
-	hash_ref *refs = malloc(s->mt.n * sizeof *refs);
+	hash_ref *refs = malloc(keys->n * sizeof *refs);
 	if (!refs)
 		return vdb_err_nomem(err);
-	for (size_t i = 0; i < s->mt.n; i++)
-		refs[i] = (hash_ref){s->mt.entries[i].hash, i};
-	qsort(refs, s->mt.n, sizeof *refs, hash_ref_cmp);
+	for (size_t i = 0; i < keys->n; i++)
+		refs[i] = (hash_ref){keys->hash(keys->ctx, i), i};
+	qsort(refs, keys->n, sizeof *refs, hash_ref_cmp);
 	vdb_status st = VDB_OK;
 	for (size_t g = 0; g < s->man.nseg && !st; g++)
-		st = mark_segment(s, g, refs, s->mt.n, ch, err);
+		st = mark_segment(s, g, keys, refs, keys->n, ch, err);
 	free(refs);
 	return st;
 }
@@ -486,7 +586,11 @@ static vdb_status install(vdb_writer *w, const vdb_manifest *nm, char (*obsolete
 	return load(w, err);
 }
 
-static vdb_status seal(vdb_writer *w, vdb_error *err)
+/* Installs a new segment written from src, with deletion marks on older rows whose ids are
+ * in keys. new_log: the segment holds the log's records, so the next, empty log replaces it;
+ * otherwise the log (which must then hold no records) stays. */
+static vdb_status seal_rows(vdb_writer *w, const vdb_row_source *src, const id_keys *keys,
+			    int new_log, vdb_error *err)
 {
 	vdb_state *s = &w->st;
 	size_t nseg = s->man.nseg;
@@ -499,15 +603,12 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 		st = vdb_err_nomem(err);
 		goto out;
 	}
-	if ((st = collect_deletions(s, ch, err)))
+	if ((st = collect_deletions(s, keys, ch, err)))
 		goto out;
 	uint64_t segno = nm.next_file++, size = 0;
 	uint32_t crc = 0;
-	vdb_row_source src;
-	vdb_mem_rows mem;
-	vdb_mem_rows_init(&src, &mem, &s->mt);
-	uint64_t rows = src.rows;
-	if (rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))
+	uint64_t rows = src->rows;
+	if (rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, src, &size, &crc, err)))
 		goto out;
 	size_t nobs = 0;
 	nm.nseg = 0;
@@ -530,10 +631,12 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 	}
 	if (rows)
 		nm.segs[nm.nseg++] = (vdb_manifest_seg){segno, rows, size, crc, 0, ""};
-	if ((st = vdb_wal_create(s->dir, nm.wal + 1, s->cfg.dim, err)))
-		goto out;
-	vdb_wal_name(obsolete[nobs++], 64, nm.wal);
-	nm.wal++;
+	if (new_log) {
+		if ((st = vdb_wal_create(s->dir, nm.wal + 1, s->cfg.dim, err)))
+			goto out;
+		vdb_wal_name(obsolete[nobs++], 64, nm.wal);
+		nm.wal++;
+	}
 	nm.next_seq = s->wal.next_seq;
 	nm.generation++;
 	st = install(w, &nm, obsolete, nobs, err);
@@ -546,6 +649,35 @@ out:
 	free(nm.segs);
 	free(obsolete);
 	return st;
+}
+
+static vdb_status seal(vdb_writer *w, vdb_error *err)
+{
+	vdb_row_source src;
+	vdb_mem_rows mem;
+	vdb_mem_rows_init(&src, &mem, &w->st.mt);
+	id_keys keys = memtable_keys(&w->st.mt);
+	return seal_rows(w, &src, &keys, 1, err);
+}
+
+/* vdb_writer_upsert_rows of a block as large as the seal threshold: the log's records are
+ * sealed first (when there are any), then the block becomes a segment of its own, written
+ * straight from the caller's rows: no log, no memtable copy. Its MANIFEST switch is the
+ * commit point; a crash between the two seals loses nothing acknowledged (the first seal
+ * holds only committed records) and shows nothing of the block. */
+static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
+			     size_t stride, size_t n, vdb_error *err)
+{
+	vdb_status st;
+	if (w->st.wal.end > VDB_WAL_HEADER_SIZE && (st = seal(w, err)))
+		return st;
+	vdb_row_source src;
+	vdb_block_rows rows;
+	vdb_block_rows_init(&src, &rows, vectors, stride, first_id, n);
+	id_keys keys = {n, &first_id, row_key_hash, row_key_id};
+	if ((st = seal_rows(w, &src, &keys, 0, err)))
+		return st;
+	return merge_policy(w, err);
 }
 
 /* ---- merging ---- */
@@ -595,8 +727,7 @@ out:
 	return st;
 }
 
-/* Size tiers: a segment of n live rows is in tier floor(log4 n). */
-#define MERGE_FACTOR 4
+/* Size tiers: a segment of n live rows is in tier floor(log4 n) (MERGE_FACTOR). */
 
 static unsigned tier(uint64_t rows)
 {

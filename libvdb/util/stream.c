@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "io.h"
+#include "stream.h"
 #include "vdb.h"
 
 static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
@@ -150,6 +151,35 @@ vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *go
 		have += g;
 	}
 	*got = have;
+	return VDB_OK;
+}
+
+int vdb_istream_file(vdb_istream *s, uint64_t *offset, uint64_t *size)
+{
+	struct stat st;
+	off_t pos;
+	if (s->dctx || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (pos = lseek(s->fd, 0, SEEK_CUR)) < 0)
+		return -1;
+	/* Sniffed bytes not yet handed out are given back to the file. */
+	size_t pending = s->in.size - s->in.pos;
+	if (pending) {
+		if ((uint64_t)pos < pending || lseek(s->fd, pos - (off_t)pending, SEEK_SET) < 0)
+			return -1;
+		pos -= (off_t)pending;
+		s->raw -= pending;
+		s->in.pos = s->in.size;
+	}
+	*offset = (uint64_t)pos;
+	*size = (uint64_t)st.st_size;
+	return s->fd;
+}
+
+vdb_status vdb_istream_skip(vdb_istream *s, uint64_t n, vdb_error *err)
+{
+	if (lseek(s->fd, (off_t)n, SEEK_CUR) < 0)
+		return vdb_err_sys(err, VDB_EIO, "seek");
+	s->raw += n;
 	return VDB_OK;
 }
 

@@ -7,7 +7,9 @@ the same input, and vdb-check. Vector files are batched up to the seal threshold
 """
 import json
 import os
+import shutil
 import struct
+import subprocess
 import sys
 import unittest
 
@@ -143,6 +145,167 @@ class BulkTest(vdbtest.VdbTestCase):
         self.assertNotIn('seg-99999999.vdb', os.listdir(coll))
         self.assertEqual(len(self.exported(name='c')), 1700)
         self.assertOk(run('check', self.path('db'), '-c', 'c', '-q'))
+
+
+def npy(rows, shape=None):
+    """A '<f4' C-order .npy (version 1.0, data 64-byte aligned, as numpy.save writes it)."""
+    shape = shape or (len(rows), len(rows[0]))
+    h = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % shape
+    h += ' ' * (63 - (10 + len(h)) % 64) + '\n'
+    return (b'\x93NUMPY\x01\x00' + struct.pack('<H', len(h)) + h.encode() +
+            b''.join(struct.pack('<%df' % len(r), *r) for r in rows))
+
+
+BLOCK = 16 * 1024 // (4 * DIM)  # rows of a block at the 16K threshold
+
+
+class VectorBlocksTest(vdbtest.VdbTestCase):
+    """.npy/.fvecs with row-number ids and no --batch: stored block by block (mapped from a
+    plain file, read from a pipe or zstd), each block of the seal threshold a segment of its
+    own. Results must be those of the row-by-row path, errors included."""
+
+    def make(self, name, index='hnsw'):
+        self.assertOk(run('create', self.path('db'), '-c', name, '--dim', DIM, '--metric', 'l2',
+                          '--seal-size', SEAL, '--index', index))
+        return self.path('db', name)
+
+    def rows(self, seed, n):
+        return [r['vector'] for r in vdbtest.seeded_records(seed, n, DIM)]
+
+    def test_blocks_match_the_row_path(self):
+        rows = self.rows(11, 3 * BLOCK + 200)  # the last block: over a quarter of a full one
+        files = {'npy': self.write('a.npy', npy(rows)), 'fvecs': self.write('a.fvecs', fvecs(rows))}
+        over = self.write('b.fvecs', fvecs([[v * 2 for v in r] for r in rows[:BLOCK + 9]]))
+        for index in ('flat', 'hnsw'):
+            for fmt, path in sorted(files.items()):
+                with self.subTest(index=index, fmt=fmt):
+                    ref, blk = 'ref-%s-%s' % (index, fmt), 'blk-%s-%s' % (index, fmt)
+                    self.make(ref, index)
+                    coll = self.make(blk, index)
+                    empty = wal_size(coll)
+                    self.ingest('db', None, '--batch', '100', name=ref, files=[path])
+                    r = self.ingest('db', None, '-v', name=blk, files=[path])
+                    self.assertIn('committed batch 1: %d records (rows 0-%d)' % (BLOCK, BLOCK - 1),
+                                  r.err)
+                    self.assertIn('committed batch 4: 200 records (rows %d-%d)'
+                                  % (3 * BLOCK, 3 * BLOCK + 199), r.err)
+                    segs = [f for f in os.listdir(coll) if f.startswith('seg-')]
+                    if index == 'flat':  # the last block too: nothing logged
+                        self.assertEqual(wal_size(coll), empty)
+                    else:  # the last, short block is logged
+                        self.assertGreater(wal_size(coll), empty)
+                    self.assertTrue(segs)
+                    # A logged tail (with payloads), then rows over ids in both.
+                    tail = vdbtest.records_text(vdbtest.seeded_records(12, 5, DIM))
+                    for c in (ref, blk):
+                        self.ingest('db', tail, name=c)
+                    self.ingest('db', None, '--batch', '7', '--id-offset', '3', name=ref,
+                                files=[over])
+                    self.ingest('db', None, '--id-offset', '3', name=blk, files=[over])
+                    self.same(ref, blk)
+
+    def same(self, a, b):
+        for order in ('id', 'storage'):
+            ra = run('export', self.path('db'), '-c', a, '--order', order)
+            rb = run('export', self.path('db'), '-c', b, '--order', order)
+            self.assertOk(ra)
+            self.assertEqual(sorted(ra.lines), sorted(rb.lines))
+            if order == 'id':
+                self.assertEqual(ra.out, rb.out)
+        q = ''.join(json.dumps(r) + '\n' for r in self.rows(13, 5))
+        qa = self.query('db', '-k', '9', '--exact', '--payload', name=a, input=q)
+        self.assertOk(qa)
+        self.assertEqual(qa.out, self.query('db', '-k', '9', '--exact', '--payload', name=b,
+                                            input=q).out)
+        for c in (a, b):
+            self.assertOk(run('check', self.path('db'), '-c', c, '-q'))
+
+    def test_bad_rows_after_whole_blocks(self):
+        n = 3 * BLOCK + 50
+        good = self.rows(14, n)
+        bad_at = 2 * BLOCK + 17
+        nan_rows = good[:bad_at] + [[1.0, float('nan')] + [0.0] * (DIM - 2)] + good[bad_at + 1:]
+        dim_fvecs = fvecs(good[:bad_at]) + struct.pack('<i', DIM + 1) + b'\0' * 4 * (DIM + 1)
+        cases = [
+            ('nan.npy', npy(nan_rows), 'row %d, column 1: NaN is not a valid vector value' % bad_at,
+             bad_at),
+            ('dim.fvecs', dim_fvecs, "row %d: dimension is %d; the collection's is %d"
+             % (bad_at, DIM + 1, DIM), bad_at),
+            ('cut.fvecs', fvecs(good)[:-5], 'row %d is truncated: the file ends after %d of its '
+             '%d bytes' % (n - 1, 4 + 4 * DIM - 5, 4 + 4 * DIM), n - 1),
+            ('cut.npy', npy(good)[:-5], 'row %d is truncated: the file ends after %d of its %d '
+             'bytes' % (n - 1, 4 * DIM - 5, 4 * DIM), n - 1),
+            ('short.npy', npy(good, shape=(n + 3, DIM)),
+             'the file ends at row %d; the .npy header declares %d rows' % (n, n + 3), n),
+            ('long.npy', npy(good, shape=(n - 2, DIM)),
+             'data follows the %d rows the .npy header declares' % (n - 2), n - 2),
+        ]
+        for name, data, msg, before in cases:
+            for how in ('file', 'pipe'):
+                with self.subTest(name=name, how=how):
+                    coll = '%s-%s' % (name.replace('.', '-'), how)
+                    self.make(coll, 'flat')
+                    path = self.write(name, data)
+                    if how == 'file':
+                        r = self.ingest('db', None, name=coll, check=False, files=[path])
+                        where = path
+                    else:
+                        r = run('ingest', self.path('db'), '-c', coll, '-f', name.split('.')[1], '-',
+                                input=data)
+                        where = 'standard input'
+                    self.assertFails(r, vdbtest.EXIT_DATA, 'vdb-ingest: %s: %s' % (where, msg))
+                    self.assertSummary(r, before)
+                    got = self.exported(name=coll)
+                    self.assertEqual(sorted(got), list(range(before)))
+                    self.assertEqual([[vdbtest.f32(x) for x in got[i]['vector']]
+                                      for i in range(before)],
+                                     [[vdbtest.f32(x) for x in v] for v in good[:before]])
+                    self.assertOk(run('check', self.path('db'), '-c', coll, '-q'))
+                    self.assertFalse([f for f in os.listdir(self.path('db', coll)) if 'tmp-' in f])
+
+    def test_zero_vector_under_cosine_and_ids_at_the_end_of_the_range(self):
+        rows = self.rows(15, BLOCK + 40)
+        rows[BLOCK + 5] = [0.0] * DIM
+        self.assertOk(run('create', self.path('db'), '-c', 'cos', '--dim', DIM, '--metric',
+                          'cosine', '--seal-size', SEAL))
+        r = self.ingest('db', None, name='cos', check=False, files=[self.write('z.npy', npy(rows))])
+        self.assertFails(r, vdbtest.EXIT_DATA, 'vdb-ingest: %s: row %d: a zero vector has no '
+                         'direction' % (self.path('z.npy'), BLOCK + 5))
+        self.assertEqual(len(self.exported(name='cos')), BLOCK + 5)
+        # Ids stop at 2^64-1: the rows that have one are stored, then the error.
+        self.make('end', 'flat')
+        top = 2 ** 64 - 1
+        r = self.ingest('db', None, '--id-offset', str(top - BLOCK - 9), name='end', check=False,
+                        files=[self.write('e.fvecs', fvecs(rows[:BLOCK + 5] + rows[BLOCK + 6:]))])
+        self.assertFails(r, vdbtest.EXIT_DATA, 'vdb-ingest: row %d: row number plus --id-offset is '
+                         'beyond the largest id' % (BLOCK + 10))
+        ids = self.exported_ids(name='end')
+        self.assertEqual(len(ids), BLOCK + 10)
+        self.assertEqual(max(ids), top)
+
+    def test_compressed_and_mixed_inputs(self):
+        rows = self.rows(16, 2 * BLOCK + 3)
+        self.make('ref', 'flat')
+        self.make('mix', 'flat')
+        self.ingest('db', None, '--batch', '50', name='ref',
+                    files=[self.write('all.fvecs', fvecs(rows + rows[:10]))])
+        # JSON lines, then .npy (blocks), then a zstd .fvecs (read, not mapped): one run.
+        head = ''.join(json.dumps({'id': i, 'vector': [0.5] * DIM}) + '\n' for i in range(4))
+        files = [self.write('h.jsonl', head), self.write('a.npy', npy(rows))]
+        zstd = shutil.which('zstd')
+        if zstd:
+            src = self.write('t.fvecs', fvecs(rows[:10]))
+            subprocess.run([zstd, '-q', '-f', src, '-o', src + '.zst'], check=True)
+            files.append(src + '.zst')
+        else:
+            files.append(self.write('t.fvecs', fvecs(rows[:10])))
+        r = self.ingest('db', None, '-v', name='mix', files=files)
+        self.assertSummary(r, 4 + len(rows) + 10)
+        want = self.exported(name='ref')
+        got = self.exported(name='mix')
+        # The .npy rows are ids 0.. (over the JSON lines' 0..3), the .fvecs rows continue the
+        # row count: ids len(rows)..; the reference has the same rows in one file.
+        self.assertEqual(got, want)
 
 
 if __name__ == '__main__':

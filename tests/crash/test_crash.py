@@ -22,6 +22,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,8 @@ def vector_for(g):
     return [float((g * (k + 3)) % 1009 - 500) for k in range(DIM)]
 
 
-def export(db):
-    p = subprocess.run([exe("vdb-export"), db], capture_output=True, text=True)
+def export(db, coll="default"):
+    p = subprocess.run([exe("vdb-export"), db, "-c", coll], capture_output=True, text=True)
     if p.returncode != 0:
         raise AssertionError("vdb-export failed (%d): %s" % (p.returncode, p.stderr))
     state = {}
@@ -187,6 +188,104 @@ class CrashTest(unittest.TestCase):
         print("crash test: %d iterations, %s, %d records at the end, %d segments"
               % (iterations, outcomes, len(state), len([f for f in files if f.startswith("seg-")])))
         self.assertGreater(outcomes["killed"], iterations // 4, "most runs must really be killed")
+
+    def test_kill_9_during_vector_file_blocks(self):
+        # .npy/.fvecs input with row-number ids and no --batch is stored in blocks of the seal
+        # threshold (16K / 32-byte rows = 512 rows), each written straight to a segment (after
+        # sealing a logged tail, which some iterations leave); in the flat collection the last,
+        # shorter block is a segment too, in the HNSW one it is logged. After a kill the
+        # collection must be the old state plus a whole-block prefix of the rows.
+        rng = random.Random(SEED + 2)
+        block = 16 * 1024 // (4 * DIM)
+        colls = {"default": {}, "flat": {}}
+        subprocess.run([exe("vdb-create"), self.db, "-c", "flat", "--dim", str(DIM), "--metric", "l2",
+                        "--index", "flat", "--seal-size", "16K"], check=True)
+        iterations = max(ITERATIONS // 2, 4)
+        killed = midway = 0
+        g = 1
+        for it in range(iterations):
+            coll = rng.choice(sorted(colls))
+            state = colls[coll]
+            if state and rng.random() < 0.4:  # a logged tail for the block to seal first
+                key = rng.choice(sorted(state))
+                rec = {"id": json.loads(key), "vector": vector_for(g), "payload": {"tail": g}}
+                p = subprocess.run([exe("vdb-ingest"), "-q", self.db, "-c", coll],
+                                   input=json.dumps(rec) + "\n", capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                state[key] = (vector_for(g), {"tail": g})
+                g += 1
+            n = rng.choice([300, 1500, 4000, 12000])
+            ids = [int(k) for k in state]
+            offset = rng.choice([max(ids, default=0) + 1, max(max(ids, default=0) - n // 2, 0), 0])
+            vecs = [vector_for(g + r) for r in range(n)]
+            g += n
+            fmt = rng.choice(["npy", "fvecs"])
+            path = os.path.join(self.tmp, "in-%d.%s" % (it, fmt))
+            write_vectors(path, fmt, vecs)
+            proc = subprocess.Popen([exe("vdb-ingest"), "-v", self.db, "-c", coll, "--id-offset",
+                                     str(offset), path],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(rng.choice([0.0, 0.005, rng.uniform(0, 0.1), rng.uniform(0, 0.4)]))
+            proc.kill()
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                self.assertEqual(proc.returncode, -9, err)
+                killed += 1
+            acked = max([int(m.group(2)) + 1 for m in ROWS_RE.finditer(err)] or [0])
+            if proc.returncode == 0:
+                self.assertEqual(acked, n, err)
+            actual = export(self.db, coll)
+            model, done, matched = dict(state), 0, None
+            for b in sorted({b for b in range(0, n + 1, block) if b >= acked} | {n}):
+                while done < b:
+                    model[json.dumps(offset + done)] = (vecs[done], None)
+                    done += 1
+                if model == actual:
+                    matched = b
+                    break
+            self.assertIsNotNone(matched, "iteration %d (%s, %s, %d rows from id %d): not the old "
+                                 "state plus a whole-block prefix at or after row %d\n%s"
+                                 % (it, coll, fmt, n, offset, acked, err))
+            midway += 0 < matched < n
+            colls[coll] = actual
+            q = subprocess.run([exe("vdb-query"), self.db, "-c", coll, "-k", "3",
+                                "--vector=%s" % json.dumps(vector_for(7))], capture_output=True, text=True)
+            self.assertEqual(q.returncode, 0, q.stderr)
+        for coll, state in colls.items():
+            # A last, uninterrupted load recovers (removing what the kills left) and adds.
+            vecs = [vector_for(g + r) for r in range(700)]
+            path = os.path.join(self.tmp, "last.fvecs")
+            write_vectors(path, "fvecs", vecs)
+            p = subprocess.run([exe("vdb-ingest"), "-q", self.db, "-c", coll, "--id-offset", "5", path],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            for r, v in enumerate(vecs):
+                state[json.dumps(5 + r)] = (v, None)
+            self.assertEqual(export(self.db, coll), state)
+            c = subprocess.run([exe("vdb-check"), self.db, "-c", coll], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+            files = os.listdir(os.path.join(self.db, coll))
+            self.assertFalse([f for f in files if ".tmp-" in f], files)
+        print("crash test (vector blocks): %d iterations, %d killed, %d with part of the blocks "
+              "stored" % (iterations, killed, midway))
+        self.assertGreater(killed, iterations // 4, "most runs must really be killed")
+
+
+ROWS_RE = re.compile(r"committed batch \d+: \d+ records \(rows (\d+)-(\d+)\)")
+
+
+def write_vectors(path, fmt, vecs):
+    """vecs as float32 .fvecs, or .npy version 1.0 ('<f4', C order), without NumPy."""
+    dim = len(vecs[0])
+    with open(path, "wb") as f:
+        if fmt == "npy":
+            h = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (len(vecs), dim)
+            h += " " * (63 - (10 + len(h)) % 64) + "\n"
+            f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+        for v in vecs:
+            if fmt == "fvecs":
+                f.write(struct.pack("<i", dim))
+            f.write(struct.pack("<%df" % dim, *v))
 
 
 if __name__ == "__main__":

@@ -212,6 +212,126 @@ Test(formats, vecs_rows_and_errors)
 	cr_assert_eq(rows, 0);
 }
 
+/* Reads every row through vdb_vec_reader_block, at most max per call; *calls: the calls
+ * that gave rows, *stride: the last one's. Returns the status of the first failure. */
+static vdb_status read_blocks(vdb_istream *s, vdb_vec_format f, uint32_t dim, size_t max,
+			      float *out, size_t *rows, size_t *stride, int *calls, vdb_error *err)
+{
+	vdb_vec_reader *r = NULL;
+	vdb_status st = vdb_vec_reader_open(s, f, dim, &r, err);
+	*rows = 0;
+	*calls = 0;
+	while (!st) {
+		const float *v;
+		size_t got, step;
+		st = vdb_vec_reader_block(r, max, &v, &step, &got, err);
+		cr_assert_leq(got, max);
+		for (size_t i = 0; i < got; i++)
+			memcpy(out + (*rows + i) * dim, v + i * step, dim * sizeof(float));
+		*rows += got;
+		if (!got)
+			break;
+		*calls += 1;
+		*stride = step;
+	}
+	vdb_vec_reader_close(r);
+	vdb_istream_close(s);
+	return st;
+}
+
+/* A .npy image of (rows, 2) '<f4' whose data starts 64-byte aligned, as numpy.save writes. */
+static size_t npy_aligned(char *out, unsigned rows, const float *data, size_t nfloats)
+{
+	char dict[128];
+	int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%u, 2), }",
+			   rows);
+	while ((10 + len + 1) % 64)
+		dict[len++] = ' ';
+	dict[len++] = '\n';
+	memcpy(out, "\x93NUMPY\x01\x00", 8);
+	out[8] = (char)len;
+	out[9] = 0;
+	memcpy(out + 10, dict, (size_t)len);
+	memcpy(out + 10 + len, data, nfloats * sizeof(float));
+	return 10 + (size_t)len + nfloats * sizeof(float);
+}
+
+Test(formats, vec_reader_blocks_mapped_and_read)
+{
+	float v[40], got[64];
+	for (int i = 0; i < 40; i++)
+		v[i] = (float)i - 7.5f;
+	char img[1024];
+	size_t rows, stride;
+	int calls;
+	vdb_error err;
+	/* A plain file: mapped, in blocks of at most 3 rows, the last one short. */
+	size_t n = npy_aligned(img, 20, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 3, got, &rows, &stride, &calls,
+				 &err), VDB_OK, "%s", err.message);
+	cr_assert(rows == 20 && stride == 2 && calls == 7);
+	cr_assert_arr_eq(got, v, sizeof v);
+	/* The same through a pipe is read (and a pipe's block may be short). */
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert_eq(write(fds[1], img, n), (ssize_t)n);
+	close(fds[1]);
+	vdb_istream *ps;
+	cr_assert_eq(vdb_istream_open(fds[0], NULL, &ps, &err), VDB_OK);
+	cr_assert_eq(read_blocks(ps, VDB_VEC_NPY, 2, 8, got, &rows, &stride, &calls, &err), VDB_OK);
+	close(fds[0]);
+	cr_assert(rows == 20 && stride == 2);
+	cr_assert_arr_eq(got, v, sizeof v);
+	/* .fvecs, mapped in place: each row is dim + 1 floats after the previous. */
+	unsigned char fv[20 * 12];
+	for (int r = 0; r < 20; r++) {
+		int32_t d = 2;
+		memcpy(fv + r * 12, &d, 4);
+		memcpy(fv + r * 12 + 4, v + 2 * r, 8);
+	}
+	cr_assert_eq(read_blocks(stream_of(fv, sizeof fv), VDB_VEC_FVECS, 2, 16, got, &rows, &stride,
+				 &calls, &err), VDB_OK, "%s", err.message);
+	cr_assert(rows == 20 && stride == 3 && calls == 2);
+	cr_assert_arr_eq(got, v, sizeof v);
+	/* Errors name the row; the rows before it are handed out. */
+	v[11] = NAN;
+	n = npy_aligned(img, 20, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 16, got, &rows, &stride, &calls,
+				 &err), VDB_EDATA);
+	cr_assert_eq(rows, 5);
+	cr_assert_str_eq(err.message, "row 5, column 1: NaN is not a valid vector value");
+	v[11] = 3;
+	int32_t bad = 3;
+	memcpy(fv + 13 * 12, &bad, 4);
+	cr_assert_eq(read_blocks(stream_of(fv, sizeof fv), VDB_VEC_FVECS, 2, 4, got, &rows, &stride,
+				 &calls, &err), VDB_EDATA);
+	cr_assert_eq(rows, 13);
+	cr_assert_str_eq(err.message, "row 13: dimension is 3; the collection's is 2");
+	/* A file cut inside a row: the whole rows, then the truncation. */
+	n = npy_aligned(img, 20, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n - 5), VDB_VEC_NPY, 2, 64, got, &rows, &stride,
+				 &calls, &err), VDB_EDATA);
+	cr_assert_eq(rows, 19);
+	cr_assert_str_eq(err.message, "row 19 is truncated: the file ends after 3 of its 8 bytes");
+	/* Fewer rows than the header declares, and more. */
+	n = npy_aligned(img, 21, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
+				 &err), VDB_EDATA);
+	cr_assert_eq(rows, 20);
+	cr_assert_str_eq(err.message, "the file ends at row 20; the .npy header declares 21 rows");
+	n = npy_aligned(img, 19, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
+				 &err), VDB_EDATA);
+	cr_assert_eq(rows, 19);
+	cr_assert_str_eq(err.message, "data follows the 19 rows the .npy header declares");
+	/* A header whose length leaves the data unaligned for float32 is read, not mapped. */
+	n = npy_image(img, "<f4", 0, 20, v, sizeof v);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 7, got, &rows, &stride, &calls,
+				 &err), VDB_OK, "%s", err.message);
+	cr_assert(rows == 20 && stride == 2 && calls == 3);
+	cr_assert_arr_eq(got, v, sizeof v);
+}
+
 static char *slurp(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");

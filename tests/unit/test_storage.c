@@ -2,6 +2,7 @@
  * torn-tail and corruption rules, segments, the manifest, and the writer/reader API. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,6 +543,138 @@ Test(writer, seals_keep_every_record_and_apply_deletions, .init = setup, .fini =
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "test $(ls '%s/default' | grep -c '^wal-') -eq 1", db);
 	cr_assert_eq(system(cmd), 0, "old logs are removed after a seal");
+}
+
+/* Bytes of the collection's log(s) beyond their headers: what is logged and not sealed. */
+static long long logged_bytes(const char *coll)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "cat '%s/%s'/wal-* | wc -c", db, coll);
+	FILE *p = popen(cmd, "r");
+	cr_assert(p);
+	long long n = -1;
+	cr_assert_eq(fscanf(p, "%lld", &n), 1);
+	pclose(p);
+	return n - VDB_WAL_HEADER_SIZE;
+}
+
+static void expect_vector(uint64_t id, float first)
+{
+	vdb_collection *c;
+	vdb_error err;
+	vdb_record r;
+	vdb_id i = int_id(id);
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(vdb_get(c, &i, &r, &err), VDB_OK, "id %llu", (unsigned long long)id);
+	cr_assert_eq(r.vector[0], first, "id %llu: %g", (unsigned long long)id, r.vector[0]);
+	vdb_collection_close(c);
+}
+
+Test(writer, upsert_rows_checks_then_stores_blocks_directly, .init = setup, .fini = teardown)
+{
+	create(3, VDB_METRIC_L2, 4096); /* 342 rows of 12 bytes reach the threshold */
+	vdb_writer *w = writer();
+	vdb_error err;
+	/* A logged tail: ids 0..9 and a string id. */
+	for (uint64_t i = 0; i < 10; i++) {
+		vdb_id id = int_id(i);
+		float v[3] = {-1, 0, 0};
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, "{\"t\":1}", 7, &err), VDB_OK);
+	}
+	vdb_id s = str_id("s");
+	float sv[3] = {-2, 0, 0};
+	cr_assert_eq(vdb_writer_upsert(w, &s, sv, NULL, 0, &err), VDB_OK);
+	/* Rows need an empty pending batch. */
+	enum { N = 400, STRIDE = 4 };
+	static float rows[N * STRIDE];
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < STRIDE; k++)
+			rows[i * STRIDE + k] = k == 3 ? NAN : (float)(i + k); /* padding: never read */
+	cr_assert_eq(vdb_writer_upsert_rows(w, 5, rows, STRIDE, N, 0, NULL, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "commit the pending batch before upserting rows");
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	long long tail = logged_bytes("default");
+	cr_assert_gt(tail, 0);
+	cr_assert_eq(vdb_writer_upsert_rows(w, 5, rows, 2, N, 0, NULL, &err), VDB_EINVAL);
+	cr_assert_eq(vdb_writer_upsert_rows(w, UINT64_MAX - 1, rows, STRIDE, 3, 0, NULL, &err),
+		     VDB_EINVAL);
+	cr_assert_str_eq(err.message, "the ids of 3 rows from 18446744073709551614 go beyond the "
+				      "largest id");
+	/* A bad row: its index and column, nothing stored. */
+	rows[250 * STRIDE + 1] = INFINITY;
+	size_t bad = 0;
+	cr_assert_eq(vdb_writer_upsert_rows(w, 5, rows, STRIDE, N, 0, &bad, &err), VDB_EDATA);
+	cr_assert_eq(bad, 250);
+	cr_assert_str_eq(err.message, "vector[1] is not finite");
+	cr_assert_eq(count(), 11);
+	cr_assert_eq(logged_bytes("default"), tail);
+	rows[250 * STRIDE + 1] = 1;
+	/* Over the threshold: the tail is sealed, then the rows become a segment, unlogged. */
+	cr_assert_eq(vdb_writer_upsert_rows(w, 5, rows, STRIDE, N, 0, &bad, &err), VDB_OK, "%s",
+		     err.message);
+	cr_assert_eq(logged_bytes("default"), 0);
+	cr_assert_eq(count(), 5 + N + 1);
+	expect_vector(4, -1);
+	expect_vector(5, 0);
+	expect_vector(404, 399);
+	/* Below it: logged (VDB_ROWS_LAST changes nothing in an HNSW collection). */
+	cr_assert_eq(vdb_writer_upsert_rows(w, 0, rows + 7 * STRIDE, STRIDE, 50, VDB_ROWS_LAST, NULL,
+					    &err), VDB_OK);
+	cr_assert_gt(logged_bytes("default"), 0);
+	cr_assert_eq(count(), 5 + N + 1);
+	expect_vector(0, 7);
+	expect_vector(49, 56);
+	expect_vector(50, 45);
+	/* Rows over ids in a segment and in the log: the latest wins, once. */
+	cr_assert_eq(vdb_writer_upsert_rows(w, 30, rows + 50 * STRIDE, STRIDE, 350, 0, NULL, &err),
+		     VDB_OK);
+	cr_assert_eq(logged_bytes("default"), 0);
+	cr_assert_eq(count(), 5 + N + 1);
+	expect_vector(29, 36);
+	expect_vector(30, 50);
+	expect_vector(379, 399);
+	expect_vector(380, 375);
+	vdb_writer_close(w);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls '%s/default' | grep tmp-)\"", db);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(writer, upsert_rows_last_block_of_a_flat_collection, .init = setup, .fini = teardown)
+{
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = 2;
+	cfg.metric = VDB_METRIC_COSINE;
+	cfg.index = VDB_INDEX_FLAT;
+	cfg.seal_bytes = 16384; /* 2048 rows of 8 bytes */
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w = writer();
+	static float rows[2 * 600];
+	for (int i = 0; i < 1200; i++)
+		rows[i] = (float)(i / 2 + 1);
+	/* Cosine: a zero vector is refused with its row. */
+	rows[2 * 300] = rows[2 * 300 + 1] = 0;
+	size_t bad = 0;
+	cr_assert_eq(vdb_writer_upsert_rows(w, 0, rows, 2, 600, VDB_ROWS_LAST, &bad, &err), VDB_EDATA);
+	cr_assert_eq(bad, 300);
+	cr_assert_str_eq(err.message, "a zero vector has no direction (the collection's metric is cosine)");
+	rows[2 * 300] = 1;
+	/* A last block of a quarter of the threshold (512 rows) or more: a segment; smaller, or
+	 * not the last: logged. */
+	cr_assert_eq(vdb_writer_upsert_rows(w, 0, rows, 2, 600, VDB_ROWS_LAST, NULL, &err), VDB_OK);
+	cr_assert_eq(logged_bytes("default"), 0);
+	cr_assert_eq(vdb_writer_upsert_rows(w, 600, rows, 2, 200, VDB_ROWS_LAST, NULL, &err), VDB_OK);
+	long long logged = logged_bytes("default");
+	cr_assert_gt(logged, 0);
+	cr_assert_eq(vdb_writer_upsert_rows(w, 800, rows, 2, 300, 0, NULL, &err), VDB_OK);
+	cr_assert_gt(logged_bytes("default"), logged);
+	vdb_writer_close(w);
+	cr_assert_eq(count(), 1100);
+	expect_vector(599, 600);
+	expect_vector(600, 1);
+	expect_vector(1099, 300);
 }
 
 Test(writer, reopen_after_crash_files_removes_orphans, .init = setup, .fini = teardown)
