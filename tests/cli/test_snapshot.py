@@ -143,7 +143,9 @@ class Snapshot(VdbTestCase):
         self.snap('db', arc)
         r = run('restore', arc, self.path('r'))
         self.assertEqual(r.rc, 0, r)
-        self.assertRegex(r.err, r'vdb-restore: .*/r: restored: 2 collections, \d+ records; 1\d '
+        # (How many files depends on where the ingests' batches fell, which depends on how
+        # fast the pipe delivered them.)
+        self.assertRegex(r.err, r'vdb-restore: .*/r: restored: 2 collections, \d+ records; \d+ '
                          r'files, [\d.]+ MB from 1 archives')
         self.assertSameDb('db', 'r')
         q = '--vector=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]'
