@@ -49,6 +49,8 @@ static void usage(void)
 	       "  -o, --output FILE       write FILE (atomically: complete or not at all)\n"
 	       "                          instead of standard output; FILE.zst is compressed\n"
 	       "      --zstd              compress the output with zstd\n"
+	       "      --no-sync           do not fsync the files written (as cp does): faster,\n"
+	       "                          but a crash soon after may lose them\n"
 	       "      --ids-out FILE      npy, fvecs: write the ids to FILE\n"
 	       "      --payloads-out FILE npy, fvecs: write the payloads to FILE\n"
 	       "      --order ORDER       storage or id (default: storage)\n"
@@ -245,6 +247,7 @@ int main(int argc, char **argv)
 					     {"filter", required_argument, NULL, 'W'},
 					     {"output", required_argument, NULL, 'o'},
 					     {"zstd", no_argument, NULL, 'Z'},
+					     {"no-sync", no_argument, NULL, 'S'},
 					     {"ids-out", required_argument, NULL, 'I'},
 					     {"payloads-out", required_argument, NULL, 'P'},
 					     {"order", required_argument, NULL, 'O'},
@@ -255,7 +258,7 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
 	outputs o = {0};
-	int zstd = 0, by_id = 0, quiet = 0;
+	int zstd = 0, by_id = 0, quiet = 0, durable = 1;
 	fmt f = FMT_DEFAULT;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:f:o:qhV", opts, NULL)) != -1) {
@@ -270,6 +273,7 @@ int main(int argc, char **argv)
 		case 'W': filter_text = optarg; break;
 		case 'o': o.main_name = strcmp(optarg, "-") ? optarg : NULL; break;
 		case 'Z': zstd = 1; break;
+		case 'S': durable = 0; break;
 		case 'I': o.ids_name = optarg; break;
 		case 'P': o.payloads_name = optarg; break;
 		case 'O':
@@ -337,6 +341,10 @@ int main(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
+	vdb_ostream *written[] = {o.main, o.ids, o.payloads};
+	for (size_t i = 0; i < sizeof written / sizeof *written; i++)
+		if (written[i])
+			vdb_ostream_set_durable(written[i], durable);
 	if (source_open(&src, coll, filter, by_id, &err)) {
 		rc = cli_fail(&err);
 		goto out;

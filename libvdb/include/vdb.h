@@ -529,6 +529,9 @@ VDB_API vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostrea
 				    vdb_error *err);
 VDB_API vdb_status vdb_ostream_write(vdb_ostream *s, const void *p, size_t n, vdb_error *err);
 VDB_API vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err);
+/* durable 0: vdb_ostream_finish renames without the fsyncs, as cp(1) writes: still whole or
+ * absent under its name while the system runs, but a crash soon after may lose it. */
+VDB_API void vdb_ostream_set_durable(vdb_ostream *s, int durable);
 VDB_API void vdb_ostream_close(vdb_ostream *s);
 
 /* ---- Vector files: NumPy .npy, TEXMEX .fvecs/.bvecs ------------------------------------ */

@@ -46,8 +46,31 @@ static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
 	return crc;
 }
 
+static uint32_t mult_mod_p(uint32_t a, uint32_t b);
+
 #if defined(__x86_64__)
 #include <nmmintrin.h>
+
+/* The crc32 instruction takes 3 cycles but can start every cycle: three independent streams
+ * over three consecutive parts of a block run about three times as fast as one. Their
+ * registers are joined with the CRC's linearity: the register after parts A B C (L bytes
+ * each) is A's shifted by 2L zero bytes, xor B's (from 0) shifted by L, xor C's; a shift by
+ * n zero bytes is a multiplication by x^(8n) modulo the polynomial (constants below). */
+#define STREAM_BYTES 8192
+static uint32_t shift_1, shift_2; /* x^(8 STREAM_BYTES), x^(16 STREAM_BYTES) */
+static pthread_once_t shift_once = PTHREAD_ONCE_INIT;
+
+static void shift_build(void)
+{
+	uint32_t x2n = 1u << 30, s = 1u << 31; /* x^1, and x^0 = 1 */
+	for (uint64_t n = (uint64_t)STREAM_BYTES * 8; n; n >>= 1) {
+		if (n & 1)
+			s = mult_mod_p(x2n, s);
+		x2n = mult_mod_p(x2n, x2n);
+	}
+	shift_1 = s;
+	shift_2 = mult_mod_p(s, s);
+}
 
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
 							 size_t len)
@@ -56,6 +79,23 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uns
 	while (len && ((uintptr_t)p & 7)) {
 		c = _mm_crc32_u8((uint32_t)c, *p++);
 		len--;
+	}
+	if (len >= 3 * STREAM_BYTES)
+		pthread_once(&shift_once, shift_build);
+	while (len >= 3 * STREAM_BYTES) {
+		uint64_t c1 = 0, c2 = 0;
+		for (size_t i = 0; i < STREAM_BYTES; i += 8) {
+			uint64_t a, b, d;
+			memcpy(&a, p + i, 8);
+			memcpy(&b, p + STREAM_BYTES + i, 8);
+			memcpy(&d, p + 2 * STREAM_BYTES + i, 8);
+			c = _mm_crc32_u64(c, a);
+			c1 = _mm_crc32_u64(c1, b);
+			c2 = _mm_crc32_u64(c2, d);
+		}
+		c = mult_mod_p(shift_2, (uint32_t)c) ^ mult_mod_p(shift_1, (uint32_t)c1) ^ (uint32_t)c2;
+		p += 3 * STREAM_BYTES;
+		len -= 3 * STREAM_BYTES;
 	}
 	while (len >= 8) {
 		uint64_t w;

@@ -222,6 +222,7 @@ struct vdb_ostream {
 	char *buf, *zbuf;
 	size_t len, zcap;
 	int failed, finished;
+	int fast; /* no fsyncs at finish (vdb_ostream_set_durable) */
 };
 
 vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out, vdb_error *err)
@@ -345,7 +346,7 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 		return VDB_OK;
 	}
 	/* The content must be durable before the rename makes it visible under its name. */
-	if (fsync(s->fd) < 0) {
+	if (!s->fast && fsync(s->fd) < 0) {
 		s->failed = 1;
 		return vdb_err_sys(err, VDB_EIO, "fsync %s", s->tmp);
 	}
@@ -360,6 +361,8 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 		return vdb_err_sys(err, VDB_EIO, "rename %s to %s", s->tmp, s->path);
 	}
 	s->finished = 1;
+	if (s->fast)
+		return VDB_OK;
 	/* The rename is durable only once the directory is synced. */
 	char dir[PATH_MAX];
 	const char *slash = strrchr(s->path, '/');
@@ -370,6 +373,11 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 	else
 		snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->path), s->path);
 	return vdb_fsync_dir(dir, err);
+}
+
+void vdb_ostream_set_durable(vdb_ostream *s, int durable)
+{
+	s->fast = !durable;
 }
 
 void vdb_ostream_close(vdb_ostream *s)

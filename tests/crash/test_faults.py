@@ -260,6 +260,27 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(export(self.db), self.state)
         check(self, self.db, "after the failed commit")
 
+    def test_export_no_sync_skips_the_fsyncs(self):
+        # vdb-export -o fsyncs the file and its directory (a failing fsync is an error, and
+        # nothing appears); --no-sync makes no fsync at all, as cp(1), and the file is the
+        # same.
+        self.fresh_db()
+        out = os.path.join(self.tmp, "out.npy")
+        env = dict(ENV, LD_PRELOAD=SHIM, VDB_FAULT_DIR=self.tmp, VDB_FAULT_N="1",
+                   VDB_FAULT_CALLS="fsync", VDB_FAULT_ERRNO="EIO")
+        argv = [exe("vdb-export"), self.db, "-q", "-o", out]
+        p = subprocess.run(argv, capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 74, p.stderr)
+        self.assertRegex(p.stderr, r"^vdb-export: fsync .*out\.npy\.tmp-\d+: Input/output error\n$")
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(temp_files(self.tmp), [])
+        p = subprocess.run(argv + ["--no-sync"], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        want = subprocess.run(argv[:3] + ["-o", "-", "-f", "npy"], capture_output=True,
+                              env=ENV).stdout
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), want)
+
     def test_compaction(self):
         # Deletes and replacements in the log tail and in several segments.
         lines, _ = self.make_ops(2000, 60, 3)

@@ -103,6 +103,41 @@ Test(crc32c, known_answers)
 	free(zeros);
 }
 
+/* Bit-at-a-time CRC32C: the definition, against which the fast paths are held. */
+static uint32_t crc32c_bitwise(const unsigned char *p, size_t n)
+{
+	uint32_t c = ~0u;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+	}
+	return ~c;
+}
+
+Test(crc32c, long_buffers_match_the_definition)
+{
+	/* Lengths around the three-stream blocks (3 x 8 KiB) and several of them, at every
+	 * alignment, continued from a non-zero CRC too. */
+	size_t lens[] = {24575, 24576, 24577, 3 * 24576 + 13, 300001};
+	unsigned char *buf = malloc(300001 + 8);
+	cr_assert_not_null(buf);
+	uint64_t x = 99;
+	for (size_t i = 0; i < 300001 + 8; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		buf[i] = (unsigned char)(x >> 56);
+	}
+	for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+		for (size_t off = 0; off < 8; off++) {
+			uint32_t want = crc32c_bitwise(buf + off, lens[l]);
+			cr_assert_eq(vdb_crc32c(0, buf + off, lens[l]), want, "length %zu offset %zu",
+				     lens[l], off);
+			uint32_t head = vdb_crc32c(0, buf + off, 5);
+			cr_assert_eq(vdb_crc32c(head, buf + off + 5, lens[l] - 5), want);
+		}
+	free(buf);
+}
+
 Test(ids, order_and_hash)
 {
 	vdb_id a = int_id(2), b = int_id(10), s = str_id("a"), t = str_id("ab");
