@@ -11,6 +11,10 @@
  * spinlock, and the entry point by a mutex held for the rare node that raises the top level.
  * A node being inserted can already receive links from concurrent insertions: its own
  * choice is merged with them, never written over them (that would orphan nodes).
+ * The heuristic can still drop a node's last incoming link when it prunes a full list, so
+ * after the inserts every node not reachable at level 0 from the entry point is linked in
+ * (make_reachable). And it keeps no exact copy of a neighbour already kept: otherwise a
+ * group of copies larger than a list links only to itself and traps searches.
  *
  * Stored form (sections of the segment, all little-endian u32 arrays):
  *   meta  u32 m, u32 m0, u32 max level, u32 0, u64 entry, u64 rows
