@@ -162,6 +162,15 @@ class RepairTest(vdbtest.VdbTestCase):
                 kept = [x for x in links if x not in lost]
                 struct.pack_into('<I%dI' % len(kept), d, base, len(kept), *kept)
         self.damage(SEC_HNSW_L0, edit, True)
+        # A snapshot of it restores as it was made (the records are all there): vdb-check
+        # of the copy finds the same, and --repair there fixes it too.
+        archive, copy = self.path('s.tar.zst'), self.path('copy')
+        self.assertOk(run('snapshot', '-q', self.db, '-o', archive))
+        self.assertOk(run('restore', '-q', archive, copy))
+        self.assertFails(run('check', copy), EXIT_DATA, '2 live rows unreachable',
+                         stdout_empty=False)
+        self.assertEqual(run('check', '-q', '--repair', copy).rc, 0)
+        self.assertOk(run('check', '-q', copy))
         self.assertRepairs(name, '2 live rows unreachable in the graph (row %d and others)'
                            % lost[0], 'searches never return them', '--repair rebuilds it')
 
