@@ -13,8 +13,9 @@
  * choice is merged with them, never written over them (that would orphan nodes).
  * The heuristic can still drop a node's last incoming link when it prunes a full list, so
  * after the inserts every node not reachable at level 0 from the entry point is linked in
- * (make_reachable). And it keeps no exact copy of a neighbour already kept: otherwise a
- * group of copies larger than a list links only to itself and traps searches.
+ * (make_reachable). And exact copies of a neighbour already kept only fill the slots the
+ * heuristic leaves: kept first, a group of copies larger than a list would link only to
+ * itself and trap searches.
  *
  * Stored form (sections of the segment, all little-endian u32 arrays):
  *   meta  u32 m, u32 m0, u32 max level, u32 0, u64 entry, u64 rows
@@ -262,24 +263,32 @@ static int same_vector(const vdb_hnsw_space *sp, uint64_t a, uint64_t b)
 
 /* The heuristic of the paper (Algorithm 4 without extension): take candidates closest
  * first from the min-heap c (n entries, consumed), keeping one only if it is closer to the
- * base than to every one already kept; stop at max. One exception: an exact copy of a
- * neighbour kept is not kept (it is at the same distance from the base as from that
- * copy). Otherwise a node with many copies keeps nothing but copies, and a group of copies
- * has no link out: searches that enter it are trapped there. */
+ * base than to every one already kept; stop at max. Exact copies of a neighbour kept (as
+ * near the base as that neighbour, so the rule keeps them all) come last instead: they
+ * fill the slots left. Kept first, copies would fill the lists of a node with many copies
+ * and push out every link leaving the group: searches that enter it would be trapped. */
 static size_t select_neighbours(builder *b, qc *c, size_t n, size_t max, uint32_t *out)
 {
-	size_t kept = 0;
+	uint32_t copies[2 * 64 + 1];
+	size_t kept = 0, ncopies = 0;
 	while (n && kept < max) {
 		qc e = qpop(c, &n, 0);
 		int good = 1;
 		for (size_t j = 0; j < kept && good; j++) {
 			float d = row_distance(b->sp, e.id, out[j]);
-			if (d < e.d || (d == e.d && same_vector(b->sp, e.id, out[j])))
+			if (d < e.d)
 				good = 0;
+			else if (d == e.d && same_vector(b->sp, e.id, out[j])) {
+				good = 0;
+				if (ncopies < max)
+					copies[ncopies++] = e.id;
+			}
 		}
 		if (good)
 			out[kept++] = e.id;
 	}
+	for (size_t i = 0; i < ncopies && kept < max; i++)
+		out[kept++] = copies[i];
 	return kept;
 }
 
