@@ -11,6 +11,11 @@
  * spinlock, and the entry point by a mutex held for the rare node that raises the top level.
  * A node being inserted can already receive links from concurrent insertions: its own
  * choice is merged with them, never written over them (that would orphan nodes).
+ * The heuristic can still drop a node's last incoming link when it prunes a full list, so
+ * after the inserts every node not reachable at level 0 from the entry point is linked in
+ * (make_reachable). And exact copies of a neighbour already kept only fill the slots the
+ * heuristic leaves: kept first, a group of copies larger than a list would link only to
+ * itself and trap searches.
  *
  * Stored form (sections of the segment, all little-endian u32 arrays):
  *   meta  u32 m, u32 m0, u32 max level, u32 0, u64 entry, u64 rows
@@ -250,21 +255,40 @@ static uint32_t *list_of(builder *b, uint64_t n, uint32_t level)
 	return level == 0 ? b->l0 + n * (b->m0 + 1) : b->up[n] + (level - 1) * (b->m + 1);
 }
 
+static int same_vector(const vdb_hnsw_space *sp, uint64_t a, uint64_t b)
+{
+	return !memcmp(sp->vectors + a * sp->dim, sp->vectors + b * sp->dim,
+		       sp->dim * sizeof *sp->vectors);
+}
+
 /* The heuristic of the paper (Algorithm 4 without extension): take candidates closest
  * first from the min-heap c (n entries, consumed), keeping one only if it is closer to the
- * base than to every one already kept; stop at max. */
+ * base than to every one already kept; stop at max. Exact copies of a neighbour kept (as
+ * near the base as that neighbour, so the rule keeps them all) come last instead: they
+ * fill the slots left. Kept first, copies would fill the lists of a node with many copies
+ * and push out every link leaving the group: searches that enter it would be trapped. */
 static size_t select_neighbours(builder *b, qc *c, size_t n, size_t max, uint32_t *out)
 {
-	size_t kept = 0;
+	uint32_t copies[2 * 64 + 1];
+	size_t kept = 0, ncopies = 0;
 	while (n && kept < max) {
 		qc e = qpop(c, &n, 0);
 		int good = 1;
-		for (size_t j = 0; j < kept && good; j++)
-			if (row_distance(b->sp, e.id, out[j]) < e.d)
+		for (size_t j = 0; j < kept && good; j++) {
+			float d = row_distance(b->sp, e.id, out[j]);
+			if (d < e.d)
 				good = 0;
+			else if (d == e.d && same_vector(b->sp, e.id, out[j])) {
+				good = 0;
+				if (ncopies < max)
+					copies[ncopies++] = e.id;
+			}
+		}
 		if (good)
 			out[kept++] = e.id;
 	}
+	for (size_t i = 0; i < ncopies && kept < max; i++)
+		out[kept++] = copies[i];
 	return kept;
 }
 
@@ -374,19 +398,13 @@ typedef struct build_bufs {
 	qc *cand, *res, *scratch;
 } build_bufs;
 
-static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
+/* Greedy descent from ep on level top down to level `to` (exclusive): the node closest to
+ * q found there. */
+static qc descend(builder *b, search_state *st, const float *qv, float qn, uint64_t ep,
+		  uint32_t top, uint32_t to)
 {
-	const float *qv = b->sp->vectors + q * b->sp->dim;
-	float qn = b->sp->norms ? b->sp->norms[q] : 0;
-	uint32_t lq = b->level[q];
-	pthread_mutex_lock(&b->glock);
-	uint32_t top = b->max_level;
-	uint64_t ep = b->entry;
-	int raises = lq > top;
-	if (!raises)
-		pthread_mutex_unlock(&b->glock);
 	qc cur = {distance(b->sp, qv, qn, ep), (uint32_t)ep};
-	for (uint32_t l = top; l > lq; l--) {
+	for (uint32_t l = top; l > to; l--) {
 		for (int changed = 1; changed;) {
 			changed = 0;
 			lock_node(b, cur.id);
@@ -402,6 +420,21 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 			}
 		}
 	}
+	return cur;
+}
+
+static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
+{
+	const float *qv = b->sp->vectors + q * b->sp->dim;
+	float qn = b->sp->norms ? b->sp->norms[q] : 0;
+	uint32_t lq = b->level[q];
+	pthread_mutex_lock(&b->glock);
+	uint32_t top = b->max_level;
+	uint64_t ep = b->entry;
+	int raises = lq > top;
+	if (!raises)
+		pthread_mutex_unlock(&b->glock);
+	qc cur = descend(b, st, qv, qn, ep, top, lq);
 	/* Levels above the old top have no other node yet: nothing to connect there. */
 	for (int64_t l = lq < top ? lq : top; l >= 0; l--) {
 		st->tag++;
@@ -422,6 +455,35 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 	}
 }
 
+/* One thread's search state and buffers while building; returns -1 when out of memory
+ * (what was allocated is freed by thread_bufs_free either way). */
+static int thread_bufs_init(builder *b, search_state *st, build_bufs *bb)
+{
+	*st = (search_state){calloc(b->rows, sizeof(uint16_t)), 0,
+			     malloc((b->m0 + 1) * sizeof(uint32_t))};
+	*bb = (build_bufs){malloc((b->rows + 1) * sizeof(qc)), malloc((b->efc + 2) * sizeof(qc)),
+			   malloc((2 * b->m0 + 2) * sizeof(qc))};
+	return st->visited && st->buf && bb->cand && bb->res && bb->scratch ? 0 : -1;
+}
+
+static void thread_bufs_free(search_state *st, build_bufs *bb)
+{
+	free(st->visited);
+	free(st->buf);
+	free(bb->cand);
+	free(bb->res);
+	free(bb->scratch);
+}
+
+/* A new visited generation for a search of up to VDB_HNSW_MAX_LEVEL + 1 levels. */
+static void next_generation(builder *b, search_state *st)
+{
+	if (st->tag > UINT16_MAX - VDB_HNSW_MAX_LEVEL - 1) {
+		memset(st->visited, 0, b->rows * sizeof *st->visited);
+		st->tag = 0;
+	}
+}
+
 typedef struct worker_arg {
 	builder *b;
 	const vdb_hnsw_build_params *report; /* the calling thread's: reports progress */
@@ -430,34 +492,158 @@ typedef struct worker_arg {
 static void *worker(void *arg)
 {
 	builder *b = ((worker_arg *)arg)->b;
-	search_state st = {calloc(b->rows, sizeof(uint16_t)), 0,
-			   malloc((b->m0 + 1) * sizeof(uint32_t))};
-	build_bufs bb = {malloc((b->rows + 1) * sizeof(qc)), malloc((b->efc + 2) * sizeof(qc)),
-			 malloc((2 * b->m0 + 2) * sizeof(qc))};
-	if (!st.visited || !st.buf || !bb.cand || !bb.res || !bb.scratch) {
+	search_state st;
+	build_bufs bb;
+	if (thread_bufs_init(b, &st, &bb)) {
 		atomic_store(&b->failed, 1);
 	} else {
 		for (;;) {
 			uint64_t q = atomic_fetch_add(&b->next, 1);
 			if (q >= b->rows || atomic_load(&b->failed))
 				break;
-			/* An insertion uses at most VDB_HNSW_MAX_LEVEL + 1 tags. */
-			if (st.tag > UINT16_MAX - VDB_HNSW_MAX_LEVEL - 1) {
-				memset(st.visited, 0, b->rows * sizeof *st.visited);
-				st.tag = 0;
-			}
+			next_generation(b, &st);
 			insert(b, &st, &bb, q);
 			const vdb_hnsw_build_params *r = ((worker_arg *)arg)->report;
 			if (r && r->progress && q % 1024 == 0)
 				r->progress(r->progress_ctx, q, b->rows);
 		}
 	}
-	free(st.visited);
-	free(st.buf);
-	free(bb.cand);
-	free(bb.res);
-	free(bb.scratch);
+	thread_bufs_free(&st, &bb);
 	return NULL;
+}
+
+/* ---- reachability at level 0 ---- */
+
+/* Breadth-first walk of level 0 from `from` (not reached yet): marks in `reached` every
+ * node reachable from it and not reached before, appending each to the queue (its first
+ * *head entries are done, as the walk leaves them). l0 is laid out as stored (count, then
+ * m0 slots). Returns -1 on a count above m0 or a neighbour not below rows (damage). */
+static int walk_l0(const uint32_t *l0, uint32_t m0, uint64_t rows, uint64_t from,
+		   uint8_t *reached, uint32_t *queue, uint64_t *head, uint64_t *tail)
+{
+	reached[from] = 1;
+	queue[(*tail)++] = (uint32_t)from;
+	while (*head < *tail) {
+		const uint32_t *l = l0 + (uint64_t)queue[(*head)++] * (m0 + 1);
+		if (l[0] > m0)
+			return -1;
+		for (uint32_t k = 1; k <= l[0]; k++) {
+			if (l[k] >= rows)
+				return -1;
+			if (!reached[l[k]]) {
+				reached[l[k]] = 1;
+				queue[(*tail)++] = l[k];
+			}
+		}
+	}
+	return 0;
+}
+
+static int list_has(const uint32_t *l, uint32_t node)
+{
+	for (uint32_t k = 1; k <= l[0]; k++)
+		if (l[k] == node)
+			return 1;
+	return 0;
+}
+
+/* The slot (1-based) of base's link farthest from base; with `among`, only links that list
+ * also holds count (0 when there is none). */
+static uint32_t farthest_link(builder *b, uint64_t base, const uint32_t *l, const uint32_t *among)
+{
+	uint32_t best = 0;
+	float bd = -FLT_MAX;
+	for (uint32_t k = 1; k <= l[0]; k++) {
+		if (among && !list_has(among, l[k]))
+			continue;
+		float d = row_distance(b->sp, base, l[k]);
+		if (!best || d > bd)
+			best = k, bd = d;
+	}
+	return best;
+}
+
+/* The reached node nearest u: a level-0 search, which from a reached node only ever visits
+ * reached nodes (the walk left the reached set closed under links). It starts where the
+ * upper levels lead if that node is reached, else at the entry point. */
+static uint64_t nearest_reached(builder *b, search_state *st, build_bufs *bb,
+				const uint8_t *reached, uint64_t u)
+{
+	const float *uv = b->sp->vectors + u * b->sp->dim;
+	float un = b->sp->norms ? b->sp->norms[u] : 0;
+	next_generation(b, st);
+	qc start = descend(b, st, uv, un, b->entry, b->max_level, 0);
+	if (!reached[start.id])
+		start = (qc){distance(b->sp, uv, un, b->entry), (uint32_t)b->entry};
+	st->tag++;
+	size_t nr;
+	build_layer(b, st, bb->cand, bb->res, uv, un, 0, b->efc, start, &nr);
+	qc best = bb->res[0];
+	for (size_t i = 1; i < nr; i++)
+		if (bb->res[i].d < best.d)
+			best = bb->res[i];
+	return best.id;
+}
+
+/* Adds the link r -> u at level 0 (r reached, u not) so that every node reached stays
+ * reached: appended if r's list has room; else it takes the place of r's link f farthest
+ * from r among those u links to, or failing that of r's farthest link, which u then links
+ * to (appended, or in place of u's own farthest). A path through r -> f now goes
+ * r -> u -> f, and no path to a reached node went through u's links. */
+static void link_unreached(builder *b, uint64_t r, uint64_t u)
+{
+	uint32_t *lr = list_of(b, r, 0), *lu = list_of(b, u, 0);
+	if (lr[0] < b->m0) {
+		lr[1 + lr[0]++] = (uint32_t)u;
+		return;
+	}
+	uint32_t k = farthest_link(b, r, lr, lu);
+	int shared = k != 0;
+	if (!shared)
+		k = farthest_link(b, r, lr, NULL);
+	uint32_t f = lr[k];
+	lr[k] = (uint32_t)u;
+	if (shared)
+		return;
+	if (lu[0] < b->m0)
+		lu[1 + lu[0]++] = f;
+	else
+		lu[farthest_link(b, u, lu, NULL)] = f;
+}
+
+/* Makes every node reachable at level 0 from the entry point. Pruning a full list with the
+ * heuristic (in connect) can drop a node's only incoming link -- more readily among exact
+ * duplicates, and in some interleavings of the threads -- and no search would ever return
+ * that node again. A walk from the entry point finds such nodes; each is linked from the
+ * reached node nearest to it and the walk goes on from there, so every node is handled at
+ * most once. Cost: one walk, O(rows * m0), when nothing is missing (the usual case), plus
+ * one search per node linked. Runs alone, after the inserting threads. */
+static int make_reachable(builder *b)
+{
+	uint8_t *reached = calloc(b->rows, 1);
+	uint32_t *queue = malloc(b->rows * sizeof *queue);
+	search_state st = {0};
+	build_bufs bb = {0};
+	int rc = -1, ready = 0;
+	if (!reached || !queue)
+		goto out;
+	uint64_t head = 0, tail = 0;
+	walk_l0(b->l0, b->m0, b->rows, b->entry, reached, queue, &head, &tail);
+	for (uint64_t u = 0; u < b->rows && tail < b->rows; u++) {
+		if (reached[u])
+			continue;
+		if (!ready && thread_bufs_init(b, &st, &bb))
+			goto out;
+		ready = 1;
+		link_unreached(b, nearest_reached(b, &st, &bb, reached, u), u);
+		walk_l0(b->l0, b->m0, b->rows, u, reached, queue, &head, &tail);
+	}
+	rc = 0;
+out:
+	thread_bufs_free(&st, &bb);
+	free(reached);
+	free(queue);
+	return rc;
 }
 
 static vdb_status serialize(builder *b, vdb_buf *meta, vdb_buf *l0, vdb_buf *nodes,
@@ -540,7 +726,7 @@ vdb_status vdb_hnsw_build(const vdb_hnsw_space *sp, uint64_t rows, const vdb_hns
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	pthread_mutex_destroy(&b.glock);
-	if (atomic_load(&b.failed))
+	if (atomic_load(&b.failed) || make_reachable(&b))
 		st = vdb_err_nomem(err);
 	else
 		st = serialize(&b, meta, l0, nodes, upper, err);
@@ -579,6 +765,18 @@ vdb_status vdb_hnsw_open(const void *meta, uint64_t meta_len, const void *l0, ui
 	return VDB_OK;
 bad:
 	return vdb_err(err, VDB_ECORRUPT, "%s: damaged graph header", file);
+}
+
+vdb_status vdb_hnsw_reached(const vdb_hnsw_graph *g, uint8_t *reached, const char *file,
+			    vdb_error *err)
+{
+	uint32_t *queue = malloc(g->rows * sizeof *queue);
+	if (!queue)
+		return vdb_err_nomem(err);
+	uint64_t head = 0, tail = 0;
+	int rc = walk_l0(g->l0, g->m0, g->rows, g->entry, reached, queue, &head, &tail);
+	free(queue);
+	return rc ? vdb_err(err, VDB_ECORRUPT, "%s: damaged graph", file) : VDB_OK;
 }
 
 /* ---- query-time search: reads the mapped lists directly ---- */

@@ -58,6 +58,12 @@ vdb_status vdb_hnsw_open(const void *meta, uint64_t meta_len, const void *l0, ui
 			 uint64_t upper_len, uint64_t rows, vdb_hnsw_graph *g, const char *file,
 			 vdb_error *err);
 
+/* Marks in reached[0..rows) (zeroed by the caller) the nodes reachable at level 0 from the
+ * entry point: the only ones a search can return. Builds leave every node reachable.
+ * Errors: VDB_ECORRUPT (a damaged list, naming file), VDB_ENOMEM. */
+vdb_status vdb_hnsw_reached(const vdb_hnsw_graph *g, uint8_t *reached, const char *file,
+			    vdb_error *err);
+
 /* Per-view search scratch, reused across queries: visited marks (generation-tagged) sized
  * for the largest graph, one buffer for a graph search's heaps and sorted output, and the
  * merged top-k of a whole search. */

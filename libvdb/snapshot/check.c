@@ -31,6 +31,7 @@ typedef struct checker {
 	void *ctx;
 	const char *coll;
 	const vdb_known_crcs *known;
+	int strict; /* restoring: see vdb_check_collection */
 	uint64_t problems;
 	/* An I/O error or lack of memory met on the way: it says nothing about the files'
 	 * content, so it ends the check as an error, not as damage. */
@@ -50,6 +51,30 @@ static void problem(checker *c, const char *fmt, ...)
 	c->problems++;
 	if (c->report)
 		c->report(c->ctx, 1, line);
+}
+
+/* The first I/O error or lack of memory ends the check (see checker.fatal). */
+static void fatal(checker *c, vdb_status st, const vdb_error *e)
+{
+	if (!c->fatal) {
+		c->fatal = st;
+		c->fatal_err = *e;
+	}
+}
+
+/* Something worth knowing that is not damage: reported, not counted. */
+static void note(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(checker *c, const char *fmt, ...)
+{
+	if (!c->report)
+		return;
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%s: note: ", c->coll);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	va_end(ap);
+	c->report(c->ctx, 0, line);
 }
 
 /* The id index: sorted by (hash, row), every row exactly once, each hash that of its id. */
@@ -176,7 +201,38 @@ static int list_ok(const vdb_hnsw_graph *g, const uint32_t *l, uint32_t max, uin
 	return 1;
 }
 
-static void check_graph(checker *c, const vdb_segment *s)
+/* Live rows no search can return: not reachable at level 0 from the entry point. Builds
+ * link every node in; older builds could leave some out, which --repair rebuilds (but a
+ * restore takes as archived: a note). dead: the version's deletions. */
+static void check_graph_reach(checker *c, const vdb_segment *s, const vdb_segment *dead)
+{
+	const vdb_hnsw_graph *g = &s->graph;
+	uint8_t *reached = calloc(g->rows, 1);
+	vdb_error e;
+	vdb_status st = reached ? vdb_hnsw_reached(g, reached, s->file, &e) : vdb_err_nomem(&e);
+	uint64_t lost = 0, first = 0;
+	for (uint64_t n = 0; !st && n < g->rows; n++)
+		if (!reached[n] && !vdb_segment_is_dead(dead, n) && !lost++)
+			first = n;
+	free(reached);
+	if (st == VDB_ENOMEM) {
+		fatal(c, st, &e);
+	} else if (st) {
+		problem(c, "%s", e.message);
+	} else if (lost) {
+		char line[512];
+		snprintf(line, sizeof line, "%s: %" PRIu64 " live row%s unreachable in the graph "
+			 "(row %" PRIu64 "%s): searches never return %s (derived data: --repair "
+			 "rebuilds it)", s->file, lost, lost == 1 ? "" : "s", first,
+			 lost == 1 ? "" : " and others", lost == 1 ? "it" : "them");
+		if (c->strict)
+			note(c, "%s", line);
+		else
+			problem(c, "%s", line);
+	}
+}
+
+static void check_graph(checker *c, const vdb_segment *s, const vdb_segment *dead)
 {
 	const vdb_hnsw_graph *g = &s->graph;
 	int top = node_level(g, g->entry);
@@ -204,6 +260,7 @@ static void check_graph(checker *c, const vdb_segment *s)
 				return;
 			}
 	}
+	check_graph_reach(c, s, dead);
 }
 
 /* Whether a live row of s and a live row of an older segment g hold the same id. Both id
@@ -306,11 +363,9 @@ static void report_strays(checker *c, const vdb_state *st, int strict)
 		}
 		if (!known && strict) {
 			problem(c, "%s: a file the MANIFEST does not name", n);
-		} else if (!known && c->report) {
-			char line[1024];
-			snprintf(line, sizeof line, "%s: note: %s is not part of the current version "
-				 "(a leftover the next writer removes, or a foreign file)", c->coll, n);
-			c->report(c->ctx, 0, line);
+		} else if (!known) {
+			note(c, "%s is not part of the current version (a leftover the next writer "
+			     "removes, or a foreign file)", n);
 		}
 	}
 	closedir(d);
@@ -368,17 +423,14 @@ static int check_segment(checker *c, const vdb_state *st, const vdb_segment *s)
 		vdb_status ost = vdb_segment_open(st->dir, s->number, st->cfg.dim, m->rows, m->size,
 						  m->header_crc, 0, &full, &e);
 		if (ost == VDB_EIO || ost == VDB_ENOMEM) {
-			if (!c->fatal) {
-				c->fatal = ost;
-				c->fatal_err = e;
-			}
+			fatal(c, ost, &e);
 		} else if (ost) {
 			problem(c, "%s", e.message);
 		} else {
 			check_id_index(c, &full);
 			check_pindexes(c, &st->cfg, &full);
 			if (full.has_graph)
-				check_graph(c, &full);
+				check_graph(c, &full, s);
 			vdb_segment_release(&full);
 			vdb_segment_close(&full);
 		}
@@ -392,7 +444,8 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 				uint64_t *problems, uint64_t *live, uint64_t **rebuild,
 				size_t *nrebuild, vdb_error *err)
 {
-	checker c = {.report = report, .ctx = ctx, .coll = name, .known = known};
+	checker c = {.report = report, .ctx = ctx, .coll = name, .known = known,
+		     .strict = strict};
 	vdb_state st;
 	vdb_error e;
 	*live = 0;

@@ -23,7 +23,9 @@ typedef struct vdb_known_crcs {
 /* Checks collection name of db, reporting each problem (and, when sound, one summary line)
  * through report. Adds the problems found to *problems; *live receives the live record
  * count when the collection could be loaded. A file the current version does not name is
- * a note, or a problem when `strict` (a restored database holds nothing else).
+ * a note, or a problem when `strict` (a restored database holds nothing else). Live rows
+ * a graph leaves unreachable (builds before every row was linked in could) are a problem
+ * --repair fixes, but only a note when `strict`: an archive is restored as it was made.
  * With `rebuild`, *rebuild receives a malloc'd array of the *nrebuild segment numbers whose
  * damage is confined to derived sections (what vdb_rebuild_segments repairs).
  * With `known` (or NULL), a section whose file and range it lists is judged by that CRC

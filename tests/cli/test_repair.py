@@ -146,6 +146,34 @@ class RepairTest(vdbtest.VdbTestCase):
         name = self.damage(SEC_HNSW_L0, edit, True)
         self.assertRepairs(name, 'graph node 0 has a bad level-0 neighbour list')
 
+    def test_graph_rows_unreachable_crc_recomputed(self):
+        # Every list consistent, but no link leads to two live rows: searches could never
+        # return them (what a build that left rows unlinked would look like).
+        name, seg = self.graph_segment()
+        meta = seg.read(seg.section(SEC_HNSW_META))
+        m0, entry = struct.unpack_from('<I', meta, 4)[0], struct.unpack_from('<Q', meta, 16)[0]
+        lost = [r for r in (1, 2, 3) if r != entry][:2]  # rows 1-9 are live (every 10th deleted)
+
+        def edit(d):
+            for node in range(len(d) // (4 * (m0 + 1))):
+                base = node * 4 * (m0 + 1)
+                count = struct.unpack_from('<I', d, base)[0]
+                links = struct.unpack_from('<%dI' % count, d, base + 4)
+                kept = [x for x in links if x not in lost]
+                struct.pack_into('<I%dI' % len(kept), d, base, len(kept), *kept)
+        self.damage(SEC_HNSW_L0, edit, True)
+        # A snapshot of it restores as it was made (the records are all there): vdb-check
+        # of the copy finds the same, and --repair there fixes it too.
+        archive, copy = self.path('s.tar.zst'), self.path('copy')
+        self.assertOk(run('snapshot', '-q', self.db, '-o', archive))
+        self.assertOk(run('restore', '-q', archive, copy))
+        self.assertFails(run('check', copy), EXIT_DATA, '2 live rows unreachable',
+                         stdout_empty=False)
+        self.assertEqual(run('check', '-q', '--repair', copy).rc, 0)
+        self.assertOk(run('check', '-q', copy))
+        self.assertRepairs(name, '2 live rows unreachable in the graph (row %d and others)'
+                           % lost[0], 'searches never return them', '--repair rebuilds it')
+
     def test_graph_bytes_flipped(self):
         def edit(d):
             for i in range(100, 140):

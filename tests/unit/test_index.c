@@ -615,6 +615,137 @@ Test(hnsw, parallel_builds_leave_every_node_reachable_and_search_finds_the_neare
 	free(q);
 }
 
+/* Hostile data for the neighbour heuristic: 30% of the rows are exact copies of 20 others
+ * (groups of about 75, over twice m0), the rest clustered. */
+static float *duplicate_heavy_data(uint64_t seed, size_t n, size_t dim)
+{
+	float *v = clustered_data(seed, n, dim);
+	for (size_t i = 20; i < n; i++)
+		if (rnd() < 0.3)
+			memcpy(v + i * dim, v + (size_t)(rnd() * 20) * dim, dim * sizeof *v);
+	return v;
+}
+
+static float norm_of(const float *x, size_t dim)
+{
+	return sqrtf(vdb_dot(x, x, dim));
+}
+
+/* A graph built on sp, opened; the caller frees the four buffers in bufs. */
+static vdb_hnsw_graph build_graph(const vdb_hnsw_space *sp, uint64_t rows, uint64_t seed,
+				  vdb_buf bufs[4])
+{
+	vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL}; /* two threads: races show */
+	vdb_error err;
+	for (int i = 0; i < 4; i++)
+		bufs[i] = (vdb_buf)VDB_BUF_INIT;
+	cr_assert_eq(vdb_hnsw_build(sp, rows, &p, &bufs[0], &bufs[1], &bufs[2], &bufs[3], &err),
+		     VDB_OK);
+	vdb_hnsw_graph g;
+	cr_assert_eq(vdb_hnsw_open(bufs[0].data, bufs[0].len, bufs[1].data, bufs[1].len,
+				   bufs[2].data, bufs[2].len, bufs[3].data, bufs[3].len, rows, &g,
+				   "test", &err),
+		     VDB_OK, "%s", err.message);
+	return g;
+}
+
+Test(hnsw, duplicate_heavy_data_leaves_no_row_unreachable_and_gets_full_recall)
+{
+	enum { N = 5000, DIM = 16, Q = 60, K = 10, EF = 1000 };
+	float *v = duplicate_heavy_data(31, N, DIM), *q = malloc(Q * DIM * sizeof *q);
+	/* Queries near rows; half of them copies of rows, tied with whole groups of copies. */
+	for (size_t i = 0; i < Q; i++) {
+		memcpy(q + i * DIM, v + (size_t)(rnd() * N) * DIM, DIM * sizeof *q);
+		for (size_t j = 0; i >= Q / 2 && j < DIM; j++)
+			q[i * DIM + j] += (float)(rnd() - 0.5) * 0.2f;
+	}
+	float *norms = malloc(N * sizeof *norms);
+	for (size_t i = 0; i < N; i++)
+		norms[i] = norm_of(v + i * DIM, DIM);
+	vdb_metric metrics[] = {VDB_METRIC_L2, VDB_METRIC_COSINE};
+	for (size_t mi = 0; mi < 2; mi++) {
+		vdb_hnsw_space sp = {metrics[mi], DIM, v, metrics[mi] == VDB_METRIC_COSINE ? norms : NULL};
+		for (uint64_t seed = 1; seed <= 3; seed++) {
+			vdb_buf bufs[4];
+			vdb_hnsw_graph g = build_graph(&sp, N, seed, bufs);
+			static uint8_t reached[N];
+			memset(reached, 0, sizeof reached);
+			vdb_error err;
+			cr_assert_eq(vdb_hnsw_reached(&g, reached, "test", &err), VDB_OK);
+			for (size_t i = 0; i < N; i++)
+				cr_assert(reached[i], "metric %d seed %llu: row %zu is unreachable",
+					  (int)metrics[mi], (unsigned long long)seed, i);
+			vdb_hnsw_scratch s = {0};
+			vdb_cand *out;
+			size_t n;
+			/* A beam as wide as the graph searches all a search can reach: recall 1.0
+			 * (the k best distances are those of brute force; rows tied at the k-th are
+			 * interchangeable). A beam of 1000 (a fifth of the graph) loses at most 1%:
+			 * a query trapped in a group of copies whose lists hold only copies loses
+			 * all 10 (the build is not deterministic, so one near miss is allowed). */
+			size_t misses = 0;
+			for (size_t qi = 0; qi < Q; qi++) {
+				const float *x = q + qi * DIM;
+				float qn = norm_of(x, DIM), best[K];
+				for (int k = 0; k < K; k++)
+					best[k] = INFINITY;
+				for (size_t i = 0; i < N; i++) {
+					float d = vdb_hnsw_distance(&sp, x, qn, i);
+					for (int k = 0; k < K; k++)
+						if (d < best[k]) {
+							memmove(best + k + 1, best + k, (K - 1 - k) * sizeof *best);
+							best[k] = d;
+							break;
+						}
+				}
+				cr_assert_eq(vdb_hnsw_search(&g, &sp, x, qn, NULL, N, &s, &out, &n, "t", &err),
+					     VDB_OK);
+				for (int k = 0; k < K; k++)
+					cr_assert_eq(out[k].dist, best[k],
+						     "metric %d seed %llu query %zu rank %d: %.9g, not %.9g",
+						     (int)metrics[mi], (unsigned long long)seed, qi, k,
+						     out[k].dist, best[k]);
+				cr_assert_eq(vdb_hnsw_search(&g, &sp, x, qn, NULL, EF, &s, &out, &n, "t", &err),
+					     VDB_OK);
+				for (int k = 0; k < K; k++)
+					misses += out[k].dist != best[k];
+			}
+			cr_assert_leq(misses, Q * K / 100, "metric %d seed %llu: %zu of %d missed at ef %d",
+				      (int)metrics[mi], (unsigned long long)seed, misses, Q * K, EF);
+			vdb_hnsw_scratch_free(&s);
+			for (int i = 0; i < 4; i++)
+				vdb_buf_free(&bufs[i]);
+		}
+	}
+	free(v);
+	free(q);
+	free(norms);
+}
+
+Test(hnsw, reached_marks_what_a_walk_from_the_entry_finds)
+{
+	/* 0 -> 1 -> 2, 3 -> 0: node 3 links out but nothing links to it. m = 2, m0 = 4. */
+	uint32_t meta[8] = {2, 4, 0, 0, 0, 0, 4, 0};
+	uint32_t l0[4 * 5] = {1, 1, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+	uint32_t nodes[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX}, up[1] = {0};
+	vdb_hnsw_graph g;
+	vdb_error err;
+	cr_assert_eq(vdb_hnsw_open(meta, 32, l0, sizeof l0, nodes, sizeof nodes, up, 0, 4, &g,
+				   "seg-1.vdb", &err),
+		     VDB_OK, "%s", err.message);
+	uint8_t reached[4] = {0};
+	cr_assert_eq(vdb_hnsw_reached(&g, reached, "seg-1.vdb", &err), VDB_OK);
+	cr_assert(reached[0] && reached[1] && reached[2] && !reached[3]);
+	l0[5 + 1] = 7; /* a neighbour out of range: damage, named */
+	memset(reached, 0, sizeof reached);
+	cr_assert_eq(vdb_hnsw_reached(&g, reached, "seg-1.vdb", &err), VDB_ECORRUPT);
+	cr_assert(strstr(err.message, "seg-1.vdb"), "%s", err.message);
+	l0[5 + 1] = 2;
+	l0[5] = 5; /* a count above m0 */
+	memset(reached, 0, sizeof reached);
+	cr_assert_eq(vdb_hnsw_reached(&g, reached, "seg-1.vdb", &err), VDB_ECORRUPT);
+}
+
 Test(hnsw, damaged_graph_header_is_refused)
 {
 	uint32_t meta[8] = {16, 32, 3, 0, 5, 0, 100, 0};
