@@ -408,8 +408,10 @@ static int stream_serial(answerer *a, const query_opts *o, cli_lines *l, batch *
 
 /* ---- answering on several threads ----
  * The main thread reads lines into batches and writes the batches' answers in input order;
- * workers take the batches in order and answer their lines. A batch stops at its first
- * failed line, whose error the main thread reports after writing the answers before it. */
+ * N - 1 workers take the batches in order and answer their lines, and so does the main
+ * thread whenever it would otherwise wait (the ring is full, or no input is ready), so that
+ * N threads share N cores instead of N + 1. A batch stops at its first failed line, whose
+ * error the main thread reports after writing the answers before it. */
 
 typedef struct pool {
 	pthread_mutex_t mu;
@@ -426,6 +428,21 @@ typedef struct worker_ctx {
 	answerer a;
 } worker_ctx;
 
+/* Takes the next batch not yet taken and answers it on answerer a; called and returns with
+ * pl->mu held. */
+static void answer_next(pool *pl, answerer *a)
+{
+	batch *b = &pl->ring[pl->taken++ % pl->cap];
+	/* A batch alone in flight (one query typed at a time, or the last of a file) would
+	 * leave the other cores idle: its exact scans are split among them. */
+	a->scan_threads = pl->tail - pl->head == 1 ? pl->threads : 1;
+	pthread_mutex_unlock(&pl->mu);
+	answer_batch(a, pl->o, b);
+	pthread_mutex_lock(&pl->mu);
+	b->done = 1;
+	pthread_cond_broadcast(&pl->finished);
+}
+
 static void *worker_main(void *arg)
 {
 	worker_ctx *w = arg;
@@ -436,21 +453,13 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&pl->work, &pl->mu);
 		if (pl->stop)
 			break;
-		batch *b = &pl->ring[pl->taken++ % pl->cap];
-		/* A batch alone in flight (one query typed at a time, or the last of a file)
-		 * would leave the other cores idle: its exact scans are split among them. */
-		w->a.scan_threads = pl->tail - pl->head == 1 ? pl->threads : 1;
-		pthread_mutex_unlock(&pl->mu);
-		answer_batch(&w->a, pl->o, b);
-		pthread_mutex_lock(&pl->mu);
-		b->done = 1;
-		pthread_cond_broadcast(&pl->finished);
+		answer_next(pl, &w->a);
 	}
 	pthread_mutex_unlock(&pl->mu);
 	return NULL;
 }
 
-static int stream_parallel(pool *pl, cli_lines *l)
+static int stream_parallel(pool *pl, answerer *self, cli_lines *l)
 {
 	int rc = EXIT_OK, read_rc = LINE_OK;
 	pthread_mutex_lock(&pl->mu);
@@ -505,9 +514,13 @@ static int stream_parallel(pool *pl, cli_lines *l)
 			pthread_mutex_unlock(&pl->mu);
 			continue;
 		}
-		/* Input is not ready, or the ring is full: wait for the oldest batch. */
-		while (pl->head < pl->tail && !pl->ring[pl->head % pl->cap].done)
-			pthread_cond_wait(&pl->finished, &pl->mu);
+		/* Input is not ready, or the ring is full: answer a batch here, or else wait for
+		 * the oldest one. */
+		if (pl->taken < pl->tail)
+			answer_next(pl, self);
+		else
+			while (pl->head < pl->tail && !pl->ring[pl->head % pl->cap].done)
+				pthread_cond_wait(&pl->finished, &pl->mu);
 		pthread_mutex_unlock(&pl->mu);
 	}
 }
@@ -531,7 +544,7 @@ static int stream_files(answerer *a, const query_opts *o, int argc, char **argv,
 		pthread_cond_init(&pl.finished, NULL);
 		if (!pl.ring || !workers || !tids)
 			rc = EXIT_INTERNAL;
-		for (; rc == EXIT_OK && started < threads; started++) {
+		for (; rc == EXIT_OK && started < threads - 1; started++) {
 			vdb_error err;
 			workers[started].pl = &pl;
 			if (answerer_init(&workers[started].a, a->c, a->dim, &err) ||
@@ -555,7 +568,7 @@ static int stream_files(answerer *a, const query_opts *o, int argc, char **argv,
 		cli_lines l;
 		cli_lines_init(&l, fd, use_stdin ? NULL : argv[i], max_line, NULL);
 		if (threads > 1) {
-			rc = stream_parallel(&pl, &l);
+			rc = stream_parallel(&pl, a, &l);
 		} else {
 			batch *b = calloc(1, sizeof *b);
 			rc = b ? stream_serial(a, o, &l, b) : (cli_error("out of memory"), EXIT_INTERNAL);
