@@ -209,9 +209,11 @@ static inline int is_json_space(char c)
 }
 
 #if defined(__SSE2__) && defined(FAST_SWAR)
-/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits on each side, checked and
- * converted without a loop: the shape of almost every number an embedding is written in.
- * Reads up to 18 bytes from b (the caller checks there are). Returns 0 for anything else. */
+/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits before the point and 16
+ * bytes in all, checked and converted without a loop: the shape of almost every number an
+ * embedding is written in (float32's shortest forms have up to 9 significant digits, and
+ * Python prints float64 ones with up to 17). Reads up to 26 bytes from b (the caller checks
+ * there are). Returns 0 for anything else. */
 static inline int short_decimal(const char *b, const char *e, float *out)
 {
 	int neg = *b == '-';
@@ -229,13 +231,17 @@ static inline int short_decimal(const char *b, const char *e, float *out)
 	if (((digit | dot) & want) != want || (dot & (dot - 1)))
 		return 0; /* a character that is neither, or two points */
 	int ilen = dot ? __builtin_ctz(dot) : (int)len, flen = dot ? (int)len - ilen - 1 : 0;
-	if ((ilen < 1) | (ilen > 8) | (flen > 8) | (dot && flen < 1) | ((*b == '0') & (ilen > 1)))
+	if ((ilen < 1) | (ilen > 8) | (dot && flen < 1) | ((*b == '0') & (ilen > 1)))
 		return 0; /* no digits before or after the point, too long, or a leading zero */
 	uint64_t m = digits_value(load8(b), (unsigned)ilen);
-	if (flen) {
+	if (flen) { /* up to 14 digits, in two groups of at most 8 (m stays below 10^15) */
 		static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000,
 						  10000000, 100000000};
-		m = m * pow10u[flen] + digits_value(load8(b + ilen + 1), (unsigned)flen);
+		int f1 = flen > 8 ? 8 : flen;
+		m = m * pow10u[f1] + digits_value(load8(b + ilen + 1), (unsigned)f1);
+		if (flen > 8)
+			m = m * pow10u[flen - 8] +
+			    digits_value(load8(b + ilen + 9), (unsigned)(flen - 8));
 	}
 	return decimal_to_float(m, -flen, neg, out);
 }
@@ -251,7 +257,7 @@ static inline int vector_element(const char *b, const char *e, const char *lim, 
 	while (e > b && is_json_space(e[-1]))
 		e--;
 #if defined(__SSE2__) && defined(FAST_SWAR)
-	if (lim - b >= 18 && short_decimal(b, e, out))
+	if (lim - b >= 26 && short_decimal(b, e, out))
 		return 1;
 #endif
 	const char *next;

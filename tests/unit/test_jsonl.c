@@ -190,9 +190,10 @@ Test(jsonl, prints_records_exactly)
 /* The one-pass vector number path must give exactly what the general parser gives. */
 Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 {
-	vdb_jsonl_parser *p1;
+	vdb_jsonl_parser *p1, *p8;
 	vdb_error err;
 	cr_assert_eq(vdb_jsonl_parser_new(1, &p1, &err), VDB_OK);
+	cr_assert_eq(vdb_jsonl_parser_new(8, &p8, &err), VDB_OK);
 	uint64_t x = 12345;
 	char num[64], line[80];
 	for (int i = 0; i < 300000; i++) {
@@ -234,6 +235,20 @@ Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 		memcpy(&a, &v[0], 4);
 		memcpy(&b, &want, 4);
 		cr_assert_eq(a, b, "%s: got %a, want %a", num, v[0], want);
+		/* The same number eight times in one line: the first ones have the text after
+		 * them that the loop-free path for short decimals reads ahead. */
+		char line8[8 * 66 + 2], *w = line8;
+		*w++ = '[';
+		for (int j = 0; j < 8; j++)
+			w += sprintf(w, "%s%s", j ? "," : "", num);
+		*w++ = ']';
+		k = 1;
+		cr_assert_eq(vdb_jsonl_parse_query(p8, line8, (size_t)(w - line8), &v, &k, &err),
+			     VDB_OK, "%s: %s", num, err.message);
+		for (int j = 0; j < 8; j++) {
+			memcpy(&a, &v[j], 4);
+			cr_assert_eq(a, b, "%s (element %d of 8): got %a, want %a", num, j, v[j], want);
+		}
 	}
 	/* Decimals within a few double ulps of a point halfway between two floats: where the
 	 * fast path's product of m and a rounded power of ten could round the wrong way. */
@@ -318,4 +333,5 @@ Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 		cr_assert_eq(v[0], want, "%s", halfway[i]);
 	}
 	vdb_jsonl_parser_free(p1);
+	vdb_jsonl_parser_free(p8);
 }
