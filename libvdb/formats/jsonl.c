@@ -138,7 +138,12 @@ static inline int scan_digits(const char **pp, const char *end, uint64_t *m, int
 }
 
 /* m * 10^exp10, negated when neg, as a correctly rounded float -- or 0 when this quick
- * computation cannot promise that and the general parser must decide. */
+ * computation cannot promise that and the general parser must decide.
+ * Why it can promise: d below is m * 10^exp10 within 2 double ulps (the power of ten's own
+ * rounding, and the product's), or 3 when m is above 2^53 and its conversion rounds too
+ * (Python prints 17 significant digits). Rounding d to float is then correct unless d lies
+ * within that many ulps of a point halfway between two floats, which is tested; the
+ * general parser decides those. */
 static inline int decimal_to_float(uint64_t m, int exp10, int neg, float *out)
 {
 	static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -147,7 +152,7 @@ static inline int decimal_to_float(uint64_t m, int exp10, int neg, float *out)
 	static const double inv10[] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
 				       1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
 				       1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
-	if (m > (1ull << 53) || exp10 < -22 || exp10 > 22)
+	if (exp10 < -22 || exp10 > 22)
 		return 0;
 	double d = (double)m * (exp10 < 0 ? inv10[-exp10] : pow10[exp10]);
 	uint64_t bits;
@@ -155,7 +160,9 @@ static inline int decimal_to_float(uint64_t m, int exp10, int neg, float *out)
 	/* Near a float midpoint (zero's low bits are not), overflow, or a subnormal result.
 	 * Zeros are common in vectors, so the tests are combined without branches (| and &,
 	 * not ||) into one branch that is almost never taken. */
-	if (((bits & 0x1fffffffull) - (0x10000000ull - 3) <= 6) | (d > 3.4028234663852886e38) |
+	uint64_t slack = 3 + (m >> 53 != 0); /* ulps of d around a midpoint left to the parser */
+	if (((bits & 0x1fffffffull) - (0x10000000ull - slack) <= 2 * slack) |
+	    (d > 3.4028234663852886e38) |
 	    ((d < 1.1754943508222875e-38) & (m != 0)))
 		return 0;
 	float f = (float)d;
@@ -209,39 +216,43 @@ static inline int is_json_space(char c)
 }
 
 #if defined(__SSE2__) && defined(FAST_SWAR)
-/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits before the point and 16
- * bytes in all, checked and converted without a loop: the shape of almost every number an
- * embedding is written in (float32's shortest forms have up to 9 significant digits, and
- * Python prints float64 ones with up to 17). Reads up to 26 bytes from b (the caller checks
- * there are). Returns 0 for anything else. */
+/* The token [b, e) as [-]DIGITS[.DIGITS] with at most 8 digits before the point, 19 in all
+ * and 24 bytes, checked and converted without a per-character loop: the shape of almost
+ * every number an embedding is written in (float32's shortest forms have up to 9
+ * significant digits; Python prints float64 ones with up to 17). Reads up to 34 bytes from
+ * b (the caller checks there are). Returns 0 for anything else. */
 static inline int short_decimal(const char *b, const char *e, float *out)
 {
 	int neg = *b == '-';
 	b += neg;
 	long len = e - b;
-	if (len < 1 || len > 16)
+	if (len < 1 || len > 24)
 		return 0;
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)b);
-	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-	uint32_t digit = (uint32_t)_mm_movemask_epi8(
-		_mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t));
-	uint32_t dot = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
-	uint32_t want = (1u << len) - 1;
+	uint32_t digit = 0, dot = 0;
+	for (int half = 0; half < 2; half++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * half));
+		__m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+		digit |= (uint32_t)_mm_movemask_epi8(
+				 _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(9)), t))
+			 << (16 * half);
+		dot |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')))
+		       << (16 * half);
+	}
+	uint32_t want = (uint32_t)((1ull << len) - 1);
 	dot &= want;
 	if (((digit | dot) & want) != want || (dot & (dot - 1)))
 		return 0; /* a character that is neither, or two points */
 	int ilen = dot ? __builtin_ctz(dot) : (int)len, flen = dot ? (int)len - ilen - 1 : 0;
-	if ((ilen < 1) | (ilen > 8) | (dot && flen < 1) | ((*b == '0') & (ilen > 1)))
+	if ((ilen < 1) | (ilen > 8) | (dot && flen < 1) | (ilen + flen > 19) |
+	    ((*b == '0') & (ilen > 1)))
 		return 0; /* no digits before or after the point, too long, or a leading zero */
+	static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+					  100000000};
 	uint64_t m = digits_value(load8(b), (unsigned)ilen);
-	if (flen) { /* up to 14 digits, in two groups of at most 8 (m stays below 10^15) */
-		static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000,
-						  10000000, 100000000};
-		int f1 = flen > 8 ? 8 : flen;
-		m = m * pow10u[f1] + digits_value(load8(b + ilen + 1), (unsigned)f1);
-		if (flen > 8)
-			m = m * pow10u[flen - 8] +
-			    digits_value(load8(b + ilen + 9), (unsigned)(flen - 8));
+	/* The fraction in groups of up to 8 digits; 19 digits in all keep m below 10^19. */
+	for (int done = 0; done < flen; done += 8) {
+		int g = flen - done > 8 ? 8 : flen - done;
+		m = m * pow10u[g] + digits_value(load8(b + ilen + 1 + done), (unsigned)g);
 	}
 	return decimal_to_float(m, -flen, neg, out);
 }
@@ -257,7 +268,7 @@ static inline int vector_element(const char *b, const char *e, const char *lim, 
 	while (e > b && is_json_space(e[-1]))
 		e--;
 #if defined(__SSE2__) && defined(FAST_SWAR)
-	if (lim - b >= 26 && short_decimal(b, e, out))
+	if (lim - b >= 34 && short_decimal(b, e, out))
 		return 1;
 #endif
 	const char *next;
