@@ -442,8 +442,11 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 		parts = (uint64_t)(work / SCAN_FLOATS_PER_THREAD);
 	if (parts > words)
 		parts = words;
-	vdb_topk **t = malloc(nscan * (parts ? parts : 1) * sizeof *t);
-	if (!t)
+	/* The result sets each part fills; a stream of small scans (one query at a time)
+	 * needs no allocation for them. */
+	vdb_topk *t_small[64], **t = t_small;
+	size_t nt = nscan * (parts ? parts : 1);
+	if (nt > sizeof t_small / sizeof *t_small && !(t = malloc(nt * sizeof *t)))
 		return vdb_err_nomem(err);
 	for (size_t j = 0; j < nscan; j++)
 		t[j] = &qs[scan[j]].t;
@@ -451,7 +454,8 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 	part[0] = (scan_part){s, g, skip, qs, scan, nscan, t, 0, words};
 	if (parts < 2) {
 		scan_part_run(&part[0]);
-		free(t);
+		if (t != t_small)
+			free(t);
 		return VDB_OK;
 	}
 	/* The other parts' private result sets: one block of candidates and one id-compare
@@ -466,7 +470,8 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 		free(sets);
 		free(ctxs);
 		free(cands);
-		free(t);
+		if (t != t_small)
+			free(t);
 		return vdb_err_nomem(err);
 	}
 	pthread_t tid[SCAN_THREADS_MAX];
@@ -507,7 +512,8 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 	free(sets);
 	free(ctxs);
 	free(cands);
-	free(t);
+	if (t != t_small)
+		free(t);
 	return VDB_OK;
 }
 

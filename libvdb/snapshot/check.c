@@ -39,18 +39,24 @@ typedef struct checker {
 	vdb_error fatal_err;
 } checker;
 
+/* Reports one line, "COLL<sep>message": a problem (counted) or a note. */
+static void vreport(checker *c, int is_problem, const char *sep, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof line, "%s%s", c->coll, sep);
+	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	if (c->report)
+		c->report(c->ctx, is_problem, line);
+}
+
 static void problem(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(checker *c, const char *fmt, ...)
 {
-	char line[1024];
-	int n = snprintf(line, sizeof line, "%s/", c->coll);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	vreport(c, 1, "/", fmt, ap);
 	va_end(ap);
 	c->problems++;
-	if (c->report)
-		c->report(c->ctx, 1, line);
 }
 
 /* The first I/O error or lack of memory ends the check (see checker.fatal). */
@@ -66,15 +72,10 @@ static void fatal(checker *c, vdb_status st, const vdb_error *e)
 static void note(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(checker *c, const char *fmt, ...)
 {
-	if (!c->report)
-		return;
-	char line[1024];
-	int n = snprintf(line, sizeof line, "%s: note: ", c->coll);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	vreport(c, 0, ": note: ", fmt, ap);
 	va_end(ap);
-	c->report(c->ctx, 0, line);
 }
 
 /* The id index: sorted by (hash, row), every row exactly once, each hash that of its id. */
