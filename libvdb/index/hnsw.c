@@ -392,10 +392,12 @@ static uint32_t random_level(uint64_t seed, uint64_t row, uint32_t m)
 	return l >= VDB_HNSW_MAX_LEVEL - 1 ? VDB_HNSW_MAX_LEVEL - 1 : (uint32_t)l;
 }
 
-/* Per-thread buffers: candidate heap (every node at most once), result heap (ef + 1),
- * scratch for re-selections (m0 + 1 and more). */
+/* Per-thread buffers: candidate heap (every node at most once), scratch for re-selections
+ * (m0 + 1 and more), and each level's result heap while a node is inserted (ef + 1 entries
+ * at found + level * (ef + 2), nfound[level] of them). */
 typedef struct build_bufs {
-	qc *cand, *res, *scratch;
+	qc *cand, *scratch, *found;
+	size_t nfound[VDB_HNSW_MAX_LEVEL];
 } build_bufs;
 
 /* Greedy descent from ep on level top down to level `to` (exclusive): the node closest to
@@ -423,6 +425,11 @@ static qc descend(builder *b, search_state *st, const float *qv, float qn, uint6
 	return cur;
 }
 
+/* Searches every level of q top down, then connects q bottom up. Other threads find q at a
+ * level only once it is connected there, so by then it has its lists at every level below.
+ * Connected top down, q could be found at level 1 and taken as the entry of another node's
+ * level-0 search while q's level-0 list was still empty: that search found q alone, and
+ * the node was linked to q and nothing else, far from its true neighbours. */
 static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 {
 	const float *qv = b->sp->vectors + q * b->sp->dim;
@@ -436,18 +443,21 @@ static void insert(builder *b, search_state *st, build_bufs *bb, uint64_t q)
 		pthread_mutex_unlock(&b->glock);
 	qc cur = descend(b, st, qv, qn, ep, top, lq);
 	/* Levels above the old top have no other node yet: nothing to connect there. */
-	for (int64_t l = lq < top ? lq : top; l >= 0; l--) {
+	uint32_t from = lq < top ? lq : top;
+	for (int64_t l = from; l >= 0; l--) {
 		st->tag++;
-		size_t nr;
-		build_layer(b, st, bb->cand, bb->res, qv, qn, (uint32_t)l, b->efc, cur, &nr);
+		qc *found = bb->found + (size_t)l * (b->efc + 2);
+		build_layer(b, st, bb->cand, found, qv, qn, (uint32_t)l, b->efc, cur,
+			    &bb->nfound[l]);
 		/* The closest found is the next level's entry. */
-		qc best = bb->res[0];
-		for (size_t i = 1; i < nr; i++)
-			if (bb->res[i].d < best.d)
-				best = bb->res[i];
-		connect(b, bb->scratch, q, (uint32_t)l, bb->res, nr);
+		qc best = found[0];
+		for (size_t i = 1; i < bb->nfound[l]; i++)
+			if (found[i].d < best.d)
+				best = found[i];
 		cur = best;
 	}
+	for (uint32_t l = 0; l <= from; l++)
+		connect(b, bb->scratch, q, l, bb->found + (size_t)l * (b->efc + 2), bb->nfound[l]);
 	if (raises) {
 		b->entry = q;
 		b->max_level = lq;
@@ -461,9 +471,9 @@ static int thread_bufs_init(builder *b, search_state *st, build_bufs *bb)
 {
 	*st = (search_state){calloc(b->rows, sizeof(uint16_t)), 0,
 			     malloc((b->m0 + 1) * sizeof(uint32_t))};
-	*bb = (build_bufs){malloc((b->rows + 1) * sizeof(qc)), malloc((b->efc + 2) * sizeof(qc)),
-			   malloc((2 * b->m0 + 2) * sizeof(qc))};
-	return st->visited && st->buf && bb->cand && bb->res && bb->scratch ? 0 : -1;
+	*bb = (build_bufs){malloc((b->rows + 1) * sizeof(qc)), malloc((2 * b->m0 + 2) * sizeof(qc)),
+			   malloc((size_t)VDB_HNSW_MAX_LEVEL * (b->efc + 2) * sizeof(qc)), {0}};
+	return st->visited && st->buf && bb->cand && bb->scratch && bb->found ? 0 : -1;
 }
 
 static void thread_bufs_free(search_state *st, build_bufs *bb)
@@ -471,8 +481,8 @@ static void thread_bufs_free(search_state *st, build_bufs *bb)
 	free(st->visited);
 	free(st->buf);
 	free(bb->cand);
-	free(bb->res);
 	free(bb->scratch);
+	free(bb->found);
 }
 
 /* A new visited generation for a search of up to VDB_HNSW_MAX_LEVEL + 1 levels. */
@@ -577,11 +587,11 @@ static uint64_t nearest_reached(builder *b, search_state *st, build_bufs *bb,
 		start = (qc){distance(b->sp, uv, un, b->entry), (uint32_t)b->entry};
 	st->tag++;
 	size_t nr;
-	build_layer(b, st, bb->cand, bb->res, uv, un, 0, b->efc, start, &nr);
-	qc best = bb->res[0];
+	build_layer(b, st, bb->cand, bb->found, uv, un, 0, b->efc, start, &nr);
+	qc best = bb->found[0];
 	for (size_t i = 1; i < nr; i++)
-		if (bb->res[i].d < best.d)
-			best = bb->res[i];
+		if (bb->found[i].d < best.d)
+			best = bb->found[i];
 	return best.id;
 }
 

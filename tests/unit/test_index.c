@@ -722,6 +722,51 @@ Test(hnsw, duplicate_heavy_data_leaves_no_row_unreachable_and_gets_full_recall)
 	free(norms);
 }
 
+/* A node another thread finds at an upper level must already have its level-0 list: one
+ * found with an empty list ends the level-0 search of the node being inserted there, which
+ * is then linked to that one node, far from its neighbours, and hard to find (a wide beam
+ * missed such a row, the third nearest to its query). Two threads, 8 builds: every node
+ * links to one of its 10 nearest (the old top-down linking left about 1.4 per build). */
+Test(hnsw, parallel_builds_link_every_node_near_its_neighbours)
+{
+	enum { N = 8000, DIM = 16, K = 10 };
+	float *v = clustered_data(41, N, DIM);
+	static float tenth[N]; /* each row's distance to its 10th nearest other row */
+	for (size_t i = 0; i < N; i++) {
+		float best[K];
+		for (int k = 0; k < K; k++)
+			best[k] = INFINITY;
+		for (size_t j = 0; j < N; j++) {
+			float d = j == i ? INFINITY : vdb_l2sq(v + i * DIM, v + j * DIM, DIM);
+			for (int k = 0; k < K; k++)
+				if (d < best[k]) {
+					memmove(best + k + 1, best + k, (K - 1 - k) * sizeof *best);
+					best[k] = d;
+					break;
+				}
+		}
+		tenth[i] = best[K - 1];
+	}
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		vdb_buf bufs[4];
+		vdb_hnsw_graph g = build_graph(&sp, N, seed, bufs);
+		for (size_t i = 0; i < N; i++) {
+			const uint32_t *l = g.l0 + i * (g.m0 + 1);
+			float nearest = INFINITY;
+			for (uint32_t k = 1; k <= l[0]; k++)
+				nearest = fminf(nearest, vdb_l2sq(v + i * DIM, v + (size_t)l[k] * DIM, DIM));
+			cr_assert_leq(nearest, tenth[i],
+				      "seed %llu: row %zu's nearest link (of %u) is at %g, its 10th "
+				      "nearest row at %g",
+				      (unsigned long long)seed, i, l[0], nearest, tenth[i]);
+		}
+		for (int i = 0; i < 4; i++)
+			vdb_buf_free(&bufs[i]);
+	}
+	free(v);
+}
+
 Test(hnsw, reached_marks_what_a_walk_from_the_entry_finds)
 {
 	/* 0 -> 1 -> 2, 3 -> 0: node 3 links out but nothing links to it. m = 2, m0 = 4. */
