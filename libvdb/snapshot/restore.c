@@ -2,7 +2,8 @@
  *
  *   1. The archive's manifest is read and validated first: it is the list of the only
  *      names that may be written, with their sizes and CRC32Cs (amanifest.c).
- *   2. A fresh directory is made beside TARGET (mkdtemp: ".NAME.restore-XXXXXX"). Each tar
+ *   2. A fresh directory is made beside TARGET (mkdtemp: ".NAME.restore-PID-XXXXXX", its
+ *      flock held until the end; one that a killed restore left is removed). Each tar
  *      entry must be a regular file whose name the manifest lists as stored in this archive,
  *      not seen before, of exactly the listed size; it is written below the temporary
  *      directory only (O_EXCL | O_NOFOLLOW, in directories we created), its CRC compared at
@@ -24,7 +25,8 @@
  *   5. rename() makes it TARGET (or, with --force, renameat2(RENAME_EXCHANGE) swaps it with
  *      the old database in one step, while we hold every writer lock of the old one); the
  *      parent is fsynced. Any failure before this removes the temporary directory; a crash
- *      leaves it behind, hidden, and TARGET untouched. */
+ *      leaves it behind, hidden, and TARGET untouched, until the next restore beside it
+ *      finds its process gone and its flock free (vdb_remove_leftovers). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -68,6 +70,7 @@ typedef struct rst {
 	char pending_name[PENDING_MAX][VDB_TAR_NAME_MAX + 1];
 	size_t npending;
 	char tmp[4096]; /* the temporary database; "" when only verifying */
+	int tmp_fd;     /* open on it, holding its flock (vdb_hold_tmp); -1 when none */
 	vdb_arc_manifest m;
 	unsigned char *done; /* per entry of m: extracted and verified */
 	vdb_restore_stats stats;
@@ -555,6 +558,17 @@ static vdb_status verify_tree(rst *r, vdb_error *err)
 	return vdb_fsync_dir(r->tmp, err);
 }
 
+/* .BASE.restore-PID-XXXXXX, a restore's temporary directory for target BASE (ctx). */
+static int match_restore_dir(const char *name, void *ctx, long *pid)
+{
+	const char *base = ctx, *end;
+	size_t n = strlen(base);
+	if (name[0] != '.' || strncmp(name + 1, base, n) || strncmp(name + 1 + n, ".restore-", 9))
+		return 0;
+	*pid = vdb_parse_pid(name + 1 + n + 9, '-', &end);
+	return *pid > 0 && *end == '-' && strlen(end + 1) == 6;
+}
+
 vdb_status vdb_restore(int fd, const char *name, const char *target,
 		       const vdb_restore_options *o, vdb_restore_stats *stats, vdb_error *err)
 {
@@ -563,7 +577,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		vdb_restore_options_init(&defaults);
 		o = &defaults;
 	}
-	rst r = {.o = o};
+	rst r = {.o = o, .tmp_fd = -1};
 	char chain[4096], parent[4096], tgt[4096];
 	if (target) {
 		/* "db/" is "db": the temporary directory goes beside it, not inside. */
@@ -607,15 +621,22 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 			st = vdb_err(err, VDB_EINVAL, "invalid restore target '%s'", target);
 			goto out;
 		}
-		if (snprintf(r.tmp, sizeof r.tmp, "%s/.%s.restore-XXXXXX", parent, base) >=
-		    (int)sizeof r.tmp) {
+		if (snprintf(r.tmp, sizeof r.tmp, "%s/.%s.restore-%ld-XXXXXX", parent, base,
+			     (long)getpid()) >= (int)sizeof r.tmp) {
 			st = vdb_err(err, VDB_EINVAL, "path too long: %s", target);
 			goto out;
 		}
+		/* What a restore to this target killed earlier left goes first. */
+		vdb_remove_leftovers(parent, match_restore_dir, (void *)base);
 		if (!mkdtemp(r.tmp)) {
 			st = vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EIO,
 					 "create a directory beside %s", target);
 			r.tmp[0] = '\0';
+			goto out;
+		}
+		if ((r.tmp_fd = open(r.tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    vdb_hold_tmp(r.tmp_fd) < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "lock %s", r.tmp);
 			goto out;
 		}
 		/* mkdtemp makes it private; the database gets the usual directory mode. */
@@ -642,6 +663,8 @@ out:
 	sync_pending(&r, NULL);
 	if (r.tmp[0])
 		vdb_remove_tree(r.tmp);
+	if (r.tmp_fd >= 0)
+		close(r.tmp_fd);
 	if (!st && stats) {
 		if (o->verify_only) {
 			r.stats.collections = r.m.ncoll;

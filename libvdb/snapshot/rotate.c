@@ -100,7 +100,8 @@ static vdb_status list_dir(const char *dir, snapfile **out, size_t *n, vdb_error
 			files = g;
 		}
 		memset(&files[cnt], 0, sizeof files[cnt]);
-		snprintf(files[cnt].name, sizeof files[cnt].name, "%s", e->d_name);
+		/* A snapshot name fits (is_snapshot_name). */
+		snprintf(files[cnt].name, sizeof files[cnt].name, "%.63s", e->d_name);
 		cnt++;
 	}
 	closedir(d);
@@ -157,12 +158,29 @@ static vdb_status prune(const char *dir, snapfile *f, size_t n, vdb_snapshot_rot
 	return removed ? vdb_fsync_dir(dir, err) : VDB_OK;
 }
 
+/* A snapshot name followed by .tmp-PID: a run killed while writing it left it. */
+static int match_snapshot_tmp(const char *name, void *ctx, long *pid)
+{
+	(void)ctx;
+	const char *t = strstr(name, SUFFIX ".tmp-");
+	char snap[64];
+	size_t n = t ? (size_t)(t - name) + strlen(SUFFIX) : 0;
+	if (!t || n >= sizeof snap)
+		return 0;
+	memcpy(snap, name, n);
+	snap[n] = '\0';
+	return is_snapshot_name(snap) &&
+	       (*pid = vdb_parse_pid(t + strlen(SUFFIX ".tmp-"), '\0', NULL)) > 0;
+}
+
 vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o, const char *dir,
 			     vdb_snapshot_rotation *r, char *written, size_t cap,
 			     vdb_snapshot_stats *stats, vdb_error *err)
 {
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", dir);
+	/* Each run writes a new name, so a killed run's temporary is not the next one's. */
+	vdb_remove_leftovers(dir, match_snapshot_tmp, NULL);
 	snapfile *f = NULL;
 	size_t n = 0;
 	vdb_status st = list_dir(dir, &f, &n, err);

@@ -533,18 +533,25 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 				   const char *path, vdb_snapshot_stats *stats, vdb_error *err)
 {
 	char tmp[4096], dir[4096];
+	const char *base;
 	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
-	vdb_path_split(path, dir, sizeof dir, NULL);
+	vdb_path_split(path, dir, sizeof dir, &base);
 	struct stat a, b;
 	if (o && o->since && stat(o->since, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
 	    a.st_ino == b.st_ino)
 		return vdb_err(err, VDB_EINVAL, "%s: an incremental cannot replace the snapshot it "
 			       "depends on", path);
+	/* The temporary of an earlier run killed while writing this file goes first. */
+	vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EEXIST, "create %s", tmp);
-	vdb_status st = vdb_snapshot_write(db, o, fd, stats, err);
+	vdb_status st = VDB_OK;
+	if (vdb_hold_tmp(fd) < 0)
+		st = vdb_err_sys(err, VDB_EIO, "lock %s", tmp);
+	if (!st)
+		st = vdb_snapshot_write(db, o, fd, stats, err);
 	/* The archive must be durable before its name says it is complete. */
 	if (!st && fsync(fd) < 0)
 		st = vdb_err_sys(err, VDB_EIO, "fsync %s", tmp);

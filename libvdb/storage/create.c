@@ -259,23 +259,6 @@ static vdb_status ensure_db(const char *db, vdb_error *err)
 	return vdb_fsync_dir(parent, err);
 }
 
-void vdb_remove_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			char p[4096];
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-			    !vdb_path(p, sizeof p, dir, e->d_name) && unlink(p) < 0 &&
-			    errno == EISDIR)
-				vdb_remove_tree(p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static vdb_status fill_collection(const char *tmp, const char *name,
 				  const vdb_collection_config *cfg, vdb_error *err)
 {

@@ -46,10 +46,6 @@ vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numb
 typedef char vdb_coll_name[VDB_NAME_MAX + 1];
 vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err);
 
-/* Removes a directory and everything below it, best effort (create.c). Never follows a
- * symbolic link: links are unlinked like files. */
-void vdb_remove_tree(const char *dir);
-
 /* Checks that db holds a vdb marker (create.c). */
 vdb_status vdb_db_check(const char *db, vdb_error *err);
 

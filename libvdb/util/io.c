@@ -6,9 +6,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -232,4 +234,97 @@ vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_v
 		return vdb_err(err, VDB_ECORRUPT, "%s: checksum mismatch", path);
 	*body = data + off;
 	return VDB_OK;
+}
+
+void vdb_remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char p[4096];
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			    !vdb_path(p, sizeof p, dir, e->d_name) && unlink(p) < 0 &&
+			    errno == EISDIR)
+				vdb_remove_tree(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* ---- leftovers of killed commands ---- */
+
+int vdb_hold_tmp(int fd)
+{
+	int rc;
+	while ((rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	return rc;
+}
+
+long vdb_parse_pid(const char *s, char stop, const char **end)
+{
+	long pid = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9' && p - s < 10; p++)
+		pid = pid * 10 + (*p - '0');
+	if (p == s || pid <= 0 || (*p && *p != stop))
+		return -1;
+	if (end)
+		*end = p;
+	return pid;
+}
+
+int vdb_match_tmp_of(const char *name, void *ctx, long *pid)
+{
+	const char *base = ctx;
+	size_t n = strlen(base);
+	if (strncmp(name, base, n) || strncmp(name + n, ".tmp-", 5))
+		return 0;
+	return (*pid = vdb_parse_pid(name + n + 5, '\0', NULL)) > 0;
+}
+
+/* Removes dir/name when it is a regular file or directory that process pid left: pid is
+ * not running, and its flock is free (taken here, non-blocking, and held while removing,
+ * so a command starting to use it now would find it taken). */
+static int remove_leftover(const char *dir, const char *name, long pid)
+{
+	char path[4096];
+	struct stat sb;
+	if (kill((pid_t)pid, 0) == 0 || errno != ESRCH ||
+	    vdb_path(path, sizeof path, dir, name) || lstat(path, &sb) < 0 ||
+	    !(S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)))
+		return 0;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	int removed = 0;
+	struct stat fb;
+	if (fstat(fd, &fb) == 0 && fb.st_dev == sb.st_dev && fb.st_ino == sb.st_ino &&
+	    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		if (S_ISDIR(fb.st_mode))
+			vdb_remove_tree(path);
+		else
+			unlink(path);
+		removed = lstat(path, &sb) < 0 && errno == ENOENT;
+	}
+	close(fd);
+	return removed;
+}
+
+size_t vdb_remove_leftovers(const char *dir, vdb_leftover_match match, void *ctx)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	size_t removed = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		long pid;
+		if (match(e->d_name, ctx, &pid))
+			removed += (size_t)remove_leftover(dir, e->d_name, pid);
+	}
+	closedir(d);
+	return removed;
 }

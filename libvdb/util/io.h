@@ -55,4 +55,36 @@ int vdb_dir_is_empty(const char *dir, int (*ignore)(const char *name));
 /* Path join into a fixed buffer; returns -1 if it would not fit. */
 int vdb_path(char *out, size_t cap, const char *a, const char *b);
 
+/* Removes a directory and everything below it, best effort. Never follows a symbolic link:
+ * links are unlinked like files. */
+void vdb_remove_tree(const char *dir);
+
+/* ---- leftovers of killed commands ----
+ * A command that writes FILE whole writes a temporary name beside it first (FILE.tmp-PID; a
+ * restore, the directory .TARGET.restore-PID-XXXXXX) and renames it into place at the end;
+ * killed before, it leaves the temporary behind, possibly gigabytes of it. So the writer
+ * holds an flock on its temporary while it works (vdb_hold_tmp), and the next command that
+ * writes beside it removes what a dead process left: an entry counts as left over only when
+ * the PID its name carries is not running and its flock is free. Neither test alone would
+ * do -- a PID is reused by other programs, and a lock is taken a moment after its file is
+ * created -- so both must agree, and an entry of a live command is never touched. */
+
+/* Takes the flock of the temporary file or directory open as fd (held until it is closed);
+ * -1 with errno on failure. */
+int vdb_hold_tmp(int fd);
+
+/* Says whether name is a leftover to remove: sets *pid to the PID its name carries. */
+typedef int (*vdb_leftover_match)(const char *name, void *ctx, long *pid);
+
+/* Removes the entries of dir that match and are left over (see above); returns how many. */
+size_t vdb_remove_leftovers(const char *dir, vdb_leftover_match match, void *ctx);
+
+/* Parses the decimal PID at s, which must end at the end of s or at `stop`; -1 when there
+ * is none. *end (when not NULL) is set just past it. */
+long vdb_parse_pid(const char *s, char stop, const char **end);
+
+/* A matcher for base.tmp-PID (ctx: the const char *base): the temporary of a snapshot file
+ * or an export output named base. */
+int vdb_match_tmp_of(const char *name, void *ctx, long *pid);
+
 #endif

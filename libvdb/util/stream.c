@@ -246,11 +246,20 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 		if (!(s->path = strdup(path)) || !(s->tmp = malloc(n)))
 			goto nomem;
 		snprintf(s->tmp, n, "%s.tmp-%ld", path, (long)getpid());
+		/* The temporary of an earlier run killed while writing this file goes first. */
+		char dir[4096];
+		const char *base;
+		vdb_path_split(path, dir, sizeof dir, &base);
+		vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
 		s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->fd < 0) {
 			st = vdb_err_sys(err, VDB_EIO, "create %s", s->tmp);
 			free(s->tmp);
 			s->tmp = NULL; /* nothing to remove */
+			goto fail;
+		}
+		if (vdb_hold_tmp(s->fd) < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "lock %s", s->tmp);
 			goto fail;
 		}
 	}

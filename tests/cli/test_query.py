@@ -78,7 +78,7 @@ class Fixture:
             self.must(run('create', self.db, '-c', m, '--dim', DIM, '--metric', m,
                           '--seal-size', '16K'))
             for part in self.parts:
-                self.must(run('ingest', self.db, '-c', m, '-q', input=part))
+                self.must(run('ingest', self.db, '-c', m, '-q', input=part, stdin_file=True))
             files = os.listdir(os.path.join(self.db, m))
             segs = [f for f in files if f.startswith('seg-')]
             wal = [f for f in files if f.startswith('wal-')]

@@ -8,6 +8,7 @@ incrementals and their chains, cron mode with pruning, a corpus of hostile archi
 here (Python's tarfile and the zstd command), flipped bytes and truncation anywhere in an
 archive, kill -9 during restore, and vdb-check on a damaged file of every kind.
 """
+import fcntl
 import io
 import json
 import os
@@ -665,13 +666,17 @@ class Snapshot(VdbTestCase):
         arc = self.path('s.tar.zst')
         self.snap('db', arc, '-q')
         want = self.export('db').out
+        # Kills land anywhere within the time a whole restore takes here.
+        t = time.monotonic()
+        self.assertEqual(run('restore', '-q', arc, self.path('timed')).rc, 0)
+        span = time.monotonic() - t
         rng = random.Random(11)
         outcomes = set()
         for i in range(12):
             target = self.path('t%d' % i)
             p = subprocess.Popen([exe('restore'), '-q', arc, target], env=ENV,
                                  stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0, 0.25))
+            time.sleep(rng.uniform(0, span))
             p.send_signal(signal.SIGKILL)
             p.wait()
             if os.path.exists(target):
@@ -679,10 +684,81 @@ class Snapshot(VdbTestCase):
                 outcomes.add('complete')
             else:
                 outcomes.add('absent')
-            for f in os.listdir(self.tmp):
-                if f.startswith('.t%d.restore-' % i):
-                    shutil.rmtree(self.path(f))
-        self.assertTrue(outcomes)
+                if any(f.startswith('.t%d.restore-' % i) for f in os.listdir(self.tmp)):
+                    outcomes.add('left over')
+                # The next restore there removes what the killed one left, and succeeds.
+                r = run('restore', '-q', arc, target)
+                self.assertEqual(r.rc, 0, r)
+                self.assertEqual(self.export(target).out, want)
+            self.assertNoLeftovers()
+        print('kill -9 during restore: %s' % ', '.join(sorted(outcomes)), file=sys.stderr)
+
+    def test_leftovers_of_killed_commands_are_removed_and_live_ones_kept(self):
+        # A leftover is removed only when the PID its name carries is gone and its flock is
+        # free; a live command's temporary (a running PID, or a held lock) is kept, as is
+        # anything that is not exactly such a name.
+        self.create('db', dim=4)
+        self.ingest('db', seeded_records(5, 50, 4))
+        dead = []
+        for _ in range(3):
+            p = subprocess.Popen(['true'])
+            p.wait()
+            dead.append(p.pid)
+        me = os.getpid()
+
+        def mkdir(name, content=True):
+            os.mkdir(self.path(name))
+            if content:
+                self.write(os.path.join(name, 'seg-00000001.vdb'), b'x' * 100)
+            return name
+
+        removed = [mkdir('.t.restore-%d-abcdef' % dead[0])]
+        kept = [mkdir('.t.restore-%d-ghijkl' % dead[1]), mkdir('.t.restore-%d-mnopqr' % me),
+                mkdir('.u.restore-%d-abcdef' % dead[0]), mkdir('.t.restore-%d-abc' % dead[0]),
+                mkdir('.t.restore-x%d-abcdef' % dead[0])]
+        kept.append('.t.restore-%d-zzzzzz' % dead[0])  # a link, never followed
+        os.symlink(self.path(kept[1]), self.path(kept[-1]))
+        held = os.open(self.path(kept[0]), os.O_RDONLY)
+        fcntl.flock(held, fcntl.LOCK_EX)  # a restore that is still running, under a reused PID
+        files_removed = ['s.tar.zst.tmp-%d' % dead[0], 'out.jsonl.tmp-%d' % dead[2]]
+        files_kept = ['s.tar.zst.tmp-%d' % me, 's.tar.zst.tmp-%dx' % dead[0],
+                      'other.tmp-%d' % dead[0]]
+        for f in files_removed + files_kept:
+            self.write(f, b'partial')
+        removed += files_removed
+        kept += files_kept
+        backups = self.path('backups')
+        os.mkdir(backups)
+        cron_left = 'vdb-20200101T000000Z.tar.zst.tmp-%d' % dead[2]
+        for f in (cron_left, 'notes.tmp-%d' % dead[2]):
+            self.write(os.path.join('backups', f), b'partial')
+        arc = self.path('s.tar.zst')
+        try:
+            self.snap('db', arc, '-q')
+            r = run('restore', '-q', arc, self.path('t'))
+            self.assertEqual(r.rc, 0, r)
+            r = run('snapshot', '-q', self.path('db'), '--into', backups)
+            self.assertEqual(r.rc, 0, r)
+            r = run('export', self.path('db'), '-o', self.path('out.jsonl'))
+            self.assertEqual(r.rc, 0, r)
+            left = set(os.listdir(self.tmp))
+            for f in removed:
+                self.assertNotIn(f, left)
+            for f in kept:
+                self.assertIn(f, left)
+            self.assertTrue(os.path.exists(self.path(kept[2], 'seg-00000001.vdb')))
+            names = os.listdir(backups)
+            self.assertNotIn(cron_left, names)
+            self.assertIn('notes.tmp-%d' % dead[2], names)
+            self.assertEqual(len([n for n in names if n.endswith('.tar.zst')]), 1, names)
+            # Released, the lock no longer protects the first one.
+            fcntl.flock(held, fcntl.LOCK_UN)
+            shutil.rmtree(self.path('t'))
+            r = run('restore', '-q', arc, self.path('t'))
+            self.assertEqual(r.rc, 0, r)
+            self.assertNotIn(kept[0], os.listdir(self.tmp))
+        finally:
+            os.close(held)
 
     # ---- vdb-check ------------------------------------------------------------------------
 

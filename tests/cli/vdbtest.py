@@ -98,16 +98,23 @@ def _short(s, n=600):
     return s if len(s) <= n else s[:n] + '...[%d more]' % (len(s) - n)
 
 
-def run(cmd, *args, input=None, timeout=120, cwd=None, preexec_fn=None):
+def run(cmd, *args, input=None, timeout=120, cwd=None, preexec_fn=None, stdin_file=False):
     """Runs vdb-<cmd> ARGS. input: None (stdin is /dev/null), str, bytes, or a list of lines or
-    records (each becomes one line)."""
+    records (each becomes one line), through a pipe -- or with stdin_file, from a file:
+    vdb-ingest also commits whenever no further line is ready, so through a pipe its batches
+    fall where the timing puts them, and from a file where -b does."""
     argv = ['vdb-' + cmd] + [str(a) for a in args]
     data = to_bytes(input)
     t0 = time.monotonic()
-    p = subprocess.run(argv, executable=exe(cmd), input=data,
-                       stdin=None if data is not None else subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=cwd,
-                       env=ENV, preexec_fn=preexec_fn)
+    with tempfile.TemporaryFile() as f:
+        stdin = subprocess.DEVNULL if data is None else None
+        if data is not None and stdin_file:
+            f.write(data)
+            f.seek(0)
+            stdin, data = f, None
+        p = subprocess.run(argv, executable=exe(cmd), input=data, stdin=stdin,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                           cwd=cwd, env=ENV, preexec_fn=preexec_fn)
     return Result(argv, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
 
 
@@ -488,8 +495,9 @@ class VdbTestCase(unittest.TestCase):
         return self.path(db) if not os.path.isabs(db) else db
 
     def ingest(self, db, recs=None, *args, name=None, check=True, files=()):
+        """recs arrive on standard input from a file: batches fall where -b puts them."""
         argv = [self.dbpath(db)] + (['-c', name] if name else []) + list(args) + list(files)
-        r = run('ingest', *argv, input=recs if recs is not None else None)
+        r = run('ingest', *argv, input=recs if recs is not None else None, stdin_file=True)
         if check:
             self.assertEqual(r.rc, 0, r)
             self.assertEqual(r.out, '', r)
