@@ -27,9 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *dir = fuzz_dir();
 	parse(dir, data, size);
 	const uint8_t *nl = memchr(data, '\n', size < 100 ? size : 100);
-	char kind[32];
+	char kind[32], line[101];
 	unsigned version;
-	if (!nl || sscanf((const char *)data, "vdb-%31[a-z] %u ", kind, &version) != 2)
+	if (!nl)
+		return 0;
+	/* sscanf needs a string: the header line, terminated (the input is not). */
+	memcpy(line, data, (size_t)(nl - data));
+	line[nl - data] = '\0';
+	if (sscanf(line, "vdb-%31[a-z] %u ", kind, &version) != 2)
 		return 0;
 	size_t blen = size - (size_t)(nl + 1 - data);
 	char head[100];
