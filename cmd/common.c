@@ -16,9 +16,35 @@
 const char *cli_prog = "vdb";
 void (*cli_before_message)(void);
 
+/* Files are read through mappings (segments, and .npy/.fvecs inputs), and a mapped file that
+ * another program truncates raises SIGBUS at the next read past its new end. By default that
+ * is a bare "Bus error" (exit 135); this says what happened, and exits 74. Stopping there
+ * is as safe as any kill: a batch is committed whole or not at all, so nothing partial is
+ * ever visible. The message is made at start: a handler may only write(2) and _exit. */
+static char sigbus_msg[256];
+static size_t sigbus_len;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	ssize_t w = write(STDERR_FILENO, sigbus_msg, sigbus_len);
+	(void)w;
+	_exit(EXIT_IO);
+}
+
 void cli_init(const char *prog)
 {
 	cli_prog = prog;
+	/* On a terminal a progress line may be showing: the message starts on a line of its own. */
+	int n = snprintf(sigbus_msg, sizeof sigbus_msg,
+			 "%s%s: a file being read shrank (truncated by another program?); stopped "
+			 "without committing the batch in progress\n",
+			 isatty(STDERR_FILENO) ? "\n" : "", prog);
+	sigbus_len = n > 0 && (size_t)n < sizeof sigbus_msg ? (size_t)n : 0;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 void cli_error(const char *fmt, ...)

@@ -699,6 +699,26 @@ class Signals(vdbtest.VdbTestCase):
     def test_sigterm(self):
         self.interrupt(signal.SIGTERM, EXIT_SIGTERM)
 
+    def test_sigbus_from_a_truncated_mapping(self):
+        # What a read of a mapped file that another program truncated raises (its timing
+        # cannot be arranged from here, so the signal is sent): a message naming the cause,
+        # exit 74, committed batches kept and nothing of the batch in progress.
+        self.create()
+        p = self.proc('ingest', self.path('db'), '-v')
+        p.send([good(1), good(2)])
+        self.assertTrue(p.wait_for_stderr(r'committed batch 1: 2 records'), p.err)
+        p.send([good(3)])
+        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 records'), p.err)
+        p.send(b'{"id":4,"vector":[1,2')  # half a line: never committed
+        time.sleep(0.1)
+        p.signal(signal.SIGBUS)
+        self.assertEqual(p.wait(10), vdbtest.EXIT_IO, p.err)
+        self.assertRegex(p.err, r'\nvdb-ingest: a file being read shrank \(truncated by another '
+                         r'program\?\); stopped without committing the batch in progress\n$')
+        self.assertEqual(self.exported_ids(), [1, 2, 3])
+        self.ingest('db', [good(5)], '--no-wait')  # and the collection is not left locked
+        self.assertEqual(self.exported_ids(), [1, 2, 3, 5])
+
 
 class Errors(vdbtest.VdbTestCase):
 
