@@ -258,9 +258,46 @@ static inline int short_decimal(const char *b, const char *e, float *out)
 }
 #endif
 
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* 1 when [b, e) is exactly one JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int is_json_number(const char *b, const char *e)
+{
+	const char *p = b + (b < e && *b == '-'), *d;
+	if (p < e && *p == '0')
+		p++;
+	else if (p < e && *p >= '1' && *p <= '9')
+		while (p < e && is_digit(*p))
+			p++;
+	else
+		return 0;
+	if (p < e && *p == '.') {
+		for (d = ++p; p < e && is_digit(*p); p++)
+			;
+		if (p == d)
+			return 0;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		for (d = p; p < e && is_digit(*p); p++)
+			;
+		if (p == d)
+			return 0;
+	}
+	return p == e;
+}
+
 /* One element of a vector array: the bytes [b, e) between two separators must be a number
  * with optional whitespace around it. fast_number may read up to lim (the end of the
- * text); the number it finds ends at a delimiter, so at e or before. */
+ * text); the number it finds ends at a delimiter, so at e or before. A number neither quick
+ * path takes (more than 19 digits, as Python's repr of 0.00123... has; near a rounding
+ * midpoint) goes to the general conversion here, so that one such number does not send the
+ * whole vector to the slower loop. */
 static inline int vector_element(const char *b, const char *e, const char *lim, float *out)
 {
 	while (b < e && is_json_space(*b))
@@ -272,11 +309,14 @@ static inline int vector_element(const char *b, const char *e, const char *lim, 
 		return 1;
 #endif
 	const char *next;
-	if (!fast_number(b, lim, out, &next))
-		return 0;
-	while (next < e && is_json_space(*next))
-		next++;
-	return next == e;
+	if (fast_number(b, lim, out, &next)) {
+		while (next < e && is_json_space(*next))
+			next++;
+		if (next == e)
+			return 1;
+	}
+	/* Out of float32's range: 0, and the loop reports it with its position. */
+	return is_json_number(b, e) && vdb_parse_float(b, (size_t)(e - b), out) == 0;
 }
 
 /* The whole vector in one pass when it is the common case: exactly dim plain numbers.
