@@ -269,7 +269,7 @@ long vdb_parse_pid(const char *s, char stop, const char **end)
 	const char *p = s;
 	for (; *p >= '0' && *p <= '9' && p - s < 10; p++)
 		pid = pid * 10 + (*p - '0');
-	if (p == s || pid <= 0 || (*p && *p != stop))
+	if (p == s || pid <= 0 || pid > 0x7fffffff || (*p && *p != stop))
 		return -1;
 	if (end)
 		*end = p;
