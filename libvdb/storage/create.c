@@ -7,6 +7,7 @@
  * wins (rename onto a non-empty directory fails). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,16 @@ static int creating(const char *name)
 	       !strncmp(name, ".tmp-create-", 12);
 }
 
+/* .tmp-create-NAME-PID: a collection a vdb-create was building (NAME may hold '-'). */
+static int match_create_tmp(const char *name, void *ctx, long *pid)
+{
+	(void)ctx;
+	const char *dash = strrchr(name, '-');
+	if (strncmp(name, ".tmp-create-", 12) || dash < name + 12)
+		return 0;
+	return (*pid = vdb_parse_pid(dash + 1, '\0', NULL)) > 0;
+}
+
 static vdb_status ensure_db(const char *db, vdb_error *err)
 {
 	if (mkdir(db, 0755) < 0 && errno != EEXIST)
@@ -304,16 +315,28 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 	snprintf(tmpname, sizeof tmpname, ".tmp-create-%s-%ld", name, (long)getpid());
 	if (vdb_path(tmp, sizeof tmp, db, tmpname))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
+	/* What a vdb-create killed while building a collection here left goes first. */
+	vdb_remove_leftovers(db, match_create_tmp, NULL);
 	vdb_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);
-	s = fill_collection(tmp, name, cfg, err);
-	if (s) {
+	int held = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (held < 0 || vdb_hold_tmp(held) < 0) {
+		s = vdb_err_sys(err, VDB_EIO, "lock %s", tmp);
+		if (held >= 0)
+			close(held);
 		vdb_remove_tree(tmp);
 		return s;
 	}
-	if (rename(tmp, final) < 0) {
-		int e = errno;
+	s = fill_collection(tmp, name, cfg, err);
+	if (s) {
+		vdb_remove_tree(tmp);
+		close(held);
+		return s;
+	}
+	int renamed = rename(tmp, final), e = errno;
+	close(held);
+	if (renamed < 0) {
 		vdb_remove_tree(tmp);
 		errno = e;
 		if (e == EEXIST || e == ENOTEMPTY || e == ENOTDIR)

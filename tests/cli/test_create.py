@@ -85,6 +85,24 @@ class CreateSuccess(vdbtest.VdbTestCase):
         self.create()
         self.assertTrue(os.path.isfile(self.path('db', 'VDB')))
 
+    def test_what_a_killed_create_left_is_removed(self):
+        # .tmp-create-NAME-PID: removed once PID is gone (NAME may hold '-'); kept while it
+        # runs. The database's listing never showed them.
+        self.create()
+        p = subprocess.Popen(['true'])
+        p.wait()
+        left = ['.tmp-create-old-%d' % p.pid, '.tmp-create-a-b-%d' % p.pid]
+        live = '.tmp-create-x-%d' % os.getpid()
+        for d in left + [live]:
+            os.mkdir(self.path('db', d))
+            self.write(os.path.join('db', d, 'CONFIG'), b'partial')
+        self.assertOk(run('create', self.path('db'), '-c', 'new', '--dim', '2', '--metric', 'l2'))
+        names = os.listdir(self.path('db'))
+        for d in left:
+            self.assertNotIn(d, names)
+        self.assertIn(live, names)
+        self.assertIn('new', names)
+
     def test_options_after_operand(self):
         self.assertOk(run('create', '--dim', '2', self.path('db'), '--metric', 'dot', '-c', 'x'))
         self.assertTrue(os.path.isdir(self.path('db', 'x')))
