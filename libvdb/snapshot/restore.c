@@ -634,8 +634,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 			r.tmp[0] = '\0';
 			goto out;
 		}
-		if ((r.tmp_fd = open(r.tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-		    vdb_hold_tmp(r.tmp_fd) < 0) {
+		if ((r.tmp_fd = vdb_hold_tmp_dir(r.tmp)) < 0) {
 			st = vdb_err_sys(err, VDB_EIO, "lock %s", r.tmp);
 			goto out;
 		}

@@ -7,7 +7,6 @@
  * wins (rename onto a non-empty directory fails). */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,11 +319,9 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 	vdb_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);
-	int held = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (held < 0 || vdb_hold_tmp(held) < 0) {
+	int held = vdb_hold_tmp_dir(tmp);
+	if (held < 0) {
 		s = vdb_err_sys(err, VDB_EIO, "lock %s", tmp);
-		if (held >= 0)
-			close(held);
 		vdb_remove_tree(tmp);
 		return s;
 	}

@@ -263,6 +263,18 @@ int vdb_hold_tmp(int fd)
 	return rc;
 }
 
+int vdb_hold_tmp_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && vdb_hold_tmp(fd) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = -1;
+	}
+	return fd;
+}
+
 long vdb_parse_pid(const char *s, char stop, const char **end)
 {
 	long pid = 0;

@@ -72,6 +72,9 @@ void vdb_remove_tree(const char *dir);
 /* Takes the flock of the temporary file or directory open as fd (held until it is closed);
  * -1 with errno on failure. */
 int vdb_hold_tmp(int fd);
+/* Opens the temporary directory dir and takes its flock: the descriptor that holds it (close
+ * it when done), or -1 with errno. */
+int vdb_hold_tmp_dir(const char *dir);
 
 /* Says whether name is a leftover to remove: sets *pid to the PID its name carries. */
 typedef int (*vdb_leftover_match)(const char *name, void *ctx, long *pid);
