@@ -167,9 +167,11 @@ vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, 
 		return st;
 	for (int attempt = 0;; attempt++) {
 		st = load_once(s, wal_fd, flags, err);
-		if (st != VDB_ENOENT || wal_fd || attempt == LOAD_RETRIES)
+		int raced = st == VDB_ENOENT || (st == VDB_ECORRUPT && s->wal.changed);
+		if (!raced || wal_fd || attempt == LOAD_RETRIES)
 			break;
-		/* A writer replaced a file we were about to open: read the newer manifest. */
+		/* A writer replaced a file we were about to open, or rewrote the log's end while
+		 * we read it: read the newer version. */
 		char dir[4096];
 		memcpy(dir, s->dir, sizeof dir);
 		vdb_collection_config cfg = s->cfg;

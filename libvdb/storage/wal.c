@@ -187,7 +187,13 @@ static int frame_header_ok(const unsigned char *h)
 	       vdb_le32(h + 4) <= VDB_FRAME_MAX_BODY;
 }
 
-/* Is there a frame with a valid header and a sequence >= seq anywhere after `from`? */
+/* Is there a frame with a valid header and a sequence >= seq anywhere in [from, size)?
+ *
+ * `size` is the length the replay stat'ed, and nothing past it is looked at. A live writer
+ * may have appended since: the frame the replay found cut short by `size` can be whole by
+ * now, with the next one after it, and counting that next frame would turn a write in
+ * progress into "corruption". Below `size` the bytes are stable, because a file's length
+ * grows only after the bytes beneath it are in place. */
 static vdb_status valid_frame_after(int fd, const char *path, uint64_t from, uint64_t size,
 				    uint64_t seq, int *found, vdb_error *err)
 {
@@ -198,6 +204,8 @@ static vdb_status valid_frame_after(int fd, const char *path, uint64_t from, uin
 	*found = 0;
 	for (uint64_t pos = from; pos + VDB_FRAME_HEADER_SIZE <= size && !*found; pos += CHUNK) {
 		size_t want = CHUNK + VDB_FRAME_HEADER_SIZE;
+		if (want > size - pos)
+			want = (size_t)(size - pos);
 		ssize_t got = vdb_pread_full(fd, buf, want, (off_t)pos);
 		if (got < 0) {
 			free(buf);
@@ -263,12 +271,14 @@ vdb_status vdb_wal_replay_fd(int fd, const char *path, uint32_t dim, uint64_t nu
 				st = vdb_err_nomem(err);
 				goto out;
 			}
-			if (vdb_pread_full(fd, body.data, blen, (off_t)(off + sizeof h)) !=
-			    (ssize_t)blen) {
+			ssize_t got_body = vdb_pread_full(fd, body.data, blen, (off_t)(off + sizeof h));
+			if (got_body < 0) {
 				st = vdb_err_sys(err, VDB_EIO, "read %s", path);
 				goto out;
 			}
-			damaged = vdb_crc32c(0, body.data, blen) != vdb_le32(h + 16);
+			/* Short: a writer cut the file since the stat (see below). */
+			damaged = got_body != (ssize_t)blen ||
+				  vdb_crc32c(0, body.data, blen) != vdb_le32(h + 16);
 		}
 		if (damaged) {
 			int later;
@@ -276,6 +286,14 @@ vdb_status vdb_wal_replay_fd(int fd, const char *path, uint32_t dim, uint64_t nu
 			if (st)
 				goto out;
 			if (later) {
+				/* Bytes below `size` stay put while a writer appends, but a writer
+				 * that cuts a torn frame off (after a crash) rewrites them. */
+				struct stat now;
+				r->changed = fstat(fd, &now) < 0 || now.st_size != sb.st_size ||
+					     now.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
+					     now.st_mtim.tv_nsec != sb.st_mtim.tv_nsec ||
+					     now.st_ctim.tv_sec != sb.st_ctim.tv_sec ||
+					     now.st_ctim.tv_nsec != sb.st_ctim.tv_nsec;
 				st = vdb_err(err, VDB_ECORRUPT,
 					     "%s: corrupt record at offset %" PRIu64
 					     " followed by valid records",

@@ -18,12 +18,15 @@ typedef struct vdb_wal_replay {
 	uint64_t next_seq; /* sequence number the next frame must carry */
 	uint64_t frames;
 	int torn;          /* bytes after `end` were discarded as an incomplete last write */
+	int changed;       /* with VDB_ECORRUPT: the file changed while it was read (a writer
+			    * cutting a torn frame off), so a reader should load again */
 } vdb_wal_replay;
 
 /* Reads every complete frame of an open WAL file into mt, checking the file header (dim,
  * number) and that frames carry first_seq, first_seq + 1, ... A damaged frame followed by
  * nothing valid is a torn tail (reported in r->torn); one followed by a valid frame is
- * corruption (VDB_ECORRUPT naming path and offset). */
+ * corruption (VDB_ECORRUPT naming path and offset). Only the first st_size bytes that
+ * fstat gave at the start are read, so a frame a live writer is appending is a torn tail. */
 vdb_status vdb_wal_replay_fd(int fd, const char *path, uint32_t dim, uint64_t number,
 			     uint64_t first_seq, vdb_memtable *mt, vdb_wal_replay *r,
 			     vdb_error *err);
