@@ -307,9 +307,9 @@ class Snapshot(VdbTestCase):
         self.create('other', dim=2, metric='dot')
         self.ingest('other', [{'id': 1, 'vector': [1, 2]}])
         # A writer at work in TARGET: refused, TARGET untouched.
-        w = self.proc('ingest', self.path('other'))
+        w = self.proc('ingest', '-v', self.path('other'))
         w.send([{'id': 2, 'vector': [3, 4]}])
-        time.sleep(0.3)
+        self.assertTrue(w.wait_for_stderr('committed batch 1'), w.err)  # it holds the lock
         r = run('restore', '--force', arc, self.path('other'))
         self.assertFails(r, EXIT_LOCKED, 'locked by another writer')
         w.close_stdin()
@@ -326,17 +326,17 @@ class Snapshot(VdbTestCase):
         for db in ('db1', 'db2'):
             self.create(db, dim=2, metric='l2')
             self.ingest(db, [{'id': 1, 'vector': [1, 2]}])
-        a = self.proc('ingest', self.path('db1'))
+        a = self.proc('ingest', '-v', self.path('db1'))
         a.send([{'id': 2, 'vector': [3, 4]}])
-        time.sleep(0.3)
-        b = self.proc('ingest', '--wait', '60', self.path('db1'))
+        self.assertTrue(a.wait_for_stderr('committed batch 1'), a.err)  # it holds the lock
+        b = self.proc('ingest', '-v', '--wait', '60', self.path('db1'))
         self.assertTrue(b.wait_for_stderr('waiting for the writer lock'), b.err)
         os.rename(self.path('db1'), self.path('old'))
         os.rename(self.path('db2'), self.path('db1'))
         a.close_stdin()
         self.assertEqual(a.wait(), 0)
         b.send([{'id': 3, 'vector': [5, 6]}])
-        time.sleep(0.5)
+        self.assertTrue(b.wait_for_stderr('committed batch 1'), b.err)  # it holds the lock
         c = run('ingest', '--no-wait', self.path('db1'), input=[{'id': 4, 'vector': [7, 8]}])
         self.assertFails(c, EXIT_LOCKED, 'locked by another writer')
         b.close_stdin()
