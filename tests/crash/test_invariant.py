@@ -15,6 +15,11 @@ Each snapshot restores to a state that satisfies the same. At the end the databa
 every committed batch: the accounts carry the stamp of the last batch to commit, and every
 record of every batch is there.
 
+The second test runs the same readers beside one writer that is killed (SIGKILL) at a
+random moment of every run, and one that is not: the next writer recovers the log (cutting
+a torn frame off) while the readers read. At the end every acknowledged batch is there,
+and of a killed run's other batches a prefix at most.
+
 Environment: VDB_BIN, VDB_TORTURE_SECONDS.
 """
 import json
@@ -71,6 +76,7 @@ class InvariantTest(unittest.TestCase):
         self.committed = set()
         self.errors = []
         self.reads = {}
+        self.killed_runs = []  # the stamps of every killed writer run
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -131,6 +137,30 @@ class InvariantTest(unittest.TestCase):
                 # One vdb-ingest holds the lock for its whole run: its batches are contiguous.
                 self.order.append((time.monotonic(), stamps))
                 self.committed.update(stamps)
+            run_no += 1
+
+    def killer(self, w, deadline):
+        """A writer killed (SIGKILL) at a random moment of every run. Its acknowledged
+        batches are committed; of the rest, any prefix may be (a batch whose fsync finished
+        before the kill). The next writer finds the killed one's log end, cuts a torn frame
+        off if there is one, and goes on while the readers read."""
+        rng = random.Random(1000 + w)
+        run_no = 0
+        while time.monotonic() < deadline and not self.errors:
+            stamps = ["k%d-r%d-b%d" % (w, run_no, b) for b in range(rng.randint(2, 12))]
+            path = os.path.join(self.tmp, "kill-%d.jsonl" % w)
+            with open(path, "w") as f:
+                f.write("".join(batch_lines(s, rng) for s in stamps))
+            p = subprocess.Popen([os.path.join(BIN, "vdb-ingest"), "-v", "-b", str(BATCH),
+                                  self.db, path], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, env=ENV)
+            time.sleep(rng.choice([0.0, 0.002, rng.uniform(0, 0.05)]))
+            p.kill()
+            _, err = p.communicate()
+            done = max([int(m.group(2)) for m in BATCH_RE.finditer(err)] or [0])
+            with self.lock:
+                self.killed_runs.append(stamps)
+                self.committed.update(stamps[:done // BATCH])
             run_no += 1
 
     def reader(self, kind, deadline):
@@ -212,6 +242,41 @@ class InvariantTest(unittest.TestCase):
               % (len(self.committed), len(self.order), self.reads))
         for k in ("export", "query", "exact", "count", "snapshot"):
             self.assertGreater(self.reads.get(k, 0), 0, k)
+
+    def test_invariant_while_writers_are_killed(self):
+        deadline = time.monotonic() + SECONDS
+        threads = [threading.Thread(target=self.writer, args=(0, deadline)),
+                   threading.Thread(target=self.killer, args=(1, deadline))]
+        threads += [threading.Thread(target=self.reader, args=(k, deadline))
+                    for k in ("export", "query", "count")]
+        threads += [threading.Thread(target=self.snapshotter, args=(deadline,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(self.errors, [])
+        rc, out, err = run(["vdb-export", self.db])
+        self.assertEqual(rc, 0, err)
+        stamp = self.check_export(out, "final export")
+        self.assertEqual(self.errors, [])
+        present = {json.loads(l)["payload"]["stamp"] for l in out.splitlines()
+                   if '"kind":"new"' in l}
+        # Every acknowledged batch is there; of a killed run's others, a prefix at most.
+        self.assertLessEqual(self.committed, present)
+        for stamps in self.killed_runs:
+            kept = [s in present for s in stamps]
+            self.assertEqual(kept, sorted(kept, reverse=True),
+                             "a killed run's batches are not a prefix: %s" % stamps)
+        killed = {s for stamps in self.killed_runs for s in stamps}
+        self.assertLessEqual(present, self.committed | killed)
+        self.assertIn(stamp, {st[-1] for _, st in self.order} | killed)
+        rc, out, err = run(["vdb-check", self.db])
+        self.assertEqual(rc, 0, out + err)
+        print("%d killed writer runs, %d whole runs; %d batches present; reads: %s"
+              % (len(self.killed_runs), len(self.order), len(present), self.reads))
+        for k in ("export", "query", "count", "snapshot"):
+            self.assertGreater(self.reads.get(k, 0), 0, k)
+        self.assertGreater(len(self.killed_runs), 0)
 
 
 if __name__ == "__main__":
