@@ -204,29 +204,42 @@ Test(memtable, latest_operation_wins)
 
 /* ---- write-ahead log ---- */
 
-static void wal_with_frames(const char *dir, int frames, uint64_t *ends)
+/* Writes dir/wal-00000001.log (dim 2) with `frames` frames of `rows` rows each, the last
+ * one of `last_rows`, every row with a payload of `payload` bytes (0: none); ends[f] is the
+ * offset just past frame f. */
+static void wal_with_sized_frames(const char *dir, int frames, int rows, int last_rows,
+				  size_t payload, uint64_t *ends)
 {
 	vdb_error err;
 	cr_assert_eq(vdb_wal_create(dir, 1, 2, &err), VDB_OK, "%s", err.message);
-	char path[400];
+	char path[448];
 	snprintf(path, sizeof path, "%s/wal-00000001.log", dir);
 	int fd = open(path, O_RDWR);
 	cr_assert_geq(fd, 0);
+	char *pl = malloc(payload + 1);
+	memset(pl, 'p', payload);
 	uint64_t off = VDB_WAL_HEADER_SIZE;
 	vdb_buf b = VDB_BUF_INIT;
 	for (int f = 0; f < frames; f++) {
 		vdb_wal_batch_reset(&b);
-		for (int i = 0; i < 3; i++) {
-			vdb_id id = int_id((uint64_t)(f * 10 + i));
+		for (int i = 0; i < (f + 1 < frames ? rows : last_rows); i++) {
+			vdb_id id = int_id((uint64_t)(f * 100 + i));
 			float v[2] = {(float)f, (float)i};
-			cr_assert_eq(vdb_wal_encode_upsert(&b, 2, &id, v, NULL, 0), 0);
+			cr_assert_eq(vdb_wal_encode_upsert(&b, 2, &id, v, payload ? pl : NULL, payload),
+				     0);
 		}
 		cr_assert_eq(vdb_wal_append(fd, path, off, (uint64_t)(f + 1), &b, &err), VDB_OK);
 		off += b.len;
 		ends[f] = off;
 	}
 	vdb_buf_free(&b);
+	free(pl);
 	close(fd);
+}
+
+static void wal_with_frames(const char *dir, int frames, uint64_t *ends)
+{
+	wal_with_sized_frames(dir, frames, 3, 3, 0, ends);
 }
 
 static vdb_status replay(const char *dir, vdb_wal_replay *r, vdb_memtable *m, vdb_error *err)
@@ -406,28 +419,13 @@ static uint64_t replay_while_appending(int recovering)
 	char src[400], live[400];
 	snprintf(src, sizeof src, "%s/src", tmpdir);
 	cr_assert_eq(mkdir(src, 0755), 0);
-	cr_assert_eq(vdb_wal_create(src, 1, 2, &err), VDB_OK, "%s", err.message);
-	snprintf(src, sizeof src, "%s/src/wal-00000001.log", tmpdir);
-	int fd = open(src, O_RDWR);
-	cr_assert_geq(fd, 0);
 	static uint64_t ends[LIVE_FRAMES + 1];
-	char payload[1000];
-	memset(payload, 'p', sizeof payload);
-	uint64_t off = VDB_WAL_HEADER_SIZE;
-	vdb_buf b = VDB_BUF_INIT;
-	for (int f = 0; f <= LIVE_FRAMES; f++) {
-		vdb_wal_batch_reset(&b);
-		for (int i = 0; i < (f < LIVE_FRAMES ? 20 : 80); i++) {
-			vdb_id id = int_id((uint64_t)(f * 100 + i));
-			float v[2] = {(float)f, (float)i};
-			cr_assert_eq(vdb_wal_encode_upsert(&b, 2, &id, v, payload, sizeof payload), 0);
-		}
-		/* vdb_wal_append's fsync makes this slow; the bytes are what matter here. */
-		cr_assert_eq(vdb_wal_append(fd, src, off, (uint64_t)(f + 1), &b, &err), VDB_OK);
-		off += b.len;
-		ends[f] = off;
-	}
-	vdb_buf_free(&b);
+	/* vdb_wal_append's fsyncs make this slow; the bytes are what matter here. */
+	wal_with_sized_frames(src, LIVE_FRAMES + 1, 20, 80, 1000, ends);
+	snprintf(src, sizeof src, "%s/src/wal-00000001.log", tmpdir);
+	int fd = open(src, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	uint64_t off = ends[LIVE_FRAMES];
 	unsigned char *bytes = malloc(off);
 	cr_assert_eq(pread(fd, bytes, off, 0), (ssize_t)off);
 	close(fd);
