@@ -522,7 +522,10 @@ VDB_API void vdb_istream_close(vdb_istream *s);
  * temporary sibling "path.tmp-PID" that vdb_ostream_finish fsyncs and renames into place
  * (then fsyncs the directory), so that a reader never sees half a file. zstd_level > 0
  * compresses (one frame, with a checksum). Closing an unfinished stream removes the
- * temporary file. Errors: VDB_EIO (names the file and the call). */
+ * temporary file. As cp does, a symbolic link is followed and its target replaced; a
+ * device or FIFO (or /dev/stdout, /dev/fd/N) is written in place, never replaced; a
+ * directory or socket is refused (VDB_EEXIST). Errors: VDB_EIO (names the file and the
+ * call). */
 typedef struct vdb_ostream vdb_ostream;
 
 VDB_API vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
@@ -681,7 +684,9 @@ VDB_API vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options
 				      vdb_snapshot_stats *stats, vdb_error *err);
 
 /* The same into a file, atomically: path.tmp-PID is written, fsynced and renamed over
- * path (then the directory is fsynced), so path is never a partial archive. */
+ * path (then the directory is fsynced), so path is never a partial archive. A symbolic link
+ * is followed and its target replaced that way; a device or FIFO (or /dev/stdout,
+ * /dev/fd/N) is written in place; a directory or socket is refused (VDB_EEXIST). */
 VDB_API vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o,
 					   const char *path, vdb_snapshot_stats *stats,
 					   vdb_error *err);

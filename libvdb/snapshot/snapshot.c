@@ -529,25 +529,48 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int
 	return st;
 }
 
-vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o,
-				   const char *path, vdb_snapshot_stats *stats, vdb_error *err)
+/* The archive written to fd, which is open on a device or FIFO that vdb_output_resolve
+ * said to write in place. */
+static vdb_status write_in_place(const char *db, const vdb_snapshot_options *o, int fd,
+				 const char *path, vdb_snapshot_stats *stats, vdb_error *err)
 {
+	vdb_status st = vdb_snapshot_write(db, o, fd, stats, err);
+	if (close(fd) < 0 && !st)
+		st = vdb_err_sys(err, VDB_EIO, "close %s", path);
+	return st;
+}
+
+vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o,
+				   const char *given, vdb_snapshot_stats *stats, vdb_error *err)
+{
+	int in_place;
+	char *path;
+	vdb_status st = vdb_output_resolve(given, &in_place, &path, err);
+	if (st)
+		return st;
+	if (in_place >= 0)
+		return write_in_place(db, o, in_place, given, stats, err);
 	char tmp[4096], dir[4096];
 	const char *base;
-	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
+	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+		st = vdb_err(err, VDB_EINVAL, "path too long: %s", path);
+		goto out;
+	}
 	vdb_path_split(path, dir, sizeof dir, &base);
 	struct stat a, b;
 	if (o && o->since && stat(o->since, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-	    a.st_ino == b.st_ino)
-		return vdb_err(err, VDB_EINVAL, "%s: an incremental cannot replace the snapshot it "
-			       "depends on", path);
+	    a.st_ino == b.st_ino) {
+		st = vdb_err(err, VDB_EINVAL, "%s: an incremental cannot replace the snapshot it "
+			     "depends on", given);
+		goto out;
+	}
 	/* The temporary of an earlier run killed while writing this file goes first. */
 	vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EEXIST, "create %s", tmp);
-	vdb_status st = VDB_OK;
+	if (fd < 0) {
+		st = vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EEXIST, "create %s", tmp);
+		goto out;
+	}
 	if (vdb_hold_tmp(fd) < 0)
 		st = vdb_err_sys(err, VDB_EIO, "lock %s", tmp);
 	if (!st)
@@ -559,9 +582,11 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 		st = vdb_err_sys(err, VDB_EIO, "close %s", tmp);
 	if (!st && rename(tmp, path) < 0)
 		st = vdb_err_sys(err, VDB_EIO, "rename %s to %s", tmp, path);
-	if (st) {
+	if (st)
 		unlink(tmp);
-		return st;
-	}
-	return vdb_fsync_dir(dir, err);
+	else
+		st = vdb_fsync_dir(dir, err);
+out:
+	free(path);
+	return st;
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,93 @@ void vdb_path_split(const char *path, char *dir, size_t cap, const char **base)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
+}
+
+/* N for /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N; -1 for other paths. */
+static int own_descriptor(const char *path)
+{
+	if (!strcmp(path, "/dev/stdout"))
+		return STDOUT_FILENO;
+	if (!strcmp(path, "/dev/stderr"))
+		return STDERR_FILENO;
+	const char *p = !strncmp(path, "/dev/fd/", 8)	      ? path + 8
+			: !strncmp(path, "/proc/self/fd/", 14) ? path + 14
+							       : NULL;
+	if (!p || *p < '0' || *p > '9')
+		return -1;
+	char *end;
+	long n = strtol(p, &end, 10);
+	return *end || n > INT_MAX ? -1 : (int)n;
+}
+
+vdb_status vdb_output_resolve(const char *path, int *in_place_fd, char **replace,
+			      vdb_error *err)
+{
+	*in_place_fd = -1;
+	*replace = NULL;
+	struct stat st;
+	int own = own_descriptor(path);
+	if (own >= 0) {
+		/* Our own descriptor: written where it points, as the shell set it up (a file
+		 * opened with >> is appended to, not replaced). */
+		int fd = fstat(own, &st) < 0 ? -1 : fcntl(own, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return vdb_err_sys(err, VDB_EIO, "%s", path);
+		*in_place_fd = fd;
+		return VDB_OK;
+	}
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return vdb_err(err, VDB_EEXIST, "%s is a directory", path);
+		if (S_ISSOCK(st.st_mode))
+			return vdb_err(err, VDB_EEXIST, "%s is a socket (vdb writes files, devices and "
+				       "FIFOs)", path);
+		if (!S_ISREG(st.st_mode)) {
+			/* A device or FIFO: opened as it is (no O_CREAT, no O_TRUNC), never
+			 * replaced. A FIFO's open waits for its reader, as cp's does. */
+			int fd;
+			do
+				fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+			while (fd < 0 && errno == EINTR);
+			if (fd < 0)
+				return vdb_err_sys(err, VDB_EIO, "open %s", path);
+			*in_place_fd = fd;
+			return VDB_OK;
+		}
+	} else if (errno != ENOENT) {
+		return vdb_err_sys(err, VDB_EIO, "%s", path);
+	}
+	/* A regular file or a new name (maybe behind a dangling link): follow the links to the
+	 * name that gets replaced, so that the link keeps pointing at the new file. */
+	char cur[PATH_MAX], link[PATH_MAX];
+	if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur)
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
+	for (int hops = 0;; hops++) {
+		if (lstat(cur, &st) < 0) {
+			if (errno == ENOENT)
+				break; /* created there */
+			return vdb_err_sys(err, VDB_EIO, "%s", cur);
+		}
+		if (!S_ISLNK(st.st_mode))
+			break;
+		if (hops == 40)
+			return vdb_err(err, VDB_EINVAL, "%s: too many levels of symbolic links", path);
+		ssize_t n = readlink(cur, link, sizeof link - 1);
+		if (n < 0)
+			return vdb_err_sys(err, VDB_EIO, "readlink %s", cur);
+		link[n] = '\0';
+		if (link[0] != '/') { /* relative to the directory holding the link */
+			char dir[PATH_MAX];
+			vdb_path_split(cur, dir, sizeof dir, NULL);
+			if (vdb_path(cur, sizeof cur, dir, link))
+				return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
+		} else {
+			memcpy(cur, link, (size_t)n + 1);
+		}
+	}
+	if (!(*replace = strdup(cur)))
+		return vdb_err_nomem(err);
+	return VDB_OK;
 }
 
 int vdb_dir_is_empty(const char *path, int (*ignore)(const char *name))

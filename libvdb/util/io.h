@@ -33,6 +33,18 @@ vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data,
 /* Reads a whole file of at most max bytes into a malloc'd buffer (NUL-terminated). */
 vdb_status vdb_read_file(const char *path, size_t max, char **out, size_t *len, vdb_error *err);
 
+/* ---- output paths ----
+ * Where a command writes a file the user named (-o, --ids-out, --payloads-out), as cp, zstd
+ * and tar do: a device, FIFO or a descriptor of this process (/dev/stdout, /dev/fd/N,
+ * /proc/self/fd/N) is written in place -- replacing it with a regular file would destroy
+ * /dev/null or leave a reader of the FIFO with nothing; a regular file or a new name is
+ * replaced atomically by the caller (temporary sibling, fsync, rename); a symbolic link is
+ * followed to its final target, which is what gets replaced, in the target's directory (the
+ * link stays a link). A directory or a socket is refused (VDB_EEXIST). On success exactly
+ * one of *in_place_fd (>= 0, the caller closes it) and *replace (malloc'd path) is set. */
+vdb_status vdb_output_resolve(const char *path, int *in_place_fd, char **replace,
+			      vdb_error *err);
+
 /* "Checked text" files (VDB marker, CONFIG, MANIFEST): a header line
  *     vdb-<kind> <format-version> <body-bytes> <crc32c-hex>\n
  * followed by a JSON body. The header lets `cat` show a readable file while every byte

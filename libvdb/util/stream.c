@@ -217,7 +217,8 @@ void vdb_istream_close(vdb_istream *s)
 struct vdb_ostream {
 	int fd;
 	char *path; /* NULL: standard output */
-	char *tmp;  /* the temporary sibling renamed over path at finish */
+	char *tmp;  /* the temporary sibling renamed over path at finish; NULL: path is a device
+		     * or FIFO written in place */
 	ZSTD_CCtx *cctx;
 	char *buf, *zbuf;
 	size_t len, zcap;
@@ -242,14 +243,26 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 		ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
 	}
 	if (path && strcmp(path, "-")) {
-		size_t n = strlen(path) + 32;
-		if (!(s->path = strdup(path)) || !(s->tmp = malloc(n)))
+		/* A device or FIFO is written in place, a link is followed (vdb_output_resolve). */
+		int fd;
+		if ((st = vdb_output_resolve(path, &fd, &s->path, err)))
+			goto fail;
+		if (fd >= 0) {
+			s->fd = fd;
+			if (!(s->path = strdup(path))) {
+				close(fd);
+				goto nomem;
+			}
+			goto done;
+		}
+		size_t n = strlen(s->path) + 32;
+		if (!(s->tmp = malloc(n)))
 			goto nomem;
-		snprintf(s->tmp, n, "%s.tmp-%ld", path, (long)getpid());
+		snprintf(s->tmp, n, "%s.tmp-%ld", s->path, (long)getpid());
 		/* The temporary of an earlier run killed while writing this file goes first. */
 		char dir[4096];
 		const char *base;
-		vdb_path_split(path, dir, sizeof dir, &base);
+		vdb_path_split(s->path, dir, sizeof dir, &base);
 		vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
 		s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->fd < 0) {
@@ -263,6 +276,7 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 			goto fail;
 		}
 	}
+done:
 	*out = s;
 	return VDB_OK;
 nomem:
@@ -274,7 +288,7 @@ fail:
 
 static const char *oname(const vdb_ostream *s)
 {
-	return s->path ? s->tmp : "standard output";
+	return s->tmp ? s->tmp : s->path ? s->path : "standard output";
 }
 
 static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
@@ -352,6 +366,16 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 		return err ? err->code : VDB_EIO;
 	if (!s->path) {
 		s->finished = 1;
+		return VDB_OK;
+	}
+	if (!s->tmp) { /* written in place: a device or FIFO has no name to make durable */
+		int fd = s->fd;
+		s->fd = -1;
+		s->finished = 1;
+		if (close(fd) < 0) {
+			s->failed = 1;
+			return vdb_err_sys(err, VDB_EIO, "close %s", s->path);
+		}
 		return VDB_OK;
 	}
 	/* The content must be durable before the rename makes it visible under its name. */
