@@ -118,6 +118,12 @@ int cli_parse_filter(const char *json, const char *option, vdb_filter **out)
 	return st ? cli_fail(&err) : 0;
 }
 
+const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const char *many)
+{
+	snprintf(buf, cap, "%llu %s", (unsigned long long)n, n == 1 ? one : many);
+	return buf;
+}
+
 void cli_version(void)
 {
 	printf("%s (vdb) %s\n", cli_prog, VDB_VERSION);

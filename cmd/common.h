@@ -50,6 +50,10 @@ int cli_one_operand(int argc, int optind_);
 /* Prints "PROG: message" for a library error and returns the exit code. */
 int cli_fail(const vdb_error *err);
 void cli_version(void);
+/* "1 record" / "2 records": n with the noun in the number English wants ("record", or
+ * the plural given as `many`). */
+const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const char *many);
+#define CLI_COUNT(n, one, many) cli_count((char[48]){0}, 48, (n), (one), (many))
 
 /* The options every command shares, for the default branch of its getopt switch: -q sets
  * *quiet (when not NULL) and returns CLI_NEXT; -h and -V print the help or the version and

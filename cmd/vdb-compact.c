@@ -92,8 +92,9 @@ int main(int argc, char **argv)
 	vdb_writer_stats(w, &segs1, &live1);
 	vdb_writer_close(w);
 	if (!rc && !quiet)
-		fprintf(stderr, "%s: %llu live records; %llu segments before, %llu after; %.2f s\n",
-			cli_prog, (unsigned long long)live1, (unsigned long long)segs0,
-			(unsigned long long)segs1, cli_now() - t0);
+		fprintf(stderr, "%s: %s; %s before, %llu after; %.2f s\n", cli_prog,
+			CLI_COUNT(live1, "live record", "live records"),
+			CLI_COUNT(segs0, "segment", "segments"), (unsigned long long)segs1,
+			cli_now() - t0);
 	return rc;
 }

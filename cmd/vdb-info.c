@@ -10,7 +10,7 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-info DB [-c NAME] [--json]\n"
+	printf("Usage: vdb-info DB [-c NAME] [--json] [-q]\n"
 	       "\n"
 	       "Describe a database: for each collection (sorted by name) its dimension,\n"
 	       "metric, index and its parameters, payload indexes, live records and stored\n"
@@ -22,6 +22,8 @@ static void usage(void)
 	       "Options:\n"
 	       "  -c, --collection NAME  only this collection (default: all)\n"
 	       "      --json             one JSON object per collection per line\n"
+	       "  -q, --quiet            accepted as by every command (info prints no\n"
+	       "                         messages but errors anyway)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n" CLI_EXIT_TABLE);
@@ -157,17 +159,19 @@ int main(int argc, char **argv)
 	cli_init("vdb-info");
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'J'},
+					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
-	int json = 0, c, rc;
-	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+	int json = 0, quiet = 0, c, rc; /* -q as every command takes it: info prints no
+					    * diagnostics but errors anyway */
+	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'J': json = 1; break;
 		default:
-			if ((rc = cli_common_option(c, usage, NULL)) != CLI_NEXT)
+			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
 		}
 	}

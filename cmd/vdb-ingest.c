@@ -82,7 +82,8 @@ typedef struct ingest {
 	FILE *rejects;
 	const char *rejects_path;
 	/* totals of committed work, and of the pending batch */
-	uint64_t committed, upserted, deleted, rejected, batches, bytes;
+	uint64_t committed, upserted, deleted, not_found, rejected, batches, bytes;
+	int dry_run; /* --dry-run: "committed" means validated and counted */
 	uint64_t p_up, p_del, p_bytes;
 	uint64_t first_line, last_line; /* input line (or row) range of the pending batch */
 	const char *unit;               /* "lines" or "rows" */
@@ -141,6 +142,8 @@ static void usage(void)
 	       "      --wait SECONDS       wait at most this long for another writer's lock\n"
 	       "                           (default: wait as long as it takes)\n"
 	       "      --no-wait            fail at once (exit 75) if another writer holds it\n"
+	       "      --dry-run            read and check everything, commit nothing; the\n"
+	       "                           summary says what would be committed\n"
 	       "  -v, --verbose            report each committed batch on stderr\n"
 	       "  -q, --quiet              print nothing but errors (and no progress)\n"
 	       "  -h, --help               show this help\n"
@@ -166,19 +169,23 @@ static int commit(ingest *g)
 	return 0;
 }
 
-/* Moves the pending batch's counts to the committed totals. */
+/* Moves the pending batch's counts to the committed totals; deletes of ids that had no
+ * live record count as "not found", not as deleted. */
 static void count_committed(ingest *g)
 {
+	uint64_t absent = vdb_writer_last_not_found(g->w);
 	g->batches++;
 	g->committed += g->p_up + g->p_del;
 	g->upserted += g->p_up;
-	g->deleted += g->p_del;
+	g->deleted += g->p_del - absent;
+	g->not_found += absent;
 	g->bytes += g->p_bytes;
 	if (g->verbose) {
 		cli_progress_clear(&g->prog);
-		fprintf(stderr, "%s: committed batch %llu: %llu records (%s %llu-%llu)\n", cli_prog,
-			(unsigned long long)g->batches, (unsigned long long)(g->p_up + g->p_del),
-			g->unit, (unsigned long long)g->first_line, (unsigned long long)g->last_line);
+		fprintf(stderr, "%s: %s batch %llu: %s (%s %llu-%llu)\n", cli_prog,
+			g->dry_run ? "checked" : "committed", (unsigned long long)g->batches,
+			CLI_COUNT(g->p_up + g->p_del, "record", "records"), g->unit,
+			(unsigned long long)g->first_line, (unsigned long long)g->last_line);
 	}
 	g->p_up = g->p_del = g->p_bytes = 0;
 }
@@ -1042,6 +1049,32 @@ static int count_rows(ingest *g, input *in, uint64_t *n)
 	return rc;
 }
 
+/* Opens a vector input and reads its header (which checks a regular file's size). */
+static int open_vector_input(ingest *g, input *in)
+{
+	int rc = open_input(in);
+	if (rc)
+		return rc;
+	vdb_error err;
+	if (vdb_vec_reader_open(in->in, vec_format(in->f), g->dim, &in->vr, &err))
+		return input_failed(in->path, &err);
+	return 0;
+}
+
+/* Every vector input that is a regular file is opened up front: its header and size are
+ * checked (vdb_vec_reader_open) before anything of any input is committed. */
+static int open_vector_files(ingest *g, input *ins, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		int rc;
+		if (is_vectors(ins[i].f) && ins[i].path && stat(ins[i].path, &st) == 0 &&
+		    S_ISREG(st.st_mode) && (rc = open_vector_input(g, &ins[i])))
+			return rc;
+	}
+	return 0;
+}
+
 /* --ids and --payloads must have one line per vector row: checked before anything is
  * committed, so a misaligned pair of files changes nothing. */
 static int check_sidecars(ingest *g, input *ins, int n, size_t max_line)
@@ -1051,11 +1084,8 @@ static int check_sidecars(ingest *g, input *ins, int n, size_t max_line)
 		int rc;
 		uint64_t r;
 		struct stat st;
-		if ((rc = open_input(&ins[i])))
+		if (!ins[i].vr && (rc = open_vector_input(g, &ins[i])))
 			return rc;
-		vdb_error err;
-		if (vdb_vec_reader_open(ins[i].in, vec_format(ins[i].f), g->dim, &ins[i].vr, &err))
-			return input_failed(ins[i].path, &err);
 		int64_t declared = vdb_vec_reader_rows(ins[i].vr);
 		if (declared >= 0) {
 			r = (uint64_t)declared;
@@ -1149,6 +1179,21 @@ static int plan_inputs(ingest *g, input *ins, int ninputs, char **paths, int npa
 	return 0;
 }
 
+/* The one summary line on stderr (a failed run too: what was committed before it). */
+static void print_summary(const ingest *g, int rc, double dt)
+{
+	fprintf(stderr, "%s: %s%s%s %s in %s (%llu upserted, %llu deleted, %llu not found, %llu "
+		"rejected) in %.2f s, %.0f records/s, %.1f MB/s%s\n",
+		cli_prog, rc >= 128 ? "interrupted: " : "", g->dry_run ? "dry run: " : "",
+		CLI_COUNT(g->committed, "record", "records"),
+		g->dry_run ? "would be committed" : "committed",
+		CLI_COUNT(g->batches, "batch", "batches"), (unsigned long long)g->upserted,
+		(unsigned long long)g->deleted, (unsigned long long)g->not_found,
+		(unsigned long long)g->rejected, dt, dt > 0 ? (double)g->committed / dt : 0.0,
+		dt > 0 ? (double)g->bytes / dt / 1e6 : 0.0,
+		g->dry_run ? "; nothing was committed" : "");
+}
+
 int main(int argc, char **argv)
 {
 	cli_init("vdb-ingest");
@@ -1168,6 +1213,7 @@ int main(int argc, char **argv)
 		{"max-line-bytes", required_argument, NULL, 'L'},
 		{"wait", required_argument, NULL, 'W'},
 		{"no-wait", no_argument, NULL, 'N'},
+		{"dry-run", no_argument, NULL, 'n'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -1221,6 +1267,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'N': wo.wait_seconds = 0; break;
+		case 'n': g.dry_run = wo.dry_run = 1; break;
 		case 'v': g.verbose = 1; break;
 		case 'q': g.quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();
@@ -1278,6 +1325,8 @@ int main(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto done;
 	}
+	if ((rc = open_vector_files(&g, ins, ninputs)))
+		goto done;
 	if ((g.ids.path || g.payloads.path) && (rc = check_sidecars(&g, ins, ninputs, max_line)))
 		goto done;
 	if (g.rejects_path && !(g.rejects = fopen(g.rejects_path, "w"))) {
@@ -1313,15 +1362,7 @@ done:
 	vdb_writer_close(g.w);
 	vdb_filter_free(where_filter);
 	vdb_jsonl_parser_free(g.parser);
-	if (!g.quiet) {
-		double dt = cli_now() - t0;
-		fprintf(stderr,
-			"%s: %s%llu records committed in %llu batches (%llu upserted, %llu deleted, "
-			"%llu rejected) in %.2f s, %.0f records/s, %.1f MB/s\n",
-			cli_prog, rc >= 128 ? "interrupted: " : "", (unsigned long long)g.committed,
-			(unsigned long long)g.batches, (unsigned long long)g.upserted,
-			(unsigned long long)g.deleted, (unsigned long long)g.rejected, dt,
-			dt > 0 ? (double)g.committed / dt : 0.0, dt > 0 ? (double)g.bytes / dt / 1e6 : 0.0);
-	}
+	if (!g.quiet)
+		print_summary(&g, rc, cli_now() - t0);
 	return rc;
 }

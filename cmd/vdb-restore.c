@@ -114,10 +114,11 @@ int main(int argc, char **argv)
 		return cli_fail(&err);
 	}
 	if (!quiet)
-		fprintf(stderr, "%s: %s: %s: %llu collections, %llu records; %llu files, %.1f MB from "
-			"%llu archives; %.2f s\n", cli_prog, target ? target : file,
-			o.verify_only ? "verified" : "restored", (unsigned long long)s.collections,
-			(unsigned long long)s.records, (unsigned long long)s.files,
-			(double)s.bytes / 1e6, (unsigned long long)s.archives, cli_now() - t0);
+		fprintf(stderr, "%s: %s: %s: %s, %s; %s, %.1f MB from %s; %.2f s\n", cli_prog,
+			target ? target : file, o.verify_only ? "verified" : "restored",
+			CLI_COUNT(s.collections, "collection", "collections"),
+			CLI_COUNT(s.records, "record", "records"), CLI_COUNT(s.files, "file", "files"),
+			(double)s.bytes / 1e6, CLI_COUNT(s.archives, "archive", "archives"),
+			cli_now() - t0);
 	return rc;
 }

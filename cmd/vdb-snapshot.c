@@ -55,11 +55,10 @@ static void usage(void)
 static void summary(const char *where, const vdb_snapshot_stats *s, double secs)
 {
 	cli_progress_end(&progress);
-	fprintf(stderr,
-		"%s: %s: %llu collections, %llu records; %llu files, %.1f MB -> %.1f MB (ratio %.1f), "
-		"%llu referenced; %.2f s\n",
-		cli_prog, where, (unsigned long long)s->collections, (unsigned long long)s->records,
-		(unsigned long long)s->files, (double)s->bytes_in / 1e6, (double)s->bytes_out / 1e6,
+	fprintf(stderr, "%s: %s: %s, %s; %s, %.1f MB -> %.1f MB (ratio %.1f), %llu referenced; "
+		"%.2f s\n", cli_prog, where, CLI_COUNT(s->collections, "collection", "collections"),
+		CLI_COUNT(s->records, "record", "records"), CLI_COUNT(s->files, "file", "files"),
+		(double)s->bytes_in / 1e6, (double)s->bytes_out / 1e6,
 		s->bytes_out ? (double)s->bytes_in / (double)s->bytes_out : 0.0,
 		(unsigned long long)s->referenced, secs);
 }
@@ -165,8 +164,8 @@ int main(int argc, char **argv)
 		else if (!quiet)
 			summary(written, &stats, cli_now() - t0);
 		if (!rc && rot.pruned && !quiet)
-			fprintf(stderr, "%s: pruned %llu old snapshots\n", cli_prog,
-				(unsigned long long)rot.pruned);
+			fprintf(stderr, "%s: pruned %s\n", cli_prog,
+				CLI_COUNT(rot.pruned, "old snapshot", "old snapshots"));
 	} else if (!strcmp(output, "-")) {
 		if (isatty(STDOUT_FILENO)) {
 			cli_error("refusing to write a binary archive to a terminal (use -o FILE or a "

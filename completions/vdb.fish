@@ -37,7 +37,7 @@ complete -c vdb -n "not __fish_seen_subcommand_from $__vdb_cmds help" -s V -l ve
 for sub in $__vdb_cmds
     __vdb_complete $sub -s h -l help -d 'show the help'
     __vdb_complete $sub -s V -l version -d 'show the version'
-    test $sub = info; or __vdb_complete $sub -s q -l quiet -d 'print nothing but errors'
+    __vdb_complete $sub -s q -l quiet -d 'print nothing but errors'
     test $sub = restore; or __vdb_complete $sub -s c -l collection -x -a '(__vdb_collections)' -d collection
 end
 for sub in ingest compact
@@ -51,6 +51,7 @@ for sub in query export
     __vdb_complete $sub -l filter -x -d 'payload filter (JSON)'
 end
 
+__vdb_complete ingest -l dry-run -d 'check everything, commit nothing'
 __vdb_complete create -s d -l dim -x -d 'vector dimension'
 __vdb_complete create -s m -l metric -x -a 'cosine l2 dot' -d metric
 __vdb_complete create -l index -x -a 'hnsw flat' -d 'index type'

@@ -20,7 +20,7 @@ vdb_status npy_check_prefix(const unsigned char *p, size_t n, npy_info *info, un
 		return vdb_err(err, VDB_EDATA, "not a NumPy .npy file (no \\x93NUMPY magic)");
 	info->major = p[6];
 	info->minor = p[7];
-	if (info->major < 1 || info->major > 3)
+	if (info->major < 1 || info->major > 3 || info->minor != 0)
 		return vdb_err(err, VDB_EDATA, "unsupported .npy format version %u.%u (1.0-3.0 are)",
 			       info->major, info->minor);
 	*len_bytes = info->major == 1 ? 2 : 4;
@@ -111,16 +111,19 @@ static vdb_status parse_descr(const char *s, size_t n, npy_info *info, vdb_error
 	if (n == 2 && s[0] == '|' && s[1] == 'O')
 		return vdb_err(err, VDB_EDATA, ".npy holds Python objects (dtype 'O'); only float "
 					       "arrays can be loaded (save with .astype('float32'))");
-	if (n < 3 || (s[0] != '<' && s[0] != '>' && s[0] != '=' && s[0] != '|'))
+	/* Without a byte-order character ('f4') numpy reads the native order, as '=' says. */
+	char order = n == 2 ? '=' : n ? s[0] : 0;
+	const char *t = n == 2 ? s : s + 1;
+	if (n < 2 || n > 3 || (order != '<' && order != '>' && order != '=' && order != '|'))
 		return vdb_err(err, VDB_EDATA, "unsupported .npy dtype '%.*s'", (int)(n > 32 ? 32 : n), s);
-	if (s[1] != 'f' || n != 3 || (s[2] != '2' && s[2] != '4' && s[2] != '8'))
+	if (t[0] != 'f' || (t[1] != '2' && t[1] != '4' && t[1] != '8'))
 		return vdb_err(err, VDB_EDATA,
 			       "unsupported .npy dtype '%.*s' (expected float16, float32 or float64)",
 			       (int)(n > 32 ? 32 : n), s);
 	info->kind = 'f';
-	info->itemsize = (unsigned)(s[2] - '0');
-	/* '=' is the native order of the writer, which numpy always spells out when saving. */
-	info->big_endian = s[0] == '>';
+	info->itemsize = (unsigned)(t[1] - '0');
+	/* '=' and no order are the native order of the reader (vecs.c is little-endian only). */
+	info->big_endian = order == '>';
 	return VDB_OK;
 }
 

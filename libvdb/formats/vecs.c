@@ -16,6 +16,7 @@
 
 #include "../util/buf.h"
 #include "../util/error.h"
+#include "../util/io.h"
 #include "../util/stream.h"
 #include "npy.h"
 #include "vdb.h"
@@ -138,6 +139,9 @@ static vdb_status check_finite(const float *v, uint32_t dim, uint64_t row, vdb_e
 	return VDB_OK;
 }
 
+static vdb_status check_file_size(vdb_vec_reader *r, vdb_error *err);
+static vdb_status read_fortran_whole(vdb_vec_reader *r, vdb_error *err);
+
 static vdb_status read_npy_header(vdb_vec_reader *r, vdb_error *err)
 {
 	unsigned char pre[NPY_PREFIX + 4];
@@ -172,20 +176,113 @@ static vdb_status read_npy_header(vdb_vec_reader *r, vdb_error *err)
 			       r->npy.rows, r->npy.cols);
 	r->rows = (int64_t)r->npy.rows;
 	r->rowbytes = (size_t)r->dim * r->npy.itemsize;
+	if ((st = check_file_size(r, err)))
+		return st;
 	if (!r->npy.fortran_order || r->rows == 0)
 		return VDB_OK;
-	/* Column-major: the first row needs a value from every column, i.e. all the data. */
+	return read_fortran_whole(r, err);
+}
+
+/* The first .fvecs/.bvecs row (in whole rows from off) whose dimension header is not the
+ * collection's, or a trailing part of a row that has 4 bytes and says another dimension;
+ * UINT64_MAX when there is none (or the file cannot be mapped). */
+static uint64_t first_bad_row_header(const vdb_vec_reader *r, int fd, uint64_t off, uint64_t size)
+{
+	if (size > SIZE_MAX)
+		return UINT64_MAX;
+	unsigned char *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return UINT64_MAX;
+	uint64_t row = 0, found = UINT64_MAX;
+	for (uint64_t at = off; at + 4 <= size; at += r->rowbytes, row++)
+		if (le32(m + at) != r->dim) {
+			found = row;
+			break;
+		}
+	munmap(m, (size_t)size);
+	return found;
+}
+
+static vdb_status bad_dimension(const vdb_vec_reader *r, uint32_t d, vdb_error *err);
+
+/* A plain regular file's size is known before its first row: a file that cannot hold what
+ * its header declares (or, .fvecs/.bvecs, not a whole number of rows) is refused whole,
+ * before anything from it is committed and before any header claim is allocated. Streams
+ * (pipes, zstd) are checked as they are read: whole rows before the bad one count. */
+static vdb_status check_file_size(vdb_vec_reader *r, vdb_error *err)
+{
+	uint64_t off, size;
+	int fd = vdb_istream_file(r->in, &off, &size);
+	if (fd < 0 || size < off)
+		return VDB_OK;
+	uint64_t have = size - off, whole = have / r->rowbytes, part = have % r->rowbytes;
+	if (r->fmt == VDB_VEC_NPY) {
+		uint64_t rows = (uint64_t)r->rows;
+		if (whole < rows)
+			return vdb_err(err, VDB_EDATA,
+				       "truncated: the header declares %" PRIu64 " rows of %zu bytes, "
+				       "the file holds %" PRIu64 " and %" PRIu64 " bytes",
+				       rows, r->rowbytes, whole, part);
+		if (have > rows * r->rowbytes)
+			return vdb_err(err, VDB_EDATA,
+				       "%" PRIu64 " bytes follow the %" PRIu64 " rows the .npy header "
+				       "declares", have - rows * r->rowbytes, rows);
+		return VDB_OK;
+	}
+	if (!part)
+		return VDB_OK;
+	/* Not a whole number of rows: either the file is cut, or a row header says another
+	 * dimension (0 too). Which one is found by walking the row headers -- only in this
+	 * error case -- so that the message names the first bad row. */
+	uint64_t row = first_bad_row_header(r, fd, off, size);
+	if (row != UINT64_MAX) {
+		unsigned char d[4] = {0};
+		vdb_pread_full(fd, d, 4, (off_t)(off + row * r->rowbytes));
+		vdb_vec_reader at = *r;
+		at.row = row;
+		return bad_dimension(&at, le32(d), err);
+	}
+	return vdb_err(err, VDB_EDATA,
+		       "truncated: the file holds %" PRIu64 " rows of %zu bytes (dimension %" PRIu32
+		       ") and %" PRIu64 " bytes",
+		       whole, r->rowbytes, r->dim, part);
+}
+
+/* Column-major: the first row needs a value from every column, i.e. all the data. The
+ * buffer grows with what arrives (from 64 MiB, doubling), so a header that claims more
+ * than the input holds costs no more memory than the input: a short stream is reported as
+ * truncated, whatever the claim. */
+static vdb_status read_fortran_whole(vdb_vec_reader *r, vdb_error *err)
+{
 	uint64_t total = r->npy.rows * r->rowbytes;
-	if (total > SIZE_MAX / 2 || !(r->whole = malloc((size_t)total)))
-		return vdb_err(err, VDB_ENOMEM,
-			       "out of memory reading a Fortran-order .npy of %" PRIu64 " bytes whole "
-			       "(save it in C order: numpy.ascontiguousarray)", total);
-	if ((st = vdb_istream_read_full(r->in, r->whole, (size_t)total, &got, err)))
-		return st;
-	if (got < total)
+	if (total > SIZE_MAX / 2)
+		return vdb_err(err, VDB_EDATA, ".npy shape (%" PRIu64 ", %" PRIu64 ") is implausible",
+			       r->npy.rows, r->npy.cols);
+	size_t cap = total < (64u << 20) ? (size_t)total : (64u << 20), have = 0;
+	while (have < total) {
+		if (have == cap || !r->whole) {
+			size_t ncap = !r->whole ? cap : total - cap < cap ? (size_t)total : cap * 2;
+			unsigned char *p = realloc(r->whole, ncap);
+			if (!p)
+				return vdb_err(err, VDB_ENOMEM,
+					       "out of memory reading a Fortran-order .npy of %" PRIu64
+					       " bytes whole (save it in C order: "
+					       "numpy.ascontiguousarray)", total);
+			r->whole = p;
+			cap = ncap;
+		}
+		size_t got;
+		vdb_status st = vdb_istream_read(r->in, r->whole + have, cap - have, &got, err);
+		if (st)
+			return st;
+		if (!got)
+			break;
+		have += got;
+	}
+	if (have < total)
 		return vdb_err(err, VDB_EDATA,
 			       ".npy data is truncated: %zu of %" PRIu64 " bytes (a Fortran-order array "
-			       "is checked whole before its first row)", got, total);
+			       "is checked whole before its first row)", have, total);
 	return VDB_OK;
 }
 
@@ -208,10 +305,12 @@ vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
 	r->dim = dim;
 	r->rows = -1;
 	vdb_status st = VDB_OK;
-	if (f == VDB_VEC_NPY)
+	if (f == VDB_VEC_NPY) {
 		st = read_npy_header(r, err);
-	else
+	} else {
 		r->rowbytes = 4 + (size_t)dim * (f == VDB_VEC_FVECS ? 4 : 1);
+		st = check_file_size(r, err);
+	}
 	if (!st && !(r->scratch = malloc((size_t)dim * sizeof(float))))
 		st = vdb_err_nomem(err);
 	if (!st && !r->whole && !(r->chunk = malloc(chunk_bytes(r))))
@@ -241,6 +340,17 @@ static vdb_status check_end(vdb_vec_reader *r, vdb_error *err)
 	return st;
 }
 
+/* A .fvecs/.bvecs row (the next one, r->row) whose dimension header is not the
+ * collection's: said as it is, even when the file is too short for a row of that size. */
+static vdb_status bad_dimension(const vdb_vec_reader *r, uint32_t d, vdb_error *err)
+{
+	if (d == 0)
+		return vdb_err(err, VDB_EDATA, "row %" PRIu64 ": dimension 0 (the collection's is %" PRIu32
+			       ")", r->row, r->dim);
+	return vdb_err(err, VDB_EDATA, "row %" PRIu64 ": dimension is %" PRId32
+		       "; the collection's is %" PRIu32, r->row, (int32_t)d, r->dim);
+}
+
 /* Reads the next chunk of whole rows; at the end reports truncation, missing or extra rows.
  * Reads return what is there: as soon as one whole row has arrived it is handed out, so a
  * slow producer's rows are not held back until a chunk fills. */
@@ -258,6 +368,8 @@ static vdb_status refill(vdb_vec_reader *r, int *has, vdb_error *err)
 				*err = r->late_err;
 			return r->late;
 		}
+		if (r->tail && r->fmt != VDB_VEC_NPY && r->tail >= 4 && le32(r->chunk) != r->dim)
+			return bad_dimension(r, le32(r->chunk), err);
 		if (r->tail)
 			return vdb_err(err, VDB_EDATA,
 				       "row %" PRIu64 " is truncated: the file ends after %zu of its %zu "
@@ -347,10 +459,7 @@ vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has, v
 	} else {
 		uint32_t d = le32(p);
 		if (d != r->dim)
-			return vdb_err(err, VDB_EDATA,
-				       "row %" PRIu64 ": dimension is %" PRId32
-				       "; the collection's is %" PRIu32,
-				       row, (int32_t)d, r->dim);
+			return bad_dimension(r, d, err);
 		if (r->fmt == VDB_VEC_FVECS) {
 			v = (const float *)(const void *)(p + 4);
 			if ((st = check_finite(v, r->dim, row, err)))
@@ -467,9 +576,7 @@ static vdb_status map_rows(vdb_vec_reader *r, size_t max, const float **rows, si
 	size_t i = 0;
 	for (; i < k; i++, p += r->rowbytes) {
 		if (skip && le32(p) != r->dim) {
-			st = vdb_err(err, VDB_EDATA,
-				     "row %" PRIu64 ": dimension is %" PRId32 "; the collection's is %" PRIu32,
-				     r->row, (int32_t)le32(p), r->dim);
+			st = bad_dimension(r, le32(p), err);
 			break;
 		}
 		if ((st = check_finite((const float *)(const void *)(p + skip), r->dim, r->row, err)))

@@ -337,6 +337,10 @@ typedef struct vdb_writer_options {
 	/* Optional: called once when the lock is busy and the writer starts waiting. */
 	void (*on_wait)(void *ctx, long holder_pid);
 	void *on_wait_ctx;
+	/* Non-zero: a dry run. Every operation is validated as usual and vdb_writer_commit
+	 * counts it (vdb_writer_last_not_found too), but nothing is written: no lock is taken,
+	 * no recovery is done, the collection is read as a reader reads it. */
+	int dry_run;
 } vdb_writer_options;
 
 VDB_API void vdb_writer_options_init(vdb_writer_options *o);
@@ -350,6 +354,10 @@ VDB_API vdb_status vdb_writer_open(const char *db_path, const char *name,
 
 /* The collection's configuration. */
 VDB_API void vdb_writer_get_config(const vdb_writer *w, vdb_collection_config *out);
+
+/* Of the deletes in the batch that the last vdb_writer_commit committed, how many named an
+ * id with no live record at that point (nothing to delete). */
+VDB_API uint64_t vdb_writer_last_not_found(const vdb_writer *w);
 
 /* Adds an upsert to the pending batch. `vector` has dim finite floats (not all zero for a
  * cosine collection); `payload` is a JSON object's text or NULL. Nothing is visible or

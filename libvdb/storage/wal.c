@@ -122,61 +122,75 @@ vdb_status vdb_wal_append(int fd, const char *path, uint64_t off, uint64_t seq, 
 	return VDB_OK;
 }
 
+int vdb_wal_next_op(const char *body, size_t len, uint32_t dim, size_t *pos, vdb_wal_op *op)
+{
+	size_t p = *pos, vbytes = (size_t)dim * sizeof(float);
+	if (p >= len)
+		return 0;
+	const unsigned char *h = (const unsigned char *)body + p;
+	if (len - p < VDB_OP_HEADER_SIZE)
+		return -1;
+	int kind = h[1];
+	size_t idlen = (size_t)h[2] | (size_t)h[3] << 8;
+	size_t plen = vdb_le32(h + 4);
+	*op = (vdb_wal_op){.op = h[0]};
+	p += VDB_OP_HEADER_SIZE;
+	if (kind == 0) {
+		if (idlen != 0 || len - p < 8)
+			return -1;
+		op->id.num = vdb_le64(body + p);
+		p += 8;
+	} else if (kind == 1) {
+		if (idlen == 0 || idlen > VDB_ID_MAX_BYTES || len - p < idlen)
+			return -1;
+		op->id.is_string = 1;
+		op->id.str = body + p;
+		op->id.len = idlen;
+		p += idlen;
+	} else {
+		return -1;
+	}
+	if (op->op == VDB_OP_UPSERT) {
+		if (len - p < vbytes || len - p - vbytes < plen)
+			return -1;
+		op->vector = body + p;
+		p += vbytes;
+		op->payload = plen ? body + p : NULL;
+		op->payload_len = plen;
+		p += plen;
+	} else if (op->op != VDB_OP_DELETE || plen != 0) {
+		return -1;
+	}
+	*pos = p;
+	return 1;
+}
+
 vdb_status vdb_wal_apply(const char *body, size_t len, uint32_t dim, vdb_memtable *mt,
 			 const char *path, uint64_t off, vdb_error *err)
 {
 	size_t p = 0, vbytes = (size_t)dim * sizeof(float);
-	float *vec = malloc(vbytes);
+	float *vec = malloc(vbytes ? vbytes : 1);
 	if (!vec)
 		return vdb_err_nomem(err);
 	vdb_status st = VDB_OK;
-	while (p < len) {
-		const unsigned char *h = (const unsigned char *)body + p;
-		if (len - p < VDB_OP_HEADER_SIZE)
-			goto bad;
-		int op = h[0], kind = h[1];
-		size_t idlen = (size_t)h[2] | (size_t)h[3] << 8;
-		size_t plen = vdb_le32(h + 4);
-		p += VDB_OP_HEADER_SIZE;
-		vdb_id id = {0};
-		if (kind == 0) {
-			if (idlen != 0 || len - p < 8)
-				goto bad;
-			id.num = vdb_le64(body + p);
-			p += 8;
-		} else if (kind == 1) {
-			if (idlen == 0 || idlen > VDB_ID_MAX_BYTES || len - p < idlen)
-				goto bad;
-			id.is_string = 1;
-			id.str = body + p;
-			id.len = idlen;
-			p += idlen;
-		} else {
-			goto bad;
-		}
+	vdb_wal_op op;
+	int r;
+	while ((r = vdb_wal_next_op(body, len, dim, &p, &op)) > 0) {
 		int rc;
-		if (op == VDB_OP_UPSERT) {
-			if (len - p < vbytes || len - p - vbytes < plen)
-				goto bad;
-			memcpy(vec, body + p, vbytes);
-			p += vbytes;
-			rc = vdb_memtable_upsert(mt, &id, vec, plen ? body + p : NULL, plen);
-			p += plen;
-		} else if (op == VDB_OP_DELETE && plen == 0) {
-			rc = vdb_memtable_delete(mt, &id);
+		if (op.op == VDB_OP_UPSERT) {
+			memcpy(vec, op.vector, vbytes);
+			rc = vdb_memtable_upsert(mt, &op.id, vec, op.payload, op.payload_len);
 		} else {
-			goto bad;
+			rc = vdb_memtable_delete(mt, &op.id);
 		}
 		if (rc) {
 			st = vdb_err_nomem(err);
-			goto out;
+			break;
 		}
 	}
-	goto out;
-bad:
-	st = vdb_err(err, VDB_ECORRUPT, "%s: malformed operation in the record at offset %" PRIu64,
-		     path, off);
-out:
+	if (r < 0)
+		st = vdb_err(err, VDB_ECORRUPT, "%s: malformed operation in the record at offset %" PRIu64,
+			     path, off);
 	free(vec);
 	return st;
 }

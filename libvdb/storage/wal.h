@@ -42,6 +42,20 @@ int vdb_wal_encode_delete(vdb_buf *b, const vdb_id *id);
 vdb_status vdb_wal_append(int fd, const char *path, uint64_t off, uint64_t seq, vdb_buf *b,
 			  vdb_error *err);
 
+/* One operation of an encoded body: an upsert (its vector's dim floats, unaligned, and
+ * payload point into the body) or a delete. */
+typedef struct vdb_wal_op {
+	int op; /* VDB_OP_UPSERT or VDB_OP_DELETE */
+	vdb_id id;
+	const char *vector;
+	const char *payload; /* NULL: none */
+	size_t payload_len;
+} vdb_wal_op;
+
+/* Decodes the operation at *pos of body and moves *pos past it: 1 when one was decoded, 0
+ * at the end of the body, -1 when it is malformed. */
+int vdb_wal_next_op(const char *body, size_t len, uint32_t dim, size_t *pos, vdb_wal_op *op);
+
 /* Applies an encoded body to mt (used by replay and by the writer after a commit). */
 vdb_status vdb_wal_apply(const char *body, size_t len, uint32_t dim, vdb_memtable *mt,
 			 const char *path, uint64_t off, vdb_error *err);

@@ -53,6 +53,12 @@ struct vdb_writer {
 	void *compact_progress_ctx;
 	int compacting;
 	unsigned load_flags; /* VDB_SEG_OPEN_PRIMARY: a repairing writer (see vdb_rebuild) */
+	/* Deletes of ids with no live record (see count_not_found): the pending batch's
+	 * deletes, the ids its operations touched so far, the last commit's count. */
+	size_t pending_deletes;
+	vdb_memtable touched; /* dim 1: only ids and whether the latest operation deletes */
+	uint64_t not_found;
+	int dry_run; /* vdb_writer_options.dry_run */
 };
 
 void vdb_writer_options_init(vdb_writer_options *o)
@@ -114,7 +120,9 @@ static void remove_orphans(const vdb_state *s)
 
 static vdb_status load(vdb_writer *w, vdb_error *err)
 {
-	return vdb_state_load_flags(w->db, w->name, &w->st, &w->wal_fd, w->load_flags, err);
+	/* A dry run reads as a reader does: no lock, nothing opened for writing. */
+	return vdb_state_load_flags(w->db, w->name, &w->st, w->dry_run ? NULL : &w->wal_fd,
+				    w->load_flags, err);
 }
 
 static vdb_status seal(vdb_writer *w, vdb_error *err);
@@ -147,15 +155,19 @@ static vdb_status writer_open(const char *db, const char *name, const vdb_writer
 		free(w);
 		return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s", name, db);
 	}
-	st = vdb_lock_acquire(dir, name, o, &w->lock_fd, err);
+	w->dry_run = o->dry_run;
+	vdb_memtable_init(&w->touched, 1);
+	st = w->dry_run ? VDB_OK : vdb_lock_acquire(dir, name, o, &w->lock_fd, err);
 	if (st) {
-		free(w);
+		vdb_writer_close(w);
 		return st;
 	}
 	snprintf(w->name, sizeof w->name, "%s", name);
 	w->load_flags = load_flags;
 	if ((st = load(w, err)))
 		goto fail;
+	if (w->dry_run)
+		goto opened; /* recovery writes: left to the next real writer */
 	if (w->st.wal.torn) {
 		/* Cut the torn frame: a new frame appended after garbage would later look like
 		 * corruption in the middle of the log. */
@@ -166,16 +178,17 @@ static vdb_status writer_open(const char *db, const char *name, const vdb_writer
 		}
 	}
 	remove_orphans(&w->st);
-	vdb_wal_batch_reset(&w->batch);
-	if (w->batch.len == 0) {
-		st = vdb_err_nomem(err);
-		goto fail;
-	}
 	/* A repairing writer leaves the log alone: sealing reads the (maybe damaged) id
 	 * indexes; the next ordinary writer seals. */
 	if (!load_flags && w->st.wal.end - VDB_WAL_HEADER_SIZE >= w->st.cfg.seal_bytes &&
 	    ((st = seal(w, err)) || (st = merge_policy(w, err))))
 		goto fail;
+opened:
+	vdb_wal_batch_reset(&w->batch);
+	if (w->batch.len == 0) {
+		st = vdb_err_nomem(err);
+		goto fail;
+	}
 	*out = w;
 	return VDB_OK;
 fail:
@@ -195,6 +208,7 @@ void vdb_writer_close(vdb_writer *w)
 		return;
 	vdb_state_free(&w->st);
 	vdb_buf_free(&w->batch);
+	vdb_memtable_free(&w->touched);
 	if (w->wal_fd >= 0)
 		close(w->wal_fd);
 	if (w->lock_fd >= 0)
@@ -271,6 +285,7 @@ vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err)
 	if (vdb_wal_encode_delete(&w->batch, id))
 		return vdb_err_nomem(err);
 	w->ops++;
+	w->pending_deletes++;
 	return VDB_OK;
 }
 
@@ -314,6 +329,70 @@ void vdb_writer_rollback(vdb_writer *w)
 {
 	vdb_wal_batch_reset(&w->batch);
 	w->ops = 0;
+	w->pending_deletes = 0;
+}
+
+uint64_t vdb_writer_last_not_found(const vdb_writer *w)
+{
+	return w->not_found;
+}
+
+/* Whether id has a live record in the committed state: the log's tail decides for the ids
+ * it holds, else the newest segment holding the id. */
+static vdb_status committed_live(const vdb_state *s, const vdb_id *id, int *live, vdb_error *err)
+{
+	uint64_t h = vdb_id_hash(id);
+	const vdb_mem_entry *e = vdb_memtable_find(&s->mt, id, h);
+	*live = e && !e->deleted;
+	for (size_t g = s->man.nseg; !e && g-- > 0;) {
+		int64_t row;
+		vdb_status st = vdb_segment_find(&s->segs[g], id, h, &row, err);
+		if (st)
+			return st;
+		if (row >= 0) {
+			*live = !vdb_segment_is_dead(&s->segs[g], (uint64_t)row);
+			break;
+		}
+	}
+	return VDB_OK;
+}
+
+/* Notes in w->touched that the latest operation on id upserts or deletes it. */
+static vdb_status touch(vdb_writer *w, const vdb_id *id, int deleted, vdb_error *err)
+{
+	static const float one = 1;
+	int rc = deleted ? vdb_memtable_delete(&w->touched, id)
+			 : vdb_memtable_upsert(&w->touched, id, &one, NULL, 0);
+	return rc ? vdb_err_nomem(err) : VDB_OK;
+}
+
+/* Counts the pending batch's deletes whose id has no live record at that point -- after the
+ * committed state and the batch's own earlier operations (and, in a dry run, those of every
+ * earlier batch, which were not applied) -- so that a summary can say "not found". A
+ * batch without deletes costs nothing here. */
+static vdb_status count_not_found(vdb_writer *w, vdb_error *err)
+{
+	w->not_found = 0;
+	if (!w->dry_run)
+		vdb_memtable_clear(&w->touched);
+	if (!w->dry_run && !w->pending_deletes)
+		return VDB_OK;
+	const char *body = w->batch.data + VDB_FRAME_HEADER_SIZE;
+	size_t len = w->batch.len - VDB_FRAME_HEADER_SIZE, pos = 0;
+	vdb_wal_op op;
+	vdb_status st = VDB_OK;
+	while (!st && vdb_wal_next_op(body, len, w->st.cfg.dim, &pos, &op) > 0) {
+		if (op.op == VDB_OP_DELETE) {
+			const vdb_mem_entry *e =
+				vdb_memtable_find(&w->touched, &op.id, vdb_id_hash(&op.id));
+			int live = e && !e->deleted;
+			if (!e && (st = committed_live(&w->st, &op.id, &live, err)))
+				break;
+			w->not_found += !live;
+		}
+		st = touch(w, &op.id, op.op == VDB_OP_DELETE, err);
+	}
+	return st;
 }
 
 static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
@@ -350,6 +429,7 @@ vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float 
 		return st;
 	if (w->ops)
 		return vdb_err(err, VDB_EINVAL, "commit the pending batch before upserting rows");
+	w->not_found = 0;
 	if (stride < w->st.cfg.dim)
 		return vdb_err(err, VDB_EINVAL, "a row stride of %zu floats is less than the dimension",
 			       stride);
@@ -365,6 +445,12 @@ vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float 
 				*bad = i;
 			return st;
 		}
+	if (w->dry_run) { /* checked; the ids are noted for later deletes' counts */
+		for (size_t i = 0; i < n && !st; i++)
+			st = touch(w, &(vdb_id){0, first_id + i, NULL, 0}, 0, err);
+		w->not_found = 0;
+		return st;
+	}
 	/* The last rows of a load go straight to a segment when that costs no more than
 	 * logging them: no graph to build, and large enough to sit one merge tier below a
 	 * full segment. */
@@ -388,6 +474,10 @@ vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 	vdb_status st = usable(w, err);
 	if (st || w->ops == 0)
 		return st;
+	if ((st = count_not_found(w, err)) || w->dry_run) {
+		vdb_writer_rollback(w); /* a dry run validated and counted it: nothing to write */
+		return st;
+	}
 	if (w->batch.len >= w->st.cfg.seal_bytes)
 		return commit_bulk(w, err);
 	char name[64];

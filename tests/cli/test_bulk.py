@@ -226,22 +226,33 @@ class VectorBlocksTest(vdbtest.VdbTestCase):
         bad_at = 2 * BLOCK + 17
         nan_rows = good[:bad_at] + [[1.0, float('nan')] + [0.0] * (DIM - 2)] + good[bad_at + 1:]
         dim_fvecs = fvecs(good[:bad_at]) + struct.pack('<i', DIM + 1) + b'\0' * 4 * (DIM + 1)
+        # (name, data, message and rows committed from a pipe, message for a regular file
+        # when its size alone shows the damage: then nothing of it is committed)
         cases = [
             ('nan.npy', npy(nan_rows), 'row %d, column 1: NaN is not a valid vector value' % bad_at,
-             bad_at),
+             bad_at, None),
             ('dim.fvecs', dim_fvecs, "row %d: dimension is %d; the collection's is %d"
-             % (bad_at, DIM + 1, DIM), bad_at),
+             % (bad_at, DIM + 1, DIM), bad_at, "row %d: dimension is %d; the collection's is %d"
+             % (bad_at, DIM + 1, DIM)),
             ('cut.fvecs', fvecs(good)[:-5], 'row %d is truncated: the file ends after %d of its '
-             '%d bytes' % (n - 1, 4 + 4 * DIM - 5, 4 + 4 * DIM), n - 1),
+             '%d bytes' % (n - 1, 4 + 4 * DIM - 5, 4 + 4 * DIM), n - 1,
+             'truncated: the file holds %d rows of %d bytes (dimension %d) and %d bytes'
+             % (n - 1, 4 + 4 * DIM, DIM, 4 + 4 * DIM - 5)),
             ('cut.npy', npy(good)[:-5], 'row %d is truncated: the file ends after %d of its %d '
-             'bytes' % (n - 1, 4 * DIM - 5, 4 * DIM), n - 1),
+             'bytes' % (n - 1, 4 * DIM - 5, 4 * DIM), n - 1,
+             'truncated: the header declares %d rows of %d bytes, the file holds %d and %d bytes'
+             % (n, 4 * DIM, n - 1, 4 * DIM - 5)),
             ('short.npy', npy(good, shape=(n + 3, DIM)),
-             'the file ends at row %d; the .npy header declares %d rows' % (n, n + 3), n),
+             'the file ends at row %d; the .npy header declares %d rows' % (n, n + 3), n,
+             'truncated: the header declares %d rows of %d bytes, the file holds %d and 0 bytes'
+             % (n + 3, 4 * DIM, n)),
             ('long.npy', npy(good, shape=(n - 2, DIM)),
-             'data follows the %d rows the .npy header declares' % (n - 2), n - 2),
+             'data follows the %d rows the .npy header declares' % (n - 2), n - 2,
+             '%d bytes follow the %d rows the .npy header declares' % (2 * 4 * DIM, n - 2)),
         ]
-        for name, data, msg, before in cases:
+        for name, data, pipe_msg, pipe_before, file_msg in cases:
             for how in ('file', 'pipe'):
+                msg, before = pipe_msg, pipe_before
                 with self.subTest(name=name, how=how):
                     coll = '%s-%s' % (name.replace('.', '-'), how)
                     self.make(coll, 'flat')
@@ -249,6 +260,8 @@ class VectorBlocksTest(vdbtest.VdbTestCase):
                     if how == 'file':
                         r = self.ingest('db', None, name=coll, check=False, files=[path])
                         where = path
+                        if file_msg:
+                            msg, before = file_msg, 0
                     else:
                         r = run('ingest', self.path('db'), '-c', coll, '-f', name.split('.')[1], '-',
                                 input=data)

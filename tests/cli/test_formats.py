@@ -184,7 +184,10 @@ class Vectors(Base):
                  'f8': npy_bytes(rows, '<f8'), 'f8-big': npy_bytes(rows, '>f8'),
                  'fortran': npy_bytes(rows, fortran=True),
                  'fortran-f8-big': npy_bytes(rows, '>f8', fortran=True),
-                 'v2': npy_bytes(rows, version=(2, 0)), 'v3': npy_bytes(rows, version=(3, 0))}
+                 'v2': npy_bytes(rows, version=(2, 0)), 'v3': npy_bytes(rows, version=(3, 0)),
+                 # No byte-order character: numpy reads the native order.
+                 'f4-native': npy_bytes(rows, 'f4', data=npy_bytes(rows)[-len(rows) * 16:]),
+                 'f8-native': npy_bytes(rows, 'f8', data=npy_bytes(rows, '<f8')[-len(rows) * 32:])}
         for name, data in cases.items():
             with self.subTest(name):
                 self.create(name=name, dim=DIM)
@@ -220,6 +223,10 @@ class Vectors(Base):
             ('magic', b'NUMPY' + b'\0' * 100, 'not a NumPy .npy file'),
             ('version', b'\x93NUMPY\x04\x00' + b'\0' * 100, 'unsupported .npy format '
                                                             'version 4.0'),
+            # Only x.0 versions exist; numpy refuses 1.1 and 2.1 too.
+            ('v11', npy_bytes(ok, version=(1, 1)), 'unsupported .npy format version 1.1'),
+            ('v21', npy_bytes(ok, version=(2, 1)), 'unsupported .npy format version 2.1'),
+            ('nobyteorder-int', npy_bytes(ok, 'i4', data=b''), "unsupported .npy dtype 'i4'"),
             ('header', npy_bytes(ok)[:20], '.npy header is truncated'),
         ]
         for name, data, msg in cases:
@@ -243,18 +250,9 @@ class Vectors(Base):
              'row 5, column 1: 9.9999999999999994e+38 is outside the float32 range', 5),
             ('half.npy', npy_bytes(good[:2] + [[inf, 0.0, 0.0, 0.0]], '<f2'),
              'row 2, column 0: Infinity is not a valid vector value', 2),
-            ('dim.fvecs', fvecs_bytes(good[:4]) + fvecs_bytes([[1.0] * 5]),
-             "row 4: dimension is 5; the collection's is 4", 4),
-            ('cut.fvecs', fvecs_bytes(good[:6])[:-3],
-             'row 5 is truncated: the file ends after 17 of its 20 bytes', 5),
-            ('cut.npy', npy_bytes(good)[:-20],
-             'row 8 is truncated: the file ends after 12 of its 16 bytes', 8),
-            ('short.npy', npy_bytes(good, shape=(12, DIM)),
-             'the file ends at row 10; the .npy header declares 12 rows', 10),
-            ('long.npy', npy_bytes(good, shape=(9, DIM)),
-             'data follows the 9 rows the .npy header declares', 9),
-            ('fortran-cut.npy', npy_bytes(good, fortran=True)[:-4],
-             '.npy data is truncated: 156 of 160 bytes', 0),
+            # A row of another dimension in a file of whole rows (the size cannot tell).
+            ('dim.fvecs', fvecs_bytes(good[:4]) + fvecs_bytes([[1.0] * 3]) + b'\0' * 4,
+             "row 4: dimension is 3; the collection's is 4", 4),
         ]
         as_half = [list(struct.unpack('<4e', struct.pack('<4e', *v))) for v in good]
         for name, data, msg, before in cases:
@@ -268,6 +266,75 @@ class Vectors(Base):
                 self.assertSummary(r, before)
                 self.assertEqual([g[1] for g in self.vecs_of(name=coll)],
                                  [bits(v) for v in want[:before]])
+
+    # Cut, short and long vector files: (name, data, message for a regular file, which is
+    # refused whole, message and rows committed when the same bytes come through a pipe).
+    TRUNCATED = [
+        ('cut.fvecs', fvecs_bytes(vectors(6, 6))[:-3],
+         'truncated: the file holds 5 rows of 20 bytes (dimension 4) and 17 bytes',
+         'row 5 is truncated: the file ends after 17 of its 20 bytes', 5),
+        ('zero.fvecs', fvecs_bytes(vectors(6, 2)) + b'\0\0\0\0',
+         "row 2: dimension 0 (the collection's is 4)",
+         "row 2: dimension 0 (the collection's is 4)", 2),
+        ('wide.fvecs', fvecs_bytes(vectors(6, 3)) + fvecs_bytes([[1.0] * 5]),
+         "row 3: dimension is 5; the collection's is 4",
+         "row 3: dimension is 5; the collection's is 4", 3),
+        ('cut.npy', npy_bytes(vectors(6, 10))[:-20],
+         'truncated: the header declares 10 rows of 16 bytes, the file holds 8 and 12 bytes',
+         'row 8 is truncated: the file ends after 12 of its 16 bytes', 8),
+        ('short.npy', npy_bytes(vectors(6, 10), shape=(12, DIM)),
+         'truncated: the header declares 12 rows of 16 bytes, the file holds 10 and 0 bytes',
+         'the file ends at row 10; the .npy header declares 12 rows', 10),
+        ('long.npy', npy_bytes(vectors(6, 10), shape=(9, DIM)),
+         '16 bytes follow the 9 rows the .npy header declares',
+         'data follows the 9 rows the .npy header declares', 9),
+        ('fortran-cut.npy', npy_bytes(vectors(6, 10), fortran=True)[:-4],
+         'truncated: the header declares 10 rows of 16 bytes, the file holds 9 and 12 bytes',
+         '.npy data is truncated: 156 of 160 bytes', 0),
+        # A header claiming 10^11 rows of a 208-byte file: refused, nothing allocated.
+        ('claim.npy', npy_bytes([], fortran=True, shape=(10 ** 11, DIM), data=b'\0' * 48),
+         'truncated: the header declares 100000000000 rows of 16 bytes, the file holds 3 and 0',
+         '.npy data is truncated: 48 of 1600000000000 bytes', 0),
+    ]
+
+    def test_truncated_files_are_refused_whole(self):
+        for name, data, msg, _, _ in self.TRUNCATED:
+            with self.subTest(name):
+                coll = name.replace('.', '-')
+                self.create(name=coll, dim=DIM)
+                for args in (['--batch', '3'], []):
+                    r = self.ingest('db', None, *args, name=coll, check=False,
+                                    files=[self.write(name, data)])
+                    self.assertFails(r, EXIT_DATA, 'vdb-ingest: %s: %s' % (self.path(name), msg))
+                    self.assertSummary(r, 0)
+                    self.assertEqual(self.vecs_of(name=coll), [])
+                # After a good file: every file is checked before anything is committed.
+                good = self.write('good.' + name.split('.')[1],
+                                  npy_bytes(vectors(7, 5)) if name.endswith('.npy')
+                                  else fvecs_bytes(vectors(7, 5)))
+                r = self.ingest('db', None, name=coll, check=False,
+                                files=[good, self.path(name)])
+                self.assertFails(r, EXIT_DATA, 'vdb-ingest: %s: %s' % (self.path(name), msg))
+                self.assertSummary(r, 0)
+                self.assertEqual(self.vecs_of(name=coll), [])
+                # Standard input from the same file: its size is known too.
+                r = self.ingest('db', data, '-f', name.split('.')[1], name=coll, check=False)
+                self.assertFails(r, EXIT_DATA, 'vdb-ingest: standard input: ' + msg)
+                self.assertEqual(self.vecs_of(name=coll), [])
+
+    def test_truncated_streams_keep_whole_batches(self):
+        for name, data, _, msg, before in self.TRUNCATED:
+            with self.subTest(name):
+                coll = name.replace('.', '-')
+                self.create(name=coll, dim=DIM)
+                r = run('ingest', self.path('db'), '-c', coll, '-f', name.split('.')[1],
+                        '--batch', '3', '-', input=data)
+                self.assertFails(r, EXIT_DATA, 'vdb-ingest: standard input: ' + msg)
+                got = [g[1] for g in self.vecs_of(name=coll)]
+                # A pipe may deliver rows in pieces: whole batches, and at most the rows
+                # before the bad one.
+                self.assertLessEqual(len(got), before)
+                self.assertEqual(got, [bits(v) for v in vectors(6, len(got))])
 
     def test_ids_and_payloads_sidecars(self):
         rows = vectors(7, 6)
@@ -692,7 +759,7 @@ class Ingest(Base):
         p.send(b'id,vector,tag\r\n1,"[1,2,3,4]",a\r\n2,"[5,6,7,8]",b\r\n')
         self.assertTrue(p.wait_for_stderr(r'committed batch 1: 2 records \(lines 2-3\)'), p.err)
         p.send(b'3,"[0,0,0,1]","multi\nline"\n')
-        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 records \(lines 4-4\)'), p.err)
+        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 record \(lines 4-4\)'), p.err)
         p.close_stdin()
         self.assertEqual(p.wait(10), 0, p.err)
         self.assertEqual([json.loads(l)['payload']['tag'] for l in self.export().lines],

@@ -160,7 +160,7 @@ class Umbrella(vdbtest.VdbTestCase):
         self.assertOk(r)
         r = vdb('ingest', db, input=b'{"id":1,"vector":[1,2]}\n', path=decoy)
         self.assertEqual(r.rc, 0, r)
-        self.assertIn('vdb-ingest: 1 records committed', r.err)
+        self.assertIn('vdb-ingest: 1 record committed in 1 batch', r.err)
         r = vdb('info', db, '--json', path=decoy)
         self.assertEqual(json.loads(r.out)['live'], 1, r)
         # Failures keep the command's exit status and message.

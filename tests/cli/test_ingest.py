@@ -316,7 +316,7 @@ class Validation(vdbtest.VdbTestCase):
         ]
         r = self.ingest('db', lines, check=False)
         self.assertEqual(r.rc, 0, r)
-        self.assertSummary(r, committed=12, deleted=1, rejected=0)
+        self.assertSummary(r, committed=12, not_found=1, rejected=0)
         got = self.exported()
         self.assertEqual(len(got), 11)
         raw = {vdbtest.parse_export_line(l)[0]: vdbtest.parse_export_line(l)
@@ -474,7 +474,7 @@ class Batches(vdbtest.VdbTestCase):
 
     def batch_sizes(self, err):
         return [(int(a), int(b), int(c), int(d)) for a, b, c, d in re.findall(
-            r'vdb-ingest: committed batch (\d+): (\d+) records \(lines (\d+)-(\d+)\)', err)]
+            r'vdb-ingest: committed batch (\d+): (\d+) records? \(lines (\d+)-(\d+)\)', err)]
 
     def test_file_batches_are_exact(self):
         f = self.write('in.jsonl', [good(i) for i in range(10)])
@@ -538,12 +538,62 @@ class DeletesAndUpserts(vdbtest.VdbTestCase):
         r = self.ingest('db', ['{"id":2,"delete":true}', '{"id":99,"delete":true}',
                                '{"id":"s","delete":true}', '{"id":"2","delete":true}',
                                '{"delete":true,"id":"nope"}'])
-        self.assertSummary(r, committed=5, upserted=0, deleted=5)
+        # Only two of the five ids had a live record: the others are "not found".
+        self.assertSummary(r, committed=5, upserted=0, deleted=2, not_found=3)
         self.assertEqual(self.exported_ids(), [1, 3])
         self.assertFails(self.query('db', '--id', '2'), EXIT_NOINPUT,
                          'vdb-query: no record with id 2')
         self.assertNotIn(2, [h['id'] for h in json.loads(
             self.query('db', '-k', '10', '--vector=[1,2,3,4]').out)['results']])
+
+    def test_deletes_of_absent_ids_are_counted_as_not_found(self):
+        # In a sealed segment, in the log, earlier in the same batch, twice in a row.
+        self.create(seal=4096)
+        self.ingest('db', [good(i) for i in range(300)])  # several seals
+        self.ingest('db', [good(i) for i in range(300, 305)])  # in the log
+        r = self.ingest('db', ['{"id":0,"delete":true}', '{"id":301,"delete":true}',
+                               '{"id":0,"delete":true}', good(900), '{"id":900,"delete":true}',
+                               '{"id":900,"delete":true}', '{"id":"0","delete":true}',
+                               good(5), '{"id":5,"delete":true}', '{"id":5,"delete":true}'],
+                        '--batch', '3')
+        self.assertSummary(r, committed=10, upserted=2, deleted=4, not_found=4)
+        r = run('info', self.path('db'), '--json')
+        self.assertEqual(json.loads(r.out)['live'], 302, r)
+
+    def test_dry_run_commits_nothing(self):
+        self.create(seal=4096)
+        self.ingest('db', [good(i) for i in range(3)])
+        before = vdbtest.snapshot(self.path('db'))
+        lines = [good(i) for i in range(2, 10)] + ['{"id":1,"delete":true}',
+                                                    '{"id":77,"delete":true}',
+                                                    '{"id":9,"delete":true}']
+        for args in ([], ['--batch', '2'], ['-v']):
+            r = self.ingest('db', lines, '--dry-run', *args)
+            self.assertSummary(r, committed=11, upserted=8, deleted=2, not_found=1, dry_run=True)
+            self.assertIn('; nothing was committed', r.err)
+            self.assertEqual(vdbtest.snapshot(self.path('db')), before)
+        r = self.ingest('db', lines, '-v', '--dry-run')
+        self.assertIn('vdb-ingest: checked batch 1: 11 records (lines 1-11)', r.err)
+        # Bad input: the same error and exit status as a real run, still nothing written.
+        r = self.ingest('db', lines[:3] + ['{"id":5,"vector":[1,2]}'], '--dry-run', check=False)
+        self.assertFails(r, EXIT_DATA, 'line 4: expected 4 numbers in "vector", got 2')
+        self.assertSummary(r, committed=3, dry_run=True)
+        self.assertEqual(vdbtest.snapshot(self.path('db')), before)
+        # A vector file, a delete_where, and no lock taken while a writer holds it.
+        npy = self.write('v.npy', b'\x93NUMPY\x01\x00v\x00' +
+                         ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }"
+                          .ljust(117) + '\n').encode() + b'\0\0\x80?' * 8)
+        holder = self.proc('ingest', self.path('db'), '-v')
+        holder.send([good(50)])
+        self.assertTrue(holder.wait_for_stderr('committed batch 1'), holder.err)
+        before = vdbtest.snapshot(self.path('db'), skip=('LOCK',))
+        r = self.ingest('db', None, '--dry-run', '--no-wait', files=[npy])
+        self.assertSummary(r, committed=2, dry_run=True)
+        r = self.ingest('db', None, '--dry-run', '--delete-where', '{}')
+        self.assertSummary(r, committed=4, upserted=0, deleted=4, dry_run=True)
+        self.assertEqual(vdbtest.snapshot(self.path('db'), skip=('LOCK',)), before)
+        holder.close_stdin()
+        self.assertEqual(holder.wait(), 0)
 
     def test_ids_are_compared_decoded(self):
         self.create()
@@ -609,7 +659,7 @@ class Locking(vdbtest.VdbTestCase):
         self.create()
         self.holder = self.proc('ingest', self.path('db'), '-v', '--batch', '1')
         self.holder.send([good(1)])
-        self.assertTrue(self.holder.wait_for_stderr(r'committed batch 1: 1 records'),
+        self.assertTrue(self.holder.wait_for_stderr(r'committed batch 1: 1 record'),
                         self.holder.err)
         with open(self.path('db', 'default', 'LOCK')) as f:
             self.assertEqual(f.read().split()[0], str(self.holder.pid))
@@ -677,7 +727,7 @@ class Signals(vdbtest.VdbTestCase):
         p.send([good(1), good(2), good(3)])
         self.assertTrue(p.wait_for_stderr(r'committed batch 1: 3 records'), p.err)
         p.send([good(4)])
-        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 records'), p.err)
+        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 record'), p.err)
         p.send(b'{"id":5,"vector":[1,2')  # half a line: never committed
         time.sleep(0.1)
         t0 = time.monotonic()
@@ -708,7 +758,7 @@ class Signals(vdbtest.VdbTestCase):
         p.send([good(1), good(2)])
         self.assertTrue(p.wait_for_stderr(r'committed batch 1: 2 records'), p.err)
         p.send([good(3)])
-        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 records'), p.err)
+        self.assertTrue(p.wait_for_stderr(r'committed batch 2: 1 record'), p.err)
         p.send(b'{"id":4,"vector":[1,2')  # half a line: never committed
         time.sleep(0.1)
         p.signal(signal.SIGBUS)

@@ -561,14 +561,16 @@ class VdbTestCase(unittest.TestCase):
         self.assertIn("Try '%s --help'" % prog, r.err, r)
 
     def assertSummary(self, r, committed, upserted=None, deleted=0, rejected=0, batches=None,
-                      interrupted=False):
+                      interrupted=False, not_found=0, dry_run=False):
         """The ingest summary line on stderr."""
         if upserted is None:
-            upserted = committed - deleted
-        rx = (r'vdb-ingest: %s%d records committed in %s batches \(%d upserted, %d deleted, '
-              r'%d rejected\)' % ('interrupted: ' if interrupted else '', committed,
-                                  r'\d+' if batches is None else str(batches), upserted, deleted,
-                                  rejected))
+            upserted = committed - deleted - not_found
+        rx = (r'vdb-ingest: %s%s%d records? %s in %s batch(es)? \(%d upserted, %d deleted, '
+              r'%d not found, %d rejected\)' % (
+                  'interrupted: ' if interrupted else '', 'dry run: ' if dry_run else '',
+                  committed, 'would be committed' if dry_run else 'committed',
+                  r'\d+' if batches is None else str(batches), upserted, deleted, not_found,
+                  rejected))
         err = r.err if isinstance(r, Result) else r
         self.assertRegex(err, rx)
 

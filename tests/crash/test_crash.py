@@ -34,7 +34,7 @@ BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
 ITERATIONS = int(os.environ.get("VDB_CRASH_ITERATIONS", "60"))
 SEED = int(os.environ.get("VDB_CRASH_SEED", "20261120"))
 DIM = 8
-BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records? \(lines (\d+)-(\d+)\)")
 
 
 def exe(name):
@@ -271,7 +271,7 @@ class CrashTest(unittest.TestCase):
         self.assertGreater(killed, iterations // 4, "most runs must really be killed")
 
 
-ROWS_RE = re.compile(r"committed batch \d+: \d+ records \(rows (\d+)-(\d+)\)")
+ROWS_RE = re.compile(r"committed batch \d+: \d+ records? \(rows (\d+)-(\d+)\)")
 
 
 def write_vectors(path, fmt, vecs):

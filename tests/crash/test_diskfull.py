@@ -25,7 +25,7 @@ BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
 DIM = 64
 SIZE = "4m"
 BATCH = 50
-BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records? \(lines (\d+)-(\d+)\)")
 ENV = dict(os.environ, LC_ALL="C", LANG="C")
 NOSPC = "No space left on device"
 

@@ -33,7 +33,7 @@ BIN = os.environ.get("VDB_BIN", os.path.join(HERE, "..", "..", "build", "cmd"))
 SHIM = os.environ.get("VDB_FAULTSHIM",
                       os.path.join(HERE, "..", "..", "build", "tests", "crash", "libvdbfault.so"))
 DIM = 4
-BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records? \(lines (\d+)-(\d+)\)")
 ERRNO_TEXT = {"EIO": "Input/output error", "ENOSPC": "No space left on device"}
 # A failure of one of these calls can never be harmless: the data it was to write (or make
 # durable, or put in place) is not where the command would report it.

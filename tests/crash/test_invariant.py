@@ -40,7 +40,7 @@ DIM = 4
 ACCOUNTS = 10
 NEW_PER_BATCH = 15
 BATCH = ACCOUNTS + NEW_PER_BATCH
-BATCH_RE = re.compile(r"committed batch \d+: \d+ records \(lines (\d+)-(\d+)\)")
+BATCH_RE = re.compile(r"committed batch \d+: \d+ records? \(lines (\d+)-(\d+)\)")
 ENV = dict(os.environ, LC_ALL="C", LANG="C")
 
 
