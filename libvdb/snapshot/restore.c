@@ -69,7 +69,7 @@ typedef struct rst {
 	int pending[PENDING_MAX];
 	char pending_name[PENDING_MAX][VDB_TAR_NAME_MAX + 1];
 	size_t npending;
-	char tmp[4096]; /* the temporary database; "" when only verifying */
+	char tmp[4096]; /* the temporary database (with verify_only, a scratch copy) */
 	int tmp_fd;     /* open on it, holding its flock (vdb_hold_tmp); -1 when none */
 	vdb_arc_manifest m;
 	unsigned char *done; /* per entry of m: extracted and verified */
@@ -93,6 +93,47 @@ static int is_segment_name(const char *name)
 	const char *base = strrchr(name, '/');
 	size_t n = strlen(name);
 	return base && !strncmp(base + 1, "seg-", 4) && n > 4 && !strcmp(name + n - 4, ".vdb");
+}
+
+static int has_prefix_suffix(const char *name, const char *prefix, const char *suffix)
+{
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	size_t n = strlen(base), p = strlen(prefix), s = strlen(suffix);
+	return n > p + s && !strncmp(base, prefix, p) && !strcmp(base + n - s, suffix);
+}
+
+/* The header of a segment, log or deletion file, checked as soon as its first bytes arrive
+ * (head: all of them, or at least the largest header): an entry whose header is damaged,
+ * or describes a file of another size than the manifest declares, is refused before
+ * anything more of it is written -- a manifest claiming a 2 GiB segment does not get 2 GiB
+ * written and fsynced before the checksum at its end says no. */
+static vdb_status check_head(const char *what, const vdb_arc_entry *e, const unsigned char *h,
+			     size_t len, vdb_error *err)
+{
+	vdb_section sec[VDB_SEG_MAX_SECTIONS];
+	uint32_t n;
+	if (is_segment_name(e->name)) {
+		if (vdb_segment_table(h, len, sec, &n) ||
+		    vdb_le32(h + 124) != vdb_crc32c(vdb_crc32c(0, h, 124), h + VDB_SEG_HEADER_SIZE,
+						   (size_t)n * VDB_SEG_SECTION_SIZE))
+			return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': not a segment, or its header "
+				       "is damaged", what, e->name);
+		if (vdb_le64(h + 40) != e->size)
+			return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': its segment header says %"
+				       PRIu64 " bytes, the manifest %" PRIu64, what, e->name,
+				       vdb_le64(h + 40), e->size);
+	} else if (has_prefix_suffix(e->name, "wal-", ".log")) {
+		if (len < VDB_WAL_HEADER_SIZE || memcmp(h, VDB_WAL_MAGIC, 8) ||
+		    vdb_le32(h + 28) != vdb_crc32c(0, h, 28))
+			return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': not a log, or its header is "
+				       "damaged", what, e->name);
+	} else if (has_prefix_suffix(e->name, "del-", ".vdb")) {
+		if (len < VDB_DEL_HEADER_SIZE || memcmp(h, VDB_DEL_MAGIC, 8))
+			return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': not a deletion file, or its "
+				       "header is damaged", what, e->name);
+	}
+	return VDB_OK;
 }
 
 /* head: the file's first bytes (all of them, or at least the largest header). */
@@ -220,8 +261,9 @@ static vdb_status sync_pending(rst *r, vdb_error *err)
 {
 	vdb_status st = VDB_OK;
 	for (size_t i = 0; i < r->npending; i++) {
-		/* Durable before the rename that will make it part of TARGET. */
-		if (err && !st && fsync(r->pending[i]) < 0)
+		/* Durable before the rename that will make it part of TARGET (a scratch copy that
+		 * is only checked, then removed, need not be). */
+		if (err && !st && !r->o->verify_only && fsync(r->pending[i]) < 0)
 			st = vdb_err_sys(err, VDB_EIO, "fsync %s/%s", r->tmp, r->pending_name[i]);
 		if (close(r->pending[i]) < 0 && err && !st)
 			st = vdb_err_sys(err, VDB_EIO, "close %s/%s", r->tmp, r->pending_name[i]);
@@ -236,7 +278,8 @@ static vdb_status sync_pending(rst *r, vdb_error *err)
  * writeback error cannot be missed. */
 static vdb_status sync_later(rst *r, int fd, const char *name, vdb_error *err)
 {
-	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (!r->o->verify_only)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	r->pending[r->npending] = fd;
 	snprintf(r->pending_name[r->npending], sizeof r->pending_name[0], "%s", name);
 	if (++r->npending < PENDING_MAX)
@@ -291,6 +334,8 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 			k = nhead - pos < n ? nhead - (size_t)pos : n;
 			memcpy(head + pos, p, k);
 			if (pos + k == nhead) {
+				if ((st = check_head(what, e, head, nhead, err)))
+					return st;
 				if (sums)
 					secsum_start(ss, head, nhead, e->size);
 				st = put(r, fd, e, ss, &crc, head, nhead, 0, &started, err);
@@ -550,12 +595,14 @@ static vdb_status verify_tree(rst *r, vdb_error *err)
 		r->stats.collections++;
 		r->stats.records += live;
 		char dir[4096];
+		if (r->o->verify_only)
+			continue; /* a scratch copy: nothing to make durable */
 		if (vdb_path(dir, sizeof dir, r->tmp, c->name))
 			return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp);
 		if ((st = vdb_fsync_dir(dir, err)))
 			return st;
 	}
-	return vdb_fsync_dir(r->tmp, err);
+	return r->o->verify_only ? VDB_OK : vdb_fsync_dir(r->tmp, err);
 }
 
 /* .BASE.restore-PID-XXXXXX, a restore's temporary directory for target BASE (ctx). */
@@ -567,6 +614,32 @@ static int match_restore_dir(const char *name, void *ctx, long *pid)
 		return 0;
 	*pid = vdb_parse_pid(name + 1 + n + 9, '-', &end);
 	return *pid > 0 && *end == '-' && strlen(end + 1) == 6;
+}
+
+/* --verify runs every check a restore runs, on a scratch copy: the archive is extracted
+ * into $TMPDIR (else /tmp) as .vdb-verify.restore-PID-XXXXXX, checked as a restored
+ * database is, without fsyncs, and removed. So "--verify succeeds" means "a restore would
+ * succeed"; the cost is the space of the database while it runs. What a killed verify
+ * left there the next one removes. */
+static vdb_status make_scratch(rst *r, vdb_error *err)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !dir[0])
+		dir = "/tmp";
+	if (snprintf(r->tmp, sizeof r->tmp, "%s/.vdb-verify.restore-%ld-XXXXXX", dir,
+		     (long)getpid()) >= (int)sizeof r->tmp) {
+		r->tmp[0] = '\0';
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
+	}
+	vdb_remove_leftovers(dir, match_restore_dir, (void *)"vdb-verify");
+	if (!mkdtemp(r->tmp)) {
+		vdb_status st = vdb_err_sys(err, VDB_EIO, "create a scratch directory in %s", dir);
+		r->tmp[0] = '\0';
+		return st;
+	}
+	if ((r->tmp_fd = vdb_hold_tmp_dir(r->tmp)) < 0)
+		return vdb_err_sys(err, VDB_EIO, "lock %s", r->tmp);
+	return VDB_OK;
 }
 
 vdb_status vdb_restore(int fd, const char *name, const char *target,
@@ -644,6 +717,8 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 			goto out;
 		}
 	}
+	if (o->verify_only && (st = make_scratch(&r, err)))
+		goto out;
 	r.stats.archives = 1;
 	if ((st = extract(&r, z, what, &r.m, -1, err)))
 		goto out;
@@ -653,9 +728,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		if (!r.done[i])
 			st = vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' was not restored", what,
 				     r.m.entries[i].name);
-	if (st || o->verify_only)
-		goto out;
-	if ((st = sync_pending(&r, err)) || (st = verify_tree(&r, err)))
+	if (st || (st = sync_pending(&r, err)) || (st = verify_tree(&r, err)) || o->verify_only)
 		goto out;
 	st = install(&r, target, parent, err);
 out:
@@ -664,14 +737,8 @@ out:
 		vdb_remove_tree(r.tmp);
 	if (r.tmp_fd >= 0)
 		close(r.tmp_fd);
-	if (!st && stats) {
-		if (o->verify_only) {
-			r.stats.collections = r.m.ncoll;
-			for (size_t i = 0; i < r.m.ncoll; i++)
-				r.stats.records += r.m.colls[i].records;
-		}
+	if (!st && stats)
 		*stats = r.stats;
-	}
 	vdb_zreader_free(z);
 	vdb_arc_manifest_free(&r.m);
 	free(r.done);

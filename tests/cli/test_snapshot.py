@@ -476,16 +476,20 @@ class Snapshot(VdbTestCase):
         self.snap('db', arc, '-q')
         return arc, tar_members(zstd_decompress(self.read(arc)))
 
-    def assertRejected(self, data, *messages, name='bad.tar.zst', verify=True):
+    def assertRejected(self, data, *messages, name='bad.tar.zst'):
+        """Restore refuses the archive with exit 65 and the messages, leaving nothing; and
+        --verify refuses it the same way: it runs every check a restore runs."""
         p = self.write(name, data)
         target = self.path('target')
         r = run('restore', p, target)
         self.assertFails(r, EXIT_DATA, *messages)
         self.assertFalse(os.path.exists(target), 'target created')
         self.assertNoLeftovers()
-        if verify:
-            v = run('restore', '--verify', p)
-            self.assertEqual(v.rc, EXIT_DATA, v)
+        scratch = self.path('scratch')
+        os.makedirs(scratch, exist_ok=True)
+        v = run('restore', '--verify', p, env_extra={'TMPDIR': scratch})
+        self.assertFails(v, EXIT_DATA, *messages)
+        self.assertEqual(os.listdir(scratch), [], 'verify left its scratch copy')
         return r
 
     def test_hostile_entries(self):
@@ -542,16 +546,55 @@ class Snapshot(VdbTestCase):
         self.assertRejected(with_manifest(lambda mm: mm['entries'][1].update(size=10),
                                           fix_crc=False), 'vdb-snapshot.json: header says')
         # A file the collection's MANIFEST does not name, listed and stored all the same.
+        # (A copy of a real segment: anything else is refused by its header already.)
         extra = 'default/seg-00009999.vdb'
-
+        copy = next(d for mm, d in members if '/seg-' in mm.name)
+        image = checked('snapshot', json.dumps(dict(json.loads(body), entries=json.loads(
+            body)['entries'] + [{'name': extra, 'size': len(copy), 'crc32c': '%08x' % crc32c(copy)}]
+        )).encode() + b'\n')
+        self.assertRejected(zstd_compress(tar_build([(members[0][0], image)] + members[1:] +
+                                                    [(info(extra), copy)])),
+                            'seg-00009999.vdb: a file the MANIFEST does not name')
         image = checked('snapshot', json.dumps(dict(json.loads(body), entries=json.loads(
             body)['entries'] + [{'name': extra, 'size': 3, 'crc32c': '%08x' % crc32c(b'abc')}]
         )).encode() + b'\n')
         self.assertRejected(zstd_compress(tar_build([(members[0][0], image)] + members[1:] +
                                                     [(info(extra), b'abc')])),
-                            'seg-00009999.vdb: a file the MANIFEST does not name', verify=False)
+                            "entry 'default/seg-00009999.vdb': not a segment")
         self.assertRejected(with_manifest(lambda mm: mm['collections'][0].update(records=1)),
-                            "holds 600 records, the manifest says 1", verify=False)
+                            "holds 600 records, the manifest says 1")
+        self.assertRejected(with_manifest(lambda mm: mm['collections'][0].update(records=601)),
+                            "holds 600 records, the manifest says 601")
+        # A log the MANIFEST does not reference, listed with its right size and CRC.
+        wal = next(d for mm, d in members if '/wal-' in mm.name)
+        stray = 'default/wal-00000099.log'
+        image = checked('snapshot', json.dumps(dict(json.loads(body), entries=json.loads(
+            body)['entries'] + [{'name': stray, 'size': len(wal), 'crc32c': '%08x' % crc32c(wal)}]
+        )).encode() + b'\n')
+        self.assertRejected(zstd_compress(tar_build([(members[0][0], image)] + members[1:] +
+                                                    [(info(stray), wal)])),
+                            'wal-00000099.log: a file the MANIFEST does not name')
+        # A byte flipped in a segment and in the log, the manifest's CRC recomputed to match
+        # (after a few more records, so that the log holds frames: the first one is hit).
+        self.ingest('db', seeded_records(4, 5, 4), '-b', '1')
+        self.snap('db', arc, '-q')
+        members = tar_members(zstd_decompress(self.read(arc)))
+        head, body = members[0][1].split(b'\n', 1)
+        for kind, pick, at in (('segment', '/seg-', -30), ('log', '/wal-', 40)):
+            with self.subTest(flipped=kind):
+                name, data = next((mm.name, d) for mm, d in members if pick in mm.name)
+                bad = bytearray(data)
+                bad[at] ^= 0x10
+                bad = bytes(bad)
+                mm = json.loads(body)
+                for e in mm['entries']:
+                    if e['name'] == name:
+                        e['crc32c'] = '%08x' % crc32c(bad)
+                image = checked('snapshot', json.dumps(mm).encode() + b'\n')
+                self.assertRejected(zstd_compress(tar_build(
+                    [(members[0][0], image)] + [(m2, bad if m2.name == name else d)
+                                                for m2, d in members[1:]])),
+                    'the restored database fails its checks', os.path.basename(name))
         seg = next(i for i, e in enumerate(m['entries']) if e['name'].endswith('.vdb'))
         self.assertRejected(with_manifest(lambda mm: mm['entries'][seg].update(from_=1)
                                           or mm['entries'][seg].update({'from': 'x.tar.zst'})),
@@ -559,6 +602,28 @@ class Snapshot(VdbTestCase):
         # A manifest claiming a huge file cannot make the restore write more than it holds.
         big = with_manifest(lambda mm: mm['entries'][seg].update(size=1 << 40))
         self.assertRejected(big, 'the manifest says %d' % (1 << 40))
+        # Entries whose size is declared consistently (manifest, tar header, CRC) but whose
+        # own header says otherwise are refused at their first bytes, not after all their
+        # zeros (1 MiB here) have been written. (Small here: crc32c() is Python.)
+        seg_name, seg_data = next((mm.name, d) for mm, d in members if mm.name.endswith('.vdb')
+                                  and '/seg-' in mm.name)
+        wal_name = next(mm.name for mm, d in members if '/wal-' in mm.name)
+        pad = b'\0' * (1 << 20)
+        for name, data, message in (
+                (seg_name, seg_data + pad, "its segment header says %d bytes, the manifest %d"
+                 % (len(seg_data), len(seg_data) + len(pad))),
+                (seg_name, pad, 'not a segment, or its header is damaged'),
+                (wal_name, pad, 'not a log, or its header is damaged')):
+            with self.subTest(entry=name, message=message):
+                mm = json.loads(body)
+                for e in mm['entries']:
+                    if e['name'] == name:
+                        e.update(size=len(data), crc32c='%08x' % crc32c(data))
+                image = checked('snapshot', json.dumps(mm).encode() + b'\n')
+                self.assertRejected(zstd_compress(tar_build(
+                    [(members[0][0], image)] + [(m2, data if m2.name == name else d)
+                                                for m2, d in members[1:]])),
+                    "entry '%s': %s" % (name, message))
 
     def test_sections_checked_as_they_stream(self):
         """Restore checksums each segment section from the bytes it writes (pieces of a
@@ -601,7 +666,7 @@ class Snapshot(VdbTestCase):
                     (i, bad if i.name == seg[0].name else d) for i, d in members[1:]]
                 self.assertRejected(zstd_compress(tar_build(built)),
                                     'checksum mismatch in section %d' % kind,
-                                    os.path.basename(seg[0].name), verify=False)
+                                    os.path.basename(seg[0].name))
         # Damage to the compressed stream half way through the segment, met while the
         # decompressing thread runs ahead: named as the entry being read (by its CRC, or by
         # zstd when the block no longer decodes).

@@ -98,7 +98,8 @@ def _short(s, n=600):
     return s if len(s) <= n else s[:n] + '...[%d more]' % (len(s) - n)
 
 
-def run(cmd, *args, input=None, timeout=120, cwd=None, preexec_fn=None, stdin_file=False):
+def run(cmd, *args, input=None, timeout=120, cwd=None, preexec_fn=None, stdin_file=False,
+        env_extra=None):
     """Runs vdb-<cmd> ARGS. input: None (stdin is /dev/null), str, bytes, or a list of lines or
     records (each becomes one line), through a pipe -- or with stdin_file, from a file:
     vdb-ingest also commits whenever no further line is ready, so through a pipe its batches
@@ -114,7 +115,8 @@ def run(cmd, *args, input=None, timeout=120, cwd=None, preexec_fn=None, stdin_fi
             stdin, data = f, None
         p = subprocess.run(argv, executable=exe(cmd), input=data, stdin=stdin,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                           cwd=cwd, env=ENV, preexec_fn=preexec_fn)
+                           cwd=cwd, env=dict(ENV, **env_extra) if env_extra else ENV,
+                           preexec_fn=preexec_fn)
     return Result(argv, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
 
 
