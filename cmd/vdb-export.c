@@ -165,6 +165,7 @@ typedef struct outputs {
 	uint32_t dim;
 	fmt f;
 	int vector_columns; /* csv: the vector in dim numeric columns */
+	int quiet;
 } outputs;
 
 /* An output error: quiet when standard output's reader went away (`| head`); only a
@@ -220,7 +221,19 @@ static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err
 	return VDB_OK;
 }
 
-/* CSV needs every payload key for its header: a first pass over the same view. */
+/* A payload key took the name of a CSV column of ours: say what the column is called. */
+static void note_renamed(const char *usual, const char *now, const char *option)
+{
+	if (option)
+		cli_error("note: a payload key is named '%s', so that column is '%s' (read it back "
+			  "with vdb-ingest %s %s)", usual, now, option, now);
+	else
+		cli_error("note: payload keys are named like the vector columns, so those are %s0, "
+			  "%s1, ...", now, now);
+}
+
+/* CSV needs every payload key for its header: a first pass over the same view. It also
+ * refuses what CSV cannot hold before anything is written. */
 static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter *filter,
 			     vdb_error *err)
 {
@@ -231,11 +244,18 @@ static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter 
 	for (int has = 1; !st && has;) {
 		vdb_record rec;
 		if (!(st = vdb_cursor_next(cur, &rec, &has, err)) && has)
-			st = vdb_csv_writer_add_keys(o->cw, rec.payload, rec.payload_len, err);
+			st = vdb_csv_writer_add(o->cw, &rec, err);
 	}
 	vdb_cursor_close(cur);
 	if (!st && !(st = vdb_csv_writer_header(o->cw, &o->t, err)))
 		st = put_text(o->main, &o->t, err);
+	const char *id, *vector;
+	vdb_csv_writer_columns(o->cw, &id, &vector);
+	if (!st && !o->quiet && strcmp(id, "id"))
+		note_renamed("id", id, "--id-column");
+	if (!st && !o->quiet && strcmp(vector, o->vector_columns ? "v" : "vector"))
+		note_renamed(o->vector_columns ? "v0, v1, ..." : "vector", vector,
+				 o->vector_columns ? NULL : "--vector-column");
 	return st;
 }
 
@@ -350,6 +370,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vdb_status st = VDB_OK;
+	o.quiet = quiet;
 	if (binary)
 		st = vdb_vec_writer_open(o.main, f == FMT_NPY ? VDB_VEC_NPY : VDB_VEC_FVECS, cfg.dim,
 					 count, &o.vw, &err);

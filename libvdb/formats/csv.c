@@ -519,6 +519,10 @@ struct vdb_csv_writer {
 	const char **val; /* per key: this record's value span */
 	size_t *vlen;
 	vdb_buf key, tmp;
+	/* The columns of the id and the vector: "id" and "vector" (or "v0".."v<dim-1>"), each
+	 * preceded by as many '_' as it takes to be no payload key's name (NUL-terminated). */
+	vdb_buf id_name, vec_name;
+	const vdb_record *rec; /* the record vdb_csv_writer_add is looking at */
 };
 
 vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
@@ -623,38 +627,99 @@ static vdb_status members(vdb_csv_writer *w, const char *payload, size_t len,
 	}
 }
 
-/* 1 when the key is "v<i>", i < dim without leading zeros: a numeric vector column's name. */
-static int is_vector_column(const vdb_csv_writer *w, const char *k, size_t len)
+/* A record named in a message: its id as JSON (shortened). */
+static vdb_status refuse(vdb_csv_writer *w, const char *why, vdb_error *err)
 {
-	if (len < 2 || len > 11 || k[0] != 'v' || (k[1] == '0' && len > 2))
-		return 0;
-	uint64_t col = 0;
-	for (size_t i = 1; i < len; i++) {
-		if (k[i] < '0' || k[i] > '9')
-			return 0;
-		col = col * 10 + (uint64_t)(k[i] - '0');
+	vdb_buf b = VDB_BUF_INIT;
+	if (vdb_jsonl_append_id((vdb_text *)&b, &w->rec->id) || vdb_buf_putc(&b, 0)) {
+		vdb_buf_free(&b);
+		return vdb_err_nomem(err);
 	}
-	return col < w->dim;
+	vdb_status st = vdb_err(err, VDB_EDATA, "record %.80s: %s: not representable in CSV (use "
+				"JSON lines)", b.data, why);
+	vdb_buf_free(&b);
+	return st;
 }
 
 static vdb_status add_key(vdb_csv_writer *w, const char *v, size_t n, vdb_error *err)
 {
-	(void)v;
-	(void)n;
-	const char *k = w->key.data;
-	size_t len = w->key.len;
-	int vector_column = w->split ? is_vector_column(w, k, len) : len == 6 && !memcmp(k, "vector", 6);
-	if ((len == 2 && !memcmp(k, "id", 2)) || vector_column)
-		return vdb_err(err, VDB_EDATA,
-			       "a payload key \"%.*s\" clashes with the CSV column of the same name "
-			       "(export as JSON lines instead)", (int)w->key.len, w->key.data);
+	if (memchr(w->key.data, 0, w->key.len))
+		return refuse(w, "a payload key holds a NUL byte", err);
+	if (w->rec && n && v[0] == '"') { /* a string value: its text must hold no NUL */
+		vj_reader r;
+		vj_init(&r, v, n);
+		w->tmp.len = 0;
+		if (vj_string(&r, &w->tmp))
+			return vdb_err(err, VDB_ECORRUPT, "stored payload: %s", r.err);
+		if (memchr(w->tmp.data, 0, w->tmp.len))
+			return refuse(w, "a payload string holds a NUL byte", err);
+	}
 	return lookup(w, w->key.data, w->key.len, 1) == -2 ? vdb_err_nomem(err) : VDB_OK;
 }
 
 vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
 				   vdb_error *err)
 {
+	w->rec = NULL;
 	return payload ? members(w, payload, len, add_key, err) : VDB_OK;
+}
+
+vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec, vdb_error *err)
+{
+	w->rec = rec;
+	if (rec->id.is_string && memchr(rec->id.str, 0, rec->id.len))
+		return refuse(w, "the id holds a NUL byte", err);
+	w->tmp.len = 0;
+	vdb_status st = jsonl_append_id_field((vdb_text *)&w->tmp, &rec->id, err);
+	if (st == VDB_EDATA)
+		return refuse(w, err->message, err);
+	if (!st && rec->payload)
+		st = members(w, rec->payload, rec->payload_len, add_key, err);
+	w->rec = NULL;
+	return st;
+}
+
+/* Whether a payload key is named `prefix` followed by a vector column number (< dim, no
+ * leading zeros), or, for the JSON-array vector, exactly `name`. */
+static int clashes(vdb_csv_writer *w, const char *name, int numbered)
+{
+	size_t n = strlen(name);
+	if (!numbered)
+		return lookup(w, name, n, 0) >= 0;
+	for (size_t k = 0; k < w->nkeys; k++) {
+		const char *s = w->keys.data + w->key_off[k];
+		size_t len = w->key_off[k + 1] - w->key_off[k];
+		if (len <= n || len > n + 10 || memcmp(s, name, n) || (s[n] == '0' && len > n + 1))
+			continue;
+		uint64_t col = 0;
+		size_t i = n;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			col = col * 10 + (uint64_t)(s[i++] - '0');
+		if (i == len && col < w->dim)
+			return 1;
+	}
+	return 0;
+}
+
+/* out = base with '_' in front until no payload key takes the name. */
+static int column_name_for(vdb_csv_writer *w, vdb_buf *out, const char *base, int numbered)
+{
+	out->len = 0;
+	if (vdb_buf_puts(out, base) || vdb_buf_putc(out, 0))
+		return -1;
+	while (clashes(w, out->data, numbered)) {
+		if (vdb_buf_putc(out, 0))
+			return -1;
+		memmove(out->data + 1, out->data, out->len - 1);
+		out->data[0] = '_';
+	}
+	return 0;
+}
+
+void vdb_csv_writer_columns(const vdb_csv_writer *w, const char **id, const char **vector)
+{
+	*id = w->id_name.data ? w->id_name.data : "id";
+	*vector = w->vec_name.data ? w->vec_name.data : w->split ? "v" : "vector";
 }
 
 /* Appends a CSV field, quoted when it holds a comma, a quote or a line break. */
@@ -676,10 +741,15 @@ static int put_field(vdb_buf *b, const char *s, size_t n)
 vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err)
 {
 	vdb_buf *b = (vdb_buf *)t;
-	if (vdb_buf_puts(b, w->split ? "id" : "id,vector"))
+	if (column_name_for(w, &w->id_name, "id", 0) ||
+	    column_name_for(w, &w->vec_name, w->split ? "v" : "vector", w->split) ||
+	    put_field(b, w->id_name.data, w->id_name.len - 1))
+		return vdb_err_nomem(err);
+	if (!w->split && (vdb_buf_putc(b, ',') || put_field(b, w->vec_name.data, w->vec_name.len - 1)))
 		return vdb_err_nomem(err);
 	for (uint32_t i = 0; w->split && i < w->dim; i++)
-		if (vdb_buf_printf(b, ",v%" PRIu32, i))
+		if (vdb_buf_putc(b, ',') || put_field(b, w->vec_name.data, w->vec_name.len - 1) ||
+		    vdb_buf_printf(b, "%" PRIu32, i))
 			return vdb_err_nomem(err);
 	free(w->val);
 	free(w->vlen);
@@ -710,7 +780,7 @@ vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_recor
 	vdb_buf *b = (vdb_buf *)t;
 	vdb_status st;
 	w->tmp.len = 0;
-	if ((st = vdb_id_append_arg((vdb_text *)&w->tmp, &rec->id, err)))
+	if ((st = jsonl_append_id_field((vdb_text *)&w->tmp, &rec->id, err)))
 		return st;
 	if (put_field(b, w->tmp.data, w->tmp.len))
 		return vdb_err_nomem(err);
@@ -761,5 +831,7 @@ void vdb_csv_writer_free(vdb_csv_writer *w)
 	free(w->vlen);
 	vdb_buf_free(&w->key);
 	vdb_buf_free(&w->tmp);
+	vdb_buf_free(&w->id_name);
+	vdb_buf_free(&w->vec_name);
 	free(w);
 }

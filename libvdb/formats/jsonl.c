@@ -846,11 +846,16 @@ vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t le
 
 vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err)
 {
-	if (!id->is_string)
-		return vdb_jsonl_append_id(t, id) ? vdb_err_nomem(err) : VDB_OK;
-	if (memchr(id->str, '\n', id->len) || memchr(id->str, '\r', id->len))
+	if (id->is_string && (memchr(id->str, '\n', id->len) || memchr(id->str, '\r', id->len)))
 		return vdb_err(err, VDB_EDATA, "string id holds a line break: not representable one "
 					       "per line (use JSON lines)");
+	return jsonl_append_id_field(t, id, err);
+}
+
+vdb_status jsonl_append_id_field(vdb_text *t, const vdb_id *id, vdb_error *err)
+{
+	if (!id->is_string)
+		return vdb_jsonl_append_id(t, id) ? vdb_err_nomem(err) : VDB_OK;
 	/* Bare text reads back as the same id unless it is all digits (an integer) or quoted
 	 * already (the quotes would be taken off). */
 	size_t nd = 0;

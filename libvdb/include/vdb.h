@@ -632,15 +632,25 @@ VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
  * other values as JSON text, missing keys empty). With vector_columns, the vector takes dim
  * numeric columns "v0".."v<dim-1>" instead of "vector" (for spreadsheets; read back with
  * vector_columns "2-<dim+1>"). The payload keys must be known before the header: pass every
- * record's payload to vdb_csv_writer_add_keys first (columns follow in order of first
- * appearance; a key named like the id or a vector column is VDB_EDATA). Fields are quoted
- * when they need it; lines end in CRLF. */
+ * record to vdb_csv_writer_add first (columns follow in order of first appearance). It also
+ * refuses, with the record's id in the message (VDB_EDATA), what CSV cannot hold: a NUL
+ * byte in an id, a payload key or a payload string. A payload key named like the id or a
+ * vector column moves that column to a free name ("_id", "_vector", "_v0"..., see
+ * vdb_csv_writer_columns). Fields are quoted (RFC 4180) when they hold a comma, a quote or a
+ * line break; lines end in CRLF. */
 typedef struct vdb_csv_writer vdb_csv_writer;
 
 VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
 				      vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec,
+				      vdb_error *err);
+/* The payload part of vdb_csv_writer_add alone (no id check). */
 VDB_API vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
 					   vdb_error *err);
+/* After the header: the names of the id column and of the vector column (with vector
+ * columns, their common prefix before the number). */
+VDB_API void vdb_csv_writer_columns(const vdb_csv_writer *w, const char **id,
+				    const char **vector);
 VDB_API vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err);
 VDB_API vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_record *rec,
 					 vdb_error *err);

@@ -700,10 +700,63 @@ class Csv(Base):
                          '--vector-columns goes with --format csv')
 
     def test_payload_key_clashing_with_a_column(self):
+        # Keys named like our columns (as CSV ingest creates them from an extra "id"
+        # column): those columns move to free names, said on stderr, and read back.
         self.create(dim=DIM)
-        self.ingest('db', [{'id': 1, 'vector': [1, 2, 3, 4], 'payload': {'id': 5}}])
-        r = run('export', self.path('db'), '-f', 'csv')
-        self.assertFails(r, EXIT_DATA, 'a payload key "id" clashes with the CSV column')
+        recs = [{'id': 1, 'vector': [1, 2, 3, 4], 'payload': {'id': 5, 'vector': 'v', '_id': 'u'}},
+                {'id': 'x', 'vector': [4, 3, 2, 1], 'payload': {'v0': 1, 'v3': 2}}]
+        self.ingest('db', recs)
+        out = self.path('o.csv')
+        r = run('export', self.path('db'), '-o', out)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.errlines, [
+            "vdb-export: note: a payload key is named 'id', so that column is '__id' (read it "
+            "back with vdb-ingest --id-column __id)",
+            "vdb-export: note: a payload key is named 'vector', so that column is '_vector' "
+            "(read it back with vdb-ingest --vector-column _vector)"])
+        rows = list(csv.reader(io.StringIO(self.read(out).decode(), newline='')))
+        self.assertEqual(rows[0], ['__id', '_vector', 'id', 'vector', '_id', 'v0', 'v3'])
+        self.create('db2', dim=DIM)
+        self.ingest('db2', None, '--id-column', '__id', '--vector-column', '_vector', files=[out])
+        self.assertEqual(self.exported('db2'), self.exported())
+        self.assertOk(run('export', self.path('db'), '-o', out, '-q'))
+        # Numbered vector columns: v0..v3 are payload keys here, so those become _v0.._v3.
+        r = run('export', self.path('db'), '-o', out, '--vector-columns')
+        self.assertEqual(r.errlines[1:], ['vdb-export: note: payload keys are named like the '
+                                          'vector columns, so those are _v0, _v1, ...'], r)
+        rows = list(csv.reader(io.StringIO(self.read(out).decode(), newline='')))
+        self.assertEqual(rows[0][:DIM + 1], ['__id', '_v0', '_v1', '_v2', '_v3'])
+        self.create('db3', dim=DIM)
+        self.ingest('db3', None, '--id-column', '__id', '--vector-columns', '2-5', files=[out])
+        self.assertEqual(self.exported('db3'), self.exported())
+
+    def test_ids_with_line_breaks_and_nul_bytes(self):
+        self.create(dim=DIM)
+        recs = [{'id': 'two\nlines', 'vector': [1, 2, 3, 4]},
+                {'id': 'cr\r\nlf', 'vector': [1, 2, 3, 5], 'payload': {'t': 'a\nb'}},
+                {'id': '"quoted"', 'vector': [1, 2, 3, 6]}, {'id': '7', 'vector': [1, 2, 3, 7]}]
+        self.ingest('db', recs)
+        out = self.path('o.csv')
+        self.assertOk(run('export', self.path('db'), '-o', out))
+        self.create('db2', dim=DIM)
+        self.ingest('db2', None, files=[out])
+        self.assertEqual(self.exported('db2'), self.exported())
+        # What CSV cannot hold is refused before anything is written, naming the record.
+        for rec, why in (({'id': 'nul\u0000id', 'vector': [1, 1, 1, 1]}, 'the id holds a NUL'),
+                         ({'id': 9, 'vector': [1, 1, 1, 1], 'payload': {'s': 'a\u0000'}},
+                          'a payload string holds a NUL'),
+                         ({'id': 'k', 'vector': [1, 1, 1, 1], 'payload': {'a\u0000': 1}},
+                          'a payload key holds a NUL')):
+            with self.subTest(why):
+                name = 'c%d' % len(why)
+                self.create(name=name, dim=DIM)
+                self.ingest('db', recs + [rec], name=name)
+                r = run('export', self.path('db'), '-c', name, '-o', self.path('o2.csv'))
+                self.assertFails(r, EXIT_DATA, 'record %s: %s' % (json.dumps(rec['id']), why),
+                                 'not representable in CSV (use JSON lines)')
+                self.assertFalse(os.path.exists(self.path('o2.csv')))
+                r = run('export', self.path('db'), '-c', name, '-f', 'csv')
+                self.assertFails(r, EXIT_DATA, why)
 
 
 class Ingest(Base):
