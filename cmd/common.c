@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,9 +33,13 @@ static void on_sigbus(int sig)
 	_exit(EXIT_IO);
 }
 
-void cli_init(const char *prog)
+/* The command line, for cli_option_error. */
+static char **cli_argv;
+
+void cli_init(const char *prog, char **argv)
 {
 	cli_prog = prog;
+	cli_argv = argv;
 	/* On a terminal a progress line may be showing: the message starts on a line of its own. */
 	int n = snprintf(sigbus_msg, sizeof sigbus_msg,
 			 "%s%s: a file being read shrank (truncated by another program?); stopped "
@@ -138,8 +143,28 @@ int cli_common_option(int c, void (*usage)(void), int *quiet)
 		return CLI_NEXT;
 	case 'h': usage(); return cli_close_stdout();
 	case 'V': cli_version(); return cli_close_stdout();
-	default: return cli_usage_error("unknown or incomplete option");
+	default: return cli_option_error(c);
 	}
+}
+
+int cli_option_error(int c)
+{
+	/* Every option string starts with ':', so getopt prints nothing itself: ':' is a
+	 * missing value, '?' an unknown option (or a value given to a flag). */
+	const char *arg = cli_argv && optind > 0 ? cli_argv[optind - 1] : NULL;
+	int is_long = arg && !strncmp(arg, "--", 2);
+	int n = is_long ? (int)strcspn(arg, "=") : 0;
+	if (c == ':' && is_long)
+		return cli_usage_error("option '%.*s' needs a value", n, arg);
+	if (c == ':')
+		return cli_usage_error("option '-%c' needs a value", optopt);
+	if (is_long && optopt && arg[n] == '=')
+		return cli_usage_error("option '%.*s' takes no value", n, arg);
+	if (is_long)
+		return cli_usage_error("unknown option '%.*s'", n, arg);
+	if (optopt > ' ' && optopt < 127)
+		return cli_usage_error("unknown option '-%c'", optopt);
+	return cli_usage_error("unknown option");
 }
 
 int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,

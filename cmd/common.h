@@ -39,7 +39,7 @@ extern const char *cli_prog;
  * itself there). */
 extern void (*cli_before_message)(void);
 
-void cli_init(const char *prog);
+void cli_init(const char *prog, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the error and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -60,6 +60,9 @@ const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const 
  * return the exit status; anything else is a usage error (EXIT_USAGE). */
 #define CLI_NEXT (-1)
 int cli_common_option(int c, void (*usage)(void), int *quiet);
+/* The usage error for getopt's ':' (a missing value) or '?' (an unknown option): one line
+ * naming the option, then "Try 'PROG --help'". Returns EXIT_USAGE. */
+int cli_option_error(int c);
 
 /* Parse a decimal integer in [min, max]; on failure prints "invalid value for OPTION" and
  * returns -1. Accepts K, M, G suffixes (powers of 1024) when `suffixes` is set. */

@@ -48,7 +48,7 @@ static void report(void *ctx, int problem, const char *line)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-check");
+	cli_init("vdb-check", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"repair", no_argument, NULL, 'R'},
 					     {"quiet", no_argument, NULL, 'q'},
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
 	int c, rc, repair = 0;
-	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'R': repair = 1; break;

@@ -39,7 +39,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-compact");
+	cli_init("vdb-compact", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"wait", required_argument, NULL, 'W'},
 					     {"no-wait", no_argument, NULL, 'N'},
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int quiet = 0, c;
-	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'W':

@@ -61,7 +61,7 @@ static int add_index_field(vdb_collection_config *cfg, const char *arg)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-create");
+	cli_init("vdb-create", argv);
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'}, {"dim", required_argument, NULL, 'd'},
 		{"metric", required_argument, NULL, 'm'},     {"seal-size", required_argument, NULL, 'S'},
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 	vdb_collection_config_init(&cfg);
 	uint64_t v;
 	int have_dim = 0, have_m = 0, have_efc = 0, c;
-	while ((c = getopt_long(argc, argv, "c:d:m:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:d:m:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'd':
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 		case 'q': break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default: return cli_option_error(c);
 		}
 	}
 	if (cli_one_operand(argc, optind))

@@ -70,6 +70,23 @@ static fmt detect(const char *path)
 	return i > 0 ? (fmt)i : FMT_DEFAULT;
 }
 
+/* The extension of a file name that names no format ("out.parquet": ".parquet"), NULL when
+ * it names one or has none; a ".zst" after it does not count. */
+static const char *unknown_extension(const char *path)
+{
+	if (cli_format_of(path))
+		return NULL;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	static char ext[64];
+	snprintf(ext, sizeof ext, "%s", base);
+	size_t n = strlen(ext);
+	if (n > 4 && !strcmp(ext + n - 4, ".zst"))
+		ext[n - 4] = '\0';
+	const char *dot = strrchr(ext, '.');
+	return dot && dot != ext ? dot : NULL;
+}
+
 static int ends_zst(const char *path)
 {
 	size_t n = path ? strlen(path) : 0;
@@ -261,7 +278,7 @@ static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter 
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-export");
+	cli_init("vdb-export", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"format", required_argument, NULL, 'f'},
 					     {"filter", required_argument, NULL, 'W'},
@@ -281,7 +298,7 @@ int main(int argc, char **argv)
 	int zstd = 0, by_id = 0, quiet = 0, durable = 1;
 	fmt f = FMT_DEFAULT;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:f:o:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:f:o:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
@@ -318,8 +335,12 @@ int main(int argc, char **argv)
 				       "to bytes): use fvecs");
 	if (f == FMT_DEFAULT)
 		f = o.main_name ? detect(o.main_name) : FMT_JSONL;
+	const char *ext = o.main_name ? unknown_extension(o.main_name) : NULL;
+	if (f == FMT_DEFAULT && ext)
+		return cli_usage_error("%s: '%s' is not a format vdb-export writes (name the file "
+				       ".jsonl, .npy, .fvecs or .csv, or give -f)", o.main_name, ext);
 	if (f == FMT_DEFAULT)
-		f = FMT_JSONL;
+		f = FMT_JSONL; /* a name without an extension (/dev/stdout, a FIFO, "out") */
 	o.f = f;
 	if (o.vector_columns && f != FMT_CSV)
 		return cli_usage_error("--vector-columns goes with --format csv");

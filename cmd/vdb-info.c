@@ -156,7 +156,7 @@ static int describe(const char *db, const char *name, int json)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-info");
+	cli_init("vdb-info", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'J'},
 					     {"quiet", no_argument, NULL, 'q'},
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
 	const char *name = NULL;
 	int json = 0, quiet = 0, c, rc; /* -q as every command takes it: info prints no
 					    * diagnostics but errors anyway */
-	while ((c = getopt_long(argc, argv, "c:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'J': json = 1; break;

@@ -1196,7 +1196,7 @@ static void print_summary(const ingest *g, int rc, double dt)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-ingest");
+	cli_init("vdb-ingest", argv);
 	static const struct option opts[] = {
 		{"collection", required_argument, NULL, 'c'},
 		{"format", required_argument, NULL, 'f'},
@@ -1231,7 +1231,7 @@ int main(int argc, char **argv)
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int c;
-	while ((c = getopt_long(argc, argv, "c:f:b:vqhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:f:b:vqhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
@@ -1272,7 +1272,7 @@ int main(int argc, char **argv)
 		case 'q': g.quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default: return cli_option_error(c);
 		}
 	}
 	if (optind >= argc)

@@ -607,7 +607,7 @@ static int stream_files(answerer *a, const query_opts *o, int argc, char **argv,
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-query");
+	cli_init("vdb-query", argv);
 	/* Answers are flushed whenever input would block (run_stream), so a large buffer only
 	 * saves system calls when queries stream in faster than they are answered. */
 	static char outbuf[1 << 16];
@@ -633,7 +633,7 @@ int main(int argc, char **argv)
 	uint64_t v, max_line = 64u << 20;
 	int c, count = 0;
 	uint64_t threads = cli_default_threads();
-	while ((c = getopt_long(argc, argv, "c:k:j:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:k:j:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'k':
@@ -672,7 +672,7 @@ int main(int argc, char **argv)
 		case 'q': break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
-		default: return cli_usage_error("unknown or incomplete option");
+		default: return cli_option_error(c);
 		}
 	}
 	if (optind >= argc)

@@ -49,7 +49,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-restore");
+	cli_init("vdb-restore", argv);
 	enum { OPT_FORCE = 256, OPT_CHAIN, OPT_VERIFY, OPT_LIST };
 	static const struct option opts[] = {{"force", no_argument, NULL, OPT_FORCE},
 					     {"chain-dir", required_argument, NULL, OPT_CHAIN},
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 	vdb_restore_options o;
 	vdb_restore_options_init(&o);
 	int quiet = 0, list = 0, c, rc;
-	while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
 		case OPT_CHAIN: o.chain_dir = optarg; break;

@@ -79,7 +79,7 @@ static int fail(const vdb_error *err)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb-snapshot");
+	cli_init("vdb-snapshot", argv);
 	enum { OPT_SINCE = 256, OPT_INTO, OPT_KEEP, OPT_FULL_EVERY };
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"output", required_argument, NULL, 'o'},
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
 	}
-	while ((c = getopt_long(argc, argv, "c:o:l:T:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:o:l:T:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': names[o.ncollections++] = optarg; break;
 		case 'o': output = optarg; break;

@@ -131,7 +131,7 @@ static int help(const char *argv0, const char *cmd)
 
 int main(int argc, char **argv)
 {
-	cli_init("vdb");
+	cli_init("vdb", argv);
 	if (argc < 2) {
 		cli_usage_error("missing command");
 		return EXIT_USAGE;

@@ -243,9 +243,9 @@ static vdb_status check_file_size(vdb_vec_reader *r, vdb_error *err)
 		return bad_dimension(&at, le32(d), err);
 	}
 	return vdb_err(err, VDB_EDATA,
-		       "truncated: the file holds %" PRIu64 " rows of %zu bytes (dimension %" PRIu32
+		       "truncated: the file holds %" PRIu64 " row%s of %zu bytes (dimension %" PRIu32
 		       ") and %" PRIu64 " bytes",
-		       whole, r->rowbytes, r->dim, part);
+		       whole, whole == 1 ? "" : "s", r->rowbytes, r->dim, part);
 }
 
 /* Column-major: the first row needs a value from every column, i.e. all the data. The

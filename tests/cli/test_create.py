@@ -208,15 +208,25 @@ class CreateRefuses(vdbtest.VdbTestCase):
         self.assertFalse(os.path.exists(self.path('a')))
 
     def test_unknown_or_incomplete_option(self):
-        # getopt's own line (wording differs between C libraries) names the option; then ours.
-        for args, name in ((['--bogus'], 'bogus'), (['-x'], 'x'), (['--dim'], 'dim'),
-                           (['--metric'], 'metric'), (['-c'], 'c'),
-                           (['--seal-size'], 'seal-size'), (['--quiet=1'], 'quiet')):
+        # One line naming the option and what is wrong with it, then the "Try" line.
+        for args, msg in ((['--bogus'], "unknown option '--bogus'"), (['-x'], "unknown option '-x'"),
+                          (['--dim'], "option '--dim' needs a value"),
+                          (['--metric'], "option '--metric' needs a value"),
+                          (['-c'], "option '-c' needs a value"),
+                          (['--seal-size'], "option '--seal-size' needs a value"),
+                          (['--quiet=1'], "option '--quiet' takes no value")):
             with self.subTest(args=args):
                 r = run('create', self.path('db'), '--dim', '2', '--metric', 'l2', *args)
-                self.assertUsage(r, 'vdb-create: unknown or incomplete option')
-                self.assertRegex(r.errlines[0], r"^vdb-create: .*'-*%s'" % name)
+                self.assertUsage(r, 'vdb-create: ' + msg)
+                self.assertEqual(len(r.errlines), 2, r)
                 self.assertFalse(os.path.exists(self.path('db')))
+        # The same in every command.
+        for cmd in ('ingest', 'query', 'export', 'compact', 'snapshot', 'restore', 'check',
+                    'info'):
+            with self.subTest(cmd=cmd):
+                r = run(cmd, self.path('db'), '--bacth')
+                self.assertUsage(r, "vdb-%s: unknown option '--bacth'" % cmd)
+                self.assertEqual(len(r.errlines), 2, r)
 
 
 class CreateHelp(vdbtest.VdbTestCase):

@@ -332,7 +332,7 @@ class Errors(vdbtest.VdbTestCase):
         self.create()
         self.assertUsage(run('export', self.path('db'), 'extra'), 'vdb-export: too many operands')
         self.assertUsage(run('export', self.path('db'), '--bogus'),
-                         'vdb-export: unknown or incomplete option')
+                         "vdb-export: unknown option '--bogus'")
         r = run('export', '--help')
         self.assertOk(r)
         self.assertTrue(r.out.startswith('Usage: vdb-export DB'))

@@ -796,7 +796,7 @@ class Errors(vdbtest.VdbTestCase):
         self.create()
         self.assertUsage(run('ingest', input=''), 'vdb-ingest: missing database directory operand')
         self.assertUsage(run('ingest', self.path('db'), '--bogus', input=''),
-                         'vdb-ingest: unknown or incomplete option')
+                         "vdb-ingest: unknown option '--bogus'")
         for bad in ['-1', 'abc', 'nan', '']:
             with self.subTest(wait=bad):
                 self.assertUsage(run('ingest', self.path('db'), '--wait', bad, input=''),

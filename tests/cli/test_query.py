@@ -580,7 +580,7 @@ class Small(vdbtest.VdbTestCase):
 
     def test_usage_help_version(self):
         self.assertUsage(run('query', input=''), 'vdb-query: missing database directory operand')
-        self.assertUsage(self.q('--bogus', input=''), 'vdb-query: unknown or incomplete option')
+        self.assertUsage(self.q('--bogus', input=''), "vdb-query: unknown option '--bogus'")
         r = run('query', '--help')
         self.assertOk(r)
         self.assertTrue(r.out.startswith('Usage: vdb-query DB'))

@@ -30,6 +30,20 @@ static vdb_istream *stream_of(const void *data, size_t n)
 	return s;
 }
 
+/* A stream over a pipe holding data (small enough for the pipe's buffer), its writing end
+ * closed: a stream whose size is not known in advance. */
+static vdb_istream *pipe_of(const void *data, size_t n)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert_eq(write(fds[1], data, n), (ssize_t)n);
+	close(fds[1]);
+	vdb_istream *s;
+	vdb_error err;
+	cr_assert_eq(vdb_istream_open(fds[0], NULL, &s, &err), VDB_OK, "%s", err.message);
+	return s; /* fds[0] is left open for the test's lifetime */
+}
+
 static void close_tmp(void)
 {
 	while (ntmp)
@@ -121,10 +135,9 @@ Test(formats, npy_written_header_parses_back_aligned)
 }
 
 /* Reads every row of a vector file image; returns the status of the first failure. */
-static vdb_status read_rows(const void *data, size_t n, vdb_vec_format f, uint32_t dim,
-			    float *out, size_t *rows, vdb_error *err)
+static vdb_status read_rows_in(vdb_istream *s, vdb_vec_format f, uint32_t dim, float *out,
+			       size_t *rows, vdb_error *err)
 {
-	vdb_istream *s = stream_of(data, n);
 	vdb_vec_reader *r = NULL;
 	vdb_status st = vdb_vec_reader_open(s, f, dim, &r, err);
 	*rows = 0;
@@ -139,6 +152,13 @@ static vdb_status read_rows(const void *data, size_t n, vdb_vec_format f, uint32
 	vdb_vec_reader_close(r);
 	vdb_istream_close(s);
 	return st;
+}
+
+/* Reads every row of data as a regular file. */
+static vdb_status read_rows(const void *data, size_t n, vdb_vec_format f, uint32_t dim,
+			    float *out, size_t *rows, vdb_error *err)
+{
+	return read_rows_in(stream_of(data, n), f, dim, out, rows, err);
 }
 
 /* A small .npy image: header for (rows, 2) of descr, then the given bytes. */
@@ -199,12 +219,22 @@ Test(formats, vecs_rows_and_errors)
 	float got[16];
 	size_t rows;
 	vdb_error err;
-	cr_assert_eq(read_rows(img, n, VDB_VEC_FVECS, 2, got, &rows, &err), VDB_EDATA);
+	/* A stream: the rows before the bad one are handed out. */
+	cr_assert_eq(read_rows_in(pipe_of(img, n), VDB_VEC_FVECS, 2, got, &rows, &err), VDB_EDATA);
 	cr_assert_eq(rows, 2);
 	cr_assert_str_eq(err.message, "row 2: dimension is 3; the collection's is 2");
 	cr_assert(got[2] == 1 && got[3] == -1);
-	cr_assert_eq(read_rows(img, 12 + 5, VDB_VEC_FVECS, 2, got, &rows, &err), VDB_EDATA);
+	cr_assert_eq(read_rows_in(pipe_of(img, 12 + 5), VDB_VEC_FVECS, 2, got, &rows, &err),
+		     VDB_EDATA);
 	cr_assert_str_eq(err.message, "row 1 is truncated: the file ends after 5 of its 12 bytes");
+	/* A regular file: its size (not whole rows) refuses it at open, naming the cause. */
+	cr_assert_eq(read_rows(img, n, VDB_VEC_FVECS, 2, got, &rows, &err), VDB_EDATA);
+	cr_assert_eq(rows, 0);
+	cr_assert_str_eq(err.message, "row 2: dimension is 3; the collection's is 2");
+	cr_assert_eq(read_rows(img, 12 + 5, VDB_VEC_FVECS, 2, got, &rows, &err), VDB_EDATA);
+	cr_assert_eq(rows, 0);
+	cr_assert_str_eq(err.message,
+			 "truncated: the file holds 1 row of 12 bytes (dimension 2) and 5 bytes");
 	unsigned char b[] = {2, 0, 0, 0, 255, 7};
 	cr_assert_eq(read_rows(b, sizeof b, VDB_VEC_BVECS, 2, got, &rows, &err), VDB_OK);
 	cr_assert(rows == 1 && got[0] == 255 && got[1] == 7);
@@ -307,23 +337,35 @@ Test(formats, vec_reader_blocks_mapped_and_read)
 				 &calls, &err), VDB_EDATA);
 	cr_assert_eq(rows, 13);
 	cr_assert_str_eq(err.message, "row 13: dimension is 3; the collection's is 2");
-	/* A file cut inside a row: the whole rows, then the truncation. */
+	/* A stream cut inside a row: the whole rows, then the truncation. */
 	n = npy_aligned(img, 20, v, 40);
-	cr_assert_eq(read_blocks(stream_of(img, n - 5), VDB_VEC_NPY, 2, 64, got, &rows, &stride,
+	cr_assert_eq(read_blocks(pipe_of(img, n - 5), VDB_VEC_NPY, 2, 64, got, &rows, &stride,
 				 &calls, &err), VDB_EDATA);
 	cr_assert_eq(rows, 19);
 	cr_assert_str_eq(err.message, "row 19 is truncated: the file ends after 3 of its 8 bytes");
 	/* Fewer rows than the header declares, and more. */
 	n = npy_aligned(img, 21, v, 40);
-	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
+	cr_assert_eq(read_blocks(pipe_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
 				 &err), VDB_EDATA);
 	cr_assert_eq(rows, 20);
 	cr_assert_str_eq(err.message, "the file ends at row 20; the .npy header declares 21 rows");
 	n = npy_aligned(img, 19, v, 40);
-	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
+	cr_assert_eq(read_blocks(pipe_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
 				 &err), VDB_EDATA);
 	cr_assert_eq(rows, 19);
 	cr_assert_str_eq(err.message, "data follows the 19 rows the .npy header declares");
+	/* The same as regular files: refused at open, before any row. */
+	n = npy_aligned(img, 20, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n - 5), VDB_VEC_NPY, 2, 64, got, &rows, &stride,
+				 &calls, &err), VDB_EDATA);
+	cr_assert_eq(rows, 0);
+	cr_assert_str_eq(err.message, "truncated: the header declares 20 rows of 8 bytes, the file "
+				      "holds 19 and 3 bytes");
+	n = npy_aligned(img, 19, v, 40);
+	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 64, got, &rows, &stride, &calls,
+				 &err), VDB_EDATA);
+	cr_assert_eq(rows, 0);
+	cr_assert_str_eq(err.message, "8 bytes follow the 19 rows the .npy header declares");
 	/* A header whose length leaves the data unaligned for float32 is read, not mapped. */
 	n = npy_image(img, "<f4", 0, 20, v, sizeof v);
 	cr_assert_eq(read_blocks(stream_of(img, n), VDB_VEC_NPY, 2, 7, got, &rows, &stride, &calls,
@@ -544,16 +586,37 @@ Test(formats, csv_writer_reads_back)
 			 "\"deep\":\"{\\\"x\\\":[1]}\"}}\n");
 	vdb_text_free(&back);
 	vdb_text_free(&t);
-	const char *clash = "{\"vector\":1}";
-	cr_assert_eq(vdb_csv_writer_add_keys(w, clash, strlen(clash), &err), VDB_EDATA);
-	cr_assert(strstr(err.message, "payload key \"vector\" clashes"));
+	vdb_csv_writer_free(w);
+	/* A key named like a column of ours moves that column to a free name; NUL is refused
+	 * with the record's id. */
+	cr_assert_eq(vdb_csv_writer_new(2, 0, &w, &err), VDB_OK);
+	const char *clash = "{\"vector\":1,\"_vector\":2}";
+	vdb_record rc = {{1, 0, "k\n1", 3}, v, clash, strlen(clash)};
+	cr_assert_eq(vdb_csv_writer_add(w, &rc, &err), VDB_OK, "%s", err.message);
+	t = (vdb_text){0};
+	cr_assert_eq(vdb_csv_writer_header(w, &t, &err), VDB_OK);
+	cr_assert_eq(vdb_csv_writer_record(w, &t, &rc, &err), VDB_OK);
+	cr_assert_eq(vdb_text_append(&t, "", 1), VDB_OK);
+	cr_assert_str_eq(t.data, "id,__vector,vector,_vector\r\n\"k\n1\",\"[0.1,-3]\",1,2\r\n");
+	const char *idcol, *veccol;
+	vdb_csv_writer_columns(w, &idcol, &veccol);
+	cr_assert_str_eq(idcol, "id");
+	cr_assert_str_eq(veccol, "__vector");
+	vdb_text_free(&t);
+	const char *nul = "{\"s\":\"a\\u0000b\"}";
+	vdb_record rn = {{0, 77, NULL, 0}, v, nul, strlen(nul)};
+	cr_assert_eq(vdb_csv_writer_add(w, &rn, &err), VDB_EDATA);
+	cr_assert_str_eq(err.message, "record 77: a payload string holds a NUL byte: not "
+				      "representable in CSV (use JSON lines)");
+	vdb_record rid = {{1, 0, "a\0b", 3}, v, NULL, 0};
+	cr_assert_eq(vdb_csv_writer_add(w, &rid, &err), VDB_EDATA);
+	cr_assert_str_eq(err.message, "record \"a\\u0000b\": the id holds a NUL byte: not "
+				      "representable in CSV (use JSON lines)");
 	vdb_csv_writer_free(w);
 	/* Numeric vector columns: v0..v<dim-1>; "v2", "v01" and "vx" are ordinary keys. */
 	cr_assert_eq(vdb_csv_writer_new(2, 1, &w, &err), VDB_OK);
 	const char *p3 = "{\"v2\":1,\"v01\":2,\"vx\":3}";
 	cr_assert_eq(vdb_csv_writer_add_keys(w, p3, strlen(p3), &err), VDB_OK, "%s", err.message);
-	const char *p4 = "{\"v1\":1}";
-	cr_assert_eq(vdb_csv_writer_add_keys(w, p4, strlen(p4), &err), VDB_EDATA);
 	t = (vdb_text){0};
 	cr_assert_eq(vdb_csv_writer_header(w, &t, &err), VDB_OK);
 	vdb_record r3 = {{0, 9, NULL, 0}, v, p3, strlen(p3)};
