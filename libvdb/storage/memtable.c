@@ -29,6 +29,7 @@ void vdb_memtable_clear(vdb_memtable *m)
 {
 	m->n = 0;
 	m->live = 0;
+	m->upserts = 0;
 	m->nfloats = 0;
 	if (m->slots)
 		memset(m->slots, 0, m->nslots * sizeof *m->slots);
@@ -155,6 +156,7 @@ int vdb_memtable_upsert(vdb_memtable *m, const vdb_id *id, const float *vec, con
 	if (e->deleted)
 		m->live++;
 	e->deleted = 0;
+	m->upserts++;
 	return 0;
 }
 

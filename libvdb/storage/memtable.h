@@ -34,6 +34,7 @@ typedef struct vdb_memtable {
 	vdb_buf strings;
 	vdb_buf payloads;
 	size_t live; /* entries whose latest operation is an upsert */
+	size_t upserts; /* upserts applied, superseded ones included (the log's stored rows) */
 } vdb_memtable;
 
 void vdb_memtable_init(vdb_memtable *m, uint32_t dim);

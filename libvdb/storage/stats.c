@@ -133,7 +133,9 @@ vdb_status vdb_collection_stats_get(const vdb_collection *c, vdb_collection_stat
 			r.graphs++;
 	}
 	r.log_records = s->mt.n;
-	uint64_t stored = r.segment_rows + s->mt.live;
+	/* Every upsert the log holds is a stored row until a seal: those replaced or deleted
+	 * since count as dead, like the marked rows of segments. */
+	uint64_t stored = r.segment_rows + s->mt.upserts;
 	r.dead = stored > r.live ? stored - r.live : 0;
 
 	char wal[64];

@@ -58,7 +58,12 @@ class Info(vdbtest.VdbTestCase):
         self.ingest('db', recs)
         self.ingest('db', ['{"id":3,"delete":true}', '{"id":4,"vector":[0,1,0]}'])
         c, = info_json(self, self.db, '-c', 'default')
-        self.assertEqual((c['live'], c['segments'], c['log_records']), (9, 0, 10))
+        # In the log: id 3's row deleted and id 4's replaced are dead rows too.
+        self.assertEqual((c['live'], c['deleted'], c['segments'], c['log_records']),
+                         (9, 2, 0, 10))
+        r = run('info', self.db, '-q')
+        self.assertOk(r)
+        self.assertRegex(r.out, r'\n  records +9 live, 2 deleted or replaced\n')
         self.assertGreater(c['wal_bytes'], 32)
         self.assertOk(run('compact', self.db, '-q'))
         c, = info_json(self, self.db, '-c', 'default')
