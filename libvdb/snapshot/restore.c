@@ -683,6 +683,12 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 	}
 	if (!o->verify_only) {
 		struct stat sb;
+		/* A link would be replaced by the database, not followed: name it instead. */
+		if (lstat(target, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+			st = vdb_err(err, VDB_EEXIST, "%s is a symbolic link (restore to the directory "
+				     "it points to, or remove the link)", target);
+			goto out;
+		}
 		if (lstat(target, &sb) == 0 && !o->force &&
 		    (!S_ISDIR(sb.st_mode) || !vdb_dir_is_empty(target, NULL))) {
 			st = vdb_err(err, VDB_EEXIST, "%s exists and is not empty (--force replaces a "

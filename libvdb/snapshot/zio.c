@@ -108,7 +108,7 @@ void vdb_zwriter_free(vdb_zwriter *w)
 #define SLOTS 4
 #define SLOT_SIZE (1u << 20)
 
-enum zend { Z_MORE, Z_END, Z_TRUNCATED, Z_DAMAGED, Z_WINDOW, Z_BUDGET, Z_IO, Z_INTR };
+enum zend { Z_MORE, Z_END, Z_TRUNCATED, Z_DAMAGED, Z_NOT_ZSTD, Z_WINDOW, Z_BUDGET, Z_IO, Z_INTR };
 
 typedef struct zslot {
 	unsigned char *data;
@@ -131,6 +131,8 @@ struct vdb_zreader {
 	int out_full; /* the last call filled its output: the decoder may hold more */
 	size_t last; /* last ZSTD_decompressStream result: 0 when a frame just ended */
 	uint64_t total;
+	unsigned char first[512]; /* the input's first bytes, to say what it is when not zstd */
+	size_t nfirst;
 	/* Shared, under mu. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -190,6 +192,21 @@ static int stopping(vdb_zreader *r)
 	return stop;
 }
 
+/* Whether input that zstd refused before producing anything is no zstd stream at all; *why
+ * then says what it looks like (most often a tar that was never compressed). */
+static int not_zstd(const vdb_zreader *r, const char **why)
+{
+	static const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+	if (r->nfirst >= 4 && !memcmp(r->first, magic, 4))
+		return 0;
+	if (r->nfirst >= 263 && !memcmp(r->first + 257, "ustar", 5))
+		*why = "it is an uncompressed tar archive, not zstd-compressed (a vdb snapshot is "
+		       "a tar stream compressed with zstd: zstd FILE makes one)";
+	else
+		*why = "it is not zstd-compressed (not a vdb snapshot)";
+	return 1;
+}
+
 /* Waits until fd is readable or the reader is stopped (a pipe may stay silent). */
 static int wait_input(vdb_zreader *r)
 {
@@ -223,6 +240,10 @@ static enum zend refill(vdb_zreader *r, zslot *s)
 			r->in_len = (size_t)got;
 			r->in_pos = 0;
 			r->eof = got == 0;
+			size_t keep = sizeof r->first - r->nfirst;
+			keep = keep < (size_t)got ? keep : (size_t)got;
+			memcpy(r->first + r->nfirst, r->in, keep);
+			r->nfirst += keep;
 		}
 		/* 0 from zstd: the frame is complete and all of it flushed. Otherwise, with all
 		 * input read, only a call that had filled its output may have more to give. */
@@ -233,6 +254,8 @@ static enum zend refill(vdb_zreader *r, zslot *s)
 		size_t ret = ZSTD_decompressStream(r->dctx, &o, &in);
 		if (ZSTD_isError(ret)) {
 			s->why = ZSTD_getErrorName(ret);
+			if (r->total == 0 && not_zstd(r, &s->why))
+				return Z_NOT_ZSTD;
 			return ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge
 				       ? Z_WINDOW
 				       : Z_DAMAGED;
@@ -291,6 +314,8 @@ static vdb_status ended(vdb_zreader *r, const zslot *s, const char *entry, vdb_e
 	case Z_DAMAGED:
 		return vdb_err(err, VDB_ECORRUPT, "%s: damaged archive in %s: %s", r->what, entry,
 			       s->why);
+	case Z_NOT_ZSTD:
+		return vdb_err(err, VDB_ECORRUPT, "%s: %s", r->what, s->why);
 	case Z_WINDOW:
 		return vdb_err(err, VDB_ECORRUPT, "%s: damaged archive in %s: its zstd window is over "
 			       "the 128 MiB limit", r->what, entry);

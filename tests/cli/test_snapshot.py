@@ -299,6 +299,32 @@ class Snapshot(VdbTestCase):
         self.write('file', 'x')
         self.assertFails(run('restore', arc, self.path('file')), EXIT_CANTCREAT)
         self.assertNoLeftovers()
+        # A link is named as one, with --force too, and neither it nor its target changes.
+        os.mkdir(self.path('real'))
+        os.symlink('real', self.path('link'))
+        for args in ([], ['--force']):
+            r = run('restore', *args, arc, self.path('link'))
+            self.assertFails(r, EXIT_CANTCREAT, 'link is a symbolic link (restore to the '
+                             'directory it points to, or remove the link)')
+            self.assertTrue(os.path.islink(self.path('link')))
+            self.assertEqual(os.listdir(self.path('real')), [])
+        self.assertNoLeftovers()
+
+    def test_an_uncompressed_tar_is_named_as_such(self):
+        if not ZSTD:
+            self.skipTest('zstd not installed')
+        self.build_db()
+        arc = self.path('s.tar.zst')
+        self.snap('db', arc, '-q')
+        tar = self.write('s.tar', zstd_decompress(self.read(arc)))
+        for args in ([tar, self.path('t')], ['--verify', tar], ['--list', tar]):
+            r = run('restore', *args)
+            self.assertFails(r, EXIT_DATA, 's.tar: it is an uncompressed tar archive, not '
+                             'zstd-compressed')
+        r = run('restore', self.write('notes.txt', 'hello\n'), self.path('t'))
+        self.assertFails(r, EXIT_DATA, 'notes.txt: it is not zstd-compressed (not a vdb snapshot)')
+        self.assertFalse(os.path.exists(self.path('t')))
+        self.assertNoLeftovers()
 
     def test_force_swaps_and_respects_locks(self):
         self.build_db()
