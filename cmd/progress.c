@@ -8,6 +8,7 @@
 #include "common.h"
 
 #define REDRAW_SECONDS 0.25
+#define ETA_AFTER_SECONDS 2.0
 
 static cli_progress *shown; /* the progress line on the screen, erased before messages */
 
@@ -65,9 +66,13 @@ static void draw(cli_progress *p, uint64_t rows, uint64_t bytes)
 	double done = p->total_rows && rows <= p->total_rows ? (double)rows / (double)p->total_rows
 		      : p->total && bytes <= p->total	   ? (double)bytes / (double)p->total
 							   : 0;
+	/* The time left only once the rate means something: after the first seconds and the
+	 * first percent (the first samples, taken while files open and caches fill, once gave
+	 * "ETA 854:05:08"). */
 	if (done > 0) {
-		char t[24];
-		human_time(t, sizeof t, dt * (1 - done) / done);
+		char t[24] = "--:--";
+		if (dt >= ETA_AFTER_SECONDS && done >= 0.01)
+			human_time(t, sizeof t, dt * (1 - done) / done);
 		snprintf(eta, sizeof eta, "  %.0f%%  ETA %s", 100.0 * done, t);
 	}
 	if (p->unit)
@@ -93,6 +98,12 @@ void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes)
 	if (!p->on || (++p->calls & 255))
 		return;
 	draw(p, rows, bytes);
+}
+
+void cli_progress_now(cli_progress *p, uint64_t rows, uint64_t bytes)
+{
+	if (p->on)
+		draw(p, rows, bytes);
 }
 
 void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total)

@@ -23,6 +23,8 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, int quiet, const char *unit, uint64_t total_bytes);
 /* Cheap enough to call per record: the clock is read every 256 calls only. */
 void cli_progress_update(cli_progress *p, uint64_t rows, uint64_t bytes);
+/* The same for coarse steps (a block of rows stored at once): reads the clock every call. */
+void cli_progress_now(cli_progress *p, uint64_t rows, uint64_t bytes);
 /* For work counted in bytes alone (unit NULL at init), reported in coarse steps: every call
  * reads the clock. Draws "DONE of TOTAL  RATE  PERCENT  ETA". */
 void cli_progress_bytes(cli_progress *p, uint64_t done, uint64_t total);

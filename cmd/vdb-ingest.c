@@ -211,13 +211,19 @@ static int maybe_commit_rows(ingest *g)
 	return 0;
 }
 
-static void tick(ingest *g)
+/* The progress line; `now`: draw if it is time (a coarse step, e.g. a block of rows), else
+ * look at the clock only now and then (a record). */
+static void tick(ingest *g, int now)
 {
 	/* On two threads the input belongs to the main thread: its reading is known as of the
 	 * chunk being stored. */
 	uint64_t raw = g->piped ? g->chunk_raw
 				: g->done_bytes + (g->cur ? vdb_istream_raw_bytes(g->cur) : 0);
-	cli_progress_update(&g->prog, g->committed + g->p_up + g->p_del, raw);
+	uint64_t records = g->committed + g->p_up + g->p_del;
+	if (now)
+		cli_progress_now(&g->prog, records, raw);
+	else
+		cli_progress_update(&g->prog, records, raw);
 }
 
 /* Notes a record added to the pending batch, found at `pos` (a line or row number). */
@@ -232,7 +238,7 @@ static void added(ingest *g, uint64_t pos, int deleted, uint64_t bytes)
 		g->p_up++;
 	g->p_bytes += bytes;
 	if (g->prog.on)
-		tick(g);
+		tick(g, 0);
 }
 
 /* A line of a JSON-lines input: where it is, and its text (NULL for an over-long line,
@@ -840,7 +846,7 @@ static int commit_block(ingest *g, input *in, const float *block, size_t stride,
 	g->last_line = row + n - 1;
 	count_committed(g);
 	if (g->prog.on)
-		tick(g);
+		tick(g, 1);
 	return 0;
 }
 
@@ -866,6 +872,8 @@ static int ingest_vector_blocks(ingest *g, input *in)
 		const float *block;
 		size_t got, n, stride;
 		vdb_status rst = vdb_vec_reader_block(in->vr, (size_t)cap, &block, &stride, &got, &err);
+		if (g->prog.on)
+			tick(g, 1); /* the block is read; storing it (a graph build) takes a while */
 		/* Ids stop at UINT64_MAX: the rows that still have one are stored first. */
 		uint64_t max_row = UINT64_MAX - g->id_offset;
 		n = g->row > max_row ? 0 : max_row - g->row >= got ? got : (size_t)(max_row - g->row + 1);

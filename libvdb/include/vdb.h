@@ -674,9 +674,9 @@ typedef struct vdb_snapshot_options {
 	 * stored. NULL: a full snapshot. */
 	const char *since;
 	volatile sig_atomic_t *cancel; /* optional: non-zero stops with VDB_EINTR */
-	/* Optional: called after every chunk (1 MiB) of work with the bytes done and the total
-	 * known so far (each stored file is read twice: checksummed, then archived), for a
-	 * progress display. */
+	/* Optional: called after every chunk (1 MiB) of work with the work done and the total
+	 * known so far, for a progress display. Both are in bytes of what is stored: each file
+	 * is read twice (checksummed, then archived), each read counting half. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 } vdb_snapshot_options;

@@ -131,7 +131,10 @@ typedef struct snap {
 	size_t cap_entries;
 	char *vdb_marker;
 	size_t vdb_marker_len;
-	uint64_t work_done, work_total; /* bytes, for o->progress */
+	/* For o->progress: every stored byte is read twice (checksummed, then archived), so
+	 * the work is counted in half-bytes and reported halved: the total shown is the real
+	 * size of what is stored. */
+	uint64_t work_done, work_total;
 } snap;
 
 static vdb_status add_entry(snap *s, const char *name, uint64_t size, src from, vdb_error *err)
@@ -256,7 +259,7 @@ static vdb_status read_entry(snap *s, size_t i, unsigned char *buf,
 		off += n;
 		s->work_done += n;
 		if (s->o->progress)
-			s->o->progress(s->o->progress_ctx, s->work_done, s->work_total);
+			s->o->progress(s->o->progress_ctx, s->work_done / 2, s->work_total / 2);
 		/* Pages read through a segment mapping are dropped from this process as we go:
 		 * a snapshot's memory must not grow with the database. */
 		if (r->seg && off % (64u * CHUNK) == 0)
@@ -501,7 +504,7 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int
 			st = vdb_segment_verify_file(s.srcs[i].seg, &e->crc, err);
 			s.work_done += e->size;
 			if (!st && o->progress)
-				o->progress(o->progress_ctx, s.work_done, s.work_total);
+				o->progress(o->progress_ctx, s.work_done / 2, s.work_total / 2);
 		} else {
 			st = read_entry(&s, i, buf, crc_fn, &e->crc, err);
 		}

@@ -14,7 +14,7 @@ from vdbtest import run  # noqa: E402
 from test_formats import stderr_on_a_terminal  # noqa: E402
 
 # "\rvdb-snapshot: 1.0 MiB of 4.2 MiB  20.0 MiB/s  24%  ETA 0:00\033[K"
-LINE = r'\r%s: [\d.]+ (B|KiB|MiB|GiB) of [\d.]+ (B|KiB|MiB|GiB)  [\d.]+ (B|KiB|MiB|GiB)/s  \d+%%  ETA \d+:\d\d\x1b\[K'
+LINE = r'\r%s: [\d.]+ (B|KiB|MiB|GiB) of [\d.]+ (B|KiB|MiB|GiB)  [\d.]+ (B|KiB|MiB|GiB)/s  \d+%%  ETA (\d+:\d\d|--:--)\x1b\[K'
 
 
 class Progress(vdbtest.VdbTestCase):
@@ -50,6 +50,35 @@ class Progress(vdbtest.VdbTestCase):
         self.assertEqual(rc, 0, err)
         self.assertRegex(err.decode(), LINE % 'vdb-restore')
 
+    def test_snapshot_total_is_the_size_stored(self):
+        # Each stored byte is read twice (checked, then archived): the total shown is still
+        # the size of the files, not twice it.
+        arc = self.path('db.tar.zst')
+        rc, err = stderr_on_a_terminal('snapshot', self.path('db'), '-o', arc, '-l', '1')
+        self.assertEqual(rc, 0, err)
+        units = {'B': 1, 'KiB': 1 << 10, 'MiB': 1 << 20, 'GiB': 1 << 30}
+        shown = [float(n) * units[u] for n, u in
+                 re.findall(r' of ([\d.]+) (B|KiB|MiB|GiB)  ', err.decode())]
+        self.assertTrue(shown, err)
+        stored = sum(os.path.getsize(os.path.join(d, f))
+                     for d, _, fs in os.walk(self.path('db')) for f in fs if f != 'LOCK')
+        self.assertLess(abs(shown[-1] - stored), 0.06 * stored, (shown, stored))
+
+    def test_vector_file_ingest_on_a_terminal(self):
+        # Rows taken in blocks of the seal size (the bulk path) still draw the line.
+        self.assertOk(run('create', self.path('db'), '-c', 'v', '--dim', 64, '--metric', 'l2',
+                          '--seal-size', '256K'))
+        rows = [r['vector'] for r in vdbtest.seeded_records(10, 4000, 64, payloads=0)]
+        import struct
+        data = b''.join(struct.pack('<i64f', 64, *v) for v in rows)
+        rc, err = stderr_on_a_terminal('ingest', self.path('db'), '-c', 'v',
+                                       self.write('v.fvecs', data))
+        self.assertEqual(rc, 0, err)
+        text = err.decode()
+        self.assertRegex(text, r'\rvdb-ingest: \d+ records  [\d.]+ (B|KiB|MiB)  \d+ records/s  '
+                         r'[\d.]+ (B|KiB|MiB|GiB)/s  \d+%  ETA (\d+:\d\d|--:--)\x1b\[K')
+        self.assertIn('\r\x1b[Kvdb-ingest: 4000 records committed', text)
+
     def test_quiet_and_not_a_terminal_draw_nothing(self):
         arc = self.path('db.tar.zst')
         rc, err = stderr_on_a_terminal('snapshot', self.path('db'), '-o', arc, '-q')
@@ -72,7 +101,7 @@ class Progress(vdbtest.VdbTestCase):
         rc, err = stderr_on_a_terminal('compact', self.path('db'))
         self.assertEqual(rc, 0, err)
         text = err.decode()
-        self.assertRegex(text, r'\rvdb-compact: \d+ rows  \d+ rows/s  \d+%  ETA \d+:\d\d\x1b\[K')
+        self.assertRegex(text, r'\rvdb-compact: \d+ rows  \d+ rows/s  \d+%  ETA (\d+:\d\d|--:--)\x1b\[K')
         last = text.rstrip('\r\n').split('\r\x1b[K')[-1]
         self.assertRegex(last, r'^vdb-compact: 9000 live records; \d+ segments? before, 1 after')
         self.ingest('db', vdbtest.seeded_records(11, 100, 64, id_offset=200000))
