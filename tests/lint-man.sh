@@ -1,12 +1,13 @@
 #!/bin/sh
-# Lints every man page with groff's warnings enabled: any warning fails the test. Also
+# Lints every man page with groff's warnings enabled, typeset and at 80 columns as man(1) shows
+# it on a terminal: any warning fails the test. Also
 # checks that each page documents exactly the long options the command's --help lists.
 set -u
 srcdir=$1 bindir=$2
 status=0 n=0
 for page in "$srcdir"/man/*.1; do
 	n=$((n + 1))
-	out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$page" 2>&1)
+	out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$page" 2>&1; LC_ALL=C.UTF-8 groff -t -man -Tutf8 -rLL=80n -ww -z "$page" 2>&1)
 	if [ -n "$out" ]; then
 		echo "FAIL $page: $out"
 		status=1
@@ -43,7 +44,7 @@ for page in "$srcdir"/man/*.1; do
 done
 for page in "$srcdir"/man/*.7; do
 	n=$((n + 1))
-	out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$page" 2>&1)
+	out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$page" 2>&1; LC_ALL=C.UTF-8 groff -t -man -Tutf8 -rLL=80n -ww -z "$page" 2>&1)
 	if [ -n "$out" ]; then
 		echo "FAIL $page: $out"
 		status=1
