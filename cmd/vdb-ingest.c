@@ -83,6 +83,7 @@ typedef struct ingest {
 	const char *rejects_path;
 	/* totals of committed work, and of the pending batch */
 	uint64_t committed, upserted, deleted, not_found, rejected, batches, bytes;
+	uint64_t seen; /* records read and checked, committed or not: the rate, failed runs too */
 	int dry_run; /* --dry-run: "committed" means validated and counted */
 	uint64_t p_up, p_del, p_bytes;
 	uint64_t first_line, last_line; /* input line (or row) range of the pending batch */
@@ -229,6 +230,7 @@ static void tick(ingest *g, int now)
 /* Notes a record added to the pending batch, found at `pos` (a line or row number). */
 static void added(ingest *g, uint64_t pos, int deleted, uint64_t bytes)
 {
+	g->seen++;
 	if (g->p_up + g->p_del == 0)
 		g->first_line = pos;
 	g->last_line = pos;
@@ -266,6 +268,7 @@ static int reject(ingest *g, const line_at *at, const char *msg)
 	if (!g->skip_invalid)
 		return EXIT_DATA;
 	g->rejected++;
+	g->seen++;
 	if (g->rejects && ((at->line && fwrite(at->line, 1, at->len, g->rejects) != at->len) ||
 			   fputc('\n', g->rejects) == EOF || at->overflow_error)) {
 		cli_error("write %s: %s", g->rejects_path, strerror(errno));
@@ -287,6 +290,7 @@ static int delete_where(ingest *g, const vdb_filter *f, uint64_t lineno)
 	if (vdb_writer_delete_where(g->w, f, &n, &err))
 		return cli_fail(&err);
 	g->p_del = n;
+	g->seen += n;
 	return commit(g);
 }
 
@@ -841,6 +845,7 @@ static int commit_block(ingest *g, input *in, const float *block, size_t stride,
 	if (st)
 		return cli_fail(&err);
 	g->row += n;
+	g->seen += n;
 	g->p_up = n;
 	g->first_line = row;
 	g->last_line = row + n - 1;
@@ -1187,7 +1192,8 @@ static int plan_inputs(ingest *g, input *ins, int ninputs, char **paths, int npa
 	return 0;
 }
 
-/* The one summary line on stderr (a failed run too: what was committed before it). */
+/* The one summary line on stderr (a failed run too: what was committed before it). The
+ * rates are of what was read and checked, so that a failed or dry run shows them too. */
 static void print_summary(const ingest *g, int rc, double dt)
 {
 	fprintf(stderr, "%s: %s%s%s %s in %s (%llu upserted, %llu deleted, %llu not found, %llu "
@@ -1197,8 +1203,9 @@ static void print_summary(const ingest *g, int rc, double dt)
 		g->dry_run ? "would be committed" : "committed",
 		CLI_COUNT(g->batches, "batch", "batches"), (unsigned long long)g->upserted,
 		(unsigned long long)g->deleted, (unsigned long long)g->not_found,
-		(unsigned long long)g->rejected, dt, dt > 0 ? (double)g->committed / dt : 0.0,
-		dt > 0 ? (double)g->bytes / dt / 1e6 : 0.0,
+		(unsigned long long)g->rejected, dt, dt > 0 ? (double)g->seen / dt : 0.0,
+		dt > 0 ? (double)(g->bytes > g->done_bytes ? g->bytes : g->done_bytes) / dt / 1e6
+		       : 0.0,
 		g->dry_run ? "; nothing was committed" : "");
 }
 
