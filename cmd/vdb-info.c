@@ -68,10 +68,10 @@ static void print_text(const char *name, const vdb_collection_config *cfg,
 	printf("\n");
 	printf("  records          %" PRIu64 " live, %" PRIu64 " deleted or replaced\n", s->live,
 	       s->dead);
-	printf("  segments         %" PRIu64 " (%" PRIu64 " with a graph), %" PRIu64
-	       " rows, %s\n",
-	       s->segments, s->graphs, s->segment_rows, human(s->segment_bytes, h1, sizeof h1));
-	printf("  log              %" PRIu64 " ids, %s\n", s->log_records,
+	printf("  segments         %" PRIu64 " (%" PRIu64 " with a graph), %s, %s\n",
+	       s->segments, s->graphs, CLI_COUNT(s->segment_rows, "row", "rows"),
+	       human(s->segment_bytes, h1, sizeof h1));
+	printf("  log              %s, %s\n", CLI_COUNT(s->log_records, "id", "ids"),
 	       human(s->log_bytes, h2, sizeof h2));
 	printf("  on disk          %s (%" PRIu64 " bytes)\n", human(s->disk_bytes, h3, sizeof h3),
 	       s->disk_bytes);

@@ -510,13 +510,16 @@ vdb_status vdb_check_collection(const char *db, const char *name, int strict,
 		if (!c.problems && report) {
 			char line[1024], wal[64];
 			vdb_wal_name(wal, sizeof wal, st.man.wal);
+#define S(n) ((n) == 1 ? "" : "s")
 			snprintf(line, sizeof line,
-				 "%s: ok: %" PRIu64 " records; %zu segments (%" PRIu64 " rows, %" PRIu64
-				 " deleted); %s: %" PRIu64 " batches%s",
-				 name, st.live, st.man.nseg, rows, deleted, wal, st.wal.frames,
+				 "%s: ok: %" PRIu64 " record%s; %zu segment%s (%" PRIu64 " row%s, %" PRIu64
+				 " deleted); %s: %" PRIu64 " batch%s%s",
+				 name, st.live, S(st.live), st.man.nseg, S(st.man.nseg), rows, S(rows),
+				 deleted, wal, st.wal.frames, st.wal.frames == 1 ? "" : "es",
 				 st.wal.torn ? ", then an incomplete record (an interrupted write: the "
 					       "next writer discards it)"
 					     : "");
+#undef S
 			report(ctx, 0, line);
 		}
 		*live = st.live;
