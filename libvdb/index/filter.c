@@ -19,13 +19,13 @@
  * from files, so the walk is bounds-checked and reports damage (-1) instead of trusting them. */
 #include "filter.h"
 
-#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../formats/json.h"
+#include "../formats/payload.h"
 #include "../util/buf.h"
 #include "../util/error.h"
 
@@ -45,10 +45,7 @@ typedef enum { OP_EQ, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_EXISTS } fop;
 
 typedef enum { N_ALL, N_AND, N_OR, N_NOT, N_LEAF } nkind;
 
-typedef struct pseg {
-	char *s;
-	size_t len;
-} pseg;
+typedef vdb_payload_part pseg;
 
 typedef struct fnode {
 	nkind kind;
@@ -61,9 +58,6 @@ typedef struct fnode {
 	size_t npath;
 	fvalue *vals; /* EQ, range: one; IN: nvals */
 	size_t nvals;
-	/* Set only on the leaf vdb_payload_values walks with: receives every scalar value. */
-	void (*collect)(void *ctx, const char *v, size_t n);
-	void *ctx;
 } fnode;
 
 struct vdb_filter {
@@ -71,7 +65,7 @@ struct vdb_filter {
 	vdb_buf text; /* canonical (minified) source */
 };
 
-#define MAX_DEPTH 64 /* payload nesting accepted at ingest is at most VJ_MAX_DEPTH */
+#define MAX_DEPTH VDB_PAYLOAD_MAX_DEPTH
 
 /* ---- the tree ------------------------------------------------------------------------ */
 
@@ -83,7 +77,7 @@ static void node_free(fnode *n)
 		node_free(n->kids[i]);
 	free(n->kids);
 	for (size_t i = 0; i < n->npath; i++)
-		free(n->path[i].s);
+		free((char *)n->path[i].s); /* the leaf's own copy (new_leaf) */
 	free(n->path);
 	for (size_t i = 0; i < n->nvals; i++)
 		free(n->vals[i].s);
@@ -237,13 +231,14 @@ static fnode *new_leaf(compiler *c, const pseg *path, size_t npath, fop op, int 
 	n->negate = negate;
 	n->npath = npath;
 	for (size_t i = 0; i < npath; i++) {
-		if (!(n->path[i].s = malloc(path[i].len + 1))) {
+		char *copy = malloc(path[i].len + 1);
+		if (!copy) {
 			node_free(n);
 			return oom(c);
 		}
-		memcpy(n->path[i].s, path[i].s, path[i].len);
-		n->path[i].s[path[i].len] = '\0';
-		n->path[i].len = path[i].len;
+		memcpy(copy, path[i].s, path[i].len);
+		copy[path[i].len] = '\0';
+		n->path[i] = (pseg){copy, path[i].len};
 	}
 	return n;
 }
@@ -411,7 +406,7 @@ static fnode *field(compiler *c, int depth)
 				return fail(c, "invalid field path \"%s\" (%s)", pname,
 					    npath == MAX_DEPTH ? "too many parts" : "empty part");
 			}
-			path[npath++] = (pseg){(char *)s, (size_t)(p - s)};
+			path[npath++] = (pseg){s, (size_t)(p - s)};
 			s = p + 1;
 			if (p == e)
 				break;
@@ -593,186 +588,11 @@ vdb_status vdb_filter_parse(const char *json, size_t len, vdb_filter **out, vdb_
 
 /* ---- evaluating ---------------------------------------------------------------------- */
 
-static inline const char *ws(const char *p, const char *e)
+/* The positive test of a leaf on one scalar value v[0..n): 1, 0, or -1 (damaged); a
+ * visitor of vdb_payload_walk (ctx: the leaf). */
+static int test_scalar(void *ctx, const char *v, size_t n)
 {
-	while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-		p++;
-	return p;
-}
-
-/* Past the closing quote of the string starting at p ('"'), or NULL. */
-static const char *string_end(const char *p, const char *e)
-{
-	for (p++; p < e; p++) {
-		if (*p == '\\') {
-			p++;
-			continue;
-		}
-		if (*p == '"')
-			return p + 1;
-	}
-	return NULL;
-}
-
-static const char *scalar_end(const char *p, const char *e)
-{
-	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
-	       *p != '\r' && *p != '\t' && *p != ':')
-		p++;
-	return p;
-}
-
-/* Past the value at p, or NULL when it is damaged. */
-static const char *skip(const char *p, const char *e, int depth)
-{
-	p = ws(p, e);
-	if (p >= e || depth > MAX_DEPTH)
-		return NULL;
-	if (*p == '"')
-		return string_end(p, e);
-	if (*p != '{' && *p != '[') {
-		const char *q = scalar_end(p, e);
-		return q > p ? q : NULL;
-	}
-	char close = *p == '{' ? '}' : ']';
-	p = ws(p + 1, e);
-	if (p < e && *p == close)
-		return p + 1;
-	for (;;) {
-		if (close == '}') {
-			p = ws(p, e);
-			if (p >= e || *p != '"' || !(p = string_end(p, e)))
-				return NULL;
-			p = ws(p, e);
-			if (p >= e || *p++ != ':')
-				return NULL;
-		}
-		if (!(p = skip(p, e, depth + 1)))
-			return NULL;
-		p = ws(p, e);
-		if (p >= e)
-			return NULL;
-		if (*p == close)
-			return p + 1;
-		if (*p++ != ',')
-			return NULL;
-	}
-}
-
-/* Decoded bytes of the JSON string at s[0..n) (with quotes) equal want[0..wlen)? */
-static int string_equals(const char *s, size_t n, const char *want, size_t wlen)
-{
-	if (!memchr(s, '\\', n))
-		return n - 2 == wlen && !memcmp(s + 1, want, wlen);
-	vdb_buf b = VDB_BUF_INIT;
-	vj_reader r;
-	vj_init(&r, s, n);
-	int eq = !vj_string(&r, &b) && b.len == wlen && !memcmp(b.data, want, wlen);
-	vdb_buf_free(&b);
-	return eq;
-}
-
-/* <0, 0, >0 comparing the decoded JSON string s[0..n) with want; *bad on damage. */
-static int string_compare(const char *s, size_t n, const char *want, size_t wlen, int *bad)
-{
-	const char *d = s + 1;
-	size_t dl = n - 2;
-	vdb_buf b = VDB_BUF_INIT;
-	if (memchr(s, '\\', n)) {
-		vj_reader r;
-		vj_init(&r, s, n);
-		if (vj_string(&r, &b)) {
-			*bad = 1;
-			vdb_buf_free(&b);
-			return 0;
-		}
-		d = b.data, dl = b.len;
-	}
-	int c = memcmp(d, want, dl < wlen ? dl : wlen);
-	if (!c)
-		c = dl < wlen ? -1 : dl > wlen;
-	vdb_buf_free(&b);
-	return c;
-}
-
-/* Common numbers (at most 19 significant digits, power of ten within +-22, exact in a
- * double before scaling) are converted with one correctly rounded operation; the rest go
- * through strtod, with the decimal point the process locale expects (a program linking
- * libvdb may have called setlocale). Payload and filter numbers take the same path, so
- * equal texts always give equal values. */
-int vdb_json_number(const char *s, size_t n, double *out)
-{
-	static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-	size_t i = 0;
-	int neg = i < n && s[i] == '-', exact = 1;
-	i += (size_t)neg;
-	uint64_t m = 0;
-	long e10 = 0;
-	size_t start = i;
-	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-		if (m < 1000000000000000000ull)
-			m = m * 10 + (uint64_t)(s[i] - '0');
-		else
-			e10++, exact &= s[i] == '0';
-	}
-	if (i == start)
-		return -1;
-	if (i < n && s[i] == '.') {
-		size_t f = ++i;
-		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-			if (m < 1000000000000000000ull)
-				m = m * 10 + (uint64_t)(s[i] - '0'), e10--;
-			else
-				exact &= s[i] == '0';
-		}
-		if (i == f)
-			return -1;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		int eneg = i < n && s[i] == '-';
-		if (i < n && (s[i] == '-' || s[i] == '+'))
-			i++;
-		size_t f = i;
-		long x = 0;
-		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-			if (x < 100000)
-				x = x * 10 + (s[i] - '0');
-		if (i == f)
-			return -1;
-		e10 += eneg ? -x : x;
-	}
-	if (i != n)
-		return -1;
-	if (exact && m < (1ull << 53) && e10 >= -22 && e10 <= 22) {
-		double d = (double)m;
-		d = e10 < 0 ? d / p10[-e10] : d * p10[e10];
-		*out = neg ? -d : d;
-		return 0;
-	}
-	char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
-	if (!buf)
-		return -1;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	char *dot = memchr(buf, '.', n);
-	if (dot)
-		*dot = *localeconv()->decimal_point;
-	*out = strtod(buf, NULL);
-	if (buf != small)
-		free(buf);
-	return 0;
-}
-
-/* The positive test of a leaf on one scalar value v[0..n): 1, 0, or -1 (damaged). */
-static int test_scalar(const fnode *L, const char *v, size_t n)
-{
-	if (L->collect) {
-		L->collect(L->ctx, v, n);
-		return 0;
-	}
+	const fnode *L = ctx;
 	fv_type t;
 	double num = 0;
 	if (*v == '"')
@@ -794,7 +614,7 @@ static int test_scalar(const fnode *L, const char *v, size_t n)
 				continue;
 			if (t == FV_NULL || (t == FV_BOOL && w->b == (int)num) ||
 			    (t == FV_NUM && w->num == num) ||
-			    (t == FV_STR && string_equals(v, n, w->s, w->len)))
+			    (t == FV_STR && vdb_json_string_equals(v, n, w->s, w->len)))
 				return 1;
 		}
 		return 0;
@@ -809,7 +629,7 @@ static int test_scalar(const fnode *L, const char *v, size_t n)
 			return 0;
 	} else {
 		int bad = 0;
-		c = string_compare(v, n, w->s, w->len, &bad);
+		c = vdb_json_string_compare(v, n, w->s, w->len, &bad);
 		if (bad)
 			return -1;
 	}
@@ -819,121 +639,6 @@ static int test_scalar(const fnode *L, const char *v, size_t n)
 	case OP_LT: return c < 0;
 	default: return c <= 0; /* OP_LTE */
 	}
-}
-
-/* After an array element ending at *p: 1 at the closing ']' (*end is then past it), 0 after
- * the ',' before the next element (*p is then past it), -1 for anything else. */
-static int array_step(const char **p, const char *e, const char **end)
-{
-	const char *q = ws(*p, e);
-	if (q >= e)
-		return -1;
-	if (*q == ']') {
-		*end = q + 1;
-		return 1;
-	}
-	if (*q != ',')
-		return -1;
-	*p = q + 1;
-	return 0;
-}
-
-/* Does some value at L's path (from part i on) pass the positive test? The value starts at
- * *pp. 1: yes (*pp is then unspecified); 0: no, and *pp is past the value; -1: damaged. */
-static int walk(const fnode *L, size_t i, const char **pp, const char *e, int depth)
-{
-	const char *p = ws(*pp, e);
-	if (p >= e || depth > MAX_DEPTH)
-		return -1;
-	if (i == L->npath) {
-		if (L->op == OP_EXISTS)
-			return 1;
-		if (*p == '[') {
-			p = ws(p + 1, e);
-			if (p < e && *p == ']') {
-				*pp = p + 1;
-				return 0;
-			}
-			for (;;) {
-				p = ws(p, e);
-				const char *q = skip(p, e, depth + 1);
-				if (!q)
-					return -1;
-				if (*p != '{' && *p != '[') {
-					int r = test_scalar(L, p, (size_t)(q - p));
-					if (r)
-						return r;
-				}
-				p = q;
-				int step = array_step(&p, e, pp);
-				if (step)
-					return step < 0 ? -1 : 0;
-			}
-		}
-		const char *q = skip(p, e, depth);
-		if (!q)
-			return -1;
-		if (*p != '{') {
-			int r = test_scalar(L, p, (size_t)(q - p));
-			if (r)
-				return r;
-		}
-		*pp = q;
-		return 0;
-	}
-	if (*p == '{') {
-		p = ws(p + 1, e);
-		if (p < e && *p == '}') {
-			*pp = p + 1;
-			return 0;
-		}
-		for (;;) {
-			p = ws(p, e);
-			const char *k = p, *ke;
-			if (p >= e || *p != '"' || !(ke = string_end(p, e)))
-				return -1;
-			p = ws(ke, e);
-			if (p >= e || *p++ != ':')
-				return -1;
-			if (string_equals(k, (size_t)(ke - k), L->path[i].s, L->path[i].len)) {
-				int r = walk(L, i + 1, &p, e, depth + 1);
-				if (r)
-					return r;
-			} else if (!(p = skip(p, e, depth + 1))) {
-				return -1;
-			}
-			p = ws(p, e);
-			if (p >= e)
-				return -1;
-			if (*p == '}') {
-				*pp = p + 1;
-				return 0;
-			}
-			if (*p++ != ',')
-				return -1;
-		}
-	}
-	if (*p == '[') {
-		/* A path through an array continues into each of its elements. */
-		p = ws(p + 1, e);
-		if (p < e && *p == ']') {
-			*pp = p + 1;
-			return 0;
-		}
-		for (;;) {
-			int r = walk(L, i, &p, e, depth + 1);
-			if (r)
-				return r;
-			int step = array_step(&p, e, pp);
-			if (step)
-				return step < 0 ? -1 : 0;
-		}
-	}
-	const char *q = skip(p, e, depth);
-	if (!q)
-		return -1;
-	*pp = q;
-	return 0;
 }
 
 static int eval(const fnode *n, const char *s, const char *e)
@@ -956,8 +661,8 @@ static int eval(const fnode *n, const char *s, const char *e)
 		return r < 0 ? r : !r;
 	}
 	default: {
-		const char *p = s;
-		int r = walk(n, 0, &p, e, 0);
+		int r = vdb_payload_walk(s, (size_t)(e - s), n->path, n->npath, n->op == OP_EXISTS,
+					 test_scalar, (void *)n);
 		return r < 0 ? r : r ^ n->negate;
 	}
 	}
@@ -981,26 +686,6 @@ vdb_status vdb_filter_match(const vdb_filter *f, const char *payload, size_t len
 }
 
 /* ---- values at a path, and index lookups ----------------------------------------------- */
-
-int vdb_payload_values(const char *payload, size_t len, const char *path, size_t plen,
-		       void (*fn)(void *ctx, const char *v, size_t n), void *ctx)
-{
-	pseg parts[MAX_DEPTH];
-	fnode leaf = {.kind = N_LEAF, .op = OP_EQ, .path = parts, .collect = fn, .ctx = ctx};
-	const char *a = path, *e = path + plen;
-	for (const char *p = path;; p++) {
-		if (p == e || *p == '.') {
-			if (p == a || leaf.npath == MAX_DEPTH)
-				return -1;
-			parts[leaf.npath++] = (pseg){(char *)a, (size_t)(p - a)};
-			a = p + 1;
-			if (p == e)
-				break;
-		}
-	}
-	const char *p = payload;
-	return walk(&leaf, 0, &p, payload + len, 0) < 0 ? -1 : 0;
-}
 
 static int path_is(const fnode *L, const vdb_pindex *ix)
 {

@@ -1,5 +1,5 @@
 /* Payload filters: the Mongo-style filter language compiled into a tree (filter.c), and the
- * per-segment selections a search, count or cursor computes from one (selection.c). */
+ * per-segment selections a search, count or cursor computes from one (storage/selection.c). */
 #ifndef VDB_INDEX_FILTER_H
 #define VDB_INDEX_FILTER_H
 
@@ -20,15 +20,6 @@ const char *vdb_filter_text(const vdb_filter *f, size_t *len);
 
 /* 1 when the filter is {} (matches every record): searches skip the selection then. */
 int vdb_filter_is_all(const vdb_filter *f);
-
-/* Calls fn with the JSON text of every scalar value at the dotted path path[0..plen) of a
- * payload, with the rules filters use (arrays on the way are descended into, an array at
- * the end gives its elements). 0, or -1 when the payload is damaged. */
-int vdb_payload_values(const char *payload, size_t len, const char *path, size_t plen,
-		       void (*fn)(void *ctx, const char *v, size_t n), void *ctx);
-
-/* A JSON number token as a double (as filters compare numbers). 0, or -1 if it is not one. */
-int vdb_json_number(const char *s, size_t n, double *out);
 
 /* The rows of a segment of `rows` rows that may match f according to its payload indexes:
  * *out is a new bitmap (free() it) holding a superset of the matching rows, or NULL when

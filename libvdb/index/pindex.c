@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "../formats/json.h"
-#include "../storage/format.h"
+#include "../formats/payload.h"
+#include "../util/bytes.h"
 #include "../util/error.h"
-#include "filter.h"
 
 #define HEAD 16u
 

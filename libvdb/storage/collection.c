@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../index/filter.h"
-#include "../index/flat.h"
+#include "search.h"
 #include "../util/error.h"
 #include "ids.h"
 #include "state.h"
@@ -85,7 +85,7 @@ static vdb_status search_with(vdb_state *st, vdb_hnsw_scratch *scratch, vdb_sele
 			return s;
 		sel = cache;
 	}
-	return vdb_index_search(st, scratch, query, k, o, sel, hits, n, err);
+	return vdb_state_search(st, scratch, query, k, o, sel, hits, n, err);
 }
 
 vdb_status vdb_search(vdb_collection *c, const float *query, size_t k,
@@ -140,7 +140,7 @@ vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq, const float *co
 			return st;
 		sel = &s->sel;
 	}
-	return vdb_index_search_batch(&s->c->st, &s->scratch, nq, queries, ks, o, sel, hits, ns,
+	return vdb_state_search_batch(&s->c->st, &s->scratch, nq, queries, ks, o, sel, hits, ns,
 				      failed, err);
 }
 

@@ -5,11 +5,8 @@
 #define VDB_STORAGE_FORMAT_H
 
 #include <stdint.h>
-#include <string.h>
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "vdb's file formats are little-endian; this host is not"
-#endif
+#include "../util/bytes.h"
 
 #define VDB_DIR_MARKER "VDB"
 #define VDB_DIR_FORMAT 1
@@ -59,26 +56,5 @@ enum vdb_section_kind {
 #define VDB_DEL_MAGIC "vdbDEL\0\0"
 #define VDB_DEL_FORMAT 1
 #define VDB_DEL_HEADER_SIZE 40u /* magic, ver u32, pad u32, segment u64, rows u64, count u64 */
-
-static inline uint32_t vdb_le32(const void *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-static inline uint64_t vdb_le64(const void *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-static inline void vdb_put32(void *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-static inline void vdb_put64(void *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
 
 #endif

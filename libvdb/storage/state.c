@@ -191,3 +191,12 @@ vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, 
 	}
 	return st;
 }
+
+vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,
+			    vdb_error *err)
+{
+	if (src < s->man.nseg)
+		return vdb_segment_id(&s->segs[src], row, out, err);
+	vdb_memtable_entry_id(&s->mt, &s->mt.entries[row], out);
+	return VDB_OK;
+}

@@ -49,4 +49,9 @@ vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, 
 /* Checks that db holds a vdb marker (create.c). */
 vdb_status vdb_db_check(const char *db, vdb_error *err);
 
+/* The id behind (src, row) of a search hit or candidate: src < man.nseg is a segment, else
+ * the log tail (row: its memtable entry). */
+vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,
+			    vdb_error *err);
+
 #endif

@@ -467,7 +467,7 @@ Test(filtered, exact_search_and_count_over_segments_deletions_and_log, .init = s
 Test(filtered, graph_search_returns_k_matching_results, .init = setup, .fini = teardown)
 {
 	/* Segments of about 2,500 rows, with graphs. With ef 16 the 50% filter goes through the
-	 * graphs (cost model in flat.c: 1,250^2 > 16 * 16 * 2,500), the 1% one is scanned. */
+	 * graphs (cost model in storage/search.c: 1,250^2 > 16 * 16 * 2,500), the 1% one is scanned. */
 	fill(256 << 10);
 	vdb_writer *w;
 	vdb_error err;

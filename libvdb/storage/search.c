@@ -1,9 +1,10 @@
-/* Search: exact (brute-force) scans, and the per-segment graph searches merged with them.
+/* The query engine over a loaded collection version: exact (brute-force) scans, and the
+ * per-segment graph searches (index/hnsw.c) merged with them.
  * Distances are computed "lower is better" internally:
  * squared L2, negated dot product, negated cosine similarity. They are turned into the
  * documented scores at the end (L2 distance, dot product, cosine similarity) and re-sorted
  * by (score, id) so that printed ties are always in id order. */
-#include "flat.h"
+#include "search.h"
 
 #include <float.h>
 #include <math.h>
@@ -11,18 +12,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "../index/distance.h"
+#include "../index/topk.h"
 #include "../util/error.h"
-#include "distance.h"
-#include "topk.h"
-
-vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,
-			    vdb_error *err)
-{
-	if (src < s->man.nseg)
-		return vdb_segment_id(&s->segs[src], row, out, err);
-	vdb_memtable_entry_id(&s->mt, &s->mt.entries[row], out);
-	return VDB_OK;
-}
 
 typedef struct idctx {
 	const vdb_state *s;
@@ -569,7 +561,7 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 	return VDB_OK;
 }
 
-vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
+vdb_status vdb_state_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
 			    const vdb_search_options *o, const vdb_selection *sel, vdb_hit *hits,
 			    size_t *n, vdb_error *err)
 {
@@ -596,7 +588,7 @@ vdb_status vdb_index_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float
 	return st ? st : finish_query(s, &qs, hits, n, err);
 }
 
-vdb_status vdb_index_search_batch(vdb_state *s, vdb_hnsw_scratch *scratch, size_t nq,
+vdb_status vdb_state_search_batch(vdb_state *s, vdb_hnsw_scratch *scratch, size_t nq,
 				  const float *const *queries, const size_t *ks,
 				  const vdb_search_options *o, const vdb_selection *sel,
 				  vdb_hit *const *hits, size_t *ns, size_t *failed, vdb_error *err)

@@ -3,13 +3,13 @@
  * and per log-tail entry a flag. A view keeps the last selection and reuses it while queries
  * carry the same filter text, so a stream of queries with one filter evaluates each payload
  * once, not once per query. */
-#ifndef VDB_INDEX_SELECTION_H
-#define VDB_INDEX_SELECTION_H
+#ifndef VDB_STORAGE_SELECTION_H
+#define VDB_STORAGE_SELECTION_H
 
 #include <stdint.h>
 
-#include "../storage/state.h"
 #include "../util/buf.h"
+#include "state.h"
 #include "vdb.h"
 
 typedef struct vdb_selection {

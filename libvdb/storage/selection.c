@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../index/filter.h"
 #include "../util/error.h"
-#include "filter.h"
 
 void vdb_selection_free(vdb_selection *sel)
 {
