@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "formats/payload.h"
 #include "index/filter.h"
 #include "index/pindex.h"
 #include "storage/state.h"
