@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../index/pindex.h"
+#include "../storage/db.h"
 #include "../storage/format.h"
 #include "../storage/ids.h"
 #include "../storage/state.h"

@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../storage/db.h"
 #include "../storage/format.h"
 #include "../storage/lock.h"
 #include "../storage/segment.h"

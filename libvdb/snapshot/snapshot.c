@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../storage/db.h"
 #include "../storage/format.h"
 #include "../storage/state.h"
 #include "../util/crc32c.h"

@@ -1,11 +1,11 @@
-/* Creating databases and collections.
+/* Creating databases and collections (the directory's marker and listing are db.c, CONFIG
+ * is config.c).
  *
  * A database is a directory holding the marker file VDB and one directory per collection.
  * A collection is built completely in a hidden temporary directory beside its final place
  * (CONFIG, MANIFEST, an empty log, LOCK; all fsynced) and renamed into place: either the
  * whole collection appears or nothing does, and of two concurrent creators exactly one
  * wins (rename onto a non-empty directory fails). */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,208 +15,13 @@
 
 #include "../util/error.h"
 #include "../util/io.h"
-#include "../index/hnsw.h"
+#include "config.h"
+#include "db.h"
 #include "format.h"
 #include "manifest.h"
 #include "state.h"
 #include "vdb.h"
 #include "wal.h"
-
-#define DEFAULT_SEAL_BYTES (64ull << 20)
-
-void vdb_collection_config_init(vdb_collection_config *cfg)
-{
-	cfg->dim = 0;
-	cfg->metric = VDB_METRIC_L2;
-	cfg->seal_bytes = DEFAULT_SEAL_BYTES;
-	cfg->index = VDB_INDEX_HNSW;
-	cfg->m = VDB_HNSW_DEFAULT_M;
-	cfg->ef_construction = VDB_HNSW_DEFAULT_EF_CONSTRUCTION;
-	cfg->n_index_fields = 0;
-	memset(cfg->index_fields, 0, sizeof cfg->index_fields);
-}
-
-const char *vdb_field_type_name(vdb_field_type t)
-{
-	return t == VDB_FIELD_KEYWORD ? "keyword" : t == VDB_FIELD_INT ? "int"
-					: t == VDB_FIELD_FLOAT ? "float" : "?";
-}
-
-int vdb_field_type_parse(const char *name, vdb_field_type *out)
-{
-	if (!strcmp(name, "keyword"))
-		*out = VDB_FIELD_KEYWORD;
-	else if (!strcmp(name, "int"))
-		*out = VDB_FIELD_INT;
-	else if (!strcmp(name, "float"))
-		*out = VDB_FIELD_FLOAT;
-	else
-		return -1;
-	return 0;
-}
-
-/* A field path as filters write it: dot-separated non-empty parts of printable text. */
-static int field_path_valid(const char *p)
-{
-	size_t n = strnlen(p, VDB_FIELD_PATH_MAX);
-	if (n == 0 || n == VDB_FIELD_PATH_MAX || p[0] == '.' || p[n - 1] == '.' || strstr(p, ".."))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-const char *vdb_index_name(vdb_index_type t)
-{
-	return t == VDB_INDEX_HNSW ? "hnsw" : t == VDB_INDEX_FLAT ? "flat" : "?";
-}
-
-int vdb_index_parse(const char *name, vdb_index_type *out)
-{
-	if (!strcmp(name, "hnsw"))
-		*out = VDB_INDEX_HNSW;
-	else if (!strcmp(name, "flat"))
-		*out = VDB_INDEX_FLAT;
-	else
-		return -1;
-	return 0;
-}
-
-/* Range checks shared by create and the config reader. */
-const char *vdb_config_problem(const vdb_collection_config *cfg)
-{
-	if (cfg->dim < 1 || cfg->dim > VDB_DIM_MAX)
-		return "dimension must be 1 to 65536";
-	if (cfg->metric < VDB_METRIC_L2 || cfg->metric > VDB_METRIC_DOT)
-		return "unknown metric";
-	if (cfg->seal_bytes < 4096 || cfg->seal_bytes > (1ull << 40))
-		return "seal threshold must be 4 KiB to 1 TiB";
-	if (cfg->index != VDB_INDEX_HNSW && cfg->index != VDB_INDEX_FLAT)
-		return "unknown index type";
-	if (cfg->index == VDB_INDEX_HNSW && (cfg->m < 2 || cfg->m > 64))
-		return "m must be 2 to 64";
-	if (cfg->index == VDB_INDEX_HNSW &&
-	    (cfg->ef_construction < cfg->m || cfg->ef_construction > 4096))
-		return "ef_construction must be m to 4096";
-	if (cfg->n_index_fields > VDB_INDEX_FIELDS_MAX)
-		return "at most 4 payload indexes";
-	for (uint32_t i = 0; i < cfg->n_index_fields; i++) {
-		const vdb_index_field *f = &cfg->index_fields[i];
-		if (!field_path_valid(f->path))
-			return "an index field path must be 1-127 bytes of dot-separated non-empty "
-			       "parts";
-		if (f->type < VDB_FIELD_KEYWORD || f->type > VDB_FIELD_FLOAT)
-			return "unknown index field type";
-		for (uint32_t j = 0; j < i; j++)
-			if (!strcmp(cfg->index_fields[j].path, f->path))
-				return "a field is indexed twice";
-	}
-	return NULL;
-}
-
-const char *vdb_metric_name(vdb_metric m)
-{
-	switch (m) {
-	case VDB_METRIC_L2: return "l2";
-	case VDB_METRIC_COSINE: return "cosine";
-	case VDB_METRIC_DOT: return "dot";
-	}
-	return "?";
-}
-
-int vdb_metric_parse(const char *name, vdb_metric *out)
-{
-	static const vdb_metric all[] = {VDB_METRIC_L2, VDB_METRIC_COSINE, VDB_METRIC_DOT};
-	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		if (strcmp(name, vdb_metric_name(all[i])) == 0) {
-			*out = all[i];
-			return 0;
-		}
-	return -1;
-}
-
-int vdb_collection_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-	if (n == 0 || n > VDB_NAME_MAX || name[0] == '.' || strcmp(name, VDB_DIR_MARKER) == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '.' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-/* Checks that db is a vdb database directory. */
-vdb_status vdb_db_check(const char *db, vdb_error *err)
-{
-	char path[4096], *data;
-	size_t len;
-	const char *body;
-	struct stat st;
-	if (stat(db, &st) < 0)
-		return vdb_err_sys(err, VDB_OK, "%s", db);
-	if (!S_ISDIR(st.st_mode))
-		return vdb_err(err, VDB_ENOENT, "%s: not a directory", db);
-	if (vdb_path(path, sizeof path, db, VDB_DIR_MARKER))
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
-	vdb_status s = vdb_read_file(path, 4096, &data, &len, err);
-	if (s == VDB_ENOENT)
-		return vdb_err(err, VDB_ENOENT, "%s: not a vdb database (no %s file)", db,
-			       VDB_DIR_MARKER);
-	if (s)
-		return s;
-	s = vdb_checked_decode(path, "directory", VDB_DIR_FORMAT, data, len, &body, err);
-	free(data);
-	return s;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err)
-{
-	vdb_status s = vdb_db_check(db, err);
-	if (s)
-		return s;
-	DIR *d = opendir(db);
-	if (!d)
-		return vdb_err_sys(err, VDB_OK, "open directory %s", db);
-	vdb_coll_name *out = NULL;
-	size_t cnt = 0, cap = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char path[4096];
-		struct stat st;
-		if (!vdb_collection_name_valid(e->d_name) ||
-		    snprintf(path, sizeof path, "%s/%s/%s", db, e->d_name, VDB_CONFIG_FILE) >=
-			    (int)sizeof path ||
-		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			vdb_coll_name *g = realloc(out, cap * sizeof *out);
-			if (!g) {
-				free(out);
-				closedir(d);
-				return vdb_err_nomem(err);
-			}
-			out = g;
-		}
-		memcpy(out[cnt++], e->d_name, strlen(e->d_name) + 1); /* valid: at most 64 bytes */
-	}
-	closedir(d);
-	if (cnt)
-		qsort(out, cnt, sizeof *out, cmp_names);
-	*names = out;
-	*n = cnt;
-	return VDB_OK;
-}
 
 /* What concurrent vdb-create processes may be writing into a new database right now (the
  * marker's temp file, collections being built): those are not a foreign database. */

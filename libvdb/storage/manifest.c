@@ -1,4 +1,4 @@
-/* MANIFEST and CONFIG: small JSON documents in "checked text" files (util/io.h).
+/* MANIFEST: a small JSON document in a "checked text" file (util/io.h); CONFIG is config.c.
  *
  * MANIFEST body:
  *   {"generation":7,"wal":3,"next_seq":120,"next_file":9,
@@ -10,26 +10,15 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../formats/json.h"
 #include "../util/error.h"
 #include "../util/io.h"
+#include "config.h"
 #include "format.h"
 #include "segment.h"
-
-static int get_u64(const cJSON *o, const char *key, uint64_t max, uint64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
-	    v->valuedouble != floor(v->valuedouble))
-		return -1;
-	*out = (uint64_t)v->valuedouble;
-	return 0;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -37,19 +26,16 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Integers in these files stay below 2^53, where JSON numbers are exact in a double. */
-#define JSON_INT_MAX ((1ull << 53) - 1)
-
 static vdb_status parse_manifest(const char *path, const char *body, vdb_manifest *m,
 				 vdb_error *err)
 {
 	cJSON *root = cJSON_Parse(body);
 	memset(m, 0, sizeof *m);
 	const cJSON *segs = cJSON_GetObjectItemCaseSensitive(root, "segments");
-	if (!cJSON_IsObject(root) || get_u64(root, "generation", JSON_INT_MAX, &m->generation) ||
-	    get_u64(root, "wal", JSON_INT_MAX, &m->wal) ||
-	    get_u64(root, "next_seq", JSON_INT_MAX, &m->next_seq) ||
-	    get_u64(root, "next_file", JSON_INT_MAX, &m->next_file) || !cJSON_IsArray(segs))
+	if (!cJSON_IsObject(root) || vdb_config_get_u64(root, "generation", VDB_JSON_INT_MAX, &m->generation) ||
+	    vdb_config_get_u64(root, "wal", VDB_JSON_INT_MAX, &m->wal) ||
+	    vdb_config_get_u64(root, "next_seq", VDB_JSON_INT_MAX, &m->next_seq) ||
+	    vdb_config_get_u64(root, "next_file", VDB_JSON_INT_MAX, &m->next_file) || !cJSON_IsArray(segs))
 		goto bad;
 	int n = cJSON_GetArraySize(segs);
 	m->segs = calloc(n ? (size_t)n : 1, sizeof *m->segs);
@@ -62,11 +48,11 @@ static vdb_status parse_manifest(const char *path, const char *body, vdb_manifes
 	{
 		vdb_manifest_seg *g = &m->segs[m->nseg];
 		uint64_t crc;
-		if (get_u64(s, "number", JSON_INT_MAX, &g->number) ||
-		    get_u64(s, "rows", UINT32_MAX, &g->rows) || g->rows == 0 ||
-		    get_u64(s, "size", JSON_INT_MAX, &g->size) ||
-		    get_u64(s, "header_crc", UINT32_MAX, &crc) ||
-		    get_u64(s, "deleted", g->rows, &g->deleted) || g->number >= m->next_file)
+		if (vdb_config_get_u64(s, "number", VDB_JSON_INT_MAX, &g->number) ||
+		    vdb_config_get_u64(s, "rows", UINT32_MAX, &g->rows) || g->rows == 0 ||
+		    vdb_config_get_u64(s, "size", VDB_JSON_INT_MAX, &g->size) ||
+		    vdb_config_get_u64(s, "header_crc", UINT32_MAX, &crc) ||
+		    vdb_config_get_u64(s, "deleted", g->rows, &g->deleted) || g->number >= m->next_file)
 			goto bad;
 		g->header_crc = (uint32_t)crc;
 		const cJSON *d = cJSON_GetObjectItemCaseSensitive(s, "deletions");
@@ -173,112 +159,3 @@ void vdb_manifest_free(vdb_manifest *m)
 	m->nseg = 0;
 }
 
-vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg, char **out,
-			     size_t *len, vdb_error *err)
-{
-	char index[128];
-	if (cfg->index == VDB_INDEX_HNSW)
-		snprintf(index, sizeof index,
-			 "{\"type\":\"hnsw\",\"m\":%" PRIu32 ",\"ef_construction\":%" PRIu32 "}",
-			 cfg->m, cfg->ef_construction);
-	else
-		snprintf(index, sizeof index, "{\"type\":\"flat\"}");
-	vdb_buf body = VDB_BUF_INIT;
-	int bad = vdb_buf_printf(&body,
-				 "{\"name\":\"%s\",\"dim\":%" PRIu32 ",\"metric\":\"%s\","
-				 "\"dtype\":\"float32\",\"seal_bytes\":%" PRIu64 ",\"index\":%s",
-				 name, cfg->dim, vdb_metric_name(cfg->metric), cfg->seal_bytes, index);
-	/* Written only when there are some: collections without them keep the same CONFIG. */
-	for (uint32_t i = 0; i < cfg->n_index_fields && !bad; i++) {
-		const vdb_index_field *f = &cfg->index_fields[i];
-		bad = vdb_buf_puts(&body, i ? ",{\"field\":" : ",\"payload_indexes\":[{\"field\":") ||
-		      vj_write_string(&body, f->path, strlen(f->path)) ||
-		      vdb_buf_printf(&body, ",\"type\":\"%s\"}", vdb_field_type_name(f->type));
-	}
-	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']')) || vdb_buf_puts(&body, "}\n") ||
-	      vdb_buf_putc(&body, '\0');
-	if (bad) {
-		vdb_buf_free(&body);
-		return vdb_err_nomem(err);
-	}
-	vdb_status st = vdb_checked_encode("config", VDB_CONFIG_FORMAT, body.data, out, len, err);
-	vdb_buf_free(&body);
-	return st;
-}
-
-/* The optional "payload_indexes": [{"field": PATH, "type": "keyword"|"int"|"float"}]. */
-static int read_index_fields(const cJSON *root, vdb_collection_config *c)
-{
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "payload_indexes"), *e;
-	if (!list)
-		return 0;
-	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) > VDB_INDEX_FIELDS_MAX)
-		return -1;
-	cJSON_ArrayForEach(e, list)
-	{
-		const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "field");
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "type");
-		vdb_index_field *x = &c->index_fields[c->n_index_fields];
-		if (!cJSON_IsString(f) || !cJSON_IsString(t) ||
-		    strlen(f->valuestring) >= sizeof x->path ||
-		    vdb_field_type_parse(t->valuestring, &x->type))
-			return -1;
-		snprintf(x->path, sizeof x->path, "%s", f->valuestring);
-		c->n_index_fields++;
-	}
-	return 0;
-}
-
-vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err)
-{
-	char path[4096], *data;
-	size_t len;
-	const char *body;
-	if (vdb_path(path, sizeof path, dir, VDB_CONFIG_FILE))
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
-	vdb_status st = vdb_read_file(path, 1 << 20, &data, &len, err);
-	if (st)
-		return st;
-	st = vdb_checked_decode(path, "config", VDB_CONFIG_FORMAT, data, len, &body, err);
-	if (st) {
-		free(data);
-		return st;
-	}
-	cJSON *root = cJSON_Parse(body);
-	const cJSON *metric = cJSON_GetObjectItemCaseSensitive(root, "metric");
-	const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");
-	uint64_t dim, seal;
-	vdb_collection_config c;
-	vdb_collection_config_init(&c);
-	if (!cJSON_IsObject(root) || get_u64(root, "dim", VDB_DIM_MAX, &dim) || dim == 0 ||
-	    get_u64(root, "seal_bytes", JSON_INT_MAX, &seal) || !cJSON_IsString(metric) ||
-	    vdb_metric_parse(metric->valuestring, &c.metric) || !cJSON_IsString(dtype) ||
-	    strcmp(dtype->valuestring, "float32") != 0) {
-		st = vdb_err(err, VDB_ECORRUPT, "%s: invalid configuration", path);
-	} else {
-		c.dim = (uint32_t)dim;
-		c.seal_bytes = seal;
-		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(root, "index");
-		const cJSON *type = cJSON_GetObjectItemCaseSensitive(ix, "type");
-		uint64_t m = 0, efc = 0;
-		if (!cJSON_IsString(type) || vdb_index_parse(type->valuestring, &c.index) ||
-		    (c.index == VDB_INDEX_HNSW &&
-		     (get_u64(ix, "m", 64, &m) || get_u64(ix, "ef_construction", 4096, &efc)))) {
-			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid index configuration", path);
-		} else if (read_index_fields(root, &c)) {
-			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid payload_indexes", path);
-		} else {
-			c.m = (uint32_t)m;
-			c.ef_construction = (uint32_t)efc;
-			if (c.index == VDB_INDEX_FLAT)
-				c.m = c.ef_construction = 0;
-			if ((c.index == VDB_INDEX_HNSW || c.n_index_fields) && vdb_config_problem(&c))
-				st = vdb_err(err, VDB_ECORRUPT, "%s: %s", path, vdb_config_problem(&c));
-			else
-				*cfg = c;
-		}
-	}
-	cJSON_Delete(root);
-	free(data);
-	return st;
-}

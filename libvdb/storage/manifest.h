@@ -30,10 +30,4 @@ vdb_status vdb_manifest_encode(const vdb_manifest *m, char **file, size_t *len, 
 vdb_status vdb_manifest_write(const char *dir, const vdb_manifest *m, vdb_error *err);
 void vdb_manifest_free(vdb_manifest *m);
 
-/* CONFIG: immutable after create. */
-const char *vdb_config_problem(const vdb_collection_config *cfg); /* NULL when valid */
-vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err);
-vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg, char **out,
-			     size_t *len, vdb_error *err);
-
 #endif

@@ -18,6 +18,8 @@
 
 #include "../util/error.h"
 #include "../util/io.h"
+#include "config.h"
+#include "db.h"
 #include "ids.h"
 
 #define LOAD_RETRIES 200

@@ -41,14 +41,6 @@ void vdb_state_free(vdb_state *s);
 vdb_status vdb_rebuild_segments(const char *db, const char *name, uint64_t *numbers, size_t *n,
 				vdb_error *err);
 
-/* The collections of db (directories with a CONFIG file and a valid name), sorted by
- * name, as a malloc'd array (create.c). */
-typedef char vdb_coll_name[VDB_NAME_MAX + 1];
-vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err);
-
-/* Checks that db holds a vdb marker (create.c). */
-vdb_status vdb_db_check(const char *db, vdb_error *err);
-
 /* The id behind (src, row) of a search hit or candidate: src < man.nseg is a segment, else
  * the log tail (row: its memtable entry). */
 vdb_status vdb_state_row_id(const vdb_state *s, uint32_t src, uint64_t row, vdb_id *out,

@@ -14,6 +14,7 @@
 
 #include "../util/error.h"
 #include "../util/io.h"
+#include "db.h"
 #include "format.h"
 #include "lock.h"
 #include "state.h"

@@ -34,6 +34,7 @@
 #include "../formats/json.h"
 #include "../util/error.h"
 #include "../util/io.h"
+#include "db.h"
 #include "format.h"
 #include "ids.h"
 #include "lock.h"

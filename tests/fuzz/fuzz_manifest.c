@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "storage/config.h"
 #include "storage/manifest.h"
 #include "util/crc32c.h"
 #include "vdb.h"
