@@ -23,6 +23,12 @@ int main(int argc, char **argv)
 	}
 	const char *db = argv[1];
 	vdb_error err;
+	/* The library at run time must be the major version this was compiled against. */
+	if (vdb_version_number() / 10000 != VDB_VERSION_MAJOR) {
+		fprintf(stderr, "nearest: built for libvdb %s, running with %s\n",
+			VDB_VERSION_STRING, vdb_version());
+		return 1;
+	}
 
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);

@@ -875,7 +875,3 @@ vdb_status jsonl_append_id_field(vdb_text *t, const vdb_id *id, vdb_error *err)
 	return VDB_OK;
 }
 
-const char *vdb_version(void)
-{
-	return VDB_VERSION;
-}

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vdb_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -63,8 +65,11 @@ typedef struct vdb_error {
 /* A short constant description of a status ("I/O error"). */
 VDB_API const char *vdb_status_string(vdb_status s);
 
-/* The library's version, e.g. "0.1.0". */
+/* The library's version, e.g. "0.1.0" (VDB_VERSION_STRING of the library itself). */
 VDB_API const char *vdb_version(void);
+/* The library's VDB_VERSION_NUMBER, e.g. 100 for 0.1.0: a program compares it with the
+ * VDB_VERSION_NUMBER it was compiled with. */
+VDB_API unsigned vdb_version_number(void);
 
 /* ---- Identifiers and records ---------------------------------------------------------- */
 

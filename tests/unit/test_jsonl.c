@@ -335,3 +335,15 @@ Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 	vdb_jsonl_parser_free(p1);
 	vdb_jsonl_parser_free(p8);
 }
+
+Test(version, header_and_library_agree)
+{
+	char want[32];
+	snprintf(want, sizeof want, "%d.%d.%d", VDB_VERSION_MAJOR, VDB_VERSION_MINOR,
+		 VDB_VERSION_PATCH);
+	cr_expect_str_eq(VDB_VERSION_STRING, want);
+	cr_expect_str_eq(vdb_version(), VDB_VERSION_STRING);
+	cr_expect_eq(vdb_version_number(), (unsigned)VDB_VERSION_NUMBER);
+	cr_expect_eq(VDB_VERSION_NUMBER,
+		     VDB_VERSION_MAJOR * 10000 + VDB_VERSION_MINOR * 100 + VDB_VERSION_PATCH);
+}
