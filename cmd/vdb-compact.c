@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = &stop_signal;
+	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
 	double t0 = cli_now();
 	vdb_error err;
 	vdb_writer *w;

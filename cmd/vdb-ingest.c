@@ -1320,6 +1320,7 @@ int main(int argc, char **argv)
 	struct sigaction wake = {.sa_handler = on_wake}; /* no SA_RESTART: read(2) is interrupted */
 	sigaction(WAKE_SIGNAL, &wake, NULL);
 	wo.cancel = &stop_signal;
+	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
 	wo.on_wait = on_wait;
 	wo.on_wait_ctx = &g;
 

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,7 +67,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
 		case OPT_CHAIN: o.chain_dir = optarg; break;
-		case OPT_VERIFY: o.verify_only = 1; break;
+		case OPT_VERIFY:
+			o.verify_only = 1;
+			o.scratch_dir = getenv("TMPDIR"); /* the scratch copy goes there */
+			break;
 		case OPT_LIST: list = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)

@@ -346,6 +346,9 @@ typedef struct vdb_writer_options {
 	 * counts it (vdb_writer_last_not_found too), but nothing is written: no lock is taken,
 	 * no recovery is done, the collection is read as a reader reads it. */
 	int dry_run;
+	/* Threads a graph build of a seal, merge or compaction may use (1 to 64); 0: one per
+	 * CPU. The library reads no environment variable: $VDB_THREADS is the commands'. */
+	unsigned threads;
 } vdb_writer_options;
 
 VDB_API void vdb_writer_options_init(vdb_writer_options *o);
@@ -736,7 +739,11 @@ VDB_API vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options 
 				     size_t cap, vdb_snapshot_stats *stats, vdb_error *err);
 
 typedef struct vdb_restore_options {
-	int verify_only; /* read and check everything, write nothing */
+	/* Check everything a restore checks, on a scratch copy extracted into scratch_dir and
+	 * removed afterwards; nothing is written beside TARGET. */
+	int verify_only;
+	/* verify_only's scratch directory's parent. NULL: /tmp. (The commands pass $TMPDIR.) */
+	const char *scratch_dir;
 	/* Replace a TARGET that is a non-empty vdb database: the new one is swapped in with one
 	 * atomic rename, refused while a writer holds a lock in TARGET. */
 	int force;

@@ -678,15 +678,10 @@ static vdb_status serialize(builder *b, vdb_buf *meta, vdb_buf *l0, vdb_buf *nod
 	return rc ? vdb_err_nomem(err) : VDB_OK;
 }
 
-/* Build threads: the caller's wish, else $VDB_THREADS (1 to 64), else one per CPU. */
+/* Build threads: the caller's wish, else one per CPU (at most 64; one for a small graph). */
 static uint32_t thread_count(uint32_t want, uint64_t rows)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	const char *env = getenv("VDB_THREADS");
-	char *end;
-	long e = env ? strtol(env, &end, 10) : 0;
-	if (env && *env && !*end && e >= 1 && e <= 64)
-		n = e;
 	uint32_t t = want ? want : n > 0 ? (uint32_t)n : 1;
 	if (t > 64)
 		t = 64;

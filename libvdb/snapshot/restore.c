@@ -618,15 +618,13 @@ static int match_restore_dir(const char *name, void *ctx, long *pid)
 }
 
 /* --verify runs every check a restore runs, on a scratch copy: the archive is extracted
- * into $TMPDIR (else /tmp) as .vdb-verify.restore-PID-XXXXXX, checked as a restored
+ * into o->scratch_dir (else /tmp) as .vdb-verify.restore-PID-XXXXXX, checked as a restored
  * database is, without fsyncs, and removed. So "--verify succeeds" means "a restore would
  * succeed"; the cost is the space of the database while it runs. What a killed verify
  * left there the next one removes. */
 static vdb_status make_scratch(rst *r, vdb_error *err)
 {
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !dir[0])
-		dir = "/tmp";
+	const char *dir = r->o->scratch_dir && r->o->scratch_dir[0] ? r->o->scratch_dir : "/tmp";
 	if (snprintf(r->tmp, sizeof r->tmp, "%s/.vdb-verify.restore-%ld-XXXXXX", dir,
 		     (long)getpid()) >= (int)sizeof r->tmp) {
 		r->tmp[0] = '\0';

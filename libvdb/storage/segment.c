@@ -70,7 +70,7 @@ void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtabl
 {
 	ctx->mt = mt;
 	ctx->i = 0;
-	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL};
+	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL, 0};
 }
 
 static void block_rewind(void *ctx)
@@ -94,7 +94,7 @@ void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *
 			 size_t stride, uint64_t first, uint64_t n)
 {
 	*ctx = (vdb_block_rows){vectors, stride, first, n, 0};
-	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL};
+	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL, 0};
 }
 
 static void seg_rewind(void *ctx)
@@ -136,7 +136,7 @@ void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment
 	uint64_t rows = 0;
 	for (size_t i = 0; i < nseg; i++)
 		rows += segs[i].rows - segs[i].ndead;
-	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL};
+	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL, 0};
 }
 
 /* ---- writing ---- */
@@ -410,8 +410,8 @@ static int write_graph(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, (const float *)((const char *)map + v->off),
 			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL};
 	uint64_t rows = src->rows;
-	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, 0, seed, src->progress,
-				   src->progress_ctx};
+	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, src->threads, seed,
+				   src->progress, src->progress_ctx};
 	vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, upper = VDB_BUF_INIT;
 	int rc = vdb_hnsw_build(&sp, rows, &p, &meta, &l0, &nodes, &upper, o->err) ? -1 : 0;
 	munmap(map, maplen);

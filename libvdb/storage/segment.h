@@ -61,6 +61,7 @@ typedef struct vdb_row_source {
 	 * got (rows inserted of rows), which is most of the time a segment takes. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	uint32_t threads; /* for the graph build; 0: one per CPU */
 } vdb_row_source;
 
 /* Row sources: the live upserts of a memtable in first-seen order; the live rows of a run

@@ -60,6 +60,7 @@ struct vdb_writer {
 	vdb_memtable touched; /* dim 1: only ids and whether the latest operation deletes */
 	uint64_t not_found;
 	int dry_run; /* vdb_writer_options.dry_run */
+	uint32_t threads; /* vdb_writer_options.threads: for graph builds */
 };
 
 void vdb_writer_options_init(vdb_writer_options *o)
@@ -157,6 +158,7 @@ static vdb_status writer_open(const char *db, const char *name, const vdb_writer
 		return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s", name, db);
 	}
 	w->dry_run = o->dry_run;
+	w->threads = o->threads;
 	vdb_memtable_init(&w->touched, 1);
 	st = w->dry_run ? VDB_OK : vdb_lock_acquire(dir, name, o, &w->lock_fd, err);
 	if (st) {
@@ -699,7 +701,9 @@ static vdb_status seal_rows(vdb_writer *w, const vdb_row_source *src, const id_k
 	uint64_t segno = nm.next_file++, size = 0;
 	uint32_t crc = 0;
 	uint64_t rows = src->rows;
-	if (rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, src, &size, &crc, err)))
+	vdb_row_source threaded = *src;
+	threaded.threads = w->threads;
+	if (rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &threaded, &size, &crc, err)))
 		goto out;
 	size_t nobs = 0;
 	nm.nseg = 0;
@@ -793,6 +797,7 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 		src.progress = w->compact_progress;
 		src.progress_ctx = w->compact_progress_ctx;
 	}
+	src.threads = w->threads;
 	uint64_t segno = nm.next_file++, size = 0;
 	uint32_t crc = 0;
 	if (src.rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))

@@ -716,8 +716,8 @@ class Snapshot(VdbTestCase):
         wide = subprocess.run([ZSTD, '-q', '-c', '--long=31', '--zstd=wlog=31'],
                               input=raw, stdout=subprocess.PIPE, check=True).stdout
         self.assertRejected(wide, 'window')
-        # Not zstd at all, and an empty file.
-        self.assertRejected(raw, 'damaged archive')
+        # Not zstd at all (a tar that was never compressed), and an empty file.
+        self.assertRejected(raw, 'it is an uncompressed tar archive, not zstd-compressed')
         self.assertRejected(b'', 'truncated archive')
 
     def test_flipped_bytes_and_truncation(self):
