@@ -554,13 +554,6 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 		return st;
 	if (in_place >= 0)
 		return write_in_place(db, o, in_place, given, stats, err);
-	char tmp[4096], dir[4096];
-	const char *base;
-	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-		st = vdb_err(err, VDB_EINVAL, "path too long: %s", path);
-		goto out;
-	}
-	vdb_path_split(path, dir, sizeof dir, &base);
 	struct stat a, b;
 	if (o && o->since && stat(o->since, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
 	    a.st_ino == b.st_ino) {
@@ -568,28 +561,25 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o
 			     "depends on", given);
 		goto out;
 	}
-	/* The temporary of an earlier run killed while writing this file goes first. */
-	vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		st = vdb_err_sys(err, errno == ENOENT ? VDB_ENOENT : VDB_EEXIST, "create %s", tmp);
+	vdb_tmpfile t;
+	if ((st = vdb_tmpfile_create(&t, path, VDB_TMP_OUTPUT, err))) {
+		/* No such directory: missing (66); a failing or full disk: I/O (74); else it
+		 * cannot be created (73). */
+		int e = t.create_errno;
+		if (e)
+			st = e == ENOENT ? VDB_ENOENT
+			     : e == EIO || e == ENOSPC || e == EDQUOT ? VDB_EIO
+								   : VDB_EEXIST;
+		if (err && e)
+			err->code = st;
 		goto out;
 	}
-	if (vdb_hold_tmp(fd) < 0)
-		st = vdb_err_sys(err, VDB_EIO, "lock %s", tmp);
-	if (!st)
-		st = vdb_snapshot_write(db, o, fd, stats, err);
+	st = vdb_snapshot_write(db, o, t.fd, stats, err);
 	/* The archive must be durable before its name says it is complete. */
-	if (!st && fsync(fd) < 0)
-		st = vdb_err_sys(err, VDB_EIO, "fsync %s", tmp);
-	if (close(fd) < 0 && !st)
-		st = vdb_err_sys(err, VDB_EIO, "close %s", tmp);
-	if (!st && rename(tmp, path) < 0)
-		st = vdb_err_sys(err, VDB_EIO, "rename %s to %s", tmp, path);
-	if (st)
-		unlink(tmp);
+	if (!st)
+		st = vdb_tmpfile_commit(&t, 0, err);
 	else
-		st = vdb_fsync_dir(dir, err);
+		vdb_tmpfile_discard(&t);
 out:
 	free(path);
 	return st;

@@ -483,21 +483,23 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 			     const vdb_row_source *src, uint64_t *size_out, uint32_t *crc_out,
 			     vdb_error *err)
 {
-	char name[64], tmpname[96], path[4096], tmp[4096];
+	char name[64], path[4096];
 	vdb_segment_name(name, sizeof name, number);
-	snprintf(tmpname, sizeof tmpname, "%s.tmp-%ld", name, (long)getpid());
-	if (vdb_path(path, sizeof path, dir, name) || vdb_path(tmp, sizeof tmp, dir, tmpname))
+	if (vdb_path(path, sizeof path, dir, name))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
 	if (src->rows == 0)
 		return vdb_err(err, VDB_EINTERNAL, "a segment needs rows");
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vdb_err_sys(err, VDB_EIO, "create %s", tmp);
+	vdb_tmpfile t;
+	vdb_status st = vdb_tmpfile_create(&t, path, 0, err);
+	if (st)
+		return st;
+	int fd = t.fd;
+	const char *tmp = t.tmp;
 	/* The table is reserved at its largest so sections can follow before it is known. */
 	uint64_t first = VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE;
 	seg_out o = {.fd = fd, .path = tmp, .off = first, .written = first, .started = first,
 		     .buf = VDB_BUF_INIT, .err = err};
-	vdb_status st = VDB_EIO;
+	st = VDB_EIO;
 	if (lseek(fd, (off_t)first, SEEK_SET) < 0) {
 		vdb_err_sys(err, VDB_EIO, "seek %s", tmp);
 		goto fail;
@@ -513,30 +515,17 @@ vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collect
 		vdb_err_sys(err, VDB_EIO, "write %s", tmp);
 		goto fail;
 	}
-	/* The segment must be durable before a manifest can name it. */
-	if (fsync(fd) < 0) {
-		vdb_err_sys(err, VDB_EIO, "fsync %s", tmp);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		vdb_err_sys(err, VDB_EIO, "close %s", tmp);
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		vdb_err_sys(err, VDB_EIO, "rename %s", tmp);
-		goto fail;
-	}
+	/* The segment must be durable before a manifest can name it; the writer syncs the
+	 * directory once, before the manifest that names it. */
 	vdb_buf_free(&o.buf);
+	if ((st = vdb_tmpfile_commit(&t, VDB_TMP_NO_DIR_SYNC, err)))
+		return st;
 	*size_out = o.off;
 	*crc_out = crc;
 	return VDB_OK;
 fail:
 	vdb_buf_free(&o.buf);
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	vdb_tmpfile_discard(&t);
 	return st;
 }
 

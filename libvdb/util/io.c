@@ -201,41 +201,88 @@ vdb_status vdb_fsync_dir(const char *dir, vdb_error *err)
 	return VDB_OK;
 }
 
+vdb_status vdb_tmpfile_create(vdb_tmpfile *t, const char *path, unsigned flags, vdb_error *err)
+{
+	t->fd = -1;
+	t->create_errno = 0;
+	if (snprintf(t->path, sizeof t->path, "%s", path) >= (int)sizeof t->path ||
+	    snprintf(t->tmp, sizeof t->tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof t->tmp) {
+		t->tmp[0] = '\0';
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", path);
+	}
+	if (flags & VDB_TMP_OUTPUT) {
+		/* The temporary of an earlier run killed while writing this file goes first. */
+		char dir[4096];
+		const char *base;
+		vdb_path_split(path, dir, sizeof dir, &base);
+		vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
+	}
+	t->fd = open(t->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (t->fd < 0) {
+		t->create_errno = errno;
+		vdb_status st = vdb_err_sys(err, VDB_EIO, "create %s", t->tmp);
+		t->tmp[0] = '\0'; /* nothing to remove */
+		return st;
+	}
+	if ((flags & VDB_TMP_OUTPUT) && vdb_hold_tmp(t->fd) < 0) {
+		vdb_status st = vdb_err_sys(err, VDB_EIO, "lock %s", t->tmp);
+		vdb_tmpfile_discard(t);
+		return st;
+	}
+	return VDB_OK;
+}
+
+vdb_status vdb_tmpfile_commit(vdb_tmpfile *t, unsigned flags, vdb_error *err)
+{
+	vdb_status st = VDB_OK;
+	/* The content must be durable before the rename makes it visible under its name. */
+	if (!(flags & VDB_TMP_NO_SYNC) && fsync(t->fd) < 0)
+		st = vdb_err_sys(err, VDB_EIO, "fsync %s", t->tmp);
+	int fd = t->fd;
+	t->fd = -1;
+	if (close(fd) < 0 && !st)
+		st = vdb_err_sys(err, VDB_EIO, "close %s", t->tmp);
+	if (!st && rename(t->tmp, t->path) < 0)
+		st = vdb_err_sys(err, VDB_EIO, "rename %s to %s", t->tmp, t->path);
+	if (st) {
+		vdb_tmpfile_discard(t);
+		return st;
+	}
+	t->tmp[0] = '\0'; /* it is PATH now */
+	if (flags & (VDB_TMP_NO_SYNC | VDB_TMP_NO_DIR_SYNC))
+		return VDB_OK;
+	/* The rename is durable only once the directory is synced. */
+	char dir[4096];
+	vdb_path_split(t->path, dir, sizeof dir, NULL);
+	return vdb_fsync_dir(dir, err);
+}
+
+void vdb_tmpfile_discard(vdb_tmpfile *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	if (t->tmp[0])
+		unlink(t->tmp);
+	t->tmp[0] = '\0';
+}
+
 vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data, size_t len,
 			    vdb_error *err)
 {
-	char tmp[4096], dst[4096], tmpname[256];
-	snprintf(tmpname, sizeof tmpname, "%s.tmp-%ld", name, (long)getpid());
-	if (vdb_path(tmp, sizeof tmp, dir, tmpname) || vdb_path(dst, sizeof dst, dir, name))
+	char path[4096];
+	if (vdb_path(path, sizeof path, dir, name))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s/%s", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vdb_err_sys(err, VDB_EIO, "create %s", tmp);
-	if (vdb_write_all(fd, data, len) < 0) {
-		vdb_err_sys(err, VDB_EIO, "write %s", tmp);
-		goto fail_close;
+	vdb_tmpfile t;
+	vdb_status st = vdb_tmpfile_create(&t, path, 0, err);
+	if (st)
+		return st;
+	if (vdb_write_all(t.fd, data, len) < 0) {
+		st = vdb_err_sys(err, VDB_EIO, "write %s", t.tmp);
+		vdb_tmpfile_discard(&t);
+		return st;
 	}
-	/* The content must be durable before the rename makes it the current version. */
-	if (fsync(fd) < 0) {
-		vdb_err_sys(err, VDB_EIO, "fsync %s", tmp);
-		goto fail_close;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		vdb_err_sys(err, VDB_EIO, "close %s", tmp);
-		goto fail_unlink;
-	}
-	fd = -1;
-	if (rename(tmp, dst) < 0) {
-		vdb_err_sys(err, VDB_EIO, "rename %s to %s", tmp, name);
-		goto fail_unlink;
-	}
-	return vdb_fsync_dir(dir, err);
-fail_close:
-	close(fd);
-fail_unlink:
-	unlink(tmp);
-	return VDB_EIO;
+	return vdb_tmpfile_commit(&t, 0, err);
 }
 
 vdb_status vdb_read_file(const char *path, size_t max, char **out, size_t *len, vdb_error *err)

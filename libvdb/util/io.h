@@ -25,8 +25,36 @@ void vdb_start_writeback(int fd, uint64_t *started, uint64_t written);
 /* fsync the directory `dir` so that a create/rename/unlink in it is durable. */
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err);
 
-/* Writes data to dir/name atomically: dir/name.tmp-<pid> is written and fsynced, renamed
- * over dir/name, and dir is fsynced. Readers see the old or the new file, never a mix. */
+/* ---- replacing a file atomically ----
+ * Every file vdb writes whole is written the same way: a temporary sibling PATH.tmp-PID,
+ * fsynced, renamed over PATH, and PATH's directory fsynced -- so a reader sees the old
+ * file or the new one, never a mix, and a crash leaves at most the temporary behind. */
+typedef struct vdb_tmpfile {
+	int fd;          /* open for reading and writing on tmp; -1 once closed */
+	char path[4096]; /* the name it becomes */
+	char tmp[4096];  /* PATH.tmp-PID */
+	int create_errno; /* why vdb_tmpfile_create failed, for callers that say it their way */
+} vdb_tmpfile;
+
+/* For files a user names (outputs): first remove what a killed earlier run left as this
+ * PATH's temporary, and hold the temporary's flock while writing (see leftovers below). */
+#define VDB_TMP_OUTPUT 1u
+/* Creates t->tmp for path. Errors: VDB_EIO (naming the temporary; t->create_errno says
+ * why), VDB_EINVAL (a path too long). */
+vdb_status vdb_tmpfile_create(vdb_tmpfile *t, const char *path, unsigned flags, vdb_error *err);
+
+/* No fsyncs at all (vdb-export --no-sync: as cp). */
+#define VDB_TMP_NO_SYNC 1u
+/* No fsync of the directory: the caller syncs it once for several files (a seal). */
+#define VDB_TMP_NO_DIR_SYNC 2u
+/* fsyncs, closes and renames the temporary over PATH, then fsyncs the directory (flags
+ * above). Never retries a failed fsync. On failure the temporary is removed. */
+vdb_status vdb_tmpfile_commit(vdb_tmpfile *t, unsigned flags, vdb_error *err);
+/* Closes and removes a temporary that was not committed; nothing after a commit. */
+void vdb_tmpfile_discard(vdb_tmpfile *t);
+
+/* Writes data to dir/name atomically (a vdb_tmpfile: readers see the old or the new file,
+ * never a mix). */
 vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data, size_t len,
 			    vdb_error *err);
 

@@ -217,8 +217,8 @@ void vdb_istream_close(vdb_istream *s)
 struct vdb_ostream {
 	int fd;
 	char *path; /* NULL: standard output */
-	char *tmp;  /* the temporary sibling renamed over path at finish; NULL: path is a device
-		     * or FIFO written in place */
+	vdb_tmpfile *tmp; /* the temporary renamed over path at finish; NULL: path is a device
+			   * or FIFO written in place */
 	ZSTD_CCtx *cctx;
 	char *buf, *zbuf;
 	size_t len, zcap;
@@ -255,26 +255,14 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 			}
 			goto done;
 		}
-		size_t n = strlen(s->path) + 32;
-		if (!(s->tmp = malloc(n)))
+		if (!(s->tmp = malloc(sizeof *s->tmp)))
 			goto nomem;
-		snprintf(s->tmp, n, "%s.tmp-%ld", s->path, (long)getpid());
-		/* The temporary of an earlier run killed while writing this file goes first. */
-		char dir[4096];
-		const char *base;
-		vdb_path_split(s->path, dir, sizeof dir, &base);
-		vdb_remove_leftovers(dir, vdb_match_tmp_of, (void *)base);
-		s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (s->fd < 0) {
-			st = vdb_err_sys(err, VDB_EIO, "create %s", s->tmp);
+		if ((st = vdb_tmpfile_create(s->tmp, s->path, VDB_TMP_OUTPUT, err))) {
 			free(s->tmp);
 			s->tmp = NULL; /* nothing to remove */
 			goto fail;
 		}
-		if (vdb_hold_tmp(s->fd) < 0) {
-			st = vdb_err_sys(err, VDB_EIO, "lock %s", s->tmp);
-			goto fail;
-		}
+		s->fd = s->tmp->fd;
 	}
 done:
 	*out = s;
@@ -288,7 +276,7 @@ fail:
 
 static const char *oname(const vdb_ostream *s)
 {
-	return s->tmp ? s->tmp : s->path ? s->path : "standard output";
+	return s->tmp ? s->tmp->tmp : s->path ? s->path : "standard output";
 }
 
 static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
@@ -378,34 +366,13 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 		}
 		return VDB_OK;
 	}
-	/* The content must be durable before the rename makes it visible under its name. */
-	if (!s->fast && fsync(s->fd) < 0) {
+	s->fd = -1; /* the temporary's, closed by the commit */
+	vdb_status st = vdb_tmpfile_commit(s->tmp, s->fast ? VDB_TMP_NO_SYNC : 0, err);
+	if (st)
 		s->failed = 1;
-		return vdb_err_sys(err, VDB_EIO, "fsync %s", s->tmp);
-	}
-	int fd = s->fd;
-	s->fd = -1;
-	if (close(fd) < 0) {
-		s->failed = 1;
-		return vdb_err_sys(err, VDB_EIO, "close %s", s->tmp);
-	}
-	if (rename(s->tmp, s->path) < 0) {
-		s->failed = 1;
-		return vdb_err_sys(err, VDB_EIO, "rename %s to %s", s->tmp, s->path);
-	}
-	s->finished = 1;
-	if (s->fast)
-		return VDB_OK;
-	/* The rename is durable only once the directory is synced. */
-	char dir[PATH_MAX];
-	const char *slash = strrchr(s->path, '/');
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else if (slash == s->path)
-		snprintf(dir, sizeof dir, "/");
 	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->path), s->path);
-	return vdb_fsync_dir(dir, err);
+		s->finished = 1;
+	return st;
 }
 
 void vdb_ostream_set_durable(vdb_ostream *s, int durable)
@@ -417,15 +384,15 @@ void vdb_ostream_close(vdb_ostream *s)
 {
 	if (!s)
 		return;
-	if (s->path && s->fd >= 0)
-		close(s->fd);
+	if (s->path && !s->tmp && s->fd >= 0)
+		close(s->fd); /* a device or FIFO written in place */
 	/* Standard output streams: what was written before a failure elsewhere still goes out,
 	 * as it would have without the buffer (a compressed stream is flushed, not ended, so
 	 * its reader sees it is incomplete). */
 	if (!s->path && !s->finished && !s->failed && !flush_buf(s, NULL) && s->cctx)
 		emit_flush(s);
-	if (s->tmp && !s->finished)
-		unlink(s->tmp); /* an unfinished output never appears under its name */
+	if (s->tmp)
+		vdb_tmpfile_discard(s->tmp); /* an unfinished output never appears under its name */
 	ZSTD_freeCCtx(s->cctx);
 	free(s->buf);
 	free(s->zbuf);
