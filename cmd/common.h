@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "vdb.h"
+#include "vdb_admin.h"
 
 /* One exit-code table for every command (sysexits(3) values). */
 enum {

@@ -26,7 +26,9 @@ for cmd in vdb vdb-create vdb-ingest vdb-query vdb-export vdb-compact vdb-snapsh
 done
 [ -f "$root/$mandir/man7/vdb.7" ] || fail "$mandir/man7/vdb.7 not installed"
 [ -f "$root/$includedir/vdb.h" ] || fail "$includedir/vdb.h not installed"
-[ -f "$root/$includedir/vdb_version.h" ] || fail "$includedir/vdb_version.h not installed"
+for h in vdb_version.h vdb_io.h vdb_admin.h; do
+	[ -f "$root/$includedir/$h" ] || fail "$includedir/$h not installed"
+done
 ls "$lib"/libvdb.so.* >/dev/null 2>&1 || fail "no libvdb.so.* in $libdir"
 [ -e "$lib/libvdb.so" ] || fail "no libvdb.so link in $libdir"
 pc=$lib/pkgconfig/vdb.pc

@@ -18,7 +18,7 @@
 #include "../util/numfmt.h"
 #include "json.h"
 #include "jsonl.h"
-#include "vdb.h"
+#include "vdb_io.h"
 #include "vdb_config.h"
 
 _Static_assert(sizeof(vdb_text) == sizeof(vdb_buf), "vdb_text mirrors vdb_buf");

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "vdb.h"
+#include "vdb_io.h"
 
 /* Parses s[0..len) as a JSON array of the parser's dim numbers (nothing else around it but
  * whitespace); *vec points into the parser. Messages name `field`. */

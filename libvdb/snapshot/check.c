@@ -24,6 +24,7 @@
 #include "../storage/state.h"
 #include "../util/crc32c.h"
 #include "../util/error.h"
+#include "vdb_admin.h"
 
 #define NO_UPPER UINT32_MAX
 

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "vdb.h"
+#include "vdb_admin.h"
 
 /* The CRC32C of bytes [off, off + len) of the file `name` ("<collection>/seg-<n>.vdb")
  * as the caller wrote them: restore computes these while it extracts, from the very bytes

@@ -18,6 +18,7 @@
 #include "../util/io.h"
 #include "amanifest.h"
 #include "zio.h"
+#include "vdb_admin.h"
 
 #define PREFIX "vdb-"
 #define SUFFIX ".tar.zst"

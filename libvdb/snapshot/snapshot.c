@@ -33,6 +33,7 @@
 #include "../util/io.h"
 #include "amanifest.h"
 #include "zio.h"
+#include "vdb_admin.h"
 #include "vdb_config.h"
 
 #define CAPTURE_RETRIES 200

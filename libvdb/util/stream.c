@@ -17,7 +17,7 @@
 #include "error.h"
 #include "io.h"
 #include "stream.h"
-#include "vdb.h"
+#include "vdb_io.h"
 
 static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 

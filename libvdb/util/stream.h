@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "vdb.h"
+#include "vdb_io.h"
 
 /* For a plain (not compressed) regular file with nothing buffered: its descriptor, with
  * *offset where the next read starts and *size the file's size; -1 otherwise. A reader may

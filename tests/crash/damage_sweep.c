@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vdb.h"
+#include "vdb_admin.h"
 
 static const char *g_file; /* the damaged file's name, for the checks below */
 static int g_named;        /* a problem line naming it was seen */

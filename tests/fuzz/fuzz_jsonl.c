@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "vdb.h"
+#include "vdb_admin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "vdb.h"
+#include "vdb_admin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

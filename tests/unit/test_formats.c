@@ -9,7 +9,7 @@
 #include <zstd.h>
 
 #include "formats/npy.h"
-#include "vdb.h"
+#include "vdb_admin.h"
 
 /* An input stream over a temporary file holding data[0..n). */
 static FILE *tmp_files[16];

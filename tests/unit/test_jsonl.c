@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vdb.h"
+#include "vdb_admin.h"
 
 static vdb_jsonl_parser *p3;
 

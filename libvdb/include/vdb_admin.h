@@ -1,0 +1,164 @@
+/*
+ * vdb_admin.h — administering a database: online snapshots (full or incremental, and cron
+ * rotation), verified atomic restore, and the checks and repair of vdb-check. The
+ * conventions of vdb.h hold here too.
+ */
+#ifndef VDB_ADMIN_H
+#define VDB_ADMIN_H
+
+#include "vdb_io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Snapshots, restore and checks --------------------------------------------------- */
+
+/* A snapshot is one file: a tar stream compressed with zstd (`tar --zstd -tf` lists it)
+ * whose first entry, vdb-snapshot.json, lists every other entry with its size and CRC32C,
+ * plus the vdb and format versions, the time, each collection's configuration and record
+ * count. docs/format.md describes it. Taking one never blocks writers: each collection is
+ * captured as one MANIFEST version plus the log prefix committed at that moment. */
+
+typedef struct vdb_snapshot_options {
+	const char *const *collections; /* names to include; NULL (or 0 of them): all */
+	size_t ncollections;
+	int level;   /* zstd level 1..19 (default 3) */
+	int threads; /* zstd worker threads; 0 (default) compresses in the calling thread */
+	/* Incremental: the path of an earlier snapshot in the same directory. Segments that it
+	 * (or a snapshot it depends on) already holds are referenced by name instead of being
+	 * stored. NULL: a full snapshot. */
+	const char *since;
+	volatile sig_atomic_t *cancel; /* optional: non-zero stops with VDB_EINTR */
+	/* Optional: called after every chunk (1 MiB) of work with the work done and the total
+	 * known so far, for a progress display. Both are in bytes of what is stored: each file
+	 * is read twice (checksummed, then archived), each read counting half. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+} vdb_snapshot_options;
+
+VDB_API void vdb_snapshot_options_init(vdb_snapshot_options *o);
+
+typedef struct vdb_snapshot_stats {
+	uint64_t collections, records;
+	uint64_t files;      /* entries stored in this archive (not counting its manifest) */
+	uint64_t referenced; /* entries left in the earlier snapshots it depends on */
+	uint64_t bytes_in;   /* bytes of the stored files */
+	uint64_t bytes_out;  /* bytes of the compressed archive */
+} vdb_snapshot_stats;
+
+/* Streams a snapshot of database db to out_fd (a file or a pipe; never seeks). Readers and
+ * writers of db keep working; no lock is taken and LOCK files are not copied. Every segment
+ * is checksum-verified while it is read, so a damaged database fails the snapshot instead
+ * of producing a backup that cannot be restored. stats may be NULL.
+ * Errors: VDB_ENOENT (no database, collection or --since file), VDB_ECORRUPT (a damaged
+ * database file, or a damaged --since snapshot), VDB_EIO (writing out_fd: the message says
+ * so), VDB_EINTR, VDB_ENOMEM. */
+VDB_API vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int out_fd,
+				      vdb_snapshot_stats *stats, vdb_error *err);
+
+/* The same into a file, atomically: path.tmp-PID is written, fsynced and renamed over
+ * path (then the directory is fsynced), so path is never a partial archive. A symbolic link
+ * is followed and its target replaced that way; a device or FIFO (or /dev/stdout,
+ * /dev/fd/N) is written in place; a directory or socket is refused (VDB_EEXIST). */
+VDB_API vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o,
+					   const char *path, vdb_snapshot_stats *stats,
+					   vdb_error *err);
+
+/* Cron mode: snapshots in a directory, named vdb-YYYYMMDDTHHMMSSZ.tar.zst (UTC). */
+typedef struct vdb_snapshot_rotation {
+	/* Keep the newest `keep` snapshots and every snapshot one of them depends on; remove
+	 * the others. 0: remove nothing. */
+	uint64_t keep;
+	/* Every full_every-th snapshot is full; the others are incremental on the latest full
+	 * one (so each depends on that one only). 1: always full. Default 7. */
+	uint64_t full_every;
+	uint64_t pruned; /* out: snapshots removed */
+	int incremental; /* out: the one written is incremental */
+} vdb_snapshot_rotation;
+
+VDB_API void vdb_snapshot_rotation_init(vdb_snapshot_rotation *r);
+
+/* Writes the next snapshot of db into dir (created if missing) as r says, then prunes.
+ * `written` (cap bytes) receives the new file's path. Snapshots that cannot be read are
+ * never used as a base, and never removed while a kept snapshot names them. */
+VDB_API vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o,
+				     const char *dir, vdb_snapshot_rotation *r, char *written,
+				     size_t cap, vdb_snapshot_stats *stats, vdb_error *err);
+
+typedef struct vdb_restore_options {
+	/* Check everything a restore checks, on a scratch copy extracted into scratch_dir and
+	 * removed afterwards; nothing is written beside TARGET. */
+	int verify_only;
+	/* verify_only's scratch directory's parent. NULL: /tmp. (The commands pass $TMPDIR.) */
+	const char *scratch_dir;
+	/* Replace a TARGET that is a non-empty vdb database: the new one is swapped in with one
+	 * atomic rename, refused while a writer holds a lock in TARGET. */
+	int force;
+	/* Where the snapshots an incremental depends on are looked for. NULL: the directory of
+	 * the archive (the current directory when it comes from standard input). */
+	const char *chain_dir;
+	volatile sig_atomic_t *cancel;
+	/* Optional: called after every chunk (1 MiB) extracted with the bytes done and the
+	 * total the archive's manifest lists (0 before it has been read). */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+} vdb_restore_options;
+
+VDB_API void vdb_restore_options_init(vdb_restore_options *o);
+
+typedef struct vdb_restore_stats {
+	uint64_t collections, records, files, bytes;
+	uint64_t archives; /* 1 + the snapshots an incremental took files from */
+} vdb_restore_stats;
+
+/* Restores the snapshot read from fd (named `name` in messages; "-" for standard input) as
+ * database `target`. Everything is extracted into a fresh hidden directory beside target,
+ * checked (every entry's checksum, every database invariant that vdb_check verifies, the
+ * record counts of the manifest), fsynced and only then renamed into place: target ends
+ * absent (or as it was) or complete. target must not exist or be an empty directory,
+ * unless o->force. Hostile input -- absolute paths, "..", links, devices, entries the
+ * manifest does not list, duplicates, sizes over the manifest's, truncation, corruption,
+ * zstd windows over 2^27 bytes, more output than the manifest announces -- is VDB_ECORRUPT
+ * naming the entry, and nothing is written outside the temporary directory, which is
+ * removed. Errors: also VDB_EEXIST (target not empty), VDB_ELOCKED (force: a writer holds
+ * a lock in target), VDB_ENOENT (a snapshot of the chain is missing: named), VDB_EIO. */
+VDB_API vdb_status vdb_restore(int fd, const char *name, const char *target,
+			       const vdb_restore_options *o, vdb_restore_stats *stats,
+			       vdb_error *err);
+
+/* Appends a readable listing of the archive's manifest to out: one "key: value" line per
+ * property, one line per collection, then one line per entry ("SIZE CRC32C NAME", and
+ * "(in FILE)" for entries an incremental references). Reads only the manifest entry. */
+VDB_API vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err);
+
+/* Reports of vdb_check: problem != 0 for damage (line names the file), 0 for a summary. */
+typedef void (*vdb_check_report)(void *ctx, int problem, const char *line);
+
+/* Checks collection `name` of db (NULL: every collection): the marker, CONFIG and MANIFEST
+ * checksums, that every file the MANIFEST names exists with the size and header it gives,
+ * every section checksum of every segment, deletion files, the log (header, frames,
+ * sequence numbers), HNSW graph consistency (counts, neighbour ids, levels, entry point),
+ * the id index (sorted, every row once, hashes match) and the record counts. Takes no
+ * lock. *problems receives the number of problems reported; VDB_OK even when some were
+ * found. Errors: VDB_ENOENT (no database or collection), VDB_ENOMEM. */
+VDB_API vdb_status vdb_check(const char *db, const char *name, vdb_check_report report,
+			     void *ctx, uint64_t *problems, vdb_error *err);
+
+/* vdb_check, then repair of what is derived from the stored records: each segment whose
+ * damage is confined to its id index, norms, payload indexes or graph (checksum mismatch or
+ * broken structure) is rewritten from its vectors, ids and payloads -- every row, deletion
+ * marks kept -- under the writer lock (waiting for it) and installed atomically. Records
+ * are never dropped: damage to vectors, ids, payloads, deletion files, the log or the
+ * MANIFEST is only reported. Each repaired collection is checked again; *problems counts
+ * what is left, *rebuilt the segments rewritten. Errors: as vdb_check, and those of a
+ * writer (VDB_EIO, ...). */
+VDB_API vdb_status vdb_check_repair(const char *db, const char *name, vdb_check_report report,
+				    void *ctx, uint64_t *problems, uint64_t *rebuilt,
+				    vdb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDB_ADMIN_H */

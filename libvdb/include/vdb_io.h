@@ -1,0 +1,251 @@
+/*
+ * vdb_io.h — libvdb's formats: JSON lines (the record format every command speaks, parsed
+ * and printed exactly), byte streams that decompress zstd on the fly and write files
+ * atomically, NumPy .npy and TEXMEX .fvecs/.bvecs vector files, and CSV (RFC 4180).
+ * The conventions of vdb.h hold here too.
+ */
+#ifndef VDB_IO_H
+#define VDB_IO_H
+
+#include "vdb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- JSON lines ----------------------------------------------------------------------- */
+
+/* Parses and validates one JSON-lines record of the ingest format:
+ *   {"id": <non-negative integer or string>, "vector": [dim numbers], "payload": {...}}
+ *   {"id": ..., "delete": true}
+ *   {"delete_where": {filter}}   (kind VDB_RECORD_DELETE_WHERE: rec->payload holds the
+ *                                 filter's JSON text, for vdb_filter_parse)
+ * Strict: invalid JSON or UTF-8, trailing characters, duplicate keys, unknown or mistyped
+ * fields, wrong dimension, non-numbers, values beyond float32, invalid ids and non-object
+ * payloads are VDB_EDATA with a message naming the field (and column). The returned record
+ * points into the parser and stays valid until its next call. */
+typedef struct vdb_jsonl_parser vdb_jsonl_parser;
+
+typedef enum vdb_record_kind {
+	VDB_RECORD_UPSERT = 1,
+	VDB_RECORD_DELETE = 2,
+	VDB_RECORD_DELETE_WHERE = 3,
+} vdb_record_kind;
+
+VDB_API vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err);
+VDB_API void vdb_jsonl_parser_free(vdb_jsonl_parser *p);
+VDB_API vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t len,
+					  vdb_record_kind *kind, vdb_record *rec, vdb_error *err);
+
+/* Parses one query line: a bare array of dim numbers, or
+ * {"vector": [...], "k": N, "filter": {...}} ("k" and "filter" optional).
+ * *k is left unchanged when the line gives none. The vector points into the parser. */
+VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
+					 const float **vector, size_t *k, vdb_error *err);
+/* The "filter" object of the last query parsed (its JSON text, for vdb_filter_parse), or
+ * NULL when it had none. Valid until the parser's next call. */
+VDB_API const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len);
+
+/* Parses an id given on a command line: a JSON integer or string ("42", "\"doc-1\""), or
+ * else any other non-empty word, taken as a string id. The id points into `text`. */
+VDB_API vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err);
+
+/* Output: appends to a growable text (like getline: *buf may be NULL and is realloc'd). */
+typedef struct vdb_text {
+	char *data;
+	size_t len;
+	size_t cap;
+} vdb_text;
+
+VDB_API void vdb_text_free(vdb_text *t);
+
+/* Appends n bytes as they are. */
+VDB_API vdb_status vdb_text_append(vdb_text *t, const char *s, size_t n);
+
+/* Appends one record in the ingest format, with a trailing newline. Floats are printed in
+ * the shortest form that reads back to the same float32. */
+VDB_API vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim);
+
+/* Appends a JSON value for the id (a number or a string literal). */
+VDB_API vdb_status vdb_jsonl_append_id(vdb_text *t, const vdb_id *id);
+
+/* Appends the shortest decimal that reads back to the same float32. */
+VDB_API vdb_status vdb_jsonl_append_float(vdb_text *t, float f);
+
+/* Appends a JSON array of dim floats. */
+VDB_API vdb_status vdb_jsonl_append_vector(vdb_text *t, const float *v, uint32_t dim);
+
+/* Parses one line of a payloads file (vdb-ingest --payloads): a JSON object, kept minified
+ * with its numbers as written, or null for no payload (*payload = NULL). The payload points
+ * into the parser and stays valid until its next call. Errors: VDB_EDATA. */
+VDB_API vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line, size_t len,
+					   const char **payload, size_t *payload_len,
+					   vdb_error *err);
+
+/* Appends the id as one word that vdb_id_parse_arg reads back to the same id: integers in
+ * decimal, strings as they are, or between double quotes when bare text would read back
+ * differently (all digits, or already quoted). Errors: VDB_EDATA for a
+ * string id holding a line break or a backslash inside such quotes (not representable). */
+VDB_API vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err);
+
+/* ---- Byte streams --------------------------------------------------------------------- */
+
+/* An input stream over a file descriptor (not closed by the stream). When the data starts
+ * with a zstd frame it is decompressed on the fly (concatenated frames too), so compressed
+ * files and pipes need no flag. Messages do not name the input (the caller knows it).
+ * A read interrupted by a signal is retried unless *cancel (optional) is set, in
+ * which case VDB_EINTR is returned. */
+typedef struct vdb_istream vdb_istream;
+
+VDB_API vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel, vdb_istream **out,
+				    vdb_error *err);
+/* Reads 1..cap bytes, or sets *got = 0 at the end. Errors: VDB_EIO, VDB_EINTR, VDB_EDATA
+ * (damaged or truncated zstd data). */
+VDB_API vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got,
+				    vdb_error *err);
+/* Reads n bytes; *got < n only at the end of the input, or on an error (then *got says
+ * how many bytes before the error are in buf). */
+VDB_API vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *got,
+					 vdb_error *err);
+/* 1 when a read would not block. */
+VDB_API int vdb_istream_ready(vdb_istream *s);
+VDB_API int vdb_istream_compressed(const vdb_istream *s);
+/* Bytes read from the file descriptor so far (compressed bytes for zstd input). */
+VDB_API uint64_t vdb_istream_raw_bytes(const vdb_istream *s);
+VDB_API void vdb_istream_close(vdb_istream *s);
+
+/* An output stream: standard output (path NULL or "-"), or the file `path`, written as a
+ * temporary sibling "path.tmp-PID" that vdb_ostream_finish fsyncs and renames into place
+ * (then fsyncs the directory), so that a reader never sees half a file. zstd_level > 0
+ * compresses (one frame, with a checksum). Closing an unfinished stream removes the
+ * temporary file. As cp does, a symbolic link is followed and its target replaced; a
+ * device or FIFO (or /dev/stdout, /dev/fd/N) is written in place, never replaced; a
+ * directory or socket is refused (VDB_EEXIST). Errors: VDB_EIO (names the file and the
+ * call). */
+typedef struct vdb_ostream vdb_ostream;
+
+VDB_API vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
+				    vdb_error *err);
+VDB_API vdb_status vdb_ostream_write(vdb_ostream *s, const void *p, size_t n, vdb_error *err);
+VDB_API vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err);
+/* durable 0: vdb_ostream_finish renames without the fsyncs, as cp(1) writes: still whole or
+ * absent under its name while the system runs, but a crash soon after may lose it. */
+VDB_API void vdb_ostream_set_durable(vdb_ostream *s, int durable);
+VDB_API void vdb_ostream_close(vdb_ostream *s);
+
+/* ---- Vector files: NumPy .npy, TEXMEX .fvecs/.bvecs ------------------------------------ */
+
+typedef enum vdb_vec_format {
+	VDB_VEC_NPY = 1,   /* NumPy format 1.0-3.0, a 2-D array (rows, dim) */
+	VDB_VEC_FVECS = 2, /* per row: int32 dim, then dim float32 (little-endian) */
+	VDB_VEC_BVECS = 3, /* per row: int32 dim, then dim uint8 (read only) */
+} vdb_vec_format;
+
+/* Reads rows of `dim` float32 from a vector file. .npy: float32 is taken as is; float64 and
+ * float16, either byte order, are converted (each value must be finite and, for float64,
+ * within the float32 range); C and Fortran order (Fortran-order data is read whole before
+ * the first row). Every value must be finite. Errors (VDB_EDATA) name the row, counted from
+ * 0, and the column: truncated rows, a wrong dimension, non-finite or out-of-range values,
+ * an unsupported .npy (object or structured dtype, integer types, rank other than 2). */
+typedef struct vdb_vec_reader vdb_vec_reader;
+
+/* Reads the header (npy) at once. */
+VDB_API vdb_status vdb_vec_reader_open(vdb_istream *in, vdb_vec_format f, uint32_t dim,
+				       vdb_vec_reader **out, vdb_error *err);
+/* The number of rows the header declares (npy), or -1 when only the end tells. */
+VDB_API int64_t vdb_vec_reader_rows(const vdb_vec_reader *r);
+/* Sets *vec to the next row (valid until the next call) and *has to 1, or *has to 0 at the
+ * end. */
+VDB_API vdb_status vdb_vec_reader_next(vdb_vec_reader *r, const float **vec, int *has,
+				       vdb_error *err);
+/* 1 when the next call returns without reading (a row is buffered, or the end is known);
+ * with vdb_istream_ready, tells a caller whether it may block on a slow producer. */
+VDB_API int vdb_vec_reader_ready(const vdb_vec_reader *r);
+/* The next rows in bulk, checked as vdb_vec_reader_next checks them: *rows points at *got
+ * (at most max) rows of dim float32, each *stride floats after the previous, valid until the
+ * next call or close. An uncompressed regular file whose rows are float32 (.npy '<f4' in C
+ * order, .fvecs) is mapped, not copied; other input is read into a buffer of max rows that
+ * the reader keeps. Fewer than max rows only at the end of the input, or when a slow
+ * producer has nothing more ready once a row is in (nothing is waited for then). On an
+ * error, the *got rows before the failing one are valid. */
+VDB_API vdb_status vdb_vec_reader_block(vdb_vec_reader *r, size_t max, const float **rows,
+					size_t *stride, size_t *got, vdb_error *err);
+VDB_API void vdb_vec_reader_close(vdb_vec_reader *r);
+
+/* Writes rows of `dim` float32 as .npy (version 1.0, '<f4', C order; `rows` must be the
+ * exact number of rows that follow) or .fvecs. VDB_EINVAL for another format. */
+typedef struct vdb_vec_writer vdb_vec_writer;
+
+VDB_API vdb_status vdb_vec_writer_open(vdb_ostream *out, vdb_vec_format f, uint32_t dim,
+				       uint64_t rows, vdb_vec_writer **w, vdb_error *err);
+VDB_API vdb_status vdb_vec_writer_put(vdb_vec_writer *w, const float *vec, vdb_error *err);
+/* Checks that the declared number of rows was written (VDB_EINTERNAL otherwise). */
+VDB_API vdb_status vdb_vec_writer_finish(vdb_vec_writer *w, vdb_error *err);
+VDB_API void vdb_vec_writer_close(vdb_vec_writer *w);
+
+/* ---- CSV (RFC 4180) ------------------------------------------------------------------- */
+
+/* Reading: the first record is the header. One column holds the id (integers as integers,
+ * anything else a string id); the vector is either one column holding a JSON array, or
+ * `vector_columns`: a comma-separated list of column names or 1-based column numbers and
+ * ranges ("2-769"). Every other non-empty field goes into the payload under its column
+ * name, typed as a JSON number when it is one, else as a string. Quoted fields may hold
+ * commas, doubled quotes and line breaks; lines end in LF or CRLF. */
+typedef struct vdb_csv_options {
+	const char *id_column;      /* default "id" */
+	const char *vector_column;  /* default "vector" */
+	const char *vector_columns; /* NULL: use vector_column */
+} vdb_csv_options;
+
+VDB_API void vdb_csv_options_init(vdb_csv_options *o);
+
+typedef struct vdb_csv_reader vdb_csv_reader;
+
+/* Reads and checks the header. Errors: VDB_EDATA (missing columns, duplicate names),
+ * VDB_EINVAL (a bad vector_columns list). */
+VDB_API vdb_status vdb_csv_reader_open(vdb_istream *in, uint32_t dim, const vdb_csv_options *o,
+				       vdb_csv_reader **out, vdb_error *err);
+/* Next record (pointers valid until the next call), *has = 0 at the end. VDB_EDATA errors
+ * start with "line N: " (the line where the record starts). */
+VDB_API vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has,
+				       vdb_error *err);
+/* The line where the last record returned started (for messages about it). */
+VDB_API uint64_t vdb_csv_reader_line(const vdb_csv_reader *r);
+/* 1 when the end of a line is buffered or the input has ended (see vdb_vec_reader_ready). */
+VDB_API int vdb_csv_reader_ready(const vdb_csv_reader *r);
+VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
+
+/* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector
+ * as a JSON array, and each payload value under its key's column (strings as they are,
+ * other values as JSON text, missing keys empty). With vector_columns, the vector takes dim
+ * numeric columns "v0".."v<dim-1>" instead of "vector" (for spreadsheets; read back with
+ * vector_columns "2-<dim+1>"). The payload keys must be known before the header: pass every
+ * record to vdb_csv_writer_add first (columns follow in order of first appearance). It also
+ * refuses, with the record's id in the message (VDB_EDATA), what CSV cannot hold: a NUL
+ * byte in an id, a payload key or a payload string. A payload key named like the id or a
+ * vector column moves that column to a free name ("_id", "_vector", "_v0"..., see
+ * vdb_csv_writer_columns). Fields are quoted (RFC 4180) when they hold a comma, a quote or a
+ * line break; lines end in CRLF. */
+typedef struct vdb_csv_writer vdb_csv_writer;
+
+VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
+				      vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec,
+				      vdb_error *err);
+/* The payload part of vdb_csv_writer_add alone (no id check). */
+VDB_API vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
+					   vdb_error *err);
+/* After the header: the names of the id column and of the vector column (with vector
+ * columns, their common prefix before the number). */
+VDB_API void vdb_csv_writer_columns(const vdb_csv_writer *w, const char **id,
+				    const char **vector);
+VDB_API vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err);
+VDB_API vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_record *rec,
+					 vdb_error *err);
+VDB_API void vdb_csv_writer_free(vdb_csv_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDB_IO_H */
