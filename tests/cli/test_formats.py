@@ -547,6 +547,23 @@ class Export(Base):
             with self.subTest(args):
                 self.assertUsage(run('export', self.path('db'), *args), msg)
 
+    def test_an_unknown_extension_needs_a_format(self):
+        self.create(dim=DIM)
+        self.ingest('db', [{'id': 1, 'vector': [1, 2, 3, 4]}])
+        for name in ('out.parquet', 'out.tsv', 'out.parquet.zst', 'a.b/out.txt'):
+            with self.subTest(name):
+                r = run('export', self.path('db'), '-o', self.path(name))
+                ext = '.' + name.split('/')[-1].split('.')[1]
+                self.assertUsage(r, "'%s' is not a format vdb-export writes (name the file "
+                                 ".jsonl, .npy, .fvecs or .csv, or give -f)" % ext)
+                self.assertFalse(os.path.exists(self.path(name)))
+        # -f says the format; a name without an extension gets JSON lines.
+        self.assertOk(run('export', self.path('db'), '-f', 'jsonl', '-o', self.path('o.tsv')))
+        self.assertEqual(self.read('o.tsv'), b'{"id":1,"vector":[1,2,3,4]}\n')
+        self.assertOk(run('export', self.path('db'), '-o', self.path('plain')))
+        self.assertEqual(self.read('plain'), b'{"id":1,"vector":[1,2,3,4]}\n')
+        self.assertOk(run('export', self.path('db'), '-o', self.path('o.jsonl.zst')))
+
     def test_refuses_binary_to_a_terminal(self):
         self.create(dim=DIM)
         for args in (['-f', 'npy'], ['--zstd']):

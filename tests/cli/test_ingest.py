@@ -560,6 +560,15 @@ class DeletesAndUpserts(vdbtest.VdbTestCase):
         r = run('info', self.path('db'), '--json')
         self.assertEqual(json.loads(r.out)['live'], 302, r)
 
+    def test_the_rate_counts_what_was_read(self):
+        # A run whose lines are all rejected still read them: its rate is not 0.
+        self.create()
+        r = self.ingest('db', ['{"id":1}'] * 500, '--skip-invalid', check=False)
+        self.assertSummary(r, 0, rejected=500)
+        m = re.search(r'in [\d.]+ s, (\d+) records/s, ([\d.]+) MB/s', r.err)
+        self.assertTrue(m, r.err)
+        self.assertGreater(int(m.group(1)), 0, r.err)
+
     def test_dry_run_commits_nothing(self):
         self.create(seal=4096)
         self.ingest('db', [good(i) for i in range(3)])
