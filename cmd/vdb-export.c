@@ -93,83 +93,11 @@ static int ends_zst(const char *path)
 	return n > 4 && !strcmp(path + n - 4, ".zst");
 }
 
-/* The records in the chosen order: a storage-order cursor, or ids sorted then looked up. */
-typedef struct source {
-	vdb_collection *coll;
-	vdb_cursor *cur;
-	vdb_id *ids; /* id order: every id, strings copied */
-	size_t n, next;
-} source;
-
 static vdb_status nomem(vdb_error *err)
 {
 	err->code = VDB_ENOMEM;
 	snprintf(err->message, sizeof err->message, "out of memory");
 	return VDB_ENOMEM;
-}
-
-static int cmp_ids(const void *a, const void *b)
-{
-	return vdb_id_compare(a, b);
-}
-
-static vdb_status source_open(source *s, vdb_collection *coll, const vdb_filter *filter,
-			      int by_id, vdb_error *err)
-{
-	*s = (source){coll, NULL, NULL, 0, 0};
-	vdb_status st = vdb_cursor_open_where(coll, filter, &s->cur, err);
-	if (st || !by_id)
-		return st;
-	size_t cap = 0;
-	for (;;) {
-		vdb_record rec;
-		int has;
-		if ((st = vdb_cursor_next(s->cur, &rec, &has, err)))
-			return st;
-		if (!has)
-			break;
-		if (s->n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			vdb_id *ids = realloc(s->ids, cap * sizeof *ids);
-			if (!ids)
-				return nomem(err);
-			s->ids = ids;
-		}
-		vdb_id id = rec.id;
-		if (id.is_string) {
-			char *copy = malloc(id.len);
-			if (!copy)
-				return nomem(err);
-			memcpy(copy, id.str, id.len);
-			id.str = copy;
-		}
-		s->ids[s->n++] = id;
-	}
-	vdb_cursor_close(s->cur);
-	s->cur = NULL;
-	qsort(s->ids, s->n, sizeof *s->ids, cmp_ids);
-	return VDB_OK;
-}
-
-static vdb_status source_next(source *s, vdb_record *rec, int *has, vdb_error *err)
-{
-	if (s->cur)
-		return vdb_cursor_next(s->cur, rec, has, err);
-	if (s->next == s->n) {
-		*has = 0;
-		return VDB_OK;
-	}
-	*has = 1;
-	return vdb_get(s->coll, &s->ids[s->next++], rec, err);
-}
-
-static void source_close(source *s)
-{
-	vdb_cursor_close(s->cur);
-	for (size_t i = 0; i < s->n; i++)
-		if (s->ids[i].is_string)
-			free((char *)s->ids[i].str);
-	free(s->ids);
 }
 
 /* The outputs: the records, and the optional sidecars of the vector formats. */
@@ -365,7 +293,7 @@ int main(int argc, char **argv)
 	vdb_collection_get_config(coll, &cfg);
 	o.dim = cfg.dim;
 	uint64_t count = 0;
-	source src = {0};
+	vdb_cursor *cur = NULL;
 	cli_progress prog;
 	cli_progress_init(&prog, quiet, "records", 0);
 	int rc = EXIT_OK;
@@ -386,7 +314,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof written / sizeof *written; i++)
 		if (written[i])
 			vdb_ostream_set_durable(written[i], durable);
-	if (source_open(&src, coll, filter, by_id, &err)) {
+	if (vdb_cursor_open_ordered(coll, filter, by_id ? VDB_ORDER_ID : VDB_ORDER_STORAGE, &cur,
+				    &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -400,7 +329,7 @@ int main(int argc, char **argv)
 	uint64_t rows = 0;
 	for (int has = 1; !st;) {
 		vdb_record rec;
-		if ((st = source_next(&src, &rec, &has, &err)) || !has)
+		if ((st = vdb_cursor_next(cur, &rec, &has, &err)) || !has)
 			break;
 		st = write_record(&o, &rec, &err);
 		rows++;
@@ -420,7 +349,7 @@ int main(int argc, char **argv)
 		rc = write_failed(&err);
 out:
 	cli_progress_end(&prog);
-	source_close(&src);
+	vdb_cursor_close(cur);
 	vdb_vec_writer_close(o.vw);
 	vdb_csv_writer_free(o.cw);
 	vdb_text_free(&o.t);

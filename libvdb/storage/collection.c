@@ -1,5 +1,7 @@
 /* The public read API: a vdb_collection is one loaded version (state.c), searched by the
- * index layer, read by id, or iterated by a cursor; filters narrow all three. */
+ * query engine (search.c), read by id, or iterated by a cursor in storage or id order;
+ * filters narrow all of them. */
+#define _GNU_SOURCE /* qsort_r */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +25,17 @@ struct vdb_cursor {
 	int verified; /* segment `seg` has passed its checksum check */
 	const vdb_filter *filter;
 	uint64_t *cand; /* the filter's candidate rows in segment `seg` (payload indexes), or NULL */
+	/* Id order: where every selected record is, sorted by id, and the next to return. */
+	struct rowpos *by_id;
+	size_t n_by_id, next_by_id;
 };
+
+/* A record's place in the loaded version: a segment and row, or (src == nseg) the log
+ * tail's memtable entry `row`. */
+typedef struct rowpos {
+	uint32_t src;
+	uint64_t row;
+} rowpos;
 
 vdb_status vdb_collection_open(const char *db, const char *name, vdb_collection **out,
 			       vdb_error *err)
@@ -226,13 +238,19 @@ static vdb_status wanted(const vdb_cursor *cur, const vdb_record *rec, const cha
 
 void vdb_cursor_close(vdb_cursor *cur)
 {
-	if (cur)
+	if (cur) {
 		free(cur->cand);
+		free(cur->by_id);
+	}
 	free(cur);
 }
 
+static vdb_status next_by_id(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error *err);
+
 vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error *err)
 {
+	if (cur->by_id)
+		return next_by_id(cur, rec, has, err);
 	const vdb_state *s = &cur->c->st;
 	while (cur->seg < s->man.nseg) {
 		const vdb_segment *seg = &s->segs[cur->seg];
@@ -295,4 +313,109 @@ const vdb_state *vdb_collection_state(const vdb_collection *c);
 const vdb_state *vdb_collection_state(const vdb_collection *c)
 {
 	return &c->st;
+}
+
+/* ---- id order ---- */
+
+typedef struct by_id_ctx {
+	const vdb_state *s;
+	int failed;
+	vdb_error err;
+} by_id_ctx;
+
+static int cmp_positions(const void *pa, const void *pb, void *arg)
+{
+	by_id_ctx *x = arg;
+	const rowpos *a = pa, *b = pb;
+	vdb_id ia, ib;
+	if (vdb_state_row_id(x->s, a->src, a->row, &ia, &x->err) ||
+	    vdb_state_row_id(x->s, b->src, b->row, &ib, &x->err)) {
+		x->failed = 1; /* a damaged id table: reported after the sort */
+		return 0;
+	}
+	return vdb_id_compare(&ia, &ib);
+}
+
+/* Collects where every selected record is with a storage-order pass (which verifies each
+ * segment's checksums before its first record, as always), then sorts those places by id:
+ * 12-16 bytes a record, ids read in place, not copied. */
+static vdb_status collect_by_id(vdb_cursor *cur, vdb_error *err)
+{
+	const vdb_state *s = &cur->c->st;
+	rowpos *pos = NULL; /* cur->by_id stays NULL until the end: it switches the order */
+	size_t n = 0, cap = 0;
+	vdb_status st;
+	for (;;) {
+		vdb_record rec;
+		int has;
+		if ((st = vdb_cursor_next(cur, &rec, &has, err)) || !has)
+			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			rowpos *p = realloc(pos, cap * sizeof *p);
+			if (!p) {
+				st = vdb_err_nomem(err);
+				break;
+			}
+			pos = p;
+		}
+		/* The storage pass has just stepped past this record. */
+		pos[n++] = cur->seg < s->man.nseg ? (rowpos){(uint32_t)cur->seg, cur->row - 1}
+						  : (rowpos){(uint32_t)s->man.nseg, cur->mt_i - 1};
+	}
+	by_id_ctx x = {s, 0, {0}};
+	if (!st && n)
+		qsort_r(pos, n, sizeof *pos, cmp_positions, &x);
+	if (!st && x.failed) {
+		if (err)
+			*err = x.err;
+		st = x.err.code;
+	}
+	if (!st && !pos && !(pos = malloc(sizeof *pos))) /* none: still marks id order */
+		st = vdb_err_nomem(err);
+	if (st) {
+		free(pos);
+		return st;
+	}
+	cur->by_id = pos;
+	cur->n_by_id = n;
+	return VDB_OK;
+}
+
+vdb_status vdb_cursor_open_ordered(vdb_collection *c, const vdb_filter *f, vdb_order order,
+				   vdb_cursor **out, vdb_error *err)
+{
+	if (order != VDB_ORDER_STORAGE && order != VDB_ORDER_ID)
+		return vdb_err(err, VDB_EINVAL, "unknown cursor order %d", (int)order);
+	vdb_cursor *cur;
+	vdb_status st = vdb_cursor_open_where(c, f, &cur, err);
+	if (st || order == VDB_ORDER_STORAGE) {
+		if (!st)
+			*out = cur;
+		return st;
+	}
+	if ((st = collect_by_id(cur, err))) {
+		vdb_cursor_close(cur);
+		return st;
+	}
+	*out = cur;
+	return VDB_OK;
+}
+
+/* The next record in id order: read in place from its segment or the log tail. */
+static vdb_status next_by_id(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error *err)
+{
+	const vdb_state *s = &cur->c->st;
+	if (cur->next_by_id == cur->n_by_id) {
+		*has = 0;
+		return VDB_OK;
+	}
+	rowpos p = cur->by_id[cur->next_by_id++];
+	vdb_status st = VDB_OK;
+	if (p.src < s->man.nseg)
+		st = segment_record(s, p.src, p.row, rec, err);
+	else
+		vdb_memtable_entry_record(&s->mt, &s->mt.entries[p.row], rec);
+	*has = !st;
+	return st;
 }

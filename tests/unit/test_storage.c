@@ -1,5 +1,6 @@
 /* Unit tests of the storage layer: checksums, ids, the memtable, the write-ahead log's
  * torn-tail and corruption rules, segments, the manifest, and the writer/reader API. */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <math.h>
@@ -891,4 +892,84 @@ Test(create, refuses_existing_and_foreign_directories, .init = setup, .fini = te
 	vdb_collection *c;
 	cr_assert_eq(vdb_collection_open(db, "nope", &c, &err), VDB_ENOENT);
 	cr_assert(strstr(err.message, "does not exist"), "%s", err.message);
+}
+
+/* Records in segments and in the log tail, deleted and replaced ones, integer and string
+ * ids: an id-order cursor returns exactly the live (matching) records, in vdb_id_compare
+ * order, with their latest vectors; a storage-order cursor the same set. */
+Test(cursor, id_order_over_segments_and_log, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 4096); /* small seals: several segments */
+	vdb_writer *w = writer();
+	vdb_error err;
+	char names[300][12];
+	for (int i = 0; i < 300; i++) {
+		/* Ids in a scrambled order, every third a string. */
+		uint64_t n = (uint64_t)(i * 7919) % 1000;
+		vdb_id id = int_id(n);
+		if (i % 3 == 0) {
+			snprintf(names[i], sizeof names[i], "s%03u", (unsigned)n);
+			id = str_id(names[i]);
+		}
+		float v[2] = {(float)i, (float)n};
+		const char *payload = i % 2 ? "{\"odd\":true}" : "{\"odd\":false}";
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, payload, strlen(payload), &err), VDB_OK);
+		if (i % 25 == 24)
+			cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	}
+	/* Deletes and a replacement, still in the log. */
+	vdb_id gone = int_id((uint64_t)(1 * 7919) % 1000), again = str_id(names[3]);
+	float nv[2] = {-1, -1};
+	cr_assert_eq(vdb_writer_delete(w, &gone, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_upsert(w, &again, nv, "{\"odd\":true}", 12, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK, "%s", err.message);
+	vdb_filter *odd;
+	cr_assert_eq(vdb_filter_parse("{\"odd\":true}", 12, &odd, &err), VDB_OK);
+	for (int filtered = 0; filtered < 2; filtered++) {
+		const vdb_filter *f = filtered ? odd : NULL;
+		vdb_cursor *by_id, *stored;
+		cr_assert_eq(vdb_cursor_open_ordered(c, f, VDB_ORDER_ID, &by_id, &err), VDB_OK,
+			     "%s", err.message);
+		cr_assert_eq(vdb_cursor_open_ordered(c, f, VDB_ORDER_STORAGE, &stored, &err), VDB_OK);
+		size_t n = 0, m = 0;
+		vdb_id prev = {0};
+		char prev_str[16];
+		int has;
+		vdb_record rec;
+		for (;;) {
+			cr_assert_eq(vdb_cursor_next(by_id, &rec, &has, &err), VDB_OK, "%s", err.message);
+			if (!has)
+				break;
+			if (n)
+				cr_assert_lt(vdb_id_compare(&prev, &rec.id), 0, "record %zu out of order", n);
+			prev = rec.id;
+			if (rec.id.is_string) { /* the record's bytes live until the next call */
+				memcpy(prev_str, rec.id.str, rec.id.len);
+				prev.str = prev_str;
+			}
+			cr_assert(!(rec.id.is_string == 0 && rec.id.num == gone.num), "a deleted record");
+			if (rec.id.is_string && rec.id.len == again.len &&
+			    !memcmp(rec.id.str, again.str, again.len))
+				cr_assert(rec.vector[0] == -1, "the replaced record's old vector");
+			if (filtered)
+				cr_assert(memmem(rec.payload, rec.payload_len, "true", 4), "a record the filter excludes");
+			n++;
+		}
+		while (!vdb_cursor_next(stored, &rec, &has, &err) && has)
+			m++;
+		cr_assert_eq(n, m, "id order returns %zu records, storage order %zu", n, m);
+		uint64_t want = 0;
+		cr_assert_eq(vdb_collection_count_where(c, f, &want, &err), VDB_OK);
+		cr_assert_eq(n, want);
+		vdb_cursor_close(by_id);
+		vdb_cursor_close(stored);
+	}
+	vdb_cursor *bad;
+	cr_assert_eq(vdb_cursor_open_ordered(c, NULL, (vdb_order)7, &bad, &err), VDB_EINVAL);
+	vdb_filter_free(odd);
+	vdb_collection_close(c);
 }
