@@ -92,23 +92,18 @@ static vdb_status query_filter(const query_opts *o, const vdb_jsonl_parser *p, l
 		vdb_filter_free(lf->f);
 		lf->f = NULL;
 		lf->text.len = 0;
-		vdb_text both = {0};
-		const char *src = text;
-		size_t srclen = len;
-		if (o->filter_text) {
-			if (vdb_text_append(&both, "{\"$and\":[", 9) ||
-			    vdb_text_append(&both, o->filter_text, strlen(o->filter_text)) ||
-			    vdb_text_append(&both, ",", 1) || vdb_text_append(&both, text, len) ||
-			    vdb_text_append(&both, "]}", 2)) {
-				vdb_text_free(&both);
-				return VDB_ENOMEM;
-			}
-			src = both.data, srclen = both.len;
-		}
-		vdb_status st = vdb_filter_parse(src, srclen, &lf->f, err);
-		vdb_text_free(&both);
+		vdb_filter *line;
+		vdb_status st = vdb_filter_parse(text, len, &line, err);
 		if (st)
 			return st == VDB_EINVAL ? VDB_EDATA : st; /* a bad query line */
+		if (o->filter) {
+			st = vdb_filter_and(o->filter, line, &lf->f, err);
+			vdb_filter_free(line);
+			if (st)
+				return st;
+		} else {
+			lf->f = line;
+		}
 		if (vdb_text_append(&lf->text, text, len))
 			return VDB_ENOMEM;
 	}

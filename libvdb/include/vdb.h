@@ -115,6 +115,10 @@ typedef struct vdb_filter vdb_filter;
 VDB_API vdb_status vdb_filter_parse(const char *json, size_t len, vdb_filter **out,
 				    vdb_error *err);
 VDB_API void vdb_filter_free(vdb_filter *f);
+/* A new filter matching what both a and b match (as {"$and": [a, b]}), built from the
+ * compiled filters: neither is parsed again. Errors: VDB_ENOMEM. */
+VDB_API vdb_status vdb_filter_and(const vdb_filter *a, const vdb_filter *b, vdb_filter **out,
+				  vdb_error *err);
 
 /* Evaluates f on one payload (a JSON object's text; NULL for a record without one). The
  * payload is read only as far as the answer needs. Errors: VDB_EDATA (what had to be read

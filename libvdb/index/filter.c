@@ -115,6 +115,78 @@ static int add_kid(fnode *parent, fnode *kid)
 	return 0;
 }
 
+/* A deep copy of n, or NULL when out of memory. Counts grow with what is copied, so that
+ * node_free can take a copy that stopped half way. */
+static fnode *node_clone(const fnode *n)
+{
+	fnode *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->kind = n->kind;
+	c->op = n->op;
+	c->negate = n->negate;
+	if ((n->nkids && !(c->kids = calloc(n->nkids, sizeof *c->kids))) ||
+	    (n->npath && !(c->path = calloc(n->npath, sizeof *c->path))) ||
+	    (n->nvals && !(c->vals = calloc(n->nvals, sizeof *c->vals))))
+		goto fail;
+	for (; c->nkids < n->nkids; c->nkids++)
+		if (!(c->kids[c->nkids] = node_clone(n->kids[c->nkids])))
+			goto fail;
+	for (; c->npath < n->npath; c->npath++) {
+		const pseg *p = &n->path[c->npath];
+		char *s = malloc(p->len + 1);
+		if (!s)
+			goto fail;
+		memcpy(s, p->s, p->len + 1); /* the leaf's copies are NUL-terminated */
+		c->path[c->npath] = (pseg){s, p->len};
+	}
+	for (; c->nvals < n->nvals; c->nvals++) {
+		const fvalue *v = &n->vals[c->nvals];
+		fvalue *w = &c->vals[c->nvals];
+		*w = *v;
+		if (v->s && !(w->s = malloc(v->len + 1)))
+			goto fail;
+		if (v->s) {
+			memcpy(w->s, v->s, v->len);
+			w->s[v->len] = '\0';
+		}
+	}
+	return c;
+fail:
+	node_free(c);
+	return NULL;
+}
+
+vdb_status vdb_filter_and(const vdb_filter *a, const vdb_filter *b, vdb_filter **out,
+			  vdb_error *err)
+{
+	vdb_filter *f = calloc(1, sizeof *f);
+	fnode *and = calloc(1, sizeof *and);
+	fnode *ka = node_clone(a->root), *kb = node_clone(b->root);
+	if (!f || !and || !ka || !kb)
+		goto nomem;
+	and->kind = N_AND;
+	f->root = and;
+	if (add_kid(and, ka) || (ka = NULL, add_kid(and, kb)))
+		goto nomem;
+	kb = NULL;
+	/* The canonical text is the source the AND would have been parsed from: equal texts
+	 * still mean equal selections. */
+	if (vdb_buf_puts(&f->text, "{\"$and\":[") || vdb_buf_append(&f->text, a->text.data, a->text.len) ||
+	    vdb_buf_putc(&f->text, ',') || vdb_buf_append(&f->text, b->text.data, b->text.len) ||
+	    vdb_buf_puts(&f->text, "]}"))
+		goto nomem;
+	*out = f;
+	return VDB_OK;
+nomem:
+	node_free(ka);
+	node_free(kb);
+	if (!f || !f->root)
+		node_free(and);
+	vdb_filter_free(f);
+	return vdb_err_nomem(err);
+}
+
 /* ---- compiling ------------------------------------------------------------------------ */
 
 /* The source has been validated whole (strict JSON, no duplicate keys) before compiling, so

@@ -806,3 +806,45 @@ Test(filtered, graph_traversal_at_ten_percent, .init = setup, .fini = teardown)
 	vdb_filter_free(f);
 	vdb_collection_close(c);
 }
+
+/* The AND of two compiled filters matches exactly what both match, whatever each holds
+ * (ranges, $in with strings holding NUL bytes, negations, {}), and outlives both. */
+Test(filter, and_of_compiled_filters)
+{
+	static const char *const sources[] = {
+		"{}", "{\"lang\":\"en\"}", "{\"year\":{\"$gte\":2020,\"$lt\":2025}}",
+		"{\"tag\":{\"$in\":[\"a\",\"b\\u0000c\"]}}", "{\"$not\":{\"lang\":\"de\"}}",
+		"{\"meta.src\":{\"$exists\":false}}", "{\"$or\":[{\"n\":1},{\"n\":{\"$gt\":5}}]}"};
+	static const char *const payloads[] = {
+		"{\"lang\":\"en\",\"year\":2021,\"tag\":\"a\"}", "{\"lang\":\"de\",\"year\":2023}",
+		"{\"lang\":\"en\",\"tag\":[\"x\",\"b\\u0000c\"],\"n\":7}", "{\"meta\":{\"src\":1}}",
+		"{\"year\":2030,\"n\":1}", "{}"};
+	size_t nf = sizeof sources / sizeof *sources, np = sizeof payloads / sizeof *payloads;
+	vdb_error err;
+	for (size_t i = 0; i < nf; i++)
+		for (size_t j = 0; j < nf; j++) {
+			vdb_filter *a, *b, *ab;
+			cr_assert_eq(vdb_filter_parse(sources[i], strlen(sources[i]), &a, &err), VDB_OK,
+				     "%s", err.message);
+			cr_assert_eq(vdb_filter_parse(sources[j], strlen(sources[j]), &b, &err), VDB_OK);
+			cr_assert_eq(vdb_filter_and(a, b, &ab, &err), VDB_OK);
+			size_t len;
+			const char *text = vdb_filter_text(ab, &len);
+			char want[512];
+			size_t la, lb;
+			const char *ta = vdb_filter_text(a, &la), *tb = vdb_filter_text(b, &lb);
+			snprintf(want, sizeof want, "{\"$and\":[%.*s,%.*s]}", (int)la, ta, (int)lb, tb);
+			cr_expect_eq(len, strlen(want));
+			cr_expect(!memcmp(text, want, len), "%.*s", (int)len, text);
+			int both[16];
+			for (size_t p = 0; p < np; p++)
+				both[p] = vdb_filter_eval(a, payloads[p], strlen(payloads[p])) &&
+					  vdb_filter_eval(b, payloads[p], strlen(payloads[p]));
+			vdb_filter_free(a); /* the AND owns copies */
+			vdb_filter_free(b);
+			for (size_t p = 0; p < np; p++)
+				cr_expect_eq(vdb_filter_eval(ab, payloads[p], strlen(payloads[p])), both[p],
+					     "%s AND %s on %s", sources[i], sources[j], payloads[p]);
+			vdb_filter_free(ab);
+		}
+}
