@@ -204,18 +204,11 @@ static int read_index_fields(const cJSON *root, vdb_collection_config *c)
 vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err)
 {
 	char path[4096], *data;
-	size_t len;
 	const char *body;
-	if (vdb_path(path, sizeof path, dir, VDB_CONFIG_FILE))
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
-	vdb_status st = vdb_read_file(path, 1 << 20, &data, &len, err);
+	vdb_status st = vdb_checked_read(dir, VDB_CONFIG_FILE, "config", VDB_CONFIG_FORMAT, 1 << 20,
+					 path, &data, &body, err);
 	if (st)
 		return st;
-	st = vdb_checked_decode(path, "config", VDB_CONFIG_FORMAT, data, len, &body, err);
-	if (st) {
-		free(data);
-		return st;
-	}
 	cJSON *root = cJSON_Parse(body);
 	const cJSON *metric = cJSON_GetObjectItemCaseSensitive(root, "metric");
 	const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");

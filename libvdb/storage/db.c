@@ -30,23 +30,19 @@ int vdb_collection_name_valid(const char *name)
 vdb_status vdb_db_check(const char *db, vdb_error *err)
 {
 	char path[4096], *data;
-	size_t len;
 	const char *body;
 	struct stat st;
 	if (stat(db, &st) < 0)
 		return vdb_err_sys(err, VDB_OK, "%s", db);
 	if (!S_ISDIR(st.st_mode))
 		return vdb_err(err, VDB_ENOENT, "%s: not a directory", db);
-	if (vdb_path(path, sizeof path, db, VDB_DIR_MARKER))
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
-	vdb_status s = vdb_read_file(path, 4096, &data, &len, err);
+	vdb_status s = vdb_checked_read(db, VDB_DIR_MARKER, "directory", VDB_DIR_FORMAT, 4096, path,
+					&data, &body, err);
 	if (s == VDB_ENOENT)
 		return vdb_err(err, VDB_ENOENT, "%s: not a vdb database (no %s file)", db,
 			       VDB_DIR_MARKER);
-	if (s)
-		return s;
-	s = vdb_checked_decode(path, "directory", VDB_DIR_FORMAT, data, len, &body, err);
-	free(data);
+	if (!s)
+		free(data);
 	return s;
 }
 

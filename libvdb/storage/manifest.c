@@ -94,16 +94,12 @@ bad:
 vdb_status vdb_manifest_read(const char *dir, vdb_manifest *m, vdb_error *err)
 {
 	char path[4096], *data;
-	size_t len;
 	const char *body;
-	if (vdb_path(path, sizeof path, dir, VDB_MANIFEST_FILE))
-		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
-	vdb_status st = vdb_read_file(path, VDB_CHECKED_MAX, &data, &len, err);
+	vdb_status st = vdb_checked_read(dir, VDB_MANIFEST_FILE, "manifest", VDB_MANIFEST_FORMAT,
+					 VDB_CHECKED_MAX, path, &data, &body, err);
 	if (st)
 		return st;
-	st = vdb_checked_decode(path, "manifest", VDB_MANIFEST_FORMAT, data, len, &body, err);
-	if (!st)
-		st = parse_manifest(path, body, m, err);
+	st = parse_manifest(path, body, m, err);
 	free(data);
 	return st;
 }

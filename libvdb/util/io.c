@@ -285,6 +285,23 @@ vdb_status vdb_atomic_write(const char *dir, const char *name, const void *data,
 	return vdb_tmpfile_commit(&t, 0, err);
 }
 
+vdb_status vdb_checked_read(const char *dir, const char *name, const char *kind,
+			    unsigned max_version, size_t max, char *path, char **data,
+			    const char **body, vdb_error *err)
+{
+	size_t len;
+	if (vdb_path(path, 4096, dir, name))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", dir);
+	vdb_status st = vdb_read_file(path, max, data, &len, err);
+	if (st)
+		return st;
+	if ((st = vdb_checked_decode(path, kind, max_version, *data, len, body, err))) {
+		free(*data);
+		*data = NULL;
+	}
+	return st;
+}
+
 vdb_status vdb_read_file(const char *path, size_t max, char **out, size_t *len, vdb_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -85,6 +85,14 @@ vdb_status vdb_checked_encode(const char *kind, unsigned version, const char *bo
 vdb_status vdb_checked_decode(const char *path, const char *kind, unsigned max_version,
 			      const char *data, size_t len, const char **body, vdb_error *err);
 
+/* Reads the checked text file dir/name (at most max bytes) and verifies it (kind, format at
+ * most max_version, checksum): *data is the whole file (free() it) and *body its body;
+ * path (4096 bytes) receives the file's path, for messages. Errors: those of
+ * vdb_read_file (VDB_ENOENT when it is missing) and vdb_checked_decode. */
+vdb_status vdb_checked_read(const char *dir, const char *name, const char *kind,
+			    unsigned max_version, size_t max, char *path, char **data,
+			    const char **body, vdb_error *err);
+
 /* The directory part of path into dir ("." when there is none, "/" for the root), ignoring
  * trailing slashes; *base (when not NULL) points at the last component inside path. */
 void vdb_path_split(const char *path, char *dir, size_t cap, const char **base);
