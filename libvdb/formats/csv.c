@@ -57,6 +57,7 @@ struct vdb_csv_reader {
 
 void vdb_csv_options_init(vdb_csv_options *o)
 {
+	o->size = sizeof *o;
 	o->id_column = "id";
 	o->vector_column = "vector";
 	o->vector_columns = NULL;
@@ -342,14 +343,14 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 	return VDB_OK;
 }
 
-vdb_status vdb_csv_reader_open(vdb_istream *in, uint32_t dim, const vdb_csv_options *o,
+vdb_status vdb_csv_reader_open(vdb_istream *in, uint32_t dim, const vdb_csv_options *given,
 			       vdb_csv_reader **out, vdb_error *err)
 {
-	vdb_csv_options def;
-	if (!o) {
-		vdb_csv_options_init(&def);
-		o = &def;
-	}
+	vdb_csv_options opts;
+	const vdb_csv_options *o = &opts;
+	vdb_csv_options_init(&opts);
+	if (given && vdb_options_take(&opts, sizeof opts, given, "vdb_csv_options", err))
+		return VDB_EINVAL;
 	vdb_csv_reader *r = calloc(1, sizeof *r);
 	if (!r)
 		return vdb_err_nomem(err);

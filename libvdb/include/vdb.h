@@ -9,6 +9,11 @@
  * program may open any number of collections from any number of threads, as long as one
  * handle is used by one thread at a time.
  *
+ * Option structs begin with their size: fill one with its _init function, then set fields.
+ * A program compiled against an older vdb.h keeps working with a newer library (fields it
+ * does not know keep their defaults); one compiled against a newer vdb.h than the library
+ * gets VDB_EINVAL rather than options silently ignored.
+ *
  * The interface comes in three headers (as zstd.h and zdict.h):
  *   vdb.h         the stable core: errors, ids and records, filters, collections (create,
  *                 open a consistent view, search, get, iterate, inspect), writers (upsert
@@ -264,6 +269,7 @@ typedef struct vdb_hit {
 } vdb_hit;
 
 typedef struct vdb_search_options {
+	size_t size; /* sizeof the struct, set by vdb_search_options_init: lets later versions add fields */
 	/* HNSW beam width: larger is more accurate and slower. 0: the default (128), and never
 	 * less than k. */
 	size_t ef;
@@ -353,6 +359,7 @@ VDB_API void vdb_cursor_close(vdb_cursor *cur);
 typedef struct vdb_writer vdb_writer;
 
 typedef struct vdb_writer_options {
+	size_t size; /* sizeof the struct, set by vdb_writer_options_init: lets later versions add fields */
 	/* How long to wait for another writer's lock: < 0 forever, 0 fail at once with
 	 * VDB_ELOCKED, > 0 that many seconds then VDB_ELOCKED. Default: forever. */
 	double wait_seconds;

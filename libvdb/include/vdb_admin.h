@@ -21,6 +21,7 @@ extern "C" {
  * captured as one MANIFEST version plus the log prefix committed at that moment. */
 
 typedef struct vdb_snapshot_options {
+	size_t size; /* sizeof the struct, set by vdb_snapshot_options_init: lets later versions add fields */
 	const char *const *collections; /* names to include; NULL (or 0 of them): all */
 	size_t ncollections;
 	int level;   /* zstd level 1..19 (default 3) */
@@ -87,6 +88,7 @@ VDB_API vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options 
 				     size_t cap, vdb_snapshot_stats *stats, vdb_error *err);
 
 typedef struct vdb_restore_options {
+	size_t size; /* sizeof the struct, set by vdb_restore_options_init: lets later versions add fields */
 	/* Check everything a restore checks, on a scratch copy extracted into scratch_dir and
 	 * removed afterwards; nothing is written beside TARGET. */
 	int verify_only;

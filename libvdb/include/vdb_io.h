@@ -192,6 +192,7 @@ VDB_API void vdb_vec_writer_close(vdb_vec_writer *w);
  * name, typed as a JSON number when it is one, else as a string. Quoted fields may hold
  * commas, doubled quotes and line breaks; lines end in LF or CRLF. */
 typedef struct vdb_csv_options {
+	size_t size; /* sizeof the struct, set by vdb_csv_options_init: lets later versions add fields */
 	const char *id_column;      /* default "id" */
 	const char *vector_column;  /* default "vector" */
 	const char *vector_columns; /* NULL: use vector_column */

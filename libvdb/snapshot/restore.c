@@ -60,6 +60,7 @@
 void vdb_restore_options_init(vdb_restore_options *o)
 {
 	memset(o, 0, sizeof *o);
+	o->size = sizeof *o;
 }
 
 /* Written files whose fsync is still due (see sync_later). */
@@ -642,13 +643,13 @@ static vdb_status make_scratch(rst *r, vdb_error *err)
 }
 
 vdb_status vdb_restore(int fd, const char *name, const char *target,
-		       const vdb_restore_options *o, vdb_restore_stats *stats, vdb_error *err)
+		       const vdb_restore_options *given, vdb_restore_stats *stats, vdb_error *err)
 {
-	vdb_restore_options defaults;
-	if (!o) {
-		vdb_restore_options_init(&defaults);
-		o = &defaults;
-	}
+	vdb_restore_options opts;
+	const vdb_restore_options *o = &opts;
+	vdb_restore_options_init(&opts);
+	if (given && vdb_options_take(&opts, sizeof opts, given, "vdb_restore_options", err))
+		return VDB_EINVAL;
 	rst r = {.o = o, .tmp_fd = -1};
 	char chain[4096], parent[4096], tgt[4096];
 	if (target) {

@@ -42,6 +42,7 @@
 void vdb_snapshot_options_init(vdb_snapshot_options *o)
 {
 	memset(o, 0, sizeof *o);
+	o->size = sizeof *o;
 	o->level = 3;
 }
 
@@ -465,14 +466,14 @@ static vdb_status build(snap *s, vdb_error *err)
 	return st;
 }
 
-vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *o, int out_fd,
+vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given, int out_fd,
 			      vdb_snapshot_stats *stats_out, vdb_error *err)
 {
-	vdb_snapshot_options defaults;
-	if (!o) {
-		vdb_snapshot_options_init(&defaults);
-		o = &defaults;
-	}
+	vdb_snapshot_options opts;
+	const vdb_snapshot_options *o = &opts;
+	vdb_snapshot_options_init(&opts);
+	if (given && vdb_options_take(&opts, sizeof opts, given, "vdb_snapshot_options", err))
+		return VDB_EINVAL;
 	if (o->level < 1 || o->level > 19 || o->threads < 0 || o->threads > 256)
 		return vdb_err(err, VDB_EINVAL, "level must be 1 to 19 and threads 0 to 256");
 	snap s = {.db = db, .o = o};
@@ -545,9 +546,14 @@ static vdb_status write_in_place(const char *db, const vdb_snapshot_options *o, 
 	return st;
 }
 
-vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *o,
+vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *caller,
 				   const char *given, vdb_snapshot_stats *stats, vdb_error *err)
 {
+	vdb_snapshot_options opts;
+	const vdb_snapshot_options *o = &opts;
+	vdb_snapshot_options_init(&opts);
+	if (caller && vdb_options_take(&opts, sizeof opts, caller, "vdb_snapshot_options", err))
+		return VDB_EINVAL;
 	int in_place;
 	char *path;
 	vdb_status st = vdb_output_resolve(given, &in_place, &path, err);

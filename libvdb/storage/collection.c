@@ -87,9 +87,16 @@ vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f, ui
 
 /* A search of st with the scratch and the selection cache of one collection or searcher. */
 static vdb_status search_with(vdb_state *st, vdb_hnsw_scratch *scratch, vdb_selection *cache,
-			      const float *query, size_t k, const vdb_search_options *o,
+			      const float *query, size_t k, const vdb_search_options *given,
 			      vdb_hit *hits, size_t *n, vdb_error *err)
 {
+	vdb_search_options opts, *o = NULL;
+	if (given) {
+		vdb_search_options_init(&opts);
+		if (vdb_options_take(&opts, sizeof opts, given, "vdb_search_options", err))
+			return VDB_EINVAL;
+		o = &opts;
+	}
 	const vdb_selection *sel = NULL;
 	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
 		vdb_status s = vdb_selection_get(cache, st, o->filter, err);
@@ -140,12 +147,19 @@ vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
 }
 
 vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq, const float *const *queries,
-				     const size_t *ks, const vdb_search_options *o,
+				     const size_t *ks, const vdb_search_options *given,
 				     vdb_hit *const *hits, size_t *ns, size_t *failed,
 				     vdb_error *err)
 {
 	const vdb_selection *sel = NULL;
 	*failed = nq;
+	vdb_search_options opts, *o = NULL;
+	if (given) {
+		vdb_search_options_init(&opts);
+		if (vdb_options_take(&opts, sizeof opts, given, "vdb_search_options", err))
+			return VDB_EINVAL;
+		o = &opts;
+	}
 	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
 		vdb_status st = vdb_selection_get(&s->sel, &s->c->st, o->filter, err);
 		if (st)

@@ -109,6 +109,7 @@ static int score_before(vdb_metric m, const vdb_hit *a, const vdb_hit *b, const 
 
 void vdb_search_options_init(vdb_search_options *o)
 {
+	o->size = sizeof *o;
 	o->ef = 0;
 	o->exact = 0;
 	o->filter = NULL;

@@ -66,6 +66,7 @@ struct vdb_writer {
 void vdb_writer_options_init(vdb_writer_options *o)
 {
 	memset(o, 0, sizeof *o);
+	o->size = sizeof *o;
 	o->wait_seconds = -1;
 }
 
@@ -130,14 +131,14 @@ static vdb_status load(vdb_writer *w, vdb_error *err)
 static vdb_status seal(vdb_writer *w, vdb_error *err);
 static vdb_status merge_policy(vdb_writer *w, vdb_error *err);
 
-static vdb_status writer_open(const char *db, const char *name, const vdb_writer_options *o,
+static vdb_status writer_open(const char *db, const char *name, const vdb_writer_options *given,
 			      unsigned load_flags, vdb_writer **out, vdb_error *err)
 {
-	vdb_writer_options defaults;
-	if (!o) {
-		vdb_writer_options_init(&defaults);
-		o = &defaults;
-	}
+	vdb_writer_options opts;
+	const vdb_writer_options *o = &opts;
+	vdb_writer_options_init(&opts);
+	if (given && vdb_options_take(&opts, sizeof opts, given, "vdb_writer_options", err))
+		return VDB_EINVAL;
 	if (!vdb_collection_name_valid(name))
 		return vdb_err(err, VDB_EINVAL, "invalid collection name '%s'", name);
 	vdb_status st = vdb_db_check(db, err);

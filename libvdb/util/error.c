@@ -80,3 +80,17 @@ const char *vdb_status_string(vdb_status s)
 	}
 	return "unknown status";
 }
+
+vdb_status vdb_options_take(void *local, size_t cap, const void *given, const char *what,
+			    vdb_error *err)
+{
+	size_t n;
+	memcpy(&n, given, sizeof n);
+	if (n < sizeof n || n > cap)
+		return vdb_err(err, VDB_EINVAL, "%s: size %zu is not one this libvdb knows (%zu): "
+			       "initialize it with its _init function, and build against the "
+			       "library's own vdb.h", what, n, cap);
+	memcpy(local, given, n);
+	memcpy(local, &cap, sizeof cap); /* the defaults fill the rest */
+	return VDB_OK;
+}

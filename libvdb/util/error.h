@@ -10,6 +10,13 @@ vdb_status vdb_err(vdb_error *err, vdb_status code, const char *fmt, ...)
 
 /* Like vdb_err, appending ": strerror(errno)". Maps ENOSPC/EIO/... to VDB_EIO, ENOENT to
  * VDB_ENOENT, ENOMEM to VDB_ENOMEM unless `code` is given explicitly (not VDB_OK). */
+/* Takes a caller's options struct `given` (first member: its size, set by its _init
+ * function) over the defaults already in `local` (cap bytes, same type): fields the
+ * caller's version does not have keep their defaults. VDB_EINVAL, naming `what`, when the
+ * struct was not initialized or is larger than this library's (a newer vdb.h). */
+vdb_status vdb_options_take(void *local, size_t cap, const void *given, const char *what,
+			    vdb_error *err);
+
 vdb_status vdb_err_sys(vdb_error *err, vdb_status code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

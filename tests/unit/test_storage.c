@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -971,5 +972,46 @@ Test(cursor, id_order_over_segments_and_log, .init = setup, .fini = teardown)
 	vdb_cursor *bad;
 	cr_assert_eq(vdb_cursor_open_ordered(c, NULL, (vdb_order)7, &bad, &err), VDB_EINVAL);
 	vdb_filter_free(odd);
+	vdb_collection_close(c);
+}
+
+/* Option structs carry their size: an older caller's smaller struct gets the defaults of
+ * the fields it lacks; an uninitialized or newer (larger) one is refused, not misread. */
+Test(options, sized_structs, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_error err;
+	vdb_writer *w;
+	vdb_writer_options o;
+	vdb_writer_options_init(&o);
+	cr_assert_eq(o.size, sizeof o);
+	/* A caller built before dry_run and threads existed: whatever lies beyond its size is
+	 * not read (here: a dry run the caller never asked for). */
+	o.size = offsetof(vdb_writer_options, dry_run);
+	o.dry_run = 1;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w, &err), VDB_OK, "%s", err.message);
+	vdb_id id = int_id(1);
+	float v[2] = {1, 2};
+	cr_assert_eq(vdb_writer_upsert(w, &id, v, NULL, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	vdb_writer_close(w);
+	cr_assert_eq(count(), 1, "the old caller's commit was a real one");
+	for (size_t bad = 0; bad < 2; bad++) {
+		vdb_writer_options_init(&o);
+		o.size = bad ? sizeof o + 8 : 0;
+		cr_assert_eq(vdb_writer_open(db, "default", &o, &w, &err), VDB_EINVAL);
+		cr_assert(strstr(err.message, "vdb_writer_options: size"), "%s", err.message);
+	}
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK);
+	vdb_search_options so;
+	vdb_search_options_init(&so);
+	so.size = 3;
+	vdb_hit hits[1];
+	size_t n;
+	cr_assert_eq(vdb_search(c, v, 1, &so, hits, &n, &err), VDB_EINVAL);
+	vdb_search_options_init(&so);
+	cr_assert_eq(vdb_search(c, v, 1, &so, hits, &n, &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(n, 1);
 	vdb_collection_close(c);
 }
