@@ -3,12 +3,14 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +123,22 @@ int cli_parse_filter(const char *json, const char *option, vdb_filter **out)
 		return cli_usage_error("%s: %s", option, why);
 	}
 	return st ? cli_fail(&err) : 0;
+}
+
+int cli_output_is_terminal(const char *path)
+{
+	if (!path || !strcmp(path, "-"))
+		return isatty(STDOUT_FILENO);
+	/* Only character devices are opened to ask: opening a FIFO to look would hand its
+	 * reader an end of file. */
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode))
+		return 0;
+	int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	int tty = fd >= 0 && isatty(fd);
+	if (fd >= 0)
+		close(fd);
+	return tty;
 }
 
 const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const char *many)

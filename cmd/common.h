@@ -50,6 +50,9 @@ int cli_one_operand(int argc, int optind_);
 /* Prints "PROG: message" for a library error and returns the exit code. */
 int cli_fail(const vdb_error *err);
 void cli_version(void);
+/* Whether an output operand is a terminal: "-" with standard output on one, or a path
+ * naming a terminal device (-o /dev/stdout, -o /dev/tty). Binary output refuses both. */
+int cli_output_is_terminal(const char *path);
 /* "1 record" / "2 records": n with the noun in the number English wants ("record", or
  * the plural given as `many`). */
 const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const char *many);

@@ -277,7 +277,7 @@ int main(int argc, char **argv)
 		return cli_usage_error("--ids-out and --payloads-out go with --format npy or fvecs "
 				       "(%s carries ids and payloads itself)", fmt_names[f]);
 	zstd = zstd || ends_zst(o.main_name);
-	if (!o.main_name && (binary || zstd) && isatty(STDOUT_FILENO))
+	if ((binary || zstd) && cli_output_is_terminal(o.main_name))
 		return cli_usage_error("refusing to write binary data to a terminal (use -o FILE or "
 				       "a pipe)");
 	vdb_filter *filter = NULL;

@@ -176,6 +176,9 @@ int main(int argc, char **argv)
 		} else if (!quiet) {
 			summary("standard output", &stats, cli_now() - t0);
 		}
+	} else if (cli_output_is_terminal(output)) {
+		cli_error("refusing to write a binary archive to a terminal (%s)", output);
+		rc = EXIT_USAGE;
 	} else if (vdb_snapshot_write_file(db, &o, output, &stats, &err)) {
 		rc = fail(&err);
 	} else if (!quiet) {

@@ -566,7 +566,8 @@ class Export(Base):
 
     def test_refuses_binary_to_a_terminal(self):
         self.create(dim=DIM)
-        for args in (['-f', 'npy'], ['--zstd']):
+        for args in (['-f', 'npy'], ['--zstd'], ['-f', 'npy', '-o', '/dev/stdout'],
+                     ['--zstd', '-o', '/dev/fd/1']):
             master, slave = pty.openpty()
             try:
                 p = subprocess.run(['vdb-export', self.path('db')] + args,

@@ -243,15 +243,19 @@ class Snapshot(VdbTestCase):
     def test_refuses_terminal(self):
         import pty
         self.build_db()
-        master, slave = pty.openpty()
-        try:
-            p = subprocess.run([exe('snapshot'), self.path('db'), '-o', '-'], stdout=slave,
-                               stderr=subprocess.PIPE, env=ENV, timeout=30)
-        finally:
-            os.close(slave)
-            os.close(master)
-        self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn(b'vdb-snapshot: refusing to write a binary archive to a terminal', p.stderr)
+        # Standard output on a terminal, named as '-' or as the device it is.
+        for out in ('-', '/dev/stdout', None):
+            master, slave = pty.openpty()
+            try:
+                p = subprocess.run([exe('snapshot'), self.path('db'), '-o',
+                                    out or os.ttyname(slave)], stdout=slave,
+                                   stderr=subprocess.PIPE, env=ENV, timeout=30)
+            finally:
+                os.close(slave)
+                os.close(master)
+            self.assertEqual(p.returncode, EXIT_USAGE)
+            self.assertIn(b'vdb-snapshot: refusing to write a binary archive to a terminal',
+                          p.stderr)
 
     def test_file_output_is_atomic(self):
         self.build_db()
