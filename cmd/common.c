@@ -125,6 +125,16 @@ int cli_parse_filter(const char *json, const char *option, vdb_filter **out)
 	return st ? cli_fail(&err) : 0;
 }
 
+static int flag_set(void *ctx)
+{
+	return *(volatile sig_atomic_t *)ctx != 0;
+}
+
+vdb_cancel cli_cancel_on(volatile sig_atomic_t *flag)
+{
+	return (vdb_cancel){flag_set, (void *)flag};
+}
+
 int cli_output_is_terminal(const char *path)
 {
 	if (!path || !strcmp(path, "-"))

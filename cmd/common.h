@@ -50,6 +50,8 @@ int cli_one_operand(int argc, int optind_);
 /* Prints "PROG: message" for a library error and returns the exit code. */
 int cli_fail(const vdb_error *err);
 void cli_version(void);
+/* A vdb_cancel that stops the library once *flag is set (by a signal handler). */
+vdb_cancel cli_cancel_on(volatile sig_atomic_t *flag);
 /* Whether an output operand is a terminal: "-" with standard output on one, or a path
  * naming a terminal device (-o /dev/stdout, -o /dev/tty). Binary output refuses both. */
 int cli_output_is_terminal(const char *path);

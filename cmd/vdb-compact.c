@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
 	cli_catch_stop_signals(on_signal);
-	wo.cancel = &stop_signal;
+	wo.cancel = cli_cancel_on(&stop_signal);
 	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
 	double t0 = cli_now();
 	vdb_error err;

@@ -954,7 +954,8 @@ static int open_stream(const char *path, int *fd, vdb_istream **in)
 		return EXIT_NOINPUT;
 	}
 	vdb_error err;
-	if (vdb_istream_open(*fd, &read_cancel, in, &err))
+	vdb_cancel cancel = cli_cancel_on(&read_cancel);
+	if (vdb_istream_open(*fd, &cancel, in, &err))
 		return input_failed(path, &err);
 	return 0;
 }
@@ -1319,7 +1320,7 @@ int main(int argc, char **argv)
 	cli_catch_stop_signals(on_signal);
 	struct sigaction wake = {.sa_handler = on_wake}; /* no SA_RESTART: read(2) is interrupted */
 	sigaction(WAKE_SIGNAL, &wake, NULL);
-	wo.cancel = &stop_signal;
+	wo.cancel = cli_cancel_on(&stop_signal);
 	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
 	wo.on_wait = on_wait;
 	wo.on_wait_ctx = &g;

@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 		return errno == ENOENT ? EXIT_NOINPUT : EXIT_IO;
 	}
 	cli_catch_stop_signals(on_signal);
-	o.cancel = &stop_signal;
+	o.cancel = cli_cancel_on(&stop_signal);
 	cli_progress progress;
 	cli_progress_init(&progress, quiet, NULL, 0);
 	o.progress = cli_progress_bytes_cb;

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 		LEAVE(cli_usage_error("--since goes with -o (--into chooses the base itself)"));
 	o.collections = names;
 	cli_catch_stop_signals(on_signal);
-	o.cancel = &stop_signal;
+	o.cancel = cli_cancel_on(&stop_signal);
 	cli_progress_init(&progress, quiet, NULL, 0);
 	o.progress = cli_progress_bytes_cb;
 	o.progress_ctx = &progress;

@@ -34,7 +34,6 @@
 #ifndef VDB_H
 #define VDB_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,9 +61,19 @@ typedef enum vdb_status {
 	VDB_EIO,       /* an I/O call failed (the message names it, with strerror) */
 	VDB_ELOCKED,   /* another process holds the collection's writer lock */
 	VDB_ENOMEM,    /* out of memory */
-	VDB_EINTR,     /* cancelled through the caller's cancel flag */
+	VDB_EINTR,     /* cancelled by the caller (vdb_cancel) */
 	VDB_EINTERNAL, /* a bug: an internal invariant did not hold */
 } vdb_status;
+
+/* Cancellation: the library asks cancelled(ctx) wherever it can stop cleanly (between
+ * reads, while waiting for a lock, between files and chunks); non-zero stops the call with
+ * VDB_EINTR, what was committed staying committed. It may be asked from the library's own
+ * threads, so it must be safe to call from any thread (reading a flag that a signal handler
+ * sets is). All zero: never cancelled. */
+typedef struct vdb_cancel {
+	int (*cancelled)(void *ctx);
+	void *ctx;
+} vdb_cancel;
 
 typedef struct vdb_error {
 	vdb_status code;
@@ -363,8 +372,8 @@ typedef struct vdb_writer_options {
 	/* How long to wait for another writer's lock: < 0 forever, 0 fail at once with
 	 * VDB_ELOCKED, > 0 that many seconds then VDB_ELOCKED. Default: forever. */
 	double wait_seconds;
-	/* Optional: when it becomes non-zero while waiting for the lock, open returns VDB_EINTR. */
-	volatile sig_atomic_t *cancel;
+	/* Optional: asked while waiting for the lock; when it says so, open returns VDB_EINTR. */
+	vdb_cancel cancel;
 	/* Optional: called once when the lock is busy and the writer starts waiting. */
 	void (*on_wait)(void *ctx, long holder_pid);
 	void *on_wait_ctx;

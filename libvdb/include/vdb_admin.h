@@ -30,7 +30,7 @@ typedef struct vdb_snapshot_options {
 	 * (or a snapshot it depends on) already holds are referenced by name instead of being
 	 * stored. NULL: a full snapshot. */
 	const char *since;
-	volatile sig_atomic_t *cancel; /* optional: non-zero stops with VDB_EINTR */
+	vdb_cancel cancel; /* optional: stops with VDB_EINTR */
 	/* Optional: called after every chunk (1 MiB) of work with the work done and the total
 	 * known so far, for a progress display. Both are in bytes of what is stored: each file
 	 * is read twice (checksummed, then archived), each read counting half. */
@@ -100,7 +100,7 @@ typedef struct vdb_restore_options {
 	/* Where the snapshots an incremental depends on are looked for. NULL: the directory of
 	 * the archive (the current directory when it comes from standard input). */
 	const char *chain_dir;
-	volatile sig_atomic_t *cancel;
+	vdb_cancel cancel; /* optional: stops with VDB_EINTR */
 	/* Optional: called after every chunk (1 MiB) extracted with the bytes done and the
 	 * total the archive's manifest lists (0 before it has been read). */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);

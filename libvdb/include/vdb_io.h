@@ -93,11 +93,11 @@ VDB_API vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *e
 /* An input stream over a file descriptor (not closed by the stream). When the data starts
  * with a zstd frame it is decompressed on the fly (concatenated frames too), so compressed
  * files and pipes need no flag. Messages do not name the input (the caller knows it).
- * A read interrupted by a signal is retried unless *cancel (optional) is set, in
- * which case VDB_EINTR is returned. */
+ * A read interrupted by a signal is retried unless `cancel` (optional, NULL: never) says
+ * to stop, in which case VDB_EINTR is returned. */
 typedef struct vdb_istream vdb_istream;
 
-VDB_API vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel, vdb_istream **out,
+VDB_API vdb_status vdb_istream_open(int fd, const vdb_cancel *cancel, vdb_istream **out,
 				    vdb_error *err);
 /* Reads 1..cap bytes, or sets *got = 0 at the end. Errors: VDB_EIO, VDB_EINTR, VDB_EDATA
  * (damaged or truncated zstd data). */

@@ -462,7 +462,7 @@ static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *e
 				   "open %s", path);
 	vdb_zreader *z;
 	vdb_arc_manifest am;
-	vdb_status st = vdb_zreader_open(fd, path, r->o->cancel, &z, err);
+	vdb_status st = vdb_zreader_open(fd, path, &r->o->cancel, &z, err);
 	if (!st) {
 		st = vdb_arc_read_manifest(z, path, &am, err);
 		if (!st) {
@@ -669,7 +669,7 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		vdb_path_split(name, chain, sizeof chain, &base);
 	const char *what = name && strcmp(name, "-") ? name : "standard input";
 	vdb_zreader *z = NULL;
-	vdb_status st = vdb_zreader_open(fd, what, o->cancel, &z, err);
+	vdb_status st = vdb_zreader_open(fd, what, &o->cancel, &z, err);
 	if (st)
 		return st;
 	if ((st = vdb_arc_read_manifest(z, what, &r.m, err)))

@@ -241,7 +241,7 @@ static vdb_status read_entry(snap *s, size_t i, unsigned char *buf,
 	const src *r = &s->srcs[i];
 	const vdb_arc_entry *e = &s->m.entries[i];
 	for (uint64_t off = 0; off < e->size;) {
-		if (s->o->cancel && *s->o->cancel)
+		if (vdb_cancelled(&s->o->cancel))
 			return vdb_err(err, VDB_EINTR, "interrupted");
 		size_t n = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
 		const void *p;
@@ -297,7 +297,7 @@ static vdb_status reference_previous(snap *s, vdb_error *err)
 		return vdb_err_sys(err, VDB_OK, "open %s", since);
 	vdb_zreader *r;
 	vdb_arc_manifest prev;
-	vdb_status st = vdb_zreader_open(fd, since, s->o->cancel, &r, err);
+	vdb_status st = vdb_zreader_open(fd, since, &s->o->cancel, &r, err);
 	if (st) {
 		close(fd);
 		return st;
@@ -500,7 +500,7 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given,
 		}
 		e->crc = 0;
 		if (s.srcs[i].seg) {
-			if (s.o->cancel && *s.o->cancel) {
+			if (vdb_cancelled(&s.o->cancel)) {
 				st = vdb_err(err, VDB_EINTR, "interrupted");
 				break;
 			}

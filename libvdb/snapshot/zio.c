@@ -124,7 +124,7 @@ struct vdb_zreader {
 	ZSTD_DCtx *dctx;
 	int fd;
 	const char *what;
-	volatile sig_atomic_t *cancel;
+	vdb_cancel cancel; /* asked by the decompressing thread too */
 	unsigned char *in;
 	size_t in_cap, in_len, in_pos;
 	int eof;
@@ -144,7 +144,7 @@ struct vdb_zreader {
 	size_t head, pos;
 };
 
-vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *cancel,
+vdb_status vdb_zreader_open(int fd, const char *what, const vdb_cancel *cancel,
 			    vdb_zreader **out, vdb_error *err)
 {
 	vdb_zreader *r = calloc(1, sizeof *r);
@@ -152,7 +152,8 @@ vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *can
 		return vdb_err_nomem(err);
 	r->fd = fd;
 	r->what = what;
-	r->cancel = cancel;
+	if (cancel)
+		r->cancel = *cancel;
 	r->dctx = ZSTD_createDCtx();
 	r->in_cap = ZSTD_DStreamInSize();
 	r->in = malloc(r->in_cap);
@@ -225,7 +226,7 @@ static int wait_input(vdb_zreader *r)
 static enum zend refill(vdb_zreader *r, zslot *s)
 {
 	for (;;) {
-		if (r->cancel && *r->cancel)
+		if (vdb_cancelled(&r->cancel))
 			return Z_INTR;
 		if (r->in_pos == r->in_len && !r->eof) {
 			if (wait_input(r))

@@ -26,7 +26,7 @@ void vdb_zwriter_free(vdb_zwriter *w);
 
 typedef struct vdb_zreader vdb_zreader;
 
-vdb_status vdb_zreader_open(int fd, const char *what, volatile sig_atomic_t *cancel,
+vdb_status vdb_zreader_open(int fd, const char *what, const vdb_cancel *cancel,
 			    vdb_zreader **out, vdb_error *err);
 /* Decompressed bytes allowed in total: more is VDB_ECORRUPT (a decompression bomb or a
  * damaged archive), not a reason to keep writing. */

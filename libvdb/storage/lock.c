@@ -86,7 +86,7 @@ vdb_status vdb_lock_acquire(const char *dir, const char *name, const vdb_writer_
 			return vdb_err(err, VDB_ELOCKED,
 				       "collection '%s' is locked by another writer", name);
 		}
-		if (o->cancel && *o->cancel) {
+		if (vdb_cancelled(&o->cancel)) {
 			close(fd);
 			return vdb_err(err, VDB_EINTR, "interrupted while waiting for the lock of '%s'",
 				       name);

@@ -17,6 +17,12 @@ vdb_status vdb_err(vdb_error *err, vdb_status code, const char *fmt, ...)
 vdb_status vdb_options_take(void *local, size_t cap, const void *given, const char *what,
 			    vdb_error *err);
 
+/* Whether the caller asks to stop (c may be NULL: never). */
+static inline int vdb_cancelled(const vdb_cancel *c)
+{
+	return c && c->cancelled && c->cancelled(c->ctx);
+}
+
 vdb_status vdb_err_sys(vdb_error *err, vdb_status code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

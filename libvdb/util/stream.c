@@ -23,7 +23,7 @@ static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 
 struct vdb_istream {
 	int fd;
-	volatile sig_atomic_t *cancel;
+	vdb_cancel cancel;
 	ZSTD_DCtx *dctx; /* NULL: plain */
 	unsigned char *inbuf;
 	size_t incap;
@@ -37,7 +37,7 @@ struct vdb_istream {
 static vdb_status raw_read(vdb_istream *s, void *buf, size_t cap, size_t *got, vdb_error *err)
 {
 	for (;;) {
-		if (s->cancel && *s->cancel)
+		if (vdb_cancelled(&s->cancel))
 			return vdb_err(err, VDB_EINTR, "interrupted");
 		ssize_t r = read(s->fd, buf, cap);
 		if (r < 0 && errno == EINTR)
@@ -50,14 +50,15 @@ static vdb_status raw_read(vdb_istream *s, void *buf, size_t cap, size_t *got, v
 	}
 }
 
-vdb_status vdb_istream_open(int fd, volatile sig_atomic_t *cancel,
+vdb_status vdb_istream_open(int fd, const vdb_cancel *cancel,
 			    vdb_istream **out, vdb_error *err)
 {
 	vdb_istream *s = calloc(1, sizeof *s);
 	if (!s)
 		return vdb_err_nomem(err);
 	s->fd = fd;
-	s->cancel = cancel;
+	if (cancel)
+		s->cancel = *cancel;
 	s->incap = ZSTD_DStreamInSize();
 	s->inbuf = malloc(s->incap);
 	vdb_status st = VDB_ENOMEM;

@@ -1015,3 +1015,28 @@ Test(options, sized_structs, .init = setup, .fini = teardown)
 	cr_assert_eq(n, 1);
 	vdb_collection_close(c);
 }
+
+static int stop_after_three(void *ctx)
+{
+	return ++*(int *)ctx >= 3;
+}
+
+/* Cancellation is a callback: a writer waiting for the lock asks it while it waits and
+ * gives up with VDB_EINTR once it says stop. */
+Test(options, cancel_callback_stops_a_waiting_writer, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_writer *holder = writer(), *w = NULL;
+	vdb_writer_options o;
+	vdb_writer_options_init(&o); /* waits as long as it takes, unless cancelled */
+	int asked = 0;
+	o.cancel = (vdb_cancel){stop_after_three, &asked};
+	vdb_error err;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w, &err), VDB_EINTR, "%s", err.message);
+	cr_assert_eq(asked, 3);
+	cr_assert_null(w);
+	vdb_writer_close(holder);
+	asked = 0;
+	cr_assert_eq(vdb_writer_open(db, "default", &o, &w, &err), VDB_OK, "%s", err.message);
+	vdb_writer_close(w);
+}
