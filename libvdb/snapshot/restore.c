@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../admin/check.h"
 #include "../storage/db.h"
 #include "../storage/format.h"
 #include "../storage/lock.h"
@@ -48,7 +49,6 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
-#include "check.h"
 #include "zio.h"
 
 /* Bytes checksummed then handed to write() at once: small enough to stay in the core's
