@@ -43,9 +43,9 @@ static int add_index_field(vdb_collection_config *cfg, const char *arg)
 	vdb_field_type type;
 	if (!colon || colon == arg)
 		return cli_usage_error("--index-field: expected NAME:keyword|int|float, got '%s'", arg);
-	if (vdb_field_type_parse(colon + 1, &type))
-		return cli_usage_error("--index-field: unknown type '%s' (expected keyword, int or "
-				       "float)", colon + 1);
+	vdb_error err;
+	if (vdb_field_type_parse(colon + 1, &type, &err))
+		return cli_usage_error("--index-field: %s", err.message);
 	if (cfg->n_index_fields == VDB_INDEX_FIELDS_MAX)
 		return cli_usage_error("--index-field: at most %d fields", VDB_INDEX_FIELDS_MAX);
 	size_t n = (size_t)(colon - arg);
@@ -72,6 +72,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},	      {NULL, 0, NULL, 0}};
 	const char *name = VDB_DEFAULT_COLLECTION, *metric = NULL;
 	vdb_collection_config cfg;
+	vdb_error err;
 	vdb_collection_config_init(&cfg);
 	uint64_t v;
 	int have_dim = 0, have_m = 0, have_efc = 0, c;
@@ -91,8 +92,8 @@ int main(int argc, char **argv)
 			cfg.seal_bytes = v;
 			break;
 		case 'I':
-			if (vdb_index_parse(optarg, &cfg.index))
-				return cli_usage_error("unknown index '%s' (expected hnsw or flat)", optarg);
+			if (vdb_index_parse(optarg, &cfg.index, &err))
+				return cli_usage_error("%s", err.message);
 			break;
 		case 'M':
 			if (cli_parse_u64(optarg, "--m", 2, 64, 0, &v))
@@ -122,8 +123,8 @@ int main(int argc, char **argv)
 		return cli_usage_error("--dim is required");
 	if (!metric)
 		return cli_usage_error("--metric is required (cosine, l2 or dot)");
-	if (vdb_metric_parse(metric, &cfg.metric))
-		return cli_usage_error("unknown metric '%s' (expected cosine, l2 or dot)", metric);
+	if (vdb_metric_parse(metric, &cfg.metric, &err))
+		return cli_usage_error("%s", err.message);
 	if (cfg.index == VDB_INDEX_FLAT && (have_m || have_efc))
 		return cli_usage_error("--m and --ef-construction apply to --index hnsw");
 	if (cfg.index == VDB_INDEX_HNSW && cfg.ef_construction < cfg.m)
@@ -134,7 +135,6 @@ int main(int argc, char **argv)
 		return cli_usage_error("invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, "
 				       "not starting with a dot)",
 				       name);
-	vdb_error err;
 	if (vdb_collection_create(argv[optind], name, &cfg, &err))
 		return cli_fail(&err);
 	return EXIT_OK;

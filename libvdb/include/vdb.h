@@ -178,9 +178,10 @@ typedef struct vdb_index_field {
 	vdb_field_type type;
 } vdb_index_field;
 
-/* "keyword", "int", "float" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+/* "keyword", "int", "float" <-> enum. Parse errors: VDB_EINVAL naming the word and the
+ * choices ("unknown type 'x' (expected keyword, int or float)"). */
 VDB_API const char *vdb_field_type_name(vdb_field_type t);
-VDB_API int vdb_field_type_parse(const char *name, vdb_field_type *out);
+VDB_API vdb_status vdb_field_type_parse(const char *name, vdb_field_type *out, vdb_error *err);
 
 typedef struct vdb_collection_config {
 	uint32_t dim;
@@ -199,13 +200,13 @@ typedef struct vdb_collection_config {
  * ef_construction 200, no payload indexes. */
 VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
 
-/* "hnsw", "flat" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+/* "hnsw", "flat" <-> enum. Parse errors: VDB_EINVAL, as vdb_field_type_parse. */
 VDB_API const char *vdb_index_name(vdb_index_type t);
-VDB_API int vdb_index_parse(const char *name, vdb_index_type *out);
+VDB_API vdb_status vdb_index_parse(const char *name, vdb_index_type *out, vdb_error *err);
 
-/* "l2", "cosine", "dot" <-> enum; parse returns 0 on success, -1 for an unknown name. */
+/* "l2", "cosine", "dot" <-> enum. Parse errors: VDB_EINVAL, as vdb_field_type_parse. */
 VDB_API const char *vdb_metric_name(vdb_metric m);
-VDB_API int vdb_metric_parse(const char *name, vdb_metric *out);
+VDB_API vdb_status vdb_metric_parse(const char *name, vdb_metric *out, vdb_error *err);
 
 /* 1 when `name` is a valid collection name: [A-Za-z0-9_.-], 1..64 bytes, not starting with
  * a dot, and not "VDB" (the database marker file). */

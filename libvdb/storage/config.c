@@ -51,7 +51,7 @@ const char *vdb_field_type_name(vdb_field_type t)
 					: t == VDB_FIELD_FLOAT ? "float" : "?";
 }
 
-int vdb_field_type_parse(const char *name, vdb_field_type *out)
+vdb_status vdb_field_type_parse(const char *name, vdb_field_type *out, vdb_error *err)
 {
 	if (!strcmp(name, "keyword"))
 		*out = VDB_FIELD_KEYWORD;
@@ -60,8 +60,9 @@ int vdb_field_type_parse(const char *name, vdb_field_type *out)
 	else if (!strcmp(name, "float"))
 		*out = VDB_FIELD_FLOAT;
 	else
-		return -1;
-	return 0;
+		return vdb_err(err, VDB_EINVAL, "unknown type '%s' (expected keyword, int or float)",
+			       name);
+	return VDB_OK;
 }
 
 /* A field path as filters write it: dot-separated non-empty parts of printable text. */
@@ -81,15 +82,15 @@ const char *vdb_index_name(vdb_index_type t)
 	return t == VDB_INDEX_HNSW ? "hnsw" : t == VDB_INDEX_FLAT ? "flat" : "?";
 }
 
-int vdb_index_parse(const char *name, vdb_index_type *out)
+vdb_status vdb_index_parse(const char *name, vdb_index_type *out, vdb_error *err)
 {
 	if (!strcmp(name, "hnsw"))
 		*out = VDB_INDEX_HNSW;
 	else if (!strcmp(name, "flat"))
 		*out = VDB_INDEX_FLAT;
 	else
-		return -1;
-	return 0;
+		return vdb_err(err, VDB_EINVAL, "unknown index '%s' (expected hnsw or flat)", name);
+	return VDB_OK;
 }
 
 /* Range checks shared by create and the config reader. */
@@ -134,15 +135,15 @@ const char *vdb_metric_name(vdb_metric m)
 	return "?";
 }
 
-int vdb_metric_parse(const char *name, vdb_metric *out)
+vdb_status vdb_metric_parse(const char *name, vdb_metric *out, vdb_error *err)
 {
 	static const vdb_metric all[] = {VDB_METRIC_L2, VDB_METRIC_COSINE, VDB_METRIC_DOT};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		if (strcmp(name, vdb_metric_name(all[i])) == 0) {
 			*out = all[i];
-			return 0;
+			return VDB_OK;
 		}
-	return -1;
+	return vdb_err(err, VDB_EINVAL, "unknown metric '%s' (expected cosine, l2 or dot)", name);
 }
 
 vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg, char **out,
@@ -193,7 +194,7 @@ static int read_index_fields(const cJSON *root, vdb_collection_config *c)
 		vdb_index_field *x = &c->index_fields[c->n_index_fields];
 		if (!cJSON_IsString(f) || !cJSON_IsString(t) ||
 		    strlen(f->valuestring) >= sizeof x->path ||
-		    vdb_field_type_parse(t->valuestring, &x->type))
+		    vdb_field_type_parse(t->valuestring, &x->type, NULL))
 			return -1;
 		snprintf(x->path, sizeof x->path, "%s", f->valuestring);
 		c->n_index_fields++;
@@ -217,7 +218,7 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 	vdb_collection_config_init(&c);
 	if (!cJSON_IsObject(root) || vdb_config_get_u64(root, "dim", VDB_DIM_MAX, &dim) || dim == 0 ||
 	    vdb_config_get_u64(root, "seal_bytes", VDB_JSON_INT_MAX, &seal) || !cJSON_IsString(metric) ||
-	    vdb_metric_parse(metric->valuestring, &c.metric) || !cJSON_IsString(dtype) ||
+	    vdb_metric_parse(metric->valuestring, &c.metric, NULL) || !cJSON_IsString(dtype) ||
 	    strcmp(dtype->valuestring, "float32") != 0) {
 		st = vdb_err(err, VDB_ECORRUPT, "%s: invalid configuration", path);
 	} else {
@@ -226,7 +227,7 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(root, "index");
 		const cJSON *type = cJSON_GetObjectItemCaseSensitive(ix, "type");
 		uint64_t m = 0, efc = 0;
-		if (!cJSON_IsString(type) || vdb_index_parse(type->valuestring, &c.index) ||
+		if (!cJSON_IsString(type) || vdb_index_parse(type->valuestring, &c.index, NULL) ||
 		    (c.index == VDB_INDEX_HNSW &&
 		     (vdb_config_get_u64(ix, "m", 64, &m) || vdb_config_get_u64(ix, "ef_construction", 4096, &efc)))) {
 			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid index configuration", path);

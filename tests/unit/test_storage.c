@@ -1040,3 +1040,24 @@ Test(options, cancel_callback_stops_a_waiting_writer, .init = setup, .fini = tea
 	cr_assert_eq(vdb_writer_open(db, "default", &o, &w, &err), VDB_OK, "%s", err.message);
 	vdb_writer_close(w);
 }
+
+/* Parsers follow the one return convention: a status, and a message naming the word. */
+Test(names, parsers_return_a_status_and_a_message)
+{
+	vdb_error err;
+	vdb_metric m;
+	vdb_index_type ix;
+	vdb_field_type ft;
+	cr_assert_eq(vdb_metric_parse("cosine", &m, &err), VDB_OK);
+	cr_assert_eq(m, VDB_METRIC_COSINE);
+	cr_assert_eq(vdb_metric_parse("L2", &m, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "unknown metric 'L2' (expected cosine, l2 or dot)");
+	cr_assert_eq(vdb_index_parse("flat", &ix, NULL), VDB_OK);
+	cr_assert_eq(ix, VDB_INDEX_FLAT);
+	cr_assert_eq(vdb_index_parse("ivf", &ix, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "unknown index 'ivf' (expected hnsw or flat)");
+	cr_assert_eq(vdb_field_type_parse("int", &ft, &err), VDB_OK);
+	cr_assert_eq(ft, VDB_FIELD_INT);
+	cr_assert_eq(vdb_field_type_parse("date", &ft, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "unknown type 'date' (expected keyword, int or float)");
+}
