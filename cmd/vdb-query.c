@@ -112,8 +112,6 @@ static vdb_status query_filter(const query_opts *o, const vdb_jsonl_parser *p, l
 }
 
 
-#define PUT(text, s) (vdb_text_append(text, s, sizeof(s) - 1) != VDB_OK)
-
 /* Streamed query lines are read in batches of the lines already there: at most this many
  * lines or bytes; queries of a batch with k up to BATCH_MAX_K are searched together. */
 #define BATCH_LINES 64
@@ -169,25 +167,9 @@ static void answerer_free(answerer *a)
 static vdb_status format_hits(answerer *a, const query_opts *o, const vdb_hit *hits, size_t n,
 			      vdb_text *t, vdb_error *err)
 {
-	vdb_status st;
-	int bad = PUT(t, "{\"results\":[");
-	for (size_t i = 0; i < n && !bad; i++) {
-		vdb_record rec;
-		if ((st = vdb_hit_record(a->c, &hits[i], &rec, err)))
-			return st;
-		bad |= (i && PUT(t, ",")) || PUT(t, "{\"id\":") ||
-		       vdb_jsonl_append_id(t, &rec.id) != VDB_OK || PUT(t, ",\"score\":") ||
-		       vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
-		if (o->with_payload)
-			bad |= PUT(t, ",\"payload\":") ||
-			       (rec.payload ? vdb_text_append(t, rec.payload, rec.payload_len) != VDB_OK
-					    : PUT(t, "null"));
-		if (o->with_vector)
-			bad |= PUT(t, ",\"vector\":") ||
-			       vdb_jsonl_append_vector(t, rec.vector, a->dim) != VDB_OK;
-		bad |= PUT(t, "}");
-	}
-	return bad || PUT(t, "]}\n") ? VDB_ENOMEM : VDB_OK;
+	unsigned flags = (o->with_payload ? VDB_HITS_PAYLOAD : 0) |
+			 (o->with_vector ? VDB_HITS_VECTOR : 0);
+	return vdb_jsonl_append_hits(t, a->c, hits, n, flags, err);
 }
 
 /* Searches for q and appends its result line to t. */

@@ -62,6 +62,16 @@ VDB_API void vdb_text_free(vdb_text *t);
 /* Appends n bytes as they are. */
 VDB_API vdb_status vdb_text_append(vdb_text *t, const char *s, size_t n);
 
+/* Appends the result line of a search, as vdb-query prints it, with a trailing newline:
+ *   {"results":[{"id":7,"score":0.93},...]}
+ * hits[0..n) of collection c, best first; with VDB_HITS_PAYLOAD each result also carries
+ * "payload" (null without one), with VDB_HITS_VECTOR "vector". Errors: those of
+ * vdb_hit_record, VDB_ENOMEM. */
+#define VDB_HITS_PAYLOAD 1u
+#define VDB_HITS_VECTOR 2u
+VDB_API vdb_status vdb_jsonl_append_hits(vdb_text *t, vdb_collection *c, const vdb_hit *hits,
+					 size_t n, unsigned flags, vdb_error *err);
+
 /* Appends one record in the ingest format, with a trailing newline. Floats are printed in
  * the shortest form that reads back to the same float32. */
 VDB_API vdb_status vdb_jsonl_append_record(vdb_text *t, const vdb_record *rec, uint32_t dim);

@@ -6,10 +6,11 @@
 #include <string.h>
 
 #include "../index/filter.h"
-#include "search.h"
 #include "../util/error.h"
 #include "ids.h"
+#include "search.h"
 #include "state.h"
+#include "vdb_io.h"
 
 struct vdb_collection {
 	vdb_state st;
@@ -432,4 +433,33 @@ static vdb_status next_by_id(vdb_cursor *cur, vdb_record *rec, int *has, vdb_err
 		vdb_memtable_entry_record(&s->mt, &s->mt.entries[p.row], rec);
 	*has = !st;
 	return st;
+}
+
+/* ---- result lines ---- */
+
+#define PUT(t, s) (vdb_text_append(t, s, sizeof(s) - 1) != VDB_OK)
+
+vdb_status vdb_jsonl_append_hits(vdb_text *t, vdb_collection *c, const vdb_hit *hits,
+				 size_t n, unsigned flags, vdb_error *err)
+{
+	uint32_t dim = c->st.cfg.dim;
+	int bad = PUT(t, "{\"results\":[");
+	for (size_t i = 0; i < n && !bad; i++) {
+		vdb_record rec;
+		vdb_status st = vdb_hit_record(c, &hits[i], &rec, err);
+		if (st)
+			return st;
+		bad |= (i && PUT(t, ",")) || PUT(t, "{\"id\":") ||
+		       vdb_jsonl_append_id(t, &rec.id) != VDB_OK || PUT(t, ",\"score\":") ||
+		       vdb_jsonl_append_float(t, hits[i].score) != VDB_OK;
+		if (flags & VDB_HITS_PAYLOAD)
+			bad |= PUT(t, ",\"payload\":") ||
+			       (rec.payload ? vdb_text_append(t, rec.payload, rec.payload_len) != VDB_OK
+					    : PUT(t, "null"));
+		if (flags & VDB_HITS_VECTOR)
+			bad |= PUT(t, ",\"vector\":") ||
+			       vdb_jsonl_append_vector(t, rec.vector, dim) != VDB_OK;
+		bad |= PUT(t, "}");
+	}
+	return bad || PUT(t, "]}\n") ? vdb_err_nomem(err) : VDB_OK;
 }

@@ -19,7 +19,7 @@
 #include "storage/segment.h"
 #include "storage/wal.h"
 #include "util/crc32c.h"
-#include "vdb.h"
+#include "vdb_io.h"
 
 static char tmpdir[256];
 static char db[300];
@@ -1060,4 +1060,38 @@ Test(names, parsers_return_a_status_and_a_message)
 	cr_assert_eq(ft, VDB_FIELD_INT);
 	cr_assert_eq(vdb_field_type_parse("date", &ft, &err), VDB_EINVAL);
 	cr_assert_str_eq(err.message, "unknown type 'date' (expected keyword, int or float)");
+}
+
+/* A search's result line as vdb-query prints it, through the public API. */
+Test(cursor, result_lines, .init = setup, .fini = teardown)
+{
+	create(2, VDB_METRIC_L2, 0);
+	vdb_writer *w = writer();
+	vdb_error err;
+	vdb_id a = int_id(7), b = str_id("doc\"2");
+	float va[2] = {1, 0}, vb[2] = {0, 1};
+	cr_assert_eq(vdb_writer_upsert(w, &a, va, "{\"lang\":\"en\"}", 13, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_upsert(w, &b, vb, NULL, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	vdb_writer_close(w);
+	vdb_collection *c;
+	cr_assert_eq(vdb_collection_open(db, "default", &c, &err), VDB_OK);
+	vdb_hit hits[2];
+	size_t n;
+	float q[2] = {1, 0.5f};
+	cr_assert_eq(vdb_search(c, q, 2, NULL, hits, &n, &err), VDB_OK, "%s", err.message);
+	vdb_text t = {0};
+	cr_assert_eq(vdb_jsonl_append_hits(&t, c, hits, n, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_jsonl_append_hits(&t, c, hits, n, VDB_HITS_PAYLOAD | VDB_HITS_VECTOR, &err),
+		     VDB_OK);
+	cr_assert_eq(vdb_jsonl_append_hits(&t, c, hits, 0, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_text_append(&t, "", 1), VDB_OK);
+	cr_assert_str_eq(t.data,
+			 "{\"results\":[{\"id\":7,\"score\":0.5},{\"id\":\"doc\\\"2\",\"score\":1.118034}]}\n"
+			 "{\"results\":[{\"id\":7,\"score\":0.5,\"payload\":{\"lang\":\"en\"},"
+			 "\"vector\":[1,0]},{\"id\":\"doc\\\"2\",\"score\":1.118034,\"payload\":null,"
+			 "\"vector\":[0,1]}]}\n"
+			 "{\"results\":[]}\n");
+	vdb_text_free(&t);
+	vdb_collection_close(c);
 }
