@@ -117,8 +117,9 @@ int cli_close_stdout(void);
 
 double cli_now(void);
 
-/* Threads to use when no option says: $VDB_THREADS when it is an integer from 1 to 64
- * (libvdb's graph builds read it too), else one per CPU, at most 64. */
+/* Threads to use when no option says: $VDB_THREADS when it is an integer from 1 to 64, else
+ * one per CPU, at most 64. The commands pass it to libvdb (which reads no environment):
+ * graph builds of ingest and compact, query answering, snapshot compression. */
 unsigned cli_default_threads(void);
 
 /* The format a file name says, ".zst" aside: "jsonl" (.jsonl, .ndjson, .json), "npy",
