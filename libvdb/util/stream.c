@@ -246,6 +246,7 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 	if (path && strcmp(path, "-")) {
 		/* A device or FIFO is written in place, a link is followed (vdb_output_resolve). */
 		int fd;
+		s->fd = -1; /* not standard output: nothing to close until something is open */
 		if ((st = vdb_output_resolve(path, &fd, &s->path, err)))
 			goto fail;
 		if (fd >= 0) {
