@@ -116,11 +116,11 @@ vdb_status vdb_output_resolve(const char *path, int *in_place_fd, char **replace
 				       "FIFOs)", path);
 		if (!S_ISREG(st.st_mode)) {
 			/* A device or FIFO: opened as it is (no O_CREAT, no O_TRUNC), never
-			 * replaced. A FIFO's open waits for its reader, as cp's does. */
-			int fd;
-			do
-				fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
-			while (fd < 0 && errno == EINTR);
+			 * replaced. A FIFO's open waits for its reader, as cp's does; a signal
+			 * (Ctrl-C) ends the wait instead of starting it again. */
+			int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+			if (fd < 0 && errno == EINTR)
+				return vdb_err(err, VDB_EINTR, "interrupted while opening %s", path);
 			if (fd < 0)
 				return vdb_err_sys(err, VDB_EIO, "open %s", path);
 			*in_place_fd = fd;
