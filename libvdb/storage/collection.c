@@ -86,18 +86,29 @@ vdb_status vdb_collection_count_where(vdb_collection *c, const vdb_filter *f, ui
 	return st;
 }
 
+/* The caller's search options (sized: vdb_options_take) in opts; *o is NULL without them. */
+static vdb_status take_search_options(const vdb_search_options *given, vdb_search_options *opts,
+				      const vdb_search_options **o, vdb_error *err)
+{
+	*o = NULL;
+	if (!given)
+		return VDB_OK;
+	vdb_search_options_init(opts);
+	if (vdb_options_take(opts, sizeof *opts, given, "vdb_search_options", err))
+		return VDB_EINVAL;
+	*o = opts;
+	return VDB_OK;
+}
+
 /* A search of st with the scratch and the selection cache of one collection or searcher. */
 static vdb_status search_with(vdb_state *st, vdb_hnsw_scratch *scratch, vdb_selection *cache,
 			      const float *query, size_t k, const vdb_search_options *given,
 			      vdb_hit *hits, size_t *n, vdb_error *err)
 {
-	vdb_search_options opts, *o = NULL;
-	if (given) {
-		vdb_search_options_init(&opts);
-		if (vdb_options_take(&opts, sizeof opts, given, "vdb_search_options", err))
-			return VDB_EINVAL;
-		o = &opts;
-	}
+	vdb_search_options opts;
+	const vdb_search_options *o;
+	if (take_search_options(given, &opts, &o, err))
+		return VDB_EINVAL;
 	const vdb_selection *sel = NULL;
 	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
 		vdb_status s = vdb_selection_get(cache, st, o->filter, err);
@@ -154,13 +165,10 @@ vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq, const float *co
 {
 	const vdb_selection *sel = NULL;
 	*failed = nq;
-	vdb_search_options opts, *o = NULL;
-	if (given) {
-		vdb_search_options_init(&opts);
-		if (vdb_options_take(&opts, sizeof opts, given, "vdb_search_options", err))
-			return VDB_EINVAL;
-		o = &opts;
-	}
+	vdb_search_options opts;
+	const vdb_search_options *o;
+	if (take_search_options(given, &opts, &o, err))
+		return VDB_EINVAL;
 	if (o && o->filter && !vdb_filter_is_all(o->filter)) {
 		vdb_status st = vdb_selection_get(&s->sel, &s->c->st, o->filter, err);
 		if (st)
