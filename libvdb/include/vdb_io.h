@@ -255,6 +255,140 @@ VDB_API vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const v
 					 vdb_error *err);
 VDB_API void vdb_csv_writer_free(vdb_csv_writer *w);
 
+/* ---- File formats by name ------------------------------------------------------------- */
+
+typedef enum vdb_file_format {
+	VDB_FILE_AUTO = 0, /* from the file's name; JSON lines when it names none */
+	VDB_FILE_JSONL,
+	VDB_FILE_NPY,
+	VDB_FILE_FVECS,
+	VDB_FILE_BVECS,
+	VDB_FILE_CSV,
+} vdb_file_format;
+
+/* The format a file name says, a ".zst" after it aside: .jsonl .ndjson .json, .npy, .fvecs,
+ * .bvecs, .csv; VDB_FILE_AUTO when it says none. */
+VDB_API vdb_file_format vdb_file_format_of(const char *path);
+/* "jsonl", "npy", "fvecs", "bvecs", "csv"; VDB_FILE_AUTO for any other name. */
+VDB_API vdb_file_format vdb_file_format_parse(const char *name);
+/* The name of a format ("" for VDB_FILE_AUTO). */
+VDB_API const char *vdb_file_format_name(vdb_file_format f);
+/* Whether the format holds vectors only (npy, fvecs, bvecs): ids and payloads come from
+ * elsewhere. */
+VDB_API int vdb_file_format_is_vectors(vdb_file_format f);
+
+/* ---- Loading files into a collection --------------------------------------------------- */
+
+/* A loader reads records from files and standard input (any format above, zstd-compressed or
+ * not) into a collection through a writer, in durable batches, as vdb-ingest does:
+ *  - a batch is committed when it holds `batch` records (or 64 MiB), and also whenever the
+ *    input has nothing more ready, so a slow producer's records become durable promptly;
+ *  - vector files (without ids or payloads files, or `batch`) are taken in blocks the size
+ *    of the collection's seal threshold and stored directly as segments (the last block
+ *    too, with its graph);
+ *  - a delete_where record commits what is before it, then deletes every match in a batch
+ *    of its own;
+ *  - the first bad line or row (without skip_invalid) stops the run: everything before it
+ *    is committed, nothing after it, and the run returns VDB_EDATA naming the file and line
+ *    ("FILE: line N: why"; "line N: why" for standard input; "row N" for vector files);
+ *  - ids and payloads files must have one line per vector row: checked before anything is
+ *    committed, as every vector file's header and size is;
+ *  - cancellation (o.cancel) stops at the next record or read, even while waiting for input:
+ *    only committed batches stay (VDB_EINTR).
+ * With two threads or more, JSON lines are parsed on the calling thread and stored on one
+ * of the loader's (parsing costs about twice what storing does); the batches, messages and
+ * results are the same as on one. The callbacks are then called from that thread, never two
+ * at once. */
+typedef struct vdb_loader vdb_loader;
+
+/* What a loader did so far. */
+typedef struct vdb_load_counts {
+	uint64_t committed; /* records in committed batches: upserts and deletes */
+	uint64_t upserted, deleted;
+	uint64_t not_found; /* deletes of ids with no live record (not counted as deleted) */
+	uint64_t rejected;  /* bad lines skipped (skip_invalid) */
+	uint64_t batches;
+	uint64_t seen;       /* records read and checked, committed or not, rejected lines too */
+	uint64_t bytes;      /* input bytes behind the committed records */
+	uint64_t read_bytes; /* bytes read from the inputs (compressed bytes of zstd input) */
+} vdb_load_counts;
+
+/* A committed batch (for messages). */
+typedef struct vdb_load_batch {
+	uint64_t number;      /* from 1 */
+	uint64_t records;
+	const char *unit;     /* "lines" or "rows": what first and last count */
+	uint64_t first, last; /* where its records were in the input */
+} vdb_load_batch;
+
+typedef struct vdb_loader_options {
+	size_t size; /* sizeof the struct, set by vdb_loader_options_init: lets later versions add fields */
+	/* Records per committed batch, 1 to 1000000; 0: the default, 1000 (and vector files
+	 * fill each batch up to the seal threshold). */
+	uint64_t batch;
+	/* The longest accepted JSON line (default 64 MiB). */
+	size_t max_line_bytes;
+	/* JSON lines only: a bad line is reported (on_reject, write_rejected) and skipped. */
+	int skip_invalid;
+	/* Vector files: one id per line, aligned with the rows (instead of row numbers). */
+	const char *ids_path;
+	/* Vector files without ids_path: id = row number over all inputs + id_offset (not 0:
+	 * only vector files may be added). */
+	uint64_t id_offset;
+	/* Vector files: one JSON object (or null) per line, aligned with the rows. */
+	const char *payloads_path;
+	/* CSV inputs (NULL: the defaults of vdb_csv_options_init). */
+	const vdb_csv_options *csv;
+	/* Optional: deleted before any input is read, in a batch of its own. */
+	const vdb_filter *delete_where;
+	/* Threads: 2 or more parses JSON lines on one and stores on another (see above);
+	 * 0 or 1, the calling thread only. */
+	unsigned threads;
+	vdb_cancel cancel;
+	void *ctx; /* passed to the callbacks */
+	/* Optional: the progress of the run: records added so far (committed or pending) and
+	 * input bytes read. `now` is set after a large step (a block of rows); otherwise it
+	 * comes once per record, and should look at the clock only now and then. */
+	void (*on_progress)(void *ctx, uint64_t records, uint64_t read_bytes, int now);
+	/* Optional: after each committed batch. */
+	void (*on_commit)(void *ctx, const vdb_load_batch *b);
+	/* Optional, skip_invalid: a line was rejected; the message names where and why. */
+	void (*on_reject)(void *ctx, const char *message);
+	/* Optional, skip_invalid: receives the bytes of every rejected line followed by a
+	 * newline (an over-long line in pieces as it is read). Returns 0 or an errno value, which
+	 * fails the run with VDB_EIO ("write REJECTS_NAME: why"). */
+	int (*write_rejected)(void *ctx, const void *bytes, size_t n);
+	const char *rejects_name;
+} vdb_loader_options;
+
+VDB_API void vdb_loader_options_init(vdb_loader_options *o);
+
+/* A loader with no inputs yet. Errors: VDB_EINVAL (an option out of range; standard input
+ * as ids or payloads file: it is read twice, to count its lines first), VDB_ENOMEM. The
+ * messages of this and the other loader calls name options as vdb-ingest spells them
+ * ("--ids", "--max-line-bytes"). */
+VDB_API vdb_status vdb_loader_new(const vdb_loader_options *o, vdb_loader **out, vdb_error *err);
+
+/* Adds an input, read in the order added: path, or standard input for NULL or "-", in
+ * format f (VDB_FILE_AUTO: from the name, standard input and unknown names JSON lines).
+ * Nothing is read yet, but a missing file fails here, before anything is committed.
+ * Errors: VDB_EINVAL (standard input twice; skip_invalid with a format other than JSON
+ * lines; ids, payloads or id_offset with a format other than a vector file), VDB_ENOENT. */
+VDB_API vdb_status vdb_loader_add_input(vdb_loader *l, const char *path, vdb_file_format f,
+					vdb_error *err);
+/* The bytes of all inputs added, or UINT64_MAX when one is not a regular file. */
+VDB_API uint64_t vdb_loader_input_bytes(const vdb_loader *l);
+
+/* Reads every input into the writer's collection (see above). What is pending in the
+ * writer when it returns is committed (VDB_OK, VDB_EDATA) or dropped (any other error).
+ * Errors: VDB_EDATA, VDB_EINTR, VDB_EINVAL (the rows of a pipe that ids or payloads files
+ * must match cannot be counted in advance), VDB_ENOENT, VDB_EIO, VDB_ENOMEM, and those of
+ * vdb_writer_commit. A loader runs once. */
+VDB_API vdb_status vdb_loader_run(vdb_loader *l, vdb_writer *w, vdb_error *err);
+
+VDB_API void vdb_loader_counts(const vdb_loader *l, vdb_load_counts *out);
+VDB_API void vdb_loader_free(vdb_loader *l);
+
 #ifdef __cplusplus
 }
 #endif

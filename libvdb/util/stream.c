@@ -33,12 +33,23 @@ struct vdb_istream {
 	uint64_t raw;     /* bytes read from fd */
 };
 
-/* read(2) that retries EINTR unless the caller's cancel flag is set. */
+/* How often a read that waits for input asks the caller's cancel whether to stop: a
+ * library cannot count on a signal to interrupt read(2) (the caller's threads, or a handler
+ * installed with SA_RESTART), so it waits in poll(2) and looks up now and then. */
+#define CANCEL_POLL_MS 50
+
+/* read(2) that retries EINTR, and stops with VDB_EINTR once the caller's cancel says so,
+ * also while it waits for input. */
 static vdb_status raw_read(vdb_istream *s, void *buf, size_t cap, size_t *got, vdb_error *err)
 {
 	for (;;) {
 		if (vdb_cancelled(&s->cancel))
 			return vdb_err(err, VDB_EINTR, "interrupted");
+		if (s->cancel.cancelled) {
+			struct pollfd p = {s->fd, POLLIN, 0};
+			if (poll(&p, 1, CANCEL_POLL_MS) == 0 || (p.revents == 0 && errno == EINTR))
+				continue;
+		}
 		ssize_t r = read(s->fd, buf, cap);
 		if (r < 0 && errno == EINTR)
 			continue; /* the loop re-checks the cancel flag */
