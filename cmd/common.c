@@ -1,11 +1,10 @@
 /* Shared CLI helpers: the message format ("vdb-ingest: line 3: ..."), exit codes, option
- * value parsing with range checks, and the line reader used for JSON-lines input. */
+ * value parsing with range checks, signals. */
 #include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -237,132 +236,6 @@ int cli_parse_seconds(const char *s, const char *option, double *out)
 	return 0;
 }
 
-void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
-		    volatile sig_atomic_t *cancel)
-{
-	memset(l, 0, sizeof *l);
-	l->fd = fd;
-	l->name = name;
-	l->max_line = max_line;
-	l->cancel = cancel;
-}
-
-void cli_lines_free(cli_lines *l)
-{
-	free(l->buf);
-	l->buf = NULL;
-}
-
-/* Reads more input after the buffered bytes; 1 read something, 0 end of input, or <0. */
-static int fill(cli_lines *l)
-{
-	if (l->start > 0) {
-		memmove(l->buf, l->buf + l->start, l->end - l->start);
-		l->end -= l->start;
-		l->start = 0;
-	}
-	if (l->end == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1 << 20;
-		char *b = realloc(l->buf, cap);
-		if (!b)
-			return LINE_ERROR;
-		l->buf = b;
-		l->cap = cap;
-	}
-	if (l->src) {
-		size_t got;
-		vdb_status st = vdb_istream_read(l->src, l->buf + l->end, l->cap - l->end, &got,
-						 &l->src_err);
-		if (st)
-			return st == VDB_EINTR ? LINE_CANCELLED : LINE_ERROR;
-		l->end += got;
-		l->eof = got == 0;
-		return got > 0;
-	}
-	for (;;) {
-		if (l->cancel && *l->cancel)
-			return LINE_CANCELLED;
-		ssize_t r = read(l->fd, l->buf + l->end, l->cap - l->end);
-		if (r < 0 && errno == EINTR)
-			continue; /* the loop re-checks the cancel flag */
-		if (r < 0)
-			return LINE_ERROR;
-		if (r == 0) {
-			l->eof = 1;
-			return 0;
-		}
-		l->end += (size_t)r;
-		return 1;
-	}
-}
-
-/* Passes the bytes of an over-long line to the overflow file, if any. */
-static void overflow(cli_lines *l, const char *p, size_t n)
-{
-	if (l->overflow && !l->overflow_error && n && fwrite(p, 1, n, l->overflow) != n) {
-		l->overflow_error = 1;
-		l->overflow_errno = errno;
-	}
-}
-
-int cli_lines_next(cli_lines *l, const char **line, size_t *len)
-{
-	size_t scanned = 0;
-	int discarding = 0;
-	for (;;) {
-		char *s = l->buf + l->start;
-		size_t avail = l->end - l->start;
-		char *nl = avail > scanned ? memchr(s + scanned, '\n', avail - scanned) : NULL;
-		if (nl || (l->eof && avail > 0)) {
-			size_t n = nl ? (size_t)(nl - s) : avail;
-			l->start += nl ? n + 1 : n;
-			l->lineno++;
-			if (discarding || n > l->max_line) {
-				overflow(l, s, n);
-				return LINE_TOO_LONG;
-			}
-			if (n && s[n - 1] == '\r')
-				n--;
-			*line = s;
-			*len = n;
-			return LINE_OK;
-		}
-		if (l->eof)
-			return discarding ? (l->lineno++, LINE_TOO_LONG) : LINE_EOF;
-		scanned = avail;
-		if (avail > l->max_line) {
-			/* Over the limit without a newline: pass on what we have, keep skipping. */
-			overflow(l, s, avail);
-			discarding = 1;
-			l->start = l->end;
-			scanned = 0;
-		}
-		int r = fill(l);
-		if (r < 0)
-			return r;
-		if (discarding)
-			scanned = 0;
-	}
-}
-
-int cli_is_blank(const char *line, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-			return 0;
-	return 1;
-}
-
-int cli_lines_ready(cli_lines *l)
-{
-	if (l->eof || (l->buf && memchr(l->buf + l->start, '\n', l->end - l->start)))
-		return 1;
-	if (l->src)
-		return vdb_istream_ready(l->src);
-	struct pollfd p = {l->fd, POLLIN, 0};
-	return poll(&p, 1, 0) > 0;
-}
-
 int cli_close_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
@@ -372,32 +245,6 @@ int cli_close_stdout(void)
 		return EXIT_IO;
 	}
 	return EXIT_OK;
-}
-
-const char *cli_format_of(const char *path)
-{
-	size_t n = strlen(path);
-	if (n > 4 && !strcmp(path + n - 4, ".zst"))
-		n -= 4;
-	static const struct {
-		const char *ext, *format;
-	} ext[] = {{".jsonl", "jsonl"}, {".ndjson", "jsonl"}, {".json", "jsonl"},
-		   {".npy", "npy"},     {".fvecs", "fvecs"},    {".bvecs", "bvecs"},
-		   {".csv", "csv"}};
-	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
-		size_t e = strlen(ext[i].ext);
-		if (n > e && !strncmp(path + n - e, ext[i].ext, e))
-			return ext[i].format;
-	}
-	return NULL;
-}
-
-int cli_name_index(const char *name, const char *const *names, int n)
-{
-	for (int i = 0; name && i < n; i++)
-		if (!strcmp(name, names[i]))
-			return i;
-	return -1;
 }
 
 double cli_now(void)

@@ -1,5 +1,6 @@
-/* Shared pieces of the vdb-* commands: messages, the exit-code table, number parsing and a
- * line reader. Everything else a command does goes through libvdb (vdb.h). */
+/* Shared pieces of the vdb-* commands: messages, the exit-code table, option parsing and
+ * signals. Everything else a command does goes through libvdb (vdb.h, vdb_io.h,
+ * vdb_admin.h). */
 #ifndef VDB_CMD_COMMON_H
 #define VDB_CMD_COMMON_H
 
@@ -79,39 +80,6 @@ int cli_parse_seconds(const char *s, const char *option, double *out);
  * "OPTION: why" as a usage error and returns EXIT_USAGE. */
 int cli_parse_filter(const char *json, const char *option, vdb_filter **out);
 
-/* Buffered line reader over a file descriptor. */
-typedef struct cli_lines {
-	int fd;
-	const char *name; /* for messages: the file name, or NULL for standard input */
-	char *buf;
-	size_t cap, start, end;
-	size_t max_line;
-	uint64_t lineno;
-	int eof;
-	volatile sig_atomic_t *cancel;
-	FILE *overflow; /* optional: receives the bytes of lines over max_line */
-	int overflow_error; /* writing to `overflow` failed (errno kept in overflow_errno) */
-	int overflow_errno;
-	vdb_istream *src; /* optional: read through this stream (zstd) instead of fd */
-	vdb_error src_err; /* the stream's error when cli_lines_next returns LINE_ERROR */
-} cli_lines;
-
-enum { LINE_OK = 1, LINE_EOF = 0, LINE_ERROR = -1, LINE_TOO_LONG = -2, LINE_CANCELLED = -3 };
-
-void cli_lines_init(cli_lines *l, int fd, const char *name, size_t max_line,
-		    volatile sig_atomic_t *cancel);
-void cli_lines_free(cli_lines *l);
-/* Next line without its '\n' (and a trailing '\r'). LINE_TOO_LONG consumes the whole long
- * line, copying its bytes (without the newline) to `overflow` when set, since such a line
- * is never held in memory whole; LINE_ERROR leaves errno set, or src_err when reading
- * through `src`. */
-int cli_lines_next(cli_lines *l, const char **line, size_t *len);
-/* 1 when the next line can be read without blocking (buffered, or the fd is readable). */
-int cli_lines_ready(cli_lines *l);
-
-/* 1 when line[0..len) holds only spaces, tabs and carriage returns. */
-int cli_is_blank(const char *line, size_t len);
-
 /* Writes to stdout and reports failures (EPIPE or disk full) at exit. */
 int cli_close_stdout(void);
 
@@ -121,12 +89,6 @@ double cli_now(void);
  * one per CPU, at most 64. The commands pass it to libvdb (which reads no environment):
  * graph builds of ingest and compact, query answering, snapshot compression. */
 unsigned cli_default_threads(void);
-
-/* The format a file name says, ".zst" aside: "jsonl" (.jsonl, .ndjson, .json), "npy",
- * "fvecs", "bvecs" or "csv"; NULL when it says none. */
-const char *cli_format_of(const char *path);
-/* The index of `name` in names[0..n), or -1 (also for a NULL name). */
-int cli_name_index(const char *name, const char *const *names, int n);
 
 /* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
  * EINTR and the command can stop at the next safe point. */

@@ -12,9 +12,6 @@
 #include "common.h"
 #include "progress.h"
 
-typedef enum fmt { FMT_DEFAULT, FMT_JSONL, FMT_NPY, FMT_FVECS, FMT_CSV } fmt;
-
-static const char *const fmt_names[] = {"", "jsonl", "npy", "fvecs", "csv"};
 
 static void usage(void)
 {
@@ -63,18 +60,11 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
-/* The format a file name says; FMT_DEFAULT when it says none (or one not written here). */
-static fmt detect(const char *path)
-{
-	int i = cli_name_index(cli_format_of(path), fmt_names, FMT_CSV + 1);
-	return i > 0 ? (fmt)i : FMT_DEFAULT;
-}
-
 /* The extension of a file name that names no format ("out.parquet": ".parquet"), NULL when
  * it names one or has none; a ".zst" after it does not count. */
 static const char *unknown_extension(const char *path)
 {
-	if (cli_format_of(path))
+	if (vdb_file_format_of(path))
 		return NULL;
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
@@ -108,7 +98,7 @@ typedef struct outputs {
 	vdb_csv_writer *cw;
 	vdb_text t;
 	uint32_t dim;
-	fmt f;
+	vdb_file_format f;
 	int vector_columns; /* csv: the vector in dim numeric columns */
 	int quiet;
 } outputs;
@@ -133,12 +123,12 @@ static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err
 {
 	vdb_status st;
 	switch (o->f) {
-	case FMT_NPY:
-	case FMT_FVECS:
+	case VDB_FILE_NPY:
+	case VDB_FILE_FVECS:
 		if ((st = vdb_vec_writer_put(o->vw, rec->vector, err)))
 			return st;
 		break;
-	case FMT_CSV:
+	case VDB_FILE_CSV:
 		if ((st = vdb_csv_writer_record(o->cw, &o->t, rec, err)) ||
 		    (st = put_text(o->main, &o->t, err)))
 			return st;
@@ -224,16 +214,16 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
 	outputs o = {0};
 	int zstd = 0, by_id = 0, quiet = 0, durable = 1;
-	fmt f = FMT_DEFAULT;
+	vdb_file_format f = VDB_FILE_AUTO;
 	int c;
 	while ((c = getopt_long(argc, argv, ":c:f:o:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
-			if (cli_name_index(optarg, fmt_names, FMT_CSV + 1) <= 0)
+			f = vdb_file_format_parse(optarg);
+			if (!f || f == VDB_FILE_BVECS)
 				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs "
 						       "or csv)", optarg);
-			f = (fmt)cli_name_index(optarg, fmt_names, FMT_CSV + 1);
 			break;
 		case 'W': filter_text = optarg; break;
 		case 'o': o.main_name = strcmp(optarg, "-") ? optarg : NULL; break;
@@ -257,25 +247,24 @@ int main(int argc, char **argv)
 	}
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
-	if (f == FMT_DEFAULT && o.main_name && cli_format_of(o.main_name) &&
-	    !strcmp(cli_format_of(o.main_name), "bvecs"))
+	if (f == VDB_FILE_AUTO && o.main_name && vdb_file_format_of(o.main_name) == VDB_FILE_BVECS)
 		return cli_usage_error("bvecs output is not supported (it would round the values "
 				       "to bytes): use fvecs");
-	if (f == FMT_DEFAULT)
-		f = o.main_name ? detect(o.main_name) : FMT_JSONL;
+	if (f == VDB_FILE_AUTO)
+		f = o.main_name ? vdb_file_format_of(o.main_name) : VDB_FILE_JSONL;
 	const char *ext = o.main_name ? unknown_extension(o.main_name) : NULL;
-	if (f == FMT_DEFAULT && ext)
+	if (f == VDB_FILE_AUTO && ext)
 		return cli_usage_error("%s: '%s' is not a format vdb-export writes (name the file "
 				       ".jsonl, .npy, .fvecs or .csv, or give -f)", o.main_name, ext);
-	if (f == FMT_DEFAULT)
-		f = FMT_JSONL; /* a name without an extension (/dev/stdout, a FIFO, "out") */
+	if (f == VDB_FILE_AUTO)
+		f = VDB_FILE_JSONL; /* a name without an extension (/dev/stdout, a FIFO, "out") */
 	o.f = f;
-	if (o.vector_columns && f != FMT_CSV)
+	if (o.vector_columns && f != VDB_FILE_CSV)
 		return cli_usage_error("--vector-columns goes with --format csv");
-	int binary = f == FMT_NPY || f == FMT_FVECS;
+	int binary = f == VDB_FILE_NPY || f == VDB_FILE_FVECS;
 	if ((o.ids_name || o.payloads_name) && !binary)
 		return cli_usage_error("--ids-out and --payloads-out go with --format npy or fvecs "
-				       "(%s carries ids and payloads itself)", fmt_names[f]);
+				       "(%s carries ids and payloads itself)", vdb_file_format_name(f));
 	zstd = zstd || ends_zst(o.main_name);
 	if ((binary || zstd) && cli_output_is_terminal(o.main_name))
 		return cli_usage_error("refusing to write binary data to a terminal (use -o FILE or "
@@ -322,9 +311,9 @@ int main(int argc, char **argv)
 	vdb_status st = VDB_OK;
 	o.quiet = quiet;
 	if (binary)
-		st = vdb_vec_writer_open(o.main, f == FMT_NPY ? VDB_VEC_NPY : VDB_VEC_FVECS, cfg.dim,
+		st = vdb_vec_writer_open(o.main, f == VDB_FILE_NPY ? VDB_VEC_NPY : VDB_VEC_FVECS, cfg.dim,
 					 count, &o.vw, &err);
-	else if (f == FMT_CSV)
+	else if (f == VDB_FILE_CSV)
 		st = csv_header(&o, coll, filter, &err);
 	uint64_t rows = 0;
 	for (int has = 1; !st;) {

@@ -389,6 +389,57 @@ VDB_API vdb_status vdb_loader_run(vdb_loader *l, vdb_writer *w, vdb_error *err);
 VDB_API void vdb_loader_counts(const vdb_loader *l, vdb_load_counts *out);
 VDB_API void vdb_loader_free(vdb_loader *l);
 
+/* ---- Query streams --------------------------------------------------------------------- */
+
+/* A query stream answers query lines (see vdb_jsonl_parse_query) read from a file descriptor
+ * with one result line each (see vdb_jsonl_append_hits), in input order, as vdb-query does:
+ *  - lines already there are read and answered in batches; queries of a batch without a
+ *    filter of their own are searched together, so that exact scans read each segment once
+ *    for them all;
+ *  - with several threads, batches are answered in parallel and written in order; a batch
+ *    alone in flight (one query typed at a time) scans on all threads;
+ *  - answers are handed to `write` in blocks, and `flush` is called before the stream waits
+ *    for input, so a program that sends one query and waits for its answer gets it;
+ *  - a bad line stops the stream after the answers before it are written: VDB_EDATA naming
+ *    it ("FILE: line N: why", "line N: why" for standard input).
+ * The options' filter applies together with each line's own (both must match); a line's
+ * filter is compiled once per distinct text. The stream searches one collection view. */
+typedef struct vdb_query_stream vdb_query_stream;
+
+typedef struct vdb_query_stream_options {
+	size_t size; /* sizeof the struct, set by vdb_query_stream_options_init: lets later versions add fields */
+	size_t k;    /* results per query a line does not say otherwise (default 10) */
+	size_t ef;   /* as vdb_search_options */
+	int exact;
+	const vdb_filter *filter; /* optional; must outlive the stream */
+	unsigned hits_flags;      /* VDB_HITS_PAYLOAD, VDB_HITS_VECTOR */
+	/* Threads answering a stream (1 to 64; 0: 1), and scanning a single query. */
+	unsigned threads;
+	size_t max_line_bytes; /* the longest accepted query line (default 64 MiB) */
+	void *ctx;             /* passed to the callbacks */
+	/* Receives the answers in input order, whole lines at a time. Returns 0, or non-zero
+	 * to stop the stream (vdb_query_stream_run returns VDB_EIO). */
+	int (*write)(void *ctx, const char *data, size_t len);
+	/* Optional: the stream is about to wait for input. Returns as `write` does. */
+	int (*flush)(void *ctx);
+} vdb_query_stream_options;
+
+VDB_API void vdb_query_stream_options_init(vdb_query_stream_options *o);
+/* Errors: VDB_EINVAL (k, threads out of range; no write callback), VDB_ENOMEM. */
+VDB_API vdb_status vdb_query_stream_new(vdb_collection *c, const vdb_query_stream_options *o,
+					vdb_query_stream **out, vdb_error *err);
+/* Answers every query line read from fd (not closed; zstd input is decompressed) until its
+ * end; `name` names it in messages (NULL: standard input). Errors: VDB_EDATA (a bad line:
+ * the answers before it were written), VDB_EIO (reading; or `write`/`flush` said to stop),
+ * VDB_ECORRUPT, VDB_ENOMEM. */
+VDB_API vdb_status vdb_query_stream_run(vdb_query_stream *s, int fd, const char *name,
+					vdb_error *err);
+/* Answers one query line, appending its result line to out; the scans of this query use
+ * every thread of the options. Errors: VDB_EDATA (a bad query), those of vdb_search. */
+VDB_API vdb_status vdb_query_stream_answer(vdb_query_stream *s, const char *line, size_t len,
+					   vdb_text *out, vdb_error *err);
+VDB_API void vdb_query_stream_free(vdb_query_stream *s);
+
 #ifdef __cplusplus
 }
 #endif

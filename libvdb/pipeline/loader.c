@@ -224,7 +224,7 @@ static vdb_status reject(vdb_loader *l, const char *name, uint64_t lineno, const
 	l->n.rejected++;
 	l->n.seen++;
 	if (l->o.on_reject) {
-		char msg[sizeof at + sizeof err->message];
+		char msg[sizeof at + sizeof err->message + 2];
 		snprintf(msg, sizeof msg, "%s: %s", at, why);
 		l->o.on_reject(l->o.ctx, msg);
 	}
