@@ -66,4 +66,21 @@ $out"
 # What the library wrote, the installed commands read.
 PATH=/usr/bin:/bin "$root/$bindir/vdb" query "$dest/db" -c points --vector '[0.9,0.2]' -k 1 |
 	grep -q '"id":2' || fail "vdb query does not find the example's record"
-echo "ok: installed into DESTDIR; examples/nearest built through pkg-config and ran"
+# The loader and the query stream: a JSON-lines file in, query lines answered.
+# shellcheck disable=SC2086
+${CC:-cc} -std=c11 -Wall -Wextra -Werror $extra $cflags -o "$dest/load_and_query" \
+	"$srcdir/examples/load_and_query.c" $libs || fail "examples/load_and_query.c does not build"
+printf '%s\n' '{"id": 1, "vector": [1, 0], "payload": {"name": "east"}}' \
+	'{"id": "n", "vector": [0, 1], "payload": {"name": "north"}}' \
+	'not a record' > "$dest/records.jsonl"
+out=$(printf '[1, 0.1]\n' | "$dest/load_and_query" "$dest/db2" 2 "$dest/records.jsonl" 2>&1) &&
+	fail "examples/load_and_query accepted a bad line: $out"
+case $out in *"records.jsonl: line 3: "*) ;; *) fail "examples/load_and_query: $out" ;; esac
+out=$(printf '[1, 0]\n{"vector": [0, 2], "k": 1}\n' |
+	"$dest/load_and_query" "$dest/db2" 2 /dev/null 2>/dev/null) ||
+	fail "examples/load_and_query failed"
+expected='{"results":[{"id":1,"score":1,"payload":{"name":"east"}},{"id":"n","score":0,"payload":{"name":"north"}}]}
+{"results":[{"id":"n","score":1,"payload":{"name":"north"}}]}'
+[ "$out" = "$expected" ] || fail "examples/load_and_query printed:
+$out"
+echo "ok: installed into DESTDIR; examples/nearest and examples/load_and_query built through pkg-config and ran"
