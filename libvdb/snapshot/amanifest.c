@@ -19,7 +19,7 @@
 #include "../storage/format.h"
 #include "../util/error.h"
 #include "../util/io.h"
-#include "zio.h"
+#include "../util/zstream.h"
 
 #define JSON_INT_MAX ((1ull << 53) - 1)
 

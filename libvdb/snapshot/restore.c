@@ -49,7 +49,7 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
-#include "zio.h"
+#include "../util/zstream.h"
 
 /* Bytes checksummed then handed to write() at once: small enough to stay in the core's
  * cache between the two. With 1 MiB pieces the copy into the page cache read them back from

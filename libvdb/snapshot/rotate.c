@@ -17,7 +17,7 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
-#include "zio.h"
+#include "../util/zstream.h"
 #include "vdb_admin.h"
 
 #define PREFIX "vdb-"

@@ -2,7 +2,8 @@
  * decompresses zstd on the fly when the data starts with a zstd frame (so `.zst` files and
  * compressed pipes need no flag), and an output stream that writes a file atomically
  * (temporary sibling, fsync, rename, fsync of the directory) or standard output, optionally
- * zstd-compressed. Both buffer, so callers may read and write in small pieces cheaply. */
+ * zstd-compressed. Both buffer, so callers may read and write in small pieces cheaply; the
+ * compression and decompression are zstream.c's (a decoder thread reads ahead of the caller). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,25 +13,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "error.h"
 #include "io.h"
 #include "stream.h"
 #include "vdb_io.h"
+#include "zstream.h"
 
 static const unsigned char zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 
 struct vdb_istream {
 	int fd;
 	vdb_cancel cancel;
-	ZSTD_DCtx *dctx; /* NULL: plain */
-	unsigned char *inbuf;
-	size_t incap;
-	ZSTD_inBuffer in; /* plain streams keep the sniffed first bytes here */
-	int frame_end;    /* zstd: the last call ended a frame (a clean place to stop) */
-	int more;         /* zstd: the last call filled the output: more may be buffered */
-	uint64_t raw;     /* bytes read from fd */
+	vdb_zreader *z;   /* NULL: plain */
+	unsigned char sniffed[4]; /* a plain stream's first bytes, handed out first */
+	size_t nsniffed, sniff_pos;
+	uint64_t raw;     /* bytes read from fd (plain streams) */
 };
 
 /* How often a read that waits for input asks the caller's cancel whether to stop: a
@@ -70,29 +68,22 @@ vdb_status vdb_istream_open(int fd, const vdb_cancel *cancel,
 	s->fd = fd;
 	if (cancel)
 		s->cancel = *cancel;
-	s->incap = ZSTD_DStreamInSize();
-	s->inbuf = malloc(s->incap);
-	vdb_status st = VDB_ENOMEM;
-	if (!s->inbuf) {
-		vdb_err_nomem(err);
-		goto fail;
-	}
 	/* Sniff the first bytes: a zstd frame starts with its magic number. */
 	size_t n = 0;
+	vdb_status st = VDB_OK;
 	while (n < sizeof zstd_magic) {
 		size_t got = 0;
-		if ((st = raw_read(s, s->inbuf + n, sizeof zstd_magic - n, &got, err)))
+		if ((st = raw_read(s, s->sniffed + n, sizeof zstd_magic - n, &got, err)))
 			goto fail;
 		if (!got)
 			break;
 		n += got;
 	}
-	s->in = (ZSTD_inBuffer){s->inbuf, n, 0};
-	if (n == sizeof zstd_magic && !memcmp(s->inbuf, zstd_magic, n)) {
-		if (!(s->dctx = ZSTD_createDCtx())) {
-			st = vdb_err_nomem(err);
+	s->nsniffed = n;
+	if (n == sizeof zstd_magic && !memcmp(s->sniffed, zstd_magic, n)) {
+		if ((st = vdb_zreader_open(fd, NULL, cancel, &s->z, err)))
 			goto fail;
-		}
+		vdb_zreader_prefix(s->z, s->sniffed, n);
 	}
 	*out = s;
 	return VDB_OK;
@@ -103,48 +94,22 @@ fail:
 
 vdb_status vdb_istream_read(vdb_istream *s, void *buf, size_t cap, size_t *got, vdb_error *err)
 {
-	if (!s->dctx) {
-		if (s->in.pos < s->in.size) { /* the sniffed bytes first */
-			size_t n = s->in.size - s->in.pos;
-			n = n < cap ? n : cap;
-			memcpy(buf, (const char *)s->in.src + s->in.pos, n);
-			s->in.pos += n;
-			*got = n;
-			return VDB_OK;
-		}
-		return raw_read(s, buf, cap, got, err);
+	if (s->z) {
+		const void *p;
+		vdb_status st = vdb_zreader_next(s->z, cap, &p, got, NULL, err);
+		if (!st && *got)
+			memcpy(buf, p, *got);
+		return st;
 	}
-	for (;;) {
-		if (s->in.pos < s->in.size || s->more) {
-			ZSTD_outBuffer o = {buf, cap, 0};
-			size_t pos = s->in.pos;
-			size_t r = ZSTD_decompressStream(s->dctx, &o, &s->in);
-			if (ZSTD_isError(r))
-				return vdb_err(err, VDB_EDATA, "zstd: %s", ZSTD_getErrorName(r));
-			/* A call that neither consumed nor produced anything (a flush after the
-			 * output filled up exactly) says nothing about where the frame is. */
-			if (o.pos || s->in.pos != pos)
-				s->frame_end = r == 0;
-			s->more = o.pos == o.size;
-			if (o.pos) {
-				*got = o.pos;
-				return VDB_OK;
-			}
-			if (s->in.pos < s->in.size)
-				continue;
-		}
-		size_t n = 0;
-		vdb_status st = raw_read(s, s->inbuf, s->incap, &n, err);
-		if (st)
-			return st;
-		if (n == 0) {
-			if (!s->frame_end)
-				return vdb_err(err, VDB_EDATA, "zstd: the compressed data is truncated");
-			*got = 0;
-			return VDB_OK;
-		}
-		s->in = (ZSTD_inBuffer){s->inbuf, n, 0};
+	if (s->sniff_pos < s->nsniffed) { /* the sniffed bytes first */
+		size_t n = s->nsniffed - s->sniff_pos;
+		n = n < cap ? n : cap;
+		memcpy(buf, s->sniffed + s->sniff_pos, n);
+		s->sniff_pos += n;
+		*got = n;
+		return VDB_OK;
 	}
+	return raw_read(s, buf, cap, got, err);
 }
 
 vdb_status vdb_istream_read_full(vdb_istream *s, void *buf, size_t n, size_t *got,
@@ -170,17 +135,17 @@ int vdb_istream_file(vdb_istream *s, uint64_t *offset, uint64_t *size)
 {
 	struct stat st;
 	off_t pos;
-	if (s->dctx || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (s->z || fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (pos = lseek(s->fd, 0, SEEK_CUR)) < 0)
 		return -1;
 	/* Sniffed bytes not yet handed out are given back to the file. */
-	size_t pending = s->in.size - s->in.pos;
+	size_t pending = s->nsniffed - s->sniff_pos;
 	if (pending) {
 		if ((uint64_t)pos < pending || lseek(s->fd, pos - (off_t)pending, SEEK_SET) < 0)
 			return -1;
 		pos -= (off_t)pending;
 		s->raw -= pending;
-		s->in.pos = s->in.size;
+		s->sniff_pos = s->nsniffed;
 	}
 	*offset = (uint64_t)pos;
 	*size = (uint64_t)st.st_size;
@@ -197,7 +162,9 @@ vdb_status vdb_istream_skip(vdb_istream *s, uint64_t n, vdb_error *err)
 
 int vdb_istream_ready(vdb_istream *s)
 {
-	if (s->in.pos < s->in.size || s->more)
+	if (s->z)
+		return vdb_zreader_ready(s->z);
+	if (s->sniff_pos < s->nsniffed)
 		return 1;
 	struct pollfd p = {s->fd, POLLIN, 0};
 	return poll(&p, 1, 0) > 0;
@@ -205,20 +172,19 @@ int vdb_istream_ready(vdb_istream *s)
 
 int vdb_istream_compressed(const vdb_istream *s)
 {
-	return s->dctx != NULL;
+	return s->z != NULL;
 }
 
 uint64_t vdb_istream_raw_bytes(const vdb_istream *s)
 {
-	return s->raw;
+	return s->z ? vdb_zreader_raw_bytes(s->z) : s->raw;
 }
 
 void vdb_istream_close(vdb_istream *s)
 {
 	if (!s)
 		return;
-	ZSTD_freeDCtx(s->dctx);
-	free(s->inbuf);
+	vdb_zreader_free(s->z);
 	free(s);
 }
 
@@ -231,12 +197,14 @@ struct vdb_ostream {
 	char *path; /* NULL: standard output */
 	vdb_tmpfile *tmp; /* the temporary renamed over path at finish; NULL: path is a device
 			   * or FIFO written in place */
-	ZSTD_CCtx *cctx;
-	char *buf, *zbuf;
-	size_t len, zcap;
+	vdb_zwriter *z; /* compressing: the buffer's bytes go through it to put() */
+	char *buf;
+	size_t len;
 	int failed, finished;
 	int fast; /* no fsyncs at finish (vdb_ostream_set_durable) */
 };
+
+static vdb_status put(void *ctx, const void *p, size_t n, vdb_error *err);
 
 vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out, vdb_error *err)
 {
@@ -247,13 +215,6 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 	vdb_status st = VDB_ENOMEM;
 	if (!(s->buf = malloc(OSTREAM_BUF)))
 		goto nomem;
-	if (zstd_level) {
-		s->zcap = ZSTD_CStreamOutSize();
-		if (!(s->cctx = ZSTD_createCCtx()) || !(s->zbuf = malloc(s->zcap)))
-			goto nomem;
-		ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, zstd_level);
-		ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
-	}
 	if (path && strcmp(path, "-")) {
 		/* A device or FIFO is written in place, a link is followed (vdb_output_resolve). */
 		int fd;
@@ -278,6 +239,11 @@ vdb_status vdb_ostream_open(const char *path, int zstd_level, vdb_ostream **out,
 		s->fd = s->tmp->fd;
 	}
 done:
+	if (zstd_level) {
+		if ((st = vdb_zwriter_open(s->fd, "output", zstd_level, 0, &s->z, err)))
+			goto fail;
+		vdb_zwriter_set_sink(s->z, put, s);
+	}
 	*out = s;
 	return VDB_OK;
 nomem:
@@ -292,8 +258,9 @@ static const char *oname(const vdb_ostream *s)
 	return s->tmp ? s->tmp->tmp : s->path ? s->path : "standard output";
 }
 
-static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
+static vdb_status put(void *ctx, const void *p, size_t n, vdb_error *err)
 {
+	vdb_ostream *s = ctx;
 	if (vdb_write_all(s->fd, p, n) < 0) {
 		s->failed = 1;
 		if (!s->path)
@@ -303,40 +270,20 @@ static vdb_status put(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
 	return VDB_OK;
 }
 
-/* Passes p[0..n) on, through the compressor when there is one; `end` closes the frame. */
-static vdb_status emit(vdb_ostream *s, const void *p, size_t n, int end, vdb_error *err)
+/* Passes p[0..n) on, through the compressor when there is one. */
+static vdb_status emit(vdb_ostream *s, const void *p, size_t n, vdb_error *err)
 {
-	if (!s->cctx)
-		return n ? put(s, p, n, err) : VDB_OK;
-	ZSTD_inBuffer in = {p, n, 0};
-	for (;;) {
-		ZSTD_outBuffer o = {s->zbuf, s->zcap, 0};
-		size_t left = ZSTD_compressStream2(s->cctx, &o, &in, end ? ZSTD_e_end : ZSTD_e_continue);
-		if (ZSTD_isError(left)) {
-			s->failed = 1;
-			return vdb_err(err, VDB_EINTERNAL, "zstd: %s", ZSTD_getErrorName(left));
-		}
-		if (o.pos && put(s, s->zbuf, o.pos, err))
-			return VDB_EIO;
-		if (end ? left == 0 : in.pos == in.size)
-			return VDB_OK;
-	}
-}
-
-static void emit_flush(vdb_ostream *s)
-{
-	ZSTD_inBuffer in = {NULL, 0, 0};
-	for (;;) {
-		ZSTD_outBuffer o = {s->zbuf, s->zcap, 0};
-		size_t left = ZSTD_compressStream2(s->cctx, &o, &in, ZSTD_e_flush);
-		if (ZSTD_isError(left) || (o.pos && put(s, s->zbuf, o.pos, NULL)) || left == 0)
-			return;
-	}
+	if (!n)
+		return VDB_OK;
+	vdb_status st = s->z ? vdb_zwriter_write(s->z, p, n, err) : put(s, p, n, err);
+	if (st)
+		s->failed = 1;
+	return st;
 }
 
 static vdb_status flush_buf(vdb_ostream *s, vdb_error *err)
 {
-	vdb_status st = emit(s, s->buf, s->len, 0, err);
+	vdb_status st = emit(s, s->buf, s->len, err);
 	s->len = 0;
 	return st;
 }
@@ -353,7 +300,7 @@ vdb_status vdb_ostream_write(vdb_ostream *s, const void *p, size_t n, vdb_error 
 	if (flush_buf(s, err))
 		return VDB_EIO;
 	if (n >= OSTREAM_BUF / 2)
-		return emit(s, p, n, 0, err); /* large pieces go straight through */
+		return emit(s, p, n, err); /* large pieces go straight through */
 	memcpy(s->buf, p, n);
 	s->len = n;
 	return VDB_OK;
@@ -363,8 +310,10 @@ vdb_status vdb_ostream_finish(vdb_ostream *s, vdb_error *err)
 {
 	if (s->failed)
 		return vdb_err(err, VDB_EIO, "write %s: an earlier write failed", oname(s));
-	if (flush_buf(s, err) || (s->cctx && emit(s, NULL, 0, 1, err)))
+	if (flush_buf(s, err) || (s->z && vdb_zwriter_finish(s->z, err))) {
+		s->failed = 1;
 		return err ? err->code : VDB_EIO;
+	}
 	if (!s->path) {
 		s->finished = 1;
 		return VDB_OK;
@@ -402,13 +351,12 @@ void vdb_ostream_close(vdb_ostream *s)
 	/* Standard output streams: what was written before a failure elsewhere still goes out,
 	 * as it would have without the buffer (a compressed stream is flushed, not ended, so
 	 * its reader sees it is incomplete). */
-	if (!s->path && !s->finished && !s->failed && !flush_buf(s, NULL) && s->cctx)
-		emit_flush(s);
+	if (!s->path && !s->finished && !s->failed && !flush_buf(s, NULL) && s->z)
+		vdb_zwriter_flush(s->z, NULL);
 	if (s->tmp)
 		vdb_tmpfile_discard(s->tmp); /* an unfinished output never appears under its name */
-	ZSTD_freeCCtx(s->cctx);
+	vdb_zwriter_free(s->z);
 	free(s->buf);
-	free(s->zbuf);
 	free(s->path);
 	free(s->tmp);
 	free(s);

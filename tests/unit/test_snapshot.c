@@ -10,7 +10,7 @@
 
 #include "snapshot/amanifest.h"
 #include "snapshot/tar.h"
-#include "snapshot/zio.h"
+#include "util/zstream.h"
 
 Test(tar, header_round_trip)
 {

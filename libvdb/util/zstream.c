@@ -1,21 +1,23 @@
-/* zstd streams. The writer produces one frame with a content checksum (so `zstd -t` and
- * every reader detect corruption) and optional worker threads. The reader treats its input
- * as hostile: the frame window is capped (ZSTD_d_windowLogMax) so a crafted header cannot
- * make it allocate gigabytes, and the caller sets an output budget from the archive's own
- * manifest, so a small archive cannot expand into an unbounded stream. */
-#include "zio.h"
+/* libvdb's one zstd stream layer, used by the byte streams of the formats (stream.c) and by
+ * snapshot archives. The writer produces one frame with a content checksum (so `zstd -t`
+ * and every reader detect corruption) and optional worker threads. The reader treats its
+ * input as hostile: the frame window is capped (ZSTD_d_windowLogMax) so a crafted header
+ * cannot make it allocate gigabytes, and an archive's reader sets an output budget from the
+ * archive's own manifest, so a small archive cannot expand into an unbounded stream. */
+#include "zstream.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
-#include "../util/error.h"
-#include "../util/io.h"
+#include "error.h"
+#include "io.h"
 
 struct vdb_zwriter {
 	ZSTD_CCtx *cctx;
@@ -25,6 +27,8 @@ struct vdb_zwriter {
 	size_t out_cap;
 	uint64_t bytes_out;
 	uint64_t synced; /* bytes whose writeback was started */
+	vdb_zsink sink;  /* NULL: write to fd */
+	void *sink_ctx;
 };
 
 vdb_status vdb_zwriter_open(int fd, const char *what, int level, int threads,
@@ -66,18 +70,35 @@ static vdb_status compress(vdb_zwriter *w, const void *p, size_t n, ZSTD_EndDire
 		size_t left = ZSTD_compressStream2(w->cctx, &o, &in, mode);
 		if (ZSTD_isError(left))
 			return vdb_err(err, VDB_EINTERNAL, "zstd: %s", ZSTD_getErrorName(left));
-		if (o.pos && vdb_write_all(w->fd, w->out, o.pos) < 0)
-			return vdb_err_sys(err, VDB_EIO, "write %s", w->what);
+		if (o.pos && w->sink) {
+			vdb_status st = w->sink(w->sink_ctx, w->out, o.pos, err);
+			if (st)
+				return st;
+		} else if (o.pos) {
+			if (vdb_write_all(w->fd, w->out, o.pos) < 0)
+				return vdb_err_sys(err, VDB_EIO, "write %s", w->what);
+			vdb_start_writeback(w->fd, &w->synced, w->bytes_out + o.pos);
+		}
 		w->bytes_out += o.pos;
-		vdb_start_writeback(w->fd, &w->synced, w->bytes_out);
-		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+		if (mode == ZSTD_e_continue ? in.pos == in.size : left == 0)
 			return VDB_OK;
 	}
+}
+
+void vdb_zwriter_set_sink(vdb_zwriter *w, vdb_zsink sink, void *ctx)
+{
+	w->sink = sink;
+	w->sink_ctx = ctx;
 }
 
 vdb_status vdb_zwriter_write(vdb_zwriter *w, const void *p, size_t n, vdb_error *err)
 {
 	return compress(w, p, n, ZSTD_e_continue, err);
+}
+
+vdb_status vdb_zwriter_flush(vdb_zwriter *w, vdb_error *err)
+{
+	return compress(w, NULL, 0, ZSTD_e_flush, err);
 }
 
 vdb_status vdb_zwriter_finish(vdb_zwriter *w, vdb_error *err)
@@ -123,7 +144,7 @@ struct vdb_zreader {
 	/* Thread side: the decoder. */
 	ZSTD_DCtx *dctx;
 	int fd;
-	const char *what;
+	const char *what; /* NULL: a byte stream's messages ("zstd: ...", VDB_EDATA) */
 	vdb_cancel cancel; /* asked by the decompressing thread too */
 	unsigned char *in;
 	size_t in_cap, in_len, in_pos;
@@ -131,6 +152,7 @@ struct vdb_zreader {
 	int out_full; /* the last call filled its output: the decoder may hold more */
 	size_t last; /* last ZSTD_decompressStream result: 0 when a frame just ended */
 	uint64_t total;
+	_Atomic uint64_t raw; /* bytes read from fd (and given as the prefix) */
 	unsigned char first[512]; /* the input's first bytes, to say what it is when not zstd */
 	size_t nfirst;
 	/* Shared, under mu. */
@@ -178,6 +200,34 @@ vdb_status vdb_zreader_open(int fd, const char *what, const vdb_cancel *cancel,
 	return VDB_OK;
 }
 
+void vdb_zreader_prefix(vdb_zreader *r, const void *p, size_t n)
+{
+	memcpy(r->in, p, n);
+	r->in_len = n;
+	r->in_pos = 0;
+	memcpy(r->first, p, n);
+	r->nfirst = n;
+	atomic_store(&r->raw, (uint64_t)n);
+}
+
+int vdb_zreader_ready(vdb_zreader *r)
+{
+	const zslot *s = &r->slot[r->head];
+	pthread_mutex_lock(&r->mu);
+	int ready = r->started > 0 && s->full &&
+		    (r->pos < s->len || s->end != Z_MORE || r->slot[(r->head + 1) % SLOTS].full);
+	pthread_mutex_unlock(&r->mu);
+	if (ready)
+		return 1;
+	struct pollfd p = {r->fd, POLLIN, 0};
+	return poll(&p, 1, 0) != 0;
+}
+
+uint64_t vdb_zreader_raw_bytes(const vdb_zreader *r)
+{
+	return atomic_load(&((vdb_zreader *)r)->raw);
+}
+
 void vdb_zreader_set_budget(vdb_zreader *r, uint64_t max_out)
 {
 	pthread_mutex_lock(&r->mu);
@@ -208,17 +258,28 @@ static int not_zstd(const vdb_zreader *r, const char **why)
 	return 1;
 }
 
-/* Waits until fd is readable or the reader is stopped (a pipe may stay silent). */
+/* Waits until fd is readable, or the reader is stopped or cancelled (a pipe may stay
+ * silent). */
 static int wait_input(vdb_zreader *r)
 {
 	for (;;) {
-		if (stopping(r))
+		if (stopping(r) || vdb_cancelled(&r->cancel))
 			return -1;
 		struct pollfd p = {r->fd, POLLIN, 0};
 		int n = poll(&p, 1, 100);
 		if (n != 0)
 			return 0; /* readable, at end, or an error that read() will report */
 	}
+}
+
+/* Whether decompressing more needs no wait for input: input or output is buffered, or fd
+ * is readable. */
+static int input_ready(vdb_zreader *r)
+{
+	if (r->in_pos < r->in_len || r->eof || r->out_full)
+		return 1;
+	struct pollfd p = {r->fd, POLLIN, 0};
+	return poll(&p, 1, 0) != 0;
 }
 
 /* Thread side: decompresses more into the free end of slot s. Z_MORE when it produced
@@ -241,6 +302,7 @@ static enum zend refill(vdb_zreader *r, zslot *s)
 			r->in_len = (size_t)got;
 			r->in_pos = 0;
 			r->eof = got == 0;
+			atomic_fetch_add(&r->raw, (uint64_t)got);
 			size_t keep = sizeof r->first - r->nfirst;
 			keep = keep < (size_t)got ? keep : (size_t)got;
 			memcpy(r->first + r->nfirst, r->in, keep);
@@ -293,7 +355,9 @@ static void *decompress_ahead(void *arg)
 			return NULL;
 		s->len = 0;
 		s->end = Z_MORE;
-		while (s->len < SLOT_SIZE && s->end == Z_MORE)
+		/* A slot goes to the caller full, at the end, or when the input has nothing more
+		 * ready: a slow producer's data is not held back until a megabyte is there. */
+		while (s->len < SLOT_SIZE && s->end == Z_MORE && !(s->len && !input_ready(r)))
 			s->end = refill(r, s);
 		pthread_mutex_lock(&r->mu);
 		s->full = 1;
@@ -304,8 +368,28 @@ static void *decompress_ahead(void *arg)
 	}
 }
 
+/* How a byte stream's decoding ended, in its own words: the caller names the input. */
+static vdb_status stream_ended(const zslot *s, vdb_error *err)
+{
+	switch (s->end) {
+	case Z_MORE:
+	case Z_END: return VDB_OK;
+	case Z_TRUNCATED: return vdb_err(err, VDB_EDATA, "zstd: the compressed data is truncated");
+	case Z_NOT_ZSTD:
+	case Z_DAMAGED: return vdb_err(err, VDB_EDATA, "zstd: %s", s->why);
+	case Z_WINDOW:
+		return vdb_err(err, VDB_EDATA, "zstd: the frame's window is over the 128 MiB limit");
+	case Z_BUDGET: return vdb_err(err, VDB_EDATA, "zstd: more data than allowed");
+	case Z_IO: errno = s->err_no; return vdb_err_sys(err, VDB_EIO, "read");
+	case Z_INTR: return vdb_err(err, VDB_EINTR, "interrupted");
+	}
+	return vdb_err(err, VDB_EINTERNAL, "unknown reader state");
+}
+
 static vdb_status ended(vdb_zreader *r, const zslot *s, const char *entry, vdb_error *err)
 {
+	if (!r->what)
+		return stream_ended(s, err);
 	switch (s->end) {
 	case Z_MORE:
 	case Z_END: return VDB_OK;
