@@ -140,7 +140,7 @@ static vdb_status write_record(outputs *o, const vdb_record *rec, vdb_error *err
 			return st;
 	}
 	if (o->ids) {
-		if ((st = vdb_id_append_arg(&o->t, &rec->id, err)) || vdb_text_append(&o->t, "\n", 1))
+		if ((st = vdb_id_append_text(&o->t, &rec->id, err)) || vdb_text_append(&o->t, "\n", 1))
 			return st ? st : nomem(err);
 		if ((st = put_text(o->ids, &o->t, err)))
 			return st;
@@ -279,6 +279,7 @@ int main(int argc, char **argv)
 		return cli_fail(&err);
 	}
 	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
 	o.dim = cfg.dim;
 	uint64_t count = 0;

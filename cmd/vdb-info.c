@@ -141,6 +141,7 @@ static int describe(const char *db, const char *name, int json)
 	if (vdb_collection_open(db, name, &c, &err))
 		return cli_fail(&err);
 	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(c, &cfg);
 	vdb_collection_stats s;
 	int rc = EXIT_OK;

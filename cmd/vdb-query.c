@@ -79,7 +79,7 @@ static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
 	vdb_error err;
 	vdb_id id;
 	vdb_record rec;
-	if (vdb_id_parse_arg(text, &id, &err))
+	if (vdb_id_parse_text(text, &id, &err))
 		return cli_usage_error("--id: %s", err.message);
 	vdb_status st = vdb_get(c, &id, &rec, &err);
 	if (st == VDB_ENOENT) {
@@ -222,6 +222,7 @@ int main(int argc, char **argv)
 		return cli_fail(&err);
 	}
 	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
 	int rc = EXIT_OK;
 	vdb_text out = {0};

@@ -419,7 +419,7 @@ vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has, vdb
 	if (memchr(s, 0, n))
 		return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": the id holds a NUL byte",
 			       r->rec_line);
-	if ((st = vdb_id_parse_arg(r->idbuf.data, &rec->id, err)))
+	if ((st = vdb_id_parse_text(r->idbuf.data, &rec->id, err)))
 		return with_line(r, st, err);
 	char name[64];
 	if (!r->numeric) {

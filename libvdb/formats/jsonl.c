@@ -708,7 +708,7 @@ const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len)
 	return p->has_filter ? p->filter.data : NULL;
 }
 
-vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err)
+vdb_status vdb_id_parse_text(const char *text, vdb_id *out, vdb_error *err)
 {
 	size_t n = strlen(text);
 	if (n == 0)
@@ -844,7 +844,7 @@ vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t le
 	return VDB_OK;
 }
 
-vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err)
+vdb_status vdb_id_append_text(vdb_text *t, const vdb_id *id, vdb_error *err)
 {
 	if (id->is_string && (memchr(id->str, '\n', id->len) || memchr(id->str, '\r', id->len)))
 		return vdb_err(err, VDB_EDATA, "string id holds a line break: not representable one "

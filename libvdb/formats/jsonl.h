@@ -11,7 +11,7 @@
 vdb_status jsonl_parse_vector_text(vdb_jsonl_parser *p, const char *s, size_t len,
 				   const char *field, const float **vec, vdb_error *err);
 
-/* vdb_id_append_arg for a field that may hold line breaks (a quoted CSV field): the same
+/* vdb_id_append_text for a field that may hold line breaks (a quoted CSV field): the same
  * text, line breaks allowed. */
 vdb_status jsonl_append_id_field(vdb_text *t, const vdb_id *id, vdb_error *err);
 

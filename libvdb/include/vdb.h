@@ -184,6 +184,7 @@ VDB_API const char *vdb_field_type_name(vdb_field_type t);
 VDB_API vdb_status vdb_field_type_parse(const char *name, vdb_field_type *out, vdb_error *err);
 
 typedef struct vdb_collection_config {
+	size_t size; /* sizeof the struct, set by vdb_collection_config_init: lets later versions add fields */
 	uint32_t dim;
 	vdb_metric metric;
 	/* Bytes of unsealed (write-ahead-logged) data after which the writer seals them into an
@@ -197,7 +198,9 @@ typedef struct vdb_collection_config {
 } vdb_collection_config;
 
 /* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB, HNSW with m 16 and
- * ef_construction 200, no payload indexes. */
+ * ef_construction 200, no payload indexes. A config passed to vdb_collection_create, or
+ * filled by vdb_collection_get_config and vdb_writer_get_config, is initialized by this
+ * first: its size tells the library how much of the struct the caller's version has. */
 VDB_API void vdb_collection_config_init(vdb_collection_config *cfg);
 
 /* "hnsw", "flat" <-> enum. Parse errors: VDB_EINVAL, as vdb_field_type_parse. */

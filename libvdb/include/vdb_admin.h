@@ -66,8 +66,10 @@ VDB_API vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_op
 					   const char *path, vdb_snapshot_stats *stats,
 					   vdb_error *err);
 
-/* Cron mode: snapshots in a directory, named vdb-YYYYMMDDTHHMMSSZ.tar.zst (UTC). */
+/* A directory of snapshots with rotation (what a cron job runs): each named
+ * vdb-YYYYMMDDTHHMMSSZ.tar.zst (UTC). */
 typedef struct vdb_snapshot_rotation {
+	size_t size; /* sizeof the struct, set by vdb_snapshot_rotation_init: lets later versions add fields */
 	/* Keep the newest `keep` snapshots and every snapshot one of them depends on; remove
 	 * the others. 0: remove nothing. */
 	uint64_t keep;

@@ -46,9 +46,11 @@ VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, 
  * NULL when it had none. Valid until the parser's next call. */
 VDB_API const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len);
 
-/* Parses an id given on a command line: a JSON integer or string ("42", "\"doc-1\""), or
- * else any other non-empty word, taken as a string id. The id points into `text`. */
-VDB_API vdb_status vdb_id_parse_arg(const char *text, vdb_id *out, vdb_error *err);
+/* Parses the text form of an id, as a line of an ids file (vdb-ingest --ids, vdb-export
+ * --ids-out) or a command-line argument holds it: a JSON integer or string ("42",
+ * "\"doc-1\""), or else any other non-empty text, taken as a string id. The id points into
+ * `text`. */
+VDB_API vdb_status vdb_id_parse_text(const char *text, vdb_id *out, vdb_error *err);
 
 /* Output: appends to a growable text (like getline: *buf may be NULL and is realloc'd). */
 typedef struct vdb_text {
@@ -92,11 +94,11 @@ VDB_API vdb_status vdb_jsonl_parse_payload(vdb_jsonl_parser *p, const char *line
 					   const char **payload, size_t *payload_len,
 					   vdb_error *err);
 
-/* Appends the id as one word that vdb_id_parse_arg reads back to the same id: integers in
+/* Appends the id as one word that vdb_id_parse_text reads back to the same id: integers in
  * decimal, strings as they are, or between double quotes when bare text would read back
  * differently (all digits, or already quoted). Errors: VDB_EDATA for a
  * string id holding a line break or a backslash inside such quotes (not representable). */
-VDB_API vdb_status vdb_id_append_arg(vdb_text *t, const vdb_id *id, vdb_error *err);
+VDB_API vdb_status vdb_id_append_text(vdb_text *t, const vdb_id *id, vdb_error *err);
 
 /* ---- Byte streams --------------------------------------------------------------------- */
 

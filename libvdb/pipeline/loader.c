@@ -631,7 +631,7 @@ static vdb_status row_id(vdb_loader *l, vdb_id *id, vdb_error *err)
 	if (vdb_text_append(&l->idtext, line, len) || vdb_text_append(&l->idtext, "", 1))
 		return vdb_err_nomem(err);
 	int nul = memchr(line, 0, len) != NULL;
-	if (nul || vdb_id_parse_arg(l->idtext.data, id, err)) {
+	if (nul || vdb_id_parse_text(l->idtext.data, id, err)) {
 		if (nul)
 			vdb_err(err, VDB_EDATA, "an id must not hold a NUL byte");
 		return bad_at(err, l->ids.path, "line", l->ids.lines.lineno);
@@ -1111,6 +1111,7 @@ uint64_t vdb_loader_input_bytes(const vdb_loader *l)
 static vdb_status run(vdb_loader *l, vdb_error *err)
 {
 	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
 	vdb_writer_get_config(l->w, &cfg);
 	l->dim = cfg.dim;
 	l->seal_bytes = cfg.seal_bytes;

@@ -472,6 +472,7 @@ vdb_status vdb_query_stream_new(vdb_collection *c, const vdb_query_stream_option
 	if (!s)
 		return vdb_err_nomem(err);
 	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(c, &cfg);
 	s->c = c;
 	s->dim = cfg.dim;

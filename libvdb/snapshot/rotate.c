@@ -27,6 +27,7 @@
 void vdb_snapshot_rotation_init(vdb_snapshot_rotation *r)
 {
 	memset(r, 0, sizeof *r);
+	r->size = sizeof *r;
 	r->full_every = 7;
 }
 
@@ -174,9 +175,9 @@ static int match_snapshot_tmp(const char *name, void *ctx, long *pid)
 	       (*pid = vdb_parse_pid(t + strlen(SUFFIX ".tmp-"), '\0', NULL)) > 0;
 }
 
-vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o, const char *dir,
-			     vdb_snapshot_rotation *r, char *written, size_t cap,
-			     vdb_snapshot_stats *stats, vdb_error *err)
+static vdb_status snapshot_into(const char *db, const vdb_snapshot_options *o, const char *dir,
+				vdb_snapshot_rotation *r, char *written, size_t cap,
+				vdb_snapshot_stats *stats, vdb_error *err)
 {
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", dir);
@@ -226,5 +227,21 @@ vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o, cons
 		}
 	}
 	free(f);
+	return st;
+}
+
+vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o, const char *dir,
+			     vdb_snapshot_rotation *r, char *written, size_t cap,
+			     vdb_snapshot_stats *stats, vdb_error *err)
+{
+	vdb_snapshot_rotation local;
+	vdb_snapshot_rotation_init(&local);
+	vdb_status st = vdb_options_take(&local, sizeof local, r, "rotation", err);
+	if (st)
+		return st;
+	st = snapshot_into(db, o, dir, &local, written, cap, stats, err);
+	/* The outputs every version of the struct has. */
+	r->pruned = local.pruned;
+	r->incremental = local.incremental;
 	return st;
 }

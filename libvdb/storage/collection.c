@@ -7,6 +7,7 @@
 
 #include "../index/filter.h"
 #include "../util/error.h"
+#include "config.h"
 #include "ids.h"
 #include "search.h"
 #include "state.h"
@@ -65,7 +66,7 @@ void vdb_collection_close(vdb_collection *c)
 
 void vdb_collection_get_config(const vdb_collection *c, vdb_collection_config *out)
 {
-	*out = c->st.cfg;
+	vdb_config_copy_out(&c->st.cfg, out);
 }
 
 uint64_t vdb_collection_count(const vdb_collection *c)

@@ -35,6 +35,7 @@ int vdb_config_get_u64(const cJSON *o, const char *key, uint64_t max, uint64_t *
 
 void vdb_collection_config_init(vdb_collection_config *cfg)
 {
+	cfg->size = sizeof *cfg;
 	cfg->dim = 0;
 	cfg->metric = VDB_METRIC_L2;
 	cfg->seal_bytes = DEFAULT_SEAL_BYTES;
@@ -247,4 +248,13 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 	cJSON_Delete(root);
 	free(data);
 	return st;
+}
+
+void vdb_config_copy_out(const vdb_collection_config *cfg, vdb_collection_config *out)
+{
+	size_t n = out->size;
+	if (n < offsetof(vdb_collection_config, dim) + sizeof out->dim || n > sizeof *out)
+		n = sizeof *out; /* not initialized: this header's struct */
+	memcpy(out, cfg, n);
+	out->size = n;
 }

@@ -14,6 +14,8 @@
 
 /* What is wrong with a configuration (a sentence), or NULL when it is valid. */
 const char *vdb_config_problem(const vdb_collection_config *cfg);
+/* Copies cfg into a caller's struct, as much of it as the caller's size says it has. */
+void vdb_config_copy_out(const vdb_collection_config *cfg, vdb_collection_config *out);
 /* Reads and validates dir/CONFIG. Errors: VDB_ENOENT, VDB_ECORRUPT (names the file). */
 vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err);
 /* The CONFIG file image (header line and body) of a collection named `name`. */

@@ -104,6 +104,12 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 			       "invalid collection name '%s' (use 1-64 of A-Z a-z 0-9 _ . -, not "
 			       "starting with a dot)",
 			       name);
+	vdb_collection_config given;
+	vdb_collection_config_init(&given);
+	vdb_status taken = vdb_options_take(&given, sizeof given, cfg, "collection config", err);
+	if (taken)
+		return taken;
+	cfg = &given;
 	const char *problem = vdb_config_problem(cfg);
 	if (problem)
 		return vdb_err(err, VDB_EINVAL, "%s", problem);

@@ -34,6 +34,7 @@
 #include "../formats/json.h"
 #include "../util/error.h"
 #include "../util/io.h"
+#include "config.h"
 #include "db.h"
 #include "format.h"
 #include "ids.h"
@@ -72,7 +73,7 @@ void vdb_writer_options_init(vdb_writer_options *o)
 
 void vdb_writer_get_config(const vdb_writer *w, vdb_collection_config *out)
 {
-	*out = w->st.cfg;
+	vdb_config_copy_out(&w->st.cfg, out);
 }
 
 size_t vdb_writer_pending(const vdb_writer *w)

@@ -64,6 +64,7 @@ static void exercise(const char *db, const char *name, const char *file, long of
 			fail("open's error does not name the file", file, off, kind, err.message);
 	} else {
 		vdb_collection_config cfg;
+		vdb_collection_config_init(&cfg);
 		vdb_collection_get_config(c, &cfg);
 		vdb_cursor *cur;
 		if (vdb_cursor_open(c, &cur, &err) == VDB_OK) {

@@ -642,9 +642,9 @@ Test(formats, id_words_round_trip)
 		vdb_id id = {1, 0, strings[k], strlen(strings[k])}, back;
 		vdb_text t = {0};
 		vdb_error err;
-		cr_assert_eq(vdb_id_append_arg(&t, &id, &err), VDB_OK, "%s", strings[k]);
+		cr_assert_eq(vdb_id_append_text(&t, &id, &err), VDB_OK, "%s", strings[k]);
 		cr_assert_eq(vdb_text_append(&t, "", 1), VDB_OK);
-		cr_assert_eq(vdb_id_parse_arg(t.data, &back, &err), VDB_OK, "%s: %s", t.data,
+		cr_assert_eq(vdb_id_parse_text(t.data, &back, &err), VDB_OK, "%s: %s", t.data,
 			     err.message);
 		cr_assert_eq(vdb_id_compare(&id, &back), 0, "%s came back as %s", strings[k], t.data);
 		vdb_text_free(&t);
@@ -652,11 +652,11 @@ Test(formats, id_words_round_trip)
 	vdb_id num = {0, UINT64_MAX, NULL, 0}, nl = {1, 0, "a\nb", 3}, bs = {1, 0, "1\\2", 3};
 	vdb_text t = {0};
 	vdb_error err;
-	cr_assert_eq(vdb_id_append_arg(&t, &num, &err), VDB_OK);
+	cr_assert_eq(vdb_id_append_text(&t, &num, &err), VDB_OK);
 	cr_assert_eq(t.len, 20);
-	cr_assert_eq(vdb_id_append_arg(&t, &nl, &err), VDB_EDATA);
+	cr_assert_eq(vdb_id_append_text(&t, &nl, &err), VDB_EDATA);
 	cr_assert(strstr(err.message, "line break"));
-	cr_assert_eq(vdb_id_append_arg(&t, &bs, &err), VDB_OK, "not all digits: no quotes needed");
+	cr_assert_eq(vdb_id_append_text(&t, &bs, &err), VDB_OK, "not all digits: no quotes needed");
 	vdb_text_free(&t);
 }
 

@@ -156,14 +156,14 @@ Test(jsonl, command_line_ids)
 {
 	vdb_id id;
 	vdb_error err;
-	cr_assert_eq(vdb_id_parse_arg("42", &id, &err), VDB_OK);
+	cr_assert_eq(vdb_id_parse_text("42", &id, &err), VDB_OK);
 	cr_assert(!id.is_string && id.num == 42);
-	cr_assert_eq(vdb_id_parse_arg("\"42\"", &id, &err), VDB_OK);
+	cr_assert_eq(vdb_id_parse_text("\"42\"", &id, &err), VDB_OK);
 	cr_assert(id.is_string && id.len == 2 && !memcmp(id.str, "42", 2));
-	cr_assert_eq(vdb_id_parse_arg("doc-7", &id, &err), VDB_OK);
+	cr_assert_eq(vdb_id_parse_text("doc-7", &id, &err), VDB_OK);
 	cr_assert(id.is_string && id.len == 5);
-	cr_assert_eq(vdb_id_parse_arg("", &id, &err), VDB_EINVAL);
-	cr_assert_eq(vdb_id_parse_arg("99999999999999999999", &id, &err), VDB_EINVAL);
+	cr_assert_eq(vdb_id_parse_text("", &id, &err), VDB_EINVAL);
+	cr_assert_eq(vdb_id_parse_text("99999999999999999999", &id, &err), VDB_EINVAL);
 }
 
 Test(jsonl, prints_records_exactly)
