@@ -428,9 +428,8 @@ VDB_API vdb_status vdb_writer_delete_where(vdb_writer *w, const vdb_filter *f, u
  * threshold together are stored directly as a segment of their own (after sealing the log's
  * records), written from vectors without further copies: the fast path for bulk loads of
  * vector files. flags: 0, or VDB_ROWS_LAST when no more rows follow (the end of a bulk
- * load): then, in a collection without graphs (index flat), rows of at least a quarter of
- * the threshold are stored directly too, written once instead of logged now and rewritten
- * by the next seal. Errors: those of vdb_writer_upsert and vdb_writer_commit; VDB_EINVAL
+ * load): then the rows are stored directly as a segment whatever their number (with a
+ * graph in an HNSW collection), so that a load leaves no log tail to replay and scan. Errors: those of vdb_writer_upsert and vdb_writer_commit; VDB_EINVAL
  * (pending batch, stride < dim, ids beyond UINT64_MAX). */
 #define VDB_ROWS_LAST 1u
 VDB_API vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float *vectors,

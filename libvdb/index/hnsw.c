@@ -235,7 +235,9 @@ struct builder {
 	pthread_mutex_t glock;
 	uint64_t entry;
 	uint32_t max_level;
-	atomic_uint_fast64_t next;
+	const uint32_t *todo; /* the rows to insert, in order */
+	uint64_t ntodo;
+	atomic_uint_fast64_t next; /* into todo */
 	atomic_int failed;
 };
 
@@ -508,14 +510,14 @@ static void *worker(void *arg)
 		atomic_store(&b->failed, 1);
 	} else {
 		for (;;) {
-			uint64_t q = atomic_fetch_add(&b->next, 1);
-			if (q >= b->rows || atomic_load(&b->failed))
+			uint64_t i = atomic_fetch_add(&b->next, 1);
+			if (i >= b->ntodo || atomic_load(&b->failed))
 				break;
 			next_generation(b, &st);
-			insert(b, &st, &bb, q);
+			insert(b, &st, &bb, b->todo[i]);
 			const vdb_hnsw_build_params *r = ((worker_arg *)arg)->report;
-			if (r && r->progress && q % 1024 == 0)
-				r->progress(r->progress_ctx, q, b->rows);
+			if (r && r->progress && i % 1024 == 0)
+				r->progress(r->progress_ctx, b->rows - b->ntodo + i, b->rows);
 		}
 	}
 	thread_bufs_free(&st, &bb);
@@ -678,6 +680,69 @@ static vdb_status serialize(builder *b, vdb_buf *meta, vdb_buf *l0, vdb_buf *nod
 	return rc ? vdb_err_nomem(err) : VDB_OK;
 }
 
+/* Copies a stored list into a builder list: the mapped links of the rows kept, at most max. */
+static void copy_links(const uint32_t *src, uint32_t max, const vdb_hnsw_graph *g,
+		       const uint32_t *map, uint64_t rows, uint32_t *dst)
+{
+	uint32_t cnt = src[0] < max ? src[0] : max;
+	dst[0] = 0;
+	for (uint32_t k = 1; k <= cnt; k++) {
+		uint32_t nb = src[k];
+		if (nb < g->rows && map[nb] != VDB_HNSW_NO_ROW && map[nb] < rows)
+			dst[1 + dst[0]++] = map[nb];
+	}
+}
+
+/* The level of stored node i, or 0 where its upper lists are out of bounds (damage). */
+static uint32_t stored_level(const vdb_hnsw_graph *g, uint64_t i, uint32_t *off)
+{
+	*off = g->nodes[i];
+	if (*off == NO_UPPER || *off >= g->upper_len)
+		return 0;
+	uint32_t lv = g->upper[*off];
+	if (lv >= VDB_HNSW_MAX_LEVEL || (uint64_t)*off + 1 + (uint64_t)lv * (g->m + 1) > g->upper_len)
+		return 0;
+	return lv;
+}
+
+/* Starts the builder from graph g (see vdb_hnsw_build_params.reuse): its kept nodes take
+ * their levels and links, and are marked in seeded. Returns how many rows it seeded, or
+ * -1 when out of memory. */
+static int64_t reuse_graph(builder *b, const vdb_hnsw_graph *g, const uint32_t *map,
+			   uint8_t *seeded)
+{
+	int64_t n = 0;
+	uint64_t entry = UINT64_MAX;
+	uint32_t e = map[g->entry];
+	int kept_entry = e != VDB_HNSW_NO_ROW && e < b->rows;
+	for (uint64_t i = 0; i < g->rows; i++) {
+		uint32_t r = map[i], off;
+		if (r == VDB_HNSW_NO_ROW || r >= b->rows || seeded[r])
+			continue;
+		uint32_t lv = stored_level(g, i, &off);
+		free(b->up[r]);
+		b->up[r] = NULL;
+		b->level[r] = (uint8_t)lv;
+		if (lv && !(b->up[r] = calloc((size_t)lv * (b->m + 1), 4)))
+			return -1;
+		seeded[r] = 1;
+		n++;
+		copy_links(g->l0 + i * (g->m0 + 1), b->m0, g, map, b->rows, list_of(b, r, 0));
+		for (uint32_t l = 1; l <= lv; l++)
+			copy_links(g->upper + off + 1 + (l - 1) * (g->m + 1), b->m, g, map, b->rows,
+				   list_of(b, r, l));
+		/* The stored entry point, or if it was not kept, the highest kept node. */
+		if (entry == UINT64_MAX || i == g->entry ||
+		    (!kept_entry && lv > b->level[entry]))
+			entry = r;
+	}
+	if (n) {
+		b->entry = entry;
+		b->max_level = b->level[entry];
+	}
+	return n;
+}
+
 /* Build threads: the caller's wish, else one per CPU (at most 64; one for a small graph). */
 static uint32_t thread_count(uint32_t want, uint64_t rows)
 {
@@ -713,12 +778,32 @@ vdb_status vdb_hnsw_build(const vdb_hnsw_space *sp, uint64_t rows, const vdb_hns
 			goto out;
 		}
 	}
-	pthread_mutex_init(&b.glock, NULL);
+	/* The rows to insert: all but the first (the entry point), or all but a reused
+	 * graph's. */
 	b.entry = 0;
 	b.max_level = b.level[0];
-	atomic_init(&b.next, 1);
+	uint8_t *seeded = calloc(rows, 1);
+	uint32_t *todo = malloc(rows * sizeof *todo);
+	int64_t nseeded = 0;
+	if (!seeded || !todo ||
+	    (p->reuse && p->reuse->m == b.m &&
+	     (nseeded = reuse_graph(&b, p->reuse, p->reuse_map, seeded)) < 0)) {
+		free(seeded);
+		free(todo);
+		st = vdb_err_nomem(err);
+		goto out;
+	}
+	if (!nseeded)
+		seeded[0] = 1;
+	for (uint64_t n = 0; n < rows; n++)
+		if (!seeded[n])
+			todo[b.ntodo++] = (uint32_t)n;
+	free(seeded);
+	b.todo = todo;
+	pthread_mutex_init(&b.glock, NULL);
+	atomic_init(&b.next, 0);
 	atomic_init(&b.failed, 0);
-	uint32_t nt = thread_count(p->threads, rows);
+	uint32_t nt = thread_count(p->threads, b.ntodo);
 	pthread_t tid[64];
 	worker_arg arg = {&b, NULL}, self = {&b, p};
 	uint32_t started = 0;
@@ -731,6 +816,7 @@ vdb_status vdb_hnsw_build(const vdb_hnsw_space *sp, uint64_t rows, const vdb_hns
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	pthread_mutex_destroy(&b.glock);
+	free(todo);
 	if (atomic_load(&b.failed) || make_reachable(&b))
 		st = vdb_err_nomem(err);
 	else

@@ -44,7 +44,16 @@ typedef struct vdb_hnsw_build_params {
 	/* Optional: called now and then from the calling thread with the rows inserted. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/* Optional: a graph over some of the rows to start from (a merge's largest input):
+	 * reuse_map[i] is the row of its node i, or VDB_HNSW_NO_ROW for a row not kept. Its
+	 * nodes keep their levels and links (links to rows not kept are dropped; every node is
+	 * made reachable again at the end), and only the other rows are inserted. Used when its
+	 * m is the build's; ids out of range (damage) are dropped, never followed. */
+	const vdb_hnsw_graph *reuse;
+	const uint32_t *reuse_map;
 } vdb_hnsw_build_params;
+
+#define VDB_HNSW_NO_ROW UINT32_MAX
 
 /* Builds the graph of `rows` vectors with `threads` threads; on success *meta, *l0, *nodes
  * and *upper hold the serialized sections (meta: see hnsw.c). */

@@ -70,7 +70,7 @@ void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtabl
 {
 	ctx->mt = mt;
 	ctx->i = 0;
-	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL, 0};
+	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL, 0, NULL, NULL};
 }
 
 static void block_rewind(void *ctx)
@@ -94,7 +94,7 @@ void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *
 			 size_t stride, uint64_t first, uint64_t n)
 {
 	*ctx = (vdb_block_rows){vectors, stride, first, n, 0};
-	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL, 0};
+	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL, 0, NULL, NULL};
 }
 
 static void seg_rewind(void *ctx)
@@ -132,11 +132,46 @@ static int seg_next(void *ctx, vdb_record *rec, uint64_t *hash, vdb_error *err)
 void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment *segs,
 		       size_t nseg, uint32_t dim)
 {
-	*ctx = (vdb_seg_rows){segs, nseg, 0, 0, dim};
+	*ctx = (vdb_seg_rows){segs, nseg, 0, 0, dim, NULL};
 	uint64_t rows = 0;
 	for (size_t i = 0; i < nseg; i++)
 		rows += segs[i].rows - segs[i].ndead;
-	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL, 0};
+	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL, 0, NULL, NULL};
+}
+
+int vdb_seg_rows_reuse_graph(vdb_row_source *src, vdb_seg_rows *ctx)
+{
+	const vdb_segment *best = NULL;
+	uint64_t first = 0, best_first = 0; /* output row of each segment's first live row */
+	for (size_t i = 0; i < ctx->nseg; i++) {
+		const vdb_segment *g = &ctx->segs[i];
+		uint64_t live = g->rows - g->ndead;
+		if (g->has_graph && g->ndead <= g->rows / 4 && live > 0 &&
+		    (!best || live > best->rows - best->ndead)) {
+			best = g;
+			best_first = first;
+		}
+		first += live;
+	}
+	if (!best || src->rows > VDB_HNSW_NO_ROW)
+		return 0;
+	uint32_t *map = malloc(best->rows * sizeof *map);
+	if (!map)
+		return -1;
+	uint64_t out = best_first;
+	for (uint64_t r = 0; r < best->rows; r++)
+		map[r] = vdb_segment_is_dead(best, r) ? VDB_HNSW_NO_ROW : (uint32_t)out++;
+	free(ctx->reuse_map);
+	ctx->reuse_map = map;
+	src->reuse_graph = &best->graph;
+	src->reuse_map = map;
+	return 0;
+}
+
+void vdb_seg_rows_free(vdb_seg_rows *ctx)
+{
+	free(ctx->reuse_map);
+	ctx->reuse_map = NULL;
 }
 
 /* ---- writing ---- */
@@ -410,8 +445,14 @@ static int write_graph(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, (const float *)((const char *)map + v->off),
 			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL};
 	uint64_t rows = src->rows;
-	vdb_hnsw_build_params p = {cfg->m, cfg->ef_construction, src->threads, seed,
-				   src->progress, src->progress_ctx};
+	vdb_hnsw_build_params p = {.m = cfg->m,
+				   .ef_construction = cfg->ef_construction,
+				   .threads = src->threads,
+				   .seed = seed,
+				   .progress = src->progress,
+				   .progress_ctx = src->progress_ctx,
+				   .reuse = src->reuse_graph,
+				   .reuse_map = src->reuse_map};
 	vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, upper = VDB_BUF_INIT;
 	int rc = vdb_hnsw_build(&sp, rows, &p, &meta, &l0, &nodes, &upper, o->err) ? -1 : 0;
 	munmap(map, maplen);

@@ -62,6 +62,10 @@ typedef struct vdb_row_source {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	uint32_t threads; /* for the graph build; 0: one per CPU */
+	/* Optional: a graph over some of the rows to start the build from (see
+	 * vdb_hnsw_build_params.reuse). */
+	const vdb_hnsw_graph *reuse_graph;
+	const uint32_t *reuse_map;
 } vdb_row_source;
 
 /* Row sources: the live upserts of a memtable in first-seen order; the live rows of a run
@@ -87,9 +91,17 @@ typedef struct vdb_seg_rows {
 	size_t nseg, g;
 	uint64_t row;
 	uint32_t dim;
+	uint32_t *reuse_map; /* owned: see vdb_seg_rows_reuse_graph */
 } vdb_seg_rows;
 void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment *segs,
 		       size_t nseg, uint32_t dim);
+/* Lets the graph of the run's largest segment seed the merged segment's graph, so that a
+ * merge inserts the other rows instead of building from nothing. Chosen: the segment with
+ * the most live rows that has a graph and at most a quarter of its rows deleted (links to
+ * deleted rows are dropped, and many dropped links would cost recall). Returns -1 when out
+ * of memory (src unchanged). Free with vdb_seg_rows_free. */
+int vdb_seg_rows_reuse_graph(vdb_row_source *src, vdb_seg_rows *ctx);
+void vdb_seg_rows_free(vdb_seg_rows *ctx);
 
 /* Writes src as dir/seg-<number>.vdb (temp name, fsync, rename; the caller fsyncs dir),
  * with norms for cosine, the collection's payload indexes and, for an HNSW collection of at

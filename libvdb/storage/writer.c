@@ -456,12 +456,11 @@ vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, const float 
 		w->not_found = 0;
 		return st;
 	}
-	/* The last rows of a load go straight to a segment when that costs no more than
-	 * logging them: no graph to build, and large enough to sit one merge tier below a
-	 * full segment. */
+	/* The last rows of a load go straight to a segment too, with its graph: a load leaves
+	 * no log tail, which every reader would replay and scan exactly (the merge policy
+	 * takes care of small segments). */
 	uint64_t bytes = (uint64_t)n * dim * sizeof(float), seal = w->st.cfg.seal_bytes;
-	if (bytes >= seal || ((flags & VDB_ROWS_LAST) && w->st.cfg.index == VDB_INDEX_FLAT &&
-			      bytes >= seal / MERGE_FACTOR))
+	if (bytes >= seal || (flags & VDB_ROWS_LAST))
 		return seal_block(w, first_id, vectors, stride, n, err);
 	for (size_t i = 0; i < n; i++) {
 		vdb_id id = {0, first_id + i, NULL, 0};
@@ -788,18 +787,22 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 	nm.segs = calloc(s->man.nseg, sizeof *nm.segs);
 	char (*obsolete)[64] = calloc(2 * count, sizeof *obsolete);
 	vdb_status st = VDB_OK;
+	vdb_seg_rows rows = {0};
 	if (!nm.segs || !obsolete) {
 		st = vdb_err_nomem(err);
 		goto out;
 	}
 	vdb_row_source src;
-	vdb_seg_rows rows;
 	vdb_seg_rows_init(&src, &rows, s->segs + first, count, s->cfg.dim);
 	if (w->compacting) {
 		src.progress = w->compact_progress;
 		src.progress_ctx = w->compact_progress_ctx;
 	}
 	src.threads = w->threads;
+	if (s->cfg.index == VDB_INDEX_HNSW && vdb_seg_rows_reuse_graph(&src, &rows)) {
+		st = vdb_err_nomem(err);
+		goto out;
+	}
 	uint64_t segno = nm.next_file++, size = 0;
 	uint32_t crc = 0;
 	if (src.rows && (st = vdb_segment_write(s->dir, segno, &s->cfg, &src, &size, &crc, err)))
@@ -820,6 +823,7 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 out:
 	if (st && st != VDB_ENOMEM)
 		w->failed = 1;
+	vdb_seg_rows_free(&rows);
 	free(nm.segs);
 	free(obsolete);
 	return st;

@@ -550,7 +550,7 @@ Test(hnsw, parallel_builds_leave_every_node_reachable_and_search_finds_the_neare
 	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
 	for (uint64_t seed = 1; seed <= 4; seed++) {
 		/* Two threads: races would show. */
-		vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL};
+		vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL, NULL, NULL};
 		vdb_buf meta = VDB_BUF_INIT, l0 = VDB_BUF_INIT, nodes = VDB_BUF_INIT, up = VDB_BUF_INIT;
 		vdb_error err;
 		cr_assert_eq(vdb_hnsw_build(&sp, N, &p, &meta, &l0, &nodes, &up, &err), VDB_OK);
@@ -635,7 +635,7 @@ static float norm_of(const float *x, size_t dim)
 static vdb_hnsw_graph build_graph(const vdb_hnsw_space *sp, uint64_t rows, uint64_t seed,
 				  vdb_buf bufs[4])
 {
-	vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL}; /* two threads: races show */
+	vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL, NULL, NULL}; /* two threads: races show */
 	vdb_error err;
 	for (int i = 0; i < 4; i++)
 		bufs[i] = (vdb_buf)VDB_BUF_INIT;
@@ -810,4 +810,120 @@ Test(hnsw, damaged_graph_header_is_refused)
 	cr_assert_eq(vdb_hnsw_open(meta, 32, l0, sizeof l0, nodes, sizeof nodes, up, sizeof up, 100, &g,
 				   "seg-1.vdb", &err),
 		     VDB_ECORRUPT);
+}
+
+/* Recall@10 of graph g over v[0..n) for Q queries at beam ef, against exact L2. */
+static double graph_recall(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, size_t n,
+			   const float *q, size_t nq, size_t ef)
+{
+	enum { K = 10 };
+	vdb_hnsw_scratch s = {0};
+	size_t hit = 0;
+	float *d = malloc(n * sizeof *d);
+	for (size_t qi = 0; qi < nq; qi++) {
+		const float *x = q + qi * sp->dim;
+		for (size_t i = 0; i < n; i++)
+			d[i] = vdb_l2sq(x, sp->vectors + i * sp->dim, sp->dim);
+		float kth[K];
+		for (size_t k = 0; k < K; k++)
+			kth[k] = INFINITY;
+		for (size_t i = 0; i < n; i++) /* the K smallest, sorted */
+			for (size_t k = 0; k < K; k++)
+				if (d[i] < kth[k]) {
+					memmove(kth + k + 1, kth + k, (K - 1 - k) * sizeof *kth);
+					kth[k] = d[i];
+					break;
+				}
+		vdb_cand *out;
+		size_t got;
+		vdb_error err;
+		cr_assert_eq(vdb_hnsw_search(g, sp, x, 0, NULL, ef, &s, &out, &got, "t", &err), VDB_OK);
+		for (size_t i = 0; i < K && i < got; i++)
+			hit += d[out[i].row] <= kth[K - 1];
+	}
+	free(d);
+	vdb_hnsw_scratch_free(&s);
+	return (double)hit / (double)(nq * K);
+}
+
+/* A merge's build reuses the graph of its largest input: the kept nodes keep their links,
+ * rows of the deleted ones are gone, the new rows are inserted, and the result is as good
+ * as a graph built from nothing. */
+Test(hnsw, a_build_from_a_reused_graph_matches_a_build_from_nothing)
+{
+	enum { OLD = 6000, DELETED = 600, NEW = 3000, DIM = 24, Q = 100 };
+	/* One distribution: the old rows, the new ones, and held-out queries. */
+	float *all = clustered_data(41, OLD + NEW + Q, DIM);
+	float *old = all, *more = all + (size_t)OLD * DIM, *q = more + (size_t)NEW * DIM;
+	vdb_hnsw_space osp = {VDB_METRIC_L2, DIM, old, NULL};
+	vdb_buf obufs[4];
+	vdb_hnsw_graph og = build_graph(&osp, OLD, 1, obufs);
+	/* The merged rows: the old ones but every tenth (deleted), then NEW others. */
+	size_t rows = OLD - DELETED + NEW;
+	float *v = malloc(rows * DIM * sizeof *v);
+	static uint32_t map[OLD];
+	size_t r = 0;
+	for (size_t i = 0; i < OLD; i++) {
+		if (DELETED && i % 10 == 3) {
+			map[i] = VDB_HNSW_NO_ROW;
+			continue;
+		}
+		map[i] = (uint32_t)r;
+		memcpy(v + r++ * DIM, old + i * DIM, DIM * sizeof *v);
+	}
+	memcpy(v + r * DIM, more, NEW * DIM * sizeof *v);
+	cr_assert_eq(r + NEW, rows);
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	vdb_hnsw_build_params p = {16, 200, 2, 7, NULL, NULL, &og, map};
+	vdb_buf b[4];
+	for (int i = 0; i < 4; i++)
+		b[i] = (vdb_buf)VDB_BUF_INIT;
+	vdb_error err;
+	cr_assert_eq(vdb_hnsw_build(&sp, rows, &p, &b[0], &b[1], &b[2], &b[3], &err), VDB_OK);
+	vdb_hnsw_graph g;
+	cr_assert_eq(vdb_hnsw_open(b[0].data, b[0].len, b[1].data, b[1].len, b[2].data, b[2].len,
+				   b[3].data, b[3].len, rows, &g, "test", &err),
+		     VDB_OK, "%s", err.message);
+	/* A kept node kept its links that do not lead to deleted rows. */
+	size_t same = 0, kept = 0;
+	for (size_t i = 0; i < OLD; i++) {
+		if (map[i] == VDB_HNSW_NO_ROW)
+			continue;
+		const uint32_t *ol = og.l0 + i * (og.m0 + 1), *nl = g.l0 + map[i] * (g.m0 + 1);
+		for (uint32_t k = 1; k <= ol[0]; k++) {
+			if (map[ol[k]] == VDB_HNSW_NO_ROW)
+				continue;
+			kept++;
+			for (uint32_t j = 1; j <= nl[0]; j++)
+				same += nl[j] == map[ol[k]];
+		}
+	}
+	cr_assert_gt(same, kept * 8 / 10, "%zu of %zu old links kept", same, kept);
+	/* Every row reachable; recall as a graph built from nothing gets. */
+	static uint8_t reached[OLD - DELETED + NEW];
+	memset(reached, 0, sizeof reached);
+	cr_assert_eq(vdb_hnsw_reached(&g, reached, "test", &err), VDB_OK);
+	for (size_t i = 0; i < rows; i++)
+		cr_assert(reached[i], "row %zu is unreachable", i);
+	vdb_buf fbufs[4];
+	vdb_hnsw_graph fg = build_graph(&sp, rows, 7, fbufs);
+	double reused = graph_recall(&g, &sp, rows, q, Q, 10);
+	double fresh = graph_recall(&fg, &sp, rows, q, Q, 10);
+	cr_assert_geq(reused, fresh - 0.02, "recall %.3f reused, %.3f built from nothing", reused,
+		      fresh);
+	cr_assert_geq(reused, 0.9, "recall %.3f", reused);
+	/* A graph of another m is not reused: the build starts from nothing. */
+	vdb_hnsw_build_params p8 = {8, 100, 1, 7, NULL, NULL, &og, map};
+	vdb_buf c[4];
+	for (int i = 0; i < 4; i++)
+		c[i] = (vdb_buf)VDB_BUF_INIT;
+	cr_assert_eq(vdb_hnsw_build(&sp, rows, &p8, &c[0], &c[1], &c[2], &c[3], &err), VDB_OK);
+	for (int i = 0; i < 4; i++) {
+		vdb_buf_free(&obufs[i]);
+		vdb_buf_free(&b[i]);
+		vdb_buf_free(&fbufs[i]);
+		vdb_buf_free(&c[i]);
+	}
+	free(all);
+	free(v);
 }
