@@ -589,6 +589,14 @@ static vdb_status map_rows(vdb_vec_reader *r, size_t max, const float **rows, si
 	return st ? st : sk;
 }
 
+int vdb_vec_reader_maps(vdb_vec_reader *r)
+{
+	uint64_t off, size;
+	int f4 = r->fmt == VDB_VEC_FVECS ||
+		 (r->fmt == VDB_VEC_NPY && r->npy.itemsize == 4 && !r->npy.big_endian);
+	return f4 && !r->whole && vdb_istream_file(r->in, &off, &size) >= 0;
+}
+
 vdb_status vdb_vec_reader_block(vdb_vec_reader *r, size_t max, const float **rows,
 				size_t *stride, size_t *got, vdb_error *err)
 {

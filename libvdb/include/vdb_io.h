@@ -182,6 +182,9 @@ VDB_API int vdb_vec_reader_ready(const vdb_vec_reader *r);
  * error, the *got rows before the failing one are valid. */
 VDB_API vdb_status vdb_vec_reader_block(vdb_vec_reader *r, size_t max, const float **rows,
 					size_t *stride, size_t *got, vdb_error *err);
+/* 1 when vdb_vec_reader_block maps the rows in place (an uncompressed regular file of
+ * float32 rows): a large max then costs no buffer. */
+VDB_API int vdb_vec_reader_maps(vdb_vec_reader *r);
 VDB_API void vdb_vec_reader_close(vdb_vec_reader *r);
 
 /* Writes rows of `dim` float32 as .npy (version 1.0, '<f4', C order; `rows` must be the

@@ -718,17 +718,28 @@ static vdb_status commit_block(vdb_loader *l, input *in, const float *block, siz
 	return VDB_OK;
 }
 
-/* Vector rows with the default ids, no payloads and no batch size: taken in blocks of the
- * seal threshold's size (mapped from a plain file, else read), which vdb_writer_upsert_rows
- * stores as segments without copying the rows again; the last block of a file too, marked
- * VDB_ROWS_LAST. Same results and guarantees as the row-by-row path. */
+/* Vector rows with the default ids, no payloads and no batch size: taken in blocks, which
+ * vdb_writer_upsert_rows stores as segments without copying the rows again; the last block
+ * of a file too, marked VDB_ROWS_LAST. Rows read into a buffer come in blocks of the seal
+ * threshold's size. Rows mapped in place from a plain file cost no buffer, and come in
+ * blocks of up to BULK_MAPPED_BYTES: most files become one segment with one graph, as
+ * vdb-compact would leave them, instead of many segments searched one after the other. A
+ * block is one batch, committed whole or not at all. Same results and guarantees as the
+ * row-by-row path. */
+#define BULK_MAPPED_BYTES (4ull << 30)
+
 static vdb_status load_vector_blocks(vdb_loader *l, input *in, vdb_error *err)
 {
 	vdb_status st = commit(l, err); /* an earlier input's records: a block is a batch */
 	if (st)
 		return st;
 	size_t rowbytes = (size_t)l->dim * sizeof(float);
-	uint64_t cap = (l->seal_bytes + rowbytes - 1) / rowbytes;
+	uint64_t block_bytes = l->seal_bytes;
+	if (vdb_vec_reader_maps(in->vr) && block_bytes < BULK_MAPPED_BYTES)
+		block_bytes = BULK_MAPPED_BYTES;
+	uint64_t cap = (block_bytes + rowbytes - 1) / rowbytes;
+	if (cap > UINT32_MAX - 1)
+		cap = UINT32_MAX - 1; /* a segment's rows are numbered in 32 bits */
 	int64_t declared = vdb_vec_reader_rows(in->vr);
 	/* A short block of a regular file is its end (a pipe's may be a pause). */
 	struct stat sb;
