@@ -124,9 +124,11 @@ int cli_parse_filter(const char *json, const char *option, vdb_filter **out)
 	return st ? cli_fail(&err) : 0;
 }
 
+/* The handler stores the flag atomically and libvdb's threads read it so: a signal flag read
+ * from another thread is otherwise a data race. */
 static int flag_set(void *ctx)
 {
-	return *(volatile sig_atomic_t *)ctx != 0;
+	return __atomic_load_n((volatile sig_atomic_t *)ctx, __ATOMIC_RELAXED) != 0;
 }
 
 vdb_cancel cli_cancel_on(volatile sig_atomic_t *flag)

@@ -12,7 +12,7 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	__atomic_store_n(&stop_signal, sig, __ATOMIC_RELAXED); /* read by libvdb threads */
 }
 
 static void usage(void)

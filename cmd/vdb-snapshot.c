@@ -15,7 +15,7 @@ static cli_progress progress; /* ended before the summary */
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	__atomic_store_n(&stop_signal, sig, __ATOMIC_RELAXED); /* read by libvdb threads */
 }
 
 static void usage(void)

@@ -458,6 +458,7 @@ Test(query_stream, the_options_filter_and_a_lines_filter_both_apply)
 		     err.message);
 	cr_assert(!strncmp(t.data, "{\"results\":[{\"id\":2,", 20), "%.*s", (int)t.len, t.data);
 	cr_assert_eq(count_lines(&t), 1);
+	vdb_text_append(&t, "", 1); /* a C string from here */
 	cr_assert(strstr(t.data, "\"id\":3") == NULL && strstr(t.data, "\"id\":1") == NULL);
 	const char *bad = "{\"vector\": [1, 0], \"filter\": {\"y\": {\"$nope\": 1}}}";
 	cr_assert_eq(vdb_query_stream_answer(qs, bad, strlen(bad), &t, &err), VDB_EDATA);
