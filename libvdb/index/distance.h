@@ -15,6 +15,10 @@ void vdb_dot_and_norm_rows(const float *q, const float *x, size_t rows, size_t d
 			   float *xx);
 /* out[j] = vdb_l2sq(q[j], b, n) for j < 4, bit for bit, loading b once. */
 void vdb_l2sq4(const float *const *q, const float *b, size_t n, float *out);
+/* out[j] = vdb_dot(q[j], b, n) for j < 4, bit for bit, loading b once. */
+void vdb_dot4(const float *const *q, const float *b, size_t n, float *out);
+/* vdb_dot_and_norm(q[j], x, n, &dot[j], xx) for j < 4, bit for bit, loading x once. */
+void vdb_dot_and_norm4(const float *const *q, const float *x, size_t n, float *dot, float *xx);
 /* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
 void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
 
@@ -29,6 +33,9 @@ typedef struct vdb_kernels {
 	void (*dot_rows)(const float *q, const float *x, size_t rows, size_t dim, float *out);
 	void (*dot_and_norm_rows)(const float *q, const float *x, size_t rows, size_t dim,
 				  float *dot, float *xx);
+	void (*dot4)(const float *const *q, const float *b, size_t n, float *out);
+	void (*dot_and_norm4)(const float *const *q, const float *x, size_t n, float *dot,
+			      float *xx);
 } vdb_kernels;
 
 /* Every version this CPU can run, the portable one first; returns how many (1 to 3). The

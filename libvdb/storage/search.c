@@ -177,28 +177,40 @@ typedef struct query_state {
 	idctx ctx;
 } query_state;
 
-/* scan_rows for four L2 queries at once (vdb_l2sq4: the same distances, each row loaded
- * once for the four), into the result sets t[0..4). */
-static void scan_rows_l2x4(const vdb_segment *seg, const uint64_t *skip, size_t g,
-			   query_state *const *x, vdb_topk *const *t, size_t dim, uint64_t w0,
-			   uint64_t w1)
+/* scan_rows for four queries at once (vdb_l2sq4, vdb_dot4, vdb_dot_and_norm4: the same
+ * distances as one query at a time, bit for bit, each row loaded once for the four), into
+ * the result sets t[0..4). */
+static inline void push4(vdb_metric m, query_state *const *x, const float *const *q,
+			 const float *v, size_t dim, vdb_topk *const *t, uint32_t src, uint64_t r)
+{
+	float d4[4], xx = 0;
+	if (m == VDB_METRIC_L2)
+		vdb_l2sq4(q, v, dim, d4);
+	else if (m == VDB_METRIC_DOT)
+		vdb_dot4(q, v, dim, d4);
+	else
+		vdb_dot_and_norm4(q, v, dim, d4, &xx);
+	for (int j = 0; j < 4; j++) {
+		double d;
+		if (m == VDB_METRIC_COSINE)
+			d = cosine_distance(d4[j], xx, q[j], x[j]->qnorm, x[j]->qnorm_exact, v, dim);
+		else if (!isfinite(d = m == VDB_METRIC_L2 ? d4[j] : -d4[j]))
+			d = distance_exact(m, q[j], x[j]->qnorm_exact, v, dim);
+		if (vdb_topk_may_enter(t[j], d))
+			vdb_topk_push(t[j], (vdb_cand){d, src, r});
+	}
+}
+
+static void scan_rows_x4(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
+			 query_state *const *x, vdb_topk *const *t, size_t dim, uint64_t w0,
+			 uint64_t w1)
 {
 	const float *q[4] = {x[0]->q, x[1]->q, x[2]->q, x[3]->q};
-	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++) {
+	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++)
 		for (uint64_t keep = kept_rows(seg, skip, w); keep; keep &= keep - 1) {
 			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
-			const float *v = seg->vectors + r * dim;
-			float d4[4];
-			vdb_l2sq4(q, v, dim, d4);
-			for (int j = 0; j < 4; j++) {
-				double d = isfinite(d4[j]) ? d4[j]
-							   : distance_exact(VDB_METRIC_L2, q[j],
-									    x[j]->qnorm_exact, v, dim);
-				if (vdb_topk_may_enter(t[j], d))
-					vdb_topk_push(t[j], (vdb_cand){d, (uint32_t)g, r});
-			}
+			push4(m, x, q, seg->vectors + r * dim, dim, t, (uint32_t)g, r);
 		}
-	}
 }
 
 static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
@@ -397,12 +409,11 @@ static void scan_part_run(const scan_part *p)
 	for (uint64_t w = p->w0; w < p->w1; w += step) {
 		uint64_t end = p->w1 - w < step ? p->w1 : w + step;
 		size_t j = 0;
-		if (m == VDB_METRIC_L2)
-			for (; j + 4 <= p->nscan; j += 4) {
-				query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
-						      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
-				scan_rows_l2x4(seg, p->skip, p->g, x4, p->t + j, dim, w, end);
-			}
+		for (; j + 4 <= p->nscan; j += 4) {
+			query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
+					      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
+			scan_rows_x4(seg, p->skip, p->g, m, x4, p->t + j, dim, w, end);
+		}
 		for (; j < p->nscan; j++) {
 			query_state *x = &p->qs[p->scan[j]];
 			scan_rows(seg, p->skip, p->g, m, x->q, x->qnorm, x->qnorm_exact, dim, w, end,
@@ -510,14 +521,45 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 	return VDB_OK;
 }
 
+/* The log tail's live rows, exactly, for queries qs[0..nq): as a segment's scan does, a
+ * cache-sized block of rows at a time for all the queries, four queries per pass over it. */
+static void scan_memtable(const vdb_state *s, query_state *qs, size_t nq, const vdb_selection *sel)
+{
+	size_t dim = s->cfg.dim, n = s->mt.n;
+	vdb_metric m = s->cfg.metric;
+	uint32_t src = (uint32_t)s->man.nseg;
+	size_t block = scan_block_words(dim) * 64;
+	for (size_t b0 = 0; b0 < n; b0 += block) {
+		size_t b1 = n - b0 < block ? n : b0 + block, j = 0;
+		for (; j + 4 <= nq; j += 4) {
+			query_state *x4[4] = {&qs[j], &qs[j + 1], &qs[j + 2], &qs[j + 3]};
+			const float *q4[4] = {qs[j].q, qs[j + 1].q, qs[j + 2].q, qs[j + 3].q};
+			vdb_topk *t4[4] = {&qs[j].t, &qs[j + 1].t, &qs[j + 2].t, &qs[j + 3].t};
+			for (size_t i = b0; i < b1; i++) {
+				const vdb_mem_entry *e = &s->mt.entries[i];
+				if (!e->deleted && (!sel || sel->mt[i]))
+					push4(m, x4, q4, s->mt.vectors + e->vec, dim, t4, src, i);
+			}
+		}
+		for (; j < nq; j++)
+			for (size_t i = b0; i < b1; i++) {
+				const vdb_mem_entry *e = &s->mt.entries[i];
+				if (e->deleted || (sel && !sel->mt[i]))
+					continue;
+				double d = distance(m, qs[j].q, qs[j].qnorm, qs[j].qnorm_exact,
+						    s->mt.vectors + e->vec, dim);
+				if (vdb_topk_may_enter(&qs[j].t, d))
+					vdb_topk_push(&qs[j].t, (vdb_cand){d, src, i});
+			}
+	}
+}
+
 /* Searches queries qs[0..nq) (prepared, with empty result sets) through every segment and
  * the log tail; scan[0..nq) is work space. */
 static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query_state *qs,
 				  size_t nq, size_t *scan, const vdb_search_options *o,
 				  const vdb_selection *sel, vdb_error *err)
 {
-	size_t dim = s->cfg.dim;
-	vdb_metric m = s->cfg.metric;
 	size_t ef0 = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
@@ -548,17 +590,7 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 				return st;
 		}
 	}
-	for (size_t i = 0; i < s->mt.n; i++) {
-		const vdb_mem_entry *e = &s->mt.entries[i];
-		if (e->deleted || (sel && !sel->mt[i]))
-			continue;
-		for (size_t j = 0; j < nq; j++) {
-			double d = distance(m, qs[j].q, qs[j].qnorm, qs[j].qnorm_exact,
-					    s->mt.vectors + e->vec, dim);
-			if (vdb_topk_may_enter(&qs[j].t, d))
-				vdb_topk_push(&qs[j].t, (vdb_cand){d, (uint32_t)s->man.nseg, i});
-		}
-	}
+	scan_memtable(s, qs, nq, sel);
 	return VDB_OK;
 }
 

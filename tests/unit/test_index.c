@@ -129,6 +129,19 @@ Test(distance, every_cpu_version_agrees_with_the_portable_one)
 					cr_assert_eq(memcmp(&four[j], &one, sizeof one), 0, "%s l2sq4, dim %zu",
 						     v[k].name, n);
 				}
+				float dots[4], xx4;
+				v[k].dot4(q4, x + 3 * n, n, four);
+				v[k].dot_and_norm4(q4, x + 3 * n, n, dots, &xx4);
+				for (int j = 0; j < 4; j++) {
+					float one = v[k].dot(q4[j], x + 3 * n, n), dn, xx1;
+					v[k].dot_and_norm(q4[j], x + 3 * n, n, &dn, &xx1);
+					cr_assert_eq(memcmp(&four[j], &one, sizeof one), 0, "%s dot4, dim %zu",
+						     v[k].name, n);
+					cr_assert_eq(memcmp(&dots[j], &dn, sizeof dn), 0,
+						     "%s dot_and_norm4, dim %zu", v[k].name, n);
+					cr_assert_eq(memcmp(&xx4, &xx1, sizeof xx1), 0,
+						     "%s dot_and_norm4 norm, dim %zu", v[k].name, n);
+				}
 				for (int r = 0; r < ROWS; r++) {
 					const float *xr = x + r * n;
 					float d1 = v[k].dot(q, xr, n), l1 = v[k].l2sq(q, xr, n), dn, xx;
