@@ -370,8 +370,9 @@ static uint64_t scan_block_words(size_t dim)
  * id) does not depend on the order candidates arrive in). */
 typedef struct scan_part {
 	const vdb_state *s;
-	size_t g;
+	size_t g; /* the segment, or nseg for the log tail (then w0, w1 count its entries) */
 	const uint64_t *skip;
+	const uint8_t *mt_sel; /* the log tail: the filter's selection of entries, or NULL */
 	query_state *qs;
 	const size_t *scan;
 	size_t nscan;
@@ -398,8 +399,47 @@ static void populate(const vdb_segment *seg, uint64_t w0, uint64_t w1)
 #endif
 }
 
+/* A part of the log tail's exact scan: entries [p->w0, p->w1), as a segment's scan does it,
+ * a cache-sized block of rows at a time for all the queries, four queries per pass. */
+static void scan_log_part(const scan_part *p)
+{
+	const vdb_state *s = p->s;
+	size_t dim = s->cfg.dim, block = scan_block_words(dim) * 64;
+	vdb_metric m = s->cfg.metric;
+	uint32_t src = (uint32_t)s->man.nseg;
+	for (size_t b0 = p->w0; b0 < p->w1; b0 += block) {
+		size_t b1 = p->w1 - b0 < block ? p->w1 : b0 + block, j = 0;
+		for (; j + 4 <= p->nscan; j += 4) {
+			query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
+					      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
+			const float *q4[4] = {x4[0]->q, x4[1]->q, x4[2]->q, x4[3]->q};
+			for (size_t i = b0; i < b1; i++) {
+				const vdb_mem_entry *e = &s->mt.entries[i];
+				if (!e->deleted && (!p->mt_sel || p->mt_sel[i]))
+					push4(m, x4, q4, s->mt.vectors + e->vec, dim, p->t + j, src, i);
+			}
+		}
+		for (; j < p->nscan; j++) {
+			const query_state *x = &p->qs[p->scan[j]];
+			for (size_t i = b0; i < b1; i++) {
+				const vdb_mem_entry *e = &s->mt.entries[i];
+				if (e->deleted || (p->mt_sel && !p->mt_sel[i]))
+					continue;
+				double d = distance(m, x->q, x->qnorm, x->qnorm_exact,
+						    s->mt.vectors + e->vec, dim);
+				if (vdb_topk_may_enter(p->t[j], d))
+					vdb_topk_push(p->t[j], (vdb_cand){d, src, i});
+			}
+		}
+	}
+}
+
 static void scan_part_run(const scan_part *p)
 {
+	if (p->g == p->s->man.nseg) {
+		scan_log_part(p);
+		return;
+	}
 	const vdb_segment *seg = &p->s->segs[p->g];
 	size_t dim = p->s->cfg.dim;
 	vdb_metric m = p->s->cfg.metric;
@@ -433,14 +473,16 @@ static void *scan_part_main(void *arg)
 #define SCAN_FLOATS_PER_THREAD (2u << 20)
 #define SCAN_THREADS_MAX 64
 
-/* Scans segment g exactly for queries qs[scan[0..nscan)], on up to `threads` threads. */
+/* Scans segment g (or the log tail, g = nseg, entries selected by mt_sel) exactly for
+ * queries qs[scan[0..nscan)], on up to `threads` threads. */
 static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
-			     query_state *qs, const size_t *scan, size_t nscan, unsigned threads,
-			     vdb_error *err)
+			     const uint8_t *mt_sel, query_state *qs, const size_t *scan, size_t nscan,
+			     unsigned threads, vdb_error *err)
 {
-	const vdb_segment *seg = &s->segs[g];
-	uint64_t words = (seg->rows + 63) / 64;
-	double work = (double)seg->rows * s->cfg.dim * (double)nscan;
+	int log_tail = g == s->man.nseg;
+	uint64_t rows = log_tail ? s->mt.n : s->segs[g].rows;
+	uint64_t words = log_tail ? rows : (rows + 63) / 64; /* the units parts split */
+	double work = (double)rows * s->cfg.dim * (double)nscan;
 	uint64_t parts = threads > SCAN_THREADS_MAX ? SCAN_THREADS_MAX : threads ? threads : 1;
 	if (parts > work / SCAN_FLOATS_PER_THREAD)
 		parts = (uint64_t)(work / SCAN_FLOATS_PER_THREAD);
@@ -455,7 +497,7 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 	for (size_t j = 0; j < nscan; j++)
 		t[j] = &qs[scan[j]].t;
 	scan_part part[SCAN_THREADS_MAX];
-	part[0] = (scan_part){s, g, skip, qs, scan, nscan, t, 0, words};
+	part[0] = (scan_part){s, g, skip, mt_sel, qs, scan, nscan, t, 0, words};
 	if (parts < 2) {
 		scan_part_run(&part[0]);
 		if (t != t_small)
@@ -490,8 +532,8 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 			c += qs[scan[j]].k;
 			tp[j] = &sets[i];
 		}
-		part[p] = (scan_part){s, g, skip, qs, scan, nscan, tp, words * p / parts,
-				      words * (p + 1) / parts};
+		part[p] = (scan_part){s,    g,  skip, mt_sel,          qs,
+				      scan, nscan, tp, words * p / parts, words * (p + 1) / parts};
 		started[p] = !pthread_create(&tid[p], NULL, scan_part_main, &part[p]);
 	}
 	part[0].w1 = words / parts;
@@ -519,39 +561,6 @@ static vdb_status scan_exact(const vdb_state *s, size_t g, const uint64_t *skip,
 	if (t != t_small)
 		free(t);
 	return VDB_OK;
-}
-
-/* The log tail's live rows, exactly, for queries qs[0..nq): as a segment's scan does, a
- * cache-sized block of rows at a time for all the queries, four queries per pass over it. */
-static void scan_memtable(const vdb_state *s, query_state *qs, size_t nq, const vdb_selection *sel)
-{
-	size_t dim = s->cfg.dim, n = s->mt.n;
-	vdb_metric m = s->cfg.metric;
-	uint32_t src = (uint32_t)s->man.nseg;
-	size_t block = scan_block_words(dim) * 64;
-	for (size_t b0 = 0; b0 < n; b0 += block) {
-		size_t b1 = n - b0 < block ? n : b0 + block, j = 0;
-		for (; j + 4 <= nq; j += 4) {
-			query_state *x4[4] = {&qs[j], &qs[j + 1], &qs[j + 2], &qs[j + 3]};
-			const float *q4[4] = {qs[j].q, qs[j + 1].q, qs[j + 2].q, qs[j + 3].q};
-			vdb_topk *t4[4] = {&qs[j].t, &qs[j + 1].t, &qs[j + 2].t, &qs[j + 3].t};
-			for (size_t i = b0; i < b1; i++) {
-				const vdb_mem_entry *e = &s->mt.entries[i];
-				if (!e->deleted && (!sel || sel->mt[i]))
-					push4(m, x4, q4, s->mt.vectors + e->vec, dim, t4, src, i);
-			}
-		}
-		for (; j < nq; j++)
-			for (size_t i = b0; i < b1; i++) {
-				const vdb_mem_entry *e = &s->mt.entries[i];
-				if (e->deleted || (sel && !sel->mt[i]))
-					continue;
-				double d = distance(m, qs[j].q, qs[j].qnorm, qs[j].qnorm_exact,
-						    s->mt.vectors + e->vec, dim);
-				if (vdb_topk_may_enter(&qs[j].t, d))
-					vdb_topk_push(&qs[j].t, (vdb_cand){d, src, i});
-			}
-	}
 }
 
 /* Searches queries qs[0..nq) (prepared, with empty result sets) through every segment and
@@ -585,13 +594,16 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 			}
 		}
 		if (nscan) {
-			vdb_status st = scan_exact(s, g, skip, qs, scan, nscan, o->threads, err);
+			vdb_status st = scan_exact(s, g, skip, NULL, qs, scan, nscan, o->threads, err);
 			if (st)
 				return st;
 		}
 	}
-	scan_memtable(s, qs, nq, sel);
-	return VDB_OK;
+	if (!s->mt.n)
+		return VDB_OK;
+	for (size_t i = 0; i < nq; i++)
+		scan[i] = i;
+	return scan_exact(s, s->man.nseg, NULL, sel ? sel->mt : NULL, qs, scan, nq, o->threads, err);
 }
 
 vdb_status vdb_state_search(vdb_state *s, vdb_hnsw_scratch *scratch, const float *q, size_t k,
