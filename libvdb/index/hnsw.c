@@ -680,19 +680,6 @@ static vdb_status serialize(builder *b, vdb_buf *meta, vdb_buf *l0, vdb_buf *nod
 	return rc ? vdb_err_nomem(err) : VDB_OK;
 }
 
-/* Copies a stored list into a builder list: the mapped links of the rows kept, at most max. */
-static void copy_links(const uint32_t *src, uint32_t max, const vdb_hnsw_graph *g,
-		       const uint32_t *map, uint64_t rows, uint32_t *dst)
-{
-	uint32_t cnt = src[0] < max ? src[0] : max;
-	dst[0] = 0;
-	for (uint32_t k = 1; k <= cnt; k++) {
-		uint32_t nb = src[k];
-		if (nb < g->rows && map[nb] != VDB_HNSW_NO_ROW && map[nb] < rows)
-			dst[1 + dst[0]++] = map[nb];
-	}
-}
-
 /* The level of stored node i, or 0 where its upper lists are out of bounds (damage). */
 static uint32_t stored_level(const vdb_hnsw_graph *g, uint64_t i, uint32_t *off)
 {
@@ -703,6 +690,22 @@ static uint32_t stored_level(const vdb_hnsw_graph *g, uint64_t i, uint32_t *off)
 	if (lv >= VDB_HNSW_MAX_LEVEL || (uint64_t)*off + 1 + (uint64_t)lv * (g->m + 1) > g->upper_len)
 		return 0;
 	return lv;
+}
+
+/* Copies a stored list of `level` into a builder list: the mapped links of the rows kept,
+ * at most max. Above level 0 only links to nodes that reach that level are kept: a damaged
+ * graph must not lead the build into lists a node does not have. */
+static void copy_links(const uint32_t *src, uint32_t max, uint32_t level,
+		       const vdb_hnsw_graph *g, const uint32_t *map, uint64_t rows, uint32_t *dst)
+{
+	uint32_t cnt = src[0] < max ? src[0] : max, off;
+	dst[0] = 0;
+	for (uint32_t k = 1; k <= cnt; k++) {
+		uint32_t nb = src[k];
+		if (nb < g->rows && map[nb] != VDB_HNSW_NO_ROW && map[nb] < rows &&
+		    (level == 0 || stored_level(g, nb, &off) >= level))
+			dst[1 + dst[0]++] = map[nb];
+	}
 }
 
 /* Starts the builder from graph g (see vdb_hnsw_build_params.reuse): its kept nodes take
@@ -727,10 +730,10 @@ static int64_t reuse_graph(builder *b, const vdb_hnsw_graph *g, const uint32_t *
 			return -1;
 		seeded[r] = 1;
 		n++;
-		copy_links(g->l0 + i * (g->m0 + 1), b->m0, g, map, b->rows, list_of(b, r, 0));
+		copy_links(g->l0 + i * (g->m0 + 1), b->m0, 0, g, map, b->rows, list_of(b, r, 0));
 		for (uint32_t l = 1; l <= lv; l++)
-			copy_links(g->upper + off + 1 + (l - 1) * (g->m + 1), b->m, g, map, b->rows,
-				   list_of(b, r, l));
+			copy_links(g->upper + off + 1 + (l - 1) * (g->m + 1), b->m, l, g, map,
+				   b->rows, list_of(b, r, l));
 		/* The stored entry point, or if it was not kept, the highest kept node. */
 		if (entry == UINT64_MAX || i == g->entry ||
 		    (!kept_entry && lv > b->level[entry]))

@@ -925,6 +925,29 @@ Test(hnsw, a_build_from_a_reused_graph_matches_a_build_from_nothing)
 	cr_assert_geq(reused, fresh - 0.02, "recall %.3f reused, %.3f built from nothing", reused,
 		      fresh);
 	cr_assert_geq(reused, 0.9, "recall %.3f", reused);
+	/* A damaged reused graph (a node's upper levels cut to none, while others still link
+	 * to it there) gives a sound graph: such links are dropped, not followed. */
+	uint32_t *upper = (uint32_t *)obufs[3].data;
+	for (size_t i = 0; i < OLD; i++)
+		if (og.nodes[i] != UINT32_MAX) {
+			upper[og.nodes[i]] = 0;
+			break;
+		}
+	vdb_buf d[4];
+	for (int i = 0; i < 4; i++)
+		d[i] = (vdb_buf)VDB_BUF_INIT;
+	cr_assert_eq(vdb_hnsw_build(&sp, rows, &p, &d[0], &d[1], &d[2], &d[3], &err), VDB_OK);
+	vdb_hnsw_graph dg;
+	cr_assert_eq(vdb_hnsw_open(d[0].data, d[0].len, d[1].data, d[1].len, d[2].data, d[2].len,
+				   d[3].data, d[3].len, rows, &dg, "test", &err),
+		     VDB_OK, "%s", err.message);
+	memset(reached, 0, sizeof reached);
+	cr_assert_eq(vdb_hnsw_reached(&dg, reached, "test", &err), VDB_OK);
+	for (size_t i = 0; i < rows; i++)
+		cr_assert(reached[i], "damaged reuse: row %zu is unreachable", i);
+	cr_assert_geq(graph_recall(&dg, &sp, rows, q, Q, 10), 0.85);
+	for (int i = 0; i < 4; i++)
+		vdb_buf_free(&d[i]);
 	/* A graph of another m is not reused: the build starts from nothing. */
 	vdb_hnsw_build_params p8 = {8, 100, 1, 7, NULL, NULL, &og, map};
 	vdb_buf c[4];
