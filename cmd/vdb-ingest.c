@@ -72,6 +72,8 @@ static void usage(void)
 	       "      --no-wait            fail at once (exit 75) if another writer holds it\n"
 	       "      --dry-run            read and check everything, commit nothing; the\n"
 	       "                           summary says what would be committed\n"
+	       "      --no-settle          leave what was loaded in the log and flat segments\n"
+	       "                           (see SETTLING in vdb-ingest(1))\n"
 	       "  -v, --verbose            report each committed batch on stderr\n"
 	       "  -q, --quiet              print nothing but errors (and no progress)\n"
 	       "  -h, --help               show this help\n"
@@ -81,6 +83,12 @@ static void usage(void)
 	       "before it is committed, none after it, and the exit status is 65. When --ids or\n"
 	       "--payloads do not have one line per row, nothing is committed. Progress is shown\n"
 	       "on stderr when it is a terminal; a summary line is printed at the end.\n"
+	       "\n"
+	       "A load that succeeds ends by settling: in an HNSW collection, when the records\n"
+	       "outside its largest segment are 1024 or more and 1/64 of it, everything is\n"
+	       "merged into one segment (inserting them into that segment's graph), so the new\n"
+	       "records are searched through one graph at once; else a log of 1024 or more\n"
+	       "records is sealed and given a graph.\n"
 	       "\n" CLI_EXIT_TABLE);
 }
 
@@ -176,6 +184,7 @@ int main(int argc, char **argv)
 		{"wait", required_argument, NULL, 'W'},
 		{"no-wait", no_argument, NULL, 'N'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"no-settle", no_argument, NULL, 'T'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -230,6 +239,7 @@ int main(int argc, char **argv)
 			break;
 		case 'N': wo.wait_seconds = 0; break;
 		case 'n': g.dry_run = wo.dry_run = 1; break;
+		case 'T': lo.no_settle = 1; break;
 		case 'v': g.verbose = 1; break;
 		case 'q': g.quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();

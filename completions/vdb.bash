@@ -6,7 +6,7 @@
 # Options per command; those taking a value, separately, to know which words are values.
 _vdb_opts_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field -q --quiet -h --help -V --version'
 _vdb_vals_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field'
-_vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --skip-invalid --rejects --max-line-bytes --wait --no-wait --dry-run -v --verbose -q --quiet -h --help -V --version'
+_vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --skip-invalid --rejects --max-line-bytes --wait --no-wait --dry-run --no-settle -v --verbose -q --quiet -h --help -V --version'
 _vdb_vals_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --rejects --max-line-bytes --wait'
 _vdb_opts_query='-c --collection -k --ef --exact --filter --count --payload --vector --id --max-line-bytes -j --threads -q --quiet -h --help -V --version'
 _vdb_vals_query='-c --collection -k --ef --filter --id --max-line-bytes -j --threads'

@@ -52,6 +52,7 @@ for sub in query export
 end
 
 __vdb_complete ingest -l dry-run -d 'check everything, commit nothing'
+__vdb_complete ingest -l no-settle -d 'leave the loaded records in the log and flat segments'
 __vdb_complete create -s d -l dim -x -d 'vector dimension'
 __vdb_complete create -s m -l metric -x -a 'cosine l2 dot' -d metric
 __vdb_complete create -l index -x -a 'hnsw flat' -d 'index type'

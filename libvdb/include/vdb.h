@@ -454,6 +454,15 @@ VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
  * the old or the new version, never a mix. The pending batch must be empty.
  * Errors: VDB_EINVAL (pending batch), VDB_EIO, VDB_ECORRUPT, VDB_ENOMEM. */
 VDB_API vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err);
+/* What a load does when it ends (vdb_loader_run), so that what it wrote is searched at once
+ * as fast as after vdb_writer_compact, at a cost in proportion to what was added: in an
+ * HNSW collection whose rows outside its largest segment (in smaller segments and the log)
+ * are at least a graph's worth (VDB_HNSW_MIN_ROWS, 1024) and 1/64 of that segment, the log
+ * is sealed and every segment merged into one, the largest one's graph kept and the other
+ * rows inserted into it; otherwise a log of at least 1024 records is sealed into a segment
+ * of its own (with a graph). Deleted rows stay until a compaction. The pending batch must
+ * be empty. Errors: those of vdb_writer_compact. */
+VDB_API vdb_status vdb_writer_settle(vdb_writer *w, vdb_error *err);
 /* Optional: progress of vdb_writer_compact's long part, the graph build of the merged
  * segment: progress(ctx, rows done, rows in all), called now and then from the compacting
  * thread (not called for collections without graphs). NULL turns it off. */

@@ -364,6 +364,9 @@ typedef struct vdb_loader_options {
 	 * fails the run with VDB_EIO ("write REJECTS_NAME: why"). */
 	int (*write_rejected)(void *ctx, const void *bytes, size_t n);
 	const char *rejects_name;
+	/* Non-zero: the run does not end with vdb_writer_settle (what it stored stays in the log
+	 * and the segments it was sealed into, for a later load or vdb_writer_compact). */
+	int no_settle;
 } vdb_loader_options;
 
 VDB_API void vdb_loader_options_init(vdb_loader_options *o);

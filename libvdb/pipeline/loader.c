@@ -1151,6 +1151,9 @@ vdb_status vdb_loader_run(vdb_loader *l, vdb_writer *w, vdb_error *err)
 		if (commit(l, &cerr)) {
 			*err = cerr;
 			st = cerr.code;
+		} else if (st == VDB_OK && !l->o.no_settle) {
+			/* What was loaded is committed; settling only makes it faster to search. */
+			st = vdb_writer_settle(w, err);
 		}
 	} else {
 		vdb_writer_rollback(w); /* interrupted or failed: only committed batches stay */

@@ -21,7 +21,7 @@
 #include "../util/io.h"
 #include "format.h"
 
-#define DEFAULT_SEAL_BYTES (64ull << 20)
+#define DEFAULT_SEAL_BYTES (4ull << 20)
 
 int vdb_config_get_u64(const cJSON *o, const char *key, uint64_t max, uint64_t *out)
 {

@@ -70,7 +70,7 @@ void vdb_mem_rows_init(vdb_row_source *src, vdb_mem_rows *ctx, const vdb_memtabl
 {
 	ctx->mt = mt;
 	ctx->i = 0;
-	*src = (vdb_row_source){mt->live, ctx, mem_rewind, mem_next, NULL, NULL, 0, NULL, NULL};
+	*src = (vdb_row_source){.rows = mt->live, .ctx = ctx, .rewind = mem_rewind, .next = mem_next};
 }
 
 static void block_rewind(void *ctx)
@@ -94,7 +94,7 @@ void vdb_block_rows_init(vdb_row_source *src, vdb_block_rows *ctx, const float *
 			 size_t stride, uint64_t first, uint64_t n)
 {
 	*ctx = (vdb_block_rows){vectors, stride, first, n, 0};
-	*src = (vdb_row_source){n, ctx, block_rewind, block_next, NULL, NULL, 0, NULL, NULL};
+	*src = (vdb_row_source){.rows = n, .ctx = ctx, .rewind = block_rewind, .next = block_next};
 }
 
 static void seg_rewind(void *ctx)
@@ -136,7 +136,7 @@ void vdb_seg_rows_init(vdb_row_source *src, vdb_seg_rows *ctx, const vdb_segment
 	uint64_t rows = 0;
 	for (size_t i = 0; i < nseg; i++)
 		rows += segs[i].rows - segs[i].ndead;
-	*src = (vdb_row_source){rows, ctx, seg_rewind, seg_next, NULL, NULL, 0, NULL, NULL};
+	*src = (vdb_row_source){.rows = rows, .ctx = ctx, .rewind = seg_rewind, .next = seg_next};
 }
 
 int vdb_seg_rows_reuse_graph(vdb_row_source *src, vdb_seg_rows *ctx)
@@ -510,7 +510,7 @@ static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
 	for (uint32_t i = 0; i < cfg->n_index_fields; i++)
 		if (write_payload_index(o, src, &cfg->index_fields[i]))
 			goto out;
-	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS &&
+	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS && !src->no_graph &&
 	    write_graph(o, cfg, src, norms, number))
 		goto out;
 	rc = out_flush(o);

@@ -47,6 +47,12 @@ typedef struct vdb_segment {
 	char del_file[64];
 } vdb_segment;
 
+/* Rows of the segment that queries can return. */
+static inline uint64_t vdb_segment_live_rows(const vdb_segment *g)
+{
+	return g->rows - g->ndead;
+}
+
 void vdb_segment_name(char *out, size_t cap, uint64_t number);
 void vdb_del_name(char *out, size_t cap, uint64_t segment, uint64_t gen);
 
@@ -62,6 +68,9 @@ typedef struct vdb_row_source {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	uint32_t threads; /* for the graph build; 0: one per CPU */
+	/* Non-zero: no graph, whatever the collection's index (a flat segment, searched
+	 * exactly until a merge gives its rows a graph). */
+	int no_graph;
 	/* Optional: a graph over some of the rows to start the build from (see
 	 * vdb_hnsw_build_params.reuse). */
 	const vdb_hnsw_graph *reuse_graph;

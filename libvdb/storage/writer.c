@@ -130,6 +130,7 @@ static vdb_status load(vdb_writer *w, vdb_error *err)
 }
 
 static vdb_status seal(vdb_writer *w, vdb_error *err);
+static vdb_status seal_log(vdb_writer *w, int graph, vdb_error *err);
 static vdb_status merge_policy(vdb_writer *w, vdb_error *err);
 
 static vdb_status writer_open(const char *db, const char *name, const vdb_writer_options *given,
@@ -408,8 +409,9 @@ static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
 	vdb_status st = vdb_wal_apply(w->batch.data + VDB_FRAME_HEADER_SIZE,
 				      w->batch.len - VDB_FRAME_HEADER_SIZE, s->cfg.dim, &s->mt,
 				      name, s->wal.end, err);
+	/* A batch this large is a block, as vector files are stored: with its graph. */
 	if (!st)
-		st = seal(w, err);
+		st = seal_log(w, 1, err);
 	vdb_writer_rollback(w);
 	/* The memtable may hold part of a batch that is on no disk: only a reopen, which
 	 * reloads the last installed version, can continue. */
@@ -747,13 +749,21 @@ out:
 	return st;
 }
 
-static vdb_status seal(vdb_writer *w, vdb_error *err)
+/* Seals the log's records into a segment: without a graph unless `graph` (see
+ * merge_policy: a log seal is small, and its rows get a graph when flat segments add up). */
+static vdb_status seal_log(vdb_writer *w, int graph, vdb_error *err)
 {
 	vdb_row_source src;
 	vdb_mem_rows mem;
 	vdb_mem_rows_init(&src, &mem, &w->st.mt);
+	src.no_graph = !graph;
 	id_keys keys = memtable_keys(&w->st.mt);
 	return seal_rows(w, &src, &keys, 1, err);
+}
+
+static vdb_status seal(vdb_writer *w, vdb_error *err)
+{
+	return seal_log(w, 0, err);
 }
 
 /* vdb_writer_upsert_rows of a block as large as the seal threshold: the log's records are
@@ -780,7 +790,8 @@ static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vect
 
 /* Replaces segments [first, first + count) by one segment of their live rows, placed where
  * they were, so the storage order of records is kept. Same durability steps as a seal. */
-static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error *err)
+static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, int graph,
+			   vdb_error *err)
 {
 	vdb_state *s = &w->st;
 	vdb_manifest nm = s->man;
@@ -799,7 +810,8 @@ static vdb_status merge_run(vdb_writer *w, size_t first, size_t count, vdb_error
 		src.progress_ctx = w->compact_progress_ctx;
 	}
 	src.threads = w->threads;
-	if (s->cfg.index == VDB_INDEX_HNSW && vdb_seg_rows_reuse_graph(&src, &rows)) {
+	src.no_graph = !graph;
+	if (s->cfg.index == VDB_INDEX_HNSW && graph && vdb_seg_rows_reuse_graph(&src, &rows)) {
 		st = vdb_err_nomem(err);
 		goto out;
 	}
@@ -841,29 +853,67 @@ static unsigned tier(uint64_t rows)
 	return t;
 }
 
-static uint64_t live_rows(const vdb_segment *g)
+/* Seal thresholds of vectors in flat segments (without a graph) at the end of an HNSW
+ * collection that make the merge policy give them a graph: what an exact scan of every
+ * query may cost before a graph takes over (64 MiB at the default 4 MiB seal threshold,
+ * what the log alone held when that threshold was 64 MiB). */
+#define FLAT_SEALS_MAX 16
+
+/* The newest segments of an HNSW collection without a graph: how many, and their rows. */
+static size_t flat_run(const vdb_state *s, uint64_t *rows)
 {
-	return g->rows - g->ndead;
+	size_t n = s->man.nseg, f = 0;
+	*rows = 0;
+	if (s->cfg.index != VDB_INDEX_HNSW)
+		return 0;
+	while (f < n && !s->segs[n - 1 - f].has_graph) {
+		*rows += vdb_segment_live_rows(&s->segs[n - 1 - f]);
+		f++;
+	}
+	return f;
 }
 
-/* The automatic merge policy, run after each seal: while the newest MERGE_FACTOR or more
- * segments are all in the newest one's tier or below, merge that run into one segment (a
- * tier up). Runs are contiguous, so storage order is kept; every tier holds fewer than
- * MERGE_FACTOR segments, so their number stays logarithmic in the collection's size, and
- * each record is rewritten once per tier it climbs. */
+/* The automatic merge policy, run after each seal.
+ *
+ * In an HNSW collection the log's seals are flat: a small seal keeps the log that every
+ * reader replays short (docs/format.md), and a graph per small seal would be rebuilt by
+ * every merge above it. Once the flat segments at the end hold FLAT_SEALS_MAX seal
+ * thresholds of vectors
+ * they are merged into one segment with a graph (vdb_writer_settle does it sooner, when a
+ * load ends).
+ *
+ * Then size tiers: while the newest MERGE_FACTOR or more segments are all in the newest
+ * one's tier or below, that run is merged into one segment (a tier up), keeping a graph if
+ * any of them has one (the largest one's graph is reused). Runs are contiguous, so storage
+ * order is kept; every tier holds fewer than MERGE_FACTOR segments, so their number stays
+ * logarithmic in the collection's size, and each record is rewritten once per tier it
+ * climbs. */
 static vdb_status merge_policy(vdb_writer *w, vdb_error *err)
 {
 	for (;;) {
 		size_t n = w->st.man.nseg;
+		uint64_t flat_rows;
+		size_t f = flat_run(&w->st, &flat_rows);
+		if (f && flat_rows >= VDB_HNSW_MIN_ROWS &&
+		    flat_rows * w->st.cfg.dim * sizeof(float) >=
+			    FLAT_SEALS_MAX * w->st.cfg.seal_bytes) {
+			vdb_status st = merge_run(w, n - f, f, 1, err);
+			if (st)
+				return st;
+			continue;
+		}
 		if (n < MERGE_FACTOR)
 			return VDB_OK;
-		unsigned t = tier(live_rows(&w->st.segs[n - 1]));
+		unsigned t = tier(vdb_segment_live_rows(&w->st.segs[n - 1]));
 		size_t first = n - 1;
-		while (first > 0 && tier(live_rows(&w->st.segs[first - 1])) <= t)
+		while (first > 0 && tier(vdb_segment_live_rows(&w->st.segs[first - 1])) <= t)
 			first--;
 		if (n - first < MERGE_FACTOR)
 			return VDB_OK;
-		vdb_status st = merge_run(w, first, n - first, err);
+		int graph = 0;
+		for (size_t g = first; g < n; g++)
+			graph |= w->st.segs[g].has_graph;
+		vdb_status st = merge_run(w, first, n - first, graph, err);
 		if (st)
 			return st;
 	}
@@ -883,13 +933,63 @@ vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 	for (size_t g = 0; g < n && !needed; g++)
 		needed = w->st.segs[g].ndead > 0 ||
 			 (w->st.cfg.index == VDB_INDEX_HNSW && !w->st.segs[g].has_graph &&
-			  live_rows(&w->st.segs[g]) >= VDB_HNSW_MIN_ROWS);
+			  vdb_segment_live_rows(&w->st.segs[g]) >= VDB_HNSW_MIN_ROWS);
 	if (!needed)
 		return VDB_OK;
 	w->compacting = 1;
-	st = merge_run(w, 0, n, err);
+	st = merge_run(w, 0, n, 1, err);
 	w->compacting = 0;
 	return st;
+}
+
+/* Rows outside the largest segment worth a merge into one at vdb_writer_settle: 1/SETTLE_SHARE
+ * of the largest (and at least a graph's worth). Below that the merge would mostly copy the
+ * largest segment; above it, the graph inserts of the other rows cost more than the copy
+ * (a row's insert computes hundreds of distances, its copy moves it once). */
+#define SETTLE_SHARE 64
+
+vdb_status vdb_writer_settle(vdb_writer *w, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (st)
+		return st;
+	if (w->ops)
+		return vdb_err(err, VDB_EINVAL, "commit or roll back the pending batch first");
+	if (w->dry_run)
+		return VDB_OK;
+	vdb_state *s = &w->st;
+	/* s->live is the count at load; the log's own count is kept current. */
+	uint64_t largest = 0, all = s->mt.live;
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		uint64_t live = vdb_segment_live_rows(&s->segs[g]);
+		all += live;
+		largest = live > largest ? live : largest;
+	}
+	uint64_t others = all - largest, min_rows = VDB_HNSW_MIN_ROWS;
+	int hnsw = s->cfg.index == VDB_INDEX_HNSW;
+	if (hnsw && others >= min_rows && others >= largest / SETTLE_SHARE) {
+		/* Everything into one segment: the log straight into a graph when it is all
+		 * there is, else through a flat seal into the merge. */
+		if (s->mt.n && (st = seal_log(w, !s->man.nseg, err)))
+			return st;
+		if (s->man.nseg > 1 || (s->man.nseg == 1 && !s->segs[0].has_graph &&
+					vdb_segment_live_rows(&s->segs[0]) >= min_rows))
+			return merge_run(w, 0, s->man.nseg, 1, err);
+		return VDB_OK;
+	}
+	/* The records of the log and of the flat segments at the end get a graph of their own. */
+	uint64_t flat_rows;
+	size_t f = flat_run(s, &flat_rows);
+	if (hnsw && flat_rows + s->mt.live >= min_rows) {
+		if (s->mt.n && (st = seal_log(w, !f, err)))
+			return st;
+		f = flat_run(s, &flat_rows);
+		if (f && (st = merge_run(w, s->man.nseg - f, f, 1, err)))
+			return st;
+	} else if (s->mt.n >= min_rows && (st = seal(w, err))) {
+		return st;
+	}
+	return merge_policy(w, err);
 }
 
 void vdb_writer_set_compact_progress(vdb_writer *w,
@@ -905,7 +1005,7 @@ vdb_status vdb_writer_stats(const vdb_writer *w, uint64_t *segments, uint64_t *l
 	*segments = w->st.man.nseg;
 	uint64_t n = w->st.mt.live;
 	for (size_t g = 0; g < w->st.man.nseg; g++)
-		n += live_rows(&w->st.segs[g]);
+		n += vdb_segment_live_rows(&w->st.segs[g]);
 	*live = n;
 	return VDB_OK;
 }

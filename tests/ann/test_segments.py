@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Segments over a long ingest: the automatic merge policy keeps their number logarithmic
-in the collection's size, merges keep the records' storage order, merged segments large
-enough get graphs, and vdb-compact leaves one segment without deleted rows.
+in the collection's size, merges keep the records' storage order, flat seals get graphs
+when they add up, a load settles into graphs when it ends, and vdb-compact leaves one
+segment without deleted rows.
 
 Environment: VDB_BIN (directory of the binaries).
 """
@@ -59,21 +60,70 @@ class MergePolicy(unittest.TestCase):
         rng = random.Random(3)
         n = 30000
         lines = [json.dumps({"id": i, "vector": [rng.uniform(-1, 1) for _ in range(DIM)]}) for i in range(n)]
-        counts = []
-        for start in range(0, n, 2000):  # many ingests, many seals
-            run("vdb-ingest", "-q", "-b", "250", self.db, input="\n".join(lines[start:start + 2000]) + "\n")
+        counts, graphs = [], 0
+        for start in range(0, n, 2000):  # many ingests, many seals, no settling
+            run("vdb-ingest", "-q", "--no-settle", "-b", "250", self.db,
+                input="\n".join(lines[start:start + 2000]) + "\n")
             segs = segments(self.db)
             counts.append(len(segs))
             rows = sum(r for r, _ in segs)
             # Fewer than 4 segments per size tier (factor 4), tiers up to log4(rows).
             bound = 3 * (int(math.log(max(rows, 4), 4)) + 1)
             self.assertLessEqual(len(segs), bound, "%d segments for %d sealed rows" % (len(segs), rows))
-            for r, has_graph in segs:
+            # Log seals are flat; the flat segments at the end get a graph once they hold
+            # 16 seal thresholds (16 x 16K) of vectors, and merges keep graphs.
+            flat = 0
+            while flat < len(segs) and not segs[len(segs) - 1 - flat][1]:
+                flat += 1
+            self.assertLess(sum(r for r, _ in segs[len(segs) - flat:]) * DIM * 4, 16 * 16384, segs)
+            for r, has_graph in segs[:len(segs) - flat]:
                 self.assertEqual(has_graph, r >= 1024, segs)
+            graphs = max(graphs, sum(g for _, g in segs))
         print("segments after each of %d ingests of 2000 records: %s" % (len(counts), counts))
         self.assertGreater(max(counts), 3, "seals must have produced several segments")
+        self.assertGreater(graphs, 0, "flat segments must have been given graphs")
         exported = [json.loads(l)["id"] for l in run("vdb-export", self.db).stdout.splitlines()]
         self.assertEqual(exported, list(range(n)), "merges keep the storage (insertion) order")
+
+    def test_a_load_settles_into_graphs(self):
+        rng = random.Random(5)
+        nxt = [0]
+
+        def load(n, *opts):
+            data = "".join(json.dumps({"id": nxt[0] + i, "vector": [rng.uniform(-1, 1) for _ in range(DIM)]})
+                           + "\n" for i in range(n))
+            nxt[0] += n
+            run("vdb-ingest", "-q", *opts, self.db, input=data)
+            return segments(self.db)
+
+        def log_ids():
+            info = run("vdb-info", self.db).stdout
+            return int(info.split("log", 1)[1].split()[0])
+
+        # A stream much larger than the seal threshold ends as one segment with a graph.
+        self.assertEqual(load(3000), [(3000, True)])
+        self.assertEqual(log_ids(), 0)
+        # Fewer than 1024 records stay in the log.
+        self.assertEqual(load(100), [(3000, True)])
+        self.assertEqual(log_ids(), 100)
+        # 1024 or more outside the largest segment, and 1/64 of it: one segment again.
+        self.assertEqual(load(1000), [(4100, True)])
+        self.assertEqual(log_ids(), 0)
+        # A load the size of the collection.
+        self.assertEqual(load(65900), [(70000, True)])
+        # Under 1/64 of the largest segment: no rewrite of it; the new records get a graph of
+        # their own.
+        self.assertEqual(load(1050), [(70000, True), (1050, True)])
+        self.assertEqual(log_ids(), 0)
+        # --no-settle leaves the log's seals flat.
+        segs = load(2000, "--no-settle")
+        self.assertEqual(segs[:2], [(70000, True), (1050, True)])
+        self.assertTrue(len(segs) > 2 and not segs[-1][1], segs)
+        self.assertEqual(sum(r for r, _ in segs) + log_ids(), 73050)
+        # The next load settles all of it: 3100 rows are over 1/64 of 70000.
+        self.assertEqual(load(100), [(73150, True)])
+        exported = [json.loads(l)["id"] for l in run("vdb-export", self.db).stdout.splitlines()]
+        self.assertEqual(exported, list(range(73150)), "settling keeps the storage order")
 
     def test_compaction_leaves_one_segment_without_deleted_rows(self):
         rng = random.Random(4)

@@ -277,7 +277,8 @@ class ConcurrentReaders(vdbtest.VdbTestCase):
         n = 3000
         f = self.write('in.jsonl', ['{"id":%d,"vector":[%d,1,2,3],"payload":{"i":%d}}' %
                                     (i, i, i) for i in range(n)])
-        w = self.proc('ingest', self.path('db'), '--batch', '10', '-q', f, stdin=False)
+        w = self.proc('ingest', self.path('db'), '--batch', '10', '--no-settle', '-q', f,
+                      stdin=False)
         seen = []
         while True:
             done = w.p.poll() is not None

@@ -153,18 +153,20 @@ class Filtered(vdbtest.VdbTestCase):
     def setUp(self):
         super().setUp()
         self.recs = records(11, 4000)
-        # Two sealed segments of 2,000 rows (a seal follows the commit that passes 200K),
-        # with graphs; then a tail of new records and deletions in the log.
+        # A segment of 2,000 rows with a graph (the first load settles), then segments
+        # without one (a seal follows the commit that passes 200K; --no-settle keeps them
+        # flat), then a tail of new records and deletions in the log.
         self.assertOk(run('create', self.path('db'), '--dim', DIM, '--metric', 'l2',
                           '--seal-size', '200K', *self.CREATE))
-        self.ingest('db', self.recs)
+        self.ingest('db', self.recs[:2000])
+        self.ingest('db', self.recs[2000:], '--no-settle')
         tail = records(12, 300)
         for r in tail:
             r['id'] = 'tail-%s' % r['id']
-        self.ingest('db', tail)
+        self.ingest('db', tail, '--no-settle')
         self.recs += tail
         gone = self.recs[::13]
-        self.ingest('db', [{'id': r['id'], 'delete': True} for r in gone])
+        self.ingest('db', [{'id': r['id'], 'delete': True} for r in gone], '--no-settle')
         ids = {json.dumps(r['id']) for r in gone}
         self.live = [r for r in self.recs if json.dumps(r['id']) not in ids]
         self.assertGreaterEqual(len([f for f in os.listdir(self.path('db', 'default'))

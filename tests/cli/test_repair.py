@@ -225,7 +225,8 @@ class RepairTest(vdbtest.VdbTestCase):
         path = self.path('more.jsonl')
         with open(path, 'w') as f:
             f.write(vdbtest.records_text(more))
-        self.ingest('db', None, '-b', '3000', files=(path,))
+        # --no-settle: settling would merge it into the first.
+        self.ingest('db', None, '-b', '3000', '--no-settle', files=(path,))
         self.before = self.answers()
         # Only the segments the MANIFEST names: a merge the ingest started may leave the
         # files it replaced behind for the next writer to remove.
