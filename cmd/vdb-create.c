@@ -25,7 +25,7 @@ static void usage(void)
 	       "      --m M              HNSW links per node and level, 2 to 64 (default %d)\n"
 	       "      --ef-construction N  HNSW build beam width, M to 4096 (default %d)\n"
 	       "      --seal-size BYTES  unsealed log size that triggers a seal into an\n"
-	       "                         immutable segment (default 64M; K, M, G suffixes)\n"
+	       "                         immutable segment (default 4M; K, M, G suffixes)\n"
 	       "      --index-field NAME:TYPE  keep an index of payload field NAME (a dotted\n"
 	       "                         path) in every segment, for filters on it: keyword\n"
 	       "                         (strings), int or float (numbers); up to %d fields\n"

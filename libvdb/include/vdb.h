@@ -197,7 +197,7 @@ typedef struct vdb_collection_config {
 	vdb_index_field index_fields[VDB_INDEX_FIELDS_MAX];
 } vdb_collection_config;
 
-/* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 64 MiB, HNSW with m 16 and
+/* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 4 MiB, HNSW with m 16 and
  * ef_construction 200, no payload indexes. A config passed to vdb_collection_create, or
  * filled by vdb_collection_get_config and vdb_writer_get_config, is initialized by this
  * first: its size tells the library how much of the struct the caller's version has. */

@@ -1,7 +1,7 @@
 /* A collection's CONFIG: its vocabulary (metrics, index types, payload index types and
  * their names), the defaults, the validation every configuration passes, and the file's
  * JSON body, written once when the collection is created and never changed:
- *   {"name":"docs","dim":384,"metric":"cosine","dtype":"float32","seal_bytes":67108864,
+ *   {"name":"docs","dim":384,"metric":"cosine","dtype":"float32","seal_bytes":4194304,
  *    "index":{"type":"hnsw","m":16,"ef_construction":200},
  *    "payload_indexes":[{"field":"lang","type":"keyword"}]}
  * inside a "checked text" file (util/io.h). */

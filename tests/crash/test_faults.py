@@ -193,11 +193,28 @@ class FaultTest(unittest.TestCase):
         return clean.calls, failures
 
     def test_ingest_with_seals_and_merges(self):
-        lines, ops = self.make_ops(1000, 150, 4)
+        calls, failures = self.ingest_loop(*self.make_ops(1000, 150, 4), 25)
+        print("ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
+    def test_ingest_that_settles(self):
+        # 1,100 new records: the load ends by giving its flat seals and log a graph.
+        calls, failures = self.ingest_loop(*self.make_ops(1000, 1100, 0), 100)
+        print("settling ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+        self.fresh_db()
+        rc, _, err = run(["vdb-ingest", "-q", "-b", "100", self.db,
+                          os.path.join(self.root, "in.jsonl")])
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run(["vdb-info", "--json", self.db])
+        self.assertEqual(rc, 0, err)
+        info = json.loads(out)
+        self.assertEqual((info["graphs"], info["log_records"]), (info["segments"], 0), info)
+
+    def ingest_loop(self, lines, ops, batch):
         path = os.path.join(self.root, "in.jsonl")
         with open(path, "w") as f:
             f.write("".join(lines))
-        batch = 25
         final = dict(self.state)
         for kind, key, val in ops:
             final.pop(key, None) if kind == "del" else final.__setitem__(key, tuple(val))
@@ -206,7 +223,7 @@ class FaultTest(unittest.TestCase):
             acked = max([int(m.group(2)) for m in BATCH_RE.finditer(r.err)] or [0])
             actual = export(self.db)
             model, done, matched = dict(self.state), 0, None
-            for b in sorted({b for b in range(0, len(ops) + 1, batch) if b >= acked}):
+            for b in sorted({b for b in range(0, len(ops) + 1, batch) if b >= acked} | {len(ops)}):
                 while done < b:
                     kind, key, val = ops[done]
                     model.pop(key, None) if kind == "del" else model.__setitem__(key, tuple(val))
@@ -226,9 +243,7 @@ class FaultTest(unittest.TestCase):
             check(self, self.db, "after recovery")
             self.assertEqual(temp_files(self.db), [], "after recovery")
 
-        calls, failures = self.loop(["vdb-ingest", "-v", "-b", str(batch), self.db, path], verify)
-        print("ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
-        self.assertGreater(failures, calls // 2)
+        return self.loop(["vdb-ingest", "-v", "-b", str(batch), self.db, path], verify)
 
     def test_failed_commit_while_input_waits(self):
         # JSON lines are parsed on the main thread and committed on a second one. A commit
