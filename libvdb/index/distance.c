@@ -10,6 +10,9 @@
 #include "distance.h"
 
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define BODY static inline __attribute__((always_inline))
@@ -27,11 +30,12 @@ static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_avx2(void)
 {
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
-/* Defines NAME as an ifunc choosing among NAME_body compiled for each target. */
-#define DISPATCH(ret, name, params, args)                                                     \
+/* Defines NAME as an ifunc choosing among NAME_body compiled for each target, with BODY512
+ * for AVX-512. */
+#define DISPATCH_BODIES(ret, name, params, args, body512)                                     \
 	static ret name##_base params { return name##_body args; }                            \
 	AVX2 static ret name##_avx2 params { return name##_body args; }                       \
-	AVX512 static ret name##_avx512 params { return name##_body args; }                   \
+	AVX512 static ret name##_avx512 params { return body512 args; }                       \
 	NO_SANITIZE static ret(*resolve_##name(void)) params                                 \
 	{                                                                                     \
 		__builtin_cpu_init();                                                         \
@@ -42,10 +46,15 @@ static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_avx2(void)
 		return name##_base;                                                           \
 	}                                                                                     \
 	ret name params __attribute__((ifunc("resolve_" #name)));
+#define DISPATCH(ret, name, params, args) DISPATCH_BODIES(ret, name, params, args, name##_body)
+/* As DISPATCH, with a body of its own for AVX-512 (NAME_wide: 16-float registers). */
+#define DISPATCH_WIDE(ret, name, params, args)                                                \
+	DISPATCH_BODIES(ret, name, params, args, name##_wide)
 #else
 #define BODY static inline
 #define DISPATCH(ret, name, params, args)                                                     \
 	ret name params { return name##_body args; }
+#define DISPATCH_WIDE DISPATCH
 #endif
 
 /* Eight-lane vectors through GCC's vector extensions: each target compiles them to its
@@ -268,6 +277,221 @@ BODY void vdb_dot_and_norm4_body(const float *const *q, const float *x, size_t n
 	*xx = m;
 }
 
+/* ---- eight queries at once ----
+ * The exact scan of a batch compares each row with eight queries. Without AVX-512 that is
+ * the four-query kernels twice. With it, two queries share a 16-float register: lanes 0-7
+ * hold one query's eight floats, lanes 8-15 the other's (vdb_pack8 lays them out so, once
+ * per batch), and the row's eight floats are broadcast to both halves. Each half then
+ * computes exactly what the 8-lane code computes for its query (the same fused
+ * multiply-adds, lane for lane, the same accumulators, the same final sums), so results
+ * stay bit for bit those of the one-query kernels, with half the instructions. */
+
+void vdb_pack8(const float *const *q, size_t n, float *packed)
+{
+	size_t n8 = n & ~(size_t)7;
+	for (size_t p = 0; p < 4; p++)
+		for (size_t i = 0; i < n8; i += 8) {
+			memcpy(packed + p * 2 * n8 + 2 * i, q[2 * p] + i, 8 * sizeof(float));
+			memcpy(packed + p * 2 * n8 + 2 * i + 8, q[2 * p + 1] + i, 8 * sizeof(float));
+		}
+}
+
+BODY void vdb_l2sq8_body(const float *packed, const float *const *q, const float *b, size_t n,
+			 float *out)
+{
+	(void)packed;
+	vdb_l2sq4_body(q, b, n, out);
+	vdb_l2sq4_body(q + 4, b, n, out + 4);
+}
+
+BODY void vdb_dot8_body(const float *packed, const float *const *q, const float *b, size_t n,
+			float *out)
+{
+	(void)packed;
+	vdb_dot4_body(q, b, n, out);
+	vdb_dot4_body(q + 4, b, n, out + 4);
+}
+
+BODY void vdb_dot_and_norm8_body(const float *packed, const float *const *q, const float *x,
+				 size_t n, float *dot, float *xx)
+{
+	(void)packed;
+	vdb_dot_and_norm4_body(q, x, n, dot, xx);
+	vdb_dot_and_norm4_body(q + 4, x, n, dot + 4, xx);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* The two queries' 8-lane sums of a 16-float register, as hsum8 forms them. */
+AVX512 static inline __attribute__((always_inline)) void hsum8_pair(__m512 s, float *lo, float *hi)
+{
+	float f[16];
+	v8f a, b;
+	memcpy(f, &s, sizeof f);
+	memcpy(&a, f, sizeof a);
+	memcpy(&b, f + 8, sizeof b);
+	*lo = hsum8(a);
+	*hi = hsum8(b);
+}
+
+#define BCAST8(p) _mm512_broadcast_f32x8(_mm256_loadu_ps(p))
+
+/* vdb_l2sq_body's loop for the pairs of queries P0..P3 (16 accumulators: 4 per pair). */
+AVX512 static inline __attribute__((always_inline)) void vdb_l2sq8_wide(const float *packed,
+								 const float *const *q,
+								 const float *b, size_t n,
+								 float *out)
+{
+	size_t n8 = n & ~(size_t)7, i = 0;
+	const float *p0 = packed, *p1 = packed + 2 * n8, *p2 = packed + 4 * n8,
+		    *p3 = packed + 6 * n8;
+	__m512 z = _mm512_setzero_ps();
+	__m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+	__m512 c0 = z, c1 = z, c2 = z, c3 = z, e0 = z, e1 = z, e2 = z, e3 = z;
+#define L2SQ8_STEP(p, s0, s1, s2, s3)                                                         \
+	do {                                                                                  \
+		__m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(p + 2 * i), x0);                   \
+		__m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(p + 2 * i + 16), x1);              \
+		__m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(p + 2 * i + 32), x2);              \
+		__m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(p + 2 * i + 48), x3);              \
+		s0 = _mm512_fmadd_ps(d0, d0, s0);                                             \
+		s1 = _mm512_fmadd_ps(d1, d1, s1);                                             \
+		s2 = _mm512_fmadd_ps(d2, d2, s2);                                             \
+		s3 = _mm512_fmadd_ps(d3, d3, s3);                                             \
+	} while (0)
+	for (; i + 32 <= n; i += 32) {
+		__m512 x0 = BCAST8(b + i), x1 = BCAST8(b + i + 8), x2 = BCAST8(b + i + 16),
+		       x3 = BCAST8(b + i + 24);
+		L2SQ8_STEP(p0, a0, a1, a2, a3);
+		L2SQ8_STEP(p1, b0, b1, b2, b3);
+		L2SQ8_STEP(p2, c0, c1, c2, c3);
+		L2SQ8_STEP(p3, e0, e1, e2, e3);
+	}
+#undef L2SQ8_STEP
+	for (; i + 8 <= n; i += 8) {
+		__m512 x0 = BCAST8(b + i), d;
+		d = _mm512_sub_ps(_mm512_loadu_ps(p0 + 2 * i), x0);
+		a0 = _mm512_fmadd_ps(d, d, a0);
+		d = _mm512_sub_ps(_mm512_loadu_ps(p1 + 2 * i), x0);
+		b0 = _mm512_fmadd_ps(d, d, b0);
+		d = _mm512_sub_ps(_mm512_loadu_ps(p2 + 2 * i), x0);
+		c0 = _mm512_fmadd_ps(d, d, c0);
+		d = _mm512_sub_ps(_mm512_loadu_ps(p3 + 2 * i), x0);
+		e0 = _mm512_fmadd_ps(d, d, e0);
+	}
+	float t[8];
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), &t[0], &t[1]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(b0, b1), _mm512_add_ps(b2, b3)), &t[2], &t[3]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), &t[4], &t[5]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)), &t[6], &t[7]);
+	for (int j = 0; j < 8; j++) {
+		for (size_t r = i; r < n; r++) {
+			float d = q[j][r] - b[r];
+			t[j] += d * d;
+		}
+		out[j] = t[j];
+	}
+}
+
+/* vdb_dot_body's loop for the pairs of queries. */
+AVX512 static inline __attribute__((always_inline)) void vdb_dot8_wide(const float *packed,
+								const float *const *q,
+								const float *b, size_t n, float *out)
+{
+	size_t n8 = n & ~(size_t)7, i = 0;
+	const float *p0 = packed, *p1 = packed + 2 * n8, *p2 = packed + 4 * n8,
+		    *p3 = packed + 6 * n8;
+	__m512 z = _mm512_setzero_ps();
+	__m512 a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+	__m512 c0 = z, c1 = z, c2 = z, c3 = z, e0 = z, e1 = z, e2 = z, e3 = z;
+#define DOT8_STEP(p, s0, s1, s2, s3)                                                          \
+	do {                                                                                  \
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(p + 2 * i), x0, s0);                    \
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(p + 2 * i + 16), x1, s1);               \
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(p + 2 * i + 32), x2, s2);               \
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(p + 2 * i + 48), x3, s3);               \
+	} while (0)
+	for (; i + 32 <= n; i += 32) {
+		__m512 x0 = BCAST8(b + i), x1 = BCAST8(b + i + 8), x2 = BCAST8(b + i + 16),
+		       x3 = BCAST8(b + i + 24);
+		DOT8_STEP(p0, a0, a1, a2, a3);
+		DOT8_STEP(p1, b0, b1, b2, b3);
+		DOT8_STEP(p2, c0, c1, c2, c3);
+		DOT8_STEP(p3, e0, e1, e2, e3);
+	}
+#undef DOT8_STEP
+	for (; i + 8 <= n; i += 8) {
+		__m512 x0 = BCAST8(b + i);
+		a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p0 + 2 * i), x0, a0);
+		b0 = _mm512_fmadd_ps(_mm512_loadu_ps(p1 + 2 * i), x0, b0);
+		c0 = _mm512_fmadd_ps(_mm512_loadu_ps(p2 + 2 * i), x0, c0);
+		e0 = _mm512_fmadd_ps(_mm512_loadu_ps(p3 + 2 * i), x0, e0);
+	}
+	float t[8];
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), &t[0], &t[1]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(b0, b1), _mm512_add_ps(b2, b3)), &t[2], &t[3]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), &t[4], &t[5]);
+	hsum8_pair(_mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)), &t[6], &t[7]);
+	for (int j = 0; j < 8; j++) {
+		for (size_t r = i; r < n; r++)
+			t[j] += q[j][r] * b[r];
+		out[j] = t[j];
+	}
+}
+
+/* vdb_dot_and_norm_body's loop for the pairs of queries (2 accumulators per pair), the
+ * row's norm in 8 lanes once. */
+AVX512 static inline __attribute__((always_inline)) void vdb_dot_and_norm8_wide(const float *packed,
+									 const float *const *q,
+									 const float *x, size_t n,
+									 float *dot, float *xx)
+{
+	size_t n8 = n & ~(size_t)7, i = 0;
+	const float *p0 = packed, *p1 = packed + 2 * n8, *p2 = packed + 4 * n8,
+		    *p3 = packed + 6 * n8;
+	__m512 z = _mm512_setzero_ps();
+	__m512 a0 = z, a1 = z, b0 = z, b1 = z, c0 = z, c1 = z, e0 = z, e1 = z;
+	v8f n0 = {0}, n1 = {0};
+	for (; i + 16 <= n; i += 16) {
+		v8f y0 = load8(x + i), y1 = load8(x + i + 8);
+		__m512 x0 = _mm512_broadcast_f32x8((__m256)y0), x1 = _mm512_broadcast_f32x8((__m256)y1);
+		a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p0 + 2 * i), x0, a0);
+		a1 = _mm512_fmadd_ps(_mm512_loadu_ps(p0 + 2 * i + 16), x1, a1);
+		b0 = _mm512_fmadd_ps(_mm512_loadu_ps(p1 + 2 * i), x0, b0);
+		b1 = _mm512_fmadd_ps(_mm512_loadu_ps(p1 + 2 * i + 16), x1, b1);
+		c0 = _mm512_fmadd_ps(_mm512_loadu_ps(p2 + 2 * i), x0, c0);
+		c1 = _mm512_fmadd_ps(_mm512_loadu_ps(p2 + 2 * i + 16), x1, c1);
+		e0 = _mm512_fmadd_ps(_mm512_loadu_ps(p3 + 2 * i), x0, e0);
+		e1 = _mm512_fmadd_ps(_mm512_loadu_ps(p3 + 2 * i + 16), x1, e1);
+		n0 += y0 * y0;
+		n1 += y1 * y1;
+	}
+	for (; i + 8 <= n; i += 8) {
+		v8f y0 = load8(x + i);
+		__m512 x0 = _mm512_broadcast_f32x8((__m256)y0);
+		a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p0 + 2 * i), x0, a0);
+		b0 = _mm512_fmadd_ps(_mm512_loadu_ps(p1 + 2 * i), x0, b0);
+		c0 = _mm512_fmadd_ps(_mm512_loadu_ps(p2 + 2 * i), x0, c0);
+		e0 = _mm512_fmadd_ps(_mm512_loadu_ps(p3 + 2 * i), x0, e0);
+		n0 += y0 * y0;
+	}
+	float d[8];
+	hsum8_pair(_mm512_add_ps(a0, a1), &d[0], &d[1]);
+	hsum8_pair(_mm512_add_ps(b0, b1), &d[2], &d[3]);
+	hsum8_pair(_mm512_add_ps(c0, c1), &d[4], &d[5]);
+	hsum8_pair(_mm512_add_ps(e0, e1), &d[6], &d[7]);
+	float m = hsum8(n0 + n1);
+	for (int j = 0; j < 8; j++) {
+		for (size_t r = i; r < n; r++)
+			d[j] += q[j][r] * x[r];
+		dot[j] = d[j];
+	}
+	for (size_t r = i; r < n; r++)
+		m += x[r] * x[r];
+	*xx = m;
+}
+#undef BCAST8
+#endif
+
 /* Rows of a scan are prefetched about 8 KiB ahead: the hardware's stream prefetcher stops
  * at each 4 KiB page, and on a freshly mapped segment every page is a new one (measured on
  * 1M x 128: about 16% less CPU time per scan than without; 2 KiB or 16 KiB ahead did
@@ -325,6 +549,16 @@ DISPATCH(void, vdb_dot4, (const float *const *q, const float *b, size_t n, float
 DISPATCH(void, vdb_dot_and_norm4,
 	 (const float *const *q, const float *x, size_t n, float *dot, float *xx),
 	 (q, x, n, dot, xx))
+DISPATCH_WIDE(void, vdb_l2sq8,
+	      (const float *packed, const float *const *q, const float *b, size_t n, float *out),
+	      (packed, q, b, n, out))
+DISPATCH_WIDE(void, vdb_dot8,
+	      (const float *packed, const float *const *q, const float *b, size_t n, float *out),
+	      (packed, q, b, n, out))
+DISPATCH_WIDE(void, vdb_dot_and_norm8,
+	      (const float *packed, const float *const *q, const float *x, size_t n, float *dot,
+	       float *xx),
+	      (packed, q, x, n, dot, xx))
 DISPATCH(float, vdb_l2sq, (const float *a, const float *b, size_t n), (a, b, n))
 DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, float *dot, float *xx),
 	 (q, x, n, dot, xx))
@@ -337,7 +571,8 @@ DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, floa
 	{                                                                                     \
 		label, vdb_dot_##v, vdb_l2sq_##v, vdb_dot_and_norm_##v, vdb_l2sq4_##v,        \
 		    vdb_l2sq_rows_##v, vdb_dot_rows_##v, vdb_dot_and_norm_rows_##v,           \
-		    vdb_dot4_##v, vdb_dot_and_norm4_##v                                       \
+		    vdb_dot4_##v, vdb_dot_and_norm4_##v, vdb_l2sq8_##v, vdb_dot8_##v,         \
+		    vdb_dot_and_norm8_##v                                                     \
 	}
 size_t vdb_kernel_versions(vdb_kernels out[3])
 {
@@ -355,7 +590,7 @@ size_t vdb_kernel_versions(vdb_kernels out[3])
 {
 	out[0] = (vdb_kernels){"portable", vdb_dot, vdb_l2sq, vdb_dot_and_norm, vdb_l2sq4,
 			       vdb_l2sq_rows, vdb_dot_rows, vdb_dot_and_norm_rows, vdb_dot4,
-			       vdb_dot_and_norm4};
+			       vdb_dot_and_norm4, vdb_l2sq8, vdb_dot8, vdb_dot_and_norm8};
 	return 1;
 }
 #endif

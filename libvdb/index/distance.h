@@ -19,6 +19,13 @@ void vdb_l2sq4(const float *const *q, const float *b, size_t n, float *out);
 void vdb_dot4(const float *const *q, const float *b, size_t n, float *out);
 /* vdb_dot_and_norm(q[j], x, n, &dot[j], xx) for j < 4, bit for bit, loading x once. */
 void vdb_dot_and_norm4(const float *const *q, const float *x, size_t n, float *dot, float *xx);
+/* The same for eight queries q[0..8), bit for bit: packed holds them as vdb_pack8 lays them
+ * out (8 * (n rounded down to a multiple of 8) floats), which the AVX-512 version reads. */
+void vdb_pack8(const float *const *q, size_t n, float *packed);
+void vdb_l2sq8(const float *packed, const float *const *q, const float *b, size_t n, float *out);
+void vdb_dot8(const float *packed, const float *const *q, const float *b, size_t n, float *out);
+void vdb_dot_and_norm8(const float *packed, const float *const *q, const float *x, size_t n,
+		       float *dot, float *xx);
 /* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
 void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
 
@@ -36,6 +43,12 @@ typedef struct vdb_kernels {
 	void (*dot4)(const float *const *q, const float *b, size_t n, float *out);
 	void (*dot_and_norm4)(const float *const *q, const float *x, size_t n, float *dot,
 			      float *xx);
+	void (*l2sq8)(const float *packed, const float *const *q, const float *b, size_t n,
+		      float *out);
+	void (*dot8)(const float *packed, const float *const *q, const float *b, size_t n,
+		     float *out);
+	void (*dot_and_norm8)(const float *packed, const float *const *q, const float *x, size_t n,
+			      float *dot, float *xx);
 } vdb_kernels;
 
 /* Every version this CPU can run, the portable one first; returns how many (1 to 3). The

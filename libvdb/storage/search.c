@@ -201,6 +201,45 @@ static inline void push4(vdb_metric m, query_state *const *x, const float *const
 	}
 }
 
+/* push4 for eight queries (vdb_l2sq8, vdb_dot8, vdb_dot_and_norm8 over the queries as
+ * vdb_pack8 laid them out in `packed`), of which the first nx are real: a batch's last
+ * group is padded with copies of its last query, whose results are not kept. */
+static inline void push8(vdb_metric m, query_state *const *x, int nx, const float *packed,
+			 const float *const *q, const float *v, size_t dim, vdb_topk *const *t,
+			 uint32_t src, uint64_t r)
+{
+	float d8[8], xx = 0;
+	if (m == VDB_METRIC_L2)
+		vdb_l2sq8(packed, q, v, dim, d8);
+	else if (m == VDB_METRIC_DOT)
+		vdb_dot8(packed, q, v, dim, d8);
+	else
+		vdb_dot_and_norm8(packed, q, v, dim, d8, &xx);
+	for (int j = 0; j < nx; j++) {
+		double d;
+		if (m == VDB_METRIC_COSINE)
+			d = cosine_distance(d8[j], xx, q[j], x[j]->qnorm, x[j]->qnorm_exact, v, dim);
+		else if (!isfinite(d = m == VDB_METRIC_L2 ? d8[j] : -d8[j]))
+			d = distance_exact(m, q[j], x[j]->qnorm_exact, v, dim);
+		if (vdb_topk_may_enter(t[j], d))
+			vdb_topk_push(t[j], (vdb_cand){d, src, r});
+	}
+}
+
+static void scan_rows_x8(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
+			 query_state *const *x, int nx, const float *packed, vdb_topk *const *t,
+			 size_t dim, uint64_t w0, uint64_t w1)
+{
+	const float *q[8];
+	for (int j = 0; j < 8; j++)
+		q[j] = x[j]->q; /* padded by group8 */
+	for (uint64_t w = w0; w < w1 && w * 64 < seg->rows; w++)
+		for (uint64_t keep = kept_rows(seg, skip, w); keep; keep &= keep - 1) {
+			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(keep);
+			push8(m, x, nx, packed, q, seg->vectors + r * dim, dim, t, (uint32_t)g, r);
+		}
+}
+
 static void scan_rows_x4(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
 			 query_state *const *x, vdb_topk *const *t, size_t dim, uint64_t w0,
 			 uint64_t w1)
@@ -399,16 +438,44 @@ static void populate(const vdb_segment *seg, uint64_t w0, uint64_t w1)
 #endif
 }
 
+/* A last group of at least this many queries goes through the eight-query kernels, padded;
+ * fewer take the four-query and one-query ones. */
+#define GROUP8_MIN 5
+
+/* The queries of p from j on, eight of them (padded with copies of the last): returns how
+ * many are real. */
+static int group8(const scan_part *p, size_t j, query_state **x8)
+{
+	int nx = p->nscan - j < 8 ? (int)(p->nscan - j) : 8;
+	for (int i = 0; i < 8; i++)
+		x8[i] = &p->qs[p->scan[j + (i < nx ? i : nx - 1)]];
+	return nx;
+}
+
 /* A part of the log tail's exact scan: entries [p->w0, p->w1), as a segment's scan does it,
- * a cache-sized block of rows at a time for all the queries, four queries per pass. */
-static void scan_log_part(const scan_part *p)
+ * a cache-sized block of rows at a time for all the queries, eight queries per pass (the
+ * last few four or one at a time). */
+static void scan_log_part(const scan_part *p, const float *packed)
 {
 	const vdb_state *s = p->s;
-	size_t dim = s->cfg.dim, block = scan_block_words(dim) * 64;
+	size_t dim = s->cfg.dim, block = scan_block_words(dim) * 64, n8 = dim & ~(size_t)7;
 	vdb_metric m = s->cfg.metric;
 	uint32_t src = (uint32_t)s->man.nseg;
 	for (size_t b0 = p->w0; b0 < p->w1; b0 += block) {
 		size_t b1 = p->w1 - b0 < block ? p->w1 : b0 + block, j = 0;
+		for (; packed && j + GROUP8_MIN <= p->nscan; j += 8) {
+			query_state *x8[8];
+			const float *q8[8];
+			int nx = group8(p, j, x8);
+			for (int i = 0; i < 8; i++)
+				q8[i] = x8[i]->q;
+			for (size_t i = b0; i < b1; i++) {
+				const vdb_mem_entry *e = &s->mt.entries[i];
+				if (!e->deleted && (!p->mt_sel || p->mt_sel[i]))
+					push8(m, x8, nx, packed + j * n8, q8,
+					      s->mt.vectors + e->vec, dim, p->t + j, src, i);
+			}
+		}
 		for (; j + 4 <= p->nscan; j += 4) {
 			query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
 					      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
@@ -434,14 +501,34 @@ static void scan_log_part(const scan_part *p)
 	}
 }
 
+/* The queries of p in groups of eight, as vdb_pack8 lays each group out (group j / 8 at
+ * packed + j * (dim rounded down to 8)), or NULL when there is no group (or no memory: the
+ * four-query kernels do the work then). Free with free(). */
+static float *pack_queries(const scan_part *p, size_t dim)
+{
+	size_t groups = (p->nscan + 8 - GROUP8_MIN) / 8, n8 = dim & ~(size_t)7;
+	float *packed = groups && n8 ? malloc(groups * 8 * n8 * sizeof *packed) : NULL;
+	for (size_t g = 0; packed && g < groups; g++) {
+		query_state *x8[8];
+		const float *q8[8];
+		group8(p, g * 8, x8);
+		for (int i = 0; i < 8; i++)
+			q8[i] = x8[i]->q;
+		vdb_pack8(q8, dim, packed + g * 8 * n8);
+	}
+	return packed;
+}
+
 static void scan_part_run(const scan_part *p)
 {
+	size_t dim = p->s->cfg.dim, n8 = dim & ~(size_t)7;
+	float *packed = pack_queries(p, dim);
 	if (p->g == p->s->man.nseg) {
-		scan_log_part(p);
+		scan_log_part(p, packed);
+		free(packed);
 		return;
 	}
 	const vdb_segment *seg = &p->s->segs[p->g];
-	size_t dim = p->s->cfg.dim;
 	vdb_metric m = p->s->cfg.metric;
 	uint64_t step = scan_block_words(dim);
 	if (p->skip == seg->dead) /* not a filter's selection, which may need few pages */
@@ -449,6 +536,12 @@ static void scan_part_run(const scan_part *p)
 	for (uint64_t w = p->w0; w < p->w1; w += step) {
 		uint64_t end = p->w1 - w < step ? p->w1 : w + step;
 		size_t j = 0;
+		for (; packed && j + GROUP8_MIN <= p->nscan; j += 8) {
+			query_state *x8[8];
+			int nx = group8(p, j, x8);
+			scan_rows_x8(seg, p->skip, p->g, m, x8, nx, packed + j * n8, p->t + j, dim,
+				     w, end);
+		}
 		for (; j + 4 <= p->nscan; j += 4) {
 			query_state *x4[4] = {&p->qs[p->scan[j]], &p->qs[p->scan[j + 1]],
 					      &p->qs[p->scan[j + 2]], &p->qs[p->scan[j + 3]]};
@@ -460,6 +553,7 @@ static void scan_part_run(const scan_part *p)
 				  p->t[j]);
 		}
 	}
+	free(packed);
 }
 
 static void *scan_part_main(void *arg)

@@ -240,6 +240,15 @@ static vdb_status usable(const vdb_writer *w, vdb_error *err)
 	return VDB_OK;
 }
 
+/* usable, with no pending batch: what compacting and settling need. */
+static vdb_status idle(const vdb_writer *w, vdb_error *err)
+{
+	vdb_status st = usable(w, err);
+	if (!st && w->ops)
+		st = vdb_err(err, VDB_EINVAL, "commit or roll back the pending batch first");
+	return st;
+}
+
 /* A vector is storable when every value is finite and, under cosine, not all are zero. One
  * branch-free pass over the bits (all exponent bits set: Inf or NaN) that the compiler
  * vectorises; the column is looked for only when something is wrong. */
@@ -921,11 +930,9 @@ static vdb_status merge_policy(vdb_writer *w, vdb_error *err)
 
 vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 {
-	vdb_status st = usable(w, err);
+	vdb_status st = idle(w, err);
 	if (st)
 		return st;
-	if (w->ops)
-		return vdb_err(err, VDB_EINVAL, "commit or roll back the pending batch first");
 	if (w->st.mt.n && (st = seal(w, err)))
 		return st;
 	size_t n = w->st.man.nseg;
@@ -950,13 +957,9 @@ vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 
 vdb_status vdb_writer_settle(vdb_writer *w, vdb_error *err)
 {
-	vdb_status st = usable(w, err);
-	if (st)
+	vdb_status st = idle(w, err);
+	if (st || w->dry_run)
 		return st;
-	if (w->ops)
-		return vdb_err(err, VDB_EINVAL, "commit or roll back the pending batch first");
-	if (w->dry_run)
-		return VDB_OK;
 	vdb_state *s = &w->st;
 	/* s->live is the count at load; the log's own count is kept current. */
 	uint64_t largest = 0, all = s->mt.live;

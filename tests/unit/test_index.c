@@ -142,6 +142,26 @@ Test(distance, every_cpu_version_agrees_with_the_portable_one)
 					cr_assert_eq(memcmp(&xx4, &xx1, sizeof xx1), 0,
 						     "%s dot_and_norm4 norm, dim %zu", v[k].name, n);
 				}
+				/* Eight queries, two of them the same, as vdb_pack8 packs them. */
+				const float *q8[8] = {x, x + n, q, x + 2 * n, x + 4 * n, q, x + 3 * n, x};
+				float packed[8 * 1536], l8[8], d8[8], dn8[8], xx8;
+				vdb_pack8(q8, n, packed);
+				v[k].l2sq8(packed, q8, x + 4 * n, n, l8);
+				v[k].dot8(packed, q8, x + 4 * n, n, d8);
+				v[k].dot_and_norm8(packed, q8, x + 4 * n, n, dn8, &xx8);
+				for (int j = 0; j < 8; j++) {
+					float l1 = v[k].l2sq(q8[j], x + 4 * n, n);
+					float d1 = v[k].dot(q8[j], x + 4 * n, n), dn, xx1;
+					v[k].dot_and_norm(q8[j], x + 4 * n, n, &dn, &xx1);
+					cr_assert_eq(memcmp(&l8[j], &l1, sizeof l1), 0, "%s l2sq8[%d], dim %zu",
+						     v[k].name, j, n);
+					cr_assert_eq(memcmp(&d8[j], &d1, sizeof d1), 0, "%s dot8[%d], dim %zu",
+						     v[k].name, j, n);
+					cr_assert_eq(memcmp(&dn8[j], &dn, sizeof dn), 0,
+						     "%s dot_and_norm8[%d], dim %zu", v[k].name, j, n);
+					cr_assert_eq(memcmp(&xx8, &xx1, sizeof xx1), 0,
+						     "%s dot_and_norm8 norm, dim %zu", v[k].name, n);
+				}
 				for (int r = 0; r < ROWS; r++) {
 					const float *xr = x + r * n;
 					float d1 = v[k].dot(q, xr, n), l1 = v[k].l2sq(q, xr, n), dn, xx;
@@ -332,14 +352,16 @@ ParameterizedTest(metric_case *mc, flat, matches_brute_force)
 	}
 	vdb_searcher *sr;
 	cr_assert_eq(vdb_searcher_new(c, &sr, &err), VDB_OK);
-	for (int exact = 0; exact < 2; exact++) {
+	/* 9 queries: a group of eight for the exact scan and one alone; 6: a group padded. */
+	for (int exact = 0; exact < 4; exact++) {
+		int nb = exact < 2 ? B : 6;
 		vdb_search_options so;
 		vdb_search_options_init(&so);
-		so.exact = exact;
-		cr_assert_eq(vdb_searcher_search_batch(sr, B, qp, ks, &so, hp, ns, &failed, &err),
+		so.exact = exact % 2;
+		cr_assert_eq(vdb_searcher_search_batch(sr, nb, qp, ks, &so, hp, ns, &failed, &err),
 			     VDB_OK, "%s", err.message);
-		cr_assert_eq(failed, B);
-		for (int i = 0; i < B; i++) {
+		cr_assert_eq(failed, nb);
+		for (int i = 0; i < nb; i++) {
 			size_t n1;
 			cr_assert_eq(vdb_search(c, bq[i], ks[i], &so, one, &n1, &err), VDB_OK);
 			cr_assert_eq(ns[i], n1);
