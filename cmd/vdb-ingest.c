@@ -87,8 +87,9 @@ static void usage(void)
 	       "A load that succeeds ends by settling: in an HNSW collection, when the records\n"
 	       "outside its largest segment are 1024 or more and 1/64 of it, everything is\n"
 	       "merged into one segment (inserting them into that segment's graph), so the new\n"
-	       "records are searched through one graph at once; else a log of 1024 or more\n"
-	       "records is sealed and given a graph.\n"
+	       "records are searched through one graph at once; else the records of the log\n"
+	       "and of the flat segments at the end, when 1024 or more, get a graph of their\n"
+	       "own.\n"
 	       "\n" CLI_EXIT_TABLE);
 }
 

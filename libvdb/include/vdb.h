@@ -459,9 +459,13 @@ VDB_API vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err);
  * HNSW collection whose rows outside its largest segment (in smaller segments and the log)
  * are at least a graph's worth (VDB_HNSW_MIN_ROWS, 1024) and 1/64 of that segment, the log
  * is sealed and every segment merged into one, the largest one's graph kept and the other
- * rows inserted into it; otherwise a log of at least 1024 records is sealed into a segment
- * of its own (with a graph). Deleted rows stay until a compaction. The pending batch must
- * be empty. Errors: those of vdb_writer_compact. */
+ * rows inserted into it (unless over a quarter of that graph's rows are deleted: then
+ * only vdb_writer_compact rebuilds it); otherwise, when the log and the segments without
+ * a graph at the end hold 1024 records or more, they become a segment with a graph of
+ * their own. Deleted rows stay until a compaction. A collection whose rows are spread over
+ * several graphs (written by an older vdb, or loaded with no settling) is brought to one
+ * graph by its next settling load, at the cost of inserting the rows outside the largest
+ * segment. The pending batch must be empty. Errors: those of vdb_writer_compact. */
 VDB_API vdb_status vdb_writer_settle(vdb_writer *w, vdb_error *err);
 /* Optional: progress of vdb_writer_compact's long part, the graph build of the merged
  * segment: progress(ctx, rows done, rows in all), called now and then from the compacting

@@ -963,14 +963,21 @@ vdb_status vdb_writer_settle(vdb_writer *w, vdb_error *err)
 	vdb_state *s = &w->st;
 	/* s->live is the count at load; the log's own count is kept current. */
 	uint64_t largest = 0, all = s->mt.live;
+	const vdb_segment *big = NULL;
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		uint64_t live = vdb_segment_live_rows(&s->segs[g]);
 		all += live;
-		largest = live > largest ? live : largest;
+		if (live > largest) {
+			largest = live;
+			big = &s->segs[g];
+		}
 	}
 	uint64_t others = all - largest, min_rows = VDB_HNSW_MIN_ROWS;
 	int hnsw = s->cfg.index == VDB_INDEX_HNSW;
-	if (hnsw && others >= min_rows && others >= largest / SETTLE_SHARE) {
+	/* A graph with over a quarter of its rows deleted is not reused by a merge
+	 * (vdb_seg_rows_reuse_graph): merging would rebuild everything, vdb-compact's work. */
+	int reusable = !big || !big->has_graph || big->ndead <= big->rows / 4;
+	if (hnsw && reusable && others >= min_rows && others >= largest / SETTLE_SHARE) {
 		/* Everything into one segment: the log straight into a graph when it is all
 		 * there is, else through a flat seal into the merge. */
 		if (s->mt.n && (st = seal_log(w, !s->man.nseg, err)))

@@ -108,6 +108,54 @@ class CrashTest(unittest.TestCase):
         # before, during and after those seals and their merges.
         self.kill_loop(SEED + 1, max(ITERATIONS // 2, 4), [1000, 2500, 6000], [400, 1000, 3000])
 
+    def test_kill_9_while_a_load_settles(self):
+        # Every batch of the load is acknowledged, then the load settles: its flat seals and
+        # log are merged into one segment with a graph (with the collection's largest one).
+        # A kill at any moment of that leaves every record, vdb-check content, and the next
+        # load recovers and settles.
+        rng = random.Random(SEED + 3)
+        state, g, killed = {}, 1, 0
+        iterations = max(ITERATIONS // 6, 4)
+        for it in range(iterations):
+            n = rng.choice([3000, 6000])
+            lines, ops = self.make_input(rng, state, g, n)
+            g += n
+            path = os.path.join(self.tmp, "settle-%d.jsonl" % it)
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            proc = subprocess.Popen([exe("vdb-ingest"), "-v", "-b", "1000", self.db, path],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            err = ""
+            for line in proc.stderr:
+                err += line
+                m = BATCH_RE.search(line)
+                if m and int(m.group(2)) == n:
+                    break  # the last batch is acknowledged: settling follows
+            time.sleep(rng.choice([0.0, rng.uniform(0, 0.05), rng.uniform(0, 0.3)]))
+            proc.kill()
+            rest = proc.stderr.read()
+            proc.wait()
+            self.assertIn(proc.returncode, (0, -9), err + rest)
+            killed += proc.returncode == -9
+            for op in ops:
+                apply(state, op)
+            self.assertEqual(export(self.db), state, "iteration %d: acknowledged records" % it)
+            c = subprocess.run([exe("vdb-check"), self.db], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        # An uninterrupted load recovers whatever was left and settles into one graph.
+        lines, ops = self.make_input(rng, state, g, 1500)
+        p = subprocess.run([exe("vdb-ingest"), "-q", self.db], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for op in ops:
+            apply(state, op)
+        self.assertEqual(export(self.db), state)
+        info = json.loads(subprocess.run([exe("vdb-info"), "--json", self.db], capture_output=True,
+                                         text=True, check=True).stdout)
+        self.assertEqual((info["segments"], info["graphs"], info["log_records"]), (1, 1, 0), info)
+        print("settle kills: %d of %d loads killed after their last batch" % (killed, iterations))
+        self.assertGreater(killed, 0)
+
     def kill_loop(self, seed, iterations, sizes, batches):
         rng = random.Random(seed)
         state = {}
