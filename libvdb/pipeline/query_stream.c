@@ -17,9 +17,12 @@
 #include "vdb_io.h"
 
 /* A batch: at most this many lines or bytes; queries with k up to BATCH_MAX_K are searched
- * together. */
-#define BATCH_LINES 64
-#define BATCH_BYTES (1u << 20)
+ * together. Every batch reads each exactly scanned segment once, so a large batch reads
+ * memory less often (1,000 exact queries at 768-d on 40,000 rows in the log: 0.93 s in
+ * batches of 64, 0.84 s in batches of 256); a batch takes only lines already there, so
+ * the size costs a query typed alone nothing. */
+#define BATCH_LINES 256
+#define BATCH_BYTES (4u << 20)
 #define BATCH_MAX_K 1024
 #define DEFAULT_MAX_LINE (64u << 20)
 
