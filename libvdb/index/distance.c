@@ -277,6 +277,74 @@ BODY void vdb_dot_and_norm4_body(const float *const *q, const float *x, size_t n
 	*xx = m;
 }
 
+/* ---- graph search ----
+ * A graph search computes a distance per neighbour it meets and keeps only the ranking:
+ * the results' scores are computed again by the exact kernels above, so these may round
+ * differently. With AVX-512 they use 16-float registers (half the loads of the 8-lane
+ * kernels); elsewhere they are the kernels above. */
+
+BODY float vdb_dot_graph_body(const float *a, const float *b, size_t n)
+{
+	return vdb_dot_body(a, b, n);
+}
+
+BODY float vdb_l2sq_graph_body(const float *a, const float *b, size_t n)
+{
+	return vdb_l2sq_body(a, b, n);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+AVX512 static inline __attribute__((always_inline)) float vdb_dot_graph_wide(const float *a,
+									     const float *b,
+									     size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+	}
+	for (; i + 16 <= n; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+	if (i < n) { /* the last 1-15 floats, masked */
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i),
+				     s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+AVX512 static inline __attribute__((always_inline)) float vdb_l2sq_graph_wide(const float *a,
+									      const float *b,
+									      size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64) {
+		__m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		__m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+		__m512 d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
+		__m512 d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
+		s0 = _mm512_fmadd_ps(d0, d0, s0);
+		s1 = _mm512_fmadd_ps(d1, d1, s1);
+		s2 = _mm512_fmadd_ps(d2, d2, s2);
+		s3 = _mm512_fmadd_ps(d3, d3, s3);
+	}
+	for (; i + 16 <= n; i += 16) {
+		__m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		s0 = _mm512_fmadd_ps(d, d, s0);
+	}
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		__m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+		s1 = _mm512_fmadd_ps(d, d, s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+#endif
+
 /* ---- eight queries at once ----
  * The exact scan of a batch compares each row with eight queries. Without AVX-512 that is
  * the four-query kernels twice. With it, two queries share a 16-float register: lanes 0-7
@@ -549,6 +617,8 @@ DISPATCH(void, vdb_dot4, (const float *const *q, const float *b, size_t n, float
 DISPATCH(void, vdb_dot_and_norm4,
 	 (const float *const *q, const float *x, size_t n, float *dot, float *xx),
 	 (q, x, n, dot, xx))
+DISPATCH_WIDE(float, vdb_dot_graph, (const float *a, const float *b, size_t n), (a, b, n))
+DISPATCH_WIDE(float, vdb_l2sq_graph, (const float *a, const float *b, size_t n), (a, b, n))
 DISPATCH_WIDE(void, vdb_l2sq8,
 	      (const float *packed, const float *const *q, const float *b, size_t n, float *out),
 	      (packed, q, b, n, out))
@@ -572,7 +642,7 @@ DISPATCH(void, vdb_dot_and_norm, (const float *q, const float *x, size_t n, floa
 		label, vdb_dot_##v, vdb_l2sq_##v, vdb_dot_and_norm_##v, vdb_l2sq4_##v,        \
 		    vdb_l2sq_rows_##v, vdb_dot_rows_##v, vdb_dot_and_norm_rows_##v,           \
 		    vdb_dot4_##v, vdb_dot_and_norm4_##v, vdb_l2sq8_##v, vdb_dot8_##v,         \
-		    vdb_dot_and_norm8_##v                                                     \
+		    vdb_dot_and_norm8_##v, vdb_dot_graph_##v, vdb_l2sq_graph_##v              \
 	}
 size_t vdb_kernel_versions(vdb_kernels out[3])
 {
@@ -590,7 +660,8 @@ size_t vdb_kernel_versions(vdb_kernels out[3])
 {
 	out[0] = (vdb_kernels){"portable", vdb_dot, vdb_l2sq, vdb_dot_and_norm, vdb_l2sq4,
 			       vdb_l2sq_rows, vdb_dot_rows, vdb_dot_and_norm_rows, vdb_dot4,
-			       vdb_dot_and_norm4, vdb_l2sq8, vdb_dot8, vdb_dot_and_norm8};
+			       vdb_dot_and_norm4, vdb_l2sq8, vdb_dot8, vdb_dot_and_norm8,
+			       vdb_dot_graph, vdb_l2sq_graph};
 	return 1;
 }
 #endif

@@ -26,6 +26,11 @@ void vdb_l2sq8(const float *packed, const float *const *q, const float *b, size_
 void vdb_dot8(const float *packed, const float *const *q, const float *b, size_t n, float *out);
 void vdb_dot_and_norm8(const float *packed, const float *const *q, const float *x, size_t n,
 		       float *dot, float *xx);
+/* vdb_dot and vdb_l2sq for graph searches and builds, which only rank by them: with
+ * AVX-512 they round differently (16-float registers), so scores to report are computed
+ * with the kernels above. */
+float vdb_dot_graph(const float *a, const float *b, size_t n);
+float vdb_l2sq_graph(const float *a, const float *b, size_t n);
 /* dot(q, x) and dot(x, x) in one pass (cosine without stored norms). */
 void vdb_dot_and_norm(const float *q, const float *x, size_t n, float *dot, float *xx);
 
@@ -49,6 +54,8 @@ typedef struct vdb_kernels {
 		     float *out);
 	void (*dot_and_norm8)(const float *packed, const float *const *q, const float *x, size_t n,
 			      float *dot, float *xx);
+	float (*dot_graph)(const float *a, const float *b, size_t n);
+	float (*l2sq_graph)(const float *a, const float *b, size_t n);
 } vdb_kernels;
 
 /* Every version this CPU can run, the portable one first; returns how many (1 to 3). The

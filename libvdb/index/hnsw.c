@@ -70,14 +70,14 @@ static inline __attribute__((always_inline)) float distance(const vdb_hnsw_space
 	float d;
 	switch (sp->metric) {
 	case VDB_METRIC_L2:
-		d = vdb_l2sq(q, x, sp->dim);
+		d = vdb_l2sq_graph(q, x, sp->dim);
 		break;
 	case VDB_METRIC_DOT:
-		d = -vdb_dot(q, x, sp->dim);
+		d = -vdb_dot_graph(q, x, sp->dim);
 		break;
 	default: {
 		float n = sp->norms[row] * qnorm;
-		d = n > 0 ? -vdb_dot(q, x, sp->dim) / n : 0.0f;
+		d = n > 0 ? -vdb_dot_graph(q, x, sp->dim) / n : 0.0f;
 	}
 	}
 	return finite_or_exact(sp, q, x, d);

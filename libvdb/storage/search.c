@@ -281,13 +281,15 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		return VDB_OK;
 	}
 	for (size_t i = 0; i < nc; i++) {
-		double d = c[i].dist;
-		/* The graph ranks cosine by the stored norms; the result carries the score an
-		 * exact scan gives, so a record's score does not depend on the search path
-		 * (for l2 and dot the two computations are already the same). */
-		if (cfg->metric == VDB_METRIC_COSINE)
-			d = distance(cfg->metric, q, qnorm, qnorm_exact,
-				     seg->vectors + c[i].row * cfg->dim, cfg->dim);
+		/* The graph ranks with its own kernels (and cosine by the stored norms); a result
+		 * carries the score an exact scan gives, so a record's score does not depend on
+		 * the search path. Candidates come best first: once the graph's distance is past
+		 * the k-th best by more than the kernels' rounding, so are the rest. */
+		double gd = c[i].dist;
+		if (t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
+			break;
+		double d = distance(cfg->metric, q, qnorm, qnorm_exact,
+				    seg->vectors + c[i].row * cfg->dim, cfg->dim);
 		if (vdb_topk_may_enter(t, d))
 			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[i].row});
 	}
