@@ -143,18 +143,23 @@ class CrashTest(unittest.TestCase):
             c = subprocess.run([exe("vdb-check"), self.db], capture_output=True, text=True)
             self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
         # An uninterrupted load recovers whatever was left and settles into one graph.
-        lines, ops = self.make_input(rng, state, g, 1500)
+        self.last_load(rng, state, g, 1500)
+        info = json.loads(subprocess.run([exe("vdb-info"), "--json", self.db], capture_output=True,
+                                         text=True, check=True).stdout)
+        self.assertEqual((info["segments"], info["graphs"], info["log_records"]), (1, 1, 0), info)
+        print("settle kills: %d of %d loads killed after their last batch" % (killed, iterations))
+        self.assertGreater(killed, 0)
+
+    def last_load(self, rng, state, g, n):
+        """An uninterrupted load of n more lines: it recovers what a kill left, and the
+        collection is state (updated) afterwards."""
+        lines, ops = self.make_input(rng, state, g, n)
         p = subprocess.run([exe("vdb-ingest"), "-q", self.db], input="\n".join(lines) + "\n",
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
         for op in ops:
             apply(state, op)
         self.assertEqual(export(self.db), state)
-        info = json.loads(subprocess.run([exe("vdb-info"), "--json", self.db], capture_output=True,
-                                         text=True, check=True).stdout)
-        self.assertEqual((info["segments"], info["graphs"], info["log_records"]), (1, 1, 0), info)
-        print("settle kills: %d of %d loads killed after their last batch" % (killed, iterations))
-        self.assertGreater(killed, 0)
 
     def kill_loop(self, seed, iterations, sizes, batches):
         rng = random.Random(seed)
@@ -223,13 +228,7 @@ class CrashTest(unittest.TestCase):
             self.assertEqual(len(json.loads(q.stdout)["results"]), min(3, len(state)))
 
         # A last, uninterrupted ingest recovers and adds on top of everything.
-        lines, ops = self.make_input(rng, state, g, 200)
-        p = subprocess.run([exe("vdb-ingest"), "-q", self.db], input="\n".join(lines) + "\n",
-                           capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        for op in ops:
-            apply(state, op)
-        self.assertEqual(export(self.db), state)
+        self.last_load(rng, state, g, 200)
         files = os.listdir(os.path.join(self.db, "default"))
         self.assertFalse([f for f in files if ".tmp-" in f], files)
         self.assertEqual(len([f for f in files if f.startswith("wal-")]), 1, files)
