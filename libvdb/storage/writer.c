@@ -887,9 +887,8 @@ static size_t flat_run(const vdb_state *s, uint64_t *rows)
  * In an HNSW collection the log's seals are flat: a small seal keeps the log that every
  * reader replays short (docs/format.md), and a graph per small seal would be rebuilt by
  * every merge above it. Once the flat segments at the end hold FLAT_SEALS_MAX seal
- * thresholds of vectors
- * they are merged into one segment with a graph (vdb_writer_settle does it sooner, when a
- * load ends).
+ * thresholds of vectors they are merged into one segment with a graph (vdb_writer_settle
+ * does it sooner, when a load ends).
  *
  * Then size tiers: while the newest MERGE_FACTOR or more segments are all in the newest
  * one's tier or below, that run is merged into one segment (a tier up), keeping a graph if
