@@ -90,3 +90,23 @@ vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, 
 	return VDB_OK;
 }
 
+vdb_status vdb_err_no_collection(vdb_error *err, const char *db, const char *name)
+{
+	enum { SHOWN = 8 }; /* names listed before "and N more" */
+	char have[sizeof err->message] = "";
+	vdb_coll_name *names = NULL;
+	size_t n = 0, len = 0;
+	vdb_error ignored;
+	if (vdb_db_collections(db, &names, &n, &ignored) == VDB_OK) {
+		len = (size_t)snprintf(have, sizeof have, n ? " (it has:" : " (it has no collection)");
+		for (size_t i = 0; i < n && i < SHOWN && len < sizeof have; i++)
+			len += (size_t)snprintf(have + len, sizeof have - len, "%s %s", i ? "," : "",
+						names[i]);
+		if (n > SHOWN && len < sizeof have)
+			len += (size_t)snprintf(have + len, sizeof have - len, " and %zu more", n - SHOWN);
+		if (n && len < sizeof have)
+			snprintf(have + len, sizeof have - len, ")");
+	}
+	free(names);
+	return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s%s", name, db, have);
+}

@@ -15,4 +15,8 @@ vdb_status vdb_db_check(const char *db, vdb_error *err);
 typedef char vdb_coll_name[VDB_NAME_MAX + 1];
 vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, vdb_error *err);
 
+/* VDB_ENOENT "collection 'name' does not exist in db", naming the collections that do
+ * (users forget -c): "(it has: a, b)", "(it has no collection)". */
+vdb_status vdb_err_no_collection(vdb_error *err, const char *db, const char *name);
+
 #endif

@@ -164,7 +164,7 @@ vdb_status vdb_state_load_flags(const char *db, const char *name, vdb_state *s, 
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
 	st = vdb_config_read(s->dir, &s->cfg, err);
 	if (st == VDB_ENOENT)
-		return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s", name, db);
+		return vdb_err_no_collection(err, db, name);
 	if (st)
 		return st;
 	for (int attempt = 0;; attempt++) {

@@ -158,7 +158,7 @@ static vdb_status writer_open(const char *db, const char *name, const vdb_writer
 	}
 	if (access(dir, F_OK) < 0) {
 		free(w);
-		return vdb_err(err, VDB_ENOENT, "collection '%s' does not exist in %s", name, db);
+		return vdb_err_no_collection(err, db, name);
 	}
 	w->dry_run = o->dry_run;
 	w->threads = o->threads;

@@ -564,9 +564,23 @@ class Small(vdbtest.VdbTestCase):
         db = self.path('nodb')
         self.assertFails(run('query', db, input='[0,0,0,0]'), EXIT_NOINPUT,
                          'vdb-query: %s: No such file or directory' % db)
+        # The message names the collections that do exist (users forget -c).
         self.assertFails(self.query('db', name='nope', input='[0,0,0,0]'), EXIT_NOINPUT,
-                         "vdb-query: collection 'nope' does not exist in %s" % self.path('db'))
+                         "vdb-query: collection 'nope' does not exist in %s (it has: default)\n"
+                         % self.path('db'))
         self.assertFails(self.query('db', '--id', '1', name='nope'), EXIT_NOINPUT)
+        for name in ('b-docs', 'a-images'):
+            self.assertOk(run('create', self.path('db'), '-c', name, '--dim', '4', '--metric',
+                              'l2'))
+        self.assertFails(run('ingest', self.path('db'), '-c', 'nope', input=''), EXIT_NOINPUT,
+                         "vdb-ingest: collection 'nope' does not exist in %s (it has: a-images, "
+                         "b-docs, default)\n" % self.path('db'))
+        empty = self.path('empty')
+        self.assertOk(run('create', empty, '-c', 'gone', '--dim', '4', '--metric', 'l2'))
+        shutil.rmtree(os.path.join(empty, 'gone'))
+        self.assertFails(run('export', empty), EXIT_NOINPUT,
+                         "vdb-export: collection 'default' does not exist in %s (it has no "
+                         "collection)\n" % empty)
 
     def test_write_errors(self):
         vdbtest.write_fails(self, 'query', self.path('db'), input='[0,0,0,0]\n')
