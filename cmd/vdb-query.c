@@ -43,7 +43,8 @@ static void usage(void)
 	       "      --vector           include each result's stored vector\n"
 	       "      --vector=JSON      answer this one query (also: --vector '[...]')\n"
 	       "      --id ID            print the stored record with this id (digits: an\n"
-	       "                         integer id; anything else, or \"quoted\", a string id)\n"
+	       "                         integer id; anything else, or \"quoted\", a string id;\n"
+	       "                         other numbers, like 1.5 or -3, are refused)\n"
 	       "      --max-line-bytes N longest accepted query line (default 64M)\n"
 	       "  -j, --threads N        answer streamed queries on N threads, 1 to 64\n"
 	       "                         (default: $VDB_THREADS, or one per CPU); output\n"
@@ -72,6 +73,31 @@ static int flush_out(void *ctx)
 	(void)ctx;
 	output_failed |= fflush(stdout) != 0;
 	return output_failed;
+}
+
+/* Whether text is a JSON number other than a plain non-negative integer (1.5, -3, 1e3):
+ * ingest refuses such ids, so --id does not quietly look them up as strings. */
+static int number_not_id(const char *s)
+{
+	const char *p = s + (*s == '-');
+	size_t d = strspn(p, "0123456789");
+	if (!d)
+		return 0;
+	p += d;
+	if (*p == '.') {
+		size_t f = strspn(p + 1, "0123456789");
+		if (!f)
+			return 0;
+		p += 1 + f;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p += 1 + (p[1] == '+' || p[1] == '-');
+		size_t e = strspn(p, "0123456789");
+		if (!e)
+			return 0;
+		p += e;
+	}
+	return !*p && strspn(s, "0123456789") != strlen(s);
 }
 
 static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
@@ -169,7 +195,13 @@ int main(int argc, char **argv)
 			else
 				o.hits_flags |= VDB_HITS_VECTOR;
 			break;
-		case 'I': id = optarg; break;
+		case 'I':
+			if (number_not_id(optarg))
+				return cli_usage_error("--id %s: not an integer id (ids are integers from 0 "
+						       "or strings); quote it for a string id: '\"%s\"'",
+						       optarg, optarg);
+			id = optarg;
+			break;
 		case 'F':
 			if (cli_parse_u64(optarg, "--ef", 1, VDB_K_MAX, 0, &v))
 				return EXIT_USAGE;

@@ -400,6 +400,16 @@ class Small(vdbtest.VdbTestCase):
                 self.assertUsage(self.q('--id', arg), 'vdb-query: --id: ' + msg)
         self.assertUsage(self.q('--id', '1', self.write('q', '')),
                          'vdb-query: query files cannot be combined with --id')
+        # Numbers that are not ids (ingest refuses them) are not looked up as strings.
+        for arg in ['1.5', '-3', '1e3', '-0', '2.50E-7']:
+            with self.subTest(id=arg):
+                self.assertUsage(self.q('--id', arg),
+                                 "vdb-query: --id %s: not an integer id (ids are integers from "
+                                 "0 or strings); quote it for a string id: '\"%s\"'" % (arg, arg))
+        for arg in ['"1.5"', '1.', '-x', '1e']:  # quoted, or not numbers: string ids
+            with self.subTest(id=arg):
+                self.assertFails(self.q('--id', arg), EXIT_NOINPUT,
+                                 'vdb-query: no record with id %s' % arg)
 
     def test_bad_query_line_stops_after_earlier_results(self):
         good = ['[0,0,0,0]', '{"vector":[1,0,0,0],"k":1}']
