@@ -34,8 +34,9 @@ static void on_sigbus(int sig)
 	_exit(EXIT_IO);
 }
 
-/* The command line, for cli_option_error. */
+/* The command line and the long options, for cli_option_error. */
 static char **cli_argv;
+static const struct option *cli_longopts;
 
 void cli_init(const char *prog, char **argv)
 {
@@ -189,11 +190,67 @@ int cli_option_error(int c)
 		return cli_usage_error("option '-%c' needs a value", optopt);
 	if (is_long && optopt && arg[n] == '=')
 		return cli_usage_error("option '%.*s' takes no value", n, arg);
-	if (is_long)
+	if (is_long) {
+		const char *names[128];
+		size_t k = 0;
+		for (const struct option *o = cli_longopts; o && o->name && k < 128; o++)
+			names[k++] = o->name;
+		const char *meant = cli_closest(arg + 2, (size_t)n - 2, names, k);
+		if (meant)
+			return cli_usage_error("unknown option '%.*s'; did you mean '--%s'?", n, arg,
+					       meant);
 		return cli_usage_error("unknown option '%.*s'", n, arg);
+	}
 	if (optopt > ' ' && optopt < 127)
 		return cli_usage_error("unknown option '-%c'", optopt);
 	return cli_usage_error("unknown option");
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	cli_longopts = longopts;
+	return getopt_long(argc, argv, shortopts, longopts, NULL);
+}
+
+/* Edits from a[0..la) to b[0..lb) (optimal string alignment), or more than `most` when
+ * that is all that matters. */
+static size_t edits(const char *a, size_t la, const char *b, size_t lb, size_t most)
+{
+	enum { MAX = 64 };
+	if (la >= MAX || lb >= MAX || (la > lb ? la - lb : lb - la) > most)
+		return most + 1;
+	size_t d[MAX + 1][MAX + 1];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+const char *cli_closest(const char *word, size_t len, const char *const *cands, size_t n)
+{
+	size_t most = len <= 4 ? 1 : 2, best = most + 1;
+	const char *meant = NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t e = edits(word, len, cands[i], strlen(cands[i]), most);
+		if (e < best) {
+			best = e;
+			meant = cands[i];
+		}
+	}
+	return meant;
 }
 
 int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,

@@ -67,8 +67,18 @@ const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const 
 #define CLI_NEXT (-1)
 int cli_common_option(int c, void (*usage)(void), int *quiet);
 /* The usage error for getopt's ':' (a missing value) or '?' (an unknown option): one line
- * naming the option, then "Try 'PROG --help'". Returns EXIT_USAGE. */
+ * naming the option (and, for a misspelt long option, the one meant: "did you mean
+ * '--batch'?"), then "Try 'PROG --help'". Returns EXIT_USAGE. */
 int cli_option_error(int c);
+
+/* getopt_long, remembering the long options for cli_option_error's suggestions. */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* Of the n candidates, the one word is most likely a misspelling of (at most 1 edit away
+ * for a word of up to 4 characters, 2 for longer; an edit inserts, deletes, replaces or
+ * swaps two neighbouring characters), or NULL. */
+const char *cli_closest(const char *word, size_t len, const char *const *cands, size_t n);
 
 /* Parse a decimal integer in [min, max]; on failure prints "invalid value for OPTION" and
  * returns -1. Accepts K, M, G suffixes (powers of 1024) when `suffixes` is set. */

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
 	int c, rc, repair = 0;
-	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'R': repair = 1; break;

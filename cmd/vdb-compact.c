@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int quiet = 0, c;
-	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'W':

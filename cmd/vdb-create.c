@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 	vdb_collection_config_init(&cfg);
 	uint64_t v;
 	int have_dim = 0, have_m = 0, have_efc = 0, c;
-	while ((c = getopt_long(argc, argv, ":c:d:m:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:d:m:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'd':

@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 	int zstd = 0, by_id = 0, quiet = 0, durable = 1;
 	vdb_file_format f = VDB_FILE_AUTO;
 	int c;
-	while ((c = getopt_long(argc, argv, ":c:f:o:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:f:o:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':

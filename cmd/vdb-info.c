@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 	const char *name = NULL;
 	int json = 0, quiet = 0, c, rc; /* -q as every command takes it: info prints no
 					    * diagnostics but errors anyway */
-	while ((c = getopt_long(argc, argv, ":c:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'J': json = 1; break;

@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int c;
-	while ((c = getopt_long(argc, argv, ":c:f:b:vqhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:f:b:vqhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':

@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 	uint64_t v, max_line = 64u << 20;
 	int c, count = 0;
 	uint64_t threads = cli_default_threads();
-	while ((c = getopt_long(argc, argv, ":c:k:j:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:k:j:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'k':

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 	vdb_restore_options o;
 	vdb_restore_options_init(&o);
 	int quiet = 0, list = 0, c, rc;
-	while ((c = getopt_long(argc, argv, ":qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":qhV", opts)) != -1) {
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
 		case OPT_CHAIN: o.chain_dir = optarg; break;

@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
 	}
-	while ((c = getopt_long(argc, argv, ":c:o:l:T:qhV", opts, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:o:l:T:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': names[o.ncollections++] = optarg; break;
 		case 'o': output = optarg; break;

@@ -105,7 +105,14 @@ static int run(const char *argv0, const char *cmd, char **args)
 		cli_error("cannot run %s: %s", prog, strerror(errno));
 		return errno == EACCES ? 126 : EXIT_INTERNAL;
 	}
-unknown:
+unknown:;
+	const char *names[NCOMMANDS];
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		names[i] = commands[i][0];
+	const char *meant = cli_closest(cmd, strlen(cmd), names, NCOMMANDS);
+	if (meant)
+		return cli_usage_error("'%s' is not a vdb command; did you mean '%s'? (see 'vdb "
+				       "--help')", cmd, meant);
 	return cli_usage_error("'%s' is not a vdb command (see 'vdb --help')", cmd);
 }
 

@@ -225,8 +225,18 @@ class CreateRefuses(vdbtest.VdbTestCase):
                     'info'):
             with self.subTest(cmd=cmd):
                 r = run(cmd, self.path('db'), '--bacth')
-                self.assertUsage(r, "vdb-%s: unknown option '--bacth'" % cmd)
+                # A misspelling of one of the command's own options is named.
+                meant = "; did you mean '--batch'?" if cmd == 'ingest' else ''
+                self.assertUsage(r, "vdb-%s: unknown option '--bacth'%s\n" % (cmd, meant))
                 self.assertEqual(len(r.errlines), 2, r)
+        for cmd, typo, meant in (('query', '--exatc', '--exact'), ('export', '--fromat=npy', '--format'),
+                                 ('query', '--zzzzzz', None), ('create', '--metirc', '--metric'),
+                                 ('info', '--jsno', '--json')):
+            with self.subTest(typo=typo):
+                r = run(cmd, self.path('db'), typo)
+                name = typo.split('=')[0]
+                tail = "; did you mean '%s'?" % meant if meant else ''
+                self.assertUsage(r, "vdb-%s: unknown option '%s'%s\n" % (cmd, name, tail))
 
 
 class CreateHelp(vdbtest.VdbTestCase):

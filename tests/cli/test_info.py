@@ -217,7 +217,10 @@ class Umbrella(vdbtest.VdbTestCase):
         # Not on a terminal: the command's --help.
         r = vdb('help', 'info')
         self.assertOk(r, out=run('info', '--help').out)
-        self.assertUsage(vdb('help', 'nosuch'), "'nosuch' is not a vdb command")
+        self.assertUsage(vdb('help', 'nosuch'), "'nosuch' is not a vdb command (see")
+        self.assertUsage(vdb('help', 'ingets'),
+                         "vdb: 'ingets' is not a vdb command; did you mean 'ingest'? (see "
+                         "'vdb --help')")
         self.assertUsage(vdb('help', 'a', 'b'), 'help takes at most one command')
 
     def test_usage_errors(self):
@@ -226,6 +229,10 @@ class Umbrella(vdbtest.VdbTestCase):
         # Never a path, never a name that cannot be a command.
         for bad in ('../vdb-info', '/bin/true', 'Info', 'x y', ''):
             self.assertUsage(vdb(bad), 'is not a vdb command')
+        self.assertUsage(vdb('ingets'), "vdb: 'ingets' is not a vdb command; did you mean "
+                                        "'ingest'? (see 'vdb --help')")
+        self.assertUsage(vdb('Info'), "did you mean 'info'?")
+        self.assertUsage(vdb('frobnicate'), "vdb: 'frobnicate' is not a vdb command (see")
 
 
 if __name__ == '__main__':
