@@ -73,6 +73,12 @@ int vdb_lines_next(vdb_lines *l, const char **line, size_t *len)
 			}
 			if (n && s[n - 1] == '\r')
 				n--;
+			/* A UTF-8 byte order mark, as Windows tools write at a file's start, is not
+			 * part of the first line (CSV input strips it too). */
+			if (l->lineno == 1 && n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) {
+				s += 3;
+				n -= 3;
+			}
 			*line = s;
 			*len = n;
 			return VDB_LINE_OK;

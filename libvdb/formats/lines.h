@@ -35,7 +35,8 @@ enum {
 
 void vdb_lines_init(vdb_lines *l, vdb_istream *in, const char *name, size_t max_line);
 void vdb_lines_free(vdb_lines *l);
-/* The next line without its '\n' (and a trailing '\r'), valid until the next call. */
+/* The next line without its '\n' (and a trailing '\r'; the first line without a UTF-8 byte
+ * order mark), valid until the next call. */
 int vdb_lines_next(vdb_lines *l, const char **line, size_t *len);
 /* 1 when the next line can be had without blocking (buffered, or the input is readable). */
 int vdb_lines_ready(vdb_lines *l);

@@ -248,6 +248,22 @@ class Validation(vdbtest.VdbTestCase):
                          '{"id":"s","vector":[1,2,3,4]}\n'
                          '{"id":3,"vector":[1,2,3,4],"payload":{"a":"b"}}\n')
 
+    def test_utf8_byte_order_mark_at_the_start(self):
+        # As Windows tools write it (CSV input strips it too); anywhere else it is an error.
+        data = b'\xef\xbb\xbf' + as_bytes(good(1)) + b'\r\n' + as_bytes(good(2)) + b'\n'
+        r = self.ingest('db', data, check=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertSummary(r, committed=2, batches=1)
+        self.assertEqual(self.exported_ids(), [1, 2])
+        r = self.ingest('db', as_bytes(good(3)) + b'\n\xef\xbb\xbf' + as_bytes(good(4)) + b'\n',
+                        check=False)
+        self.assertFails(r, EXIT_DATA, 'vdb-ingest: line 2: ')
+        self.assertEqual(self.exported_ids(), [1, 2, 3])
+        # A query stream too.
+        q = run('query', self.path('db'), '-k', '1', input=b'\xef\xbb\xbf[1,2,3,4]\n')
+        self.assertOk(q)
+        self.assertEqual(len(json.loads(q.out)['results']), 1)
+
     def test_blank_crlf_lines_ignored(self):
         """Blank lines are ignored whatever their line ending (CRLF input has "\\r\\n" ones)."""
         data = (b'\r\n' + as_bytes(good(1)) + b'\r\n  \r\n\t\r\n\n' + as_bytes(good(2)) +
