@@ -177,6 +177,24 @@ typedef struct query_state {
 	idctx ctx;
 } query_state;
 
+/* The kernels' sums of row v for queries x[0..n) (dots, or squared L2; xx: the row's
+ * squared norm for cosine) as distances, into the result sets t[0..n), as scan_rows would
+ * compute them one query at a time. */
+static inline void push_sums(vdb_metric m, query_state *const *x, int n, const float *const *q,
+			     const float *sums, float xx, const float *v, size_t dim,
+			     vdb_topk *const *t, uint32_t src, uint64_t r)
+{
+	for (int j = 0; j < n; j++) {
+		double d;
+		if (m == VDB_METRIC_COSINE)
+			d = cosine_distance(sums[j], xx, q[j], x[j]->qnorm, x[j]->qnorm_exact, v, dim);
+		else if (!isfinite(d = m == VDB_METRIC_L2 ? sums[j] : -sums[j]))
+			d = distance_exact(m, q[j], x[j]->qnorm_exact, v, dim);
+		if (vdb_topk_may_enter(t[j], d))
+			vdb_topk_push(t[j], (vdb_cand){d, src, r});
+	}
+}
+
 /* scan_rows for four queries at once (vdb_l2sq4, vdb_dot4, vdb_dot_and_norm4: the same
  * distances as one query at a time, bit for bit, each row loaded once for the four), into
  * the result sets t[0..4). */
@@ -190,15 +208,7 @@ static inline void push4(vdb_metric m, query_state *const *x, const float *const
 		vdb_dot4(q, v, dim, d4);
 	else
 		vdb_dot_and_norm4(q, v, dim, d4, &xx);
-	for (int j = 0; j < 4; j++) {
-		double d;
-		if (m == VDB_METRIC_COSINE)
-			d = cosine_distance(d4[j], xx, q[j], x[j]->qnorm, x[j]->qnorm_exact, v, dim);
-		else if (!isfinite(d = m == VDB_METRIC_L2 ? d4[j] : -d4[j]))
-			d = distance_exact(m, q[j], x[j]->qnorm_exact, v, dim);
-		if (vdb_topk_may_enter(t[j], d))
-			vdb_topk_push(t[j], (vdb_cand){d, src, r});
-	}
+	push_sums(m, x, 4, q, d4, xx, v, dim, t, src, r);
 }
 
 /* push4 for eight queries (vdb_l2sq8, vdb_dot8, vdb_dot_and_norm8 over the queries as
@@ -215,15 +225,7 @@ static inline void push8(vdb_metric m, query_state *const *x, int nx, const floa
 		vdb_dot8(packed, q, v, dim, d8);
 	else
 		vdb_dot_and_norm8(packed, q, v, dim, d8, &xx);
-	for (int j = 0; j < nx; j++) {
-		double d;
-		if (m == VDB_METRIC_COSINE)
-			d = cosine_distance(d8[j], xx, q[j], x[j]->qnorm, x[j]->qnorm_exact, v, dim);
-		else if (!isfinite(d = m == VDB_METRIC_L2 ? d8[j] : -d8[j]))
-			d = distance_exact(m, q[j], x[j]->qnorm_exact, v, dim);
-		if (vdb_topk_may_enter(t[j], d))
-			vdb_topk_push(t[j], (vdb_cand){d, src, r});
-	}
+	push_sums(m, x, nx, q, d8, xx, v, dim, t, src, r);
 }
 
 static void scan_rows_x8(const vdb_segment *seg, const uint64_t *skip, size_t g, vdb_metric m,
