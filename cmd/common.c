@@ -282,6 +282,20 @@ bad:
 	return -1;
 }
 
+int cli_parse_double(const char *s, const char *option, double min, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= min) || v > max) {
+		cli_usage_error("invalid value '%s' for %s (expected a number from %g to %g)", s,
+				option, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int cli_parse_seconds(const char *s, const char *option, double *out)
 {
 	char *end;

@@ -84,6 +84,8 @@ const char *cli_closest(const char *word, size_t len, const char *const *cands, 
  * returns -1. Accepts K, M, G suffixes (powers of 1024) when `suffixes` is set. */
 int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max, int suffixes,
 		  uint64_t *out);
+/* A decimal number in [min, max] (NaN and infinities refused), as cli_parse_u64. */
+int cli_parse_double(const char *s, const char *option, double min, double max, double *out);
 int cli_parse_seconds(const char *s, const char *option, double *out);
 
 /* Compiles a filter given on the command line (--filter JSON); on failure prints

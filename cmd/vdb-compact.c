@@ -17,7 +17,8 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	printf("Usage: vdb-compact DB [-c NAME] [--wait SECONDS | --no-wait]\n"
+	printf("Usage: vdb-compact DB [-c NAME] [--quantize none|int8|binary]\n"
+	       "                   [--wait SECONDS | --no-wait]\n"
 	       "\n"
 	       "Seal the collection's log and rewrite all its segments into one, dropping\n"
 	       "deleted and replaced rows and building the segment's graph (HNSW collections).\n"
@@ -29,6 +30,9 @@ static void usage(void)
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
+	       "      --quantize KIND    first make KIND the codes of the collection's\n"
+	       "                         segments (see vdb-create --quantize); the rewrite\n"
+	       "                         then gives every segment codes of that kind\n"
 	       "      --wait SECONDS     wait at most this long for another writer's lock\n"
 	       "      --no-wait          fail at once (exit 75) if another writer holds it\n"
 	       "  -q, --quiet            print nothing but errors\n"
@@ -41,6 +45,7 @@ int main(int argc, char **argv)
 {
 	cli_init("vdb-compact", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+					     {"quantize", required_argument, NULL, 'Q'},
 					     {"wait", required_argument, NULL, 'W'},
 					     {"no-wait", no_argument, NULL, 'N'},
 					     {"quiet", no_argument, NULL, 'q'},
@@ -50,7 +55,9 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
-	int quiet = 0, c;
+	int quiet = 0, c, requantize = 0;
+	vdb_quantize quantize = VDB_QUANTIZE_NONE;
+	vdb_error err;
 	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
@@ -59,6 +66,11 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'N': wo.wait_seconds = 0; break;
+		case 'Q':
+			if (vdb_quantize_parse(optarg, &quantize, &err))
+				return cli_usage_error("%s", err.message);
+			requantize = 1;
+			break;
 		default: {
 			int r = cli_common_option(c, usage, &quiet); /* -q, -h, -V, or a usage error */
 			if (r != CLI_NEXT)
@@ -72,7 +84,6 @@ int main(int argc, char **argv)
 	wo.cancel = cli_cancel_on(&stop_signal);
 	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
 	double t0 = cli_now();
-	vdb_error err;
 	vdb_writer *w;
 	if (vdb_writer_open(argv[optind], name, &wo, &w, &err)) {
 		if (err.code == VDB_EINTR)
@@ -86,7 +97,9 @@ int main(int argc, char **argv)
 	cli_progress pg;
 	cli_progress_init(&pg, quiet, "rows", 0);
 	vdb_writer_set_compact_progress(w, cli_progress_rows_cb, &pg);
-	vdb_status st = vdb_writer_compact(w, &err);
+	vdb_status st = requantize ? vdb_writer_set_quantize(w, quantize, &err) : VDB_OK;
+	if (!st)
+		st = vdb_writer_compact(w, &err);
 	cli_progress_end(&pg);
 	if (st)
 		rc = cli_fail(&err);

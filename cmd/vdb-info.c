@@ -58,6 +58,7 @@ static void print_text(const char *name, const vdb_collection_config *cfg,
 		       cfg->m, cfg->ef_construction);
 	else
 		printf("  index            %s\n", vdb_index_name(cfg->index));
+	printf("  quantize         %s\n", vdb_quantize_name(cfg->quantize));
 	printf("  seal bytes       %" PRIu64 "\n", cfg->seal_bytes);
 	printf("  payload indexes  ");
 	if (!cfg->n_index_fields)
@@ -68,13 +69,16 @@ static void print_text(const char *name, const vdb_collection_config *cfg,
 	printf("\n");
 	printf("  records          %" PRIu64 " live, %" PRIu64 " deleted or replaced\n", s->live,
 	       s->dead);
-	printf("  segments         %" PRIu64 " (%" PRIu64 " with a graph), %s, %s\n",
-	       s->segments, s->graphs, CLI_COUNT(s->segment_rows, "row", "rows"),
+	printf("  segments         %" PRIu64 " (%" PRIu64 " with a graph, %" PRIu64
+	       " with codes), %s, %s\n",
+	       s->segments, s->graphs, s->coded, CLI_COUNT(s->segment_rows, "row", "rows"),
 	       human(s->segment_bytes, h1, sizeof h1));
 	printf("  log              %s, %s\n", CLI_COUNT(s->log_records, "id", "ids"),
 	       human(s->log_bytes, h2, sizeof h2));
 	printf("  on disk          %s (%" PRIu64 " bytes)\n", human(s->disk_bytes, h3, sizeof h3),
 	       s->disk_bytes);
+	printf("  search memory    %s: resident set needed for searches at memory speed\n",
+	       human(s->search_bytes, h3, sizeof h3));
 	if (s->writer_pid > 0)
 		printf("  writer           pid %ld\n", s->writer_pid);
 	else if (s->writer_pid < 0)
@@ -103,9 +107,10 @@ static int print_json(const char *name, const vdb_collection_config *cfg,
 	}
 	snprintf(num, sizeof num,
 		 ",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"index\":\"%s\",\"m\":%s"
-		 ",\"ef_construction\":%s,\"seal_bytes\":%" PRIu64 ",\"payload_indexes\":[",
+		 ",\"ef_construction\":%s,\"quantize\":\"%s\",\"seal_bytes\":%" PRIu64
+		 ",\"payload_indexes\":[",
 		 cfg->dim, vdb_metric_name(cfg->metric), vdb_index_name(cfg->index), m, efc,
-		 cfg->seal_bytes);
+		 vdb_quantize_name(cfg->quantize), cfg->seal_bytes);
 	bad = bad || vdb_text_append(&t, num, strlen(num));
 	for (uint32_t i = 0; i < cfg->n_index_fields && !bad; i++) {
 		snprintf(num, sizeof num, "%s{\"field\":", i ? "," : "");
@@ -124,9 +129,11 @@ static int print_json(const char *name, const vdb_collection_config *cfg,
 		 "],\"live\":%" PRIu64 ",\"deleted\":%" PRIu64 ",\"segments\":%" PRIu64
 		 ",\"graphs\":%" PRIu64 ",\"segment_rows\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
 		 ",\"log_records\":%" PRIu64 ",\"wal_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
-		 ",\"generation\":%" PRIu64 ",\"writer_pid\":%s}\n",
+		 ",\"generation\":%" PRIu64 ",\"writer_pid\":%s,\"coded\":%" PRIu64
+		 ",\"search_bytes\":%" PRIu64 "}\n",
 		 s->live, s->dead, s->segments, s->graphs, s->segment_rows, s->segment_bytes,
-		 s->log_records, s->log_bytes, s->disk_bytes, s->generation, pid);
+		 s->log_records, s->log_bytes, s->disk_bytes, s->generation, pid, s->coded,
+		 s->search_bytes);
 	bad = bad || vdb_text_append(&t, num, strlen(num));
 	if (!bad)
 		fwrite(t.data, 1, t.len, stdout);

@@ -12,8 +12,10 @@
 
 static void usage(void)
 {
-	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] [-j N] [FILE...]\n"
-	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--filter JSON] [--payload] [--vector] --vector=JSON\n"
+	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--oversample F] [--filter JSON]\n"
+	       "                   [--payload] [--vector] [-j N] [FILE...]\n"
+	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--oversample F] [--filter JSON]\n"
+	       "                   [--payload] [--vector] --vector=JSON\n"
 	       "       vdb-query DB [-c NAME] --count [--filter JSON]\n"
 	       "       vdb-query DB [-c NAME] --id ID\n"
 	       "\n"
@@ -37,6 +39,9 @@ static void usage(void)
 	       "      --ef N             graph search beam width (default 128, at least k):\n"
 	       "                         larger is more accurate and slower\n"
 	       "      --exact            scan every vector instead of using the graphs\n"
+	       "      --oversample F     quantized collections: rescore the best k * F of the\n"
+	       "                         graph's candidates with the stored vectors, 1 to %d\n"
+	       "                         (default %d for int8 codes, %d for binary)\n"
 	       "      --filter JSON      only records whose payload matches this filter\n"
 	       "      --count            print the number of live (matching) records\n"
 	       "      --payload          include each result's payload\n"
@@ -54,7 +59,7 @@ static void usage(void)
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n" CLI_EXIT_TABLE,
-	       VDB_K_MAX);
+	       VDB_K_MAX, VDB_OVERSAMPLE_MAX, VDB_OVERSAMPLE_INT8, VDB_OVERSAMPLE_BINARY);
 }
 
 /* Standard output for the query stream: errors show at the flush, and are reported once,
@@ -163,6 +168,7 @@ int main(int argc, char **argv)
 		{"threads", required_argument, NULL, 'j'},
 		{"ef", required_argument, NULL, 'F'},
 		{"exact", no_argument, NULL, 'X'},
+		{"oversample", required_argument, NULL, 'O'},
 		{"filter", required_argument, NULL, 'f'},
 		{"count", no_argument, NULL, 'C'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -208,6 +214,11 @@ int main(int argc, char **argv)
 			o.ef = (size_t)v;
 			break;
 		case 'X': o.exact = 1; break;
+		case 'O':
+			if (cli_parse_double(optarg, "--oversample", 1, VDB_OVERSAMPLE_MAX,
+					     &o.oversample))
+				return EXIT_USAGE;
+			break;
 		case 'f': filter_text = optarg; break;
 		case 'C': count = 1; break;
 		case 'L':

@@ -4,16 +4,16 @@
 # bash-completion loads completions by the name of the command being completed.
 
 # Options per command; those taking a value, separately, to know which words are values.
-_vdb_opts_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field -q --quiet -h --help -V --version'
-_vdb_vals_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field'
+_vdb_opts_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field --quantize -q --quiet -h --help -V --version'
+_vdb_vals_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field --quantize'
 _vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --skip-invalid --rejects --max-line-bytes --wait --no-wait --dry-run --no-settle -v --verbose -q --quiet -h --help -V --version'
 _vdb_vals_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --rejects --max-line-bytes --wait'
-_vdb_opts_query='-c --collection -k --ef --exact --filter --count --payload --vector --id --max-line-bytes -j --threads -q --quiet -h --help -V --version'
-_vdb_vals_query='-c --collection -k --ef --filter --id --max-line-bytes -j --threads'
+_vdb_opts_query='-c --collection -k --ef --exact --oversample --filter --count --payload --vector --id --max-line-bytes -j --threads -q --quiet -h --help -V --version'
+_vdb_vals_query='-c --collection -k --ef --oversample --filter --id --max-line-bytes -j --threads'
 _vdb_opts_export='-c --collection -f --format --filter -o --output --zstd --no-sync --ids-out --payloads-out --order --vector-columns -q --quiet -h --help -V --version'
 _vdb_vals_export='-c --collection -f --format --filter -o --output --ids-out --payloads-out --order'
-_vdb_opts_compact='-c --collection --wait --no-wait -q --quiet -h --help -V --version'
-_vdb_vals_compact='-c --collection --wait'
+_vdb_opts_compact='-c --collection --quantize --wait --no-wait -q --quiet -h --help -V --version'
+_vdb_vals_compact='-c --collection --quantize --wait'
 _vdb_opts_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -T --threads -q --quiet -h --help -V --version'
 _vdb_vals_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -T --threads'
 _vdb_opts_restore='--force --chain-dir --verify --list -q --quiet -h --help -V --version'
@@ -81,6 +81,7 @@ _vdb_complete_command()
 		fi
 		return ;;
 	--index-field) _vdb_reply -W 'NAME:keyword NAME:int NAME:float' -- "$cur"; return ;;
+	--quantize) _vdb_reply -W 'none int8 binary' -- "$cur"; return ;;
 	--ids | --payloads | --rejects | -o | --output | --ids-out | --payloads-out | --since)
 		_vdb_reply -f -- "$cur"; compopt -o filenames 2>/dev/null; return ;;
 	--into | --chain-dir) _vdb_reply -d -- "$cur"; compopt -o filenames 2>/dev/null; return ;;

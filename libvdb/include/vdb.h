@@ -160,6 +160,20 @@ typedef enum vdb_index_type {
 	VDB_INDEX_FLAT = 2, /* no graph: every query scans every vector */
 } vdb_index_type;
 
+/* Quantized codes: a compact copy of every vector in each sealed segment (int8: a byte per
+ * dimension, binary: a bit), which graph searches walk instead of the float32 vectors; the
+ * best candidates are then rescored with the originals, which stay untouched (exports are
+ * lossless and exact searches read only them). */
+typedef enum vdb_quantize {
+	VDB_QUANTIZE_NONE = 0,
+	VDB_QUANTIZE_INT8 = 1,   /* per-dimension scale and offset; about a quarter of float32 */
+	VDB_QUANTIZE_BINARY = 2, /* the sign of each dimension after centring; 1/32 of float32 */
+} vdb_quantize;
+
+/* "none", "int8", "binary" <-> enum. Parse errors: VDB_EINVAL, as vdb_field_type_parse. */
+VDB_API const char *vdb_quantize_name(vdb_quantize q);
+VDB_API vdb_status vdb_quantize_parse(const char *name, vdb_quantize *out, vdb_error *err);
+
 /* Payload indexes: per sealed segment, the values of one payload field, so that filters on
  * it find their candidate rows without reading every payload. keyword indexes string values
  * (equality and $in); int and float index every number (equality, $in and ranges; both keep
@@ -195,6 +209,7 @@ typedef struct vdb_collection_config {
 	uint32_t ef_construction; /* HNSW: beam width while building (m..4096) */
 	uint32_t n_index_fields;  /* payload indexes built into every segment */
 	vdb_index_field index_fields[VDB_INDEX_FIELDS_MAX];
+	vdb_quantize quantize; /* codes written beside the vectors of every new segment */
 } vdb_collection_config;
 
 /* Sets defaults: dim 0 (must be set), metric L2, seal_bytes 4 MiB, HNSW with m 16 and
@@ -264,6 +279,11 @@ typedef struct vdb_collection_stats {
 	uint64_t generation;    /* the MANIFEST's version number */
 	long writer_pid;        /* pid of the process holding the writer lock now; 0: none;
 				 * -1: held by a process that did not record its pid */
+	uint64_t coded;         /* segments with quantized codes */
+	/* Bytes searches need in memory to run at memory speed: the graphs with the codes
+	 * (quantized segments) or the vectors (others), the vectors of segments without a
+	 * graph, and the log. Beyond it, vectors are read only to rescore a few candidates. */
+	uint64_t search_bytes;
 } vdb_collection_stats;
 
 /* Fills *out for the view c (file sizes and the lock are read now, not when c was opened).
@@ -296,7 +316,16 @@ typedef struct vdb_search_options {
 	 * among them; the results are the same): 0 or 1, the calling thread only. Scans too
 	 * small to gain from it stay on one thread. */
 	unsigned threads;
+	/* Quantized collections: graph searches walk the codes and rescore the best
+	 * k * oversample candidates with the float32 vectors (the beam is widened to that many
+	 * when ef is smaller). 0: the default for the codes (VDB_OVERSAMPLE_INT8, _BINARY);
+	 * otherwise at least 1. Ignored where there are no codes. */
+	double oversample;
 } vdb_search_options;
+
+#define VDB_OVERSAMPLE_INT8 3
+#define VDB_OVERSAMPLE_BINARY 10
+#define VDB_OVERSAMPLE_MAX 1000
 
 VDB_API void vdb_search_options_init(vdb_search_options *o);
 
@@ -454,6 +483,11 @@ VDB_API vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err);
  * the old or the new version, never a mix. The pending batch must be empty.
  * Errors: VDB_EINVAL (pending batch), VDB_EIO, VDB_ECORRUPT, VDB_ENOMEM. */
 VDB_API vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err);
+/* Changes the codes the collection's new segments carry (its CONFIG is replaced
+ * atomically); segments written before keep theirs and keep working, and the next
+ * vdb_writer_compact rewrites them all with the new kind. The pending batch must be empty.
+ * Errors: VDB_EINVAL (a flat collection cannot be quantized), VDB_EIO. */
+VDB_API vdb_status vdb_writer_set_quantize(vdb_writer *w, vdb_quantize q, vdb_error *err);
 /* What a load does when it ends (vdb_loader_run), so that what it wrote is searched at once
  * as fast as after vdb_writer_compact, at a cost in proportion to what was added: in an
  * HNSW collection whose rows outside its largest segment (in smaller segments and the log)

@@ -419,6 +419,7 @@ typedef struct vdb_query_stream_options {
 	size_t k;    /* results per query a line does not say otherwise (default 10) */
 	size_t ef;   /* as vdb_search_options */
 	int exact;
+	double oversample; /* as vdb_search_options */
 	const vdb_filter *filter; /* optional; must outlive the stream */
 	unsigned hits_flags;      /* VDB_HITS_PAYLOAD, VDB_HITS_VECTOR */
 	/* Threads answering a stream (1 to 64; 0: 1), and scanning a single query. */

@@ -66,6 +66,8 @@ static inline __attribute__((always_inline)) float distance(const vdb_hnsw_space
 							     const float *q, float qnorm,
 							     uint64_t row)
 {
+	if (sp->codes)
+		return vdb_code_distance(sp->codes, row);
 	const float *x = sp->vectors + row * sp->dim;
 	float d;
 	switch (sp->metric) {
@@ -155,11 +157,20 @@ typedef struct prefetch_plan {
 	uint32_t ahead;
 } prefetch_plan;
 
-static prefetch_plan plan_prefetch(uint32_t dim)
+static prefetch_plan plan_prefetch(const vdb_hnsw_space *sp)
 {
-	size_t bytes = (size_t)dim * sizeof(float) < 1024 ? (size_t)dim * sizeof(float) : 1024;
+	size_t row = sp->codes ? sp->codes->codes->stride : (size_t)sp->dim * sizeof(float);
+	size_t bytes = row < 1024 ? row : 1024;
 	uint32_t lines = (uint32_t)((bytes + 63) / 64);
 	return (prefetch_plan){bytes, lines >= 16 ? 2 : lines >= 11 ? 3 : 4};
+}
+
+/* Where row's vector (or codes) start. */
+static inline const void *row_data(const vdb_hnsw_space *sp, uint64_t row)
+{
+	if (sp->codes)
+		return sp->codes->codes->data + row * sp->codes->codes->stride;
+	return sp->vectors + row * sp->dim;
 }
 
 static inline void prefetch_vector(const void *p, size_t bytes)
@@ -190,8 +201,6 @@ static inline __attribute__((always_inline)) int expand(const vdb_hnsw_space *sp
 							const uint64_t *dead, prefetch_plan pf,
 							beam *bm)
 {
-	const float *vec = sp->vectors;
-	size_t dim = sp->dim;
 	uint32_t fresh[2 * 64 + 1]; /* cnt <= m0 <= 2 * 64 */
 	uint32_t nf = 0;
 	for (uint32_t i = 0; i < cnt; i++) {
@@ -204,11 +213,11 @@ static inline __attribute__((always_inline)) int expand(const vdb_hnsw_space *sp
 		visited[nb] = tag;
 	}
 	for (uint32_t i = 0; i < nf && i < pf.ahead; i++)
-		prefetch_vector(vec + (size_t)fresh[i] * dim, pf.bytes);
+		prefetch_vector(row_data(sp, fresh[i]), pf.bytes);
 	for (uint32_t i = 0; i < nf; i++) {
 		uint32_t nb = fresh[i];
 		if (i + pf.ahead < nf)
-			prefetch_vector(vec + (size_t)fresh[i + pf.ahead] * dim, pf.bytes);
+			prefetch_vector(row_data(sp, fresh[i + pf.ahead]), pf.bytes);
 		float d = distance(sp, q, qnorm, nb);
 		if (bm->nr < bm->ef || d < bm->res[0].d) {
 			qpush(bm->cand, &bm->nc, (qc){d, nb}, 0);
@@ -309,7 +318,7 @@ static void build_layer(builder *b, search_state *st, qc *cand, qc *res, const f
 			uint32_t level, size_t ef, qc seed, size_t *nres)
 {
 	beam bm = {cand, res, 0, 0, ef};
-	prefetch_plan pf = plan_prefetch(b->sp->dim);
+	prefetch_plan pf = plan_prefetch(b->sp);
 	st->visited[seed.id] = st->tag;
 	qpush(cand, &bm.nc, seed, 0);
 	qpush(res, &bm.nr, seed, 1);
@@ -906,6 +915,7 @@ void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s)
 	free(s->visited);
 	free(s->cand);
 	free(s->topk);
+	free(s->codeq);
 	memset(s, 0, sizeof *s);
 }
 
@@ -936,7 +946,7 @@ vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, co
 	uint16_t tag = s->tag, *visited = s->visited;
 	qc *cand = (qc *)s->cand, *res = cand + g->rows + 1;
 	vdb_cand *sorted = (vdb_cand *)(res + ef + 1);
-	prefetch_plan pf = plan_prefetch(sp->dim);
+	prefetch_plan pf = plan_prefetch(sp);
 
 	/* Greedy descent through the upper levels. */
 	uint32_t cur = (uint32_t)g->entry, cnt;

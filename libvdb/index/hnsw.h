@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../util/buf.h"
+#include "codes.h"
 #include "topk.h"
 #include "vdb.h"
 
@@ -30,12 +31,14 @@ typedef struct vdb_hnsw_graph {
 	uint64_t upper_len; /* in u32 */
 } vdb_hnsw_graph;
 
-/* What distances are computed on: row-major vectors and, for cosine, their norms. */
+/* What distances are computed on: row-major vectors and, for cosine, their norms; or, for a
+ * search of a quantized segment, the codes with a query prepared for them. */
 typedef struct vdb_hnsw_space {
 	vdb_metric metric;
 	uint32_t dim;
 	const float *vectors;
 	const float *norms; /* rows norms (cosine); may be NULL for other metrics */
+	const vdb_code_query *codes; /* searches only: walk these instead of the vectors */
 } vdb_hnsw_space;
 
 typedef struct vdb_hnsw_build_params {
@@ -84,6 +87,8 @@ typedef struct vdb_hnsw_scratch {
 	size_t cand_cap; /* bytes */
 	vdb_cand *topk;
 	size_t topk_cap;
+	int16_t *codeq; /* a query prepared for a segment's codes */
+	size_t codeq_cap;
 } vdb_hnsw_scratch;
 
 void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s);

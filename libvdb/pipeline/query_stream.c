@@ -138,6 +138,7 @@ static vdb_search_options search_options(const answerer *a, const vdb_filter *f)
 	vdb_search_options_init(&so);
 	so.ef = a->s->o.ef;
 	so.exact = a->s->o.exact;
+	so.oversample = a->s->o.oversample;
 	so.filter = f;
 	so.threads = a->scan_threads;
 	return so;

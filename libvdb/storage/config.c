@@ -44,6 +44,26 @@ void vdb_collection_config_init(vdb_collection_config *cfg)
 	cfg->ef_construction = VDB_HNSW_DEFAULT_EF_CONSTRUCTION;
 	cfg->n_index_fields = 0;
 	memset(cfg->index_fields, 0, sizeof cfg->index_fields);
+	cfg->quantize = VDB_QUANTIZE_NONE;
+}
+
+const char *vdb_quantize_name(vdb_quantize q)
+{
+	return q == VDB_QUANTIZE_NONE ? "none" : q == VDB_QUANTIZE_INT8 ? "int8"
+					: q == VDB_QUANTIZE_BINARY ? "binary" : "?";
+}
+
+vdb_status vdb_quantize_parse(const char *name, vdb_quantize *out, vdb_error *err)
+{
+	static const vdb_quantize all[] = {VDB_QUANTIZE_NONE, VDB_QUANTIZE_INT8,
+					   VDB_QUANTIZE_BINARY};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		if (!strcmp(name, vdb_quantize_name(all[i]))) {
+			*out = all[i];
+			return VDB_OK;
+		}
+	return vdb_err(err, VDB_EINVAL, "unknown quantization '%s' (expected none, int8 or binary)",
+		       name);
 }
 
 const char *vdb_field_type_name(vdb_field_type t)
@@ -112,6 +132,10 @@ const char *vdb_config_problem(const vdb_collection_config *cfg)
 		return "ef_construction must be m to 4096";
 	if (cfg->n_index_fields > VDB_INDEX_FIELDS_MAX)
 		return "at most 4 payload indexes";
+	if (cfg->quantize < VDB_QUANTIZE_NONE || cfg->quantize > VDB_QUANTIZE_BINARY)
+		return "unknown quantization";
+	if (cfg->quantize != VDB_QUANTIZE_NONE && cfg->index != VDB_INDEX_HNSW)
+		return "quantized codes are walked by graph searches: they need an hnsw index";
 	for (uint32_t i = 0; i < cfg->n_index_fields; i++) {
 		const vdb_index_field *f = &cfg->index_fields[i];
 		if (!field_path_valid(f->path))
@@ -169,13 +193,20 @@ vdb_status vdb_config_encode(const char *name, const vdb_collection_config *cfg,
 		      vj_write_string(&body, f->path, strlen(f->path)) ||
 		      vdb_buf_printf(&body, ",\"type\":\"%s\"}", vdb_field_type_name(f->type));
 	}
-	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']')) || vdb_buf_puts(&body, "}\n") ||
-	      vdb_buf_putc(&body, '\0');
+	bad = bad || (cfg->n_index_fields && vdb_buf_putc(&body, ']'));
+	/* Format 2 added "quantize": a collection without codes keeps a version 1 CONFIG, which
+	 * older vdb still read. */
+	unsigned version = 1;
+	if (cfg->quantize != VDB_QUANTIZE_NONE && !bad) {
+		bad = vdb_buf_printf(&body, ",\"quantize\":\"%s\"", vdb_quantize_name(cfg->quantize));
+		version = 2;
+	}
+	bad = bad || vdb_buf_puts(&body, "}\n") || vdb_buf_putc(&body, '\0');
 	if (bad) {
 		vdb_buf_free(&body);
 		return vdb_err_nomem(err);
 	}
-	vdb_status st = vdb_checked_encode("config", VDB_CONFIG_FORMAT, body.data, out, len, err);
+	vdb_status st = vdb_checked_encode("config", version, body.data, out, len, err);
 	vdb_buf_free(&body);
 	return st;
 }
@@ -201,6 +232,15 @@ static int read_index_fields(const cJSON *root, vdb_collection_config *c)
 		c->n_index_fields++;
 	}
 	return 0;
+}
+
+/* The optional "quantize": "int8" | "binary" ("none" when absent). */
+static int read_quantize(const cJSON *root, vdb_collection_config *c)
+{
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantize");
+	return q && (!cJSON_IsString(q) || vdb_quantize_parse(q->valuestring, &c->quantize, NULL))
+		       ? -1
+		       : 0;
 }
 
 vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_error *err)
@@ -234,12 +274,15 @@ vdb_status vdb_config_read(const char *dir, vdb_collection_config *cfg, vdb_erro
 			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid index configuration", path);
 		} else if (read_index_fields(root, &c)) {
 			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid payload_indexes", path);
+		} else if (read_quantize(root, &c)) {
+			st = vdb_err(err, VDB_ECORRUPT, "%s: invalid quantize", path);
 		} else {
 			c.m = (uint32_t)m;
 			c.ef_construction = (uint32_t)efc;
 			if (c.index == VDB_INDEX_FLAT)
 				c.m = c.ef_construction = 0;
-			if ((c.index == VDB_INDEX_HNSW || c.n_index_fields) && vdb_config_problem(&c))
+			if ((c.index == VDB_INDEX_HNSW || c.n_index_fields || c.quantize) &&
+			    vdb_config_problem(&c))
 				st = vdb_err(err, VDB_ECORRUPT, "%s: %s", path, vdb_config_problem(&c));
 			else
 				*cfg = c;

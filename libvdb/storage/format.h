@@ -11,7 +11,8 @@
 #define VDB_DIR_MARKER "VDB"
 #define VDB_DIR_FORMAT 1
 #define VDB_CONFIG_FILE "CONFIG"
-#define VDB_CONFIG_FORMAT 1
+/* The newest version read; files use the oldest version that can say what they hold. */
+#define VDB_CONFIG_FORMAT 2
 #define VDB_MANIFEST_FILE "MANIFEST"
 #define VDB_MANIFEST_FORMAT 1
 #define VDB_LOCK_FILE "LOCK"
@@ -31,7 +32,8 @@
 
 /* Sealed segment: seg-<n>.vdb = header, section table, 64-byte aligned sections. */
 #define VDB_SEG_MAGIC "vdbSEG\0\0"
-#define VDB_SEG_FORMAT 1
+/* Version 2 added the codes section; a segment without one is still written as version 1. */
+#define VDB_SEG_FORMAT 2
 #define VDB_SEG_HEADER_SIZE 128u
 #define VDB_SEG_SECTION_SIZE 32u
 #define VDB_SEG_MAX_SECTIONS 16u
@@ -50,6 +52,7 @@ enum vdb_section_kind {
 	VDB_SEC_HNSW_NODES = 10,
 	VDB_SEC_HNSW_UPPER = 11,
 	VDB_SEC_PAYLOAD_INDEX = 12, /* one per indexed field: see index/pindex.h */
+	VDB_SEC_CODES = 13,         /* quantized collections: see index/codes.h */
 };
 
 /* Deletion marks of one segment: del-<seg>-<gen>.vdb = header, bitmap, crc. */

@@ -113,6 +113,7 @@ void vdb_search_options_init(vdb_search_options *o)
 	o->ef = 0;
 	o->exact = 0;
 	o->filter = NULL;
+	o->oversample = 0;
 	o->threads = 1;
 }
 
@@ -266,11 +267,37 @@ static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g,
 static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, uint64_t want,
 				size_t g, const vdb_collection_config *cfg, const float *q,
 				float qnorm, double qnorm_exact, size_t k, size_t ef,
-				vdb_hnsw_scratch *scratch, vdb_topk *t, vdb_error *err)
+				double oversample, vdb_hnsw_scratch *scratch, vdb_topk *t,
+				vdb_error *err)
 {
-	vdb_hnsw_space sp = {cfg->metric, cfg->dim, seg->vectors, seg->norms};
+	vdb_hnsw_space sp = {cfg->metric, cfg->dim, seg->vectors, seg->norms, NULL};
 	if (cfg->metric == VDB_METRIC_COSINE && !seg->norms)
 		return vdb_err(err, VDB_ECORRUPT, "%s: graph without norms", seg->file);
+	/* A quantized segment's graph is walked on its codes; the best k * oversample
+	 * candidates are rescored with the vectors below. */
+	vdb_code_query cq;
+	size_t rescore = SIZE_MAX;
+	if (seg->has_codes) {
+		if (seg->codes.metric != cfg->metric)
+			return vdb_err(err, VDB_ECORRUPT, "%s: codes for another metric", seg->file);
+		size_t len = vdb_code_query_len(cfg->dim);
+		if (scratch->codeq_cap < len) {
+			free(scratch->codeq);
+			scratch->codeq = malloc(len * sizeof *scratch->codeq);
+			scratch->codeq_cap = scratch->codeq ? len : 0;
+			if (!scratch->codeq)
+				return vdb_err_nomem(err);
+		}
+		cq.q = scratch->codeq;
+		vdb_code_query_prepare(&cq, &seg->codes, q, qnorm_exact * qnorm_exact, qnorm_exact);
+		sp.codes = &cq;
+		double f = oversample > 0 ? oversample
+			   : seg->codes.kind == VDB_QUANTIZE_INT8 ? VDB_OVERSAMPLE_INT8
+								  : VDB_OVERSAMPLE_BINARY;
+		rescore = (size_t)ceil((double)k * f);
+		if (ef < rescore)
+			ef = rescore;
+	}
 	vdb_cand *c;
 	size_t nc;
 	/* Skipped rows are traversed but never returned, as for deleted ones. */
@@ -282,13 +309,14 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
 		return VDB_OK;
 	}
-	for (size_t i = 0; i < nc; i++) {
+	for (size_t i = 0; i < nc && i < rescore; i++) {
 		/* The graph ranks with its own kernels (and cosine by the stored norms); a result
 		 * carries the score an exact scan gives, so a record's score does not depend on
 		 * the search path. Candidates come best first: once the graph's distance is past
-		 * the k-th best by more than the kernels' rounding, so are the rest. */
+		 * the k-th best by more than the kernels' rounding, so are the rest (codes only
+		 * approximate the distance: their best `rescore` are all rescored). */
 		double gd = c[i].dist;
-		if (t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
+		if (!seg->has_codes && t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
 			break;
 		double d = distance(cfg->metric, q, qnorm, qnorm_exact,
 				    seg->vectors + c[i].row * cfg->dim, cfg->dim);
@@ -667,6 +695,8 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 				  size_t nq, size_t *scan, const vdb_search_options *o,
 				  const vdb_selection *sel, vdb_error *err)
 {
+	if (o->oversample != 0 && !(o->oversample >= 1 && o->oversample <= VDB_OVERSAMPLE_MAX))
+		return vdb_err(err, VDB_EINVAL, "oversample must be 1 to %d", VDB_OVERSAMPLE_MAX);
 	size_t ef0 = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
 	for (size_t g = 0; g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
@@ -683,8 +713,8 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 			if (seg->has_graph && !o->exact && isfinite(x->qnorm) && x->qnorm > 0 &&
 			    (!sel || graph_pays_off(seg, want, efg))) {
 				vdb_status st = graph_segment(seg, skip, want, g, &s->cfg, x->q, x->qnorm,
-							      x->qnorm_exact, x->k, efg, scratch, &x->t,
-							      err);
+							      x->qnorm_exact, x->k, efg, o->oversample,
+							      scratch, &x->t, err);
 				if (st)
 					return st;
 			} else {

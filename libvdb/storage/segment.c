@@ -443,7 +443,7 @@ static int write_graph(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 		return -1;
 	}
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, (const float *)((const char *)map + v->off),
-			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL};
+			     cfg->metric == VDB_METRIC_COSINE ? norms : NULL, NULL};
 	uint64_t rows = src->rows;
 	vdb_hnsw_build_params p = {.m = cfg->m,
 				   .ef_construction = cfg->ef_construction,
@@ -467,12 +467,66 @@ static int write_graph(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	return rc;
 }
 
+/* Rows of a segment the codes are learned from, at most, spread evenly over it. */
+#define CODES_SAMPLE_ROWS 8192
+#define CODES_SAMPLE_BYTES (32u << 20)
+
+/* The codes section: a pass over the rows for a sample to learn from, one to encode. */
+static int write_codes(seg_out *o, const vdb_collection_config *cfg, const vdb_row_source *src)
+{
+	uint32_t dim = cfg->dim, stride = vdb_codes_stride(cfg->quantize, cfg->metric, dim);
+	uint64_t rows = src->rows, cap = CODES_SAMPLE_BYTES / ((uint64_t)dim * sizeof(float));
+	size_t n = (size_t)(rows < CODES_SAMPLE_ROWS ? rows : CODES_SAMPLE_ROWS);
+	if (n > cap)
+		n = cap ? (size_t)cap : 1;
+	uint64_t every = (rows + n - 1) / n;
+	float *sample = malloc((size_t)n * dim * sizeof *sample);
+	unsigned char *code = malloc(stride);
+	vdb_buf head = VDB_BUF_INIT;
+	vdb_record rec;
+	uint64_t hash, r = 0;
+	size_t got = 0;
+	int more, rc = -1;
+	if (!sample || !code) {
+		vdb_err_nomem(o->err);
+		goto out;
+	}
+	src->rewind(src->ctx);
+	while ((more = src->next(src->ctx, &rec, &hash, o->err)) == 1)
+		if (r++ % every == 0 && got < n)
+			memcpy(sample + (size_t)got++ * dim, rec.vector, (size_t)dim * sizeof(float));
+	if (more < 0 || vdb_codes_train(cfg->quantize, cfg->metric, dim, rows, sample, got, &head,
+					o->err) ||
+	    sec_begin(o, VDB_SEC_CODES) || out_put(o, head.data, head.len))
+		goto out;
+	const float *params = (const float *)(head.data + VDB_CODES_HEAD);
+	src->rewind(src->ctx);
+	while ((more = src->next(src->ctx, &rec, &hash, o->err)) == 1) {
+		vdb_codes_encode(cfg->quantize, cfg->metric, dim, params, rec.vector, code);
+		if (out_put(o, code, stride))
+			goto out;
+	}
+	if (more < 0)
+		goto out;
+	sec_end(o);
+	rc = 0;
+out:
+	free(sample);
+	free(code);
+	vdb_buf_free(&head);
+	return rc;
+}
+
 static uint32_t header_encode(unsigned char *h, uint32_t dim, uint64_t rows, uint64_t number,
 			      uint64_t size, const vdb_section *sec, uint32_t nsec)
 {
 	memset(h, 0, VDB_SEG_HEADER_SIZE + nsec * VDB_SEG_SECTION_SIZE);
 	memcpy(h, VDB_SEG_MAGIC, 8);
-	vdb_put32(h + 8, VDB_SEG_FORMAT);
+	uint32_t version = 1; /* the oldest that can say it: older vdb read segments without codes */
+	for (uint32_t i = 0; i < nsec; i++)
+		if (sec[i].kind == VDB_SEC_CODES)
+			version = 2;
+	vdb_put32(h + 8, version);
 	vdb_put32(h + 12, VDB_SEG_HEADER_SIZE);
 	vdb_put32(h + 16, dim);
 	vdb_put32(h + 20, nsec);
@@ -510,6 +564,10 @@ static int write_all_sections(seg_out *o, const vdb_collection_config *cfg,
 	for (uint32_t i = 0; i < cfg->n_index_fields; i++)
 		if (write_payload_index(o, src, &cfg->index_fields[i]))
 			goto out;
+	/* Codes and graph last and side by side: together they are what a graph search reads
+	 * at random (the "hot set"). */
+	if (cfg->quantize != VDB_QUANTIZE_NONE && write_codes(o, cfg, src))
+		goto out;
 	if (cfg->index == VDB_INDEX_HNSW && src->rows >= VDB_HNSW_MIN_ROWS && !src->no_graph &&
 	    write_graph(o, cfg, src, norms, number))
 		goto out;
@@ -667,6 +725,24 @@ static vdb_status map_sections(vdb_segment *s, int fd, unsigned flags, vdb_error
 			return st;
 		s->has_graph = 1;
 	}
+	const vdb_section *codes = find_sec(s, VDB_SEC_CODES);
+	if (codes) {
+		/* pread, not the mapping: see vdb_segment_open. */
+		size_t hl = vdb_codes_head_max(s->dim);
+		if (hl > codes->len)
+			hl = (size_t)codes->len;
+		unsigned char *head = malloc(hl ? hl : 1);
+		if (!head)
+			return vdb_err_nomem(err);
+		vdb_status st = vdb_pread_full(fd, head, hl, (off_t)codes->off) != (ssize_t)hl
+					? corrupt(err, s, "unreadable codes section")
+					: vdb_codes_open(head, hl, s->map + codes->off, codes->len,
+							 s->dim, rows, &s->codes, s->file, err);
+		free(head);
+		if (st)
+			return st;
+		s->has_codes = 1;
+	}
 	return VDB_OK;
 }
 
@@ -735,7 +811,7 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
 	crc = vdb_crc32c(crc, h + VDB_SEG_HEADER_SIZE, nsec * VDB_SEG_SECTION_SIZE);
 	if (crc != vdb_le32(h + 124) || crc != header_crc)
 		goto bad_header;
-	if (vdb_le32(h + 8) != VDB_SEG_FORMAT) {
+	if (vdb_le32(h + 8) < 1 || vdb_le32(h + 8) > VDB_SEG_FORMAT) {
 		vdb_err(err, VDB_ECORRUPT, "%s: segment format %u is not supported (this vdb reads %u)",
 			s->file, vdb_le32(h + 8), VDB_SEG_FORMAT);
 		goto fail;
@@ -777,11 +853,24 @@ void vdb_segment_release(const vdb_segment *s)
 		madvise((void *)s->map, s->size, MADV_DONTNEED);
 }
 
+uint64_t vdb_segment_search_bytes(const vdb_segment *s)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < s->nsec; i++) {
+		uint32_t k = s->sec[i].kind;
+		int graph = k >= VDB_SEC_HNSW_META && k <= VDB_SEC_HNSW_UPPER;
+		int exact = k == VDB_SEC_VECTORS || k == VDB_SEC_NORMS;
+		if (s->has_graph ? graph || (s->has_codes ? k == VDB_SEC_CODES : exact) : exact)
+			n += s->sec[i].len;
+	}
+	return n;
+}
+
 int vdb_section_is_derived(uint32_t kind)
 {
 	return kind == VDB_SEC_ID_INDEX || kind == VDB_SEC_NORMS || kind == VDB_SEC_HNSW_META ||
 	       kind == VDB_SEC_HNSW_L0 || kind == VDB_SEC_HNSW_NODES ||
-	       kind == VDB_SEC_HNSW_UPPER || kind == VDB_SEC_PAYLOAD_INDEX;
+	       kind == VDB_SEC_HNSW_UPPER || kind == VDB_SEC_PAYLOAD_INDEX || kind == VDB_SEC_CODES;
 }
 
 static vdb_status section_mismatch(const vdb_segment *s, uint32_t i, vdb_error *err)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../index/codes.h"
 #include "../index/hnsw.h"
 #include "../index/pindex.h"
 #include "memtable.h"
@@ -37,6 +38,8 @@ typedef struct vdb_segment {
 	const float *norms; /* cosine collections: |x| per row; else NULL */
 	int has_graph;
 	vdb_hnsw_graph graph;
+	int has_codes; /* quantized: graph searches walk the codes */
+	vdb_codes codes;
 	vdb_pindex pidx[VDB_INDEX_FIELDS_MAX]; /* payload indexes, in section order */
 	uint32_t npidx;
 	/* Rows not to return: deletion marks from the manifest's deletion file, plus rows whose
@@ -113,8 +116,9 @@ int vdb_seg_rows_reuse_graph(vdb_row_source *src, vdb_seg_rows *ctx);
 void vdb_seg_rows_free(vdb_seg_rows *ctx);
 
 /* Writes src as dir/seg-<number>.vdb (temp name, fsync, rename; the caller fsyncs dir),
- * with norms for cosine, the collection's payload indexes and, for an HNSW collection of at
- * least VDB_HNSW_MIN_ROWS rows, the graph (built with every core). src->rows must be > 0. */
+ * with norms for cosine, the collection's payload indexes, its codes when it is quantized
+ * and, for an HNSW collection of at least VDB_HNSW_MIN_ROWS rows, the graph (built with
+ * every core). src->rows must be > 0. */
 vdb_status vdb_segment_write(const char *dir, uint64_t number, const vdb_collection_config *cfg,
 			     const vdb_row_source *src, uint64_t *size, uint32_t *header_crc,
 			     vdb_error *err);
@@ -132,6 +136,11 @@ vdb_status vdb_segment_open(const char *dir, uint64_t number, uint32_t dim, uint
  * a segment header or its table does not fit. Neither the header's checksum nor the
  * sections' bounds are checked (vdb_segment_open does that). */
 int vdb_segment_table(const unsigned char *h, size_t hlen, vdb_section *sec, uint32_t *nsec);
+/* Bytes of the sections a search reads at random or in full, which must stay in memory for
+ * it to run at memory speed: with a graph, the graph and the codes (quantized) or the
+ * vectors and norms; without, the vectors and norms (scanned). The vectors of a quantized
+ * segment are read only to rescore a few candidates a query. */
+uint64_t vdb_segment_search_bytes(const vdb_segment *s);
 /* 1 for the sections vdb_segment_write computes from the others (rebuildable). */
 int vdb_section_is_derived(uint32_t kind);
 void vdb_segment_close(vdb_segment *s);

@@ -132,6 +132,9 @@ vdb_status vdb_collection_stats_get(const vdb_collection *c, vdb_collection_stat
 		r.segment_bytes += s->segs[i].size;
 		if (s->segs[i].has_graph)
 			r.graphs++;
+		if (s->segs[i].has_codes)
+			r.coded++;
+		r.search_bytes += vdb_segment_search_bytes(&s->segs[i]);
 	}
 	r.log_records = s->mt.n;
 	/* Every upsert the log holds is a stored row until a seal: those replaced or deleted
@@ -157,6 +160,7 @@ vdb_status vdb_collection_stats_get(const vdb_collection *c, vdb_collection_stat
 			r.log_bytes = (uint64_t)st.st_size;
 	}
 	closedir(d);
+	r.search_bytes += r.log_bytes;
 	vdb_status rc = lock_holder(s->dir, &r.writer_pid, err);
 	if (rc)
 		return rc;

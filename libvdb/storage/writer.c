@@ -927,6 +927,35 @@ static vdb_status merge_policy(vdb_writer *w, vdb_error *err)
 	}
 }
 
+/* Whether a segment's codes are not those the collection's CONFIG asks for now. */
+static int codes_stale(const vdb_segment *g, const vdb_collection_config *cfg)
+{
+	return g->has_codes ? g->codes.kind != cfg->quantize : cfg->quantize != VDB_QUANTIZE_NONE;
+}
+
+vdb_status vdb_writer_set_quantize(vdb_writer *w, vdb_quantize q, vdb_error *err)
+{
+	vdb_status st = idle(w, err);
+	if (st || w->st.cfg.quantize == q)
+		return st;
+	vdb_collection_config c = w->st.cfg;
+	c.quantize = q;
+	const char *why = vdb_config_problem(&c);
+	if (why)
+		return vdb_err(err, VDB_EINVAL, "%s", why);
+	char *file;
+	size_t len;
+	if ((st = vdb_config_encode(w->st.name, &c, &file, &len, err)))
+		return st;
+	/* Replaced atomically: segments written before keep their codes (or none) and stay
+	 * valid under either CONFIG; merges and compactions write the new kind. */
+	st = vdb_atomic_write(w->st.dir, VDB_CONFIG_FILE, file, len, err);
+	free(file);
+	if (!st)
+		w->st.cfg.quantize = q;
+	return st;
+}
+
 vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 {
 	vdb_status st = idle(w, err);
@@ -937,7 +966,7 @@ vdb_status vdb_writer_compact(vdb_writer *w, vdb_error *err)
 	size_t n = w->st.man.nseg;
 	int needed = n > 1;
 	for (size_t g = 0; g < n && !needed; g++)
-		needed = w->st.segs[g].ndead > 0 ||
+		needed = w->st.segs[g].ndead > 0 || codes_stale(&w->st.segs[g], &w->st.cfg) ||
 			 (w->st.cfg.index == VDB_INDEX_HNSW && !w->st.segs[g].has_graph &&
 			  vdb_segment_live_rows(&w->st.segs[g]) >= VDB_HNSW_MIN_ROWS);
 	if (!needed)

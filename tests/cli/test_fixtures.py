@@ -15,8 +15,11 @@ from test_snapshot import ZSTD, crc32c
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures')
 VERSIONS = sorted(d for d in os.listdir(FIXTURES) if re.fullmatch(r'v\d+', d))
-CURRENT = 1  # the format version this vdb writes (docs/format.md)
-NEWER = CURRENT + 1
+CURRENT = 2  # the newest format version this vdb writes (docs/format.md)
+# Each file carries the oldest version that can say what it holds: the newest of each kind
+# (version 2 added codes to segments and "quantize" to CONFIG), and one past it.
+NEWEST = {'VDB': 1, 'CONFIG': 2, 'MANIFEST': 1, 'wal': 1, 'seg': 2, 'snapshot': 1}
+NEWER = {kind: v + 1 for kind, v in NEWEST.items()}
 SEG_HEADER, SEG_SECTION = 128, 32
 
 
@@ -71,29 +74,47 @@ class FixtureTest(VdbTestCase):
                     self.assertEqual(run('export', target, '-c', coll).out,
                                      self.expected(v, coll))
 
-    def assertNewerRefused(self, db, name, *cmds):
+    def assertNewerRefused(self, db, name, kind, *cmds):
         for cmd in cmds:
             r = run(cmd, db)
             # vdb-check still reports the sound collections on standard output.
             self.assertFails(r, EXIT_DATA, name, stdout_empty=cmd != 'check')
-            self.assertRegex(r.err, r'\b%d\b.*\b%d\b' % (NEWER, CURRENT))
+            self.assertRegex(r.err, r'\b%d\b.*\b%d\b' % (NEWER[kind], NEWEST[kind]))
 
-    def bump_text(self, path):
+    def bump_text(self, path, kind):
         """A checked text file (marker, CONFIG, MANIFEST) of the next format version."""
         with open(path, 'rb') as f:
             data = f.read()
         head, rest = data.split(b' ', 1)
         version, rest = rest.split(b' ', 1)
-        self.assertEqual(int(version), CURRENT)
+        self.assertLessEqual(int(version), NEWEST[kind])
         with open(path, 'wb') as f:
-            f.write(head + b' %d ' % NEWER + rest)
+            f.write(head + b' %d ' % NEWER[kind] + rest)
+
+    def test_files_carry_the_oldest_version_that_holds_them(self):
+        db = self.copy('v%d' % CURRENT)
+        versions = {}
+        for coll in ('default', 'flat'):
+            with open(os.path.join(db, coll, 'CONFIG'), 'rb') as f:
+                versions[coll + '/CONFIG'] = int(f.read().split(b' ')[1])
+        for name in sorted(os.listdir(os.path.join(db, 'default'))):
+            if name.startswith('seg-'):
+                with open(os.path.join(db, 'default', name), 'rb') as f:
+                    versions[name] = struct.unpack_from('<I', f.read(12), 8)[0]
+        # The quantized collection's CONFIG and segments (with codes) are version 2; the
+        # flat collection's CONFIG stays version 1, which older vdb read.
+        self.assertEqual(versions.pop('default/CONFIG'), 2)
+        self.assertEqual(versions.pop('flat/CONFIG'), 1)
+        self.assertTrue(versions)
+        self.assertEqual(set(versions.values()), {2}, versions)
 
     def test_newer_marker_config_manifest_are_refused(self):
         for name in ('VDB', 'default/CONFIG', 'default/MANIFEST'):
             with self.subTest(file=name):
                 db = self.copy('v%d' % CURRENT)
-                self.bump_text(os.path.join(db, name))
-                self.assertNewerRefused(db, os.path.basename(name), 'export', 'check')
+                kind = os.path.basename(name)
+                self.bump_text(os.path.join(db, name), kind)
+                self.assertNewerRefused(db, kind, kind, 'export', 'check')
                 r = run('ingest', db, input=['{"id":"x","vector":[1,2,3,4]}'])
                 self.assertFails(r, EXIT_DATA, os.path.basename(name))
                 shutil.rmtree(db)
@@ -103,11 +124,11 @@ class FixtureTest(VdbTestCase):
         path = os.path.join(db, 'default', 'wal-00000004.log')
         with open(path, 'r+b') as f:
             h = bytearray(f.read(32))
-            h[8:12] = struct.pack('<I', NEWER)
+            h[8:12] = struct.pack('<I', NEWER['wal'])
             h[28:32] = struct.pack('<I', crc32c(bytes(h[:28])))
             f.seek(0)
             f.write(h)
-        self.assertNewerRefused(db, 'wal-00000004.log', 'export', 'check')
+        self.assertNewerRefused(db, 'wal-00000004.log', 'wal', 'export', 'check')
 
     def test_newer_segment_is_refused(self):
         db = self.copy('v%d' % CURRENT)
@@ -115,7 +136,7 @@ class FixtureTest(VdbTestCase):
         with open(path, 'r+b') as f:
             data = bytearray(f.read())
             nsec = struct.unpack_from('<I', data, 20)[0]
-            data[8:12] = struct.pack('<I', NEWER)
+            data[8:12] = struct.pack('<I', NEWER['seg'])
             crc = crc32c(bytes(data[SEG_HEADER:SEG_HEADER + nsec * SEG_SECTION]),
                          crc32c(bytes(data[:124])))
             old = struct.unpack_from('<I', data, 124)[0]
@@ -130,7 +151,7 @@ class FixtureTest(VdbTestCase):
         kind, version = head.split(b' ')[:2]
         with open(mpath, 'wb') as f:
             f.write(b'%s %s %d %08x\n' % (kind, version, len(body), crc32c(body)) + body)
-        self.assertNewerRefused(db, 'seg-00000003.vdb', 'export', 'check')
+        self.assertNewerRefused(db, 'seg-00000003.vdb', 'seg', 'export', 'check')
 
     @unittest.skipUnless(ZSTD, 'zstd(1) is not installed')
     def test_newer_snapshot_is_refused(self):
@@ -138,9 +159,9 @@ class FixtureTest(VdbTestCase):
         tar = subprocess.run([ZSTD, '-dc', archive], capture_output=True, check=True).stdout
         # The first entry, vdb-snapshot.json, is a checked text: bump its header's version
         # (the tar header has no checksum over the content).
-        at = tar.index(b'vdb-snapshot %d ' % CURRENT, 512)
+        at = tar.index(b'vdb-snapshot %d ' % NEWEST['snapshot'], 512)
         self.assertEqual(at, 512)
-        tar = tar[:at] + b'vdb-snapshot %d ' % NEWER + tar[at + len(b'vdb-snapshot 1 '):]
+        tar = tar[:at] + b'vdb-snapshot %d ' % NEWER['snapshot'] + tar[at + len(b'vdb-snapshot 1 '):]
         newer = self.path('newer.tar.zst')
         with open(newer, 'wb') as f:
             f.write(subprocess.run([ZSTD, '-q', '-c'], input=tar, capture_output=True,
@@ -148,7 +169,7 @@ class FixtureTest(VdbTestCase):
         for args in (('--verify', newer), ('--list', newer), (newer, self.path('t'))):
             r = run('restore', *args)
             self.assertFails(r, EXIT_DATA, 'vdb-snapshot.json')
-            self.assertRegex(r.err, r'\b%d\b.*\b%d\b' % (NEWER, CURRENT))
+            self.assertRegex(r.err, r'\b%d\b.*\b%d\b' % (NEWER['snapshot'], NEWEST['snapshot']))
         self.assertFalse(os.path.exists(self.path('t')))
 
 

@@ -590,7 +590,7 @@ Test(hnsw, parallel_builds_leave_every_node_reachable_and_search_finds_the_neare
 {
 	enum { N = 6000, DIM = 24, Q = 40 };
 	float *v = clustered_data(21, N, DIM), *q = clustered_data(22, Q, DIM);
-	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL, NULL};
 	for (uint64_t seed = 1; seed <= 4; seed++) {
 		/* Two threads: races would show. */
 		vdb_hnsw_build_params p = {16, 200, 2, seed, NULL, NULL, NULL, NULL};
@@ -707,7 +707,7 @@ Test(hnsw, duplicate_heavy_data_leaves_no_row_unreachable_and_gets_full_recall)
 		norms[i] = norm_of(v + i * DIM, DIM);
 	vdb_metric metrics[] = {VDB_METRIC_L2, VDB_METRIC_COSINE};
 	for (size_t mi = 0; mi < 2; mi++) {
-		vdb_hnsw_space sp = {metrics[mi], DIM, v, metrics[mi] == VDB_METRIC_COSINE ? norms : NULL};
+		vdb_hnsw_space sp = {metrics[mi], DIM, v, metrics[mi] == VDB_METRIC_COSINE ? norms : NULL, NULL};
 		for (uint64_t seed = 1; seed <= 3; seed++) {
 			vdb_buf bufs[4];
 			vdb_hnsw_graph g = build_graph(&sp, N, seed, bufs);
@@ -790,7 +790,7 @@ Test(hnsw, parallel_builds_link_every_node_near_its_neighbours)
 		}
 		tenth[i] = best[K - 1];
 	}
-	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL, NULL};
 	for (uint64_t seed = 1; seed <= 8; seed++) {
 		vdb_buf bufs[4];
 		vdb_hnsw_graph g = build_graph(&sp, N, seed, bufs);
@@ -898,7 +898,7 @@ Test(hnsw, a_build_from_a_reused_graph_matches_a_build_from_nothing)
 	/* One distribution: the old rows, the new ones, and held-out queries. */
 	float *all = clustered_data(41, OLD + NEW + Q, DIM);
 	float *old = all, *more = all + (size_t)OLD * DIM, *q = more + (size_t)NEW * DIM;
-	vdb_hnsw_space osp = {VDB_METRIC_L2, DIM, old, NULL};
+	vdb_hnsw_space osp = {VDB_METRIC_L2, DIM, old, NULL, NULL};
 	vdb_buf obufs[4];
 	vdb_hnsw_graph og = build_graph(&osp, OLD, 1, obufs);
 	/* The merged rows: the old ones but every tenth (deleted), then NEW others. */
@@ -916,7 +916,7 @@ Test(hnsw, a_build_from_a_reused_graph_matches_a_build_from_nothing)
 	}
 	memcpy(v + r * DIM, more, NEW * DIM * sizeof *v);
 	cr_assert_eq(r + NEW, rows);
-	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL};
+	vdb_hnsw_space sp = {VDB_METRIC_L2, DIM, v, NULL, NULL};
 	vdb_hnsw_build_params p = {16, 200, 2, 7, NULL, NULL, &og, map};
 	vdb_buf b[4];
 	for (int i = 0; i < 4; i++)
