@@ -150,6 +150,42 @@ class CrashTest(unittest.TestCase):
         print("settle kills: %d of %d loads killed after their last batch" % (killed, iterations))
         self.assertGreater(killed, 0)
 
+    def test_kill_9_in_a_quantized_collection(self):
+        # Seals, merges and compactions that write int8 codes, then conversions between code
+        # kinds (vdb-compact --quantize: CONFIG replaced, then every segment rewritten),
+        # killed at any moment: the content stays exactly what was acknowledged, vdb-check
+        # passes, and CONFIG names the old kind or the new one.
+        info = lambda: json.loads(subprocess.run([exe("vdb-info"), "--json", self.db],
+                                                 capture_output=True, text=True, check=True).stdout)
+        subprocess.run([exe("vdb-compact"), "-q", "--quantize", "int8", self.db], check=True)
+        self.kill_loop(SEED + 5, max(ITERATIONS // 3, 4), [1000, 2500], [25, 100, 400])
+        self.assertEqual(info()["coded"], info()["segments"])
+        rng = random.Random(SEED + 6)
+        state, kind, killed = export(self.db), "int8", 0
+        for it in range(9):
+            new = ["binary", "none", "int8"][it % 3]
+            proc = subprocess.Popen([exe("vdb-compact"), "-q", "--quantize", new, self.db],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # The rewrite of these few thousand rows takes tens of milliseconds.
+            time.sleep(rng.choice([rng.uniform(0, 0.005), rng.uniform(0, 0.03),
+                                   rng.uniform(0, 0.1)]))
+            proc.kill()
+            _, err = proc.communicate()
+            self.assertIn(proc.returncode, (0, -9), err)
+            killed += proc.returncode == -9
+            self.assertEqual(export(self.db), state, "conversion %d changed content" % it)
+            c = subprocess.run([exe("vdb-check"), self.db], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+            now = info()["quantize"]
+            self.assertIn(now, (kind, new), "conversion %d" % it)
+            kind = now
+        subprocess.run([exe("vdb-compact"), "-q", "--quantize", "binary", self.db], check=True)
+        i = info()
+        self.assertEqual((i["quantize"], i["coded"], i["segments"]), ("binary", 1, 1), i)
+        self.assertEqual(export(self.db), state)
+        print("quantized: %d of 9 conversions killed" % killed)
+        self.assertGreater(killed, 2)
+
     def last_load(self, rng, state, g, n):
         """An uninterrupted load of n more lines: it recovers what a kill left, and the
         collection is state (updated) afterwards."""

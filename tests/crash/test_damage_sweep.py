@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Every byte flipped and every length cut, one damage at a time, in a small collection
-that has every kind of file: a segment with its graph and a payload index, smaller
-segments with deletion marks, string and integer ids, payloads, and a log tail with a
-delete. After each damage the read paths of the commands run in-process
+that has every kind of file: a segment with its graph, int8 codes and a payload index,
+smaller segments (with codes) with deletion marks, string and integer ids, payloads, and a
+log tail with a delete. After each damage the read paths of the commands run in-process
 (tests/crash/damage_sweep.c): no crash, no hang, every error names the damaged file.
 
 VDB_SWEEP_STEP=N visits every Nth offset (the normal suite: 9); scripts/torture runs
@@ -37,7 +37,8 @@ class DamageSweep(vdbtest.VdbTestCase):
 
     def test_every_byte_and_every_length(self):
         db = self.path('db')
-        self.create('db', dim=4, seal='8K')
+        self.assertOk(run('create', db, '--dim', 4, '--metric', 'l2', '--seal-size', '8K',
+                          '--quantize', 'int8', '--index-field', 'lang:keyword'))
         self.ingest('db', records(1, range(1300)), '-b', '100')
         self.assertEqual(run('compact', '-q', db).rc, 0)
         # Replacements of sealed rows: new segments and deletion marks on the big one.

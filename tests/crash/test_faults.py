@@ -318,6 +318,36 @@ class FaultTest(unittest.TestCase):
         print("compaction: %d calls, %d failed cleanly" % (calls, failures))
         self.assertGreater(failures, calls // 2)
 
+    def test_conversion_to_quantized_codes(self):
+        # vdb-compact --quantize int8: CONFIG replaced, then every segment rewritten with
+        # codes. A failure anywhere leaves the content, a sound collection, and CONFIG with
+        # the old kind or the new one; the next run finishes the conversion.
+        lines, _ = self.make_ops(2000, 60, 3)
+        rc, _, err = run(["vdb-ingest", "-q", "-b", "7", self.base], input="".join(lines))
+        self.assertEqual(rc, 0, err)
+        self.state = export(self.base)
+
+        def info():
+            rc, out, err = run(["vdb-info", "--json", self.db])
+            self.assertEqual(rc, 0, err)
+            return json.loads(out)
+
+        def verify(r, failed):
+            self.assertEqual(export(self.db), self.state, r.describe())
+            check(self, self.db, r.describe())
+            self.assertIn(info()["quantize"], ("none", "int8"), r.describe())
+            if failed:
+                self.assertEqual(temp_files(self.db), [], r.describe())
+            rc, _, err = run(["vdb-compact", "-q", "--quantize", "int8", self.db])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(export(self.db), self.state)
+            i = info()
+            self.assertEqual((i["quantize"], i["coded"], i["segments"]), ("int8", 1, 1), i)
+
+        calls, failures = self.loop(["vdb-compact", "--quantize", "int8", self.db], verify)
+        print("conversion to int8 codes: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
     def test_snapshot(self):
         out = os.path.join(self.tmp, "snaps", "s.tar.zst")
 
