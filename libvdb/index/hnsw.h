@@ -89,6 +89,11 @@ typedef struct vdb_hnsw_scratch {
 	size_t topk_cap;
 	int16_t *codeq; /* a query prepared for a segment's codes */
 	size_t codeq_cap;
+	/* Rescoring of quantized searches: nanoseconds a vector took lately (a moving
+	 * average), and whether the vectors are being read from disk, so that each query asks
+	 * for all its candidates' pages at once (see search.c). */
+	float rescore_ns;
+	int rescore_from_disk;
 } vdb_hnsw_scratch;
 
 void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s);

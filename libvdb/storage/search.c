@@ -11,10 +11,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "../index/distance.h"
 #include "../index/topk.h"
 #include "../util/error.h"
+#include "../util/io.h"
 
 typedef struct idctx {
 	const vdb_state *s;
@@ -261,6 +263,42 @@ static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g,
 	scan_rows(seg, skip, g, m, q, qnorm, qnorm_exact, dim, 0, (seg->rows + 63) / 64, t);
 }
 
+/* Rescoring reads a few float32 vectors a query, at random. In memory one takes well under
+ * a microsecond; read from disk (a collection larger than memory, whose codes and graph
+ * stay cached), each is a wait on the device. Then every candidate's pages are asked for
+ * at once, so the reads overlap; that costs a system call per query, so only while the
+ * recent vectors took long: over FROM_DISK_NS each on average (a disk read is tens of
+ * microseconds or more), until they take under IN_MEMORY_NS again. */
+#define FROM_DISK_NS 4000.0
+#define IN_MEMORY_NS 1000.0
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void rescore_timed(vdb_hnsw_scratch *s, double ns)
+{
+	s->rescore_ns = s->rescore_ns == 0 ? (float)ns : (float)(0.9 * s->rescore_ns + 0.1 * ns);
+	if (s->rescore_ns > FROM_DISK_NS)
+		s->rescore_from_disk = 1;
+	else if (s->rescore_ns < IN_MEMORY_NS)
+		s->rescore_from_disk = 0;
+}
+
+static void willneed(const vdb_segment *seg, const vdb_cand *c, size_t n, size_t vbytes)
+{
+	const void *addr[VDB_WILLNEED_MAX];
+	size_t len[VDB_WILLNEED_MAX], m = 0;
+	for (size_t i = 0; i < n && m < VDB_WILLNEED_MAX; i++, m++) {
+		addr[m] = seg->vectors + c[i].row * seg->dim;
+		len[m] = vbytes;
+	}
+	vdb_map_willneed(addr, len, m);
+}
+
 /* The graph's candidates for one segment, among the rows not in `skip` (`want` of them
  * exist); falls back to a scan when the graph cannot supply min(k, want) of them (e.g. most
  * of its neighbourhood is deleted or filtered out). */
@@ -309,7 +347,21 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
 		return VDB_OK;
 	}
+	size_t vbytes = (size_t)cfg->dim * sizeof(float), nr = nc < rescore ? nc : rescore;
+	double t0 = 0;
+	if (seg->has_codes) {
+		if (scratch->rescore_from_disk)
+			willneed(seg, c, nr, vbytes);
+		t0 = now_ns();
+	}
 	for (size_t i = 0; i < nc && i < rescore; i++) {
+		/* Rescoring reads vectors the walk never touched: the next one is fetched while
+		 * this one is scored. */
+		if (seg->has_codes && i + 1 < nc && i + 1 < rescore) {
+			const char *next = (const char *)(seg->vectors + c[i + 1].row * cfg->dim);
+			for (size_t o = 0; o < vbytes; o += 64)
+				__builtin_prefetch(next + o);
+		}
 		/* The graph ranks with its own kernels (and cosine by the stored norms); a result
 		 * carries the score an exact scan gives, so a record's score does not depend on
 		 * the search path. Candidates come best first: once the graph's distance is past
@@ -323,6 +375,8 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		if (vdb_topk_may_enter(t, d))
 			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[i].row});
 	}
+	if (seg->has_codes && nr)
+		rescore_timed(scratch, (now_ns() - t0) / (double)nr);
 	return VDB_OK;
 }
 

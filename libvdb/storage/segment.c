@@ -742,6 +742,13 @@ static vdb_status map_sections(vdb_segment *s, int fd, unsigned flags, vdb_error
 		if (st)
 			return st;
 		s->has_codes = 1;
+		/* Searches read the vectors only to rescore a few candidates: reading ahead of
+		 * such a read would fill memory with vectors no search wants (and push out the
+		 * codes and graph, which they all want). */
+		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+		const vdb_section *v = find_sec(s, VDB_SEC_VECTORS);
+		uintptr_t start = (uintptr_t)(s->map + v->off) & ~(page - 1);
+		madvise((void *)start, (uintptr_t)(s->map + v->off + v->len) - start, MADV_RANDOM);
 	}
 	return VDB_OK;
 }

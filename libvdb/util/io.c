@@ -11,8 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -184,6 +188,39 @@ void vdb_start_writeback(int fd, uint64_t *started, uint64_t written)
 	sync_file_range(fd, (off_t)*started, (off_t)(written - *started), SYNC_FILE_RANGE_WRITE);
 #endif
 	*started = written;
+}
+
+/* process_madvise needs a pidfd of this process, opened once. */
+static int self_pidfd = -1;
+static pthread_once_t self_pidfd_once = PTHREAD_ONCE_INIT;
+
+static void open_self_pidfd(void)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
+	self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+#endif
+}
+
+void vdb_map_willneed(const void *const *addr, const size_t *len, size_t n)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_process_madvise)
+	pthread_once(&self_pidfd_once, open_self_pidfd);
+	if (self_pidfd < 0 || n == 0)
+		return;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	struct iovec iov[VDB_WILLNEED_MAX];
+	size_t m = 0;
+	for (size_t i = 0; i < n && m < VDB_WILLNEED_MAX; i++) {
+		uintptr_t a = (uintptr_t)addr[i], start = a & ~(page - 1);
+		uintptr_t end = (a + len[i] + page - 1) & ~(page - 1);
+		iov[m++] = (struct iovec){(void *)start, end - start};
+	}
+	(void)syscall(SYS_process_madvise, self_pidfd, iov, m, MADV_WILLNEED, 0);
+#else
+	(void)addr;
+	(void)len;
+	(void)n;
+#endif
 }
 
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err)

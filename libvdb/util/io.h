@@ -22,6 +22,12 @@ ssize_t vdb_pread_full(int fd, void *p, size_t n, off_t off);
 #define VDB_WRITEBACK_STEP (32u << 20)
 void vdb_start_writeback(int fd, uint64_t *started, uint64_t written);
 
+/* Asks the kernel to start reading the pages of n ranges of file mappings that are not in
+ * memory (MADV_WILLNEED, all n in one process_madvise call, so the reads proceed in
+ * parallel): a hint, errors ignored; does nothing where process_madvise is missing. */
+#define VDB_WILLNEED_MAX 64
+void vdb_map_willneed(const void *const *addr, const size_t *len, size_t n);
+
 /* fsync the directory `dir` so that a create/rename/unlink in it is durable. */
 vdb_status vdb_fsync_dir(const char *dir, vdb_error *err);
 
