@@ -551,7 +551,7 @@ static vdb_status repair_collection(const char *db, const char *name, vdb_check_
 		char line[256];
 		snprintf(line, sizeof line,
 			 "%s: repaired: seg-%08" PRIu64 ".vdb rewritten from its records (id index, "
-			 "norms, payload indexes and graph rebuilt)", name, numbers[i]);
+			 "norms, payload indexes, codes and graph rebuilt)", name, numbers[i]);
 		report(ctx, 0, line);
 	}
 	free(numbers);

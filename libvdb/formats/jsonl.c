@@ -31,6 +31,8 @@ struct vdb_jsonl_parser {
 	vdb_buf payload;
 	vdb_buf filter; /* the last query's "filter" (minified), when has_filter */
 	int has_filter;
+	size_t ef;         /* the last query's "ef", or 0 */
+	double oversample; /* the last query's "oversample", or 0 */
 };
 
 vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err)
@@ -625,6 +627,8 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	size_t kk = *k;
 	p->has_filter = 0;
 	p->filter.len = 0;
+	p->ef = 0;
+	p->oversample = 0;
 	if (c == '[') {
 		if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 			return st;
@@ -642,14 +646,16 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			}
 			if (vj_string(&r, &p->key) || vj_expect(&r, ':'))
 				return syntax(err, &r);
-			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6)   ? 1
-				: p->key.len == 1 && p->key.data[0] == 'k'	       ? 2
-				: p->key.len == 6 && !memcmp(p->key.data, "filter", 6) ? 4
-										       : 0;
+			int f = p->key.len == 6 && !memcmp(p->key.data, "vector", 6)	   ? 1
+				: p->key.len == 1 && p->key.data[0] == 'k'		   ? 2
+				: p->key.len == 6 && !memcmp(p->key.data, "filter", 6)	   ? 4
+				: p->key.len == 2 && !memcmp(p->key.data, "ef", 2)	   ? 8
+				: p->key.len == 10 && !memcmp(p->key.data, "oversample", 10) ? 16
+											   : 0;
 			if (!f)
 				return vdb_err(err, VDB_EDATA,
-					       "unknown field \"%s\" (a query has \"vector\", \"k\" "
-					       "and \"filter\")",
+					       "unknown field \"%s\" (a query has \"vector\", \"k\", "
+					       "\"filter\", \"ef\" and \"oversample\")",
 					       shown(&p->key, kb, sizeof kb));
 			if (seen & f)
 				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
@@ -671,10 +677,26 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			}
 			const char *tok;
 			size_t tl;
+			if (f == 16) {
+				float v = 0;
+				if (vj_peek(&r) == '"' || vj_number(&r, &tok, &tl)) {
+					if (vj_value(&r, NULL))
+						return syntax(err, &r);
+				} else if (vdb_parse_float(tok, tl, &v)) {
+					v = 0;
+				}
+				if (!(v >= 1) || v > VDB_OVERSAMPLE_MAX)
+					return vdb_err(err, VDB_EDATA,
+						       "\"oversample\" must be a number from 1 to %d",
+						       VDB_OVERSAMPLE_MAX);
+				p->oversample = v;
+				continue;
+			}
+			const char *name = f == 2 ? "k" : "ef";
 			if (vj_peek(&r) == '"' || vj_number(&r, &tok, &tl))
 				return vj_value(&r, NULL) ? syntax(err, &r)
-				       : vdb_err(err, VDB_EDATA, "\"k\" must be an integer from 1 to %d",
-						 VDB_K_MAX);
+				       : vdb_err(err, VDB_EDATA, "\"%s\" must be an integer from 1 to %d",
+						 name, VDB_K_MAX);
 			uint64_t v = 0;
 			int ok = tl <= 7;
 			for (size_t i = 0; ok && i < tl; i++) {
@@ -682,9 +704,12 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 				v = v * 10 + (uint64_t)(tok[i] - '0');
 			}
 			if (!ok || v < 1 || v > VDB_K_MAX)
-				return vdb_err(err, VDB_EDATA, "\"k\" must be an integer from 1 to %d",
-					       VDB_K_MAX);
-			kk = (size_t)v;
+				return vdb_err(err, VDB_EDATA, "\"%s\" must be an integer from 1 to %d",
+					       name, VDB_K_MAX);
+			if (f == 2)
+				kk = (size_t)v;
+			else
+				p->ef = (size_t)v;
 		}
 		r.p++;
 		if (!(seen & 1))
@@ -700,6 +725,12 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	*vector = p->vec;
 	*k = kk;
 	return VDB_OK;
+}
+
+void vdb_jsonl_query_params(const vdb_jsonl_parser *p, size_t *ef, double *oversample)
+{
+	*ef = p->ef;
+	*oversample = p->oversample;
 }
 
 const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len)

@@ -38,10 +38,13 @@ VDB_API vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line,
 					  vdb_record_kind *kind, vdb_record *rec, vdb_error *err);
 
 /* Parses one query line: a bare array of dim numbers, or
- * {"vector": [...], "k": N, "filter": {...}} ("k" and "filter" optional).
- * *k is left unchanged when the line gives none. The vector points into the parser. */
+ * {"vector": [...], "k": N, "filter": {...}, "ef": N, "oversample": F} (all but "vector"
+ * optional; see vdb_search_options for ef and oversample). *k is left unchanged when the
+ * line gives none. The vector points into the parser. */
 VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 					 const float **vector, size_t *k, vdb_error *err);
+/* The "ef" and "oversample" of the last query parsed, 0 for those it did not give. */
+VDB_API void vdb_jsonl_query_params(const vdb_jsonl_parser *p, size_t *ef, double *oversample);
 /* The "filter" object of the last query parsed (its JSON text, for vdb_filter_parse), or
  * NULL when it had none. Valid until the parser's next call. */
 VDB_API const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len);

@@ -157,6 +157,13 @@ static vdb_status answer_line(answerer *a, const char *line, size_t len, vdb_tex
 	if (st)
 		return st;
 	vdb_search_options so = search_options(a, f);
+	size_t ef;
+	double oversample;
+	vdb_jsonl_query_params(a->parser, &ef, &oversample);
+	if (ef)
+		so.ef = ef;
+	if (oversample)
+		so.oversample = oversample;
 	if ((st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err)))
 		return st;
 	return vdb_jsonl_append_hits(t, a->s->c, a->hits, n, a->s->o.hits_flags, err);
@@ -179,10 +186,13 @@ static void answer_batch(answerer *a, batch *b)
 		if (vdb_line_is_blank(line, len))
 			continue;
 		const float *q;
-		size_t k = s->o.k, fl;
-		if (vdb_jsonl_parse_query(a->parser, line, len, &q, &k, &b->err) ||
-		    vdb_jsonl_query_filter(a->parser, &fl) || k > BATCH_MAX_K)
+		size_t k = s->o.k, fl, ef;
+		double oversample;
+		if (vdb_jsonl_parse_query(a->parser, line, len, &q, &k, &b->err))
 			break;
+		vdb_jsonl_query_params(a->parser, &ef, &oversample);
+		if (vdb_jsonl_query_filter(a->parser, &fl) || ef || oversample || k > BATCH_MAX_K)
+			break; /* parameters of its own: answered alone */
 		memcpy(a->bq + nq * s->dim, q, s->dim * sizeof *q);
 		qs[nq] = a->bq + nq * s->dim;
 		ks[nq] = k;

@@ -90,6 +90,11 @@ class Quantized(Base):
                 # With oversampling 1 the codes alone rank: recall is lower, so they are in use.
                 one = recall(self.query(db, qs, "--ef", "10", "--oversample", "1"), truth)
                 self.assertLess(one, r, label)
+                # A query line's own "ef" and "oversample" are the options' equals.
+                lines = "".join(json.dumps({"vector": q, "ef": 10, "oversample": 1}) + "\n"
+                                for q in qs)
+                self.assertEqual(recall(ids_of(run("vdb-query", db, "-k", "10", input=lines)),
+                                        truth), one, label)
 
     def test_vectors_exports_and_exact_answers_are_untouched(self):
         vs, qs = self.data("int8", "cosine", n=2500, nq=30)
