@@ -150,6 +150,21 @@ class Quantized(Base):
         self.assertEqual((i["quantize"], i["coded"]), ("none", 0))
         run("vdb-check", "-q", db)
 
+    def test_snapshots_carry_the_codes(self):
+        vs, qs = self.data("int8", "l2", n=2000, nq=20)
+        db = self.load("snap", "l2", vs, "--quantize", "int8")
+        archive = os.path.join(self.tmp, "s.tar.zst")
+        run("vdb-snapshot", "-q", db, "-o", archive)
+        run("vdb-restore", "-q", "--verify", archive)
+        target = os.path.join(self.tmp, "restored")
+        run("vdb-restore", "-q", archive, target)
+        i = info(target)
+        self.assertEqual((i["quantize"], i["coded"]), ("int8", 1))
+        data = "".join(json.dumps(q) + "\n" for q in qs)
+        self.assertEqual(run("vdb-query", target, "--oversample", "1", input=data),
+                         run("vdb-query", db, "--oversample", "1", input=data))
+        run("vdb-check", "-q", target)
+
     def test_usage_errors(self):
         db = os.path.join(self.tmp, "u")
         for args, words in ((["--quantize", "int4"], "unknown quantization 'int4'"),
