@@ -299,6 +299,49 @@ static void willneed(const vdb_segment *seg, const vdb_cand *c, size_t n, size_t
 	vdb_map_willneed(addr, len, m);
 }
 
+/* Rescores the best n of a quantized segment's candidates c (in the codes' order) with the
+ * vectors, giving each result the score an exact scan gives. The codes' distances are
+ * estimates: a candidate is skipped only when its estimate is past the k-th best exact
+ * distance by more than ERROR_MARGIN times the largest error the candidates rescored so far
+ * showed (at least k of them first), and then so are the rest. Vectors are asked for a
+ * batch at a time (k, then k / 2 more), so an early stop leaves the rest unread, which
+ * matters when each is a disk read. */
+#define ERROR_MARGIN 3.0
+
+static void rescore_candidates(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
+			       const float *q, float qnorm, double qnorm_exact, size_t k,
+			       const vdb_cand *c, size_t n, vdb_hnsw_scratch *scratch, vdb_topk *t)
+{
+	size_t vbytes = (size_t)cfg->dim * sizeof(float), done = 0;
+	double worst = 0, t0 = now_ns();
+	while (done < n) {
+		size_t step = done == 0 ? k : k / 2 > 4 ? k / 2 : 4;
+		size_t end = n - done > step ? done + step : n;
+		if (scratch->rescore_from_disk)
+			willneed(seg, c + done, end - done, vbytes);
+		for (; done < end; done++) {
+			double gd = c[done].dist;
+			if (done >= k && t->n == t->k && gd - ERROR_MARGIN * worst > t->h[0].dist)
+				goto out;
+			/* The next vector is fetched while this one is scored. */
+			if (done + 1 < end) {
+				const char *next = (const char *)(seg->vectors + c[done + 1].row * cfg->dim);
+				for (size_t o = 0; o < vbytes; o += 64)
+					__builtin_prefetch(next + o);
+			}
+			double d = distance(cfg->metric, q, qnorm, qnorm_exact,
+					    seg->vectors + c[done].row * cfg->dim, cfg->dim);
+			if (fabs(gd - d) > worst)
+				worst = fabs(gd - d);
+			if (vdb_topk_may_enter(t, d))
+				vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[done].row});
+		}
+	}
+out:
+	if (done)
+		rescore_timed(scratch, (now_ns() - t0) / (double)done);
+}
+
 /* The graph's candidates for one segment, among the rows not in `skip` (`want` of them
  * exist); falls back to a scan when the graph cannot supply min(k, want) of them (e.g. most
  * of its neighbourhood is deleted or filtered out). */
@@ -347,36 +390,24 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
 		return VDB_OK;
 	}
-	size_t vbytes = (size_t)cfg->dim * sizeof(float), nr = nc < rescore ? nc : rescore;
-	double t0 = 0;
 	if (seg->has_codes) {
-		if (scratch->rescore_from_disk)
-			willneed(seg, c, nr, vbytes);
-		t0 = now_ns();
+		rescore_candidates(seg, g, cfg, q, qnorm, qnorm_exact, k, c, nc < rescore ? nc : rescore,
+				   scratch, t);
+		return VDB_OK;
 	}
-	for (size_t i = 0; i < nc && i < rescore; i++) {
-		/* Rescoring reads vectors the walk never touched: the next one is fetched while
-		 * this one is scored. */
-		if (seg->has_codes && i + 1 < nc && i + 1 < rescore) {
-			const char *next = (const char *)(seg->vectors + c[i + 1].row * cfg->dim);
-			for (size_t o = 0; o < vbytes; o += 64)
-				__builtin_prefetch(next + o);
-		}
+	for (size_t i = 0; i < nc; i++) {
 		/* The graph ranks with its own kernels (and cosine by the stored norms); a result
 		 * carries the score an exact scan gives, so a record's score does not depend on
 		 * the search path. Candidates come best first: once the graph's distance is past
-		 * the k-th best by more than the kernels' rounding, so are the rest (codes only
-		 * approximate the distance: their best `rescore` are all rescored). */
+		 * the k-th best by more than the kernels' rounding, so are the rest. */
 		double gd = c[i].dist;
-		if (!seg->has_codes && t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
+		if (t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
 			break;
 		double d = distance(cfg->metric, q, qnorm, qnorm_exact,
 				    seg->vectors + c[i].row * cfg->dim, cfg->dim);
 		if (vdb_topk_may_enter(t, d))
 			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[i].row});
 	}
-	if (seg->has_codes && nr)
-		rescore_timed(scratch, (now_ns() - t0) / (double)nr);
 	return VDB_OK;
 }
 
