@@ -141,50 +141,81 @@ vdb_status vdb_codes_train(vdb_quantize kind, vdb_metric metric, uint32_t dim, u
 	return bad ? vdb_err_nomem(err) : VDB_OK;
 }
 
-void vdb_codes_encode(vdb_quantize kind, vdb_metric metric, uint32_t dim, const float *params,
-		      const float *x, unsigned char *row)
+vdb_status vdb_codes_encoder_init(vdb_codes_encoder *e, vdb_quantize kind, vdb_metric metric,
+				  uint32_t dim, const float *params, vdb_error *err)
 {
-	uint32_t stride = vdb_codes_stride(kind, metric, dim);
+	*e = (vdb_codes_encoder){kind, metric, dim, vdb_codes_stride(kind, metric, dim), params,
+				 NULL, NULL};
+	e->scale = malloc(dim * sizeof *e->scale);
+	e->tmp = malloc(dim * sizeof *e->tmp);
+	if (!e->scale || !e->tmp) {
+		vdb_codes_encoder_free(e);
+		return vdb_err_nomem(err);
+	}
+	/* int8: 1 / step, so that encoding multiplies (0 where the step is 0). */
+	for (uint32_t d = 0; d < dim; d++)
+		e->scale[d] = kind == VDB_QUANTIZE_INT8 && params[dim + d] > 0 ? 1 / params[dim + d] : 0;
+	return VDB_OK;
+}
+
+void vdb_codes_encoder_free(vdb_codes_encoder *e)
+{
+	free(e->scale);
+	free(e->tmp);
+	e->scale = e->tmp = NULL;
+}
+
+/* Loops over plain float arrays, which the compiler vectorizes: encoding runs once per row
+ * of every segment written, merges included. */
+void vdb_codes_encode(const vdb_codes_encoder *e, const float *x, unsigned char *row)
+{
+	uint32_t dim = e->dim, stride = e->stride;
+	float *v = e->tmp;
 	memset(row, 0, stride);
-	double inv = 1;
-	if (metric == VDB_METRIC_COSINE) {
+	float inv = 1;
+	if (e->metric == VDB_METRIC_COSINE) {
 		double nn = 0;
 		for (uint32_t d = 0; d < dim; d++)
 			nn += (double)x[d] * x[d];
-		inv = nn > 0 ? 1 / sqrt(nn) : 0;
+		inv = nn > 0 ? (float)(1 / sqrt(nn)) : 0;
 	}
-	double term = 0;
-	if (kind == VDB_QUANTIZE_INT8) {
-		const float *lo = params, *step = params + dim;
+	if (e->kind == VDB_QUANTIZE_INT8) {
+		const float *lo = e->params, *step = e->params + dim;
+		float term = 0;
 		for (uint32_t d = 0; d < dim; d++) {
-			double v = step[d] > 0 ? ((double)x[d] * inv - lo[d]) / step[d] : 0;
-			long c = v <= 0 || !(v == v) ? 0 : v >= 255 ? 255 : lrint(v);
-			row[d] = (unsigned char)c;
-			double back = (double)lo[d] + (double)step[d] * (double)c;
+			float t = (x[d] * inv - lo[d]) * e->scale[d] + 0.5f;
+			t = t < 0 ? 0 : t > 255 ? 255 : t; /* NaN cannot occur: inputs are finite */
+			v[d] = (float)(int)t;
+		}
+		for (uint32_t d = 0; d < dim; d++) {
+			row[d] = (unsigned char)v[d];
+			float back = lo[d] + step[d] * v[d];
 			term += back * back;
 		}
-		if (metric == VDB_METRIC_L2) {
-			float t = (float)term;
-			memcpy(row + stride - 4, &t, 4);
-		}
+		if (e->metric == VDB_METRIC_L2)
+			memcpy(row + stride - 4, &term, 4);
 		return;
 	}
 	/* alpha scales the signs so that dot(q, centre + alpha * signs) estimates dot(q, x)
 	 * without bias (RaBitQ's estimator): |x - centre|^2 / sum |x - centre|. */
-	const float *centre = params;
-	double l1 = 0, l2 = 0;
+	const float *centre = e->params;
+	float l1 = 0, l2 = 0, norm2 = 0;
 	for (uint32_t d = 0; d < dim; d++) {
-		double x1 = (double)x[d] * inv, v = x1 - centre[d];
-		if (v > 0)
-			row[d >> 3] |= (unsigned char)(1u << (d & 7));
-		l1 += fabs(v);
-		l2 += v * v;
-		term += x1 * x1;
+		float x1 = x[d] * inv, c = x1 - centre[d];
+		v[d] = c;
+		l1 += fabsf(c);
+		l2 += c * c;
+		norm2 += x1 * x1;
 	}
-	double alpha = l1 > 0 ? l2 / l1 : 0;
+	for (uint32_t d = 0; d < dim; d++)
+		if (v[d] > 0)
+			row[d >> 3] |= (unsigned char)(1u << (d & 7));
+	float alpha = l1 > 0 ? l2 / l1 : 0;
 	/* l2: the row's exact |x|^2 (the estimate's error is then only the dot's). */
-	float a = isfinite(alpha) ? (float)alpha : 0, t = metric == VDB_METRIC_L2 ? (float)term : 0;
-	memcpy(row + stride - 8, &a, 4);
+	float t = e->metric == VDB_METRIC_L2 ? norm2 : 0;
+	if (!isfinite(alpha))
+		alpha = 0;
+	memcpy(row + stride - 8, &alpha, 4);
 	memcpy(row + stride - 4, &t, 4);
 }
 

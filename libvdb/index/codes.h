@@ -71,10 +71,19 @@ uint64_t vdb_codes_section_size(vdb_quantize kind, vdb_metric metric, uint32_t d
  * and appends the section's head and parameters to out. */
 vdb_status vdb_codes_train(vdb_quantize kind, vdb_metric metric, uint32_t dim, uint64_t rows,
 			   float *sample, size_t n, vdb_buf *out, vdb_error *err);
-/* Encodes one vector as a row of codes (stride bytes), with the parameters of a section
- * whose head was written by vdb_codes_train (params: its parameters). */
-void vdb_codes_encode(vdb_quantize kind, vdb_metric metric, uint32_t dim, const float *params,
-		      const float *x, unsigned char *row);
+/* Encodes vectors as rows of codes (stride bytes each) with the parameters of a section
+ * whose head vdb_codes_train wrote (params: its parameters, which must outlive e). */
+typedef struct vdb_codes_encoder {
+	vdb_quantize kind;
+	vdb_metric metric;
+	uint32_t dim, stride;
+	const float *params;
+	float *scale, *tmp; /* owned */
+} vdb_codes_encoder;
+vdb_status vdb_codes_encoder_init(vdb_codes_encoder *e, vdb_quantize kind, vdb_metric metric,
+				  uint32_t dim, const float *params, vdb_error *err);
+void vdb_codes_encode(const vdb_codes_encoder *e, const float *x, unsigned char *row);
+void vdb_codes_encoder_free(vdb_codes_encoder *e);
 
 /* Checks a section (its length, head and parameters) and fills c with pointers into it:
  * head is a copy of its first head_len bytes (at least vdb_codes_head_max(dim) when the

@@ -483,6 +483,7 @@ static int write_codes(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	float *sample = malloc((size_t)n * dim * sizeof *sample);
 	unsigned char *code = malloc(stride);
 	vdb_buf head = VDB_BUF_INIT;
+	vdb_codes_encoder enc = {0};
 	vdb_record rec;
 	uint64_t hash, r = 0;
 	size_t got = 0;
@@ -500,9 +501,11 @@ static int write_codes(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	    sec_begin(o, VDB_SEC_CODES) || out_put(o, head.data, head.len))
 		goto out;
 	const float *params = (const float *)(head.data + VDB_CODES_HEAD);
+	if (vdb_codes_encoder_init(&enc, cfg->quantize, cfg->metric, dim, params, o->err))
+		goto out;
 	src->rewind(src->ctx);
 	while ((more = src->next(src->ctx, &rec, &hash, o->err)) == 1) {
-		vdb_codes_encode(cfg->quantize, cfg->metric, dim, params, rec.vector, code);
+		vdb_codes_encode(&enc, rec.vector, code);
 		if (out_put(o, code, stride))
 			goto out;
 	}
@@ -511,6 +514,7 @@ static int write_codes(seg_out *o, const vdb_collection_config *cfg, const vdb_r
 	sec_end(o);
 	rc = 0;
 out:
+	vdb_codes_encoder_free(&enc);
 	free(sample);
 	free(code);
 	vdb_buf_free(&head);

@@ -110,11 +110,16 @@ static vdb_buf train_and_open(vdb_quantize kind, vdb_metric metric, uint32_t dim
 	size_t head = sec.len;
 	uint32_t stride = vdb_codes_stride(kind, metric, dim);
 	unsigned char *row = malloc(stride);
+	float *params = malloc(sec.len);
+	memcpy(params, sec.data + VDB_CODES_HEAD, sec.len - VDB_CODES_HEAD);
+	vdb_codes_encoder enc;
+	cr_assert_eq(vdb_codes_encoder_init(&enc, kind, metric, dim, params, &err), VDB_OK);
 	for (size_t i = 0; i < n; i++) {
-		vdb_codes_encode(kind, metric, dim, (const float *)(sec.data + VDB_CODES_HEAD),
-				 x + i * dim, row);
+		vdb_codes_encode(&enc, x + i * dim, row);
 		cr_assert_eq(vdb_buf_append(&sec, row, stride), 0);
 	}
+	vdb_codes_encoder_free(&enc);
+	free(params);
 	free(row);
 	cr_assert_eq(sec.len, vdb_codes_section_size(kind, metric, dim, n));
 	cr_assert_eq(vdb_codes_open((const unsigned char *)sec.data, head, (const unsigned char *)sec.data, sec.len, dim, n, c, "seg", &err),
