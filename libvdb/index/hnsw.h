@@ -100,7 +100,8 @@ void vdb_hnsw_scratch_free(vdb_hnsw_scratch *s);
 
 /* Searches g for the `ef` nearest live rows to q (dead rows, per the bitmap, are traversed
  * but not returned). *out points to up to ef candidates (src 0, row, distance as in
- * vdb_hnsw_distance), best first, valid until the next search with s; *n is how many. */
+ * vdb_hnsw_distance, or the codes' estimate of it when sp->codes is set), best first,
+ * valid until the next search with s; *n is how many. */
 vdb_status vdb_hnsw_search(const vdb_hnsw_graph *g, const vdb_hnsw_space *sp, const float *q,
 			   float qnorm, const uint64_t *dead, size_t ef, vdb_hnsw_scratch *s,
 			   vdb_cand **out, size_t *n, const char *file, vdb_error *err);
