@@ -316,7 +316,7 @@ AVX2 static inline __attribute__((always_inline)) int32_t hsum256(__m256i v)
 	return _mm_cvtsi128_si32(s);
 }
 
-AVX2 static int32_t dot_u8_avx2(const uint8_t *c, const int16_t *q, size_t n)
+AVX2 static int32_t vdb_codes_dot_u8_avx2(const uint8_t *c, const int16_t *q, size_t n)
 {
 	__m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
 	size_t d = 0;
@@ -332,7 +332,7 @@ AVX2 static int32_t dot_u8_avx2(const uint8_t *c, const int16_t *q, size_t n)
 	return s;
 }
 
-AVX2 static int32_t sum_bits_avx2(const uint8_t *b, const int16_t *q, size_t n)
+AVX2 static int32_t vdb_codes_sum_bits_avx2(const uint8_t *b, const int16_t *q, size_t n)
 {
 	const __m256i sel = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
 					      4096, 8192, 16384, (short)0x8000);
@@ -382,32 +382,32 @@ AVX512 static inline __attribute__((always_inline)) __m512i madd_add(__m512i acc
 	return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
 }
 
-AVX512 static int32_t dot_u8_avx512(const uint8_t *c, const int16_t *q, size_t n)
+AVX512 static int32_t vdb_codes_dot_u8_avx512(const uint8_t *c, const int16_t *q, size_t n)
 {
 	DOT_U8_512(madd_add)
 }
 
-AVX512 static int32_t sum_bits_avx512(const uint8_t *b, const int16_t *q, size_t n)
+AVX512 static int32_t vdb_codes_sum_bits_avx512(const uint8_t *b, const int16_t *q, size_t n)
 {
 	SUM_BITS_512(madd_add)
 }
 
-AVX512VNNI static int32_t dot_u8_vnni(const uint8_t *c, const int16_t *q, size_t n)
+AVX512VNNI static int32_t vdb_codes_dot_u8_vnni(const uint8_t *c, const int16_t *q, size_t n)
 {
 	DOT_U8_512(_mm512_dpwssd_epi32)
 }
 
-AVX512VNNI static int32_t sum_bits_vnni(const uint8_t *b, const int16_t *q, size_t n)
+AVX512VNNI static int32_t vdb_codes_sum_bits_vnni(const uint8_t *b, const int16_t *q, size_t n)
 {
 	SUM_BITS_512(_mm512_dpwssd_epi32)
 }
 
-static int32_t dot_u8_base(const uint8_t *c, const int16_t *q, size_t n)
+static int32_t vdb_codes_dot_u8_base(const uint8_t *c, const int16_t *q, size_t n)
 {
 	return dot_u8_body(c, q, n);
 }
 
-static int32_t sum_bits_base(const uint8_t *b, const int16_t *q, size_t n)
+static int32_t vdb_codes_sum_bits_base(const uint8_t *b, const int16_t *q, size_t n)
 {
 	return sum_bits_body(b, q, n);
 }
@@ -417,34 +417,22 @@ static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_vnni(void)
 	return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
 }
 
-#define CODE_DISPATCH(name, params)                                                           \
-	NO_SANITIZE static int32_t(*resolve_##name(void)) params                              \
-	{                                                                                     \
-		__builtin_cpu_init();                                                         \
-		if (cpu_has_vnni())                                                           \
-			return name##_vnni;                                                   \
-		if (cpu_has_avx512())                                                         \
-			return name##_avx512;                                                 \
-		if (cpu_has_avx2())                                                           \
-			return name##_avx2;                                                   \
-		return name##_base;                                                           \
-	}                                                                                     \
-	int32_t vdb_codes_##name params __attribute__((ifunc("resolve_" #name)));
-
-CODE_DISPATCH(dot_u8, (const uint8_t *c, const int16_t *q, size_t n))
-CODE_DISPATCH(sum_bits, (const uint8_t *b, const int16_t *q, size_t n))
+DISPATCH_RESOLVER(int32_t, vdb_codes_dot_u8, (const uint8_t *c, const int16_t *q, size_t n),
+		  if (cpu_has_vnni()) return vdb_codes_dot_u8_vnni;)
+DISPATCH_RESOLVER(int32_t, vdb_codes_sum_bits, (const uint8_t *b, const int16_t *q, size_t n),
+		  if (cpu_has_vnni()) return vdb_codes_sum_bits_vnni;)
 
 size_t vdb_code_kernel_versions(vdb_code_kernels out[4])
 {
 	size_t n = 0;
 	__builtin_cpu_init();
-	out[n++] = (vdb_code_kernels){"portable", dot_u8_base, sum_bits_base};
+	out[n++] = (vdb_code_kernels){"portable", vdb_codes_dot_u8_base, vdb_codes_sum_bits_base};
 	if (cpu_has_avx2())
-		out[n++] = (vdb_code_kernels){"avx2", dot_u8_avx2, sum_bits_avx2};
+		out[n++] = (vdb_code_kernels){"avx2", vdb_codes_dot_u8_avx2, vdb_codes_sum_bits_avx2};
 	if (cpu_has_avx512())
-		out[n++] = (vdb_code_kernels){"avx512", dot_u8_avx512, sum_bits_avx512};
+		out[n++] = (vdb_code_kernels){"avx512", vdb_codes_dot_u8_avx512, vdb_codes_sum_bits_avx512};
 	if (cpu_has_vnni())
-		out[n++] = (vdb_code_kernels){"avx512vnni", dot_u8_vnni, sum_bits_vnni};
+		out[n++] = (vdb_code_kernels){"avx512vnni", vdb_codes_dot_u8_vnni, vdb_codes_sum_bits_vnni};
 	return n;
 }
 #else

@@ -30,11 +30,14 @@ static inline __attribute__((always_inline)) NO_SANITIZE int cpu_has_avx2(void)
 	static ret name##_base params { return name##_body args; }                            \
 	AVX2 static ret name##_avx2 params { return name##_body args; }                       \
 	AVX512 static ret name##_avx512 params { return body512 args; }                       \
+	DISPATCH_RESOLVER(ret, name, params, )
+/* Defines NAME as an ifunc choosing NAME_avx512, NAME_avx2 or NAME_base, after whatever
+ * `first` returns (a check for a newer extension: see codes.c). */
+#define DISPATCH_RESOLVER(ret, name, params, first)                                           \
 	NO_SANITIZE static ret(*resolve_##name(void)) params                                 \
 	{                                                                                     \
 		__builtin_cpu_init();                                                         \
-		if (cpu_has_avx512())                                                         \
-			return name##_avx512;                                                 \
+		first if (cpu_has_avx512()) return name##_avx512;                             \
 		if (cpu_has_avx2())                                                           \
 			return name##_avx2;                                                   \
 		return name##_base;                                                           \
