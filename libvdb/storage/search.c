@@ -10,6 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -265,10 +266,13 @@ static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g,
 
 /* Rescoring reads a few float32 vectors a query, at random. In memory one takes well under
  * a microsecond; read from disk (a collection larger than memory, whose codes and graph
- * stay cached), each is a wait on the device. Then every candidate's pages are asked for
- * at once, so the reads overlap; that costs a system call per query, so only while the
- * recent vectors took long: over FROM_DISK_NS each on average (a disk read is tens of
- * microseconds or more), until they take under IN_MEMORY_NS again. */
+ * stay cached), each is a wait on the device. So the queries of a batch walk a quantized
+ * segment's graph first, each keeping its candidates, and are then rescored in rounds: a
+ * round asks for the next vectors of every query of the batch at once (process_madvise,
+ * 64 ranges a call), and the reads of a whole stream batch overlap (a random 4 KiB read
+ * took 57 us alone on the test VM, 9 us at a time with 2,000 in flight). The requests
+ * cost system calls, so they are made only while the recent vectors took long: over
+ * FROM_DISK_NS each on average, until they take under IN_MEMORY_NS again. */
 #define FROM_DISK_NS 4000.0
 #define IN_MEMORY_NS 1000.0
 
@@ -288,76 +292,178 @@ static void rescore_timed(vdb_hnsw_scratch *s, double ns)
 		s->rescore_from_disk = 0;
 }
 
-static void willneed(const vdb_segment *seg, const vdb_cand *c, size_t n, size_t vbytes)
+/* One query's candidates in a quantized segment, in the codes' order, being rescored. */
+typedef struct rescore_job {
+	query_state *x;
+	size_t first, n; /* its candidates: [first, first + n) of the batch's */
+	size_t done;     /* rescored so far */
+	double err_sum, err_sq; /* of (estimate - exact distance) over those */
+	int finished;
+} rescore_job;
+
+/* The jobs of one segment waiting to be rescored, and their candidates. */
+typedef struct rescore_batch {
+	rescore_job *jobs;
+	size_t njobs, jobs_cap;
+	vdb_cand *c;
+	size_t nc, cap;
+} rescore_batch;
+
+/* Candidates a batch holds before it is rescored (16 bytes each), unless one query needs
+ * more. */
+#define RESCORE_BATCH_CANDS 65536
+
+/* The codes' distances are estimates, off by an error that varies from row to row: a
+ * candidate is skipped when its estimate, less the mean error of the candidates rescored so
+ * far and ERROR_SIGMAS of their standard deviations, is still past the k-th best exact
+ * distance; and then so are the rest, which come after it. At least max(k, 8) are rescored
+ * first, so that the error is known. Measured on 500,000 x 768 embeddings with int8 codes
+ * at ef 48 (2,000 queries): rescoring all 30 candidates gave recall 0.9641; stopping at 4
+ * sigmas 0.9633 with 13.8 vectors read a query, at 3 times the largest error seen 0.9640
+ * with 20.8. Vectors are taken a step at a time (k, then k / 2 more), so an early stop
+ * leaves the rest unread, which matters when each is a disk read. */
+#define ERROR_SIGMAS 4.0
+
+static size_t min_rescored(size_t k)
+{
+	return k > 8 ? k : 8;
+}
+
+static double error_bound(const rescore_job *j)
+{
+	double n = (double)j->done, mean = j->err_sum / n, var = j->err_sq / n - mean * mean;
+	return mean + ERROR_SIGMAS * sqrt(var > 0 ? var : 0);
+}
+
+static size_t step_end(const rescore_job *j)
+{
+	size_t k = j->x->k, step = j->done == 0 ? k : k / 2 > 4 ? k / 2 : 4;
+	return j->n - j->done > step ? j->done + step : j->n;
+}
+
+/* Rescores the next step of job j with the vectors, giving each result the score an exact
+ * scan gives; returns how many vectors it read. */
+static size_t rescore_step(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
+			   rescore_job *j, const vdb_cand *c)
+{
+	const query_state *x = j->x;
+	vdb_topk *t = &j->x->t;
+	size_t vbytes = (size_t)cfg->dim * sizeof(float), start = j->done, end = step_end(j);
+	for (; j->done < end; j->done++) {
+		double gd = c[j->done].dist;
+		if (j->done >= min_rescored(x->k) && t->n == t->k &&
+		    gd - error_bound(j) > t->h[0].dist) {
+			j->finished = 1;
+			return j->done - start;
+		}
+		/* The next vector is fetched while this one is scored. */
+		if (j->done + 1 < end) {
+			const char *next = (const char *)(seg->vectors + c[j->done + 1].row * cfg->dim);
+			for (size_t o = 0; o < vbytes; o += 64)
+				__builtin_prefetch(next + o);
+		}
+		double d = distance(cfg->metric, x->q, x->qnorm, x->qnorm_exact,
+				    seg->vectors + c[j->done].row * cfg->dim, cfg->dim);
+		j->err_sum += gd - d;
+		j->err_sq += (gd - d) * (gd - d);
+		if (vdb_topk_may_enter(t, d))
+			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[j->done].row});
+	}
+	if (j->done == j->n)
+		j->finished = 1;
+	return j->done - start;
+}
+
+/* Asks for the pages of the vectors every unfinished job reads next. */
+static void willneed_round(const vdb_segment *seg, const rescore_batch *b)
 {
 	const void *addr[VDB_WILLNEED_MAX];
-	size_t len[VDB_WILLNEED_MAX], m = 0;
-	for (size_t i = 0; i < n && m < VDB_WILLNEED_MAX; i++, m++) {
-		addr[m] = seg->vectors + c[i].row * seg->dim;
-		len[m] = vbytes;
+	size_t len[VDB_WILLNEED_MAX], m = 0, vbytes = (size_t)seg->dim * sizeof(float);
+	for (size_t i = 0; i < b->njobs; i++) {
+		const rescore_job *j = &b->jobs[i];
+		if (j->finished)
+			continue;
+		for (size_t r = j->done, end = step_end(j); r < end; r++) {
+			addr[m] = seg->vectors + b->c[j->first + r].row * seg->dim;
+			len[m] = vbytes;
+			if (++m == VDB_WILLNEED_MAX) {
+				vdb_map_willneed(addr, len, m);
+				m = 0;
+			}
+		}
 	}
 	vdb_map_willneed(addr, len, m);
 }
 
-/* Rescores the best n of a quantized segment's candidates c (in the codes' order) with the
- * vectors, giving each result the score an exact scan gives. The codes' distances are
- * estimates: a candidate is skipped only when its estimate is past the k-th best exact
- * distance by more than ERROR_MARGIN times the largest error the candidates rescored so far
- * showed (at least k of them first), and then so are the rest. Vectors are asked for a
- * batch at a time (k, then k / 2 more), so an early stop leaves the rest unread, which
- * matters when each is a disk read. */
-#define ERROR_MARGIN 3.0
-
-static void rescore_candidates(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
-			       const float *q, float qnorm, double qnorm_exact, size_t k,
-			       const vdb_cand *c, size_t n, vdb_hnsw_scratch *scratch, vdb_topk *t)
+/* Rescores every job of b into its query's result set, and empties b. */
+static void rescore_batch_run(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
+			      rescore_batch *b, vdb_hnsw_scratch *scratch)
 {
-	size_t vbytes = (size_t)cfg->dim * sizeof(float), done = 0;
-	double worst = 0, t0 = now_ns();
-	while (done < n) {
-		size_t step = done == 0 ? k : k / 2 > 4 ? k / 2 : 4;
-		size_t end = n - done > step ? done + step : n;
-		if (scratch->rescore_from_disk)
-			willneed(seg, c + done, end - done, vbytes);
-		for (; done < end; done++) {
-			double gd = c[done].dist;
-			if (done >= k && t->n == t->k && gd - ERROR_MARGIN * worst > t->h[0].dist)
-				goto out;
-			/* The next vector is fetched while this one is scored. */
-			if (done + 1 < end) {
-				const char *next = (const char *)(seg->vectors + c[done + 1].row * cfg->dim);
-				for (size_t o = 0; o < vbytes; o += 64)
-					__builtin_prefetch(next + o);
+	double t0 = now_ns();
+	size_t read = 0, active;
+	do {
+		if (scratch->rescore_from_disk || scratch->rescore_ns == 0)
+			willneed_round(seg, b);
+		active = 0;
+		for (size_t i = 0; i < b->njobs; i++) {
+			rescore_job *j = &b->jobs[i];
+			if (!j->finished) {
+				read += rescore_step(seg, g, cfg, j, b->c + j->first);
+				active += !j->finished;
 			}
-			double d = distance(cfg->metric, q, qnorm, qnorm_exact,
-					    seg->vectors + c[done].row * cfg->dim, cfg->dim);
-			if (fabs(gd - d) > worst)
-				worst = fabs(gd - d);
-			if (vdb_topk_may_enter(t, d))
-				vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[done].row});
 		}
-	}
-out:
-	if (done)
-		rescore_timed(scratch, (now_ns() - t0) / (double)done);
+	} while (active);
+	if (read)
+		rescore_timed(scratch, (now_ns() - t0) / (double)read);
+	b->njobs = 0;
+	b->nc = 0;
 }
 
-/* The graph's candidates for one segment, among the rows not in `skip` (`want` of them
- * exist); falls back to a scan when the graph cannot supply min(k, want) of them (e.g. most
- * of its neighbourhood is deleted or filtered out). */
-static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, uint64_t want,
-				size_t g, const vdb_collection_config *cfg, const float *q,
-				float qnorm, double qnorm_exact, size_t k, size_t ef,
-				double oversample, vdb_hnsw_scratch *scratch, vdb_topk *t,
-				vdb_error *err)
+/* Adds query x's first n candidates c to b (rescoring what b holds first when they would
+ * not fit). */
+static vdb_status rescore_batch_add(rescore_batch *b, const vdb_segment *seg, size_t g,
+				    const vdb_collection_config *cfg, query_state *x,
+				    const vdb_cand *c, size_t n, vdb_hnsw_scratch *scratch,
+				    vdb_error *err)
+{
+	if (b->nc + n > b->cap && b->njobs)
+		rescore_batch_run(seg, g, cfg, b, scratch);
+	if (n > b->cap) {
+		size_t cap = n > RESCORE_BATCH_CANDS ? n : RESCORE_BATCH_CANDS;
+		vdb_cand *nc = realloc(b->c, cap * sizeof *nc);
+		if (!nc)
+			return vdb_err_nomem(err);
+		b->c = nc;
+		b->cap = cap;
+	}
+	if (b->njobs == b->jobs_cap) {
+		size_t cap = b->jobs_cap ? 2 * b->jobs_cap : 64;
+		rescore_job *nj = realloc(b->jobs, cap * sizeof *nj);
+		if (!nj)
+			return vdb_err_nomem(err);
+		b->jobs = nj;
+		b->jobs_cap = cap;
+	}
+	memcpy(b->c + b->nc, c, n * sizeof *c);
+	b->jobs[b->njobs++] = (rescore_job){x, b->nc, n, 0, 0, 0, n == 0};
+	b->nc += n;
+	return VDB_OK;
+}
+
+/* Walks a segment's graph for query x, among the rows not in `skip` (`want` of them
+ * exist): *c (valid until the next walk with scratch) holds *nc candidates, best first.
+ * A quantized segment's graph is walked on its codes, and *rescore says how many of the
+ * candidates to rescore with the vectors (k * oversample); SIZE_MAX otherwise. */
+static vdb_status walk_segment(const vdb_segment *seg, const uint64_t *skip,
+			       const vdb_collection_config *cfg, const query_state *x, size_t ef,
+			       double oversample, vdb_hnsw_scratch *scratch, vdb_cand **c,
+			       size_t *nc, size_t *rescore, vdb_error *err)
 {
 	vdb_hnsw_space sp = {cfg->metric, cfg->dim, seg->vectors, seg->norms, NULL};
+	*rescore = SIZE_MAX;
 	if (cfg->metric == VDB_METRIC_COSINE && !seg->norms)
 		return vdb_err(err, VDB_ECORRUPT, "%s: graph without norms", seg->file);
-	/* A quantized segment's graph is walked on its codes; the best k * oversample
-	 * candidates are rescored with the vectors below. */
 	vdb_code_query cq;
-	size_t rescore = SIZE_MAX;
 	if (seg->has_codes) {
 		if (seg->codes.metric != cfg->metric)
 			return vdb_err(err, VDB_ECORRUPT, "%s: codes for another metric", seg->file);
@@ -370,32 +476,27 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 				return vdb_err_nomem(err);
 		}
 		cq.q = scratch->codeq;
-		vdb_code_query_prepare(&cq, &seg->codes, q, qnorm_exact * qnorm_exact, qnorm_exact);
+		vdb_code_query_prepare(&cq, &seg->codes, x->q, x->qnorm_exact * x->qnorm_exact,
+				       x->qnorm_exact);
 		sp.codes = &cq;
 		double f = oversample > 0 ? oversample
 			   : seg->codes.kind == VDB_QUANTIZE_INT8 ? VDB_OVERSAMPLE_INT8
 								  : VDB_OVERSAMPLE_BINARY;
-		rescore = (size_t)ceil((double)k * f);
-		if (ef < rescore)
-			ef = rescore;
+		*rescore = (size_t)ceil((double)x->k * f);
+		if (ef < *rescore)
+			ef = *rescore; /* the beam holds every candidate to rescore */
 	}
-	vdb_cand *c;
-	size_t nc;
 	/* Skipped rows are traversed but never returned, as for deleted ones. */
-	vdb_status st =
-		vdb_hnsw_search(&seg->graph, &sp, q, qnorm, skip, ef, scratch, &c, &nc, seg->file, err);
-	if (st)
-		return st;
-	if (nc < (want < k ? want : k)) {
-		scan_segment(seg, skip, g, cfg->metric, q, qnorm, qnorm_exact, cfg->dim, t);
-		return VDB_OK;
-	}
-	if (seg->has_codes) {
-		rescore_candidates(seg, g, cfg, q, qnorm, qnorm_exact, k, c, nc < rescore ? nc : rescore,
-				   scratch, t);
-		return VDB_OK;
-	}
-	for (size_t i = 0; i < nc; i++) {
+	return vdb_hnsw_search(&seg->graph, &sp, x->q, x->qnorm, skip, ef, scratch, c, nc,
+			       seg->file, err);
+}
+
+/* Merges the candidates c[0..n) of an unquantized segment's graph into x's results. */
+static void take_candidates(const vdb_segment *seg, size_t g, const vdb_collection_config *cfg,
+			    query_state *x, const vdb_cand *c, size_t n)
+{
+	vdb_topk *t = &x->t;
+	for (size_t i = 0; i < n; i++) {
 		/* The graph ranks with its own kernels (and cosine by the stored norms); a result
 		 * carries the score an exact scan gives, so a record's score does not depend on
 		 * the search path. Candidates come best first: once the graph's distance is past
@@ -403,11 +504,36 @@ static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, ui
 		double gd = c[i].dist;
 		if (t->n == t->k && gd - fabs(gd) * 1e-4 > t->h[0].dist)
 			break;
-		double d = distance(cfg->metric, q, qnorm, qnorm_exact,
+		double d = distance(cfg->metric, x->q, x->qnorm, x->qnorm_exact,
 				    seg->vectors + c[i].row * cfg->dim, cfg->dim);
 		if (vdb_topk_may_enter(t, d))
 			vdb_topk_push(t, (vdb_cand){d, (uint32_t)g, c[i].row});
 	}
+}
+
+/* Query x through one segment's graph; falls back to a scan when the graph cannot supply
+ * min(k, want) candidates (e.g. most of its neighbourhood is deleted or filtered out). A
+ * quantized segment's candidates join b, to be rescored with the batch's others. */
+static vdb_status graph_segment(const vdb_segment *seg, const uint64_t *skip, uint64_t want,
+				size_t g, const vdb_collection_config *cfg, query_state *x,
+				size_t ef, double oversample, vdb_hnsw_scratch *scratch,
+				rescore_batch *b, vdb_error *err)
+{
+	vdb_cand *c;
+	size_t nc, rescore;
+	vdb_status st = walk_segment(seg, skip, cfg, x, ef, oversample, scratch, &c, &nc, &rescore,
+				     err);
+	if (st)
+		return st;
+	if (nc < (want < x->k ? want : x->k)) {
+		scan_segment(seg, skip, g, cfg->metric, x->q, x->qnorm, x->qnorm_exact, cfg->dim,
+			     &x->t);
+		return VDB_OK;
+	}
+	if (seg->has_codes)
+		return rescore_batch_add(b, seg, g, cfg, x, c, nc < rescore ? nc : rescore, scratch,
+					 err);
+	take_candidates(seg, g, cfg, x, c, nc);
 	return VDB_OK;
 }
 
@@ -783,37 +909,37 @@ static vdb_status search_prepared(vdb_state *s, vdb_hnsw_scratch *scratch, query
 	if (o->oversample != 0 && !(o->oversample >= 1 && o->oversample <= VDB_OVERSAMPLE_MAX))
 		return vdb_err(err, VDB_EINVAL, "oversample must be 1 to %d", VDB_OVERSAMPLE_MAX);
 	size_t ef0 = o->ef ? o->ef : VDB_HNSW_DEFAULT_EF;
-	for (size_t g = 0; g < s->man.nseg; g++) {
+	rescore_batch rb = {0};
+	vdb_status st = VDB_OK;
+	for (size_t g = 0; !st && g < s->man.nseg; g++) {
 		const vdb_segment *seg = &s->segs[g];
 		const uint64_t *skip = sel ? sel->skip[g] : seg->dead;
 		uint64_t want = sel ? sel->matches[g] : seg->rows - seg->ndead;
 		if (!want)
 			continue;
-		/* Graph searches go one query at a time; the queries left scan together. */
+		/* Graph searches go one query at a time (a quantized segment's rescoring for the
+		 * batch together); the queries left scan together. */
 		size_t nscan = 0;
-		for (size_t i = 0; i < nq; i++) {
+		for (size_t i = 0; !st && i < nq; i++) {
 			query_state *x = &qs[i];
 			size_t ef = ef0 < x->k ? x->k : ef0;
 			size_t efg = sel ? filtered_ef(ef, x->k, want, seg->rows - seg->ndead) : ef;
 			if (seg->has_graph && !o->exact && isfinite(x->qnorm) && x->qnorm > 0 &&
-			    (!sel || graph_pays_off(seg, want, efg))) {
-				vdb_status st = graph_segment(seg, skip, want, g, &s->cfg, x->q, x->qnorm,
-							      x->qnorm_exact, x->k, efg, o->oversample,
-							      scratch, &x->t, err);
-				if (st)
-					return st;
-			} else {
+			    (!sel || graph_pays_off(seg, want, efg)))
+				st = graph_segment(seg, skip, want, g, &s->cfg, x, efg, o->oversample,
+						   scratch, &rb, err);
+			else
 				scan[nscan++] = i;
-			}
 		}
-		if (nscan) {
-			vdb_status st = scan_exact(s, g, skip, NULL, qs, scan, nscan, o->threads, err);
-			if (st)
-				return st;
-		}
+		if (!st && rb.njobs)
+			rescore_batch_run(seg, g, &s->cfg, &rb, scratch);
+		if (!st && nscan)
+			st = scan_exact(s, g, skip, NULL, qs, scan, nscan, o->threads, err);
 	}
-	if (!s->mt.n)
-		return VDB_OK;
+	free(rb.jobs);
+	free(rb.c);
+	if (st || !s->mt.n)
+		return st;
 	for (size_t i = 0; i < nq; i++)
 		scan[i] = i;
 	return scan_exact(s, s->man.nseg, NULL, sel ? sel->mt : NULL, qs, scan, nq, o->threads, err);

@@ -96,6 +96,24 @@ class Quantized(Base):
                 self.assertEqual(recall(ids_of(run("vdb-query", db, "-k", "10", input=lines)),
                                         truth), one, label)
 
+    def test_a_stream_batch_answers_as_each_query_alone(self):
+        # A stream's queries walk the codes first and are rescored together; a line with
+        # parameters of its own is answered alone. 100 queries x 60 x 30 candidates are
+        # more than one rescoring round holds, so the batch is rescored in parts.
+        for kind, metric in (("int8", "l2"), ("binary", "cosine")):
+            vs, qs = self.data(kind, metric, n=4000, nq=100)
+            db = self.load("b" + kind, metric, vs, "--quantize", kind)
+            path = os.path.join(self.tmp, "queries.jsonl")  # a file: every line is there
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(q) + "\n" for q in qs))
+            batched = run("vdb-query", db, "-k", "60", "--oversample", "30", path)
+            alone = run("vdb-query", db, "-k", "60", input="".join(
+                json.dumps({"vector": q, "oversample": 30}) + "\n" for q in qs))
+            self.assertEqual(len(batched.splitlines()), len(qs), kind)
+            self.assertEqual(batched, alone, kind)
+            truth = self.query(db, qs, "--exact", "-k", "60")
+            self.assertGreaterEqual(recall(ids_of(batched), truth, k=60), 0.99, kind)
+
     def test_vectors_exports_and_exact_answers_are_untouched(self):
         vs, qs = self.data("int8", "cosine", n=2500, nq=30)
         plain = self.load("plain", "cosine", vs)
