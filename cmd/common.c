@@ -336,6 +336,11 @@ void cli_catch_stop_signals(void (*handler)(int))
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+int cli_parse_threads(const char *arg, uint64_t *out)
+{
+	return cli_parse_u64(arg, "--threads", 1, 64, 0, out);
+}
+
 unsigned cli_default_threads(void)
 {
 	const char *env = getenv("VDB_THREADS");

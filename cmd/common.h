@@ -101,6 +101,8 @@ double cli_now(void);
  * one per CPU, at most 64. The commands pass it to libvdb (which reads no environment):
  * graph builds of ingest and compact, query answering, snapshot compression. */
 unsigned cli_default_threads(void);
+/* -j/--threads N: 1 to 64 (a usage error, reported, otherwise). */
+int cli_parse_threads(const char *arg, uint64_t *out);
 
 /* Installs handler for SIGINT and SIGTERM without SA_RESTART, so that a blocked read returns
  * EINTR and the command can stop at the next safe point. */

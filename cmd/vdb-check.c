@@ -2,12 +2,13 @@
  * anything is damaged. Takes no lock: it checks one committed version, like a reader. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common.h"
 
 static void usage(void)
 {
-	printf("Usage: vdb-check DB [-c NAME] [--repair]\n"
+	printf("Usage: vdb-check DB [-c NAME] [--repair] [--json]\n"
 	       "\n"
 	       "Check a database: the checksums of the marker, CONFIG, MANIFEST, every section\n"
 	       "of every segment, the deletion files and every record of the log; that the\n"
@@ -28,6 +29,9 @@ static void usage(void)
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  check only this collection (default: all)\n"
+	       "      --json             the report as JSON lines on standard output:\n"
+	       "                         {\"problem\":BOOL,\"message\":...} per line, then\n"
+	       "                         {\"problems\":N,\"rebuilt\":N}\n"
 	       "      --repair           rebuild damaged derived data, then check again\n"
 	       "  -q, --quiet            print only the problems\n"
 	       "  -h, --help             show this help\n"
@@ -35,12 +39,26 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
-static int quiet;
+static int quiet, json;
+
+/* --json: each line of the report as {"problem":BOOL,"message":"..."} on standard output. */
+static void print_json_line(int problem, const char *line)
+{
+	vdb_text t = {0};
+	vdb_id msg = {.is_string = 1, .str = line, .len = strlen(line)};
+	const char *head = problem ? "{\"problem\":true,\"message\":" : "{\"problem\":false,\"message\":";
+	if (!vdb_text_append(&t, head, strlen(head)) &&
+	    !vdb_jsonl_append_id(&t, &msg) && !vdb_text_append(&t, "}\n", 2))
+		fwrite(t.data, 1, t.len, stdout);
+	vdb_text_free(&t);
+}
 
 static void report(void *ctx, int problem, const char *line)
 {
 	(void)ctx;
-	if (problem)
+	if (json)
+		print_json_line(problem, line);
+	else if (problem)
 		cli_error("%s", line);
 	else if (!quiet)
 		printf("%s\n", line);
@@ -51,6 +69,7 @@ int main(int argc, char **argv)
 	cli_init("vdb-check", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"repair", no_argument, NULL, 'R'},
+					     {"json", no_argument, NULL, 'J'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -61,6 +80,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'R': repair = 1; break;
+		case 'J': json = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
@@ -75,6 +95,9 @@ int main(int argc, char **argv)
 		cli_close_stdout();
 		return cli_fail(&err);
 	}
+	if (json)
+		printf("{\"problems\":%llu,\"rebuilt\":%llu}\n", (unsigned long long)problems,
+		       (unsigned long long)(repair ? rebuilt : 0));
 	rc = cli_close_stdout();
 	if (problems) {
 		cli_error("%s: %llu problem%s found%s", argv[optind], (unsigned long long)problems,

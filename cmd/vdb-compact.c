@@ -35,6 +35,9 @@ static void usage(void)
 	       "                         then gives every segment codes of that kind\n"
 	       "      --wait SECONDS     wait at most this long for another writer's lock\n"
 	       "      --no-wait          fail at once (exit 75) if another writer holds it\n"
+	       "      --json             the summary as one JSON object on standard output\n"
+	       "  -j, --threads N        threads building the graph, 1 to 64 (default:\n"
+	       "                         $VDB_THREADS, or one per CPU)\n"
 	       "  -q, --quiet            print nothing but errors\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
 					     {"quantize", required_argument, NULL, 'Q'},
 					     {"wait", required_argument, NULL, 'W'},
 					     {"no-wait", no_argument, NULL, 'N'},
+					     {"threads", required_argument, NULL, 'j'},
+					     {"json", no_argument, NULL, 'J'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -55,17 +60,23 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
-	int quiet = 0, c, requantize = 0;
+	int quiet = 0, c, requantize = 0, json = 0;
 	vdb_quantize quantize = VDB_QUANTIZE_NONE;
 	vdb_error err;
-	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
+	uint64_t threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
+	while ((c = cli_getopt(argc, argv, ":c:j:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
+		case 'j':
+			if (cli_parse_threads(optarg, &threads))
+				return EXIT_USAGE;
+			break;
 		case 'W':
 			if (cli_parse_seconds(optarg, "--wait", &wo.wait_seconds))
 				return EXIT_USAGE;
 			break;
 		case 'N': wo.wait_seconds = 0; break;
+		case 'J': json = 1; break;
 		case 'Q':
 			if (vdb_quantize_parse(optarg, &quantize, &err))
 				return cli_usage_error("%s", err.message);
@@ -82,7 +93,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = cli_cancel_on(&stop_signal);
-	wo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
+	wo.threads = (unsigned)threads;
 	double t0 = cli_now();
 	vdb_writer *w;
 	if (vdb_writer_open(argv[optind], name, &wo, &w, &err)) {
@@ -105,10 +116,30 @@ int main(int argc, char **argv)
 		rc = cli_fail(&err);
 	vdb_writer_stats(w, &segs1, &live1);
 	vdb_writer_close(w);
-	if (!rc && !quiet)
+	if (!rc && json) {
+		vdb_text t = {0};
+		char num[200];
+		snprintf(num, sizeof num,
+			 ",\"live\":%llu,\"segments_before\":%llu,\"segments_after\":%llu,"
+			 "\"seconds\":%.3f}\n",
+			 (unsigned long long)live1, (unsigned long long)segs0,
+			 (unsigned long long)segs1, cli_now() - t0);
+		vdb_id coll = {.is_string = 1, .str = name, .len = strlen(name)};
+		if (vdb_text_append(&t, "{\"collection\":", 14) || vdb_jsonl_append_id(&t, &coll) ||
+		    vdb_text_append(&t, num, strlen(num))) {
+			cli_error("out of memory");
+			rc = EXIT_INTERNAL;
+		} else {
+			fwrite(t.data, 1, t.len, stdout);
+		}
+		vdb_text_free(&t);
+		int out = cli_close_stdout();
+		rc = rc ? rc : out;
+	} else if (!rc && !quiet) {
 		fprintf(stderr, "%s: %s; %s before, %llu after; %.2f s\n", cli_prog,
 			CLI_COUNT(live1, "live record", "live records"),
 			CLI_COUNT(segs0, "segment", "segments"), (unsigned long long)segs1,
 			cli_now() - t0);
+	}
 	return rc;
 }

@@ -11,6 +11,7 @@
 static void usage(void)
 {
 	printf("Usage: vdb-info DB [-c NAME] [--json] [-q]\n"
+	       "       vdb-info DB --list [--json]\n"
 	       "\n"
 	       "Describe a database: for each collection (sorted by name) its dimension,\n"
 	       "metric, index and its parameters, payload indexes, live records and stored\n"
@@ -22,6 +23,8 @@ static void usage(void)
 	       "Options:\n"
 	       "  -c, --collection NAME  only this collection (default: all)\n"
 	       "      --json             one JSON object per collection per line\n"
+	       "      --list             only the collections' names, one per line (with\n"
+	       "                         --json: {\"collection\",\"dim\",\"metric\",\"records\"})\n"
 	       "  -q, --quiet            accepted as by every command (info prints no\n"
 	       "                         messages but errors anyway)\n"
 	       "  -h, --help             show this help\n"
@@ -141,6 +144,36 @@ static int print_json(const char *name, const vdb_collection_config *cfg,
 	return bad;
 }
 
+/* --list: a collection's name, or with --json its name, dimension, metric and live
+ * records. */
+static int list_one(const char *db, const char *name, int json)
+{
+	if (!json)
+		return printf("%s\n", name) < 0 ? EXIT_IO : EXIT_OK;
+	vdb_error err;
+	vdb_collection *c;
+	if (vdb_collection_open(db, name, &c, &err))
+		return cli_fail(&err);
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	vdb_collection_get_config(c, &cfg);
+	vdb_text t = {0};
+	char num[128];
+	snprintf(num, sizeof num, ",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"records\":%" PRIu64 "}\n",
+		 cfg.dim, vdb_metric_name(cfg.metric), vdb_collection_count(c));
+	int bad = vdb_text_append(&t, "{\"collection\":", 14) || append_string(&t, name) ||
+		  vdb_text_append(&t, num, strlen(num));
+	if (!bad)
+		fwrite(t.data, 1, t.len, stdout);
+	vdb_text_free(&t);
+	vdb_collection_close(c);
+	if (bad) {
+		cli_error("out of memory");
+		return EXIT_INTERNAL;
+	}
+	return EXIT_OK;
+}
+
 static int describe(const char *db, const char *name, int json)
 {
 	vdb_error err;
@@ -167,17 +200,19 @@ int main(int argc, char **argv)
 	cli_init("vdb-info", argv);
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'J'},
+					     {"list", no_argument, NULL, 'L'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
-	int json = 0, quiet = 0, c, rc; /* -q as every command takes it: info prints no
-					    * diagnostics but errors anyway */
+	int json = 0, list = 0, quiet = 0, c, rc; /* -q as every command takes it: info
+						      * prints no diagnostics but errors anyway */
 	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'J': json = 1; break;
+		case 'L': list = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
@@ -186,6 +221,8 @@ int main(int argc, char **argv)
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
 	const char *db = argv[optind];
+	if (list && name)
+		return cli_usage_error("--list and --collection cannot be combined");
 	if (name) {
 		rc = describe(db, name, json);
 	} else {
@@ -196,6 +233,10 @@ int main(int argc, char **argv)
 			return cli_fail(&err);
 		rc = EXIT_OK;
 		for (size_t i = 0; i < n && !rc; i++) {
+			if (list) {
+				rc = list_one(db, names[i], json);
+				continue;
+			}
 			if (i && !json)
 				printf("\n");
 			rc = describe(db, names[i], json);

@@ -19,7 +19,7 @@ static void on_signal(int sig)
 }
 
 typedef struct ingest {
-	int quiet, verbose, dry_run;
+	int quiet, verbose, dry_run, json;
 	FILE *rejects;
 	const char *rejects_path;
 	cli_progress prog;
@@ -60,6 +60,9 @@ static void usage(void)
 	       "      --vector-column NAME csv: the column holding a JSON array (default: vector)\n"
 	       "      --vector-columns LIST  csv: the vector's columns instead: names and\n"
 	       "                           1-based numbers or ranges, comma-separated (2-129)\n"
+	       "      --commit-delay MS    JSON lines: when input stalls, wait up to MS after\n"
+	       "                           the first pending record for more before\n"
+	       "                           committing (default 0: commit at once)\n"
 	       "  -b, --batch N            records per committed batch (default 1000; vector\n"
 	       "                           files: stored directly as segments, in blocks of\n"
 	       "                           up to 4G when mapped, else of the seal threshold)\n"
@@ -74,6 +77,9 @@ static void usage(void)
 	       "                           summary says what would be committed\n"
 	       "      --no-settle          leave what was loaded in the log and flat segments\n"
 	       "                           (see SETTLING in vdb-ingest(1))\n"
+	       "  -j, --threads N          threads parsing, storing and building graphs, 1 to\n"
+	       "                           64 (default: $VDB_THREADS, or one per CPU)\n"
+	       "      --json               the summary as one JSON object on standard output\n"
 	       "  -v, --verbose            report each committed batch on stderr\n"
 	       "  -q, --quiet              print nothing but errors (and no progress)\n"
 	       "  -h, --help               show this help\n"
@@ -151,18 +157,32 @@ static int load_failed(const vdb_error *err)
 
 /* The one summary line on stderr (a failed run too: what was committed before it). The
  * rates are of what was read and checked, so that a failed or dry run shows them too. */
+/* --json: the summary's figures as one JSON object on standard output. */
+static void print_json_summary(const ingest *g, const vdb_load_counts *n, int rc, double dt)
+{
+	uint64_t bytes = n->bytes > n->read_bytes ? n->bytes : n->read_bytes;
+	printf("{\"committed\":%llu,\"batches\":%llu,\"upserted\":%llu,\"deleted\":%llu,"
+	       "\"not_found\":%llu,\"rejected\":%llu,\"read\":%llu,\"bytes\":%llu,"
+	       "\"seconds\":%.3f,\"dry_run\":%s,\"interrupted\":%s,\"exit\":%d}\n",
+	       (unsigned long long)n->committed, (unsigned long long)n->batches,
+	       (unsigned long long)n->upserted, (unsigned long long)n->deleted,
+	       (unsigned long long)n->not_found, (unsigned long long)n->rejected,
+	       (unsigned long long)n->seen, (unsigned long long)bytes, dt,
+	       g->dry_run ? "true" : "false", rc >= 128 ? "true" : "false", rc);
+}
+
 static void print_summary(const ingest *g, const vdb_load_counts *n, int rc, double dt)
 {
 	uint64_t bytes = n->bytes > n->read_bytes ? n->bytes : n->read_bytes;
 	fprintf(stderr, "%s: %s%s%s %s in %s (%llu upserted, %llu deleted, %llu not found, %llu "
-		"rejected) in %.2f s, %.0f records/s, %.1f MB/s%s\n",
+		"rejected) in %.2f s, %.0f records/s, %.1f MiB/s%s\n",
 		cli_prog, rc >= 128 ? "interrupted: " : "", g->dry_run ? "dry run: " : "",
 		CLI_COUNT(n->committed, "record", "records"),
 		g->dry_run ? "would be committed" : "committed",
 		CLI_COUNT(n->batches, "batch", "batches"), (unsigned long long)n->upserted,
 		(unsigned long long)n->deleted, (unsigned long long)n->not_found,
 		(unsigned long long)n->rejected, dt, dt > 0 ? (double)n->seen / dt : 0.0,
-		dt > 0 ? (double)bytes / dt / 1e6 : 0.0, g->dry_run ? "; nothing was committed" : "");
+		dt > 0 ? (double)bytes / dt / (1 << 20) : 0.0, g->dry_run ? "; nothing was committed" : "");
 }
 
 int main(int argc, char **argv)
@@ -186,6 +206,9 @@ int main(int argc, char **argv)
 		{"no-wait", no_argument, NULL, 'N'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"no-settle", no_argument, NULL, 'T'},
+		{"threads", required_argument, NULL, 'j'},
+		{"commit-delay", required_argument, NULL, 'M'},
+		{"json", no_argument, NULL, 'J'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -205,7 +228,8 @@ int main(int argc, char **argv)
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
 	int c;
-	while ((c = cli_getopt(argc, argv, ":c:f:b:vqhV", opts)) != -1) {
+	uint64_t threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
+	while ((c = cli_getopt(argc, argv, ":c:f:b:j:vqhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'f':
@@ -228,6 +252,18 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'S': lo.skip_invalid = 1; break;
+		case 'j':
+			if (cli_parse_threads(optarg, &threads))
+				return EXIT_USAGE;
+			break;
+		case 'J': g.json = 1; break;
+		case 'M': {
+			uint64_t ms;
+			if (cli_parse_u64(optarg, "--commit-delay", 0, 60000, 0, &ms))
+				return EXIT_USAGE;
+			lo.commit_delay_ms = (unsigned)ms;
+			break;
+		}
 		case 'D': where_text = optarg; break;
 		case 'R': g.rejects_path = optarg; break;
 		case 'L':
@@ -262,7 +298,7 @@ int main(int argc, char **argv)
 	cli_catch_stop_signals(on_signal);
 	lo.max_line_bytes = (size_t)max_line;
 	lo.delete_where = where_filter;
-	lo.threads = cli_default_threads(); /* $VDB_THREADS, else one per CPU */
+	lo.threads = (unsigned)threads;
 	lo.cancel = cli_cancel_on(&stop_signal);
 	lo.ctx = &g;
 	lo.on_progress = on_progress;
@@ -305,10 +341,17 @@ int main(int argc, char **argv)
 		rc = EXIT_IO;
 	}
 	vdb_writer_close(w);
-	if (!g.quiet && w) {
+	if ((!g.quiet || g.json) && w) {
 		vdb_load_counts n;
 		vdb_loader_counts(loader, &n);
-		print_summary(&g, &n, rc, cli_now() - t0);
+		if (g.json)
+			print_json_summary(&g, &n, rc, cli_now() - t0);
+		else
+			print_summary(&g, &n, rc, cli_now() - t0);
+	}
+	if (g.json) {
+		int out = cli_close_stdout();
+		rc = rc ? rc : out;
 	}
 	vdb_loader_free(loader);
 	vdb_filter_free(where_filter);

@@ -1,6 +1,7 @@
 /* vdb-query: nearest-neighbour queries (JSON lines in, one result line per query out, in
- * input order) and lookups by id, against one consistent view of the collection taken at
- * start. The answering is libvdb's query stream (vdb_query_stream, vdb_io.h). */
+ * input order) and lookups by id, each batch of queries against one consistent version of
+ * the collection, the newest when the batch starts. The answering is libvdb's query stream
+ * (vdb_query_stream, vdb_io.h). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -13,16 +14,17 @@
 static void usage(void)
 {
 	printf("Usage: vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--oversample F] [--filter JSON]\n"
-	       "                   [--payload] [--vector] [-j N] [FILE...]\n"
+	       "                   [--with-payloads] [--with-vectors] [--skip-invalid] [-j N] [FILE...]\n"
 	       "       vdb-query DB [-c NAME] [-k N] [--ef N | --exact] [--oversample F] [--filter JSON]\n"
-	       "                   [--payload] [--vector] --vector=JSON\n"
+	       "                   [--with-payloads] [--with-vectors] --query-vector JSON\n"
 	       "       vdb-query DB [-c NAME] --count [--filter JSON]\n"
-	       "       vdb-query DB [-c NAME] --id ID\n"
+	       "       vdb-query DB [-c NAME] --id ID [--id ID]... | --ids-from FILE\n"
 	       "\n"
 	       "Answer nearest-neighbour queries read as JSON lines from each FILE or standard\n"
-	       "input: a bare array of numbers, or {\"vector\": [...], \"k\": 5, \"filter\": {...}}.\n"
-	       "Each query prints one line, in input order:\n"
-	       "  {\"results\":[{\"id\":7,\"score\":0.93}, ...]}\n"
+	       "input: a bare array of numbers, or {\"vector\": [...], \"k\": 5, \"filter\": {...},\n"
+	       "\"ef\": 64, \"oversample\": 4, \"tag\": ANY} (all but \"vector\" optional).\n"
+	       "Each query prints one line, in input order, with its tag if it has one:\n"
+	       "  {\"tag\":\"q1\",\"results\":[{\"id\":7,\"score\":0.93}, ...]}\n"
 	       "best first, ties broken by id (integers before strings). Scores: cosine\n"
 	       "similarity and dot product (higher is better), Euclidean distance for l2\n"
 	       "(lower is better). Sealed segments of an HNSW collection are searched through\n"
@@ -35,7 +37,7 @@ static void usage(void)
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME  collection (default: default)\n"
-	       "  -k N                   results per query, 1 to %d (default 10)\n"
+	       "  -k, --top-k N          results per query, 1 to %d (default 10)\n"
 	       "      --ef N             graph search beam width (default 128, at least k):\n"
 	       "                         larger is more accurate and slower\n"
 	       "      --exact            scan every vector instead of using the graphs\n"
@@ -44,13 +46,21 @@ static void usage(void)
 	       "                         (default %d for int8 codes, %d for binary)\n"
 	       "      --filter JSON      only records whose payload matches this filter\n"
 	       "      --count            print the number of live (matching) records\n"
-	       "      --payload          include each result's payload\n"
-	       "      --vector           include each result's stored vector\n"
-	       "      --vector=JSON      answer this one query (also: --vector '[...]')\n"
+	       "      --with-payloads    include each result's payload (also: --payload)\n"
+	       "      --with-vectors     include each result's stored vector (also: --vector)\n"
+	       "      --query-vector JSON  answer this one query, a JSON array or query\n"
+	       "                         object (also: --vector=JSON, --vector '[...]')\n"
 	       "      --id ID            print the stored record with this id (digits: an\n"
 	       "                         integer id; anything else, or \"quoted\", a string id;\n"
-	       "                         other numbers, like 1.5 or -3, are refused)\n"
+	       "                         other numbers, like 1.5 or -3, are refused);\n"
+	       "                         repeatable: one line each, {\"id\":..,\"missing\":true}\n"
+	       "                         for an id without a record (then exit 66)\n"
+	       "      --ids-from FILE    the same for each id in FILE ('-': standard input),\n"
+	       "                         one per line\n"
 	       "      --max-line-bytes N longest accepted query line (default 64M)\n"
+	       "      --skip-invalid     answer a bad query line with an error line in its\n"
+	       "                         place, {\"tag\":...,\"line\":N,\"error\":\"...\"}, and go\n"
+	       "                         on; exit 65 at the end if any line failed\n"
 	       "  -j, --threads N        answer streamed queries on N threads, 1 to 64\n"
 	       "                         (default: $VDB_THREADS, or one per CPU); output\n"
 	       "                         stays in input order; a query alone in\n"
@@ -105,34 +115,120 @@ static int number_not_id(const char *s)
 	return !*p && strspn(s, "0123456789") != strlen(s);
 }
 
-static int get_by_id(vdb_collection *c, const char *text, uint32_t dim)
+/* "1,2,3,4", "0.5 -1e3": numbers that were meant as a query vector. */
+static int looks_like_numbers(const char *s)
+{
+	return *s && strspn(s, "0123456789.,-+eE \t") == strlen(s) && strpbrk(s, "0123456789");
+}
+
+/* Prints the record with id `id` (written `text`) in the ingest format, or (many: one of
+ * several ids) {"id":...,"missing":true} when there is none. *missing counts those. */
+static int print_record(vdb_collection *c, const vdb_id *id, const char *text, uint32_t dim,
+			int many, uint64_t *missing)
 {
 	vdb_error err;
-	vdb_id id;
 	vdb_record rec;
-	if (vdb_id_parse_text(text, &id, &err))
-		return cli_usage_error("--id: %s", err.message);
-	vdb_status st = vdb_get(c, &id, &rec, &err);
-	if (st == VDB_ENOENT) {
+	vdb_status st = vdb_get(c, id, &rec, &err);
+	if (st == VDB_ENOENT && !many) {
 		cli_error("no record with id %s", text);
 		return EXIT_NOINPUT;
 	}
-	if (st)
+	if (st && st != VDB_ENOENT)
 		return cli_fail(&err);
 	vdb_text t = {0};
-	if (vdb_jsonl_append_record(&t, &rec, dim)) {
-		vdb_text_free(&t);
+	int bad = st ? vdb_text_append(&t, "{\"id\":", 6) || vdb_jsonl_append_id(&t, id) ||
+			       vdb_text_append(&t, ",\"missing\":true}\n", 17)
+		     : vdb_jsonl_append_record(&t, &rec, dim) != VDB_OK;
+	*missing += st != VDB_OK;
+	if (!bad)
+		fwrite(t.data, 1, t.len, stdout);
+	vdb_text_free(&t);
+	if (bad) {
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
 	}
-	fwrite(t.data, 1, t.len, stdout);
-	vdb_text_free(&t);
 	return EXIT_OK;
+}
+
+/* --id (once or more) and --ids-from: one line per id, in order. A single --id that has no
+ * record is an error (exit 66); with several, a missing one prints a "missing" line, and the
+ * exit status is 66 when any was missing. */
+static int get_by_ids(vdb_collection *c, const char *const *ids, size_t n, const char *from,
+		      uint32_t dim)
+{
+	int many = n > 1 || from, rc = EXIT_OK;
+	uint64_t missing = 0, total = n;
+	vdb_error err;
+	vdb_id id;
+	for (size_t i = 0; i < n; i++) /* every --id is checked before anything is printed */
+		if (vdb_id_parse_text(ids[i], &id, &err))
+			return cli_usage_error("--id: %s", err.message);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (!(rc = vdb_id_parse_text(ids[i], &id, &err)))
+			rc = print_record(c, &id, ids[i], dim, many, &missing);
+	if (!rc && from) {
+		int use_stdin = !strcmp(from, "-");
+		FILE *f = use_stdin ? stdin : fopen(from, "re");
+		if (!f) {
+			cli_error("%s: %m", from);
+			return EXIT_NOINPUT;
+		}
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t len;
+		for (uint64_t lineno = 1; !rc && (len = getline(&line, &cap, f)) >= 0; lineno++) {
+			while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+				line[--len] = 0;
+			const char *why = strlen(line) != (size_t)len ? "a NUL byte in an id"
+					  : number_not_id(line)
+					      ? "not an integer id (ids are integers from 0 or "
+						"strings); quote it for a string id"
+					      : vdb_id_parse_text(line, &id, &err) ? err.message
+										  : NULL;
+			if (why) {
+				cli_error("%s: line %llu: %s", use_stdin ? "standard input" : from,
+					  (unsigned long long)lineno, why);
+				rc = EXIT_DATA;
+				break;
+			}
+			total++;
+			rc = print_record(c, &id, line, dim, many, &missing);
+		}
+		if (!rc && ferror(f)) {
+			cli_error("%s: %m", from);
+			rc = EXIT_IO;
+		}
+		free(line);
+		if (!use_stdin)
+			fclose(f);
+	}
+	if (!rc && missing) {
+		cli_error("%llu of %llu ids have no record", (unsigned long long)missing,
+			  (unsigned long long)total);
+		rc = EXIT_NOINPUT;
+	}
+	return rc;
+}
+
+/* With --skip-invalid: the lines answered by failure lines, summed up on stderr (the first
+ * named with its file), exit 65. */
+static int report_failures(vdb_query_stream *qs, const char *first_file)
+{
+	uint64_t line = 0;
+	vdb_error first;
+	uint64_t n = vdb_query_stream_failures(qs, &line, &first);
+	if (!n)
+		return EXIT_OK;
+	cli_error("%llu query line%s failed (answered by error lines); the first: %s%sline %llu: %s",
+		  (unsigned long long)n, n == 1 ? "" : "s", first_file ? first_file : "",
+		  first_file ? ": " : "", (unsigned long long)line, first.message);
+	return EXIT_DATA;
 }
 
 /* Answers the query lines of each FILE operand in turn, or of standard input. */
 static int stream_files(vdb_query_stream *qs, int argc, char **argv, int first)
 {
+	const char *first_failed = NULL;
 	for (int i = first; i == first || i < argc; i++) {
 		int use_stdin = i >= argc || !strcmp(argv[i], "-");
 		int fd = use_stdin ? STDIN_FILENO : open(argv[i], O_RDONLY | O_CLOEXEC);
@@ -140,16 +236,19 @@ static int stream_files(vdb_query_stream *qs, int argc, char **argv, int first)
 			cli_error("%s: %m", argv[i]);
 			return EXIT_NOINPUT;
 		}
-		vdb_error err;
+		vdb_error err, ignored;
+		uint64_t line, failed = vdb_query_stream_failures(qs, &line, &ignored);
 		vdb_status st = vdb_query_stream_run(qs, fd, use_stdin ? NULL : argv[i], &err);
 		if (!use_stdin)
 			close(fd);
+		if (!failed && vdb_query_stream_failures(qs, &line, &ignored))
+			first_failed = use_stdin ? NULL : argv[i];
 		if (st && output_failed)
 			return EXIT_IO; /* reported by cli_close_stdout */
 		if (st)
 			return cli_fail(&err);
 	}
-	return EXIT_OK;
+	return report_failures(qs, first_failed);
 }
 
 int main(int argc, char **argv)
@@ -163,14 +262,20 @@ int main(int argc, char **argv)
 		{"collection", required_argument, NULL, 'c'},
 		{"payload", no_argument, NULL, 'P'},
 		{"vector", optional_argument, NULL, 'E'},
+		{"with-vectors", no_argument, NULL, 'w'},
+		{"with-payloads", no_argument, NULL, 'P'},
+		{"query-vector", required_argument, NULL, 'Y'},
 		{"id", required_argument, NULL, 'I'},
+		{"ids-from", required_argument, NULL, 'G'},
 		{"max-line-bytes", required_argument, NULL, 'L'},
 		{"threads", required_argument, NULL, 'j'},
+		{"top-k", required_argument, NULL, 'k'},
 		{"ef", required_argument, NULL, 'F'},
 		{"exact", no_argument, NULL, 'X'},
 		{"oversample", required_argument, NULL, 'O'},
 		{"filter", required_argument, NULL, 'f'},
 		{"count", no_argument, NULL, 'C'},
+		{"skip-invalid", no_argument, NULL, 'S'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -178,7 +283,16 @@ int main(int argc, char **argv)
 	vdb_query_stream_options o;
 	vdb_query_stream_options_init(&o);
 	const char *filter_text = NULL;
-	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *id = NULL;
+	const char *name = VDB_DEFAULT_COLLECTION, *one = NULL, *ids_from = NULL;
+	/* The one-query option as the user spelled it, for messages. */
+	const char *one_opt = "--query-vector", *one_form;
+	static const char **ids; /* static: still reachable at an early return */
+	ids = calloc((size_t)argc, sizeof *ids);
+	size_t nids = 0;
+	if (!ids) {
+		cli_error("out of memory");
+		return EXIT_INTERNAL;
+	}
 	uint64_t v, max_line = 64u << 20;
 	int c, count = 0;
 	uint64_t threads = cli_default_threads();
@@ -192,22 +306,36 @@ int main(int argc, char **argv)
 			break;
 		case 'P': o.hits_flags |= VDB_HITS_PAYLOAD; break;
 		case 'E':
-			/* "--vector=JSON" or "--vector JSON" (a database path never starts with '[')
-			 * is a query; a bare "--vector" asks for stored vectors in the output. */
+			/* The first spellings, kept: "--vector=JSON" or "--vector JSON" (a database
+			 * path never starts with '[') is --query-vector; a bare "--vector" is
+			 * --with-vectors. A list of numbers after it is neither. */
 			if (!optarg && optind < argc && argv[optind][0] == '[')
 				optarg = argv[optind++];
-			if (optarg)
+			if (!optarg && optind < argc && looks_like_numbers(argv[optind]) &&
+			    access(argv[optind], F_OK) < 0)
+				return cli_usage_error("--vector %s: a query vector is a JSON array: "
+						       "--query-vector '[%s]'",
+						       argv[optind], argv[optind]);
+			if (optarg) {
 				one = optarg;
-			else
+				one_opt = "--vector";
+			} else {
 				o.hits_flags |= VDB_HITS_VECTOR;
+			}
+			break;
+		case 'w': o.hits_flags |= VDB_HITS_VECTOR; break;
+		case 'Y':
+			one = optarg;
+			one_opt = "--query-vector";
 			break;
 		case 'I':
 			if (number_not_id(optarg))
 				return cli_usage_error("--id %s: not an integer id (ids are integers from 0 "
 						       "or strings); quote it for a string id: '\"%s\"'",
 						       optarg, optarg);
-			id = optarg;
+			ids[nids++] = optarg;
 			break;
+		case 'G': ids_from = optarg; break;
 		case 'F':
 			if (cli_parse_u64(optarg, "--ef", 1, VDB_K_MAX, 0, &v))
 				return EXIT_USAGE;
@@ -221,12 +349,13 @@ int main(int argc, char **argv)
 			break;
 		case 'f': filter_text = optarg; break;
 		case 'C': count = 1; break;
+		case 'S': o.skip_invalid = 1; break;
 		case 'L':
 			if (cli_parse_u64(optarg, "--max-line-bytes", 16, 1ull << 31, 1, &max_line))
 				return EXIT_USAGE;
 			break;
 		case 'j':
-			if (cli_parse_u64(optarg, "--threads", 1, 64, 0, &threads))
+			if (cli_parse_threads(optarg, &threads))
 				return EXIT_USAGE;
 			break;
 		case 'q': break;
@@ -238,16 +367,19 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("missing database directory operand");
 	const char *db = argv[optind++];
-	if ((one || id) && optind < argc)
+	one_form = strcmp(one_opt, "--vector") ? one_opt : "--vector=JSON";
+	int by_id = nids || ids_from;
+	const char *id_opt = nids ? "--id" : "--ids-from";
+	if ((one || by_id) && optind < argc)
 		return cli_usage_error("query files cannot be combined with %s",
-				       one ? "--vector=JSON" : "--id");
-	if (one && id)
-		return cli_usage_error("--vector=JSON and --id cannot be combined");
-	if (count && (one || id || optind < argc))
+				       one ? one_form : id_opt);
+	if (one && by_id)
+		return cli_usage_error("%s and %s cannot be combined", one_form, id_opt);
+	if (count && (one || by_id || optind < argc))
 		return cli_usage_error("--count cannot be combined with %s",
-				       one ? "--vector=JSON" : id ? "--id" : "query files");
-	if (id && filter_text)
-		return cli_usage_error("--filter cannot be combined with --id");
+				       one ? one_form : by_id ? id_opt : "query files");
+	if (by_id && filter_text)
+		return cli_usage_error("--filter cannot be combined with %s", id_opt);
 	vdb_filter *filter = NULL;
 	if (filter_text && cli_parse_filter(filter_text, "--filter", &filter))
 		return EXIT_USAGE;
@@ -282,12 +414,12 @@ int main(int argc, char **argv)
 			rc = cli_fail(&err);
 		else
 			rc = printf("%llu\n", (unsigned long long)n) < 0 ? EXIT_IO : EXIT_OK;
-	} else if (id) {
-		rc = get_by_id(coll, id, cfg.dim);
+	} else if (by_id) {
+		rc = get_by_ids(coll, ids, nids, ids_from, cfg.dim);
 	} else if (one) {
 		vdb_status st = vdb_query_stream_answer(qs, one, strlen(one), &out, &err);
 		if (st == VDB_EDATA) {
-			cli_error("--vector: %s", err.message);
+			cli_error("%s: %s", one_opt, err.message);
 			rc = EXIT_USAGE;
 		} else if (st) {
 			rc = cli_fail(&err);
@@ -301,6 +433,7 @@ int main(int argc, char **argv)
 	vdb_query_stream_free(qs);
 	vdb_filter_free(filter);
 	vdb_collection_close(coll);
+	free(ids);
 	int wrc = cli_close_stdout();
 	return rc ? rc : wrc;
 }

@@ -119,11 +119,11 @@ int main(int argc, char **argv)
 		return cli_fail(&err);
 	}
 	if (!quiet)
-		fprintf(stderr, "%s: %s: %s: %s, %s; %s, %.1f MB from %s; %.2f s\n", cli_prog,
+		fprintf(stderr, "%s: %s: %s: %s, %s; %s, %.1f MiB from %s; %.2f s\n", cli_prog,
 			target ? target : file, o.verify_only ? "verified" : "restored",
 			CLI_COUNT(s.collections, "collection", "collections"),
 			CLI_COUNT(s.records, "record", "records"), CLI_COUNT(s.files, "file", "files"),
-			(double)s.bytes / 1e6, CLI_COUNT(s.archives, "archive", "archives"),
+			(double)s.bytes / (1 << 20), CLI_COUNT(s.archives, "archive", "archives"),
 			cli_now() - t0);
 	return rc;
 }

@@ -41,13 +41,14 @@ static void usage(void)
 	       "                         snapshot they depend on (default: keep all)\n"
 	       "      --full-every N     cron mode: every Nth snapshot is full (default 7)\n"
 	       "  -l, --level N          zstd level, 1-19 (default 3)\n"
-	       "  -T, --threads N        zstd worker threads, 0-256 (default 0: one thread)\n"
+	       "  -j, --threads N        zstd worker threads, 0-256 (default 0: one thread;\n"
+	       "                         -T N is the same)\n"
 	       "  -q, --quiet            print nothing but errors (and no progress)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
 	       "\n"
 	       "A summary goes to standard error:\n"
-	       "  vdb-snapshot: FILE: 2 collections, 1000 records; 9 files, 1.2 MB -> 0.4 MB\n"
+	       "  vdb-snapshot: FILE: 2 collections, 1000 records; 9 files, 1.2 MiB -> 0.4 MiB\n"
 	       "  (ratio 3.1), 0 referenced; 0.21 s\n"
 	       "\n" CLI_EXIT_TABLE);
 }
@@ -55,10 +56,10 @@ static void usage(void)
 static void summary(const char *where, const vdb_snapshot_stats *s, double secs)
 {
 	cli_progress_end(&progress);
-	fprintf(stderr, "%s: %s: %s, %s; %s, %.1f MB -> %.1f MB (ratio %.1f), %llu referenced; "
+	fprintf(stderr, "%s: %s: %s, %s; %s, %.1f MiB -> %.1f MiB (ratio %.1f), %llu referenced; "
 		"%.2f s\n", cli_prog, where, CLI_COUNT(s->collections, "collection", "collections"),
 		CLI_COUNT(s->records, "record", "records"), CLI_COUNT(s->files, "file", "files"),
-		(double)s->bytes_in / 1e6, (double)s->bytes_out / 1e6,
+		(double)s->bytes_in / (1 << 20), (double)s->bytes_out / (1 << 20),
 		s->bytes_out ? (double)s->bytes_in / (double)s->bytes_out : 0.0,
 		(unsigned long long)s->referenced, secs);
 }
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
 					     {"keep", required_argument, NULL, OPT_KEEP},
 					     {"full-every", required_argument, NULL, OPT_FULL_EVERY},
 					     {"level", required_argument, NULL, 'l'},
-					     {"threads", required_argument, NULL, 'T'},
+					     {"threads", required_argument, NULL, 'j'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_INTERNAL;
 	}
-	while ((c = cli_getopt(argc, argv, ":c:o:l:T:qhV", opts)) != -1) {
+	while ((c = cli_getopt(argc, argv, ":c:o:l:T:j:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': names[o.ncollections++] = optarg; break;
 		case 'o': output = optarg; break;
@@ -124,7 +125,8 @@ int main(int argc, char **argv)
 				LEAVE(EXIT_USAGE);
 			o.level = (int)v;
 			break;
-		case 'T':
+		case 'T': /* the first spelling, kept */
+		case 'j':
 			if (cli_parse_u64(optarg, "--threads", 0, 256, 0, &v))
 				LEAVE(EXIT_USAGE);
 			o.threads = (int)v;

@@ -23,6 +23,8 @@ static const char *const commands[][2] = {
 	{"restore", "restore a snapshot, verified and atomic"},
 	{"check", "verify every file and structure of a database"},
 	{"info", "describe collections: configuration, counts, sizes, writer"},
+	{"drop", "remove a collection"},
+	{"rename", "rename a collection"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -6,23 +6,27 @@
 # Options per command; those taking a value, separately, to know which words are values.
 _vdb_opts_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field --quantize -q --quiet -h --help -V --version'
 _vdb_vals_create='-c --collection -d --dim -m --metric --index --m --ef-construction --seal-size --index-field --quantize'
-_vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --skip-invalid --rejects --max-line-bytes --wait --no-wait --dry-run --no-settle -v --verbose -q --quiet -h --help -V --version'
-_vdb_vals_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --rejects --max-line-bytes --wait'
-_vdb_opts_query='-c --collection -k --ef --exact --oversample --filter --count --payload --vector --id --max-line-bytes -j --threads -q --quiet -h --help -V --version'
-_vdb_vals_query='-c --collection -k --ef --oversample --filter --id --max-line-bytes -j --threads'
+_vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --commit-delay --skip-invalid --rejects --max-line-bytes --wait --no-wait --dry-run --no-settle -j --threads --json -v --verbose -q --quiet -h --help -V --version'
+_vdb_vals_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns -b --batch --delete-where --commit-delay --rejects --max-line-bytes --wait -j --threads'
+_vdb_opts_query='-c --collection -k --top-k --ef --exact --oversample --filter --count --payload --vector --with-payloads --with-vectors --query-vector --id --ids-from --max-line-bytes --skip-invalid -j --threads -q --quiet -h --help -V --version'
+_vdb_vals_query='-c --collection -k --top-k --ef --oversample --filter --query-vector --id --ids-from --max-line-bytes -j --threads'
 _vdb_opts_export='-c --collection -f --format --filter -o --output --zstd --no-sync --ids-out --payloads-out --order --vector-columns -q --quiet -h --help -V --version'
 _vdb_vals_export='-c --collection -f --format --filter -o --output --ids-out --payloads-out --order'
-_vdb_opts_compact='-c --collection --quantize --wait --no-wait -q --quiet -h --help -V --version'
-_vdb_vals_compact='-c --collection --quantize --wait'
-_vdb_opts_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -T --threads -q --quiet -h --help -V --version'
-_vdb_vals_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -T --threads'
+_vdb_opts_compact='-c --collection --quantize --wait --no-wait -j --threads --json -q --quiet -h --help -V --version'
+_vdb_vals_compact='-c --collection --quantize --wait -j --threads'
+_vdb_opts_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -j -T --threads -q --quiet -h --help -V --version'
+_vdb_vals_snapshot='-c --collection -o --output --since --into --keep --full-every -l --level -j -T --threads'
 _vdb_opts_restore='--force --chain-dir --verify --list -q --quiet -h --help -V --version'
 _vdb_vals_restore='--chain-dir'
-_vdb_opts_check='-c --collection --repair -q --quiet -h --help -V --version'
+_vdb_opts_check='-c --collection --repair --json -q --quiet -h --help -V --version'
 _vdb_vals_check='-c --collection'
-_vdb_opts_info='-c --collection --json -q --quiet -h --help -V --version'
+_vdb_opts_info='-c --collection --json --list -q --quiet -h --help -V --version'
 _vdb_vals_info='-c --collection'
-_vdb_commands='create ingest query export compact snapshot restore check info help'
+_vdb_opts_drop='-c --collection --wait -q --quiet -h --help -V --version'
+_vdb_vals_drop='-c --collection --wait'
+_vdb_opts_rename='-c --collection --wait -q --quiet -h --help -V --version'
+_vdb_vals_rename='-c --collection --wait'
+_vdb_commands='create ingest query export compact snapshot restore check info drop rename help'
 
 # The collections of database directory $1, one per line.
 _vdb_collections()
@@ -119,4 +123,4 @@ _vdb()
 
 complete -F _vdb vdb
 complete -F _vdb_single vdb-create vdb-ingest vdb-query vdb-export vdb-compact vdb-snapshot \
-	vdb-restore vdb-check vdb-info
+	vdb-restore vdb-check vdb-info vdb-drop vdb-rename

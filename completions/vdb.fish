@@ -28,7 +28,7 @@ function __vdb_complete --argument-names sub
     complete -c vdb -n "__fish_seen_subcommand_from $sub" $argv
 end
 
-set -l __vdb_cmds create ingest query export compact snapshot restore check info
+set -l __vdb_cmds create ingest query export compact snapshot restore check info drop rename
 complete -c vdb -f -n "not __fish_seen_subcommand_from $__vdb_cmds help" -a "$__vdb_cmds help"
 complete -c vdb -f -n "__fish_seen_subcommand_from help" -a "$__vdb_cmds"
 complete -c vdb -n "not __fish_seen_subcommand_from $__vdb_cmds help" -s h -l help -d 'show the help'
@@ -40,8 +40,10 @@ for sub in $__vdb_cmds
     __vdb_complete $sub -s q -l quiet -d 'print nothing but errors'
     test $sub = restore; or __vdb_complete $sub -s c -l collection -x -a '(__vdb_collections)' -d collection
 end
-for sub in ingest compact
+for sub in ingest compact drop rename
     __vdb_complete $sub -l wait -x -d 'wait at most SECONDS for the writer lock'
+end
+for sub in ingest compact
     __vdb_complete $sub -l no-wait -d 'fail at once if another writer holds the lock'
 end
 for sub in ingest query
@@ -72,18 +74,26 @@ __vdb_complete ingest -l vector-column -x -d 'csv: vector column'
 __vdb_complete ingest -l vector-columns -x -d 'csv: vector columns'
 __vdb_complete ingest -s b -l batch -x -d 'records per batch'
 __vdb_complete ingest -l delete-where -x -d 'delete matching records first'
+__vdb_complete ingest -l commit-delay -x -d 'wait up to MS for more input before committing'
 __vdb_complete ingest -l skip-invalid -d 'report bad lines and go on'
 __vdb_complete ingest -l rejects -r -F -d 'copy bad lines to FILE'
 __vdb_complete ingest -s v -l verbose -d 'report each batch'
+__vdb_complete ingest -s j -l threads -x -d 'threads'
+__vdb_complete compact -s j -l threads -x -d 'threads'
 
-__vdb_complete query -s k -x -d 'results per query'
+__vdb_complete query -s k -l top-k -x -d 'results per query'
 __vdb_complete query -l ef -x -d 'graph search beam width'
 __vdb_complete query -l exact -d 'scan every vector'
 __vdb_complete query -l oversample -x -d 'rescore the best k * F candidates'
 __vdb_complete query -l count -d 'count live records'
 __vdb_complete query -l payload -d 'include payloads'
 __vdb_complete query -l vector -d 'include vectors, or --vector=JSON: one query'
+__vdb_complete query -l with-vectors -d 'include vectors'
+__vdb_complete query -l with-payloads -d 'include payloads'
+__vdb_complete query -l query-vector -x -d 'answer this one query'
 __vdb_complete query -l id -x -d 'print the record with this id'
+__vdb_complete query -l ids-from -r -F -d 'print the record of each id in FILE'
+__vdb_complete query -l skip-invalid -d 'answer bad lines with error lines and go on'
 __vdb_complete query -s j -l threads -x -d 'threads'
 
 __vdb_complete export -s f -l format -x -a 'jsonl npy fvecs csv' -d 'output format'
@@ -101,7 +111,8 @@ __vdb_complete snapshot -l into -x -a '(__fish_complete_directories)' -d 'cron m
 __vdb_complete snapshot -l keep -x -d 'cron mode: snapshots to keep'
 __vdb_complete snapshot -l full-every -x -d 'cron mode: every Nth is full'
 __vdb_complete snapshot -s l -l level -x -d 'zstd level'
-__vdb_complete snapshot -s T -l threads -x -d 'zstd threads'
+__vdb_complete snapshot -s j -l threads -x -d 'zstd threads'
+__vdb_complete snapshot -s T -x -d 'zstd threads (as -j)'
 
 __vdb_complete restore -l force -d 'replace TARGET'
 __vdb_complete restore -l chain-dir -x -a '(__fish_complete_directories)' -d 'where earlier snapshots are'
@@ -109,5 +120,9 @@ __vdb_complete restore -l verify -d 'check the archive, write nothing'
 __vdb_complete restore -l list -d 'print the archive manifest'
 
 __vdb_complete check -l repair -d 'rebuild damaged graphs and indexes'
+__vdb_complete check -l json -d 'JSON lines output'
+__vdb_complete ingest -l json -d 'the summary as JSON'
+__vdb_complete compact -l json -d 'the summary as JSON'
 
 __vdb_complete info -l json -d 'JSON lines output'
+__vdb_complete info -l list -d 'only the collection names'

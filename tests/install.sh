@@ -19,7 +19,7 @@ root=$dest$prefix
 lib=$dest$libdir
 
 for cmd in vdb vdb-create vdb-ingest vdb-query vdb-export vdb-compact vdb-snapshot \
-	vdb-restore vdb-check vdb-info; do
+	vdb-restore vdb-check vdb-info vdb-drop vdb-rename; do
 	[ -x "$root/$bindir/$cmd" ] || fail "$bindir/$cmd not installed"
 	case $cmd in vdb) page=man1/vdb.1 ;; *) page=man1/$cmd.1 ;; esac
 	[ -f "$root/$mandir/$page" ] || fail "$mandir/$page not installed"
@@ -35,7 +35,7 @@ pc=$lib/pkgconfig/vdb.pc
 [ -f "$pc" ] || fail "$libdir/pkgconfig/vdb.pc not installed"
 # Completions where each shell looks for them (bash and fish load them by command name).
 for cmd in vdb vdb-create vdb-ingest vdb-query vdb-export vdb-compact vdb-snapshot \
-	vdb-restore vdb-check vdb-info; do
+	vdb-restore vdb-check vdb-info vdb-drop vdb-rename; do
 	[ -f "$root/$datadir/bash-completion/completions/$cmd" ] || fail "bash completion $cmd"
 	[ -f "$root/$datadir/fish/vendor_completions.d/$cmd.fish" ] || fail "fish completion $cmd"
 done

@@ -33,6 +33,8 @@ struct vdb_jsonl_parser {
 	int has_filter;
 	size_t ef;         /* the last query's "ef", or 0 */
 	double oversample; /* the last query's "oversample", or 0 */
+	vdb_buf tag;       /* the last query's "tag" (minified), when has_tag */
+	int has_tag;
 };
 
 vdb_status vdb_jsonl_parser_new(uint32_t dim, vdb_jsonl_parser **out, vdb_error *err)
@@ -54,6 +56,7 @@ void vdb_jsonl_parser_free(vdb_jsonl_parser *p)
 	free(p->vec);
 	vdb_buf_free(&p->key);
 	vdb_buf_free(&p->idstr);
+	vdb_buf_free(&p->tag);
 	vdb_buf_free(&p->payload);
 	vdb_buf_free(&p->filter);
 	free(p);
@@ -616,8 +619,8 @@ vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line, size_t 
 	return VDB_OK;
 }
 
-vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
-				 const float **vector, size_t *k, vdb_error *err)
+static vdb_status parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
+			      const float **vector, size_t *k, vdb_error *err)
 {
 	vj_reader r;
 	vdb_status st = begin(&r, line, len, err);
@@ -625,10 +628,6 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 		return st;
 	int c = vj_peek(&r);
 	size_t kk = *k;
-	p->has_filter = 0;
-	p->filter.len = 0;
-	p->ef = 0;
-	p->oversample = 0;
 	if (c == '[') {
 		if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 			return st;
@@ -651,11 +650,12 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 				: p->key.len == 6 && !memcmp(p->key.data, "filter", 6)	   ? 4
 				: p->key.len == 2 && !memcmp(p->key.data, "ef", 2)	   ? 8
 				: p->key.len == 10 && !memcmp(p->key.data, "oversample", 10) ? 16
+				: p->key.len == 3 && !memcmp(p->key.data, "tag", 3)	   ? 32
 											   : 0;
 			if (!f)
 				return vdb_err(err, VDB_EDATA,
 					       "unknown field \"%s\" (a query has \"vector\", \"k\", "
-					       "\"filter\", \"ef\" and \"oversample\")",
+					       "\"filter\", \"ef\", \"oversample\" and \"tag\")",
 					       shown(&p->key, kb, sizeof kb));
 			if (seen & f)
 				return vdb_err(err, VDB_EDATA, "duplicate key \"%s\"",
@@ -664,6 +664,14 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 			if (f == 1) {
 				if ((st = parse_vector(p, &r, p->vec, "vector", err)))
 					return st;
+				continue;
+			}
+			if (f == 32) {
+				if (vj_value(&r, &p->tag)) {
+					p->tag.len = 0;
+					return syntax(err, &r);
+				}
+				p->has_tag = 1;
 				continue;
 			}
 			if (f == 4) {
@@ -725,6 +733,70 @@ vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t l
 	*vector = p->vec;
 	*k = kk;
 	return VDB_OK;
+}
+
+/* The "tag" of a line that failed to parse, when it can still be read: the line is a JSON
+ * object whose "tag" key comes before anything malformed (a query of the wrong dimension
+ * or with a bad filter still has its tag echoed). */
+static void salvage_tag(vdb_jsonl_parser *p, const char *line, size_t len)
+{
+	vj_reader r;
+	vdb_error ignored;
+	if (begin(&r, line, len, &ignored) || vj_peek(&r) != '{')
+		return;
+	r.p++;
+	for (int first = 1; vj_peek(&r) != '}'; first = 0) {
+		p->key.len = 0;
+		if ((!first && vj_expect(&r, ',')) || vj_peek(&r) != '"' || vj_string(&r, &p->key) ||
+		    vj_expect(&r, ':'))
+			return;
+		if (p->key.len == 3 && !memcmp(p->key.data, "tag", 3)) {
+			p->tag.len = 0;
+			if (vj_value(&r, &p->tag))
+				p->tag.len = 0;
+			else
+				p->has_tag = 1;
+			return;
+		}
+		if (vj_value(&r, NULL))
+			return;
+	}
+}
+
+vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
+				 const float **vector, size_t *k, vdb_error *err)
+{
+	p->has_filter = 0;
+	p->filter.len = 0;
+	p->ef = 0;
+	p->oversample = 0;
+	p->has_tag = 0;
+	p->tag.len = 0;
+	vdb_status st = parse_query(p, line, len, vector, k, err);
+	if (st && !p->has_tag)
+		salvage_tag(p, line, len);
+	return st;
+}
+
+const char *vdb_jsonl_query_tag(const vdb_jsonl_parser *p, size_t *len)
+{
+	*len = p->tag.len;
+	return p->has_tag ? p->tag.data : NULL;
+}
+
+vdb_status vdb_jsonl_append_failure(vdb_text *t, const char *tag, size_t tag_len,
+				    uint64_t lineno, const char *message)
+{
+	vdb_buf *b = (vdb_buf *)t;
+	char num[32];
+	snprintf(num, sizeof num, "\"line\":%" PRIu64 ",\"error\":", lineno);
+	int bad = vdb_buf_puts(b, "{");
+	if (tag)
+		bad = bad || vdb_buf_puts(b, "\"tag\":") || vdb_buf_append(b, tag, tag_len) ||
+		      vdb_buf_puts(b, ",");
+	bad = bad || vdb_buf_puts(b, num) || vj_write_string(b, message, strlen(message)) ||
+	      vdb_buf_puts(b, "}\n");
+	return bad ? VDB_ENOMEM : VDB_OK;
 }
 
 void vdb_jsonl_query_params(const vdb_jsonl_parser *p, size_t *ef, double *oversample)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../util/error.h"
+#include "../util/stream.h"
 
 void vdb_lines_init(vdb_lines *l, vdb_istream *in, const char *name, size_t max_line)
 {
@@ -106,6 +107,13 @@ int vdb_lines_ready(vdb_lines *l)
 	if (l->eof || (l->buf && memchr(l->buf + l->start, '\n', l->end - l->start)))
 		return 1;
 	return vdb_istream_ready(l->in);
+}
+
+int vdb_lines_wait(vdb_lines *l, double seconds)
+{
+	if (vdb_lines_ready(l))
+		return 1;
+	return vdb_istream_wait(l->in, seconds);
 }
 
 int vdb_line_is_blank(const char *line, size_t len)

@@ -40,6 +40,8 @@ void vdb_lines_free(vdb_lines *l);
 int vdb_lines_next(vdb_lines *l, const char **line, size_t *len);
 /* 1 when the next line can be had without blocking (buffered, or the input is readable). */
 int vdb_lines_ready(vdb_lines *l);
+/* vdb_lines_ready, waiting up to `seconds` for the input to become readable. */
+int vdb_lines_wait(vdb_lines *l, double seconds);
 /* 1 when line[0..len) holds only spaces, tabs and carriage returns. */
 int vdb_line_is_blank(const char *line, size_t len);
 /* "FILE: line N" or "line N" (standard input), for messages about a line. */

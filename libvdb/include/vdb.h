@@ -237,6 +237,7 @@ VDB_API int vdb_collection_name_valid(const char *name);
 VDB_API vdb_status vdb_collection_create(const char *db_path, const char *name,
 					 const vdb_collection_config *cfg, vdb_error *err);
 
+
 typedef struct vdb_collection vdb_collection;
 
 /* Opens a read-only, consistent view: every batch committed before the call, none in part.
@@ -245,6 +246,17 @@ typedef struct vdb_collection vdb_collection;
 VDB_API vdb_status vdb_collection_open(const char *db_path, const char *name,
 				       vdb_collection **out, vdb_error *err);
 VDB_API void vdb_collection_close(vdb_collection *c);
+
+/* Whether a writer has committed since this view was loaded: the collection's MANIFEST was
+ * replaced or its log's length changed (two stat calls, about a microsecond each). */
+VDB_API int vdb_collection_stale(const vdb_collection *c);
+/* Loads the newest committed version into c when it is stale (*changed = 1), as
+ * vdb_collection_open would (about as long as an open: the segments are mapped again and
+ * the log replayed), else returns at once. Records, hits and cursors of the old version
+ * must not be used afterwards, and no other thread may use c (or a searcher of it) during
+ * the call. Errors: those of vdb_collection_open (c keeps its version); VDB_ENOENT when
+ * the collection was dropped or replaced by one of another dimension or metric. */
+VDB_API vdb_status vdb_collection_refresh(vdb_collection *c, int *changed, vdb_error *err);
 
 VDB_API void vdb_collection_get_config(const vdb_collection *c, vdb_collection_config *out);
 /* Number of live records in this view. */
@@ -420,6 +432,21 @@ typedef struct vdb_writer_options {
 } vdb_writer_options;
 
 VDB_API void vdb_writer_options_init(vdb_writer_options *o);
+
+/* Removes collection `name` of db_path: under its writer lock (waiting as o says; NULL:
+ * wait as long as it takes), its directory is renamed away and the database directory
+ * fsynced (from then on the collection is gone, in one step), then its files are deleted.
+ * Killed midway it is either whole or gone; what a killed drop left is removed by the next
+ * drop or create. Open views keep answering until closed. Errors: VDB_ENOENT (no such
+ * database or collection), VDB_ELOCKED, VDB_EINTR (o->cancel), VDB_EIO. */
+VDB_API vdb_status vdb_collection_drop(const char *db_path, const char *name,
+				       const vdb_writer_options *o, vdb_error *err);
+/* Renames collection `from` to `to` under from's writer lock (as vdb_collection_drop
+ * waits), in one durable rename that never replaces an existing collection. Errors:
+ * VDB_ENOENT, VDB_EEXIST (`to` exists), VDB_EINVAL (invalid name), VDB_ELOCKED, VDB_EINTR,
+ * VDB_EIO. */
+VDB_API vdb_status vdb_collection_rename(const char *db_path, const char *from, const char *to,
+					 const vdb_writer_options *o, vdb_error *err);
 
 /* Takes the collection's writer lock and recovers: discards a torn record at the end of the
  * write-ahead log, removes files left behind by a crash, and seals if the log is over the

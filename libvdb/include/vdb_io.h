@@ -38,13 +38,18 @@ VDB_API vdb_status vdb_jsonl_parse_record(vdb_jsonl_parser *p, const char *line,
 					  vdb_record_kind *kind, vdb_record *rec, vdb_error *err);
 
 /* Parses one query line: a bare array of dim numbers, or
- * {"vector": [...], "k": N, "filter": {...}, "ef": N, "oversample": F} (all but "vector"
- * optional; see vdb_search_options for ef and oversample). *k is left unchanged when the
- * line gives none. The vector points into the parser. */
+ * {"vector": [...], "k": N, "filter": {...}, "ef": N, "oversample": F, "tag": ANY} (all but
+ * "vector" optional; see vdb_search_options for ef and oversample; "tag" is any JSON value,
+ * echoed in the answer). *k is left unchanged when the line gives none. The vector points
+ * into the parser. */
 VDB_API vdb_status vdb_jsonl_parse_query(vdb_jsonl_parser *p, const char *line, size_t len,
 					 const float **vector, size_t *k, vdb_error *err);
 /* The "ef" and "oversample" of the last query parsed, 0 for those it did not give. */
 VDB_API void vdb_jsonl_query_params(const vdb_jsonl_parser *p, size_t *ef, double *oversample);
+/* The "tag" of the last query line parsed (its minified JSON text), or NULL when it had
+ * none. A line that failed still has its tag when the tag could be read (a JSON object
+ * whose "tag" comes before anything malformed). Valid until the parser's next call. */
+VDB_API const char *vdb_jsonl_query_tag(const vdb_jsonl_parser *p, size_t *len);
 /* The "filter" object of the last query parsed (its JSON text, for vdb_filter_parse), or
  * NULL when it had none. Valid until the parser's next call. */
 VDB_API const char *vdb_jsonl_query_filter(const vdb_jsonl_parser *p, size_t *len);
@@ -76,6 +81,15 @@ VDB_API vdb_status vdb_text_append(vdb_text *t, const char *s, size_t n);
 #define VDB_HITS_VECTOR 2u
 VDB_API vdb_status vdb_jsonl_append_hits(vdb_text *t, vdb_collection *c, const vdb_hit *hits,
 					 size_t n, unsigned flags, vdb_error *err);
+/* The same, with the query's tag (JSON text, tag_len bytes; none when NULL) first:
+ *   {"tag":"q17","results":[...]} */
+VDB_API vdb_status vdb_jsonl_append_answer(vdb_text *t, vdb_collection *c, const char *tag,
+					   size_t tag_len, const vdb_hit *hits, size_t n,
+					   unsigned flags, vdb_error *err);
+/* The line that stands for a query line that failed (vdb-query --skip-invalid), with its tag
+ * when it had one: {"tag":"q17","line":12,"error":"..."}. Errors: VDB_ENOMEM. */
+VDB_API vdb_status vdb_jsonl_append_failure(vdb_text *t, const char *tag, size_t tag_len,
+					    uint64_t lineno, const char *message);
 
 /* Appends one record in the ingest format, with a trailing newline. Floats are printed in
  * the shortest form that reads back to the same float32. */
@@ -370,6 +384,11 @@ typedef struct vdb_loader_options {
 	/* Non-zero: the run does not end with vdb_writer_settle (what it stored stays in the log
 	 * and the segments it was sealed into, for a later load or vdb_writer_compact). */
 	int no_settle;
+	/* JSON lines: when the input stalls with records pending, wait up to this many
+	 * milliseconds after the first of them was read for more lines before committing them
+	 * (0 to 60000; 0, the default: commit at once). A slow producer's records then share
+	 * fsyncs; none waits longer than this for its commit. */
+	unsigned commit_delay_ms;
 } vdb_loader_options;
 
 VDB_API void vdb_loader_options_init(vdb_loader_options *o);
@@ -412,7 +431,9 @@ VDB_API void vdb_loader_free(vdb_loader *l);
  *  - answers are handed to `write` in blocks, and `flush` is called before the stream waits
  *    for input, so a program that sends one query and waits for its answer gets it;
  *  - a bad line stops the stream after the answers before it are written: VDB_EDATA naming
- *    it ("FILE: line N: why", "line N: why" for standard input).
+ *    it ("FILE: line N: why", "line N: why" for standard input); with skip_invalid it is
+ *    answered by a failure line instead (vdb_jsonl_append_failure) and the stream goes on;
+ *  - a line's "tag" comes first in its answer (vdb_jsonl_append_answer).
  * The options' filter applies together with each line's own (both must match); a line's
  * filter is compiled once per distinct text. The stream searches one collection view. */
 typedef struct vdb_query_stream vdb_query_stream;
@@ -434,6 +455,10 @@ typedef struct vdb_query_stream_options {
 	int (*write)(void *ctx, const char *data, size_t len);
 	/* Optional: the stream is about to wait for input. Returns as `write` does. */
 	int (*flush)(void *ctx);
+	/* A line that is not a valid query (VDB_EDATA: syntax, dimension, filter, a vector
+	 * with no direction) gets a failure line in its place and the stream goes on; see
+	 * vdb_query_stream_failures. */
+	int skip_invalid;
 } vdb_query_stream_options;
 
 VDB_API void vdb_query_stream_options_init(vdb_query_stream_options *o);
@@ -446,6 +471,10 @@ VDB_API vdb_status vdb_query_stream_new(vdb_collection *c, const vdb_query_strea
  * VDB_ECORRUPT, VDB_ENOMEM. */
 VDB_API vdb_status vdb_query_stream_run(vdb_query_stream *s, int fd, const char *name,
 					vdb_error *err);
+/* How many lines a skip_invalid stream answered with failure lines so far; when any,
+ * *first_line and *first_error say which was the first and why. */
+VDB_API uint64_t vdb_query_stream_failures(const vdb_query_stream *s, uint64_t *first_line,
+					   vdb_error *first_error);
 /* Answers one query line, appending its result line to out; the scans of this query use
  * every thread of the options. Errors: VDB_EDATA (a bad query), those of vdb_search. */
 VDB_API vdb_status vdb_query_stream_answer(vdb_query_stream *s, const char *line, size_t len,

@@ -25,6 +25,7 @@
 
 #include "../formats/lines.h"
 #include "../util/error.h"
+#include "../util/stream.h"
 #include "vdb_io.h"
 
 #define DEFAULT_BATCH 1000
@@ -457,8 +458,14 @@ static vdb_status parse_lines(pipeline *p, input *in, chunk *c, vdb_error *err)
 	int keep_lines = l->o.skip_invalid && l->o.write_rejected;
 	vdb_status st = VDB_OK;
 	size_t unflushed = 0; /* records sent since the last chunk marked `wait` */
+	double pending_since = 0; /* when the first of the records not yet committed was read */
 	for (;;) {
 		int wait = !vdb_lines_ready(&lines);
+		if (wait && l->o.commit_delay_ms && (c->n || unflushed)) {
+			double left = pending_since + l->o.commit_delay_ms / 1e3 - vdb_monotonic();
+			if (left > 0 && vdb_lines_wait(&lines, left))
+				wait = 0; /* more came within the delay: it joins the batch */
+		}
 		if (c->n == cap || c->text.len >= CHUNK_BYTES || (wait && (c->n || unflushed))) {
 			c->wait = wait;
 			unflushed = wait ? 0 : unflushed + c->n;
@@ -481,6 +488,8 @@ static vdb_status parse_lines(pipeline *p, input *in, chunk *c, vdb_error *err)
 		}
 		if (r == VDB_LINE_OK && vdb_line_is_blank(line, len))
 			continue; /* blank lines are allowed and ignored */
+		if (!c->n && !unflushed)
+			pending_since = vdb_monotonic();
 		vdb_record_kind kind;
 		vdb_record rec;
 		int bad = 0, failed;
@@ -1037,6 +1046,8 @@ vdb_status vdb_loader_new(const vdb_loader_options *o, vdb_loader **out, vdb_err
 		return st;
 	if (opt.batch > MAX_BATCH)
 		return vdb_err(err, VDB_EINVAL, "batch must be 1 to %d records", MAX_BATCH);
+	if (opt.commit_delay_ms > 60000)
+		return vdb_err(err, VDB_EINVAL, "--commit-delay must be 0 to 60000 milliseconds");
 	if ((st = check_sidecar_path(opt.ids_path, "--ids", err)) ||
 	    (st = check_sidecar_path(opt.payloads_path, "--payloads", err)))
 		return st;

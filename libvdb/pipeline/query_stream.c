@@ -42,6 +42,7 @@ typedef struct answerer {
 	line_filter lf;
 	float *bq;      /* a batch's query vectors, BATCH_LINES * dim */
 	vdb_hit *bhits; /* and their results, BATCH_LINES * BATCH_MAX_K */
+	vdb_text tags;  /* and their tags */
 	unsigned scan_threads; /* threads the current query or batch may scan with */
 } answerer;
 
@@ -50,6 +51,8 @@ struct vdb_query_stream {
 	uint32_t dim;
 	vdb_query_stream_options o;
 	answerer self; /* the calling thread's */
+	uint64_t failed, first_failed; /* lines skipped as invalid, and the first one's number */
+	vdb_error first_error;
 };
 
 typedef struct batch {
@@ -61,6 +64,9 @@ typedef struct batch {
 	vdb_status st;           /* of the failed line, if any */
 	vdb_error err;
 	uint64_t err_lineno;
+	/* With skip_invalid: lines that failed and stand as failure lines in out. */
+	uint64_t failed, first_failed;
+	vdb_error first_error;
 	int done;
 } batch;
 
@@ -96,6 +102,7 @@ static void answerer_free(answerer *a)
 	free(a->hits);
 	free(a->bq);
 	free(a->bhits);
+	vdb_text_free(&a->tags);
 }
 
 /* The filter for the query just parsed: the stream's, the line's, or both (their AND). */
@@ -166,7 +173,27 @@ static vdb_status answer_line(answerer *a, const char *line, size_t len, vdb_tex
 		so.oversample = oversample;
 	if ((st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err)))
 		return st;
-	return vdb_jsonl_append_hits(t, a->s->c, a->hits, n, a->s->o.hits_flags, err);
+	size_t tag_len;
+	const char *tag = vdb_jsonl_query_tag(a->parser, &tag_len);
+	return vdb_jsonl_append_answer(t, a->s->c, tag, tag_len, a->hits, n, a->s->o.hits_flags,
+				       err);
+}
+
+/* With skip_invalid, a line that failed as a query (VDB_EDATA) is answered by a failure
+ * line and counted; returns VDB_OK then, else st. */
+static vdb_status skip_failed(answerer *a, batch *b, size_t i, vdb_status st)
+{
+	if (st != VDB_EDATA || !a->s->o.skip_invalid)
+		return st;
+	size_t tag_len;
+	const char *tag = vdb_jsonl_query_tag(a->parser, &tag_len);
+	if (vdb_jsonl_append_failure(&b->out, tag, tag_len, b->lineno[i], b->err.message))
+		return vdb_err_nomem(&b->err);
+	if (!b->failed++) {
+		b->first_failed = b->lineno[i];
+		b->first_error = b->err;
+	}
+	return VDB_OK;
 }
 
 /* Answers the lines of b from the first: those that are plain queries (k up to
@@ -177,8 +204,11 @@ static void answer_batch(answerer *a, batch *b)
 	const vdb_query_stream *s = a->s;
 	b->out.len = 0;
 	b->st = VDB_OK;
+	b->failed = 0;
+	a->tags.len = 0;
 	const float *qs[BATCH_LINES];
 	size_t ks[BATCH_LINES], ns[BATCH_LINES], first = 0, nq = 0, start = 0;
+	size_t tag_off[BATCH_LINES], tag_len[BATCH_LINES];
 	vdb_hit *hits[BATCH_LINES];
 	for (size_t i = 0; i < b->n; start = b->end[i] + 1, i++, first = i) {
 		const char *line = b->text.data + start;
@@ -193,6 +223,12 @@ static void answer_batch(answerer *a, batch *b)
 		vdb_jsonl_query_params(a->parser, &ef, &oversample);
 		if (vdb_jsonl_query_filter(a->parser, &fl) || ef || oversample || k > BATCH_MAX_K)
 			break; /* parameters of its own: answered alone */
+		const char *tag = vdb_jsonl_query_tag(a->parser, &tag_len[nq]);
+		tag_off[nq] = a->tags.len;
+		if (!tag)
+			tag_len[nq] = SIZE_MAX;
+		else if (vdb_text_append(&a->tags, tag, tag_len[nq]))
+			break; /* answered alone, which reports it */
 		memcpy(a->bq + nq * s->dim, q, s->dim * sizeof *q);
 		qs[nq] = a->bq + nq * s->dim;
 		ks[nq] = k;
@@ -206,8 +242,11 @@ static void answer_batch(answerer *a, batch *b)
 					      &b->err))
 			first = 0; /* answer line by line: errors come out in order */
 		for (size_t i = 0; first && i < nq; i++)
-			if (vdb_jsonl_append_hits(&b->out, s->c, hits[i], ns[i], s->o.hits_flags,
-						  &b->err)) {
+			if (vdb_jsonl_append_answer(&b->out, s->c,
+						    tag_len[i] == SIZE_MAX ? NULL
+									   : a->tags.data + tag_off[i],
+						    tag_len[i] == SIZE_MAX ? 0 : tag_len[i], hits[i],
+						    ns[i], s->o.hits_flags, &b->err)) {
 				b->out.len = 0;
 				first = 0;
 			}
@@ -220,7 +259,7 @@ static void answer_batch(answerer *a, batch *b)
 		size_t len = b->end[i] - start;
 		if (vdb_line_is_blank(line, len))
 			continue;
-		vdb_status st = answer_line(a, line, len, &b->out, &b->err);
+		vdb_status st = skip_failed(a, b, i, answer_line(a, line, len, &b->out, &b->err));
 		if (st) {
 			b->st = st;
 			b->err_lineno = b->lineno[i];
@@ -284,11 +323,31 @@ static vdb_status put(const vdb_query_stream *s, const vdb_text *t, vdb_error *e
 	return VDB_OK;
 }
 
+/* Writes a batch's answers (in input order) and counts its failure lines. */
+static vdb_status put_batch(vdb_query_stream *s, const batch *b, vdb_error *err)
+{
+	if (b->failed && !s->failed) {
+		s->first_failed = b->first_failed;
+		s->first_error = b->first_error;
+	}
+	s->failed += b->failed;
+	return put(s, &b->out, err);
+}
+
 static vdb_status flush(const vdb_query_stream *s, vdb_error *err)
 {
 	if (s->o.flush && s->o.flush(s->o.ctx))
 		return vdb_err(err, VDB_EIO, "writing the answers failed");
 	return VDB_OK;
+}
+
+/* A batch is answered from the newest committed version: when a writer has committed since
+ * the last (two stat calls), the new version is loaded first, which costs about what opening
+ * the collection costs. */
+static vdb_status refresh(vdb_query_stream *s, vdb_error *err)
+{
+	int changed;
+	return vdb_collection_refresh(s->c, &changed, err);
 }
 
 /* Answers every line of l on the calling thread, a batch of ready lines at a time. */
@@ -301,8 +360,10 @@ static vdb_status stream_serial(vdb_query_stream *s, vdb_lines *l, batch *b, vdb
 			return st;
 		int r = fill_batch(l, b);
 		if (b->n) {
+			if ((st = refresh(s, err)))
+				return st;
 			answer_batch(&s->self, b);
-			if ((st = put(s, &b->out, err)))
+			if ((st = put_batch(s, b, err)))
 				return st;
 			if (b->st)
 				return line_failed(b, l, err);
@@ -366,20 +427,24 @@ static vdb_status stream_parallel(vdb_query_stream *s, pool *pl, vdb_lines *l, v
 {
 	vdb_status st = VDB_OK;
 	int read_rc = VDB_LINE_OK;
+	/* A batch read after a writer committed: it waits until the batches in flight are
+	 * answered (from the version they started on) and written, then the new version is
+	 * loaded and it is queued. */
+	batch *held = NULL;
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
 		/* Write what is finished, in order. */
 		while (!st && pl->head < pl->tail && pl->ring[pl->head % pl->cap].done) {
 			batch *b = &pl->ring[pl->head % pl->cap];
 			pthread_mutex_unlock(&pl->mu);
-			st = put(s, &b->out, err);
+			st = put_batch(s, b, err);
 			if (!st && b->st)
 				st = line_failed(b, l, err);
 			pthread_mutex_lock(&pl->mu);
 			pl->head++;
 		}
 		int idle = pl->head == pl->tail;
-		if (st || (read_rc != VDB_LINE_OK && idle)) {
+		if (st || (read_rc != VDB_LINE_OK && idle && !held)) {
 			/* Stop: wait for batches still being answered (their output is dropped). */
 			while (pl->head < pl->taken) {
 				while (!pl->ring[pl->head % pl->cap].done)
@@ -392,14 +457,30 @@ static vdb_status stream_parallel(vdb_query_stream *s, pool *pl, vdb_lines *l, v
 				st = read_failed(read_rc, l, err);
 			return st;
 		}
+		if (held && idle) {
+			pthread_mutex_unlock(&pl->mu);
+			if ((st = refresh(s, err)))
+				continue;
+			pthread_mutex_lock(&pl->mu);
+			held->done = 0;
+			pl->tail++;
+			pthread_cond_signal(&pl->work);
+			pthread_mutex_unlock(&pl->mu);
+			held = NULL;
+			continue;
+		}
 		int room = pl->tail - pl->head < pl->cap;
-		if (read_rc == VDB_LINE_OK && room && (idle || vdb_lines_ready(l))) {
+		if (!held && read_rc == VDB_LINE_OK && room && (idle || vdb_lines_ready(l))) {
 			pthread_mutex_unlock(&pl->mu);
 			/* About to wait for input with nothing in flight: answers so far go out. */
 			if (idle && !vdb_lines_ready(l) && (st = flush(s, err)))
 				continue;
 			batch *b = &pl->ring[pl->tail % pl->cap];
 			read_rc = fill_batch(l, b);
+			if (b->n && vdb_collection_stale(s->c)) {
+				held = b;
+				continue;
+			}
 			pthread_mutex_lock(&pl->mu);
 			if (b->n) {
 				/* Lines read before an error or the end are still answered. */
@@ -523,6 +604,16 @@ vdb_status vdb_query_stream_run(vdb_query_stream *s, int fd, const char *name, v
 	vdb_lines_free(&l);
 	vdb_istream_close(in);
 	return st;
+}
+
+uint64_t vdb_query_stream_failures(const vdb_query_stream *s, uint64_t *first_line,
+				   vdb_error *first_error)
+{
+	if (s->failed) {
+		*first_line = s->first_failed;
+		*first_error = s->first_error;
+	}
+	return s->failed;
 }
 
 vdb_status vdb_query_stream_answer(vdb_query_stream *s, const char *line, size_t len,

@@ -17,6 +17,8 @@ struct vdb_collection {
 	vdb_state st;
 	vdb_hnsw_scratch scratch; /* reused by every search of this view */
 	vdb_selection sel;        /* the last filter's selection, reused while it repeats */
+	char db[4096];            /* the database it was opened from, to load newer versions */
+	uint64_t generation;      /* versions loaded by vdb_collection_refresh */
 };
 
 struct vdb_cursor {
@@ -45,12 +47,41 @@ vdb_status vdb_collection_open(const char *db, const char *name, vdb_collection 
 	vdb_collection *c = calloc(1, sizeof *c);
 	if (!c)
 		return vdb_err_nomem(err);
-	vdb_status st = vdb_state_load(db, name, &c->st, NULL, err);
+	vdb_status st = strlen(db) >= sizeof c->db ? vdb_err(err, VDB_EINVAL, "path too long: %s", db)
+						   : vdb_state_load(db, name, &c->st, NULL, err);
 	if (st) {
 		free(c);
 		return st;
 	}
+	memcpy(c->db, db, strlen(db) + 1);
 	*out = c;
+	return VDB_OK;
+}
+
+int vdb_collection_stale(const vdb_collection *c)
+{
+	return vdb_state_stale(&c->st);
+}
+
+vdb_status vdb_collection_refresh(vdb_collection *c, int *changed, vdb_error *err)
+{
+	*changed = 0;
+	if (!vdb_state_stale(&c->st))
+		return VDB_OK;
+	vdb_state fresh;
+	vdb_status st = vdb_state_load(c->db, c->st.name, &fresh, NULL, err);
+	if (st)
+		return st;
+	if (fresh.cfg.dim != c->st.cfg.dim || fresh.cfg.metric != c->st.cfg.metric) {
+		vdb_state_free(&fresh);
+		return vdb_err(err, VDB_ENOENT, "collection '%s' was replaced by another (its dimension "
+			       "or metric changed): open it again", c->st.name);
+	}
+	vdb_state_free(&c->st);
+	c->st = fresh;
+	vdb_selection_free(&c->sel);
+	c->generation++;
+	*changed = 1;
 	return VDB_OK;
 }
 
@@ -132,7 +163,17 @@ struct vdb_searcher {
 	vdb_collection *c;
 	vdb_hnsw_scratch scratch;
 	vdb_selection sel;
+	uint64_t generation; /* of the version sel was computed on */
 };
+
+/* A selection belongs to the version it was computed on. */
+static void searcher_sync(vdb_searcher *s)
+{
+	if (s->generation != s->c->generation) {
+		vdb_selection_free(&s->sel);
+		s->generation = s->c->generation;
+	}
+}
 
 vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *err)
 {
@@ -140,6 +181,7 @@ vdb_status vdb_searcher_new(vdb_collection *c, vdb_searcher **out, vdb_error *er
 	if (!s)
 		return vdb_err_nomem(err);
 	s->c = c;
+	s->generation = c->generation;
 	*out = s;
 	return VDB_OK;
 }
@@ -156,6 +198,7 @@ void vdb_searcher_free(vdb_searcher *s)
 vdb_status vdb_searcher_search(vdb_searcher *s, const float *query, size_t k,
 			       const vdb_search_options *o, vdb_hit *hits, size_t *n, vdb_error *err)
 {
+	searcher_sync(s);
 	return search_with(&s->c->st, &s->scratch, &s->sel, query, k, o, hits, n, err);
 }
 
@@ -166,6 +209,7 @@ vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq, const float *co
 {
 	const vdb_selection *sel = NULL;
 	*failed = nq;
+	searcher_sync(s);
 	vdb_search_options opts;
 	const vdb_search_options *o;
 	if (take_search_options(given, &opts, &o, err))
@@ -451,8 +495,17 @@ static vdb_status next_by_id(vdb_cursor *cur, vdb_record *rec, int *has, vdb_err
 vdb_status vdb_jsonl_append_hits(vdb_text *t, vdb_collection *c, const vdb_hit *hits,
 				 size_t n, unsigned flags, vdb_error *err)
 {
+	return vdb_jsonl_append_answer(t, c, NULL, 0, hits, n, flags, err);
+}
+
+vdb_status vdb_jsonl_append_answer(vdb_text *t, vdb_collection *c, const char *tag,
+				   size_t tag_len, const vdb_hit *hits, size_t n, unsigned flags,
+				   vdb_error *err)
+{
 	uint32_t dim = c->st.cfg.dim;
-	int bad = PUT(t, "{\"results\":[");
+	int bad = tag ? PUT(t, "{\"tag\":") || vdb_text_append(t, tag, tag_len) != VDB_OK ||
+			      PUT(t, ",\"results\":[")
+		      : PUT(t, "{\"results\":[");
 	for (size_t i = 0; i < n && !bad; i++) {
 		vdb_record rec;
 		vdb_status st = vdb_hit_record(c, &hits[i], &rec, err);

@@ -28,7 +28,7 @@
 static int creating(const char *name)
 {
 	return !strncmp(name, VDB_DIR_MARKER ".tmp-", sizeof VDB_DIR_MARKER + 4) ||
-	       !strncmp(name, ".tmp-create-", 12);
+	       !strncmp(name, ".tmp-create-", 12) || !strncmp(name, ".drop-", 6);
 }
 
 /* .tmp-create-NAME-PID: a collection a vdb-create was building (NAME may hold '-'). */
@@ -127,6 +127,7 @@ vdb_status vdb_collection_create(const char *db, const char *name,
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", db);
 	/* What a vdb-create killed while building a collection here left goes first. */
 	vdb_remove_leftovers(db, match_create_tmp, NULL);
+	vdb_remove_dropped(db);
 	vdb_remove_tree(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return vdb_err_sys(err, VDB_EEXIST, "create %s", tmp);

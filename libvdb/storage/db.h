@@ -19,4 +19,7 @@ vdb_status vdb_db_collections(const char *db, vdb_coll_name **names, size_t *n, 
  * (users forget -c): "(it has: a, b)", "(it has no collection)". */
 vdb_status vdb_err_no_collection(vdb_error *err, const char *db, const char *name);
 
+/* Removes what drops that were killed left in db (drop.c). */
+void vdb_remove_dropped(const char *db);
+
 #endif

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +21,7 @@
 #include "../util/io.h"
 #include "config.h"
 #include "db.h"
+#include "format.h"
 #include "ids.h"
 
 #define LOAD_RETRIES 200
@@ -110,8 +112,33 @@ static vdb_status load_segments(vdb_state *s, unsigned flags, vdb_error *err)
 	return VDB_OK;
 }
 
+static int stamp_file(const char *dir, const char *name, vdb_file_stamp *out)
+{
+	char path[4200];
+	struct stat sb;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	memset(out, 0, sizeof *out);
+	if (stat(path, &sb) < 0)
+		return -1;
+	*out = (vdb_file_stamp){(uint64_t)sb.st_dev, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+				(int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec};
+	return 0;
+}
+
+int vdb_state_stale(const vdb_state *s)
+{
+	vdb_file_stamp m, w;
+	char name[64];
+	vdb_wal_name(name, sizeof name, s->man.wal);
+	return stamp_file(s->dir, VDB_MANIFEST_FILE, &m) || stamp_file(s->dir, name, &w) ||
+	       memcmp(&m, &s->manifest_stamp, sizeof m) || w.size != s->wal.size;
+}
+
 static vdb_status load_once(vdb_state *s, int *wal_fd, unsigned flags, vdb_error *err)
 {
+	/* Stamped before it is read: a commit that lands while we load makes the next
+	 * vdb_state_stale true, never the other way round. */
+	(void)stamp_file(s->dir, VDB_MANIFEST_FILE, &s->manifest_stamp);
 	vdb_status st = vdb_manifest_read(s->dir, &s->man, err);
 	if (st)
 		return st == VDB_ENOENT ? vdb_err(err, VDB_ECORRUPT, "%s: MANIFEST is missing", s->dir)

@@ -10,6 +10,12 @@
 #include "vdb.h"
 #include "wal.h"
 
+/* What stat says of a file that writers replace or append to. */
+typedef struct vdb_file_stamp {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns;
+} vdb_file_stamp;
+
 typedef struct vdb_state {
 	char dir[4096];  /* the collection's directory */
 	char name[VDB_NAME_MAX + 1];
@@ -19,7 +25,13 @@ typedef struct vdb_state {
 	vdb_memtable mt;
 	vdb_wal_replay wal; /* where the log's valid records end */
 	uint64_t live;      /* live records in this version */
+	vdb_file_stamp manifest_stamp; /* the MANIFEST as it was before it was read */
 } vdb_state;
+
+/* Whether a writer has committed since s was loaded: the MANIFEST was replaced (every change
+ * of segments or log does that) or the log's length changed (every commit appends to it).
+ * Two stat calls; an error (a missing file) counts as a change. */
+int vdb_state_stale(const vdb_state *s);
 
 /* Loads collection `name` of database `db`. Readers (wal_fd == NULL) retry a bounded number
  * of times when a file named by the manifest disappears under them (a concurrent seal or

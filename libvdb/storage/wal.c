@@ -268,6 +268,7 @@ vdb_status vdb_wal_replay_fd(int fd, const char *path, uint32_t dim, uint64_t nu
 	uint64_t size = (uint64_t)sb.st_size, off = VDB_WAL_HEADER_SIZE, seq = first_seq;
 	vdb_buf body = VDB_BUF_INIT;
 	memset(r, 0, sizeof *r);
+	r->size = size;
 	while (off < size) {
 		unsigned char h[VDB_FRAME_HEADER_SIZE];
 		ssize_t got = size - off >= sizeof h ? vdb_pread_full(fd, h, sizeof h, (off_t)off) : 0;

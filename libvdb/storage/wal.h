@@ -17,6 +17,7 @@ typedef struct vdb_wal_replay {
 	uint64_t end;      /* offset just past the last valid frame */
 	uint64_t next_seq; /* sequence number the next frame must carry */
 	uint64_t frames;
+	uint64_t size;     /* the file's length when the replay began (all it read) */
 	int torn;          /* bytes after `end` were discarded as an incomplete last write */
 	int changed;       /* with VDB_ECORRUPT: the file changed while it was read (a writer
 			    * cutting a torn frame off), so a reader should load again */

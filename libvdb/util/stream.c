@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -168,6 +169,35 @@ int vdb_istream_ready(vdb_istream *s)
 		return 1;
 	struct pollfd p = {s->fd, POLLIN, 0};
 	return poll(&p, 1, 0) > 0;
+}
+
+int vdb_istream_wait(vdb_istream *s, double seconds)
+{
+	double end = vdb_monotonic() + seconds;
+	for (;;) {
+		if (vdb_istream_ready(s))
+			return 1;
+		double left = end - vdb_monotonic();
+		if (left <= 0)
+			return 0;
+		/* A plain descriptor is polled for the whole wait; a zstd stream's reader
+		 * thread fills its buffers on its own, so it is looked at every millisecond. */
+		int ms = s->z ? 1 : (int)(left * 1000) + 1;
+		struct pollfd p = {s->fd, POLLIN, 0};
+		if (poll(&p, 1, s->z ? 0 : ms) > 0 && !s->z)
+			return 1;
+		if (s->z) {
+			struct timespec ts = {0, 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+double vdb_monotonic(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int vdb_istream_compressed(const vdb_istream *s)

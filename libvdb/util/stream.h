@@ -12,5 +12,9 @@
 int vdb_istream_file(vdb_istream *s, uint64_t *offset, uint64_t *size);
 /* Moves the next read of such a stream n bytes on, counted as read. */
 vdb_status vdb_istream_skip(vdb_istream *s, uint64_t n, vdb_error *err);
+/* vdb_istream_ready, waiting up to `seconds` for input to arrive. */
+int vdb_istream_wait(vdb_istream *s, double seconds);
+/* Seconds on the monotonic clock. */
+double vdb_monotonic(void);
 
 #endif

@@ -17,7 +17,7 @@ from vdbtest import ENV, HERE, run  # noqa: E402
 
 SRC = os.path.normpath(os.path.join(HERE, '..', '..', 'completions'))
 COMMANDS = ['create', 'ingest', 'query', 'export', 'compact', 'snapshot', 'restore', 'check',
-            'info']
+            'info', 'drop', 'rename']
 
 
 def help_long_options(cmd):

@@ -119,6 +119,59 @@ class Info(vdbtest.VdbTestCase):
         c, = info_json(self, self.db, '-c', 'flat')
         self.assertIsNone(c['writer_pid'])
 
+    def test_list(self):
+        self.assertOk(run('info', self.db, '--list'), out='default\nflat\n')
+        self.ingest('db', ['{"id":%d,"vector":[1,%d,3]}' % (i, i) for i in range(5)])
+        self.assertEqual(info_json(self, self.db, '--list'),
+                         [{'collection': 'default', 'dim': 3, 'metric': 'cosine', 'records': 5},
+                          {'collection': 'flat', 'dim': 2, 'metric': 'dot', 'records': 0}])
+        self.assertUsage(run('info', self.db, '--list', '-c', 'flat'),
+                         'vdb-info: --list and --collection cannot be combined')
+        self.assertFails(run('info', self.path('nope'), '--list'), EXIT_NOINPUT, 'nope')
+
+    def test_json_reports_of_ingest_compact_and_check(self):
+        # --json: the summaries as JSON on standard output, for jq.
+        recs = ['{"id":%d,"vector":[1,%d,3]}' % (i, i) for i in range(10)]
+        r = run('ingest', self.db, '--json', '-b', '4', input='\n'.join(recs + ['{"id":3,'
+                '"delete":true}', '{"id":77,"delete":true}', 'bad']) + '\n', stdin_file=True)
+        self.assertEqual(r.rc, vdbtest.EXIT_DATA, r)
+        got = json.loads(r.out)
+        self.assertEqual({k: got[k] for k in ('committed', 'batches', 'upserted', 'deleted',
+                                               'not_found', 'rejected', 'dry_run',
+                                               'interrupted', 'exit')},
+                         {'committed': 12, 'batches': 3, 'upserted': 10, 'deleted': 1,
+                          'not_found': 1, 'rejected': 0, 'dry_run': False,
+                          'interrupted': False, 'exit': 65})
+        self.assertNotIn('committed in', r.err)  # no human summary beside it
+        self.assertIn('line 13', r.err)
+        r = run('ingest', self.db, '--json', '--dry-run', '-q', input=recs[0] + '\n')
+        self.assertOk(r)
+        self.assertEqual((json.loads(r.out)['dry_run'], json.loads(r.out)['committed']),
+                         (True, 1))
+        r = run('compact', self.db, '--json')
+        self.assertOk(r)
+        got = json.loads(r.out)
+        self.assertEqual((got['collection'], got['live'], got['segments_after']),
+                         ('default', 9, 1))
+        r = run('check', self.db, '--json')
+        self.assertOk(r)
+        lines = [json.loads(l) for l in r.lines]
+        self.assertEqual(lines[-1], {'problems': 0, 'rebuilt': 0})
+        self.assertEqual([l['problem'] for l in lines[:-1]], [False, False])
+        self.assertTrue(lines[0]['message'].startswith('default: ok: 9 records'))
+        # A damaged file: a problem line, the count, exit 65.
+        seg = [f for f in os.listdir(os.path.join(self.db, 'default')) if f.startswith('seg-')][0]
+        with open(os.path.join(self.db, 'default', seg), 'r+b') as f:
+            f.seek(200)
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 0xff]))
+        r = run('check', self.db, '-c', 'default', '--json')
+        self.assertEqual(r.rc, vdbtest.EXIT_DATA, r)
+        lines = [json.loads(l) for l in r.lines]
+        self.assertTrue(any(l.get('problem') for l in lines[:-1]), lines)
+        self.assertGreater(lines[-1]['problems'], 0)
+
     def test_errors(self):
         self.assertFails(run('info', self.path('nope')), EXIT_NOINPUT, 'nope')
         self.assertFails(run('info', self.db, '-c', 'missing'), EXIT_NOINPUT, 'missing')

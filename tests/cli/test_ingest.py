@@ -518,6 +518,41 @@ class Batches(vdbtest.VdbTestCase):
         self.assertSummary(r, committed=n, batches=len(sizes))
         self.assertEqual(len(self.exported_ids()), n)
 
+    def test_commit_delay_groups_a_slow_producer(self):
+        # One record every 20 ms: without a delay each becomes a batch of its own; with
+        # --commit-delay 300 they share batches, and none waits much over 300 ms.
+        def trickle(*args, db='db'):
+            p = self.proc('ingest', self.path(db), '-v', *args)
+            try:
+                seen = []
+                for i in range(30):
+                    p.send(good(i) + '\n')
+                    time.sleep(0.02)
+                # The last records are committed within the delay while stdin stays open.
+                t = time.monotonic()
+                while (len(self.batch_sizes(p.err)) == 0 or
+                       sum(s[1] for s in self.batch_sizes(p.err)) < 30):
+                    self.assertLess(time.monotonic() - t, 5, p.err)
+                    time.sleep(0.01)
+                seen.append(time.monotonic() - t)
+                p.close_stdin()
+                self.assertEqual(p.wait(), 0, p.err)
+                return self.batch_sizes(p.err), seen[0]
+            finally:
+                p.kill()
+        alone, _ = trickle()
+        self.create('db2')
+        grouped, waited = trickle('--commit-delay', '300', db='db2')
+        print('commit delay: %d batches without, %d with 300 ms' % (len(alone), len(grouped)))
+        self.assertGreater(len(alone), 15)
+        self.assertLess(len(grouped), 8)
+        self.assertEqual(sum(s[1] for s in grouped), 30)
+        self.assertLess(waited, 2)
+        for bad in ('-1', '60001', 'x'):
+            with self.subTest(delay=bad):
+                self.assertUsage(run('ingest', self.path('db'), '--commit-delay', bad),
+                                 "vdb-ingest: invalid value '%s' for --commit-delay" % bad)
+
     def test_default_batch_is_1000(self):
         f = self.write('in.jsonl', [good(i) for i in range(2001)])
         r = self.ingest('db', None, '-v', files=[f], check=False)
@@ -581,7 +616,7 @@ class DeletesAndUpserts(vdbtest.VdbTestCase):
         self.create()
         r = self.ingest('db', ['{"id":1}'] * 500, '--skip-invalid', check=False)
         self.assertSummary(r, 0, rejected=500)
-        m = re.search(r'in [\d.]+ s, (\d+) records/s, ([\d.]+) MB/s', r.err)
+        m = re.search(r'in [\d.]+ s, (\d+) records/s, ([\d.]+) MiB/s', r.err)
         self.assertTrue(m, r.err)
         self.assertGreater(int(m.group(1)), 0, r.err)
 

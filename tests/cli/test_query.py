@@ -361,6 +361,29 @@ class Small(vdbtest.VdbTestCase):
         r = self.q('--vector=[0,0,0,0]', '--id', '1')
         self.assertUsage(r, 'vdb-query: --vector=JSON and --id cannot be combined')
 
+    def test_split_vector_options(self):
+        # --with-vectors / --with-payloads (the output) and --query-vector (one query); the
+        # first spellings keep working, and a bare list of numbers gets a hint.
+        want = self.q('-k', '1', '--vector', '--payload', '--vector=[0,1.9,0,0]').out
+        self.assertOk(self.q('-k', '1', '--with-vectors', '--with-payloads',
+                             '--query-vector', '[0,1.9,0,0]'), out=want)
+        self.assertOk(self.q('-k', '1', '--query-vector={"vector":[0,1.9,0,0]}',
+                             '--with-vectors', '--with-payloads'), out=want)
+        r = self.q('--query-vector', '[1,2]')
+        self.assertFails(r, vdbtest.EXIT_USAGE,
+                         'vdb-query: --query-vector: expected 4 numbers in "vector", got 2')
+        self.assertUsage(self.q('--query-vector', '[0,0,0,0]', '--id', '1'),
+                         'vdb-query: --query-vector and --id cannot be combined')
+        for arg in ('1,2,3,4', '0.5', '-1e3, 2'):
+            with self.subTest(arg=arg):
+                self.assertUsage(self.q('--vector', arg, input='[0,0,0,0]\n'),
+                                 "vdb-query: --vector %s: a query vector is a JSON array: "
+                                 "--query-vector '[%s]'" % (arg, arg))
+        # A query file that happens to be named like a number is still a file.
+        f = self.write('1', '[0,0,0,0]\n')
+        r = run('query', self.path('db'), '-k', '1', '--vector', '1', cwd=self.path())
+        self.assertOk(r, out='{"results":[{"id":1,"score":0,"vector":[0,0,0,0]}]}\n')
+
     def test_k_option(self):
         self.assertEqual(len(json.loads(self.q('-k', '100000', '--vector=[0,0,0,0]').out)
                              ['results']), len(self.RECS))
@@ -388,6 +411,45 @@ class Small(vdbtest.VdbTestCase):
             with self.subTest(id=arg):
                 self.assertFails(self.q('--id', arg), EXIT_NOINPUT,
                                  'vdb-query: no record with id %s' % arg)
+
+    def test_many_ids(self):
+        # Several --id, and --ids-from: one line per id in order, "missing" lines for ids
+        # without a record, exit 66 when any was missing.
+        r = self.q('--id', '1', '--id', '"s"', '--id', '999', '--id', '"1"')
+        self.assertFails(r, EXIT_NOINPUT, 'vdb-query: 2 of 4 ids have no record',
+                         stdout_empty=False)
+        self.assertEqual(r.lines, [self.RECS[0], self.RECS[1], '{"id":999,"missing":true}',
+                                   '{"id":"1","missing":true}'])
+        self.assertOk(self.q('--id', '123', '--id', '"123"'),
+                      out=self.RECS[4] + '\n' + self.RECS[3] + '\n')
+        ids = self.write('ids.txt', ['3', 'é', '"doc 1"', '7'])
+        r = self.q('--ids-from', ids)
+        self.assertFails(r, EXIT_NOINPUT, 'vdb-query: 1 of 4 ids have no record',
+                         stdout_empty=False)
+        self.assertEqual(r.lines, [self.RECS[2], '{"id":"é","vector":[5,0,0,0]}',
+                                   '{"id":"doc 1","vector":[0.1,1e-45,-0,3.4028235e+38]}',
+                                   '{"id":7,"missing":true}'])
+        self.assertOk(self.q('--id', 's', '--ids-from', '-', input=b'1\r\n123\n'),
+                      out='%s\n%s\n%s\n' % (self.RECS[1], self.RECS[0], self.RECS[4]))
+        # A line that is not an id stops the run (exit 65), after the lines before it.
+        for line, why in (('1.5', 'not an integer id (ids are integers from 0 or strings); '
+                                  'quote it for a string id'),
+                          ('', 'an id must not be empty'),
+                          ('18446744073709551616', 'integer id 18446744073709551616 is '
+                                                   'larger than 18446744073709551615')):
+            with self.subTest(line=line):
+                r = self.q('--ids-from', '-', input=['1', line, '3'])
+                self.assertFails(r, EXIT_DATA, 'vdb-query: standard input: line 2: ' + why,
+                                 stdout_empty=False)
+                self.assertEqual(r.lines, [self.RECS[0]])
+        missing = self.path('nope.txt')
+        self.assertFails(self.q('--ids-from', missing), EXIT_NOINPUT,
+                         'vdb-query: %s: No such file or directory' % missing)
+        self.assertUsage(self.q('--ids-from', ids, '--filter', '{}'),
+                         'vdb-query: --filter cannot be combined with --ids-from')
+        # Every --id is checked before any is printed.
+        r = self.q('--id', '1', '--id', '')
+        self.assertUsage(r, 'vdb-query: --id: an id must not be empty')
 
     def test_id_invalid(self):
         for arg, msg in [('', 'an id must not be empty'),
@@ -441,7 +503,10 @@ class Small(vdbtest.VdbTestCase):
             ('{"vector":[1,2,3,4],"oversample":"2"}', '"oversample" must be a number from 1 to 1000'),
             ('{"vector":[1,2,3,4],"ef":8,"ef":9}', 'duplicate key "ef"'),
             ('{"vector":[1,2,3,4],"top":3}',
-             'unknown field "top" (a query has "vector", "k", "filter", "ef" and "oversample")'),
+             'unknown field "top" (a query has "vector", "k", "filter", "ef", "oversample" and '
+             '"tag")'),
+            ('{"vector":[1,2,3,4],"tag":1,"tag":2}', 'duplicate key "tag"'),
+            ('{"vector":[1,2,3,4],"tag":[1,}', 'invalid JSON at column'),
             ('{"vector":[1,2,3,4],"vector":[1,2,3,4]}', 'duplicate key "vector"'),
             ('{"vector":[1,2,3,4],"k":1,"k":2}', 'duplicate key "k"'),
             ('{"vector":[1,2,3,4],}', 'invalid JSON at column'),
@@ -454,6 +519,59 @@ class Small(vdbtest.VdbTestCase):
                 r = self.q('-k', '2', input=good + [line, '[0,0,0,0]'])
                 self.assertFails(r, EXIT_DATA, 'vdb-query: line 3: ' + msg, stdout_empty=False)
                 self.assertEqual(r.out, want.out)
+
+    def test_tags_are_echoed_first(self):
+        tags = ['"q1"', '17', '{"run":"a","n":[1,2]}', 'null', '"\\u00e9\\n"', '[true,false]']
+        lines = ['{"tag":%s,"vector":[0,0,0,0],"k":1}' % t for t in tags]
+        lines.insert(2, '[5,0,0,0]')  # untagged, between tagged ones
+        lines.append('{"vector":[0,0,0,0],"k":1,"tag":{ "spaced" : [ 1 , 2 ] }}')
+        lines.append('{"vector":[0,0,0,0],"tag":"alone","ef":20,"k":1}')  # answered alone
+        want = ['{"tag":%s,"results":[{"id":1,"score":0}]}' % t for t in tags]
+        want.insert(2, '{"results":[{"id":"é","score":0},{"id":"s","score":4}]}')
+        want.append('{"tag":{"spaced":[1,2]},"results":[{"id":1,"score":0}]}')
+        want.append('{"tag":"alone","results":[{"id":1,"score":0}]}')
+        for threads in ('1', '2'):
+            r = self.q('-k', '2', '-j', threads, input=lines)
+            self.assertOk(r, out='\n'.join(want) + '\n')
+        r = self.q('-k', '1', '--vector={"tag":"one","vector":[0,0,0,0]}')
+        self.assertOk(r, out='{"tag":"one","results":[{"id":1,"score":0}]}\n')
+
+    def test_skip_invalid_answers_bad_lines_in_place(self):
+        lines = ['{"tag":"a","vector":[0,0,0,0],"k":1}',
+                 '{"tag":"b","vector":[1,2,3],"k":1}',       # wrong dimension, tag known
+                 '[1,2',                                     # not JSON: no tag
+                 '{"vector":[0,0,0,0],"filter":{"a":{"$x":1}},"tag":"c"}',
+                 '',                                         # blank: no line of its own
+                 '{"tag":"d","vector":[0,0,0,0],"k":1}',
+                 '{"vector":[1,"x",0,0],"tag":"e"}']         # the tag after the error
+        want = ['{"tag":"a","results":[{"id":1,"score":0}]}',
+                '{"tag":"b","line":2,"error":"expected 4 numbers in \\"vector\\", got 3"}',
+                '{"line":3,"error":"invalid JSON at column 5: unexpected end of line '
+                '(expected \']\')"}',
+                '{"tag":"c","line":4,"error":"filter: unknown operator \\"$x\\" at \\"a\\""}',
+                '{"tag":"d","results":[{"id":1,"score":0}]}',
+                '{"tag":"e","line":7,"error":"vector[1] is not a number"}']
+        for threads in ('1', '2'):
+            r = self.q('-j', threads, '--skip-invalid', input=lines)
+            self.assertFails(r, EXIT_DATA, 'vdb-query: 4 query lines failed (answered by error '
+                             'lines); the first: line 2: expected 4 numbers in "vector", got 3',
+                             stdout_empty=False)
+            self.assertEqual(r.lines, want)
+        # Every line good: exit 0. Files are named in the summary.
+        self.assertOk(self.q('--skip-invalid', input=['[0,0,0,0]']))
+        f = self.write('q.jsonl', ['[0,0,0,0]', '[0]'])
+        r = self.q('-k', '1', '--skip-invalid', f, f)
+        self.assertFails(r, EXIT_DATA, 'vdb-query: 2 query lines failed (answered by error '
+                         'lines); the first: %s: line 2: expected 4 numbers in "vector", got 1' % f,
+                         stdout_empty=False)
+        self.assertEqual(len(r.lines), 4)
+        # A zero vector has no cosine direction: a failed line too.
+        self.create('cos', dim=2, metric='cosine')
+        self.ingest('cos', ['{"id":1,"vector":[1,0]}'])
+        r = self.query('cos', '--skip-invalid', input=['[0,0]', '{"vector":[0,1],"tag":7}'])
+        self.assertFails(r, EXIT_DATA, 'vdb-query: 1 query line failed', stdout_empty=False)
+        self.assertEqual(r.lines, ['{"line":1,"error":"a zero query vector has no cosine '
+                                   'similarity"}', '{"tag":7,"results":[{"id":1,"score":0}]}'])
 
     def test_bad_first_line(self):
         r = self.q(input=['[1]'])
@@ -535,6 +653,37 @@ class Small(vdbtest.VdbTestCase):
             with self.subTest(threads=threads):
                 self.coprocess(threads)
 
+    def test_a_running_stream_sees_later_commits(self):
+        # Each batch is answered from the newest version: records committed to the log,
+        # a compaction (a new MANIFEST), deletes, and a filter's cached selection.
+        q = '{"vector":[0,0,0,0.375],"k":1}\n'
+        qf = '{"vector":[0,0,0,0.375],"k":1,"filter":{"a":1}}\n'
+        for threads in ('1', '2'):
+            with self.subTest(threads=threads):
+                self.create('live%s' % threads, dim=4)
+                db = 'live%s' % threads
+                self.ingest(db, ['{"id":1,"vector":[0,0,0,0],"payload":{"a":1}}'])
+                p = self.proc('query', self.dbpath(db), '--threads', threads)
+                try:
+                    def ask(line, n):
+                        p.send(line)
+                        got = p.wait_for_stdout_lines(n)
+                        self.assertIsNotNone(got, p.err)
+                        return got[-1].rstrip("\n")
+                    self.assertEqual(ask(q, 1), '{"results":[{"id":1,"score":0.375}]}')
+                    self.assertEqual(ask(qf, 2), '{"results":[{"id":1,"score":0.375}]}')
+                    self.ingest(db, ['{"id":77,"vector":[0,0,0,0.5],"payload":{"a":1}}'])
+                    self.assertEqual(ask(q, 3), '{"results":[{"id":77,"score":0.125}]}')
+                    self.assertEqual(ask(qf, 4), '{"results":[{"id":77,"score":0.125}]}')
+                    self.assertOk(run('compact', '-q', self.dbpath(db)))
+                    self.ingest(db, ['{"id":77,"delete":true}'])
+                    self.assertEqual(ask(q, 5), '{"results":[{"id":1,"score":0.375}]}')
+                    self.assertEqual(ask(qf, 6), '{"results":[{"id":1,"score":0.375}]}')
+                    p.close_stdin()
+                    self.assertEqual(p.wait(), 0, p.err)
+                finally:
+                    p.kill()
+
     def coprocess(self, threads):
         p = self.proc('query', self.dbpath('db'), '-k', '1', '--threads', threads)
         try:
@@ -575,6 +724,28 @@ class Small(vdbtest.VdbTestCase):
                 self.assertUsage(self.q('--threads', bad, input='[0,0,0,0]'),
                                  "vdb-query: invalid value '%s' for --threads (expected an "
                                  "integer from 1 to 64)" % bad)
+
+    def test_one_spelling_for_threads_and_k(self):
+        # -j/--threads in every command that takes threads (vdb-snapshot's -T stays);
+        # -k has a long form.
+        self.assertOk(self.q('--top-k', '1', input='[0,0,0,0]'),
+                      out='{"results":[{"id":1,"score":0}]}\n')
+        want = run('export', self.dbpath('db')).out
+        for cmd, extra in (('ingest', ()), ('compact', ('-q',))):
+            for bad in ('0', '65', 'x'):
+                with self.subTest(cmd=cmd, threads=bad):
+                    self.assertUsage(run(cmd, self.dbpath('db'), '-j', bad, *extra),
+                                     "vdb-%s: invalid value '%s' for --threads" % (cmd, bad))
+        self.create('one', dim=4)
+        self.assertOk(run('ingest', self.dbpath('one'), '-q', '-j', '1',
+                          input='\n'.join(self.RECS) + '\n'))
+        self.assertOk(run('compact', '-q', '--threads', '2', self.dbpath('one')))
+        self.assertEqual(run('export', self.dbpath('one')).out, want)
+        for spelling in ('-j', '-T', '--threads'):
+            with self.subTest(snapshot=spelling):
+                out = self.path('s%s.tar.zst' % spelling.strip('-'))
+                self.assertOk(run('snapshot', '-q', self.dbpath('db'), '-o', out, spelling, '2'))
+                self.assertOk(run('restore', '-q', '--verify', out))
 
     def test_missing_db_and_collection(self):
         db = self.path('nodb')

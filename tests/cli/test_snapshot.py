@@ -121,7 +121,7 @@ class Snapshot(VdbTestCase):
             self.assertEqual(r.rc, 0, r)
             if '-q' not in args:
                 self.assertRegex(r.err, r'^vdb-snapshot: .*: \d+ collections?, \d+ records?; \d+ '
-                             r'files?, [\d.]+ MB -> [\d.]+ MB \(ratio [\d.]+\), \d+ referenced; '
+                             r'files?, [\d.]+ MiB -> [\d.]+ MiB \(ratio [\d.]+\), \d+ referenced; '
                                  r'[\d.]+ s\n$')
             else:
                 self.assertEqual(r.err, '')
@@ -147,7 +147,7 @@ class Snapshot(VdbTestCase):
         # (How many files depends on where the ingests' batches fell, which depends on how
         # fast the pipe delivered them.)
         self.assertRegex(r.err, r'vdb-restore: .*/r: restored: 2 collections, \d+ records; \d+ '
-                         r'files, [\d.]+ MB from 1 archive;')
+                         r'files, [\d.]+ MiB from 1 archive;')
         self.assertSameDb('db', 'r')
         q = '--vector=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]'
         self.assertEqual(self.query('db', '-k', '10', '--payload', q).out,

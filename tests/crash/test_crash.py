@@ -186,6 +186,60 @@ class CrashTest(unittest.TestCase):
         print("quantized: %d of 9 conversions killed" % killed)
         self.assertGreater(killed, 2)
 
+    def test_kill_9_during_drop_and_rename(self):
+        # vdb-drop of a collection of many files (segments, deletion files, a log), and
+        # vdb-rename, killed at any moment: the collection is whole under one name (the same
+        # content, vdb-check passes) or gone, and what a killed drop left is removed by the
+        # next create or drop in the database.
+        rng = random.Random(SEED + 9)
+        killed = gone = left = 0
+        names = lambda: subprocess.run([exe("vdb-info"), "--list", self.db], capture_output=True,
+                                       text=True, check=True).stdout.split()
+        leftovers = lambda: [e for e in os.listdir(self.db) if e.startswith(".drop-")]
+        for it in range(16):
+            name, other = "c%d" % it, "r%d" % it
+            subprocess.run([exe("vdb-create"), self.db, "-c", name, "--dim", str(DIM),
+                            "--metric", "l2", "--seal-size", "16K"], check=True)
+            self.assertEqual(leftovers(), [], "iteration %d" % it)  # removed by the create
+            lines, _ = self.make_input(rng, {}, it * 10000, 1500)
+            lines += ['{"id":%d,"delete":true}' % (it * 10000 + j) for j in range(0, 1500, 7)]
+            subprocess.run([exe("vdb-ingest"), "-q", "-b", "50", self.db, "-c", name],
+                           input="\n".join(lines) + "\n", text=True, check=True)
+            state = export(self.db, name)
+            rename = it % 4 == 3
+            argv = ([exe("vdb-rename"), "-q", self.db, "-c", name, other] if rename else
+                    [exe("vdb-drop"), "-q", self.db, "-c", name])
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+            time.sleep(rng.choice([rng.uniform(0, 0.002), rng.uniform(0, 0.01)]))
+            proc.kill()
+            _, err = proc.communicate()
+            self.assertIn(proc.returncode, (0, -9), err)
+            killed += proc.returncode == -9
+            now = names()
+            there = [n for n in (name, other) if n in now]
+            if rename:
+                self.assertEqual(len(there), 1, "rename %d: %s" % (it, now))
+            if there:
+                self.assertEqual(export(self.db, there[0]), state, "iteration %d" % it)
+                c = subprocess.run([exe("vdb-check"), self.db, "-c", there[0]],
+                                   capture_output=True, text=True)
+                self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+            else:
+                gone += 1
+                left += bool(leftovers())
+            # Finish the job (a drop removes what a killed one left, as a create does).
+            for n in there:
+                subprocess.run([exe("vdb-drop"), "-q", self.db, "-c", n], check=True)
+                self.assertEqual(leftovers(), [], "iteration %d" % it)
+            self.assertEqual(names(), ["default"])
+        subprocess.run([exe("vdb-create"), self.db, "-c", "last", "--dim", "2",
+                        "--metric", "l2"], check=True)
+        self.assertEqual(leftovers(), [])
+        print("drop/rename kills: %d of 16 killed, %d collections gone, %d of them leaving "
+              "files to remove" % (killed, gone, left))
+        self.assertGreater(killed, 3)
+
     def last_load(self, rng, state, g, n):
         """An uninterrupted load of n more lines: it recovers what a kill left, and the
         collection is state (updated) afterwards."""

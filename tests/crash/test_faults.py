@@ -348,6 +348,54 @@ class FaultTest(unittest.TestCase):
         print("conversion to int8 codes: %d calls, %d failed cleanly" % (calls, failures))
         self.assertGreater(failures, calls // 2)
 
+    def test_drop_and_rename(self):
+        # A failing call of vdb-drop leaves the collection whole (the same content, vdb-check
+        # passes) or gone; of vdb-rename, whole under one name or the other. Either way the
+        # next run succeeds, and what a failed drop left is removed by the next create.
+        def names():
+            rc, out, err = run(["vdb-info", "--list", self.db])
+            self.assertEqual(rc, 0, err)
+            return out.split()
+
+        def whole(name, r):
+            rc, out, err = run(["vdb-export", self.db, "-c", name])
+            self.assertEqual(rc, 0, err)
+            got = {json.dumps(json.loads(l)["id"]): (json.loads(l)["vector"],
+                                                     json.loads(l).get("payload"))
+                   for l in out.splitlines()}
+            self.assertEqual(got, self.state, r.describe())
+            check(self, self.db, r.describe())
+
+        def verify_drop(r, failed):
+            if names() == ["default"]:
+                whole("default", r)
+                rc, _, err = run(["vdb-drop", "-q", self.db, "-c", "default"])
+                self.assertEqual(rc, 0, err)
+            self.assertEqual(names(), [], r.describe())
+            rc, _, err = run(["vdb-create", self.db, "-c", "again", "--dim", "2", "--metric",
+                              "l2"])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual([e for e in os.listdir(self.db) if e.startswith(".")], [],
+                             r.describe())
+
+        def verify_rename(r, failed):
+            now = names()
+            self.assertIn(now, (["default"], ["renamed"]), r.describe())
+            whole(now[0], r)
+            if now == ["default"]:
+                rc, _, err = run(["vdb-rename", "-q", self.db, "-c", "default", "renamed"])
+                self.assertEqual(rc, 0, err)
+            self.assertEqual(names(), ["renamed"])
+            whole("renamed", r)
+
+        calls, failures = self.loop(["vdb-drop", self.db, "-c", "default"], verify_drop)
+        print("drop: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, 2)
+        calls, failures = self.loop(["vdb-rename", self.db, "-c", "default", "renamed"],
+                                    verify_rename)
+        print("rename: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertGreater(failures, 2)
+
     def test_snapshot(self):
         out = os.path.join(self.tmp, "snaps", "s.tar.zst")
 
