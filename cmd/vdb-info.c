@@ -12,6 +12,7 @@ static void usage(void)
 {
 	printf("Usage: vdb-info DB [-c NAME] [--json] [-q]\n"
 	       "       vdb-info DB --list [--json]\n"
+	       "       vdb-info DB [-c NAME] --fields [--sample N] [--json]\n"
 	       "\n"
 	       "Describe a database: for each collection (sorted by name) its dimension,\n"
 	       "metric, index and its parameters, payload indexes, live records and stored\n"
@@ -23,6 +24,10 @@ static void usage(void)
 	       "Options:\n"
 	       "  -c, --collection NAME  only this collection (default: all)\n"
 	       "      --json             one JSON object per collection per line\n"
+	       "      --fields           the payload fields of each collection: path (dotted\n"
+	       "                         into nested objects), JSON type, records holding it\n"
+	       "      --sample N         --fields: read at most N records, spread over the\n"
+	       "                         collection (default 10000; 0: all)\n"
 	       "      --list             only the collections' names, one per line (with\n"
 	       "                         --json: {\"collection\",\"dim\",\"metric\",\"records\"})\n"
 	       "  -q, --quiet            accepted as by every command (info prints no\n"
@@ -144,6 +149,63 @@ static int print_json(const char *name, const vdb_collection_config *cfg,
 	return bad;
 }
 
+/* --fields: the payload fields of a collection with their types and how many records hold
+ * them, from all its records or an even sample of `sample` of them (said so). */
+static int print_fields(const char *db, const char *name, int json, uint64_t sample)
+{
+	vdb_error err;
+	vdb_collection *c;
+	if (vdb_collection_open(db, name, &c, &err))
+		return cli_fail(&err);
+	vdb_field_stat *f;
+	size_t n;
+	uint64_t read, live = vdb_collection_count(c);
+	int rc = EXIT_OK;
+	if (vdb_collection_fields(c, sample, &f, &n, &read, &err)) {
+		vdb_collection_close(c);
+		return cli_fail(&err);
+	}
+	vdb_text t = {0};
+	int bad = 0;
+	char num[200];
+	size_t width = 0; /* the paths' column */
+	for (size_t i = 0; i < n; i++)
+		width = strlen(f[i].path) > width ? strlen(f[i].path) : width;
+	if (!json) {
+		snprintf(num, sizeof num, "%s: payload fields of %s%llu of %llu records%s\n",
+			 name, read < live ? "a sample: " : "", (unsigned long long)read,
+			 (unsigned long long)live, read < live ? ", spread over the collection" : "");
+		bad = vdb_text_append(&t, num, strlen(num)) != VDB_OK;
+	}
+	for (size_t i = 0; i < n && !bad; i++) {
+		if (json) {
+			snprintf(num, sizeof num,
+				 ",\"type\":\"%s\",\"records\":%llu,\"read\":%llu,\"live\":%llu}\n",
+				 f[i].type, (unsigned long long)f[i].records, (unsigned long long)read,
+				 (unsigned long long)live);
+			bad = vdb_text_append(&t, "{\"collection\":", 14) || append_string(&t, name) ||
+			      vdb_text_append(&t, ",\"field\":", 9) || append_string(&t, f[i].path) ||
+			      vdb_text_append(&t, num, strlen(num));
+		} else {
+			size_t len = strlen(f[i].path);
+			snprintf(num, sizeof num, "%*s  %-8s %llu\n", (int)(width - len), "", f[i].type,
+				 (unsigned long long)f[i].records);
+			bad = vdb_text_append(&t, "  ", 2) || vdb_text_append(&t, f[i].path, len) ||
+			      vdb_text_append(&t, num, strlen(num));
+		}
+	}
+	if (bad) {
+		cli_error("out of memory");
+		rc = EXIT_INTERNAL;
+	} else {
+		fwrite(t.data, 1, t.len, stdout);
+	}
+	vdb_text_free(&t);
+	vdb_field_stats_free(f, n);
+	vdb_collection_close(c);
+	return rc;
+}
+
 /* --list: a collection's name, or with --json its name, dimension, metric and live
  * records. */
 static int list_one(const char *db, const char *name, int json)
@@ -201,18 +263,26 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'J'},
 					     {"list", no_argument, NULL, 'L'},
+					     {"fields", no_argument, NULL, 'F'},
+					     {"sample", required_argument, NULL, 'S'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *name = NULL;
-	int json = 0, list = 0, quiet = 0, c, rc; /* -q as every command takes it: info
-						      * prints no diagnostics but errors anyway */
+	int json = 0, list = 0, fields = 0, quiet = 0, c, rc; /* -q as every command takes it:
+								  * info prints no diagnostics but errors anyway */
+	uint64_t sample = 10000;
 	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
 		switch (c) {
 		case 'c': name = optarg; break;
 		case 'J': json = 1; break;
 		case 'L': list = 1; break;
+		case 'F': fields = 1; break;
+		case 'S':
+			if (cli_parse_u64(optarg, "--sample", 0, UINT64_MAX, 0, &sample))
+				return EXIT_USAGE;
+			break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
@@ -223,8 +293,10 @@ int main(int argc, char **argv)
 	const char *db = argv[optind];
 	if (list && name)
 		return cli_usage_error("--list and --collection cannot be combined");
+	if (list && fields)
+		return cli_usage_error("--list and --fields cannot be combined");
 	if (name) {
-		rc = describe(db, name, json);
+		rc = fields ? print_fields(db, name, json, sample) : describe(db, name, json);
 	} else {
 		vdb_error err;
 		char **names;
@@ -235,6 +307,10 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n && !rc; i++) {
 			if (list) {
 				rc = list_one(db, names[i], json);
+				continue;
+			}
+			if (fields) {
+				rc = print_fields(db, names[i], json, sample);
 				continue;
 			}
 			if (i && !json)

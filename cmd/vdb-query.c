@@ -115,6 +115,58 @@ static int number_not_id(const char *s)
 	return !*p && strspn(s, "0123456789") != strlen(s);
 }
 
+/* Notes on a --filter naming fields the records do not hold, or comparing a field with a
+ * value of a type the records never give it ({"date": {"$gte": 20240301}} on string dates
+ * matches nothing, silently): from the payloads of up to FIELD_SAMPLE records. */
+#define FIELD_SAMPLE 10000
+
+typedef struct filter_notes {
+	const vdb_field_stat *f;
+	size_t n;
+	uint64_t read;
+} filter_notes;
+
+static int type_fits(const char *compared, const char *held)
+{
+	if (!strcmp(held, "array"))
+		return 1; /* a condition on an array field applies to its elements */
+	if (!strcmp(compared, "number"))
+		return !strcmp(held, "integer") || !strcmp(held, "number");
+	return !strcmp(compared, held);
+}
+
+static void note_field(void *ctx, const char *path, const char *compared)
+{
+	const filter_notes *fn = ctx;
+	int found = 0, fits = 0;
+	const char *held = NULL;
+	for (size_t i = 0; i < fn->n; i++)
+		if (!strcmp(fn->f[i].path, path)) {
+			found = 1;
+			held = fn->f[i].type;
+			fits |= !compared || type_fits(compared, held);
+		}
+	if (!found)
+		cli_error("note: no record has the field \"%s\" (of the %llu read)", path,
+			  (unsigned long long)fn->read);
+	else if (!fits)
+		cli_error("note: the filter compares \"%s\" with a %s; the records read hold %s "
+			  "values there", path, compared, held);
+}
+
+static void filter_notes_print(vdb_collection *c, const vdb_filter *f)
+{
+	filter_notes fn = {0};
+	vdb_field_stat *stats;
+	vdb_error err;
+	if (vdb_collection_fields(c, FIELD_SAMPLE, &stats, &fn.n, &fn.read, &err))
+		return; /* the query reports a damaged payload itself */
+	fn.f = stats;
+	if (fn.read)
+		vdb_filter_fields(f, note_field, &fn);
+	vdb_field_stats_free(stats, fn.n);
+}
+
 /* "1,2,3,4", "0.5 -1e3": numbers that were meant as a query vector. */
 static int looks_like_numbers(const char *s)
 {
@@ -294,7 +346,7 @@ int main(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	uint64_t v, max_line = 64u << 20;
-	int c, count = 0;
+	int c, count = 0, quiet = 0;
 	uint64_t threads = cli_default_threads();
 	while ((c = cli_getopt(argc, argv, ":c:k:j:qhV", opts)) != -1) {
 		switch (c) {
@@ -358,7 +410,7 @@ int main(int argc, char **argv)
 			if (cli_parse_threads(optarg, &threads))
 				return EXIT_USAGE;
 			break;
-		case 'q': break;
+		case 'q': quiet = 1; break;
 		case 'h': usage(); return cli_close_stdout();
 		case 'V': cli_version(); return cli_close_stdout();
 		default: return cli_option_error(c);
@@ -399,6 +451,8 @@ int main(int argc, char **argv)
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
+	if (filter && !quiet)
+		filter_notes_print(coll, filter);
 	int rc = EXIT_OK;
 	vdb_text out = {0};
 	vdb_query_stream *qs = NULL;

@@ -126,3 +126,5 @@ __vdb_complete compact -l json -d 'the summary as JSON'
 
 __vdb_complete info -l json -d 'JSON lines output'
 __vdb_complete info -l list -d 'only the collection names'
+__vdb_complete info -l fields -d 'the payload fields'
+__vdb_complete info -l sample -x -d 'records --fields reads'

@@ -140,6 +140,13 @@ VDB_API vdb_status vdb_filter_and(const vdb_filter *a, const vdb_filter *b, vdb_
 VDB_API vdb_status vdb_filter_match(const vdb_filter *f, const char *payload, size_t len,
 				    int *match, vdb_error *err);
 
+/* Calls fn for each field condition of f, in the filter's order: the field's path (dotted)
+ * and the JSON type of the value it is compared with ("string", "number", "boolean",
+ * "null"; NULL for $exists). For tools that explain a filter (vdb-query's notes). */
+VDB_API void vdb_filter_fields(const vdb_filter *f,
+			       void (*fn)(void *ctx, const char *path, const char *compared),
+			       void *ctx);
+
 /* ---- Collections ---------------------------------------------------------------------- */
 
 typedef enum vdb_metric {
@@ -250,6 +257,23 @@ VDB_API void vdb_collection_close(vdb_collection *c);
 /* Whether a writer has committed since this view was loaded: the collection's MANIFEST was
  * replaced or its log's length changed (two stat calls, about a microsecond each). */
 VDB_API int vdb_collection_stale(const vdb_collection *c);
+
+/* A payload field: a path (dotted into nested objects, as filters write it), one JSON type
+ * it has ("string", "integer", "number", "boolean", "null", "array", "object"), and how many
+ * of the records read hold it with that type. */
+typedef struct vdb_field_stat {
+	const char *path;
+	const char *type;
+	uint64_t records;
+} vdb_field_stat;
+/* The payload fields of the view's live records, sorted by path and type (*out: *n of them,
+ * free with vdb_field_stats_free): of every record, or with max_records > 0 and more live
+ * records than that, of max_records of them spread evenly over the collection (*sampled
+ * says how many were read). Errors: VDB_ECORRUPT (a damaged payload section), VDB_ENOMEM. */
+VDB_API vdb_status vdb_collection_fields(vdb_collection *c, uint64_t max_records,
+					 vdb_field_stat **out, size_t *n, uint64_t *sampled,
+					 vdb_error *err);
+VDB_API void vdb_field_stats_free(vdb_field_stat *f, size_t n);
 /* Loads the newest committed version into c when it is stale (*changed = 1), as
  * vdb_collection_open would (about as long as an open: the segments are mapped again and
  * the log replayed), else returns at once. Records, hits and cursors of the old version

@@ -105,6 +105,28 @@ int vdb_filter_is_all(const vdb_filter *f)
 	return f->root->kind == N_ALL;
 }
 
+static void node_fields(const fnode *n, void (*fn)(void *, const char *, const char *),
+			void *ctx)
+{
+	for (size_t i = 0; i < n->nkids; i++)
+		node_fields(n->kids[i], fn, ctx);
+	if (n->kind != N_LEAF)
+		return;
+	char path[1024];
+	size_t len = 0;
+	for (size_t i = 0; i < n->npath && len < sizeof path; i++)
+		len += (size_t)snprintf(path + len, sizeof path - len, "%s%.*s", i ? "." : "",
+					(int)n->path[i].len, n->path[i].s);
+	static const char *const names[] = {"string", "number", "boolean", "null"};
+	fn(ctx, path, n->op == OP_EXISTS || !n->nvals ? NULL : names[n->vals[0].type]);
+}
+
+void vdb_filter_fields(const vdb_filter *f, void (*fn)(void *, const char *, const char *),
+		       void *ctx)
+{
+	node_fields(f->root, fn, ctx);
+}
+
 static int add_kid(fnode *parent, fnode *kid)
 {
 	fnode **k = realloc(parent->kids, (parent->nkids + 1) * sizeof *k);

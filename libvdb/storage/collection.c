@@ -7,6 +7,7 @@
 
 #include "../index/filter.h"
 #include "../util/error.h"
+#include "collection.h"
 #include "config.h"
 #include "ids.h"
 #include "search.h"
@@ -376,8 +377,6 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 	return VDB_OK;
 }
 
-/* For stats.c: what the view loaded. */
-const vdb_state *vdb_collection_state(const vdb_collection *c);
 const vdb_state *vdb_collection_state(const vdb_collection *c)
 {
 	return &c->st;

@@ -14,13 +14,11 @@
 
 #include "../util/error.h"
 #include "../util/io.h"
+#include "collection.h"
 #include "db.h"
 #include "format.h"
 #include "lock.h"
 #include "state.h"
-
-/* Defined in collection.c; the view's loaded state is all the stats need. */
-const vdb_state *vdb_collection_state(const vdb_collection *c);
 
 vdb_status vdb_list_collections(const char *db, char ***names, size_t *n, vdb_error *err)
 {

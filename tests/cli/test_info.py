@@ -129,6 +129,38 @@ class Info(vdbtest.VdbTestCase):
                          'vdb-info: --list and --collection cannot be combined')
         self.assertFails(run('info', self.path('nope'), '--list'), EXIT_NOINPUT, 'nope')
 
+    def test_fields(self):
+        recs = ['{"id":1,"vector":[1,2,3],"payload":{"lang":"en","year":2020,"meta":{"src":"web"}}}',
+                '{"id":2,"vector":[1,2,4],"payload":{"lang":"de","year":2021.5,"tags":["a"]}}',
+                '{"id":3,"vector":[1,2,5],"payload":{"lang":null}}',
+                '{"id":4,"vector":[1,2,6]}',
+                '{"id":5,"vector":[1,2,7],"payload":{"ok":true}}']
+        self.ingest('db', recs[:3])
+        self.assertOk(run('compact', '-q', self.db))  # some in a segment, some in the log
+        self.ingest('db', recs[3:] + ['{"id":3,"delete":true}'])
+        r = run('info', self.db, '-c', 'default', '--fields')
+        self.assertOk(r, out='default: payload fields of 4 of 4 records\n'
+                      '  lang      string   2\n'
+                      '  meta      object   1\n'
+                      '  meta.src  string   1\n'
+                      '  ok        boolean  1\n'
+                      '  tags      array    1\n'
+                      '  year      integer  1\n'
+                      '  year      number   1\n')
+        got = info_json(self, self.db, '-c', 'default', '--fields')
+        self.assertEqual(got[0], {'collection': 'default', 'field': 'lang', 'type': 'string',
+                                  'records': 2, 'read': 4, 'live': 4})
+        r = run('info', self.db, '-c', 'default', '--fields', '--sample', '2')
+        self.assertEqual(r.lines[0], 'default: payload fields of a sample: 2 of 4 records, '
+                         'spread over the collection')
+        # Every collection, and usage errors.
+        r = run('info', self.db, '--fields')
+        self.assertOk(r)
+        self.assertIn('flat: payload fields of 0 of 0 records', r.out)
+        self.assertUsage(run('info', self.db, '--fields', '--list'),
+                         'vdb-info: --list and --fields cannot be combined')
+        self.assertUsage(run('info', self.db, '--fields', '--sample', 'x'), '--sample')
+
     def test_json_reports_of_ingest_compact_and_check(self):
         # --json: the summaries as JSON on standard output, for jq.
         recs = ['{"id":%d,"vector":[1,%d,3]}' % (i, i) for i in range(10)]

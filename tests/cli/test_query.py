@@ -361,6 +361,24 @@ class Small(vdbtest.VdbTestCase):
         r = self.q('--vector=[0,0,0,0]', '--id', '1')
         self.assertUsage(r, 'vdb-query: --vector=JSON and --id cannot be combined')
 
+    def test_notes_on_filters_that_cannot_match(self):
+        # Not errors: the run goes on (exit 0), and -q silences them.
+        r = self.q('--count', '--filter', '{"lnag":"en"}')
+        self.assertEqual((r.rc, r.out), (0, '0\n'), r)
+        self.assertEqual(r.err, 'vdb-query: note: no record has the field "lnag" (of the 7 '
+                         'read)\n')
+        r = self.q('--count', '--filter', '{"str":{"$gte":1}}')
+        self.assertEqual((r.rc, r.out), (0, '0\n'), r)
+        self.assertEqual(r.err, 'vdb-query: note: the filter compares "str" with a number; '
+                         'the records read hold boolean values there\n')
+        self.assertOk(self.q('--count', '--filter', '{"a":1}'), out='1\n')
+        self.assertOk(self.q('--count', '--filter', '{"a":{"$exists":true},"n":{"$gt":0}}'),
+                      out='0\n')
+        self.assertOk(self.q('-q', '--count', '--filter', '{"lnag":"en"}'), out='0\n')
+        r = self.q('-k', '1', '--filter', '{"f":"x"}', input='[0,0,0,0]\n')
+        self.assertEqual(r.out, '{"results":[]}\n')
+        self.assertIn('compares "f" with a string; the records read hold integer values', r.err)
+
     def test_split_vector_options(self):
         # --with-vectors / --with-payloads (the output) and --query-vector (one query); the
         # first spellings keep working, and a bare list of numbers gets a hint.
