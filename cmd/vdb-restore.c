@@ -23,7 +23,7 @@ static void usage(void)
 {
 	printf("Usage: vdb-restore FILE|- TARGET [--force] [--chain-dir DIR]\n"
 	       "       vdb-restore --verify FILE|- [--chain-dir DIR]\n"
-	       "       vdb-restore --list FILE|-\n"
+	       "       vdb-restore --list [--json] FILE|-\n"
 	       "\n"
 	       "Restore a snapshot written by vdb-snapshot as database TARGET. Everything is\n"
 	       "extracted into a new hidden directory beside TARGET and checked -- every\n"
@@ -42,6 +42,7 @@ static void usage(void)
 	       "                         $TMPDIR (default /tmp), removed afterwards\n"
 	       "      --list             print the archive's manifest: properties, collections,\n"
 	       "                         then one line per file: SIZE CRC32C NAME\n"
+	       "      --json             with --list: the manifest as one JSON object\n"
 	       "  -q, --quiet            print nothing but errors (and no progress)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n"
@@ -51,18 +52,19 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	cli_init("vdb-restore", argv);
-	enum { OPT_FORCE = 256, OPT_CHAIN, OPT_VERIFY, OPT_LIST };
+	enum { OPT_FORCE = 256, OPT_CHAIN, OPT_VERIFY, OPT_LIST, OPT_JSON };
 	static const struct option opts[] = {{"force", no_argument, NULL, OPT_FORCE},
 					     {"chain-dir", required_argument, NULL, OPT_CHAIN},
 					     {"verify", no_argument, NULL, OPT_VERIFY},
 					     {"list", no_argument, NULL, OPT_LIST},
+					     {"json", no_argument, NULL, OPT_JSON},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	vdb_restore_options o;
 	vdb_restore_options_init(&o);
-	int quiet = 0, list = 0, c, rc;
+	int quiet = 0, list = 0, json = 0, c, rc;
 	while ((c = cli_getopt(argc, argv, ":qhV", opts)) != -1) {
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
@@ -72,12 +74,15 @@ int main(int argc, char **argv)
 			o.scratch_dir = getenv("TMPDIR"); /* the scratch copy goes there */
 			break;
 		case OPT_LIST: list = 1; break;
+		case OPT_JSON: json = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
 				return rc;
 		}
 	}
 	int want = o.verify_only || list ? 1 : 2;
+	if (json && !list)
+		return cli_usage_error("--json goes with --list");
 	if (o.verify_only && list)
 		return cli_usage_error("--verify and --list exclude each other");
 	if ((o.verify_only || list) && o.force)
@@ -101,7 +106,7 @@ int main(int argc, char **argv)
 	rc = EXIT_OK;
 	if (list) {
 		vdb_text t = {0};
-		if (vdb_snapshot_list(fd, file, &t, &err))
+		if ((json ? vdb_snapshot_list_json : vdb_snapshot_list)(fd, file, &t, &err))
 			rc = cli_fail(&err);
 		else
 			fwrite(t.data, 1, t.len, stdout);

@@ -118,6 +118,7 @@ __vdb_complete restore -l force -d 'replace TARGET'
 __vdb_complete restore -l chain-dir -x -a '(__fish_complete_directories)' -d 'where earlier snapshots are'
 __vdb_complete restore -l verify -d 'check the archive, write nothing'
 __vdb_complete restore -l list -d 'print the archive manifest'
+__vdb_complete restore -l json -d 'with --list: as JSON'
 
 __vdb_complete check -l repair -d 'rebuild damaged graphs and indexes'
 __vdb_complete check -l json -d 'JSON lines output'

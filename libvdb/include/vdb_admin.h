@@ -135,6 +135,12 @@ VDB_API vdb_status vdb_restore(int fd, const char *name, const char *target,
  * property, one line per collection, then one line per entry ("SIZE CRC32C NAME", and
  * "(in FILE)" for entries an incremental references). Reads only the manifest entry. */
 VDB_API vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err);
+/* The same as one JSON object and a newline: "snapshot", "created", "vdb", "format",
+ * "kind" ("full" or "incremental"), "base" (null for a full one), "collections" (each
+ * "name", "records", "segments" and its "config" object) and "entries" (each "name",
+ * "size", "crc32c" as 8 hex digits, and "in": the archive that holds it, null for this one). */
+VDB_API vdb_status vdb_snapshot_list_json(int fd, const char *name, vdb_text *out,
+					  vdb_error *err);
 
 /* Reports of vdb_check: problem != 0 for damage (line names the file), 0 for a summary. */
 typedef void (*vdb_check_report)(void *ctx, int problem, const char *line);

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "../admin/check.h"
+#include "../formats/json.h"
 #include "../storage/db.h"
 #include "../storage/format.h"
 #include "../storage/lock.h"
@@ -752,16 +753,69 @@ out:
 	return st;
 }
 
-vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err)
+/* The manifest of the archive read from fd. */
+static vdb_status read_listing(int fd, const char *name, vdb_arc_manifest *m, vdb_error *err)
 {
 	const char *what = name && strcmp(name, "-") ? name : "standard input";
 	vdb_zreader *z;
-	vdb_arc_manifest m;
 	vdb_status st = vdb_zreader_open(fd, what, NULL, &z, err);
 	if (st)
 		return st;
-	st = vdb_arc_read_manifest(z, what, &m, err);
+	st = vdb_arc_read_manifest(z, what, m, err);
 	vdb_zreader_free(z);
+	return st;
+}
+
+static int put_json_string(vdb_buf *b, const char *s)
+{
+	return vj_write_string(b, s, strlen(s));
+}
+
+vdb_status vdb_snapshot_list_json(int fd, const char *name, vdb_text *out, vdb_error *err)
+{
+	vdb_arc_manifest m;
+	vdb_status st = read_listing(fd, name, &m, err);
+	if (st)
+		return st;
+	vdb_buf b = VDB_BUF_INIT;
+	int rc = vdb_buf_puts(&b, "{\"snapshot\":") || put_json_string(&b, m.id) ||
+		 vdb_buf_puts(&b, ",\"created\":") || put_json_string(&b, m.created) ||
+		 vdb_buf_puts(&b, ",\"vdb\":") || put_json_string(&b, m.vdb_version) ||
+		 vdb_buf_printf(&b, ",\"format\":%u,\"kind\":\"%s\",\"base\":", m.format,
+				m.base[0] ? "incremental" : "full") ||
+		 (m.base[0] ? put_json_string(&b, m.base) : vdb_buf_puts(&b, "null")) ||
+		 vdb_buf_puts(&b, ",\"collections\":[");
+	for (size_t i = 0; !rc && i < m.ncoll; i++)
+		rc = vdb_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":") ||
+		     put_json_string(&b, m.colls[i].name) ||
+		     vdb_buf_printf(&b, ",\"records\":%" PRIu64 ",\"segments\":%" PRIu64
+					",\"config\":%s}",
+				    m.colls[i].records, m.colls[i].segments, m.colls[i].config);
+	rc = rc || vdb_buf_puts(&b, "],\"entries\":[");
+	for (size_t i = 0; !rc && i < m.nent; i++) {
+		const vdb_arc_entry *e = &m.entries[i];
+		rc = vdb_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":") ||
+		     put_json_string(&b, e->name) ||
+		     vdb_buf_printf(&b, ",\"size\":%" PRIu64 ",\"crc32c\":\"%08" PRIx32 "\",\"in\":",
+				    e->size, e->crc) ||
+		     (e->from >= 0 ? put_json_string(&b, m.deps[e->from].file)
+				   : vdb_buf_puts(&b, "null")) ||
+		     vdb_buf_putc(&b, '}');
+	}
+	rc = rc || vdb_buf_puts(&b, "]}\n");
+	vdb_arc_manifest_free(&m);
+	if (rc || vdb_text_append(out, b.data, b.len)) {
+		vdb_buf_free(&b);
+		return vdb_err_nomem(err);
+	}
+	vdb_buf_free(&b);
+	return VDB_OK;
+}
+
+vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err)
+{
+	vdb_arc_manifest m;
+	vdb_status st = read_listing(fd, name, &m, err);
 	if (st)
 		return st;
 	vdb_buf b = VDB_BUF_INIT;

@@ -437,6 +437,18 @@ class Snapshot(VdbTestCase):
         lst = run('restore', '--list', inc).out
         self.assertIn('kind: incremental on full.tar.zst', lst)
         self.assertRegex(lst, r'default/seg-\d+\.vdb \(in full\.tar\.zst\)')
+        # The same as JSON: every entry, where it is, the collections with their config.
+        r = run('restore', '--list', '--json', inc)
+        self.assertOk(r)
+        j = json.loads(r.out)
+        self.assertEqual((j['kind'], j['base'], j['format']), ('incremental', 'full.tar.zst', 1))
+        self.assertEqual(len(j['entries']), len([l for l in lst.splitlines()
+                                                 if re.match(r' *\d+ [0-9a-f]{8} ', l)]))
+        self.assertTrue(any(e['in'] == 'full.tar.zst' for e in j['entries']))
+        self.assertTrue(all(re.fullmatch(r'[0-9a-f]{8}', e['crc32c']) for e in j['entries']))
+        self.assertEqual(j['collections'][0]['config']['dim'], 8)
+        self.assertUsage(run('restore', '--json', inc, self.path('x')),
+                         '--json goes with --list')
         r = run('restore', inc, self.path('r'))
         self.assertEqual(r.rc, 0, r)
         self.assertIn('from 2 archives', r.err)
