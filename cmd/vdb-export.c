@@ -28,7 +28,7 @@ static void usage(void)
 	       "  jsonl   JSON lines (default)\n"
 	       "  npy     a NumPy float32 array (rows, dim), C order\n"
 	       "  fvecs   TEXMEX: per row, int32 dim then dim float32\n"
-	       "  csv     RFC 4180: id,vector,<one column per payload key>, CRLF line ends\n"
+	       "  csv     RFC 4180: id,vector,payload (the payload's JSON), CRLF line ends\n"
 	       "With npy and fvecs, --ids-out and --payloads-out write the ids (one per line)\n"
 	       "and payloads (one JSON object or null per line) in the same row order.\n"
 	       "\n"
@@ -54,6 +54,10 @@ static void usage(void)
 	       "      --vector-columns    csv: the vector as dim numeric columns v0, v1, ...\n"
 	       "                          instead of one JSON array (vdb-ingest reads them back\n"
 	       "                          with --vector-columns 2-DIM+1)\n"
+	       "      --payload-columns   csv: a column per top-level payload key instead of\n"
+	       "                          the JSON column, for spreadsheets; lossy read back\n"
+	       "                          (strings that look like numbers become numbers,\n"
+	       "                          empty strings vanish, arrays become strings)\n"
 	       "  -q, --quiet             print nothing but errors (and no progress)\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
@@ -100,6 +104,7 @@ typedef struct outputs {
 	uint32_t dim;
 	vdb_file_format f;
 	int vector_columns; /* csv: the vector in dim numeric columns */
+	int payload_columns; /* csv: a column per payload key */
 	int quiet;
 } outputs;
 
@@ -167,13 +172,16 @@ static void note_renamed(const char *usual, const char *now, const char *option)
 			  "%s1, ...", now, now);
 }
 
-/* CSV needs every payload key for its header: a first pass over the same view. It also
- * refuses what CSV cannot hold before anything is written. */
+/* A first pass over the same view refuses what CSV cannot hold (a NUL byte in an id; with
+ * --payload-columns, in a payload key or string) before anything is written, and collects
+ * the payload keys --payload-columns makes columns of. */
 static vdb_status csv_header(outputs *o, vdb_collection *coll, const vdb_filter *filter,
 			     vdb_error *err)
 {
 	vdb_status st = vdb_csv_writer_new(o->dim, o->vector_columns, &o->cw, err);
 	vdb_cursor *cur = NULL;
+	if (!st)
+		vdb_csv_writer_set_payload_columns(o->cw, o->payload_columns);
 	if (!st)
 		st = vdb_cursor_open_where(coll, filter, &cur, err);
 	for (int has = 1; !st && has;) {
@@ -207,6 +215,7 @@ int main(int argc, char **argv)
 					     {"payloads-out", required_argument, NULL, 'P'},
 					     {"order", required_argument, NULL, 'O'},
 					     {"vector-columns", no_argument, NULL, 'C'},
+					     {"payload-columns", no_argument, NULL, 'K'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -238,6 +247,7 @@ int main(int argc, char **argv)
 			by_id = !strcmp(optarg, "id");
 			break;
 		case 'C': o.vector_columns = 1; break;
+		case 'K': o.payload_columns = 1; break;
 		default: {
 			int r = cli_common_option(c, usage, &quiet); /* -q, -h, -V, or a usage error */
 			if (r != CLI_NEXT)
@@ -259,6 +269,8 @@ int main(int argc, char **argv)
 	if (f == VDB_FILE_AUTO)
 		f = VDB_FILE_JSONL; /* a name without an extension (/dev/stdout, a FIFO, "out") */
 	o.f = f;
+	if (o.payload_columns && f != VDB_FILE_CSV)
+		return cli_usage_error("--payload-columns goes with --format csv");
 	if (o.vector_columns && f != VDB_FILE_CSV)
 		return cli_usage_error("--vector-columns goes with --format csv");
 	int binary = f == VDB_FILE_NPY || f == VDB_FILE_FVECS;

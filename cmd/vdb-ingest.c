@@ -45,7 +45,9 @@ static void usage(void)
 	       "  npy, fvecs, bvecs   vectors only: ids are the row numbers (from 0, plus\n"
 	       "                      --id-offset) or come from --ids, payloads from --payloads\n"
 	       "  csv                 a header line, an id column, the vector as one JSON-array\n"
-	       "                      column or as --vector-columns; other columns: payload\n"
+	       "                      column or as --vector-columns, a \"payload\" column of\n"
+	       "                      JSON objects (as vdb-export writes it); other columns:\n"
+	       "                      payload keys\n"
 	       "Compressed input (zstd, e.g. FILE.npy.zst, or a pipe) is read on the fly.\n"
 	       "\n"
 	       "Options:\n"
@@ -58,6 +60,8 @@ static void usage(void)
 	       "                           aligned by row\n"
 	       "      --id-column NAME     csv: the id column (default: id)\n"
 	       "      --vector-column NAME csv: the column holding a JSON array (default: vector)\n"
+	       "      --payload-column NAME  csv: the column of JSON-object payloads (default:\n"
+	       "                           payload, when the header has it; '': none)\n"
 	       "      --vector-columns LIST  csv: the vector's columns instead: names and\n"
 	       "                           1-based numbers or ranges, comma-separated (2-129)\n"
 	       "      --commit-delay MS    JSON lines: when input stalls, wait up to MS after\n"
@@ -197,6 +201,7 @@ int main(int argc, char **argv)
 		{"id-column", required_argument, NULL, 'C'},
 		{"vector-column", required_argument, NULL, 'X'},
 		{"vector-columns", required_argument, NULL, 'Y'},
+		{"payload-column", required_argument, NULL, 'Z'},
 		{"batch", required_argument, NULL, 'b'},
 		{"delete-where", required_argument, NULL, 'D'},
 		{"skip-invalid", no_argument, NULL, 'S'},
@@ -247,6 +252,7 @@ int main(int argc, char **argv)
 		case 'C': csv.id_column = optarg; break;
 		case 'X': csv.vector_column = optarg; break;
 		case 'Y': csv.vector_columns = optarg; break;
+		case 'Z': csv.payload_column = optarg; break;
 		case 'b':
 			if (cli_parse_u64(optarg, "--batch", 1, 1000000, 0, &lo.batch))
 				return EXIT_USAGE;

@@ -25,7 +25,7 @@
 #define CSV_BUF (1u << 16)
 #define CSV_MAX_RECORD (64u << 20) /* bounds the memory one record (or a runaway quote) takes */
 
-enum { ROLE_PAYLOAD = 0, ROLE_ID, ROLE_VECTOR_JSON, ROLE_VECTOR_NUM };
+enum { ROLE_PAYLOAD = 0, ROLE_ID, ROLE_VECTOR_JSON, ROLE_VECTOR_NUM, ROLE_PAYLOAD_JSON };
 
 typedef struct colname {
 	const char *s; /* into the header names */
@@ -48,6 +48,7 @@ struct vdb_csv_reader {
 	unsigned char *role;
 	uint32_t *vec_col; /* ROLE_VECTOR_NUM: column of each vector component */
 	size_t id_col, vec_json_col;
+	size_t payload_col; /* ROLE_PAYLOAD_JSON's, or SIZE_MAX */
 	int numeric; /* the vector is in vec_col columns, not one JSON array */
 	uint32_t dim;
 	vdb_jsonl_parser *jp;
@@ -61,6 +62,7 @@ void vdb_csv_options_init(vdb_csv_options *o)
 	o->id_column = "id";
 	o->vector_column = "vector";
 	o->vector_columns = NULL;
+	o->payload_column = "payload";
 }
 
 static int next_byte(vdb_csv_reader *r, vdb_error *err, vdb_status *st)
@@ -340,6 +342,39 @@ static vdb_status read_header(vdb_csv_reader *r, const vdb_csv_options *o, vdb_e
 			return vdb_err(err, VDB_EINVAL, "the id and vector columns are the same");
 		r->role[r->vec_json_col] = ROLE_VECTOR_JSON;
 	}
+	r->payload_col = SIZE_MAX;
+	vdb_error absent;
+	if (o->payload_column && *o->payload_column &&
+	    !find_column(r, o->payload_column, &r->payload_col, "", &absent)) {
+		if (r->role[r->payload_col] != ROLE_PAYLOAD)
+			return vdb_err(err, VDB_EINVAL, "the payload column is also the id or vector "
+				       "column");
+		r->role[r->payload_col] = ROLE_PAYLOAD_JSON;
+	}
+	return VDB_OK;
+}
+
+static vdb_status column_name(const vdb_csv_reader *r, size_t i, char *out, size_t cap);
+
+/* The payload column's object (minified) into r->payload, without its closing brace; an
+ * empty cell leaves r->payload empty. */
+static vdb_status payload_cell(vdb_csv_reader *r, vdb_error *err)
+{
+	size_t n;
+	const char *s = field(r, r->payload_col, &n);
+	vj_reader j;
+	vj_init(&j, s, n);
+	if (vj_peek(&j) == -1)
+		return VDB_OK;
+	char name[64];
+	column_name(r, r->payload_col, name, sizeof name);
+	if (vj_peek(&j) != '{')
+		return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": column \"%s\": not a JSON object",
+			       r->rec_line, name);
+	if (vj_value(&j, &r->payload) || vj_end(&j))
+		return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": column \"%s\": %s", r->rec_line,
+			       name, j.err);
+	r->payload.len--; /* the '}': other columns may follow */
 	return VDB_OK;
 }
 
@@ -451,6 +486,12 @@ vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has, vdb
 		}
 	}
 	r->payload.len = 0;
+	if (r->payload_col != SIZE_MAX && (st = payload_cell(r, err))) {
+		r->payload.len = 0;
+		return st;
+	}
+	int from_json = r->payload.len > 0, keys = r->payload.len > 1, /* "{" has no key yet */
+	    added = 0;
 	for (size_t i = 0; i < r->ncols; i++) {
 		if (r->role[i] != ROLE_PAYLOAD)
 			continue;
@@ -462,7 +503,10 @@ vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has, vdb
 			return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": column \"%s\": invalid UTF-8",
 				       r->rec_line, name);
 		}
-		if (vdb_buf_putc(&r->payload, r->payload.len ? ',' : '{') ||
+		char sep = !r->payload.len ? '{' : keys ? ',' : 0;
+		added = 1;
+		keys = 1;
+		if ((sep && vdb_buf_putc(&r->payload, sep)) ||
 		    vj_write_string(&r->payload, r->names.data + r->name_off[i],
 				    r->name_off[i + 1] - r->name_off[i]) ||
 		    vdb_buf_putc(&r->payload, ':') ||
@@ -472,6 +516,13 @@ vdb_status vdb_csv_reader_next(vdb_csv_reader *r, vdb_record *rec, int *has, vdb
 	}
 	if (r->payload.len && vdb_buf_putc(&r->payload, '}'))
 		return vdb_err_nomem(err);
+	if (from_json && added) { /* a key may now be there twice */
+		vj_reader j;
+		vj_init(&j, r->payload.data, r->payload.len);
+		if (vj_value(&j, NULL))
+			return vdb_err(err, VDB_EDATA, "line %" PRIu64 ": the payload: %s (a column "
+				       "and the payload column name the same key)", r->rec_line, j.err);
+	}
 	rec->vector = r->vec;
 	rec->payload = r->payload.len ? r->payload.data : NULL;
 	rec->payload_len = r->payload.len;
@@ -512,6 +563,7 @@ void vdb_csv_reader_close(vdb_csv_reader *r)
 struct vdb_csv_writer {
 	uint32_t dim;
 	int split; /* the vector in dim columns v0.. instead of one JSON array */
+	int flat;  /* a column per payload key instead of the payload's JSON in one */
 	vdb_buf keys;     /* decoded key bytes, back to back */
 	size_t *key_off;  /* key i is keys[key_off[i] .. key_off[i+1]) */
 	size_t nkeys, keycap;
@@ -665,6 +717,11 @@ vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_
 	return payload ? members(w, payload, len, add_key, err) : VDB_OK;
 }
 
+void vdb_csv_writer_set_payload_columns(vdb_csv_writer *w, int on)
+{
+	w->flat = on;
+}
+
 vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec, vdb_error *err)
 {
 	w->rec = rec;
@@ -674,7 +731,7 @@ vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec, vdb_erro
 	vdb_status st = jsonl_append_id_field((vdb_text *)&w->tmp, &rec->id, err);
 	if (st == VDB_EDATA)
 		return refuse(w, err->message, err);
-	if (!st && rec->payload)
+	if (!st && rec->payload && w->flat)
 		st = members(w, rec->payload, rec->payload_len, add_key, err);
 	w->rec = NULL;
 	return st;
@@ -762,6 +819,8 @@ vdb_status vdb_csv_writer_header(vdb_csv_writer *w, vdb_text *t, vdb_error *err)
 		if (vdb_buf_putc(b, ',') ||
 		    put_field(b, w->keys.data + w->key_off[k], w->key_off[k + 1] - w->key_off[k]))
 			return vdb_err_nomem(err);
+	if (!w->flat && vdb_buf_puts(b, ",payload"))
+		return vdb_err_nomem(err);
 	return vdb_buf_puts(b, "\r\n") ? vdb_err_nomem(err) : VDB_OK;
 }
 
@@ -795,6 +854,12 @@ vdb_status vdb_csv_writer_record(vdb_csv_writer *w, vdb_text *t, const vdb_recor
 	}
 	if (!w->val && (st = vdb_err(err, VDB_EINTERNAL, "CSV record before the header")))
 		return st;
+	if (!w->flat) /* the payload's JSON text, as stored; empty without one */
+		return vdb_buf_putc(b, ',') ||
+			       (rec->payload && put_field(b, rec->payload, rec->payload_len)) ||
+			       vdb_buf_puts(b, "\r\n")
+			   ? vdb_err_nomem(err)
+			   : VDB_OK;
 	for (size_t k = 0; k < w->nkeys; k++)
 		w->val[k] = NULL;
 	if (rec->payload && (st = members(w, rec->payload, rec->payload_len, take_value, err)))

@@ -228,6 +228,10 @@ typedef struct vdb_csv_options {
 	const char *id_column;      /* default "id" */
 	const char *vector_column;  /* default "vector" */
 	const char *vector_columns; /* NULL: use vector_column */
+	/* A column of JSON objects taken as the payload, when the header has it (default
+	 * "payload", as vdb_csv_writer writes it; "" or NULL: none). The other columns' values
+	 * join it as keys of their own. */
+	const char *payload_column;
 } vdb_csv_options;
 
 VDB_API void vdb_csv_options_init(vdb_csv_options *o);
@@ -248,9 +252,13 @@ VDB_API uint64_t vdb_csv_reader_line(const vdb_csv_reader *r);
 VDB_API int vdb_csv_reader_ready(const vdb_csv_reader *r);
 VDB_API void vdb_csv_reader_close(vdb_csv_reader *r);
 
-/* Writing: a header "id,vector,<payload keys>" then one line per record: the id, the vector
- * as a JSON array, and each payload value under its key's column (strings as they are,
- * other values as JSON text, missing keys empty). With vector_columns, the vector takes dim
+/* Writing: a header "id,vector,payload" then one line per record: the id, the vector as a
+ * JSON array and the payload as its JSON text (empty without one), which the reader takes
+ * back exactly. With vdb_csv_writer_set_payload_columns, each top-level payload key gets a
+ * column of its own instead ("id,vector,<payload keys>": strings as they are, other values
+ * as JSON text, missing keys empty), which spreadsheets show better but which is lossy read
+ * back (a string "42" becomes the number 42, an empty string disappears, arrays and
+ * booleans become strings). With vector_columns, the vector takes dim
  * numeric columns "v0".."v<dim-1>" instead of "vector" (for spreadsheets; read back with
  * vector_columns "2-<dim+1>"). The payload keys must be known before the header: pass every
  * record to vdb_csv_writer_add first (columns follow in order of first appearance). It also
@@ -263,6 +271,9 @@ typedef struct vdb_csv_writer vdb_csv_writer;
 
 VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_writer **out,
 				      vdb_error *err);
+/* One column per top-level payload key (lossy, see above) instead of one JSON column; before
+ * any vdb_csv_writer_add. */
+VDB_API void vdb_csv_writer_set_payload_columns(vdb_csv_writer *w, int on);
 VDB_API vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec,
 				      vdb_error *err);
 /* The payload part of vdb_csv_writer_add alone (no id check). */

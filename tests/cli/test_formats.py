@@ -666,6 +666,8 @@ class Csv(Base):
         recs = vdbtest.seeded_records(17, 60, DIM, string_ids=0.4)
         recs[0]['payload'] = {'text': 'comma, "quote"\nnewline', 'n': 12345678901234567890}
         recs[1]['payload'] = {'flag': True, 'nested': {'a': [1, 2]}, 'none': None}
+        recs[3]['payload'] = {'tags': ['ml', 'ml'], 's': '42', 'e': '', 'b': False, 'z': None}
+        recs[4]['payload'] = {}
         recs[2]['id'] = '1234'  # a string id that looks like an integer
         self.create(dim=DIM)
         self.ingest('db', recs)
@@ -674,31 +676,75 @@ class Csv(Base):
         raw = self.read(out)
         self.assertTrue(raw.endswith(b'\r\n'))
         rows = list(csv.reader(io.StringIO(raw.decode('utf-8'), newline='')))
-        header = rows[0]
-        self.assertEqual(header[:2], ['id', 'vector'])
+        self.assertEqual(rows[0], ['id', 'vector', 'payload'])
         self.assertEqual(len(rows), 61)
-        by = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+        by = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
         self.assertEqual(bits(json.loads(by['"1234"']['vector'])), bits(recs[2]['vector']))
-        first = by[str(recs[0]['id']) if isinstance(recs[0]['id'], int) else recs[0]['id']]
-        self.assertEqual(first['text'], 'comma, "quote"\nnewline')
-        self.assertEqual(first['n'], '12345678901234567890')
-        second = by[str(recs[1]['id']) if isinstance(recs[1]['id'], int) else recs[1]['id']]
-        self.assertEqual((second['flag'], second['nested'], second['none']),
-                         ('true', '{"a":[1,2]}', 'null'))
-        # Re-ingested: the same ids and vectors; payload numbers and strings as typed by CSV.
+        key = lambda i: str(i) if isinstance(i, int) else json.dumps(i) if i.isdigit() else i
+        for rec in recs[:5]:
+            self.assertEqual(json.loads(by[key(rec['id'])]['payload']), rec['payload'])
+        self.assertEqual(by[key(recs[5]['id'])]['payload'],
+                         json.dumps(recs[5]['payload'], separators=(',', ':'))
+                         if 'payload' in recs[5] else '')
+        # Re-ingested: exactly the same records, payload types and all.
         self.create('db2', dim=DIM)
         self.ingest('db2', None, files=[out])
-        a, b = self.exported(), self.exported('db2')
+        self.assertEqual(run('export', self.path('db2')).out, run('export', self.path('db')).out)
+        # --payload-columns: a column per key, for spreadsheets; read back, CSV types only
+        # numbers: other JSON values come back as their text (lossy, as documented).
+        flat = self.path('flat.csv')
+        self.assertOk(run('export', self.path('db'), '--payload-columns', '-o', flat))
+        rows = list(csv.reader(io.StringIO(self.read(flat).decode('utf-8'), newline='')))
+        header = rows[0]
+        self.assertEqual(header[:2], ['id', 'vector'])
+        by = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+        first = by[key(recs[0]['id'])]
+        self.assertEqual((first['text'], first['n']), ('comma, "quote"\nnewline',
+                                                       '12345678901234567890'))
+        second = by[key(recs[1]['id'])]
+        self.assertEqual((second['flag'], second['nested'], second['none']),
+                         ('true', '{"a":[1,2]}', 'null'))
+        self.create('db3', dim=DIM)
+        self.ingest('db3', None, files=[flat])
+        a, b = self.exported(), self.exported('db3')
         self.assertEqual(sorted(map(json.dumps, a)), sorted(map(json.dumps, b)))
-        for k in a:
-            self.assertEqual(a[k]['vector'], b[k]['vector'])
-        # CSV types numbers only: other JSON values come back as their text.
         for k in a:
             want = {key: v if isinstance(v, (str, int, float)) and not isinstance(v, bool)
                     else json.dumps(v, separators=(',', ':'))
                     for key, v in a[k].get('payload', {}).items()}
+            want = {key: int(v) if isinstance(v, str) and v.isdigit() else v
+                    for key, v in want.items() if v != ''}
             self.assertEqual(b[k].get('payload', {}), want, k)
-        self.assertEqual(b[recs[0]['id']]['payload'], recs[0]['payload'])
+        self.assertUsage(run('export', self.path('db'), '--payload-columns'),
+                         '--payload-columns goes with --format csv')
+
+    def test_payload_column_on_ingest(self):
+        # A "payload" column of JSON objects is the payload; other columns join it as keys;
+        # --payload-column names another one, or none.
+        self.create(dim=2)
+        f = self.write('in.csv', 'id,vector,payload,lang\r\n'
+                       '1,"[1,2]","{""a"":[1,2],""s"":""42""}",en\r\n'
+                       '2,"[1,3]",,de\r\n'
+                       '3,"[1,4]","{}",\r\n'
+                       '4,"[1,5]",,\r\n')
+        self.ingest('db', None, files=[f])
+        got = {r['id']: r.get('payload') for r in map(json.loads, run('export', self.path('db')).lines)}
+        self.assertEqual(got, {1: {'a': [1, 2], 's': '42', 'lang': 'en'}, 2: {'lang': 'de'},
+                               3: {}, 4: None})
+        for cell, why in (('"[1]"', 'column "payload": not a JSON object'),
+                          ('"{""a"":1,}"', 'column "payload": '),
+                          ('"{""lang"":1}"', 'the payload: duplicate key "lang"')):
+            with self.subTest(cell=cell):
+                bad = self.write('bad.csv', 'id,vector,payload,lang\r\n9,"[1,2]",%s,en\r\n'
+                                 % cell)
+                r = self.ingest('db', None, files=[bad], check=False)
+                self.assertFails(r, EXIT_DATA, 'line 2: ' + why, stdout_empty=False)
+        g = self.write('g.csv', 'id,vector,meta\r\n5,"[1,6]","{""x"":1}"\r\n')
+        self.ingest('db', None, '--payload-column', 'meta', files=[g])
+        t = self.write('t.csv', 'id,vector,payload\r\n6,"[1,7]",plain text\r\n')
+        self.ingest('db', None, '--payload-column', '', files=[t])
+        got = {r['id']: r.get('payload') for r in map(json.loads, run('export', self.path('db')).lines)}
+        self.assertEqual((got[5], got[6]), ({'x': 1}, {'payload': 'plain text'}))
 
     def test_numeric_vector_columns_both_ways(self):
         recs = vdbtest.seeded_records(23, 30, DIM, string_ids=0.3)
@@ -725,7 +771,7 @@ class Csv(Base):
                 {'id': 'x', 'vector': [4, 3, 2, 1], 'payload': {'v0': 1, 'v3': 2}}]
         self.ingest('db', recs)
         out = self.path('o.csv')
-        r = run('export', self.path('db'), '-o', out)
+        r = run('export', self.path('db'), '-o', out, '--payload-columns')
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.errlines, [
             "vdb-export: note: a payload key is named 'id', so that column is '__id' (read it "
@@ -737,9 +783,9 @@ class Csv(Base):
         self.create('db2', dim=DIM)
         self.ingest('db2', None, '--id-column', '__id', '--vector-column', '_vector', files=[out])
         self.assertEqual(self.exported('db2'), self.exported())
-        self.assertOk(run('export', self.path('db'), '-o', out, '-q'))
+        self.assertOk(run('export', self.path('db'), '-o', out, '-q', '--payload-columns'))
         # Numbered vector columns: v0..v3 are payload keys here, so those become _v0.._v3.
-        r = run('export', self.path('db'), '-o', out, '--vector-columns')
+        r = run('export', self.path('db'), '-o', out, '--vector-columns', '--payload-columns')
         self.assertEqual(r.errlines[1:], ['vdb-export: note: payload keys are named like the '
                                           'vector columns, so those are _v0, _v1, ...'], r)
         rows = list(csv.reader(io.StringIO(self.read(out).decode(), newline='')))
@@ -759,7 +805,8 @@ class Csv(Base):
         self.create('db2', dim=DIM)
         self.ingest('db2', None, files=[out])
         self.assertEqual(self.exported('db2'), self.exported())
-        # What CSV cannot hold is refused before anything is written, naming the record.
+        # What CSV cannot hold is refused before anything is written, naming the record
+        # (a NUL byte in a payload only with --payload-columns: JSON text escapes it).
         for rec, why in (({'id': 'nul\u0000id', 'vector': [1, 1, 1, 1]}, 'the id holds a NUL'),
                          ({'id': 9, 'vector': [1, 1, 1, 1], 'payload': {'s': 'a\u0000'}},
                           'a payload string holds a NUL'),
@@ -769,11 +816,14 @@ class Csv(Base):
                 name = 'c%d' % len(why)
                 self.create(name=name, dim=DIM)
                 self.ingest('db', recs + [rec], name=name)
-                r = run('export', self.path('db'), '-c', name, '-o', self.path('o2.csv'))
+                flat = ['--payload-columns'] if 'payload' in why else []
+                if flat:
+                    self.assertOk(run('export', self.path('db'), '-c', name, '-f', 'csv'))
+                r = run('export', self.path('db'), '-c', name, *flat, '-o', self.path('o2.csv'))
                 self.assertFails(r, EXIT_DATA, 'record %s: %s' % (json.dumps(rec['id']), why),
                                  'not representable in CSV (use JSON lines)')
                 self.assertFalse(os.path.exists(self.path('o2.csv')))
-                r = run('export', self.path('db'), '-c', name, '-f', 'csv')
+                r = run('export', self.path('db'), '-c', name, '-f', 'csv', *flat)
                 self.assertFails(r, EXIT_DATA, why)
 
 
