@@ -180,16 +180,18 @@ static int print_fields(const char *db, const char *name, int json, uint64_t sam
 	for (size_t i = 0; i < n && !bad; i++) {
 		if (json) {
 			snprintf(num, sizeof num,
-				 ",\"type\":\"%s\",\"records\":%llu,\"read\":%llu,\"live\":%llu}\n",
+				 ",\"type\":\"%s\",\"records\":%llu,\"read\":%llu,\"live\":%llu,"
+				 "\"exact\":%s}\n",
 				 f[i].type, (unsigned long long)f[i].records, (unsigned long long)read,
-				 (unsigned long long)live);
+				 (unsigned long long)live, f[i].exact || read == live ? "true" : "false");
 			bad = vdb_text_append(&t, "{\"collection\":", 14) || append_string(&t, name) ||
 			      vdb_text_append(&t, ",\"field\":", 9) || append_string(&t, f[i].path) ||
 			      vdb_text_append(&t, num, strlen(num));
 		} else {
 			size_t len = strlen(f[i].path);
-			snprintf(num, sizeof num, "%*s  %-8s %llu\n", (int)(width - len), "", f[i].type,
-				 (unsigned long long)f[i].records);
+			snprintf(num, sizeof num, "%*s  %-8s %llu%s\n", (int)(width - len), "",
+				 f[i].type, (unsigned long long)f[i].records,
+				 f[i].exact && read < live ? " (every record: indexed)" : "");
 			bad = vdb_text_append(&t, "  ", 2) || vdb_text_append(&t, f[i].path, len) ||
 			      vdb_text_append(&t, num, strlen(num));
 		}

@@ -260,16 +260,20 @@ VDB_API int vdb_collection_stale(const vdb_collection *c);
 
 /* A payload field: a path (dotted into nested objects, as filters write it), one JSON type
  * it has ("string", "integer", "number", "boolean", "null", "array", "object"), and how many
- * of the records read hold it with that type. */
+ * of the records read hold it with that type. When a sample was read, for a field with a
+ * payload index the type the index covers ("string" for keyword, "number" for int and float:
+ * values in arrays too) is counted over every live record instead (exact = 1). */
 typedef struct vdb_field_stat {
 	const char *path;
 	const char *type;
 	uint64_t records;
+	int exact;
 } vdb_field_stat;
 /* The payload fields of the view's live records, sorted by path and type (*out: *n of them,
  * free with vdb_field_stats_free): of every record, or with max_records > 0 and more live
  * records than that, of max_records of them spread evenly over the collection (*sampled
- * says how many were read). Errors: VDB_ECORRUPT (a damaged payload section), VDB_ENOMEM. */
+ * says how many were read; the types indexed fields' indexes cover then counted exactly, from
+ * the indexes and the log tail's payloads). Errors: VDB_ECORRUPT (a damaged payload), VDB_ENOMEM. */
 VDB_API vdb_status vdb_collection_fields(vdb_collection *c, uint64_t max_records,
 					 vdb_field_stat **out, size_t *n, uint64_t *sampled,
 					 vdb_error *err);

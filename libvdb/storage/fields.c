@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../formats/payload.h"
+#include "../index/pindex.h"
 #include "../util/error.h"
 #include "collection.h"
 
@@ -86,6 +87,123 @@ static void take_payload(walk *w, const char *payload, size_t len)
 	cJSON_Delete(o);
 }
 
+/* Whether a payload holds a value the index of field f covers at its path. */
+typedef struct covered {
+	vdb_field_type type;
+	int found;
+} covered;
+
+static void on_indexed_value(void *ctx, const char *v, size_t n)
+{
+	covered *c = ctx;
+	double d;
+	if (c->type == VDB_FIELD_KEYWORD ? v[0] == '"'
+					 : (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) &&
+						   vdb_json_number(v, n, &d) == 0)
+		c->found = 1;
+}
+
+/* Live records holding a value of indexed field f: from the segments' indexes and the log
+ * tail's payloads. -1 when a segment has no index of it (written before the field was
+ * indexed), or on an error (err set). */
+static int64_t count_indexed(const vdb_state *s, const vdb_index_field *f, vdb_error *err)
+{
+	uint64_t total = 0, plen = strlen(f->path);
+	for (size_t g = 0; g < s->man.nseg; g++) {
+		const vdb_segment *seg = &s->segs[g];
+		const vdb_pindex *p = NULL;
+		for (uint32_t i = 0; i < seg->npidx && !p; i++)
+			if (seg->pidx[i].path_len == plen && !memcmp(seg->pidx[i].path, f->path, plen))
+				p = &seg->pidx[i];
+		if (!p)
+			return -1;
+		uint64_t words = (seg->rows + 63) / 64;
+		uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
+		if (!bits) {
+			vdb_err_nomem(err);
+			return -1;
+		}
+		if (vdb_pindex_range(p, 0, UINT64_MAX, seg->rows, bits)) {
+			free(bits);
+			vdb_err(err, VDB_ECORRUPT, "%s: damaged payload index", seg->file);
+			return -1;
+		}
+		for (uint64_t w = 0; w < words; w++) {
+			uint64_t live = bits[w];
+			for (uint64_t m = live; m; m &= m - 1) {
+				uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(m);
+				if (vdb_segment_is_dead(seg, r))
+					live &= ~(1ull << (r & 63));
+			}
+			total += (uint64_t)__builtin_popcountll(live);
+		}
+		free(bits);
+	}
+	for (size_t i = 0; i < s->mt.n; i++) {
+		const vdb_mem_entry *e = &s->mt.entries[i];
+		covered c = {f->type, 0};
+		if (e->deleted || !e->has_payload)
+			continue;
+		if (vdb_payload_values(s->mt.payloads.data + e->payload_off, e->payload_len, f->path,
+				       plen, on_indexed_value, &c) < 0) {
+			vdb_err(err, VDB_ECORRUPT, "%s: a damaged payload in the log", s->dir);
+			return -1;
+		}
+		total += c.found;
+	}
+	return (int64_t)total;
+}
+
+/* Replaces the sampled figures of the types an index covers with its exact count. */
+static vdb_status exact_indexed(const vdb_state *s, vdb_field_stat **f, size_t *n,
+				vdb_error *err)
+{
+	for (uint32_t i = 0; i < s->cfg.n_index_fields; i++) {
+		const vdb_index_field *x = &s->cfg.index_fields[i];
+		err->code = VDB_OK;
+		int64_t count = count_indexed(s, x, err);
+		if (count < 0) {
+			if (err->code)
+				return err->code;
+			continue; /* not every segment indexes it: the sample stands */
+		}
+		const char *type = x->type == VDB_FIELD_KEYWORD ? "string" : "number";
+		size_t kept = 0;
+		for (size_t j = 0; j < *n; j++) { /* drop the sampled rows the count replaces */
+			vdb_field_stat *e = &(*f)[j];
+			int replaced = !strcmp(e->path, x->path) &&
+				       (x->type == VDB_FIELD_KEYWORD ? !strcmp(e->type, "string")
+								     : !strcmp(e->type, "integer") ||
+									       !strcmp(e->type, "number"));
+			if (replaced)
+				free((char *)e->path);
+			else
+				(*f)[kept++] = *e;
+		}
+		*n = kept;
+		if (!count)
+			continue;
+		vdb_field_stat *grown = realloc(*f, (*n + 1) * sizeof **f);
+		char *path = strdup(x->path);
+		if (!grown || !path) {
+			free(path);
+			if (grown)
+				*f = grown;
+			return vdb_err_nomem(err);
+		}
+		*f = grown;
+		(*f)[(*n)++] = (vdb_field_stat){path, type, (uint64_t)count, 1};
+	}
+	return VDB_OK;
+}
+
+static int stat_order(const void *a, const void *b)
+{
+	const vdb_field_stat *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	return c ? c : strcmp(x->type, y->type);
+}
+
 static int by_path_type(const void *a, const void *b)
 {
 	const seen *x = a, *y = b;
@@ -144,13 +262,17 @@ vdb_status vdb_collection_fields(vdb_collection *c, uint64_t max_records, vdb_fi
 				f[nf - 1].records++;
 				continue;
 			}
-			f[nf++] = (vdb_field_stat){w.v[i].path, w.v[i].type, 1};
+			f[nf++] = (vdb_field_stat){w.v[i].path, w.v[i].type, 1, 0};
 			w.v[i].path = NULL; /* now f's */
 		}
 	}
 	for (size_t i = 0; i < w.n; i++)
 		free(w.v[i].path);
 	free(w.v);
+	/* A sample's figures of indexed fields are replaced by the indexes' exact counts. */
+	if (!st && *sampled < s->live && s->cfg.n_index_fields &&
+	    !(st = exact_indexed(s, &f, &nf, err)) && nf)
+		qsort(f, nf, sizeof *f, stat_order);
 	if (st) {
 		vdb_field_stats_free(f, nf);
 		return st;

@@ -149,10 +149,17 @@ class Info(vdbtest.VdbTestCase):
                       '  year      number   1\n')
         got = info_json(self, self.db, '-c', 'default', '--fields')
         self.assertEqual(got[0], {'collection': 'default', 'field': 'lang', 'type': 'string',
-                                  'records': 2, 'read': 4, 'live': 4})
+                                  'records': 2, 'read': 4, 'live': 4, 'exact': True})
         r = run('info', self.db, '-c', 'default', '--fields', '--sample', '2')
         self.assertEqual(r.lines[0], 'default: payload fields of a sample: 2 of 4 records, '
                          'spread over the collection')
+        # The indexed fields (lang:keyword, year:int) are counted over every record then.
+        self.assertIn('  lang      string   2 (every record: indexed)', r.lines)
+        self.assertIn('  year      number   2 (every record: indexed)', r.lines)
+        self.assertFalse(any(l.startswith('  year      integer') for l in r.lines), r.lines)
+        got = info_json(self, self.db, '-c', 'default', '--fields', '--sample', '1')
+        lang = [g for g in got if g['field'] == 'lang' and g['type'] == 'string'][0]
+        self.assertEqual((lang['records'], lang['exact'], lang['read']), (2, True, 1))
         # Every collection, and usage errors.
         r = run('info', self.db, '--fields')
         self.assertOk(r)
