@@ -177,6 +177,31 @@ int cli_common_option(int c, void (*usage)(void), int *quiet)
 	}
 }
 
+int cli_parse_locked_collection(int argc, char **argv, void (*usage)(void), const char **name,
+				vdb_writer_options *o, int *quiet)
+{
+	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
+					     {"wait", required_argument, NULL, 'W'},
+					     {"quiet", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	*name = NULL;
+	o->wait_seconds = 0;
+	int c, r;
+	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
+		if (c == 'c')
+			*name = optarg;
+		else if (c == 'W' && cli_parse_seconds(optarg, "--wait", &o->wait_seconds))
+			return EXIT_USAGE;
+		else if (c != 'W' && (r = cli_common_option(c, usage, quiet)) != CLI_NEXT)
+			return r;
+	}
+	if (!*name)
+		return cli_usage_error("which collection? -c NAME is required");
+	return CLI_NEXT;
+}
+
 int cli_option_error(int c)
 {
 	/* Every option string starts with ':', so getopt prints nothing itself: ':' is a

@@ -66,6 +66,14 @@ const char *cli_count(char *buf, size_t cap, uint64_t n, const char *one, const 
  * return the exit status; anything else is a usage error (EXIT_USAGE). */
 #define CLI_NEXT (-1)
 int cli_common_option(int c, void (*usage)(void), int *quiet);
+
+/* The options of the commands that change one collection under its writer lock and take
+ * nothing else (vdb-drop, vdb-rename): -c NAME (required: a usage error without it),
+ * --wait SECONDS (default: fail at once when the lock is held) and the common ones. On success fills *name, o->wait_seconds
+ * and *quiet and returns CLI_NEXT, with optind at the operands; else the exit status (a
+ * usage error is reported). */
+int cli_parse_locked_collection(int argc, char **argv, void (*usage)(void), const char **name,
+				vdb_writer_options *o, int *quiet);
 /* The usage error for getopt's ':' (a missing value) or '?' (an unknown option): one line
  * naming the option (and, for a misspelt long option, the one meant: "did you mean
  * '--batch'?"), then "Try 'PROG --help'". Returns EXIT_USAGE. */

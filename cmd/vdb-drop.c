@@ -36,35 +36,14 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	cli_init("vdb-drop", argv);
-	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
-					     {"wait", required_argument, NULL, 'W'},
-					     {"quiet", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
-					     {NULL, 0, NULL, 0}};
-	const char *name = NULL;
+	const char *name;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
-	wo.wait_seconds = 0; /* refuse a held lock unless told to wait */
-	int quiet = 0, c;
-	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
-		switch (c) {
-		case 'c': name = optarg; break;
-		case 'W':
-			if (cli_parse_seconds(optarg, "--wait", &wo.wait_seconds))
-				return EXIT_USAGE;
-			break;
-		default: {
-			int r = cli_common_option(c, usage, &quiet);
-			if (r != CLI_NEXT)
-				return r;
-		}
-		}
-	}
+	int quiet = 0, r = cli_parse_locked_collection(argc, argv, usage, &name, &wo, &quiet);
+	if (r != CLI_NEXT)
+		return r;
 	if (cli_one_operand(argc, optind))
 		return EXIT_USAGE;
-	if (!name)
-		return cli_usage_error("which collection? -c NAME is required");
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = cli_cancel_on(&stop_signal);
 	vdb_error err;

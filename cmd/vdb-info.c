@@ -149,6 +149,17 @@ static int print_json(const char *name, const vdb_collection_config *cfg,
 	return bad;
 }
 
+/* Opens collection `name` of db and reads its configuration. */
+static vdb_status open_collection(const char *db, const char *name, vdb_collection **c,
+				  vdb_collection_config *cfg, vdb_error *err)
+{
+	vdb_status st = vdb_collection_open(db, name, c, err);
+	vdb_collection_config_init(cfg);
+	if (!st)
+		vdb_collection_get_config(*c, cfg);
+	return st;
+}
+
 /* --fields: the payload fields of a collection with their types and how many records hold
  * them, from all its records or an even sample of `sample` of them (said so). */
 static int print_fields(const char *db, const char *name, int json, uint64_t sample)
@@ -216,11 +227,9 @@ static int list_one(const char *db, const char *name, int json)
 		return printf("%s\n", name) < 0 ? EXIT_IO : EXIT_OK;
 	vdb_error err;
 	vdb_collection *c;
-	if (vdb_collection_open(db, name, &c, &err))
-		return cli_fail(&err);
 	vdb_collection_config cfg;
-	vdb_collection_config_init(&cfg);
-	vdb_collection_get_config(c, &cfg);
+	if (open_collection(db, name, &c, &cfg, &err))
+		return cli_fail(&err);
 	vdb_text t = {0};
 	char num[128];
 	snprintf(num, sizeof num, ",\"dim\":%" PRIu32 ",\"metric\":\"%s\",\"records\":%" PRIu64 "}\n",
@@ -242,11 +251,9 @@ static int describe(const char *db, const char *name, int json)
 {
 	vdb_error err;
 	vdb_collection *c;
-	if (vdb_collection_open(db, name, &c, &err))
-		return cli_fail(&err);
 	vdb_collection_config cfg;
-	vdb_collection_config_init(&cfg);
-	vdb_collection_get_config(c, &cfg);
+	if (open_collection(db, name, &c, &cfg, &err))
+		return cli_fail(&err);
 	vdb_collection_stats s;
 	int rc = EXIT_OK;
 	if (vdb_collection_stats_get(c, &s, &err))

@@ -35,39 +35,18 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	cli_init("vdb-rename", argv);
-	static const struct option opts[] = {{"collection", required_argument, NULL, 'c'},
-					     {"wait", required_argument, NULL, 'W'},
-					     {"quiet", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
-					     {NULL, 0, NULL, 0}};
-	const char *name = NULL;
+	const char *name;
 	vdb_writer_options wo;
 	vdb_writer_options_init(&wo);
-	wo.wait_seconds = 0; /* refuse a held lock unless told to wait */
-	int quiet = 0, c;
-	while ((c = cli_getopt(argc, argv, ":c:qhV", opts)) != -1) {
-		switch (c) {
-		case 'c': name = optarg; break;
-		case 'W':
-			if (cli_parse_seconds(optarg, "--wait", &wo.wait_seconds))
-				return EXIT_USAGE;
-			break;
-		default: {
-			int r = cli_common_option(c, usage, &quiet);
-			if (r != CLI_NEXT)
-				return r;
-		}
-		}
-	}
+	int quiet = 0, r = cli_parse_locked_collection(argc, argv, usage, &name, &wo, &quiet);
+	if (r != CLI_NEXT)
+		return r;
 	if (optind >= argc)
 		return cli_usage_error("missing database directory operand");
 	if (optind + 1 >= argc)
 		return cli_usage_error("missing the new name operand");
 	if (optind + 2 < argc)
 		return cli_usage_error("too many operands");
-	if (!name)
-		return cli_usage_error("which collection? -c NAME is required");
 	cli_catch_stop_signals(on_signal);
 	wo.cancel = cli_cancel_on(&stop_signal);
 	const char *db = argv[optind], *to = argv[optind + 1];

@@ -771,74 +771,80 @@ static int put_json_string(vdb_buf *b, const char *s)
 	return vj_write_string(b, s, strlen(s));
 }
 
-vdb_status vdb_snapshot_list_json(int fd, const char *name, vdb_text *out, vdb_error *err)
+/* The manifest as JSON (vdb_snapshot_list_json); non-zero when out of memory. */
+static int format_json(vdb_buf *b, const vdb_arc_manifest *m)
+{
+	int rc = vdb_buf_puts(b, "{\"snapshot\":") || put_json_string(b, m->id) ||
+		 vdb_buf_puts(b, ",\"created\":") || put_json_string(b, m->created) ||
+		 vdb_buf_puts(b, ",\"vdb\":") || put_json_string(b, m->vdb_version) ||
+		 vdb_buf_printf(b, ",\"format\":%u,\"kind\":\"%s\",\"base\":", m->format,
+				m->base[0] ? "incremental" : "full") ||
+		 (m->base[0] ? put_json_string(b, m->base) : vdb_buf_puts(b, "null")) ||
+		 vdb_buf_puts(b, ",\"collections\":[");
+	for (size_t i = 0; !rc && i < m->ncoll; i++)
+		rc = vdb_buf_puts(b, i ? ",{\"name\":" : "{\"name\":") ||
+		     put_json_string(b, m->colls[i].name) ||
+		     vdb_buf_printf(b, ",\"records\":%" PRIu64 ",\"segments\":%" PRIu64
+				       ",\"config\":%s}",
+				    m->colls[i].records, m->colls[i].segments, m->colls[i].config);
+	rc = rc || vdb_buf_puts(b, "],\"entries\":[");
+	for (size_t i = 0; !rc && i < m->nent; i++) {
+		const vdb_arc_entry *e = &m->entries[i];
+		rc = vdb_buf_puts(b, i ? ",{\"name\":" : "{\"name\":") ||
+		     put_json_string(b, e->name) ||
+		     vdb_buf_printf(b, ",\"size\":%" PRIu64 ",\"crc32c\":\"%08" PRIx32 "\",\"in\":",
+				    e->size, e->crc) ||
+		     (e->from >= 0 ? put_json_string(b, m->deps[e->from].file)
+				   : vdb_buf_puts(b, "null")) ||
+		     vdb_buf_putc(b, '}');
+	}
+	return rc || vdb_buf_puts(b, "]}\n");
+}
+
+/* The manifest as vdb-restore --list prints it; non-zero when out of memory. */
+static int format_text(vdb_buf *b, const vdb_arc_manifest *m)
+{
+	int rc = vdb_buf_printf(b, "snapshot: %s\ncreated: %s\nvdb: %s\nformat: %u\nkind: %s%s\n",
+				m->id, m->created, m->vdb_version, m->format,
+				m->base[0] ? "incremental on " : "full", m->base);
+	for (size_t i = 0; !rc && i < m->ncoll; i++)
+		rc = vdb_buf_printf(b, "collection: %s: %" PRIu64 " records, %" PRIu64
+				    " segments, config %s\n", m->colls[i].name, m->colls[i].records,
+				    m->colls[i].segments, m->colls[i].config);
+	for (size_t i = 0; !rc && i < m->nent; i++) {
+		const vdb_arc_entry *e = &m->entries[i];
+		rc = vdb_buf_printf(b, "%12" PRIu64 " %08" PRIx32 " %s", e->size, e->crc, e->name);
+		if (!rc && e->from >= 0)
+			rc = vdb_buf_printf(b, " (in %s)", m->deps[e->from].file);
+		if (!rc)
+			rc = vdb_buf_putc(b, '\n');
+	}
+	return rc;
+}
+
+/* Reads the manifest of the archive on fd and appends it to out as `format` writes it. */
+static vdb_status list_as(int fd, const char *name, vdb_text *out,
+			  int (*format)(vdb_buf *, const vdb_arc_manifest *), vdb_error *err)
 {
 	vdb_arc_manifest m;
 	vdb_status st = read_listing(fd, name, &m, err);
 	if (st)
 		return st;
 	vdb_buf b = VDB_BUF_INIT;
-	int rc = vdb_buf_puts(&b, "{\"snapshot\":") || put_json_string(&b, m.id) ||
-		 vdb_buf_puts(&b, ",\"created\":") || put_json_string(&b, m.created) ||
-		 vdb_buf_puts(&b, ",\"vdb\":") || put_json_string(&b, m.vdb_version) ||
-		 vdb_buf_printf(&b, ",\"format\":%u,\"kind\":\"%s\",\"base\":", m.format,
-				m.base[0] ? "incremental" : "full") ||
-		 (m.base[0] ? put_json_string(&b, m.base) : vdb_buf_puts(&b, "null")) ||
-		 vdb_buf_puts(&b, ",\"collections\":[");
-	for (size_t i = 0; !rc && i < m.ncoll; i++)
-		rc = vdb_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":") ||
-		     put_json_string(&b, m.colls[i].name) ||
-		     vdb_buf_printf(&b, ",\"records\":%" PRIu64 ",\"segments\":%" PRIu64
-					",\"config\":%s}",
-				    m.colls[i].records, m.colls[i].segments, m.colls[i].config);
-	rc = rc || vdb_buf_puts(&b, "],\"entries\":[");
-	for (size_t i = 0; !rc && i < m.nent; i++) {
-		const vdb_arc_entry *e = &m.entries[i];
-		rc = vdb_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":") ||
-		     put_json_string(&b, e->name) ||
-		     vdb_buf_printf(&b, ",\"size\":%" PRIu64 ",\"crc32c\":\"%08" PRIx32 "\",\"in\":",
-				    e->size, e->crc) ||
-		     (e->from >= 0 ? put_json_string(&b, m.deps[e->from].file)
-				   : vdb_buf_puts(&b, "null")) ||
-		     vdb_buf_putc(&b, '}');
-	}
-	rc = rc || vdb_buf_puts(&b, "]}\n");
+	int rc = format(&b, &m);
 	vdb_arc_manifest_free(&m);
-	if (rc || vdb_text_append(out, b.data, b.len)) {
-		vdb_buf_free(&b);
-		return vdb_err_nomem(err);
-	}
+	if (rc || vdb_text_append(out, b.data, b.len))
+		st = vdb_err_nomem(err);
 	vdb_buf_free(&b);
-	return VDB_OK;
+	return st;
+}
+
+vdb_status vdb_snapshot_list_json(int fd, const char *name, vdb_text *out, vdb_error *err)
+{
+	return list_as(fd, name, out, format_json, err);
 }
 
 vdb_status vdb_snapshot_list(int fd, const char *name, vdb_text *out, vdb_error *err)
 {
-	vdb_arc_manifest m;
-	vdb_status st = read_listing(fd, name, &m, err);
-	if (st)
-		return st;
-	vdb_buf b = VDB_BUF_INIT;
-	int rc = vdb_buf_printf(&b, "snapshot: %s\ncreated: %s\nvdb: %s\nformat: %u\nkind: %s%s\n",
-				m.id, m.created, m.vdb_version, m.format,
-				m.base[0] ? "incremental on " : "full", m.base);
-	for (size_t i = 0; !rc && i < m.ncoll; i++)
-		rc = vdb_buf_printf(&b, "collection: %s: %" PRIu64 " records, %" PRIu64
-				    " segments, config %s\n", m.colls[i].name, m.colls[i].records,
-				    m.colls[i].segments, m.colls[i].config);
-	for (size_t i = 0; !rc && i < m.nent; i++) {
-		const vdb_arc_entry *e = &m.entries[i];
-		rc = vdb_buf_printf(&b, "%12" PRIu64 " %08" PRIx32 " %s", e->size, e->crc, e->name);
-		if (!rc && e->from >= 0)
-			rc = vdb_buf_printf(&b, " (in %s)", m.deps[e->from].file);
-		if (!rc)
-			rc = vdb_buf_putc(&b, '\n');
-	}
-	vdb_arc_manifest_free(&m);
-	if (rc || vdb_text_append(out, b.data, b.len)) {
-		vdb_buf_free(&b);
-		return vdb_err_nomem(err);
-	}
-	vdb_buf_free(&b);
-	return VDB_OK;
+	return list_as(fd, name, out, format_text, err);
 }
