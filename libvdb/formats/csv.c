@@ -714,7 +714,7 @@ vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_
 				   vdb_error *err)
 {
 	w->rec = NULL;
-	return payload ? members(w, payload, len, add_key, err) : VDB_OK;
+	return payload && w->flat ? members(w, payload, len, add_key, err) : VDB_OK;
 }
 
 void vdb_csv_writer_set_payload_columns(vdb_csv_writer *w, int on)

@@ -276,7 +276,8 @@ VDB_API vdb_status vdb_csv_writer_new(uint32_t dim, int vector_columns, vdb_csv_
 VDB_API void vdb_csv_writer_set_payload_columns(vdb_csv_writer *w, int on);
 VDB_API vdb_status vdb_csv_writer_add(vdb_csv_writer *w, const vdb_record *rec,
 				      vdb_error *err);
-/* The payload part of vdb_csv_writer_add alone (no id check). */
+/* The payload part of vdb_csv_writer_add alone (no id check; nothing to do without
+ * vdb_csv_writer_set_payload_columns). */
 VDB_API vdb_status vdb_csv_writer_add_keys(vdb_csv_writer *w, const char *payload, size_t len,
 					   vdb_error *err);
 /* After the header: the names of the id column and of the vector column (with vector

@@ -51,15 +51,15 @@ class BulkTest(vdbtest.VdbTestCase):
                 self.assertEqual(sorted(ra.lines), sorted(rb.lines))
         queries = ''.join(json.dumps(r['vector']) + '\n'
                           for r in vdbtest.seeded_records(99, 20, DIM))
-        for extra in (['--exact'], ['--exact', '--filter', '{"tag":"a"}'],
-                      ['--filter', '{"n":{"$gte":100}}', '--exact', '--payload', '--vector']):
+        for extra in (['--exact'], ['--exact', '-q', '--filter', '{"tag":"a"}'],
+                      ['--filter', '{"n":{"$gte":100}}', '-q', '--exact', '--payload', '--vector']):
             qa = self.query('db', '-k', '7', *extra, name=a, input=queries)
             qb = self.query('db', '-k', '7', *extra, name=b, input=queries)
             self.assertOk(qa)
             self.assertEqual(qa.out, qb.out, extra)
         for f in ('{}', '{"tag":"b"}', '{"n":{"$lt":500}}'):
-            ca = self.query('db', '--count', '--filter', f, name=a)
-            cb = self.query('db', '--count', '--filter', f, name=b)
+            ca = self.query('db', '--count', '-q', '--filter', f, name=a)
+            cb = self.query('db', '--count', '-q', '--filter', f, name=b)
             self.assertOk(ca)
             self.assertEqual(ca.out, cb.out, f)
         for c in (a, b):

@@ -554,11 +554,41 @@ Test(formats, csv_reading)
 	}
 }
 
+Test(formats, csv_writer_json_payload_column)
+{
+	/* By default the payload is one column of JSON text, read back exactly. */
+	vdb_csv_writer *w;
+	vdb_error err;
+	cr_assert_eq(vdb_csv_writer_new(2, 0, &w, &err), VDB_OK);
+	const char *p1 = "{\"s\":\"42\",\"e\":\"\",\"t\":[true,null],\"q\":\"a,\\\"b\\\"\\nc\"}";
+	cr_assert_eq(vdb_csv_writer_add_keys(w, p1, strlen(p1), &err), VDB_OK);
+	vdb_text t = {0};
+	cr_assert_eq(vdb_csv_writer_header(w, &t, &err), VDB_OK);
+	float v[2] = {0.1f, -3};
+	vdb_record recs[2] = {{{0, 5, NULL, 0}, v, p1, strlen(p1)}, {{1, 0, "42", 2}, v, NULL, 0}};
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(vdb_csv_writer_record(w, &t, &recs[i], &err), VDB_OK, "%s", err.message);
+	cr_assert_eq(vdb_text_append(&t, "", 1), VDB_OK);
+	cr_assert_str_eq(t.data, "id,vector,payload\r\n"
+				 "5,\"[0.1,-3]\",\"{\"\"s\"\":\"\"42\"\",\"\"e\"\":\"\"\"\",\"\"t\"\":[true,null],"
+				 "\"\"q\"\":\"\"a,\\\"\"b\\\"\"\\nc\"\"}\"\r\n"
+				 "\"\"\"42\"\"\",\"[0.1,-3]\",\r\n");
+	vdb_text back = {0};
+	cr_assert_eq(csv_records(t.data, NULL, &back, &err), VDB_OK, "%s", err.message);
+	cr_assert_str_eq(back.data, "{\"id\":5,\"vector\":[0.1,-3],\"payload\":{\"s\":\"42\",\"e\":\"\","
+				    "\"t\":[true,null],\"q\":\"a,\\\"b\\\"\\nc\"}}\n"
+				    "{\"id\":\"42\",\"vector\":[0.1,-3]}\n");
+	vdb_text_free(&back);
+	vdb_text_free(&t);
+	vdb_csv_writer_free(w);
+}
+
 Test(formats, csv_writer_reads_back)
 {
 	vdb_csv_writer *w;
 	vdb_error err;
 	cr_assert_eq(vdb_csv_writer_new(2, 0, &w, &err), VDB_OK);
+	vdb_csv_writer_set_payload_columns(w, 1);
 	const char *p1 = "{\"name\":\"a,\\\"b\\\"\\nc\",\"n\":12.50}";
 	const char *p2 = "{\"flag\":true,\"n\":1,\"deep\":{\"x\":[1]}}";
 	cr_assert_eq(vdb_csv_writer_add_keys(w, p1, strlen(p1), &err), VDB_OK);
@@ -590,6 +620,7 @@ Test(formats, csv_writer_reads_back)
 	/* A key named like a column of ours moves that column to a free name; NUL is refused
 	 * with the record's id. */
 	cr_assert_eq(vdb_csv_writer_new(2, 0, &w, &err), VDB_OK);
+	vdb_csv_writer_set_payload_columns(w, 1);
 	const char *clash = "{\"vector\":1,\"_vector\":2}";
 	vdb_record rc = {{1, 0, "k\n1", 3}, v, clash, strlen(clash)};
 	cr_assert_eq(vdb_csv_writer_add(w, &rc, &err), VDB_OK, "%s", err.message);
@@ -615,6 +646,7 @@ Test(formats, csv_writer_reads_back)
 	vdb_csv_writer_free(w);
 	/* Numeric vector columns: v0..v<dim-1>; "v2", "v01" and "vx" are ordinary keys. */
 	cr_assert_eq(vdb_csv_writer_new(2, 1, &w, &err), VDB_OK);
+	vdb_csv_writer_set_payload_columns(w, 1);
 	const char *p3 = "{\"v2\":1,\"v01\":2,\"vx\":3}";
 	cr_assert_eq(vdb_csv_writer_add_keys(w, p3, strlen(p3), &err), VDB_OK, "%s", err.message);
 	t = (vdb_text){0};
