@@ -270,7 +270,8 @@ static void scan_segment(const vdb_segment *seg, const uint64_t *skip, size_t g,
  * segment's graph first, each keeping its candidates, and are then rescored in rounds: a
  * round asks for the next vectors of every query of the batch at once (process_madvise,
  * 64 ranges a call), and the reads of a whole stream batch overlap (a random 4 KiB read
- * took 57 us alone on the test VM, 9 us at a time with 2,000 in flight). The requests
+ * took 57-97 us alone on the test VM, 9-13 us each with 2,000 in flight:
+ * scripts/bench-src/random-reads.c). The requests
  * cost system calls, so they are made only while the recent vectors took long: over
  * FROM_DISK_NS each on average, until they take under IN_MEMORY_NS again. */
 #define FROM_DISK_NS 4000.0
