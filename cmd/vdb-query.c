@@ -117,7 +117,9 @@ static int number_not_id(const char *s)
 
 /* Notes on a --filter naming fields the records do not hold, or comparing a field with a
  * value of a type the records never give it ({"date": {"$gte": 20240301}} on string dates
- * matches nothing, silently): from the payloads of up to FIELD_SAMPLE records. */
+ * matches nothing, silently): from the payloads of up to FIELD_SAMPLE records, read only
+ * when the run found nothing (a count of 0, or queries that all came back empty), so that
+ * a filter that works costs no start-up reading. */
 #define FIELD_SAMPLE 10000
 
 typedef struct filter_notes {
@@ -451,8 +453,6 @@ int main(int argc, char **argv)
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
-	if (filter && !quiet)
-		filter_notes_print(coll, filter);
 	int rc = EXIT_OK;
 	vdb_text out = {0};
 	vdb_query_stream *qs = NULL;
@@ -468,6 +468,8 @@ int main(int argc, char **argv)
 			rc = cli_fail(&err);
 		else
 			rc = printf("%llu\n", (unsigned long long)n) < 0 ? EXIT_IO : EXIT_OK;
+		if (!rc && !n && filter && !quiet)
+			filter_notes_print(coll, filter);
 	} else if (by_id) {
 		rc = get_by_ids(coll, ids, nids, ids_from, cfg.dim);
 	} else if (one) {
@@ -483,6 +485,10 @@ int main(int argc, char **argv)
 	} else {
 		rc = stream_files(qs, argc, argv, optind);
 	}
+	/* Queries that all came back empty under a filter: say why it may match nothing. */
+	uint64_t found;
+	if (qs && filter && !quiet && !count && vdb_query_stream_answered(qs, &found) && !found)
+		filter_notes_print(coll, filter);
 	vdb_text_free(&out);
 	vdb_query_stream_free(qs);
 	vdb_filter_free(filter);

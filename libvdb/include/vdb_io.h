@@ -483,6 +483,9 @@ VDB_API vdb_status vdb_query_stream_new(vdb_collection *c, const vdb_query_strea
  * VDB_ECORRUPT, VDB_ENOMEM. */
 VDB_API vdb_status vdb_query_stream_run(vdb_query_stream *s, int fd, const char *name,
 					vdb_error *err);
+/* How many queries the stream has answered so far (runs and vdb_query_stream_answer), and
+ * in *with_results how many of them found at least one record. */
+VDB_API uint64_t vdb_query_stream_answered(const vdb_query_stream *s, uint64_t *with_results);
 /* How many lines a skip_invalid stream answered with failure lines so far; when any,
  * *first_line and *first_error say which was the first and why. */
 VDB_API uint64_t vdb_query_stream_failures(const vdb_query_stream *s, uint64_t *first_line,

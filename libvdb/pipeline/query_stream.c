@@ -43,6 +43,7 @@ typedef struct answerer {
 	float *bq;      /* a batch's query vectors, BATCH_LINES * dim */
 	vdb_hit *bhits; /* and their results, BATCH_LINES * BATCH_MAX_K */
 	vdb_text tags;  /* and their tags */
+	uint64_t answered, found; /* queries answered since the counts were taken, with results */
 	unsigned scan_threads; /* threads the current query or batch may scan with */
 } answerer;
 
@@ -53,6 +54,7 @@ struct vdb_query_stream {
 	answerer self; /* the calling thread's */
 	uint64_t failed, first_failed; /* lines skipped as invalid, and the first one's number */
 	vdb_error first_error;
+	uint64_t answered, found; /* queries answered, and those with at least one result */
 };
 
 typedef struct batch {
@@ -67,6 +69,7 @@ typedef struct batch {
 	/* With skip_invalid: lines that failed and stand as failure lines in out. */
 	uint64_t failed, first_failed;
 	vdb_error first_error;
+	uint64_t answered, found; /* as vdb_query_stream_answered counts them */
 	int done;
 } batch;
 
@@ -173,6 +176,8 @@ static vdb_status answer_line(answerer *a, const char *line, size_t len, vdb_tex
 		so.oversample = oversample;
 	if ((st = vdb_searcher_search(a->searcher, q, k, &so, a->hits, &n, err)))
 		return st;
+	a->answered++;
+	a->found += n > 0;
 	size_t tag_len;
 	const char *tag = vdb_jsonl_query_tag(a->parser, &tag_len);
 	return vdb_jsonl_append_answer(t, a->s->c, tag, tag_len, a->hits, n, a->s->o.hits_flags,
@@ -250,6 +255,10 @@ static void answer_batch(answerer *a, batch *b)
 				b->out.len = 0;
 				first = 0;
 			}
+		for (size_t i = 0; first && i < nq; i++) {
+			a->answered++;
+			a->found += ns[i] > 0;
+		}
 	} else {
 		first = 0;
 	}
@@ -263,9 +272,12 @@ static void answer_batch(answerer *a, batch *b)
 		if (st) {
 			b->st = st;
 			b->err_lineno = b->lineno[i];
-			return;
+			break;
 		}
 	}
+	b->answered = a->answered;
+	b->found = a->found;
+	a->answered = a->found = 0;
 }
 
 enum { LINE_NOMEM = -100 };
@@ -326,6 +338,8 @@ static vdb_status put(const vdb_query_stream *s, const vdb_text *t, vdb_error *e
 /* Writes a batch's answers (in input order) and counts its failure lines. */
 static vdb_status put_batch(vdb_query_stream *s, const batch *b, vdb_error *err)
 {
+	s->answered += b->answered;
+	s->found += b->found;
 	if (b->failed && !s->failed) {
 		s->first_failed = b->first_failed;
 		s->first_error = b->first_error;
@@ -606,6 +620,12 @@ vdb_status vdb_query_stream_run(vdb_query_stream *s, int fd, const char *name, v
 	return st;
 }
 
+uint64_t vdb_query_stream_answered(const vdb_query_stream *s, uint64_t *with_results)
+{
+	*with_results = s->found;
+	return s->answered;
+}
+
 uint64_t vdb_query_stream_failures(const vdb_query_stream *s, uint64_t *first_line,
 				   vdb_error *first_error)
 {
@@ -620,7 +640,11 @@ vdb_status vdb_query_stream_answer(vdb_query_stream *s, const char *line, size_t
 				   vdb_text *out, vdb_error *err)
 {
 	s->self.scan_threads = s->o.threads;
-	return answer_line(&s->self, line, len, out, err);
+	vdb_status st = answer_line(&s->self, line, len, out, err);
+	s->answered += s->self.answered;
+	s->found += s->self.found;
+	s->self.answered = s->self.found = 0;
+	return st;
 }
 
 void vdb_query_stream_free(vdb_query_stream *s)
