@@ -702,7 +702,9 @@ static vdb_status seal_rows(vdb_writer *w, const vdb_row_source *src, const id_k
 	seg_change *ch = calloc(nseg + 1, sizeof *ch);
 	vdb_manifest nm = s->man;
 	nm.segs = calloc(nseg + 1, sizeof *nm.segs);
-	char (*obsolete)[64] = calloc(nseg + 2, sizeof *obsolete);
+	/* Each older segment may leave two files (its deletion file, and itself when no row
+	 * of it is left), the old log a third. */
+	char (*obsolete)[64] = calloc(2 * nseg + 1, sizeof *obsolete);
 	vdb_status st;
 	if (!ch || !nm.segs || !obsolete) {
 		st = vdb_err_nomem(err);

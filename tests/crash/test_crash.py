@@ -67,6 +67,39 @@ def apply(state, op):
         state[key] = (vec, payload)
 
 
+class KillClock:
+    """When to kill a run. A fixed delay fits one machine's speed: on a faster one every kill
+    lands after the end, on a slower one before anything happened. Here the delay is drawn
+    uniformly over 1.1 x the longest uninterrupted run seen of the same kind (until one is
+    seen: over `first` seconds, half as long again after each kill), so kills spread over
+    whole runs at any speed."""
+
+    def __init__(self, rng, first=0.5):
+        self.rng, self.first, self.longest, self.guess = rng, first, {}, {}
+
+    def delay(self, kind):
+        if kind in self.longest:
+            return self.rng.uniform(0, 1.1 * self.longest[kind])
+        window = self.guess.get(kind, self.first)
+        self.guess[kind] = 1.5 * window  # kept only while no run of the kind finishes
+        return self.rng.uniform(0, window)
+
+    def finished(self, kind, seconds):
+        self.longest[kind] = max(self.longest.get(kind, 0), seconds)
+
+    def communicate(self, proc, kind):
+        """Waits for proc (started just now, stderr piped) to finish or kills it at a random
+        moment; returns its stderr, read all along (a full pipe would stop it)."""
+        started = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=self.delay(kind))
+            self.finished(kind, time.monotonic() - started)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL
+            _, err = proc.communicate()
+        return err
+
+
 class CrashTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="vdb-crash-")
@@ -114,6 +147,7 @@ class CrashTest(unittest.TestCase):
         # A kill at any moment of that leaves every record, vdb-check content, and the next
         # load recovers and settles.
         rng = random.Random(SEED + 3)
+        clock = KillClock(rng, first=0.3)
         state, g, killed = {}, 1, 0
         iterations = max(ITERATIONS // 6, 4)
         for it in range(iterations):
@@ -131,8 +165,12 @@ class CrashTest(unittest.TestCase):
                 m = BATCH_RE.search(line)
                 if m and int(m.group(2)) == n:
                     break  # the last batch is acknowledged: settling follows
-            time.sleep(rng.choice([0.0, rng.uniform(0, 0.05), rng.uniform(0, 0.3)]))
-            proc.kill()
+            acked = time.monotonic()
+            try:  # what is left to print is a line: the pipe cannot fill
+                proc.wait(timeout=clock.delay(n))
+                clock.finished(n, time.monotonic() - acked)
+            except subprocess.TimeoutExpired:
+                proc.kill()
             rest = proc.stderr.read()
             proc.wait()
             self.assertIn(proc.returncode, (0, -9), err + rest)
@@ -161,16 +199,13 @@ class CrashTest(unittest.TestCase):
         self.kill_loop(SEED + 5, max(ITERATIONS // 3, 4), [1000, 2500], [25, 100, 400])
         self.assertEqual(info()["coded"], info()["segments"])
         rng = random.Random(SEED + 6)
+        clock = KillClock(rng, first=0.1)
         state, kind, killed = export(self.db), "int8", 0
         for it in range(9):
             new = ["binary", "none", "int8"][it % 3]
             proc = subprocess.Popen([exe("vdb-compact"), "-q", "--quantize", new, self.db],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            # The rewrite of these few thousand rows takes tens of milliseconds.
-            time.sleep(rng.choice([rng.uniform(0, 0.005), rng.uniform(0, 0.03),
-                                   rng.uniform(0, 0.1)]))
-            proc.kill()
-            _, err = proc.communicate()
+            err = clock.communicate(proc, new)
             self.assertIn(proc.returncode, (0, -9), err)
             killed += proc.returncode == -9
             self.assertEqual(export(self.db), state, "conversion %d changed content" % it)
@@ -192,6 +227,7 @@ class CrashTest(unittest.TestCase):
         # content, vdb-check passes) or gone, and what a killed drop left is removed by the
         # next create or drop in the database.
         rng = random.Random(SEED + 9)
+        clock = KillClock(rng, first=0.01)
         killed = gone = left = 0
         names = lambda: subprocess.run([exe("vdb-info"), "--list", self.db], capture_output=True,
                                        text=True, check=True).stdout.split()
@@ -211,9 +247,7 @@ class CrashTest(unittest.TestCase):
                     [exe("vdb-drop"), "-q", self.db, "-c", name])
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True)
-            time.sleep(rng.choice([rng.uniform(0, 0.002), rng.uniform(0, 0.01)]))
-            proc.kill()
-            _, err = proc.communicate()
+            err = clock.communicate(proc, rename)
             self.assertIn(proc.returncode, (0, -9), err)
             killed += proc.returncode == -9
             now = names()
@@ -253,6 +287,7 @@ class CrashTest(unittest.TestCase):
 
     def kill_loop(self, seed, iterations, sizes, batches):
         rng = random.Random(seed)
+        clock = KillClock(rng)
         state = {}
         g = 1
         outcomes = {"killed": 0, "finished": 0, "torn-or-unreported": 0, "compactions": 0}
@@ -264,24 +299,19 @@ class CrashTest(unittest.TestCase):
             path = os.path.join(self.tmp, "in-%d.jsonl" % it)
             with open(path, "w") as f:
                 f.write("\n".join(lines) + "\n")
-            delay = rng.choice([0.0, 0.002, rng.uniform(0, 0.05), rng.uniform(0, 0.4)])
             if state and rng.random() < 0.25:
                 # Kill a compaction instead: whatever the moment, the content must not change.
                 outcomes["compactions"] += 1
                 proc = subprocess.Popen([exe("vdb-compact"), "-q", self.db],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                time.sleep(rng.uniform(0, 0.15))
-                proc.kill()
-                _, err = proc.communicate()
+                err = clock.communicate(proc, "compact")
                 self.assertIn(proc.returncode, (0, -9), err)
                 self.assertEqual(export(self.db), state, "iteration %d: compaction changed content" % it)
                 g -= n  # the generated input was not used
                 continue
             proc = subprocess.Popen([exe("vdb-ingest"), "-v", "-b", str(batch), self.db, path],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(delay)
-            proc.kill()  # SIGKILL; a no-op if it already finished
-            _, err = proc.communicate()
+            err = clock.communicate(proc, (n, batch))
             finished = proc.returncode == 0
             outcomes["finished" if finished else "killed"] += 1
             if not finished:
@@ -327,17 +357,20 @@ class CrashTest(unittest.TestCase):
         self.assertGreater(outcomes["killed"], iterations // 4, "most runs must really be killed")
 
     def test_kill_9_during_vector_file_blocks(self):
-        # .npy/.fvecs input with row-number ids and no --batch is stored in blocks of the seal
-        # threshold (16K / 32-byte rows = 512 rows), each written straight to a segment (after
-        # sealing a logged tail, which some iterations leave); in the flat collection the last,
-        # shorter block is a segment too, in the HNSW one it is logged. After a kill the
-        # collection must be the old state plus a whole-block prefix of the rows.
+        # .npy/.fvecs input with row-number ids and no --batch is stored in blocks, each
+        # written straight to a segment (after sealing a logged tail, which some iterations
+        # leave): a file named on the command line is mapped and stored as one block; a pipe
+        # is read in blocks of the seal threshold (16K / 32-byte rows = 512 rows), whose last,
+        # shorter one may be logged. Blocks over ids of older segments replace their rows, and
+        # drop segments left without any. After a kill the collection must be the old state
+        # plus a whole-block prefix of the rows.
         rng = random.Random(SEED + 2)
         block = 16 * 1024 // (4 * DIM)
         colls = {"default": {}, "flat": {}}
         subprocess.run([exe("vdb-create"), self.db, "-c", "flat", "--dim", str(DIM), "--metric", "l2",
                         "--index", "flat", "--seal-size", "16K"], check=True)
         iterations = max(ITERATIONS // 2, 4)
+        clock = KillClock(rng)
         killed = midway = 0
         g = 1
         for it in range(iterations):
@@ -359,12 +392,17 @@ class CrashTest(unittest.TestCase):
             fmt = rng.choice(["npy", "fvecs"])
             path = os.path.join(self.tmp, "in-%d.%s" % (it, fmt))
             write_vectors(path, fmt, vecs)
-            proc = subprocess.Popen([exe("vdb-ingest"), "-v", self.db, "-c", coll, "--id-offset",
-                                     str(offset), path],
+            piped = rng.random() < 0.5
+            cmd = [exe("vdb-ingest"), "-v", self.db, "-c", coll, "--id-offset", str(offset)]
+            src = subprocess.Popen(["cat", path], stdout=subprocess.PIPE) if piped else None
+            proc = subprocess.Popen(cmd + (["-f", fmt, "-"] if piped else [path]),
+                                    stdin=src.stdout if piped else subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(rng.choice([0.0, 0.005, rng.uniform(0, 0.1), rng.uniform(0, 0.4)]))
-            proc.kill()
-            _, err = proc.communicate()
+            if src:
+                src.stdout.close()
+            err = clock.communicate(proc, (n, piped))
+            if src:
+                src.wait()
             if proc.returncode != 0:
                 self.assertEqual(proc.returncode, -9, err)
                 killed += 1
@@ -406,6 +444,7 @@ class CrashTest(unittest.TestCase):
         print("crash test (vector blocks): %d iterations, %d killed, %d with part of the blocks "
               "stored" % (iterations, killed, midway))
         self.assertGreater(killed, iterations // 4, "most runs must really be killed")
+        self.assertGreater(midway, 0, "some kills must land between two blocks")
 
 
 ROWS_RE = re.compile(r"committed batch \d+: \d+ records? \(rows (\d+)-(\d+)\)")

@@ -860,6 +860,55 @@ Test(writer, upsert_rows_last_block_of_a_flat_collection, .init = setup, .fini =
 	expect_vector(1099, 300);
 }
 
+/* Rows replacing every row of several segments at once: each of them goes, with its
+ * deletion file (the files to remove outnumber the segments). */
+Test(writer, upsert_rows_over_whole_segments_drops_them, .init = setup, .fini = teardown)
+{
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	cfg.dim = 2;
+	cfg.metric = VDB_METRIC_L2;
+	cfg.index = VDB_INDEX_FLAT;
+	cfg.seal_bytes = 16384;
+	vdb_error err;
+	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+	vdb_writer *w = writer();
+	static float rows[2 * 400];
+	for (int i = 0; i < 800; i++)
+		rows[i] = (float)i;
+	/* Four segments, each smaller than the one before (no merge: see merge_policy), ids
+	 * 0..392, and a deletion in each (logged: the block's seal of the log gives each a
+	 * deletion file). */
+	static const uint64_t first[] = {0, 300, 370, 390}, n[] = {300, 70, 20, 3};
+	for (size_t s = 0; s < 4; s++)
+		cr_assert_eq(vdb_writer_upsert_rows(w, first[s], rows, 2, n[s], VDB_ROWS_LAST, NULL,
+						    &err),
+			     VDB_OK, "%s", err.message);
+	for (size_t s = 0; s < 4; s++) {
+		vdb_id id = int_id(first[s] + 1);
+		cr_assert_eq(vdb_writer_delete(w, &id, &err), VDB_OK);
+	}
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	uint64_t segs = 0, live = 0;
+	cr_assert_eq(vdb_writer_stats(w, &segs, &live), VDB_OK);
+	cr_assert_eq(segs, 4, "%llu segments", (unsigned long long)segs);
+	/* One block over ids 0..399: every older row is replaced. */
+	for (int i = 0; i < 800; i++)
+		rows[i] = (float)(1000 + i);
+	cr_assert_eq(vdb_writer_upsert_rows(w, 0, rows, 2, 400, VDB_ROWS_LAST, NULL, &err), VDB_OK,
+		     "%s", err.message);
+	cr_assert_eq(vdb_writer_stats(w, &segs, &live), VDB_OK);
+	cr_assert_eq(segs, 1);
+	cr_assert_eq(live, 400);
+	vdb_writer_close(w);
+	cr_assert_eq(count(), 400);
+	expect_vector(7, 1014);
+	expect_vector(399, 1798);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "test \"$(ls '%s/default' | grep -c -E '^(seg|del)-')\" -eq 1", db);
+	cr_assert_eq(system(cmd), 0, "only the new segment is left");
+}
+
 Test(writer, reopen_after_crash_files_removes_orphans, .init = setup, .fini = teardown)
 {
 	create(2, VDB_METRIC_L2, 0);
