@@ -191,10 +191,16 @@ static int fast_number(const char *s, const char *end, float *out, const char **
 		return 0;
 	if (p < end && *p == '.') {
 		p++;
+		/* Zeros after "0." only move the point (|x| < 0.01 is common in unit vectors,
+		 * and Python prints 17 significant digits after them): not counted as digits. */
+		int lead = 0;
+		if (m == 0)
+			while (p < end && *p == '0')
+				p++, lead++;
 		int frac = scan_digits(&p, end, &m, 19 - digits);
-		if (frac <= 0)
+		if (frac < 0 || frac + lead == 0)
 			return 0;
-		exp10 = -frac;
+		exp10 = -(frac + lead);
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		p++;
@@ -233,7 +239,7 @@ static inline int short_decimal(const char *b, const char *e, float *out)
 	long len = e - b;
 	if (len < 1 || len > 24)
 		return 0;
-	uint32_t digit = 0, dot = 0;
+	uint32_t digit = 0, dot = 0, zero = 0;
 	for (int half = 0; half < 2; half++) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * half));
 		__m128i t = _mm_sub_epi8(v, _mm_set1_epi8('0'));
@@ -242,13 +248,21 @@ static inline int short_decimal(const char *b, const char *e, float *out)
 			 << (16 * half);
 		dot |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')))
 		       << (16 * half);
+		zero |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(t, _mm_setzero_si128()))
+			<< (16 * half);
 	}
 	uint32_t want = (uint32_t)((1ull << len) - 1);
 	dot &= want;
 	if (((digit | dot) & want) != want || (dot & (dot - 1)))
 		return 0; /* a character that is neither, or two points */
 	int ilen = dot ? __builtin_ctz(dot) : (int)len, flen = dot ? (int)len - ilen - 1 : 0;
-	if ((ilen < 1) | (ilen > 8) | (dot && flen < 1) | (ilen + flen > 19) |
+	/* After "0.", zeros only move the point: they add nothing to m (see fast_number). */
+	int lead = 0;
+	if ((ilen == 1) & (*b == '0') & (flen > 0)) {
+		lead = __builtin_ctz(~(zero >> 2));
+		lead = lead < flen ? lead : flen;
+	}
+	if ((ilen < 1) | (ilen > 8) | (dot && flen < 1) | (ilen + flen - lead > 19) |
 	    ((*b == '0') & (ilen > 1)))
 		return 0; /* no digits before or after the point, too long, or a leading zero */
 	static const uint64_t pow10u[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,

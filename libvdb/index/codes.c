@@ -47,7 +47,17 @@ size_t vdb_codes_head_max(uint32_t dim)
 
 size_t vdb_code_query_len(uint32_t dim)
 {
-	return round_up(dim, 64);
+	return 2 * round_up(dim, 64); /* the values, then their bytes (vdb_code_query_split) */
+}
+
+void vdb_code_query_split(int16_t *q, uint32_t dim)
+{
+	size_t pad = round_up(dim, 64);
+	int8_t *hi = (int8_t *)(q + pad), *lo = hi + pad;
+	for (size_t d = 0; d < pad; d++) {
+		hi[d] = (int8_t)(q[d] >> 7); /* arithmetic shift: floor(q / 128) */
+		lo[d] = (int8_t)(q[d] & 127);
+	}
 }
 
 /* ---- learning ---- */
@@ -261,9 +271,9 @@ void vdb_code_query_prepare(vdb_code_query *cq, const vdb_codes *c, const float 
 	uint32_t dim = c->dim;
 	int int8 = c->kind == VDB_QUANTIZE_INT8;
 	/* The largest |q| such that dim products with codes (int8: up to 255; binary: 1)
-	 * sum within 32 bits. */
+	 * sum within 32 bits, and (VDB_CODE_QMAX) whose split bytes fit in int8. */
 	double bound = 2147483647.0 / ((double)dim * (int8 ? 255 : 1));
-	double qmax = bound < 32767 ? floor(bound) : 32767;
+	double qmax = bound < VDB_CODE_QMAX ? floor(bound) : VDB_CODE_QMAX;
 	double base = 0, wmax = 0;
 	for (uint32_t d = 0; d < dim; d++) {
 		double w = int8 ? (double)q[d] * c->step[d] : q[d];
@@ -278,7 +288,8 @@ void vdb_code_query_prepare(vdb_code_query *cq, const vdb_codes *c, const float 
 		cq->q[d] = (int16_t)lrint(w * s);
 		qsum += cq->q[d];
 	}
-	memset(cq->q + dim, 0, (vdb_code_query_len(dim) - dim) * sizeof *cq->q);
+	memset(cq->q + dim, 0, (round_up(dim, 64) - dim) * sizeof *cq->q);
+	vdb_code_query_split(cq->q, dim);
 	cq->codes = c;
 	cq->base = (float)base;
 	cq->scale = (float)(1 / s);
@@ -392,9 +403,27 @@ AVX512 static int32_t vdb_codes_sum_bits_avx512(const uint8_t *b, const int16_t 
 	SUM_BITS_512(madd_add)
 }
 
+/* VNNI multiplies unsigned by signed bytes, four pairs summed into each 32-bit lane, 64 a
+ * step: the codes against the query's high and low bytes (q = 128 hi + lo), which
+ * vdb_code_query_split put after its values. Lane sums stay within the bound of the whole
+ * sum, so 128 hi + lo is exact per lane. */
 AVX512VNNI static int32_t vdb_codes_dot_u8_vnni(const uint8_t *c, const int16_t *q, size_t n)
 {
-	DOT_U8_512(_mm512_dpwssd_epi32)
+	size_t pad = (n + 63) & ~(size_t)63;
+	const int8_t *hi = (const int8_t *)(q + pad), *lo = hi + pad;
+	__m512i ah = _mm512_setzero_si512(), al = _mm512_setzero_si512();
+	size_t d = 0;
+	for (; d + 64 <= n; d += 64) {
+		__m512i cv = _mm512_loadu_si512(c + d);
+		ah = _mm512_dpbusd_epi32(ah, cv, _mm512_loadu_si512(hi + d));
+		al = _mm512_dpbusd_epi32(al, cv, _mm512_loadu_si512(lo + d));
+	}
+	if (d < n) { /* masked: never a byte past the row */
+		__m512i cv = _mm512_maskz_loadu_epi8((1ull << (n - d)) - 1, c + d);
+		ah = _mm512_dpbusd_epi32(ah, cv, _mm512_loadu_si512(hi + d));
+		al = _mm512_dpbusd_epi32(al, cv, _mm512_loadu_si512(lo + d));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(ah, 7), al));
 }
 
 AVX512VNNI static int32_t vdb_codes_sum_bits_vnni(const uint8_t *b, const int16_t *q, size_t n)

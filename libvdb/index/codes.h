@@ -54,7 +54,7 @@ typedef struct vdb_codes {
  * kernel's integer sum (binary: alpha * (2 sum - qsum)), approximates dot(query, x). */
 typedef struct vdb_code_query {
 	const vdb_codes *codes;
-	int16_t *q; /* dim rounded up to 64, zeros past dim */
+	int16_t *q; /* vdb_code_query_len(dim) values */
 	float base, scale;
 	int32_t qsum;
 	float qq;       /* l2: |q|^2 */
@@ -94,13 +94,19 @@ vdb_status vdb_codes_open(const unsigned char *head, size_t head_len, const unsi
 			  vdb_error *err);
 
 /* Prepares q (qq = |q|^2, qnorm = |q|) for c's codes; cq->q must have room for
- * vdb_code_query_len(dim) values. */
+ * vdb_code_query_len(dim) values: dim rounded up to 64 values (|q| <= VDB_CODE_QMAX, zeros
+ * past dim), then the same number of int16 slots holding their bytes for the kernels that
+ * multiply bytes (vdb_code_query_split). */
+#define VDB_CODE_QMAX 16383
 size_t vdb_code_query_len(uint32_t dim);
+/* Writes the bytes of q's values after them: hi[d] = floor(q[d] / 128), lo[d] = q[d] mod
+ * 128, so q[d] = 128 hi[d] + lo[d] (both fit in int8 as |q[d]| <= VDB_CODE_QMAX). */
+void vdb_code_query_split(int16_t *q, uint32_t dim);
 void vdb_code_query_prepare(vdb_code_query *cq, const vdb_codes *c, const float *q, double qq,
 			    double qnorm);
 
 /* The kernels: sum over d < n of c[d] * q[d] (int8), and of q[d] for the set bits of b
- * (binary); q has vdb_code_query_len(n) values. */
+ * (binary); q as prepared (vdb_code_query_len(n) values, split). */
 int32_t vdb_codes_dot_u8(const uint8_t *c, const int16_t *q, size_t n);
 int32_t vdb_codes_sum_bits(const uint8_t *b, const int16_t *q, size_t n);
 

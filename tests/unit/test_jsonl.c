@@ -250,6 +250,45 @@ Test(jsonl, vector_numbers_match_the_general_parser_bit_for_bit)
 			cr_assert_eq(a, b, "%s (element %d of 8): got %a, want %a", num, j, v[j], want);
 		}
 	}
+	/* Zeros after "0." and up to 19 significant digits after them (Python prints small
+	 * components of unit vectors so: 0.0012345678901234567): the fast paths must not count
+	 * the zeros as digits, nor get the value wrong. */
+	for (int i = 0; i < 100000; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		int zeros = (int)(x >> 40) % 9, sig = 1 + (int)(x >> 44) % 20;
+		char *o = num;
+		if (x >> 50 & 1)
+			*o++ = '-';
+		o += sprintf(o, "0.");
+		for (int d = 0; d < zeros; d++)
+			*o++ = '0';
+		uint64_t y = x;
+		for (int d = 0; d < sig; d++) {
+			y = y * 2862933555777941757ull + 3037000493ull;
+			int dig = (int)((y >> 33) % 10);
+			*o++ = (char)('0' + (d == 0 && !dig ? 7 : dig));
+		}
+		*o = '\0';
+		float want;
+		cr_assert_eq(vdb_parse_float(num, strlen(num), &want), 0, "%s", num);
+		char line8[8 * 66 + 2], *w = line8;
+		*w++ = '[';
+		for (int j = 0; j < 8; j++)
+			w += sprintf(w, "%s%s", j ? "," : "", num);
+		*w++ = ']';
+		const float *v;
+		size_t k = 1;
+		snprintf(line, sizeof line, "[%s]", num);
+		cr_assert_eq(vdb_jsonl_parse_query(p1, line, strlen(line), &v, &k, &err), VDB_OK,
+			     "%s: %s", num, err.message);
+		cr_assert_eq(memcmp(&v[0], &want, 4), 0, "%s: got %a, want %a", num, v[0], want);
+		k = 1;
+		cr_assert_eq(vdb_jsonl_parse_query(p8, line8, (size_t)(w - line8), &v, &k, &err),
+			     VDB_OK, "%s: %s", num, err.message);
+		for (int j = 0; j < 8; j++)
+			cr_assert_eq(memcmp(&v[j], &want, 4), 0, "%s (element %d of 8): got %a, want %a",
+				     num, j, v[j], want);
+	}
 	/* Decimals within a few double ulps of a point halfway between two floats: where the
 	 * fast path's product of m and a rounded power of ten could round the wrong way. */
 	for (int i = 0; i < 200000; i++) {
