@@ -5,8 +5,11 @@
  *    "entries":[{"name":"docs/seg-00000003.vdb","size":532480,"crc32c":"1a2b3c4d",
  *                "header_crc":305419896,"from":"<file>"}]}
  * Entries are listed in archive order; one with "from" is not in this archive but in the
- * earlier snapshot named (an incremental's dependency). Everything is validated on parse:
- * the manifest decides what a restore may write, so it is the first thing checked. */
+ * earlier snapshot named (an incremental's dependency). Version 2 adds log deltas: a log
+ * entry with "at":N stores only its bytes from N on here ("tail_crc32c" their CRC), and
+ * "pieces":[{"from":"<file>","at":0,"size":N,"crc32c":"..."}] say which earlier snapshots
+ * store the bytes before N, in order. Everything is validated on parse: the manifest
+ * decides what a restore may write, so it is the first thing checked. */
 #include "amanifest.h"
 
 #include <cjson/cJSON.h>
@@ -72,6 +75,8 @@ long vdb_arc_find(const vdb_arc_manifest *m, const char *name)
 
 void vdb_arc_manifest_free(vdb_arc_manifest *m)
 {
+	for (size_t i = 0; i < m->nent; i++)
+		free(m->entries[i].pieces);
 	for (size_t i = 0; i < m->ncoll; i++)
 		free(m->colls[i].config);
 	free(m->colls);
@@ -80,11 +85,44 @@ void vdb_arc_manifest_free(vdb_arc_manifest *m)
 	memset(m, 0, sizeof *m);
 }
 
+static void put_crc(char out[16], uint32_t crc)
+{
+	snprintf(out, 16, "%08" PRIx32, crc);
+}
+
+/* A log delta's "at", "tail_crc32c" and "pieces". */
+static int encode_pieces(cJSON *o, const vdb_arc_manifest *m, const vdb_arc_entry *e)
+{
+	char crc[16];
+	put_crc(crc, e->tail_crc);
+	cJSON *arr;
+	if (!cJSON_AddNumberToObject(o, "at", (double)e->at) ||
+	    !cJSON_AddStringToObject(o, "tail_crc32c", crc) ||
+	    !(arr = cJSON_AddArrayToObject(o, "pieces")))
+		return 0;
+	for (size_t i = 0; i < e->npieces; i++) {
+		const vdb_arc_piece *p = &e->pieces[i];
+		cJSON *q = cJSON_CreateObject();
+		put_crc(crc, p->crc);
+		if (!q || !cJSON_AddItemToArray(arr, q) ||
+		    !cJSON_AddStringToObject(q, "from", m->deps[p->from].file) ||
+		    !cJSON_AddNumberToObject(q, "at", (double)p->at) ||
+		    !cJSON_AddNumberToObject(q, "size", (double)p->size) ||
+		    !cJSON_AddStringToObject(q, "crc32c", crc))
+			return 0;
+	}
+	return 1;
+}
+
 vdb_status vdb_arc_manifest_encode(const vdb_arc_manifest *m, char **out, size_t *len,
 				   vdb_error *err)
 {
+	unsigned format = 1; /* what older vdb reads, unless a log delta needs version 2 */
+	for (size_t i = 0; i < m->nent; i++)
+		if (m->entries[i].at)
+			format = 2;
 	cJSON *root = cJSON_CreateObject(), *deps, *colls, *ents;
-	int ok = root && cJSON_AddNumberToObject(root, "vdb_snapshot", VDB_ARC_FORMAT) &&
+	int ok = root && cJSON_AddNumberToObject(root, "vdb_snapshot", format) &&
 		 cJSON_AddStringToObject(root, "vdb_version", m->vdb_version) &&
 		 cJSON_AddStringToObject(root, "id", m->id) &&
 		 cJSON_AddStringToObject(root, "created", m->created) &&
@@ -113,7 +151,7 @@ vdb_status vdb_arc_manifest_encode(const vdb_arc_manifest *m, char **out, size_t
 	for (size_t i = 0; ok && i < m->nent; i++) {
 		const vdb_arc_entry *e = &m->entries[i];
 		char crc[16];
-		snprintf(crc, sizeof crc, "%08" PRIx32, e->crc);
+		put_crc(crc, e->crc);
 		cJSON *o = cJSON_CreateObject();
 		ok = o && cJSON_AddItemToArray(ents, o) &&
 		     cJSON_AddStringToObject(o, "name", e->name) &&
@@ -121,7 +159,8 @@ vdb_status vdb_arc_manifest_encode(const vdb_arc_manifest *m, char **out, size_t
 		     cJSON_AddStringToObject(o, "crc32c", crc) &&
 		     (!e->header_crc ||
 		      cJSON_AddNumberToObject(o, "header_crc", (double)e->header_crc)) &&
-		     (e->from < 0 || cJSON_AddStringToObject(o, "from", m->deps[e->from].file));
+		     (e->from < 0 || cJSON_AddStringToObject(o, "from", m->deps[e->from].file)) &&
+		     (!e->at || encode_pieces(o, m, e));
 	}
 	char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
 	cJSON_Delete(root);
@@ -136,7 +175,7 @@ vdb_status vdb_arc_manifest_encode(const vdb_arc_manifest *m, char **out, size_t
 	memcpy(body, text, n);
 	memcpy(body + n, "\n", 2);
 	free(text);
-	vdb_status st = vdb_checked_encode("snapshot", VDB_ARC_FORMAT, body, out, len, err);
+	vdb_status st = vdb_checked_encode("snapshot", format, body, out, len, err);
 	free(body);
 	return st;
 }
@@ -166,6 +205,67 @@ static int dep_file_ok(const char *f)
 	return f[0] && f[0] != '.' && !strchr(f, '/');
 }
 
+static int get_crc(const cJSON *o, const char *key, uint32_t *out)
+{
+	char crc[16], extra;
+	unsigned x;
+	if (get_str(o, key, crc, sizeof crc) || strlen(crc) != 8 ||
+	    sscanf(crc, "%8x%c", &x, &extra) != 1)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int find_dep(const vdb_arc_manifest *m, const char *file)
+{
+	for (size_t k = 0; k < m->ndep; k++)
+		if (!strcmp(m->deps[k].file, file))
+			return (int)k;
+	return -1;
+}
+
+static int is_log_name(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	return slash && !strncmp(slash + 1, "wal-", 4);
+}
+
+/* A log delta's fields (version 2): pieces from dependencies covering [0, at) in order,
+ * at <= size. */
+static int parse_pieces(const cJSON *o, vdb_arc_manifest *m, vdb_arc_entry *e, const char **why)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "pieces");
+	if (!cJSON_GetObjectItemCaseSensitive(o, "at") && !arr)
+		return 0;
+	*why = "malformed log delta";
+	if (m->format < 2 || get_u64(o, "at", &e->at) || !e->at || e->at > e->size ||
+	    e->from >= 0 || !is_log_name(e->name) || get_crc(o, "tail_crc32c", &e->tail_crc) ||
+	    !cJSON_IsArray(arr))
+		return -1;
+	int n = cJSON_GetArraySize(arr);
+	if (n < 1 || (unsigned)n > VDB_ARC_MAX_PIECES)
+		return -1;
+	if (!(e->pieces = calloc((size_t)n, sizeof *e->pieces))) {
+		*why = "out of memory";
+		return -1;
+	}
+	uint64_t at = 0;
+	const cJSON *q;
+	cJSON_ArrayForEach(q, arr)
+	{
+		vdb_arc_piece *p = &e->pieces[e->npieces];
+		char from[VDB_ARC_FILE_MAX + 1];
+		if (get_str(q, "from", from, sizeof from) || (p->from = find_dep(m, from)) < 0 ||
+		    get_u64(q, "at", &p->at) || get_u64(q, "size", &p->size) ||
+		    get_crc(q, "crc32c", &p->crc) || p->at != at || !p->size ||
+		    p->size > e->at - at)
+			return -1;
+		at += p->size;
+		e->npieces++;
+	}
+	return at == e->at ? 0 : -1;
+}
+
 static int parse_body(const cJSON *root, vdb_arc_manifest *m, const char **why)
 {
 	uint64_t v;
@@ -180,7 +280,7 @@ static int parse_body(const cJSON *root, vdb_arc_manifest *m, const char **why)
 	    get_str(root, "created", m->created, sizeof m->created) || !cJSON_IsArray(deps) ||
 	    !cJSON_IsArray(colls) || !cJSON_IsArray(ents))
 		return -1;
-	if (v != VDB_ARC_FORMAT) {
+	if (v < 1 || v > VDB_ARC_FORMAT) {
 		*why = "snapshot format version is not supported by this vdb";
 		return -1;
 	}
@@ -236,12 +336,11 @@ static int parse_body(const cJSON *root, vdb_arc_manifest *m, const char **why)
 	cJSON_ArrayForEach(o, ents)
 	{
 		vdb_arc_entry *e = &m->entries[m->nent];
-		char crc[16], from[VDB_ARC_FILE_MAX + 1], extra;
+		char from[VDB_ARC_FILE_MAX + 1];
 		uint64_t hc = 0;
-		unsigned x;
+		m->nent++; /* counted now: vdb_arc_manifest_free frees its pieces */
 		if (get_str(o, "name", e->name, sizeof e->name) ||
-		    get_u64(o, "size", &e->size) || get_str(o, "crc32c", crc, sizeof crc) ||
-		    sscanf(crc, "%8x%c", &x, &extra) != 1 || strlen(crc) != 8 ||
+		    get_u64(o, "size", &e->size) || get_crc(o, "crc32c", &e->crc) ||
 		    (cJSON_GetObjectItemCaseSensitive(o, "header_crc") &&
 		     (get_u64(o, "header_crc", &hc) || hc > UINT32_MAX)))
 			return -1;
@@ -249,21 +348,18 @@ static int parse_body(const cJSON *root, vdb_arc_manifest *m, const char **why)
 			*why = "the manifest lists a name vdb never writes";
 			return -1;
 		}
-		e->crc = x;
 		e->header_crc = (uint32_t)hc;
 		e->from = -1;
 		if (cJSON_GetObjectItemCaseSensitive(o, "from")) {
 			if (get_str(o, "from", from, sizeof from))
 				return -1;
-			for (size_t k = 0; k < m->ndep; k++)
-				if (!strcmp(m->deps[k].file, from))
-					e->from = (int)k;
-			if (e->from < 0) {
+			if ((e->from = find_dep(m, from)) < 0) {
 				*why = "an entry refers to a snapshot missing from \"depends\"";
 				return -1;
 			}
 		}
-		m->nent++;
+		if (parse_pieces(o, m, e, why))
+			return -1;
 	}
 	return 0;
 }
@@ -389,7 +485,8 @@ uint64_t vdb_arc_budget(const vdb_arc_manifest *m, uint64_t manifest_size)
 	uint64_t n = VDB_TAR_BLOCK + manifest_size + vdb_tar_pad(manifest_size);
 	for (size_t i = 0; i < m->nent; i++) {
 		/* Sizes are below 2^53 each; a million of them could still wrap: saturate. */
-		uint64_t e = VDB_TAR_BLOCK + m->entries[i].size + vdb_tar_pad(m->entries[i].size);
+		uint64_t size = vdb_arc_stored_size(&m->entries[i]);
+		uint64_t e = VDB_TAR_BLOCK + size + vdb_tar_pad(size);
 		if (m->entries[i].from < 0)
 			n = e > UINT64_MAX - n ? UINT64_MAX : n + e;
 	}

@@ -9,10 +9,22 @@
 #include "vdb.h"
 
 #define VDB_ARC_MANIFEST_NAME "vdb-snapshot.json"
-#define VDB_ARC_FORMAT 1
+/* Version 2 adds log deltas (an entry's "at" and "pieces"); an archive without them is
+ * written as version 1, which older vdb reads. */
+#define VDB_ARC_FORMAT 2
+#define VDB_ARC_MAX_PIECES 1000u /* pieces of one log: the length of a --since chain */
 #define VDB_ARC_MANIFEST_MAX (16u << 20) /* bytes */
 #define VDB_ARC_MAX_ENTRIES 1000000u
 #define VDB_ARC_FILE_MAX 255 /* a dependency's file name */
+
+/* Bytes [at, at + size) of a log, stored in dependency `from` (as that archive's stored
+ * part of the entry of the same name). */
+typedef struct vdb_arc_piece {
+	int from;
+	uint64_t at, size;
+	uint32_t crc; /* CRC32C of those bytes */
+	int done;     /* restore: written and checked */
+} vdb_arc_piece;
 
 typedef struct vdb_arc_entry {
 	char name[VDB_TAR_NAME_MAX + 1];
@@ -20,7 +32,25 @@ typedef struct vdb_arc_entry {
 	uint32_t crc;        /* CRC32C of the whole file */
 	uint32_t header_crc; /* segments: the header CRC the MANIFEST records; else 0 */
 	int from;            /* -1: stored in this archive; else index into deps */
+	/* A log delta (from == -1): only bytes [at, size) are stored here, their CRC32C
+	 * tail_crc; bytes [0, at) are the pieces, in order, from earlier snapshots whose logs
+	 * held the same prefix. at == 0: the whole file is stored, no pieces. */
+	uint64_t at;
+	uint32_t tail_crc;
+	vdb_arc_piece *pieces; /* malloc'd */
+	size_t npieces;
 } vdb_arc_entry;
+
+/* The bytes of e this archive stores, and their CRC32C. */
+static inline uint64_t vdb_arc_stored_size(const vdb_arc_entry *e)
+{
+	return e->size - e->at;
+}
+
+static inline uint32_t vdb_arc_stored_crc(const vdb_arc_entry *e)
+{
+	return e->at ? e->tail_crc : e->crc;
+}
 
 typedef struct vdb_arc_dep {
 	char file[VDB_ARC_FILE_MAX + 1]; /* base name, resolved in the chain directory */

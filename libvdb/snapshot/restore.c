@@ -233,14 +233,16 @@ static long admit(const vdb_arc_manifest *am, const char *what, const vdb_tar_en
 		       -1;
 	if (seen[k])
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' appears twice", what, n), -1;
-	if (t->size != am->entries[k].size)
+	if (t->size != vdb_arc_stored_size(&am->entries[k]))
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' is %" PRIu64 " bytes, the "
-			       "manifest says %" PRIu64, what, n, t->size, am->entries[k].size), -1;
+			       "manifest says %" PRIu64, what, n, t->size,
+			       vdb_arc_stored_size(&am->entries[k])), -1;
 	return k;
 }
 
-/* Creates tmp/<name> (and tmp/<collection> first when needed): never follows a link. */
-static int create_in_tmp(rst *r, const char *name, vdb_error *err)
+/* Creates tmp/<name> (and tmp/<collection> first when needed): never follows a link.
+ * excl == 0: opens it when it exists (a log whose pieces come from several archives). */
+static int create_in_tmp(rst *r, const char *name, int excl, vdb_error *err)
 {
 	char path[4096];
 	const char *slash = strchr(name, '/');
@@ -253,7 +255,8 @@ static int create_in_tmp(rst *r, const char *name, vdb_error *err)
 	}
 	if (vdb_path(path, sizeof path, r->tmp, name))
 		return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp), -1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | (excl ? O_EXCL : 0) | O_NOFOLLOW | O_CLOEXEC,
+		      0644);
 	if (fd < 0)
 		vdb_err_sys(err, VDB_EIO, "create %s", path);
 	return fd;
@@ -307,19 +310,24 @@ static vdb_status put(rst *r, int fd, const vdb_arc_entry *e, secsum *ss, uint32
 	return VDB_OK;
 }
 
-/* Copies one entry's content to fd (or nowhere), straight from the decompressor's buffers,
- * and checks its CRC; *ss receives its section CRCs when it is a segment written to fd. */
+/* Copies the content an archive stores of one entry to fd (or nowhere), straight from the
+ * decompressor's buffers, and checks its CRC; *ss receives its section CRCs when it is a
+ * segment written to fd. A log delta's stored part is written at its offset in the file. */
 static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb_arc_entry *e,
 			     int fd, secsum *ss, vdb_error *err)
 {
 	/* The first bytes are gathered whole (they may come in two pieces): a segment's
-	 * section table must be known before any section byte is summed. */
+	 * section table must be known before any section byte is summed. A delta's stored
+	 * bytes have no header to check. */
 	unsigned char head[VDB_SEG_HEADER_SIZE + VDB_SEG_MAX_SECTIONS * VDB_SEG_SECTION_SIZE];
-	size_t nhead = e->size < sizeof head ? (size_t)e->size : sizeof head;
-	int sums = fd >= 0 && is_segment_name(e->name);
+	uint64_t size = vdb_arc_stored_size(e);
+	size_t nhead = e->at ? 0 : size < sizeof head ? (size_t)size : sizeof head;
+	int sums = fd >= 0 && !e->at && is_segment_name(e->name);
 	uint32_t crc = 0;
-	uint64_t pos = 0, end = e->size + vdb_tar_pad(e->size), started = 0;
+	uint64_t pos = 0, end = size + vdb_tar_pad(size), started = 0;
 	ss->n = 0;
+	if (fd >= 0 && e->at && lseek(fd, (off_t)e->at, SEEK_SET) < 0)
+		return vdb_err_sys(err, VDB_EIO, "seek %s/%s", r->tmp, e->name);
 	while (pos < end) {
 		const void *q;
 		size_t got;
@@ -331,7 +339,7 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 			return vdb_err(err, VDB_ECORRUPT, "%s: truncated archive (in entry '%s')",
 				       what, e->name);
 		const unsigned char *p = q;
-		size_t n = pos < e->size ? (size_t)(e->size - pos < got ? e->size - pos : got) : 0;
+		size_t n = pos < size ? (size_t)(size - pos < got ? size - pos : got) : 0;
 		size_t k = 0;
 		if (pos < nhead) {
 			k = nhead - pos < n ? nhead - (size_t)pos : n;
@@ -345,12 +353,12 @@ static vdb_status copy_entry(rst *r, vdb_zreader *z, const char *what, const vdb
 			}
 		}
 		if (!st && n > k)
-			st = put(r, fd, e, ss, &crc, p + k, n - k, pos + k, &started, err);
+			st = put(r, fd, e, ss, &crc, p + k, n - k, e->at + pos + k, &started, err);
 		if (st)
 			return st;
 		pos += got;
 	}
-	if (crc != e->crc)
+	if (crc != vdb_arc_stored_crc(e))
 		return vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': checksum mismatch (damaged archive)",
 			       what, e->name);
 	return VDB_OK;
@@ -372,6 +380,18 @@ static vdb_status drain(vdb_zreader *z, const char *what, vdb_error *err)
 		if (got < VDB_TAR_BLOCK)
 			return VDB_OK;
 	}
+}
+
+/* The piece of restored entry w that dependency dep stores as its entry e, if any. */
+static vdb_arc_piece *wanted_piece(vdb_arc_entry *w, int dep, const vdb_arc_entry *e)
+{
+	for (size_t i = 0; i < w->npieces; i++) {
+		vdb_arc_piece *p = &w->pieces[i];
+		if (p->from == dep && p->at == e->at && p->size == vdb_arc_stored_size(e) &&
+		    p->crc == vdb_arc_stored_crc(e))
+			return p;
+	}
+	return NULL;
 }
 
 /* Reads the entries of one archive (its manifest am already read). dep < 0: the archive
@@ -415,12 +435,15 @@ static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_ar
 		const vdb_arc_entry *e = &am->entries[k];
 		last = e->name;
 		long want = dep < 0 ? k : vdb_arc_find(&r->m, e->name);
-		if (want >= 0 && dep >= 0 &&
+		vdb_arc_piece *piece = want >= 0 && dep >= 0 ? wanted_piece(&r->m.entries[want], dep, e)
+							     : NULL;
+		if (want >= 0 && dep >= 0 && !piece &&
 		    (r->m.entries[want].from != dep || r->m.entries[want].size != e->size ||
-		     r->m.entries[want].crc != e->crc))
+		     r->m.entries[want].crc != e->crc || e->at))
 			want = -1;
 		int fd = -1;
-		if (want >= 0 && r->tmp[0] && (fd = create_in_tmp(r, e->name, err)) < 0) {
+		if (want >= 0 && r->tmp[0] &&
+		    (fd = create_in_tmp(r, e->name, !piece && !r->m.entries[want].at, err)) < 0) {
 			st = err->code;
 			break;
 		}
@@ -433,14 +456,17 @@ static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_ar
 				st = sync_later(r, fd, e->name, err);
 		}
 		/* Named as in the restored manifest: a dependency's is freed before the check. */
-		if (!st && fd >= 0)
+		if (!st && fd >= 0 && ss.n)
 			st = secsum_keep(r, &ss, r->m.entries[want].name, err);
 		if (st)
 			break;
-		if (want >= 0) {
+		if (piece) {
+			piece->done = 1;
+			r->stats.bytes += piece->size;
+		} else if (want >= 0) {
 			r->done[want] = 1;
 			r->stats.files++;
-			r->stats.bytes += e->size;
+			r->stats.bytes += vdb_arc_stored_size(e);
 		}
 	}
 	for (size_t i = 0; !st && i < am->nent; i++)
@@ -471,12 +497,24 @@ static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *e
 				st = vdb_err(err, VDB_ECORRUPT, "%s: not the snapshot this incremental "
 					     "depends on (its id is %s, not %s)", path, am.id, dep->id);
 			for (size_t i = 0; !st && i < r->m.nent; i++) {
-				const vdb_arc_entry *e = &r->m.entries[i];
+				vdb_arc_entry *e = &r->m.entries[i];
 				long k = e->from == d ? vdb_arc_find(&am, e->name) : 0;
 				if (k < 0 || (e->from == d && (am.entries[k].from >= 0 ||
+							       am.entries[k].at ||
 							       am.entries[k].crc != e->crc)))
 					st = vdb_err(err, VDB_ECORRUPT, "%s does not hold entry '%s'",
 						     path, e->name);
+				for (size_t p = 0; !st && p < e->npieces; p++) {
+					if (e->pieces[p].from != d)
+						continue;
+					k = vdb_arc_find(&am, e->name);
+					if (k < 0 || am.entries[k].from >= 0 ||
+					    !wanted_piece(e, d, &am.entries[k]))
+						st = vdb_err(err, VDB_ECORRUPT, "%s does not hold bytes "
+							     "%" PRIu64 "-%" PRIu64 " of '%s'", path,
+							     e->pieces[p].at,
+							     e->pieces[p].at + e->pieces[p].size, e->name);
+				}
 			}
 			if (!st)
 				st = extract(r, z, path, &am, d, err);
@@ -486,6 +524,48 @@ static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *e
 	}
 	close(fd);
 	r->stats.archives++;
+	return st;
+}
+
+/* A log put together from pieces of several archives: every piece came, and the whole
+ * file, read back, has the CRC the manifest records (each piece's own CRC was checked as it
+ * was written). */
+static vdb_status check_assembled(rst *r, const char *what, const vdb_arc_entry *e,
+				  vdb_error *err)
+{
+	for (size_t p = 0; p < e->npieces; p++)
+		if (!e->pieces[p].done)
+			return vdb_err(err, VDB_ECORRUPT, "%s: bytes %" PRIu64 "-%" PRIu64 " of '%s' "
+				       "(in %s) were not restored", what, e->pieces[p].at,
+				       e->pieces[p].at + e->pieces[p].size, e->name,
+				       r->m.deps[e->pieces[p].from].file);
+	if (!r->tmp[0])
+		return VDB_OK;
+	char path[4096];
+	if (vdb_path(path, sizeof path, r->tmp, e->name))
+		return vdb_err(err, VDB_EINVAL, "path too long: %s", r->tmp);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_EIO, "open %s", path);
+	unsigned char buf[CHUNK];
+	uint32_t crc = 0;
+	uint64_t off = 0;
+	vdb_status st = VDB_OK;
+	for (;;) {
+		ssize_t got = vdb_pread_full(fd, buf, sizeof buf, (off_t)off);
+		if (got < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "read %s", path);
+			break;
+		}
+		crc = vdb_crc32c(crc, buf, (size_t)got);
+		off += (uint64_t)got;
+		if ((size_t)got < sizeof buf)
+			break;
+	}
+	close(fd);
+	if (!st && (off != e->size || crc != e->crc))
+		st = vdb_err(err, VDB_ECORRUPT, "%s: entry '%s': its pieces do not make the file "
+			     "the manifest describes (damaged chain)", what, e->name);
 	return st;
 }
 
@@ -735,7 +815,12 @@ vdb_status vdb_restore(int fd, const char *name, const char *target,
 		if (!r.done[i])
 			st = vdb_err(err, VDB_ECORRUPT, "%s: entry '%s' was not restored", what,
 				     r.m.entries[i].name);
-	if (st || (st = sync_pending(&r, err)) || (st = verify_tree(&r, err)) || o->verify_only)
+	if (!st)
+		st = sync_pending(&r, err);
+	for (size_t i = 0; !st && i < r.m.nent; i++)
+		if (r.m.entries[i].at)
+			st = check_assembled(&r, what, &r.m.entries[i], err);
+	if (st || (st = verify_tree(&r, err)) || o->verify_only)
 		goto out;
 	st = install(&r, target, parent, err);
 out:
@@ -795,8 +880,16 @@ static int format_json(vdb_buf *b, const vdb_arc_manifest *m)
 		     vdb_buf_printf(b, ",\"size\":%" PRIu64 ",\"crc32c\":\"%08" PRIx32 "\",\"in\":",
 				    e->size, e->crc) ||
 		     (e->from >= 0 ? put_json_string(b, m->deps[e->from].file)
-				   : vdb_buf_puts(b, "null")) ||
-		     vdb_buf_putc(b, '}');
+				   : vdb_buf_puts(b, "null"));
+		/* A log delta: the bytes stored here, and where the rest is. */
+		if (!rc && e->at)
+			rc = vdb_buf_printf(b, ",\"stored_from\":%" PRIu64 ",\"pieces\":[", e->at);
+		for (size_t p = 0; !rc && e->at && p < e->npieces; p++)
+			rc = vdb_buf_printf(b, "%s{\"in\":", p ? "," : "") ||
+			     put_json_string(b, m->deps[e->pieces[p].from].file) ||
+			     vdb_buf_printf(b, ",\"at\":%" PRIu64 ",\"size\":%" PRIu64 "}",
+					    e->pieces[p].at, e->pieces[p].size);
+		rc = rc || (e->at && vdb_buf_putc(b, ']')) || vdb_buf_putc(b, '}');
 	}
 	return rc || vdb_buf_puts(b, "]}\n");
 }
@@ -816,6 +909,10 @@ static int format_text(vdb_buf *b, const vdb_arc_manifest *m)
 		rc = vdb_buf_printf(b, "%12" PRIu64 " %08" PRIx32 " %s", e->size, e->crc, e->name);
 		if (!rc && e->from >= 0)
 			rc = vdb_buf_printf(b, " (in %s)", m->deps[e->from].file);
+		if (!rc && e->at) /* a log delta: the earlier bytes are in earlier snapshots */
+			rc = vdb_buf_printf(b, " (bytes from %" PRIu64 " here, before them in %s%s)",
+					    e->at, m->deps[e->pieces[e->npieces - 1].from].file,
+					    e->npieces > 1 ? " and earlier" : "");
 		if (!rc)
 			rc = vdb_buf_putc(b, '\n');
 	}

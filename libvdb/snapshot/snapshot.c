@@ -233,14 +233,14 @@ static vdb_status add_collection(snap *s, coll_cap *c, vdb_error *err)
 	return add_entry(s, name, st->wal.end, (src){NULL, c->wal_fd, NULL, NULL}, err);
 }
 
-/* Calls fn on the entry's bytes in chunks. */
-static vdb_status read_entry(snap *s, size_t i, unsigned char *buf,
+/* Calls fn on the entry's bytes from `start` on, in chunks. */
+static vdb_status read_entry(snap *s, size_t i, uint64_t start, unsigned char *buf,
 			     vdb_status (*fn)(void *ctx, const void *p, size_t n, vdb_error *err),
 			     void *ctx, vdb_error *err)
 {
 	const src *r = &s->srcs[i];
 	const vdb_arc_entry *e = &s->m.entries[i];
-	for (uint64_t off = 0; off < e->size;) {
+	for (uint64_t off = start; off < e->size;) {
 		if (vdb_cancelled(&s->o->cancel))
 			return vdb_err(err, VDB_EINTR, "interrupted");
 		size_t n = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
@@ -281,6 +281,78 @@ static vdb_status crc_fn(void *ctx, const void *p, size_t n, vdb_error *err)
 	return VDB_OK;
 }
 
+/* A log delta's stored bytes: the CRC of the whole file (continued from its prefix's)
+ * and of the stored part alone. */
+static vdb_status crc2_fn(void *ctx, const void *p, size_t n, vdb_error *err)
+{
+	(void)err;
+	uint32_t *crc = ctx;
+	crc[0] = vdb_crc32c(crc[0], p, n);
+	crc[1] = vdb_crc32c(crc[1], p, n);
+	return VDB_OK;
+}
+
+static int is_log_entry(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	return slash && !strncmp(slash + 1, "wal-", 4);
+}
+
+/* The previous snapshot stored (or itself took from earlier ones) the log named like e,
+ * prev being its entry: when the log captured now begins with exactly those bytes, e
+ * becomes a delta, its prefix the previous one's pieces plus the part stored there. The
+ * log is append-only between seals, so this holds until the next seal starts a new log
+ * under a new name. */
+static vdb_status log_delta(snap *s, size_t i, const vdb_arc_manifest *prev,
+			    const vdb_arc_entry *pe, const char *prev_file, const char *prev_id,
+			    unsigned char *buf, vdb_error *err)
+{
+	vdb_arc_entry *e = &s->m.entries[i];
+	if (pe->from >= 0 || pe->size == 0 || pe->size > e->size ||
+	    pe->npieces + 1 > VDB_ARC_MAX_PIECES)
+		return VDB_OK;
+	uint32_t crc = 0;
+	for (uint64_t off = 0; off < pe->size;) {
+		size_t n = pe->size - off < CHUNK ? (size_t)(pe->size - off) : CHUNK;
+		ssize_t got = vdb_pread_full(s->srcs[i].fd, buf, n, (off_t)off);
+		if (got < 0)
+			return vdb_err_sys(err, VDB_EIO, "read %s", e->name);
+		if ((size_t)got < n)
+			return VDB_OK;
+		crc = vdb_crc32c(crc, buf, n);
+		off += n;
+	}
+	if (crc != pe->crc)
+		return VDB_OK; /* not the same log (a collection dropped and re-created) */
+	/* The previous one's stored part may be empty (nothing logged between the two). */
+	size_t np = pe->npieces + (pe->size > pe->at);
+	vdb_arc_piece *pieces = calloc(np, sizeof *pieces);
+	if (!pieces)
+		return vdb_err_nomem(err);
+	for (size_t k = 0; k < np; k++) {
+		const char *file = k < pe->npieces ? prev->deps[pe->pieces[k].from].file : prev_file;
+		const char *id = k < pe->npieces ? prev->deps[pe->pieces[k].from].id : prev_id;
+		size_t d;
+		for (d = 0; d < s->m.ndep; d++)
+			if (!strcmp(s->m.deps[d].file, file))
+				break;
+		if (d == s->m.ndep) {
+			snprintf(s->m.deps[d].file, sizeof s->m.deps[d].file, "%s", file);
+			snprintf(s->m.deps[d].id, sizeof s->m.deps[d].id, "%s", id);
+			s->m.ndep++;
+		}
+		pieces[k] = k < pe->npieces
+				    ? pe->pieces[k]
+				    : (vdb_arc_piece){0, pe->at, pe->size - pe->at, vdb_arc_stored_crc(pe), 0};
+		pieces[k].from = (int)d;
+	}
+	e->pieces = pieces;
+	e->npieces = np;
+	e->at = pe->size;
+	e->crc = pe->crc; /* the prefix's, continued over the stored bytes (crc2_fn) */
+	return VDB_OK;
+}
+
 static vdb_status z_fn(void *ctx, const void *p, size_t n, vdb_error *err)
 {
 	return vdb_zwriter_write(ctx, p, n, err);
@@ -288,8 +360,9 @@ static vdb_status z_fn(void *ctx, const void *p, size_t n, vdb_error *err)
 
 /* The entries of an earlier snapshot that this one can reference instead of storing:
  * segments with the same name, size and header checksum in a collection whose CONFIG is
- * byte-identical (a collection dropped and re-created reuses segment names). */
-static vdb_status reference_previous(snap *s, vdb_error *err)
+ * byte-identical (a collection dropped and re-created reuses segment names), and the part
+ * of each log that the earlier one holds (log_delta). */
+static vdb_status reference_previous(snap *s, unsigned char *buf, vdb_error *err)
 {
 	const char *since = s->o->since;
 	int fd = open(since, O_RDONLY | O_CLOEXEC);
@@ -316,6 +389,15 @@ static vdb_status reference_previous(snap *s, vdb_error *err)
 	}
 	for (size_t i = 0; i < s->m.nent; i++) {
 		vdb_arc_entry *e = &s->m.entries[i];
+		if (is_log_entry(e->name)) {
+			long k = vdb_arc_find(&prev, e->name);
+			st = k < 0 ? VDB_OK
+				   : log_delta(s, i, &prev, &prev.entries[k], s->m.base, prev.id, buf,
+					       err);
+			if (st)
+				break;
+			continue;
+		}
 		long k = e->header_crc ? vdb_arc_find(&prev, e->name) : -1;
 		if (k < 0 || prev.entries[k].size != e->size ||
 		    prev.entries[k].header_crc != e->header_crc)
@@ -345,7 +427,7 @@ static vdb_status reference_previous(snap *s, vdb_error *err)
 		e->crc = prev.entries[k].crc;
 	}
 	vdb_arc_manifest_free(&prev);
-	return VDB_OK;
+	return st;
 }
 
 static void make_id(char out[33], time_t now)
@@ -389,13 +471,14 @@ static vdb_status write_archive(snap *s, int out_fd, int64_t now, vdb_snapshot_s
 		const vdb_arc_entry *e = &s->m.entries[i];
 		if (e->from >= 0)
 			continue;
-		vdb_tar_header(h, e->name, e->size, now);
+		uint64_t size = vdb_arc_stored_size(e);
+		vdb_tar_header(h, e->name, size, now);
 		st = vdb_zwriter_write(w, h, sizeof h, err);
 		if (!st)
-			st = read_entry(s, i, buf, z_fn, w, err);
+			st = read_entry(s, i, e->at, buf, z_fn, w, err);
 		if (!st)
-			st = vdb_zwriter_write(w, zero, vdb_tar_pad(e->size), err);
-		total += VDB_TAR_BLOCK + e->size + vdb_tar_pad(e->size);
+			st = vdb_zwriter_write(w, zero, vdb_tar_pad(size), err);
+		total += VDB_TAR_BLOCK + size + vdb_tar_pad(size);
 	}
 	/* Two zero blocks end a tar archive; GNU tar also fills the last 10 KiB record. */
 	uint64_t end = 2 * VDB_TAR_BLOCK;
@@ -488,14 +571,23 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given,
 	vdb_status st = buf ? build(&s, err) : vdb_err_nomem(err);
 	/* Verify and checksum every stored file before the manifest that vouches for it. */
 	if (!st && o->since)
-		st = reference_previous(&s, err);
+		st = reference_previous(&s, buf, err);
 	for (size_t i = 0; !st && i < s.m.nent; i++)
-		if (s.m.entries[i].from < 0)
-			s.work_total += 2 * s.m.entries[i].size; /* checksummed, then archived */
+		if (s.m.entries[i].from < 0) /* checksummed, then archived */
+			s.work_total += 2 * vdb_arc_stored_size(&s.m.entries[i]);
 	for (size_t i = 0; !st && i < s.m.nent; i++) {
 		vdb_arc_entry *e = &s.m.entries[i];
 		if (e->from >= 0) {
 			stats.referenced++;
+			continue;
+		}
+		if (e->at) {
+			uint32_t crc[2] = {e->crc, 0};
+			st = read_entry(&s, i, e->at, buf, crc2_fn, crc, err);
+			e->crc = crc[0];
+			e->tail_crc = crc[1];
+			stats.files++;
+			stats.bytes_in += vdb_arc_stored_size(e);
 			continue;
 		}
 		e->crc = 0;
@@ -509,7 +601,7 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given,
 			if (!st && o->progress)
 				o->progress(o->progress_ctx, s.work_done / 2, s.work_total / 2);
 		} else {
-			st = read_entry(&s, i, buf, crc_fn, &e->crc, err);
+			st = read_entry(&s, i, 0, buf, crc_fn, &e->crc, err);
 		}
 		stats.files++;
 		stats.bytes_in += e->size;

@@ -441,7 +441,8 @@ class Snapshot(VdbTestCase):
         r = run('restore', '--list', '--json', inc)
         self.assertOk(r)
         j = json.loads(r.out)
-        self.assertEqual((j['kind'], j['base'], j['format']), ('incremental', 'full.tar.zst', 1))
+        # Version 2: the log is a delta (a full snapshot is still written as version 1).
+        self.assertEqual((j['kind'], j['base'], j['format']), ('incremental', 'full.tar.zst', 2))
         self.assertEqual(len(j['entries']), len([l for l in lst.splitlines()
                                                  if re.match(r' *\d+ [0-9a-f]{8} ', l)]))
         self.assertTrue(any(e['in'] == 'full.tar.zst' for e in j['entries']))
@@ -477,6 +478,89 @@ class Snapshot(VdbTestCase):
         r = run('restore', inc, self.path('r4'))
         self.assertFails(r, EXIT_DATA, 'not the snapshot this incremental depends on')
         self.assertFalse(os.path.exists(self.path('r4')))
+        self.assertNoLeftovers()
+
+    def test_log_deltas(self):
+        # A collection whose records are all in its log (loaded without settling): an
+        # incremental stores only the log's frames after those its base holds.
+        self.create('db', dim=32, metric='l2', seal='64M')
+        self.ingest('db', seeded_records(7, 30000, 32, payloads=0), '-b', '1000', '--no-settle')
+        info = json.loads(run('info', '--json', self.path('db')).out)
+        self.assertEqual((info['segments'], info['log_records']), (0, 30000), info)
+        full = self.path('full.tar.zst')
+        self.snap('db', full)
+        self.assertEqual(json.loads(run('restore', '--list', '--json', full).out)['format'], 1)
+        self.ingest('db', seeded_records(8, 1, 32, id_offset=90000), '--no-settle')
+        one = self.export('db').out
+        inc1 = self.path('inc1.tar.zst')
+        self.snap('db', inc1, '--since', full)
+        self.assertLess(os.path.getsize(inc1), 0.02 * os.path.getsize(full))
+        lst = run('restore', '--list', inc1).out
+        self.assertRegex(lst, r'default/wal-\d+\.log \(bytes from \d+ here, before them in '
+                         r'full\.tar\.zst\)')
+        j = json.loads(run('restore', '--list', '--json', inc1).out)
+        self.assertEqual(j['format'], 2)
+        log = next(e for e in j['entries'] if '/wal-' in e['name'])
+        self.assertEqual([(p['in'], p['at']) for p in log['pieces']], [('full.tar.zst', 0)])
+        self.assertEqual(log['pieces'][0]['size'], log['stored_from'])
+        # 1% more: an incremental on the incremental (the log's pieces come from both).
+        self.ingest('db', seeded_records(9, 300, 32, id_offset=91000), '--no-settle')
+        inc2 = self.path('inc2.tar.zst')
+        self.snap('db', inc2, '--since', inc1)
+        self.assertLess(os.path.getsize(inc2), 0.05 * os.path.getsize(full))
+        log = next(e for e in json.loads(run('restore', '--list', '--json', inc2).out)['entries']
+                   if '/wal-' in e['name'])
+        self.assertEqual([p['in'] for p in log['pieces']], ['full.tar.zst', 'inc1.tar.zst'])
+        r = run('restore', inc2, self.path('r2'))
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn('from 3 archives', r.err)
+        self.assertSameDb('db', 'r2', collections=(None,))
+        self.assertEqual(run('check', self.path('r2')).rc, 0)
+        self.assertOk(run('restore', '-q', inc1, self.path('r1')))
+        self.assertEqual(self.export('r1').out, one)
+        self.assertEqual(run('restore', '--verify', inc2).rc, 0)
+        # Nothing logged since the base: an empty stored part.
+        inc3 = self.path('inc3.tar.zst')
+        self.snap('db', inc3, '--since', inc2)
+        self.assertOk(run('restore', '-q', inc3, self.path('r3')))
+        self.assertSameDb('db', 'r3', collections=(None,))
+        # A base whose log is not this one's prefix (the collection dropped and re-created
+        # under the same name): the log is stored whole.
+        run('drop', self.path('db'), '-c', 'default')
+        self.create('db', dim=32, metric='l2', seal='64M')
+        self.ingest('db', seeded_records(10, 40, 32), '--no-settle')
+        other = self.path('other.tar.zst')
+        self.snap('db', other, '--since', full)
+        j = json.loads(run('restore', '--list', '--json', other).out)
+        self.assertFalse([e for e in j['entries'] if 'pieces' in e], j)
+        self.assertOk(run('restore', '-q', other, self.path('r4')))
+        self.assertSameDb('db', 'r4', collections=(None,))
+        # The chain must hold the very bytes: a base replaced by another snapshot is refused
+        # by its id, and pieces that do not match what their archive stores are named.
+        os.rename(inc1, self.path('inc1.saved'))
+        shutil.copy(full, inc1)
+        self.assertFails(run('restore', inc2, self.path('r5')), EXIT_DATA,
+                         'not the snapshot this incremental depends on')
+        os.replace(self.path('inc1.saved'), inc1)
+        with open(inc2, 'rb') as f:
+            raw = zstd_decompress(f.read())
+        members = tar_members(raw)
+        head, body = members[0][1].split(b'\n', 1)
+
+        def with_log(mod):
+            mm = json.loads(body)
+            mod(next(e for e in mm['entries'] if '/wal-' in e['name']))
+            text = json.dumps(mm).encode() + b'\n'
+            image = b'vdb-snapshot 2 %d %08x\n' % (len(text), crc32c(text)) + text
+            return zstd_compress(tar_build([(members[0][0], image)] + members[1:]))
+        self.assertRejected(with_log(lambda e: e['pieces'][1].update(crc32c='00000000')),
+                            'inc1.tar.zst does not hold bytes')
+        self.assertRejected(with_log(lambda e: e['pieces'][1].update(at=7)), 'malformed log delta')
+        self.assertRejected(with_log(lambda e: e.update(crc32c='00000000')),
+                            'its pieces do not make the file the manifest describes')
+        self.assertRejected(with_log(lambda e: e.update(tail_crc32c='00000000')),
+                            'checksum mismatch')
+        self.assertRejected(with_log(lambda e: e['pieces'].pop()), 'malformed log delta')
         self.assertNoLeftovers()
 
     def test_cron_mode(self):
@@ -583,7 +667,7 @@ class Snapshot(VdbTestCase):
             {'name': '../x', 'size': 1, 'crc32c': '00000000'})), 'a name vdb never writes')
         self.assertRejected(with_manifest(lambda mm: mm['entries'].append(
             dict(mm['entries'][1]))), 'an entry is listed twice')
-        self.assertRejected(with_manifest(lambda mm: mm.update(vdb_snapshot=2)),
+        self.assertRejected(with_manifest(lambda mm: mm.update(vdb_snapshot=3)),
                             'format version is not supported')
         self.assertRejected(with_manifest(lambda mm: mm['entries'][1].update(size=10),
                                           fix_crc=False), 'vdb-snapshot.json: header says')
