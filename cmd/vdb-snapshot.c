@@ -33,8 +33,9 @@ static void usage(void)
 	       "Options:\n"
 	       "  -c, --collection NAME  snapshot this collection (repeatable; default: all)\n"
 	       "  -o, --output FILE      write the archive to FILE ('-': standard output)\n"
-	       "      --since PREVIOUS   incremental: store only the segments PREVIOUS (a\n"
-	       "                         snapshot in the same directory) does not hold\n"
+	       "      --since PREVIOUS   incremental: store only what PREVIOUS (a snapshot in\n"
+	       "                         the same directory, checked whole first) does not\n"
+	       "                         hold: new segments, new log frames\n"
 	       "      --into DIR         cron mode: write DIR/vdb-YYYYMMDDTHHMMSSZ.tar.zst,\n"
 	       "                         incremental on the latest snapshot in DIR\n"
 	       "      --keep N           cron mode: keep the newest N snapshots, and every\n"
@@ -161,7 +162,15 @@ int main(int argc, char **argv)
 		rot.keep = keep;
 		rot.full_every = full_every;
 		char written[4096];
-		if (vdb_snapshot_into(db, &o, into, &rot, written, sizeof written, &stats, &err))
+		vdb_status st = vdb_snapshot_into(db, &o, into, &rot, written, sizeof written, &stats,
+						  &err);
+		/* Said even with -q: the chain the next runs build on starts again here. */
+		if (rot.base_problem[0]) {
+			cli_progress_end(&progress);
+			fprintf(stderr, "%s: warning: %s: writing a full snapshot instead of an "
+				"incremental\n", cli_prog, rot.base_problem);
+		}
+		if (st)
 			rc = fail(&err);
 		else if (!quiet)
 			summary(written, &stats, cli_now() - t0);

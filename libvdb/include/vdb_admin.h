@@ -26,9 +26,12 @@ typedef struct vdb_snapshot_options {
 	size_t ncollections;
 	int level;   /* zstd level 1..19 (default 3) */
 	int threads; /* zstd worker threads; 0 (default) compresses in the calling thread */
-	/* Incremental: the path of an earlier snapshot in the same directory. Segments that it
-	 * (or a snapshot it depends on) already holds are referenced by name instead of being
-	 * stored. NULL: a full snapshot. */
+	/* Incremental: the path of an earlier snapshot in the directory the new one is written
+	 * to (restore looks a chain up in one directory). Segments that it (or a snapshot it
+	 * depends on) already holds are referenced by name instead of being stored, and so is
+	 * the part of a log it holds (a log delta). It is checked whole first (every entry it
+	 * stores, its end, the snapshots it depends on): a damaged base is VDB_ECORRUPT, a
+	 * missing one VDB_ENOENT. NULL: a full snapshot. */
 	const char *since;
 	vdb_cancel cancel; /* optional: stops with VDB_EINTR */
 	/* Optional: called after every chunk (1 MiB) of work with the work done and the total
@@ -78,6 +81,10 @@ typedef struct vdb_snapshot_rotation {
 	uint64_t full_every;
 	uint64_t pruned; /* out: snapshots removed */
 	int incremental; /* out: the one written is incremental */
+	/* out: why an incremental was due but a full snapshot was written instead (its base
+	 * is damaged or a snapshot it depends on is missing: vdb_snapshot_into checks the base
+	 * whole before using it); "" when nothing was wrong. */
+	char base_problem[512];
 } vdb_snapshot_rotation;
 
 VDB_API void vdb_snapshot_rotation_init(vdb_snapshot_rotation *r);

@@ -50,6 +50,7 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
+#include "base.h"
 #include "../util/zstream.h"
 
 /* Bytes checksummed then handed to write() at once: small enough to stay in the core's
@@ -477,6 +478,33 @@ static vdb_status extract(rst *r, vdb_zreader *z, const char *what, const vdb_ar
 	return st;
 }
 
+/* Whether am, the manifest of dependency d of m (read from path), is the snapshot m names
+ * and stores everything m takes from it: whole entries and log pieces, by size and CRC. */
+static vdb_status dep_holds(vdb_arc_manifest *m, int d, const vdb_arc_manifest *am,
+			    const char *path, vdb_error *err)
+{
+	if (strcmp(am->id, m->deps[d].id))
+		return vdb_err(err, VDB_ECORRUPT, "%s: not the snapshot this incremental depends on "
+			       "(its id is %s, not %s)", path, am->id, m->deps[d].id);
+	for (size_t i = 0; i < m->nent; i++) {
+		vdb_arc_entry *e = &m->entries[i];
+		long k = e->from == d ? vdb_arc_find(am, e->name) : 0;
+		if (k < 0 || (e->from == d && (am->entries[k].from >= 0 || am->entries[k].at ||
+					       am->entries[k].crc != e->crc)))
+			return vdb_err(err, VDB_ECORRUPT, "%s does not hold entry '%s'", path, e->name);
+		for (size_t p = 0; p < e->npieces; p++) {
+			if (e->pieces[p].from != d)
+				continue;
+			k = vdb_arc_find(am, e->name);
+			if (k < 0 || am->entries[k].from >= 0 || !wanted_piece(e, d, &am->entries[k]))
+				return vdb_err(err, VDB_ECORRUPT, "%s does not hold bytes %" PRIu64 "-%"
+					       PRIu64 " of '%s'", path, e->pieces[p].at,
+					       e->pieces[p].at + e->pieces[p].size, e->name);
+		}
+	}
+	return VDB_OK;
+}
+
 static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *err)
 {
 	const vdb_arc_dep *dep = &r->m.deps[d];
@@ -493,29 +521,7 @@ static vdb_status restore_dep(rst *r, const char *chain_dir, int d, vdb_error *e
 	if (!st) {
 		st = vdb_arc_read_manifest(z, path, &am, err);
 		if (!st) {
-			if (strcmp(am.id, dep->id))
-				st = vdb_err(err, VDB_ECORRUPT, "%s: not the snapshot this incremental "
-					     "depends on (its id is %s, not %s)", path, am.id, dep->id);
-			for (size_t i = 0; !st && i < r->m.nent; i++) {
-				vdb_arc_entry *e = &r->m.entries[i];
-				long k = e->from == d ? vdb_arc_find(&am, e->name) : 0;
-				if (k < 0 || (e->from == d && (am.entries[k].from >= 0 ||
-							       am.entries[k].at ||
-							       am.entries[k].crc != e->crc)))
-					st = vdb_err(err, VDB_ECORRUPT, "%s does not hold entry '%s'",
-						     path, e->name);
-				for (size_t p = 0; !st && p < e->npieces; p++) {
-					if (e->pieces[p].from != d)
-						continue;
-					k = vdb_arc_find(&am, e->name);
-					if (k < 0 || am.entries[k].from >= 0 ||
-					    !wanted_piece(e, d, &am.entries[k]))
-						st = vdb_err(err, VDB_ECORRUPT, "%s does not hold bytes "
-							     "%" PRIu64 "-%" PRIu64 " of '%s'", path,
-							     e->pieces[p].at,
-							     e->pieces[p].at + e->pieces[p].size, e->name);
-				}
-			}
+			st = dep_holds(&r->m, d, &am, path, err);
 			if (!st)
 				st = extract(r, z, path, &am, d, err);
 			vdb_arc_manifest_free(&am);
@@ -832,6 +838,56 @@ out:
 	if (!st && stats)
 		*stats = r.stats;
 	vdb_zreader_free(z);
+	vdb_arc_manifest_free(&r.m);
+	free(r.done);
+	free(r.known.v);
+	return st;
+}
+
+vdb_status vdb_snapshot_check_base(const char *path, vdb_cancel cancel, vdb_error *err)
+{
+	vdb_restore_options opts;
+	vdb_restore_options_init(&opts);
+	opts.cancel = cancel;
+	rst r = {.o = &opts, .tmp_fd = -1}; /* no directory: the entries are read, not written */
+	char chain[4096];
+	const char *base;
+	vdb_path_split(path, chain, sizeof chain, &base);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_OK, "open %s", path);
+	vdb_zreader *z = NULL;
+	vdb_status st = vdb_zreader_open(fd, path, &opts.cancel, &z, err);
+	if (!st)
+		st = vdb_arc_read_manifest(z, path, &r.m, err);
+	if (!st && !(r.done = calloc(r.m.nent + 1, 1)))
+		st = vdb_err_nomem(err);
+	if (!st)
+		st = extract(&r, z, path, &r.m, -1, err);
+	vdb_zreader_free(z);
+	close(fd);
+	/* What it takes from earlier snapshots: they must be there, and list it. */
+	for (size_t d = 0; !st && d < r.m.ndep; d++) {
+		char dep[4096];
+		vdb_arc_manifest am;
+		if (vdb_path(dep, sizeof dep, chain, r.m.deps[d].file)) {
+			st = vdb_err(err, VDB_EINVAL, "path too long: %s", chain);
+			break;
+		}
+		if ((fd = open(dep, O_RDONLY | O_CLOEXEC)) < 0) {
+			st = vdb_err_sys(err, VDB_ENOENT, "a snapshot it depends on is missing: open %s",
+					 dep);
+			break;
+		}
+		if (!(st = vdb_zreader_open(fd, dep, &opts.cancel, &z, err))) {
+			if (!(st = vdb_arc_read_manifest(z, dep, &am, err))) {
+				st = dep_holds(&r.m, (int)d, &am, dep, err);
+				vdb_arc_manifest_free(&am);
+			}
+			vdb_zreader_free(z);
+		}
+		close(fd);
+	}
 	vdb_arc_manifest_free(&r.m);
 	free(r.done);
 	free(r.known.v);

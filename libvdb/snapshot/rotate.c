@@ -6,6 +6,7 @@
  * file is removed only when no kept manifest names it. */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
+#include "base.h"
 #include "../util/zstream.h"
 #include "vdb_admin.h"
 
@@ -34,6 +36,7 @@ void vdb_snapshot_rotation_init(vdb_snapshot_rotation *r)
 typedef struct snapfile {
 	char name[64];
 	int readable;
+	char why[sizeof(((vdb_error *)0)->message)]; /* when not readable: why */
 	int full;
 	char deps[8][VDB_ARC_FILE_MAX + 1]; /* the files it depends on (at most a few) */
 	size_t ndeps;
@@ -62,13 +65,22 @@ static void read_info(const char *dir, snapfile *f)
 	char path[4096];
 	if (vdb_path(path, sizeof path, dir, f->name))
 		return;
+	vdb_error err;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		vdb_err_sys(&err, VDB_EIO, "open %s", path);
+		snprintf(f->why, sizeof f->why, "%s", err.message);
 		return;
+	}
 	vdb_zreader *z;
 	vdb_arc_manifest m;
-	if (!vdb_zreader_open(fd, path, NULL, &z, NULL)) {
-		if (!vdb_arc_read_manifest(z, path, &m, NULL)) {
+	snprintf(f->why, sizeof f->why, "%.400s: depends on too many snapshots", path);
+	if (vdb_zreader_open(fd, path, NULL, &z, &err)) {
+		snprintf(f->why, sizeof f->why, "%s", err.message);
+	} else {
+		if (vdb_arc_read_manifest(z, path, &m, &err)) {
+			snprintf(f->why, sizeof f->why, "%s", err.message);
+		} else {
 			f->readable = m.ndep <= sizeof f->deps / sizeof f->deps[0];
 			f->full = m.ndep == 0;
 			for (size_t i = 0; f->readable && i < m.ndep; i++)
@@ -189,11 +201,19 @@ static vdb_status snapshot_into(const char *db, const vdb_snapshot_options *o, c
 	if (st)
 		return st;
 	/* The base: the latest readable full snapshot, unless full_every says a full one is due
-	 * (counting that one and the readable incrementals after it). */
-	long full = -1;
-	for (size_t i = 0; i < n; i++)
+	 * (counting that one and the readable incrementals after it). A snapshot after it whose
+	 * manifest cannot be read may be a newer full one, damaged: a full one is written. */
+	long full = -1, unreadable = -1;
+	for (size_t i = 0; i < n; i++) {
 		if (f[i].readable && f[i].full)
 			full = (long)i;
+		if (!f[i].readable)
+			unreadable = (long)i;
+	}
+	if (unreadable > full && r->full_every > 1) {
+		snprintf(r->base_problem, sizeof r->base_problem, "%s", f[unreadable].why);
+		full = -1;
+	}
 	uint64_t since_full = 0;
 	for (size_t i = full < 0 ? n : (size_t)full; i < n; i++)
 		since_full += f[i].readable;
@@ -203,6 +223,19 @@ static vdb_status snapshot_into(const char *db, const vdb_snapshot_options *o, c
 	if (full >= 0 && r->full_every > 1 && since_full < r->full_every &&
 	    !vdb_path(base, sizeof base, dir, f[full].name))
 		opts.since = base;
+	/* A damaged base would make every incremental on it unrestorable: checked whole,
+	 * and a full snapshot is written instead of building on it. */
+	vdb_error why;
+	if (opts.since && (st = vdb_snapshot_check_base(base, o->cancel, &why))) {
+		if (st == VDB_EINTR || st == VDB_ENOMEM) {
+			free(f);
+			if (err)
+				*err = why;
+			return st;
+		}
+		snprintf(r->base_problem, sizeof r->base_problem, "%s", why.message);
+		opts.since = NULL;
+	}
 	r->incremental = opts.since != NULL;
 	char name[64], path[4096];
 	next_name(dir, name, sizeof name);
@@ -240,8 +273,10 @@ vdb_status vdb_snapshot_into(const char *db, const vdb_snapshot_options *o, cons
 	if (st)
 		return st;
 	st = snapshot_into(db, o, dir, &local, written, cap, stats, err);
-	/* The outputs every version of the struct has. */
+	/* The outputs every version of the struct has, and those of the caller's version. */
 	r->pruned = local.pruned;
 	r->incremental = local.incremental;
+	if (r->size >= offsetof(vdb_snapshot_rotation, base_problem) + sizeof r->base_problem)
+		memcpy(r->base_problem, local.base_problem, sizeof r->base_problem);
 	return st;
 }

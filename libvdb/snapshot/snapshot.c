@@ -32,6 +32,7 @@
 #include "../util/error.h"
 #include "../util/io.h"
 #include "amanifest.h"
+#include "base.h"
 #include "../util/zstream.h"
 #include "vdb_admin.h"
 #include "vdb_config.h"
@@ -568,7 +569,12 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given,
 	strftime(s.m.created, sizeof s.m.created, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(s.m.vdb_version, sizeof s.m.vdb_version, "%s", VDB_VERSION);
 	make_id(s.m.id, now);
-	vdb_status st = buf ? build(&s, err) : vdb_err_nomem(err);
+	vdb_status st = buf ? VDB_OK : vdb_err_nomem(err);
+	if (!st && o->since && (st = vdb_snapshot_check_base(o->since, o->cancel, err)) &&
+	    st != VDB_EINTR && st != VDB_ENOMEM && err)
+		vdb_err_prefix(err, "%s: cannot be the base of an incremental", o->since);
+	if (!st)
+		st = build(&s, err);
 	/* Verify and checksum every stored file before the manifest that vouches for it. */
 	if (!st && o->since)
 		st = reference_previous(&s, buf, err);
@@ -627,6 +633,23 @@ vdb_status vdb_snapshot_write(const char *db, const vdb_snapshot_options *given,
 	return st;
 }
 
+/* An incremental names its base by file name only, and restore looks the chain up in one
+ * directory: the new file must go beside its base. */
+static vdb_status same_directory(const char *since, const char *path, const char *given,
+				 vdb_error *err)
+{
+	char a[4096], b[4096];
+	const char *base;
+	struct stat sa, sb;
+	vdb_path_split(since, a, sizeof a, &base);
+	vdb_path_split(path, b, sizeof b, &base);
+	if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino))
+		return VDB_OK; /* a missing directory is reported where it is opened */
+	return vdb_err(err, VDB_EINVAL, "%s: an incremental must be written in the directory of "
+		       "the snapshot it depends on (%s), where restore looks for it: keep a chain "
+		       "in one directory", given, since);
+}
+
 /* The archive written to fd, which is open on a device or FIFO that vdb_output_resolve
  * said to write in place. */
 static vdb_status write_in_place(const char *db, const vdb_snapshot_options *o, int fd,
@@ -660,6 +683,8 @@ vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_options *c
 			     "depends on", given);
 		goto out;
 	}
+	if (o && o->since && (st = same_directory(o->since, path, given, err)))
+		goto out;
 	vdb_tmpfile t;
 	if ((st = vdb_tmpfile_create(&t, path, VDB_TMP_OUTPUT, err))) {
 		/* No such directory: missing (66); a failing or full disk: I/O (74); else it

@@ -591,6 +591,73 @@ class Snapshot(VdbTestCase):
         self.assertOk(run('restore', '-q', os.path.join(d, made[5]), self.path('r')))
         self.assertSameDb('db', 'r')
 
+    def test_a_base_is_checked_before_it_is_used(self):
+        self.build_db()
+        d = self.path('backups')
+
+        def cron(*extra):
+            r = run('snapshot', '-q', self.path('db'), '--into', d, '--keep', '9',
+                    '--full-every', '3', *extra)
+            self.assertEqual(r.rc, 0, r)
+            return r, sorted(os.listdir(d))[-1]
+
+        def kind(name):
+            return re.search(r'kind: (.*)', run('restore', '--list', os.path.join(d, name)).out
+                             ).group(1)
+        _, full = cron()
+        # A truncated full: the next run writes a full one and says why (even with -q).
+        path = os.path.join(d, full)
+        os.truncate(path, os.path.getsize(path) * 2 // 3)
+        self.ingest('db', seeded_records(40, 50, 8, id_offset=400000))
+        r, new = cron()
+        self.assertRegex(r.err, r'^vdb-snapshot: warning: \S*%s: truncated archive.*: writing a '
+                         r'full snapshot instead of an incremental\n$' % re.escape(full))
+        self.assertEqual(kind(new), 'full')
+        # The next run builds on the new full, quietly.
+        r, inc = cron()
+        self.assertEqual(r.err, '')
+        self.assertEqual(kind(inc), 'incremental on ' + new)
+        # A byte changed inside the new full (the archive is still complete).
+        path = os.path.join(d, new)
+        data = bytearray(self.read(path))
+        data[len(data) // 2] ^= 0x40
+        with open(path, 'wb') as f:
+            f.write(data)
+        r, full2 = cron()
+        self.assertRegex(r.err, r'^vdb-snapshot: warning: \S*%s: .*: writing a full snapshot '
+                         r'instead of an incremental\n$' % re.escape(new))
+        self.assertEqual(kind(full2), 'full')
+        self.assertEqual(run('restore', '--verify', os.path.join(d, full2)).rc, 0)
+        # Something that is not a snapshot at all under the newest name.
+        time.sleep(1)
+        junk = os.path.join(d, 'vdb-29991231T235959Z.tar.zst')
+        with open(junk, 'wb') as f:
+            f.write(b'not an archive')
+        r, _ = cron()
+        self.assertRegex(r.err, r'^vdb-snapshot: warning: \S*vdb-29991231T235959Z\.tar\.zst: ')
+        os.remove(junk)
+        # --since: a damaged base is refused (65) naming it, and nothing is written; a
+        # missing one is 66.
+        out = os.path.join(d, 'by-hand.tar.zst')
+        self.assertFails(run('snapshot', self.path('db'), '-o', out, '--since',
+                             os.path.join(d, new)), EXIT_DATA,
+                         '%s: cannot be the base of an incremental' % os.path.join(d, new))
+        self.assertFalse(os.path.exists(out))
+        self.assertFails(run('snapshot', self.path('db'), '-o', out, '--since',
+                             os.path.join(d, 'nothing.tar.zst')), EXIT_NOINPUT, 'nothing.tar.zst')
+        # An incremental whose dependency is gone cannot be a base either.
+        self.snap('db', out, '--since', os.path.join(d, inc))
+        os.rename(os.path.join(d, new), self.path('moved.tar.zst'))
+        out2 = os.path.join(d, 'by-hand-2.tar.zst')
+        self.assertFails(run('snapshot', self.path('db'), '-o', out2, '--since', out),
+                         EXIT_NOINPUT, 'a snapshot it depends on is missing')
+        # A base in another directory than the new file: refused, saying why.
+        self.assertFails(run('snapshot', self.path('db'), '-o', self.path('elsewhere.tar.zst'),
+                             '--since', os.path.join(d, full2)), EXIT_USAGE,
+                         'an incremental must be written in the directory of the snapshot it '
+                         'depends on')
+        self.assertNoLeftovers(d)
+
     # ---- hostile and damaged archives ----------------------------------------------------
 
     def base_archive(self):
