@@ -334,6 +334,44 @@ int cli_parse_seconds(const char *s, const char *option, double *out)
 	return 0;
 }
 
+int cli_parse_time(const char *s, const char *option, int64_t *out)
+{
+	/* YYYY-MM-DD, then optionally [T ]HH:MM[:SS], then optionally Z or +-HH[:]MM. */
+	struct tm tm = {0};
+	int n = 0, off = 0, len = (int)strlen(s);
+	int ok = sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) == 3 &&
+		 n == 10;
+	if (ok && (s[n] == 'T' || s[n] == ' ')) {
+		int m = 0;
+		ok = sscanf(s + n + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) == 2 && m == 5;
+		n += 1 + m;
+		if (ok && s[n] == ':') {
+			ok = sscanf(s + n + 1, "%2d%n", &tm.tm_sec, &m) == 1 && m == 2;
+			n += 1 + m;
+		}
+	}
+	if (ok && s[n] == 'Z') {
+		n++;
+	} else if (ok && (s[n] == '+' || s[n] == '-')) {
+		int h, mi, m = 0;
+		ok = (sscanf(s + n + 1, "%2d:%2d%n", &h, &mi, &m) == 2 && m == 5) ||
+		     (sscanf(s + n + 1, "%2d%2d%n", &h, &mi, &m) == 2 && m == 4);
+		off = (s[n] == '-' ? -1 : 1) * (h * 3600 + mi * 60);
+		n += 1 + m;
+	}
+	ok = ok && n == len && tm.tm_mon >= 1 && tm.tm_mon <= 12 && tm.tm_mday >= 1 &&
+	     tm.tm_mday <= 31 && tm.tm_hour <= 23 && tm.tm_min <= 59 && tm.tm_sec <= 60;
+	if (!ok) {
+		cli_usage_error("invalid value '%s' for %s (expected an ISO 8601 time such as "
+				"2026-12-07T03:00:00Z; UTC unless it has an offset)", s, option);
+		return -1;
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*out = (int64_t)timegm(&tm) - off;
+	return 0;
+}
+
 int cli_close_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {

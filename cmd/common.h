@@ -95,6 +95,9 @@ int cli_parse_u64(const char *s, const char *option, uint64_t min, uint64_t max,
 /* A decimal number in [min, max] (NaN and infinities refused), as cli_parse_u64. */
 int cli_parse_double(const char *s, const char *option, double min, double max, double *out);
 int cli_parse_seconds(const char *s, const char *option, double *out);
+/* An ISO 8601 time (YYYY-MM-DD[THH:MM[:SS]][Z|+-HH:MM]; UTC without an offset) as seconds
+ * since the epoch; -1 (reported as a usage error) when it is not one. */
+int cli_parse_time(const char *s, const char *option, int64_t *out);
 
 /* Compiles a filter given on the command line (--filter JSON); on failure prints
  * "OPTION: why" as a usage error and returns EXIT_USAGE. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -22,7 +23,8 @@ static void on_signal(int sig)
 static void usage(void)
 {
 	printf("Usage: vdb-restore FILE|- TARGET [--force] [--chain-dir DIR]\n"
-	       "       vdb-restore --verify FILE|- [--chain-dir DIR]\n"
+	       "       vdb-restore DIR [--at TIME] TARGET [--force]\n"
+	       "       vdb-restore --verify FILE|-|DIR [--chain-dir DIR]\n"
 	       "       vdb-restore --list [--json] FILE|-\n"
 	       "\n"
 	       "Restore a snapshot written by vdb-snapshot as database TARGET. Everything is\n"
@@ -32,14 +34,21 @@ static void usage(void)
 	       "happens. TARGET must not exist or be empty. An incremental snapshot takes the\n"
 	       "rest of its files from the snapshots it depends on, looked up in its own\n"
 	       "directory. Hostile or damaged archives are refused, naming the entry.\n"
+	       "Given a directory of snapshots, the newest one (taken at or before --at TIME)\n"
+	       "is restored, or with --verify every one is verified, one line each.\n"
 	       "\n"
 	       "Options:\n"
+	       "      --at TIME          with a directory: the newest snapshot taken at or\n"
+	       "                         before TIME (ISO 8601: 2026-12-07T03:00:00Z; UTC\n"
+	       "                         unless it has an offset)\n"
 	       "      --force            replace TARGET if it is a vdb database (one atomic\n"
 	       "                         swap; refused while a writer holds a lock in it)\n"
 	       "      --chain-dir DIR    look for the snapshots an incremental depends on in\n"
 	       "                         DIR (default: FILE's directory; '.' for stdin)\n"
 	       "      --verify           every check a restore makes, on a scratch copy in\n"
-	       "                         $TMPDIR (default /tmp), removed afterwards\n"
+	       "                         $TMPDIR (default /tmp), removed afterwards; of a\n"
+	       "                         directory: of every snapshot in it, printing TIME\n"
+	       "                         FILE KIND BASE COLLECTIONS RECORDS BYTES STATUS\n"
 	       "      --list             print the archive's manifest: properties, collections,\n"
 	       "                         then one line per file: SIZE CRC32C NAME\n"
 	       "      --json             with --list: the manifest as one JSON object\n"
@@ -49,11 +58,57 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
+/* --verify DIR: one line per snapshot on standard output. */
+static int verify_dir(const char *dir, const vdb_restore_options *o)
+{
+	vdb_snapshot_dir d = {0};
+	vdb_error err, e2;
+	vdb_status st = vdb_snapshot_dir_verify(dir, o, &d, &err);
+	vdb_text t = {0};
+	if (d.files && vdb_snapshot_dir_format(&d, 0, 0, 0, &t, &e2) && !st) {
+		st = e2.code;
+		err = e2;
+	}
+	fwrite(t.data ? t.data : "", 1, t.len, stdout);
+	vdb_text_free(&t);
+	vdb_snapshot_dir_free(&d);
+	int wrc = cli_close_stdout();
+	if (st == VDB_EINTR)
+		return 128 + (stop_signal ? stop_signal : SIGINT);
+	return st ? cli_fail(&err) : wrc;
+}
+
+/* DIR [--at TIME]: the snapshot to restore, into path (cap bytes). */
+static int choose(const char *dir, int have_at, int64_t at, char *path, size_t cap)
+{
+	vdb_snapshot_dir d;
+	vdb_error err;
+	if (vdb_snapshot_dir_list(dir, &d, &err))
+		return cli_fail(&err);
+	long pick = -1;
+	for (size_t i = 0; i < d.n; i++)
+		if (d.files[i].readable && (!have_at || d.files[i].seconds <= at))
+			pick = (long)i;
+	int rc = EXIT_OK;
+	if (pick < 0) {
+		cli_error("%s: no snapshot%s", dir, have_at ? " taken at or before that time" : "");
+		rc = EXIT_NOINPUT;
+	} else if (snprintf(path, cap, "%s/%s", dir, d.files[pick].file) >= (int)cap) {
+		cli_error("%s: path too long", dir);
+		rc = EXIT_USAGE;
+	} else {
+		fprintf(stderr, "%s: %s: taken %s\n", cli_prog, path, d.files[pick].time);
+	}
+	vdb_snapshot_dir_free(&d);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init("vdb-restore", argv);
-	enum { OPT_FORCE = 256, OPT_CHAIN, OPT_VERIFY, OPT_LIST, OPT_JSON };
+	enum { OPT_FORCE = 256, OPT_CHAIN, OPT_VERIFY, OPT_LIST, OPT_JSON, OPT_AT };
 	static const struct option opts[] = {{"force", no_argument, NULL, OPT_FORCE},
+					     {"at", required_argument, NULL, OPT_AT},
 					     {"chain-dir", required_argument, NULL, OPT_CHAIN},
 					     {"verify", no_argument, NULL, OPT_VERIFY},
 					     {"list", no_argument, NULL, OPT_LIST},
@@ -64,7 +119,8 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	vdb_restore_options o;
 	vdb_restore_options_init(&o);
-	int quiet = 0, list = 0, json = 0, c, rc;
+	int quiet = 0, list = 0, json = 0, have_at = 0, c, rc;
+	int64_t at = 0;
 	while ((c = cli_getopt(argc, argv, ":qhV", opts)) != -1) {
 		switch (c) {
 		case OPT_FORCE: o.force = 1; break;
@@ -74,6 +130,11 @@ int main(int argc, char **argv)
 			o.scratch_dir = getenv("TMPDIR"); /* the scratch copy goes there */
 			break;
 		case OPT_LIST: list = 1; break;
+		case OPT_AT:
+			if (cli_parse_time(optarg, "--at", &at))
+				return EXIT_USAGE;
+			have_at = 1;
+			break;
 		case OPT_JSON: json = 1; break;
 		default:
 			if ((rc = cli_common_option(c, usage, &quiet)) != CLI_NEXT)
@@ -90,6 +151,24 @@ int main(int argc, char **argv)
 	if (argc - optind != want)
 		return cli_usage_error(argc - optind < want ? "missing operand" : "too many operands");
 	const char *file = argv[optind];
+	struct stat sb;
+	int is_dir = strcmp(file, "-") && stat(file, &sb) == 0 && S_ISDIR(sb.st_mode);
+	char chosen[4096];
+	if (have_at && (!is_dir || o.verify_only || list))
+		return cli_usage_error("--at goes with a restore from a directory of snapshots");
+	if (is_dir && (list || o.chain_dir))
+		return cli_usage_error("%s: a directory (%s takes a snapshot file)", file,
+				       list ? "--list" : "--chain-dir");
+	if (is_dir && o.verify_only) {
+		cli_catch_stop_signals(on_signal);
+		o.cancel = cli_cancel_on(&stop_signal);
+		return verify_dir(file, &o);
+	}
+	if (is_dir) {
+		if ((rc = choose(file, have_at, at, chosen, sizeof chosen)))
+			return rc;
+		file = chosen;
+	}
 	int fd = STDIN_FILENO;
 	if (strcmp(file, "-") && (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
 		cli_error("%s: %s", file, strerror(errno));

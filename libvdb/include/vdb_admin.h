@@ -71,10 +71,68 @@ VDB_API vdb_status vdb_snapshot_write_file(const char *db, const vdb_snapshot_op
 
 /* A directory of snapshots with rotation (what a cron job runs): each named
  * vdb-YYYYMMDDTHHMMSSZ.tar.zst (UTC). */
+/* Which snapshots of a directory to keep (restic's policy): the newest `last`; the newest
+ * of each of the newest `hourly` hours (UTC) that have snapshots; the same for `daily`,
+ * `weekly` (ISO weeks) and `monthly`. The policies add up; every snapshot a kept one
+ * depends on is kept too. All 0: nothing is removed. */
+typedef struct vdb_retention {
+	uint64_t last, hourly, daily, weekly, monthly;
+} vdb_retention;
+
+/* One snapshot of a directory, as vdb_snapshot_dir_list reads it (its manifest only). */
+typedef struct vdb_snapshot_file {
+	char file[256];  /* its name in the directory */
+	char id[33];     /* its snapshot id ("" when unreadable) */
+	char time[32];   /* when it was taken, UTC, ISO 8601 ("" when unknown) */
+	int64_t seconds; /* the same since the epoch (0 when unknown) */
+	int readable;    /* its manifest could be read */
+	int full;        /* no dependencies */
+	char base[256];  /* an incremental's --since file */
+	char (*deps)[256]; /* every file it takes something from */
+	char (*dep_ids)[33]; /* and the snapshot id each must have */
+	size_t ndeps;
+	uint64_t collections, records, bytes; /* bytes: the file's size */
+	/* "ok"; "unreadable: WHY"; "base missing: FILE" (a dependency is not in the
+	 * directory, or another snapshot has its name) */
+	char status[600];
+	/* vdb_snapshot_prune: kept (and why: "last", "hourly", ..., "base of FILE"), or
+	 * removed (or would be, with dry_run). */
+	int keep;
+	char why[300];
+	int removed; /* vdb_snapshot_prune removed it */
+} vdb_snapshot_file;
+
+typedef struct vdb_snapshot_dir {
+	vdb_snapshot_file *files; /* oldest first */
+	size_t n;
+} vdb_snapshot_dir;
+
+/* The snapshots (files named *.tar.zst) of dir, oldest first, each described from its
+ * manifest: cheap (no archive is read past its manifest), so a damaged archive whose
+ * manifest is whole shows as "ok" here (vdb_restore with verify_only finds it). */
+VDB_API vdb_status vdb_snapshot_dir_list(const char *dir, vdb_snapshot_dir *out, vdb_error *err);
+VDB_API void vdb_snapshot_dir_free(vdb_snapshot_dir *d);
+
+/* Appends d to out: one line per snapshot, oldest first. Text: TIME FILE KIND BASE
+ * COLLECTIONS RECORDS BYTES STATUS ("-" for no base), and with `judged` (after
+ * vdb_snapshot_prune) "keep (WHY)" or "remove" (dry_run: "would remove") first. JSON:
+ * one object per line with file, time, kind, base, collections, records, bytes, status,
+ * and with `judged` "action" and "why". */
+VDB_API vdb_status vdb_snapshot_dir_format(const vdb_snapshot_dir *d, int json, int judged,
+					   int dry_run, vdb_text *out, vdb_error *err);
+
+/* Applies policy r to dir: lists it (into *out when not NULL, with each file's keep and
+ * why), then removes what it does not keep, newest first, so that an interrupted prune
+ * never leaves an incremental whose base is gone (the removals are fsynced as a
+ * directory). With dry_run nothing is removed. While a kept snapshot is unreadable its
+ * dependencies are unknown and nothing is removed. *removed counts the removals. */
+VDB_API vdb_status vdb_snapshot_prune(const char *dir, const vdb_retention *r, int dry_run,
+				      vdb_snapshot_dir *out, uint64_t *removed, vdb_error *err);
+
 typedef struct vdb_snapshot_rotation {
 	size_t size; /* sizeof the struct, set by vdb_snapshot_rotation_init: lets later versions add fields */
 	/* Keep the newest `keep` snapshots and every snapshot one of them depends on; remove
-	 * the others. 0: remove nothing. */
+	 * the others. 0: remove nothing (unless `retention` says more). */
 	uint64_t keep;
 	/* Every full_every-th snapshot is full; the others are incremental on the latest full
 	 * one (so each depends on that one only). 1: always full. Default 7. */
@@ -85,6 +143,11 @@ typedef struct vdb_snapshot_rotation {
 	 * is damaged or a snapshot it depends on is missing: vdb_snapshot_into checks the base
 	 * whole before using it); "" when nothing was wrong. */
 	char base_problem[512];
+	/* The rest of the policy applied after each run (keep, when set, is its `last`). */
+	vdb_retention retention;
+	/* out (optional): the directory as the prune after the run judged it (each file's
+	 * keep and why; free with vdb_snapshot_dir_free) */
+	vdb_snapshot_dir *result;
 } vdb_snapshot_rotation;
 
 VDB_API void vdb_snapshot_rotation_init(vdb_snapshot_rotation *r);
@@ -137,6 +200,13 @@ typedef struct vdb_restore_stats {
 VDB_API vdb_status vdb_restore(int fd, const char *name, const char *target,
 			       const vdb_restore_options *o, vdb_restore_stats *stats,
 			       vdb_error *err);
+
+/* Verifies every snapshot of dir as vdb_restore with verify_only does (o: its other
+ * options; chain_dir is dir), oldest first: *out lists them with each status "ok", or what
+ * is wrong ("damaged: WHY", "base missing: WHY"). VDB_ECORRUPT when any is not ok (err
+ * names the first), VDB_EINTR when cancelled. */
+VDB_API vdb_status vdb_snapshot_dir_verify(const char *dir, const vdb_restore_options *o,
+					   vdb_snapshot_dir *out, vdb_error *err);
 
 /* Appends a readable listing of the archive's manifest to out: one "key: value" line per
  * property, one line per collection, then one line per entry ("SIZE CRC32C NAME", and

@@ -25,73 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vdbtest import (EXIT_CANTCREAT, EXIT_DATA, EXIT_LOCKED, EXIT_NOINPUT, EXIT_USAGE, ENV,  # noqa: E402
                      VdbTestCase, exe, main, run, seeded_records)
 
-ZSTD = shutil.which('zstd')
-TAR = shutil.which('tar')
-
-
-def crc32c(data, crc=0):
-    """CRC32C (Castagnoli), bit by bit per byte through a table."""
-    table = crc32c.table
-    if table is None:
-        table = crc32c.table = []
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            table.append(c)
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-crc32c.table = None
-
-
-def zstd_compress(data, *args):
-    return subprocess.run([ZSTD, '-q', '-c', *args], input=data, stdout=subprocess.PIPE,
-                          check=True).stdout
-
-
-def zstd_decompress(data):
-    return subprocess.run([ZSTD, '-q', '-d', '-c'], input=data, stdout=subprocess.PIPE,
-                          check=True).stdout
-
-
-def checked(kind, body):
-    """A vdb checked-text file image."""
-    return b'vdb-%s 1 %d %08x\n' % (kind.encode(), len(body), crc32c(body)) + body
-
-
-def tar_members(raw):
-    """[(TarInfo, bytes)] of an uncompressed tar image."""
-    out = []
-    with tarfile.open(fileobj=io.BytesIO(raw), mode='r:') as t:
-        for m in t.getmembers():
-            data = t.extractfile(m).read() if m.isfile() else b''
-            out.append((m, data))
-    return out
-
-
-def tar_build(members):
-    """An uncompressed ustar image of [(TarInfo, bytes)]."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w:', format=tarfile.USTAR_FORMAT) as t:
-        for info, data in members:
-            info = _copy(info)
-            if info.isfile():
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-            else:
-                t.addfile(info)
-    return buf.getvalue()
-
-
-def _copy(info):
-    c = tarfile.TarInfo(info.name)
-    for k in ('size', 'mode', 'mtime', 'type', 'linkname', 'uid', 'gid', 'devmajor', 'devminor'):
-        setattr(c, k, getattr(info, k))
-    return c
+from snapchain import (ZSTD, TAR, crc32c, zstd_compress, zstd_decompress, checked,  # noqa: E402
+                       tar_members, tar_build, craft_chain)
 
 
 def info(name, type=tarfile.REGTYPE, linkname=''):
@@ -576,10 +511,10 @@ class Snapshot(VdbTestCase):
             self.assertTrue(m, r.err)
             made.append(os.path.basename(m.group(1)))
             # Run 3 (full) prunes run 1: runs 2 and 3 are kept, and run 0, the base of 2.
-            # Run 4 keeps 3 and 4 (based on 3), so 0 and 2 go.
-            pruned = {3: 1, 4: 2}.get(i)
-            self.assertEqual(r.errlines[1:], ['vdb-snapshot: pruned %d old snapshot%s' % (pruned, 's' if pruned > 1 else '')]
-                             if pruned else [], r.err)
+            # Run 4 keeps 3 and 4 (based on 3), so 0 and 2 go: named, newest first.
+            pruned = {3: [1], 4: [2, 0]}.get(i, [])
+            self.assertEqual(r.errlines[1:], ['vdb-snapshot: removed %s/%s' % (d, made[k])
+                                              for k in pruned], r.err)
         kinds = {}
         for f in os.listdir(d):
             out = run('restore', '--list', os.path.join(d, f)).out
@@ -656,6 +591,152 @@ class Snapshot(VdbTestCase):
                              '--since', os.path.join(d, full2)), EXIT_USAGE,
                          'an incremental must be written in the directory of the snapshot it '
                          'depends on')
+        self.assertNoLeftovers(d)
+
+    def chain_dir(self, spec):
+        """A directory of crafted snapshots (snapchain.craft_chain) of a small database."""
+        if not ZSTD:
+            self.skipTest('zstd not installed')
+        self.create('db', dim=4, metric='l2', seal='64M')
+        self.ingest('db', seeded_records(50, 200, 4), '--no-settle')
+        full, inc = self.path('f.tar.zst'), self.path('i.tar.zst')
+        self.snap('db', full, '-q')
+        self.ingest('db', seeded_records(51, 5, 4, id_offset=1000), '--no-settle')
+        self.snap('db', inc, '-q', '--since', full)
+        d = self.path('snaps')
+        os.mkdir(d)
+        craft_chain(full, inc, d, spec)
+        return d
+
+    def test_listing_and_retention(self):
+        f = 'vdb-%sZ.tar.zst'
+        spec = [(f % '20261001T030000', '2026-10-01T03:00:00Z', None),
+                (f % '20261015T030000', '2026-10-15T03:00:00Z', None),
+                (f % '20261101T030000', '2026-11-01T03:00:00Z', None),
+                (f % '20261102T030000', '2026-11-02T03:00:00Z', f % '20261101T030000'),
+                (f % '20261130T030000', '2026-11-30T03:00:00Z', None),
+                (f % '20261201T030000', '2026-12-01T03:00:00Z', None),
+                (f % '20261201T090000', '2026-12-01T09:00:00Z', f % '20261201T030000'),
+                (f % '20261202T030000', '2026-12-02T03:00:00Z', f % '20261201T030000'),
+                (f % '20261202T033000', '2026-12-02T03:30:00Z', f % '20261201T030000')]
+        names = [n for n, _, _ in spec]
+        d = self.chain_dir(spec)
+        # The listing: oldest first, one line each, every field.
+        r = run('snapshot', '--list', d)
+        self.assertOk(r)
+        lines = r.out.splitlines()
+        self.assertEqual([l.split()[1] for l in lines], names)
+        self.assertEqual(lines[0].split()[0], '2026-10-01T03:00:00Z')
+        self.assertEqual(lines[3].split()[2:4], ['incremental', names[2]])
+        self.assertEqual(lines[0].split()[2:6], ['full', '-', '1', '200'])
+        self.assertTrue(all(l.endswith(' ok') for l in lines), r.out)
+        j = [json.loads(l) for l in run('snapshot', '--list', d, '--json').out.splitlines()]
+        self.assertEqual(set(j[3]), {'file', 'time', 'kind', 'base', 'collections', 'records',
+                                     'bytes', 'status'})
+        self.assertEqual((j[3]['kind'], j[3]['base'], j[3]['records'], j[3]['status']),
+                         ('incremental', names[2], 205, 'ok'))
+        self.assertEqual(j[0]['bytes'], os.path.getsize(os.path.join(d, names[0])))
+        # A dry run removes nothing and says what it would; the base of a kept incremental
+        # is kept, saying why. Daily 2: the newest of Dec 2 and of Dec 1; monthly 3: the
+        # newest of Dec, Nov and Oct.
+        r = run('snapshot', '--prune', d, '--keep-daily', '2', '--keep-monthly', '3',
+                '--dry-run')
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sorted(os.listdir(d)), names)
+        acts = {l.split(') ')[-1].split()[1] if l.startswith('keep') else l.split()[3]:
+                l.split(' 20')[0] for l in r.out.splitlines()}
+        self.assertEqual(acts, {names[0]: 'would remove', names[1]: 'keep (monthly)',
+                                names[2]: 'would remove', names[3]: 'would remove',
+                                names[4]: 'keep (monthly)',
+                                names[5]: 'keep (base of %s)' % names[6],
+                                names[6]: 'keep (daily)', names[7]: 'would remove',
+                                names[8]: 'keep (daily)'}, r.out)
+        self.assertEqual(r.errlines, ['vdb-snapshot: would remove %s/%s' % (d, n)
+                                      for n in (names[7], names[3], names[2], names[0])])
+        j = [json.loads(l) for l in run('snapshot', '--prune', d, '--keep-last', '1',
+                                        '--dry-run', '--json').out.splitlines()]
+        self.assertEqual([(o['action'], o['why']) for o in j[-2:]],
+                         [('would remove', None), ('keep', 'last')])
+        self.assertEqual(j[5]['why'], 'base of ' + names[8])
+        # The real prune: the same files go, named, newest first.
+        r = run('snapshot', '--prune', d, '--keep-daily', '2', '--keep-monthly', '3')
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.errlines, ['vdb-snapshot: removed %s/%s' % (d, n)
+                                      for n in (names[7], names[3], names[2], names[0])])
+        self.assertEqual(sorted(os.listdir(d)), [names[i] for i in (1, 4, 5, 6, 8)])
+        self.assertOk(run('restore', '-q', os.path.join(d, names[8]), self.path('r')))
+        # Weekly: the newest of each ISO week that has snapshots (Monday Nov 30 to Dec 2 are
+        # week 49; the next one back is Oct 15's).
+        r = run('snapshot', '--prune', d, '--keep-weekly', '2', '--dry-run', '--json')
+        kept = [o['file'] for o in map(json.loads, r.out.splitlines()) if o['action'] == 'keep']
+        self.assertEqual(kept, [names[1], names[5], names[8]], r.out)
+        # Hourly 1 keeps the newest only (and its base).
+        r = run('snapshot', '--prune', d, '--keep-hourly', '1', '--dry-run', '--json')
+        kept = [o['file'] for o in map(json.loads, r.out.splitlines()) if o['action'] == 'keep']
+        self.assertEqual(kept, [names[5], names[8]], r.out)
+        # An unreadable snapshot among the kept ones: nothing may be removed.
+        with open(os.path.join(d, 'vdb-20261203T000000Z.tar.zst'), 'wb') as fh:
+            fh.write(b'garbage')
+        r = run('snapshot', '--prune', d, '--keep-last', '1', '--json')
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(len(os.listdir(d)), 6)
+        self.assertIn('a kept snapshot cannot be read', r.out)
+        self.assertIn('unreadable: ', run('snapshot', '--list', d).out)
+        # Usage.
+        self.assertUsage(run('snapshot', '--prune', d), '--prune needs a retention option')
+        self.assertUsage(run('snapshot', '--list', d, '--keep-last', '2'),
+                         'retention options and --dry-run go with --prune or --into')
+        self.assertUsage(run('snapshot', self.path('db'), '-o', self.path('x'), '--dry-run'),
+                         '--dry-run goes with --prune')
+        self.assertFails(run('snapshot', '--list', self.path('nowhere')), EXIT_NOINPUT,
+                         'nowhere')
+
+    def test_directories_verify_and_restore_at_a_time(self):
+        f = 'vdb-%sZ.tar.zst'
+        spec = [(f % '20261201T030000', '2026-12-01T03:00:00Z', None),
+                (f % '20261201T090000', '2026-12-01T09:00:00Z', f % '20261201T030000'),
+                (f % '20261202T030000', '2026-12-02T03:00:00Z', None),
+                (f % '20261202T090000', '2026-12-02T09:00:00Z', f % '20261202T030000')]
+        names = [n for n, _, _ in spec]
+        d = self.chain_dir(spec)
+        r = run('restore', '--verify', d)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([l.split()[1] for l in r.out.splitlines()], names)
+        self.assertTrue(all(l.endswith(' ok') for l in r.out.splitlines()), r.out)
+        # --at: the newest at or before the time, whatever its spelling.
+        for at, want in (('2026-12-01T09:00:00Z', 1), ('2026-12-01T10:59', 1),
+                         ('2026-12-02T04:00:00+01:00', 2), ('2026-12-02', 1),
+                         ('2026-12-03', 3)):
+            t = self.path('at-%s' % re.sub(r'\W', '', at))
+            r = run('restore', d, '--at', at, t)
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn('%s/%s: taken' % (d, names[want]), r.err)
+        r = run('restore', d, self.path('newest'))
+        self.assertIn(names[3], r.err)
+        self.assertFails(run('restore', d, '--at', '2026-11-30', self.path('x')), EXIT_NOINPUT,
+                         'no snapshot taken at or before that time')
+        self.assertUsage(run('restore', d, '--at', 'yesterday', self.path('x')),
+                         "invalid value 'yesterday' for --at")
+        self.assertUsage(run('restore', os.path.join(d, names[0]), '--at', '2026-12-01',
+                             self.path('x')), '--at goes with a restore from a directory')
+        # Damage and a missing base: every snapshot gets its line, the bad ones say why,
+        # and the exit status is 65.
+        path = os.path.join(d, names[2])
+        data = bytearray(self.read(path))
+        data[len(data) // 2] ^= 0x20
+        with open(path, 'wb') as fh:
+            fh.write(data)
+        os.remove(os.path.join(d, names[0]))
+        r = run('restore', '--verify', d)
+        self.assertEqual(r.rc, EXIT_DATA, r)
+        st = {l.split()[1]: l for l in r.out.splitlines()}
+        self.assertEqual(sorted(st), names[1:])
+        self.assertIn('base missing: ', st[names[1]])
+        self.assertIn('damaged: ', st[names[2]])
+        self.assertIn('damaged: ', st[names[3]])  # its base is the damaged one
+        self.assertIn(names[1], r.err)
+        self.assertIn('base missing: ' + names[0],
+                      run('snapshot', '--list', d).out.splitlines()[0])
         self.assertNoLeftovers(d)
 
     # ---- hostile and damaged archives ----------------------------------------------------
