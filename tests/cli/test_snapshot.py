@@ -211,7 +211,7 @@ class Snapshot(VdbTestCase):
         self.assertUsage(run('snapshot', self.path('db'), '-o', 'x', '--level', '20'),
                          "invalid value '20' for --level")
         self.assertUsage(run('snapshot', self.path('db'), '-o', 'x', '--keep', '2'),
-                         '--keep and --full-every go with --into')
+                         'retention options and --full-every go with --into')
         self.assertUsage(run('restore', 'x'), 'missing operand')
         self.assertUsage(run('restore', '--verify', 'x', 'y'), 'too many operands')
         self.assertUsage(run('restore', '--list', '--force', 'x'), '--force goes with')
