@@ -7,7 +7,8 @@
  *                    memory never fail, so the command can still report what happened
  *   VDB_FAULT_CALLS  comma-separated call kinds that count: write (write, pwrite, writev),
  *                    fsync (fsync, fdatasync), rename (rename, renameat, renameat2), open
- *                    (open, openat, creat), mmap, ftruncate, mkdir; "all" (the default)
+ *                    (open, openat, creat), mmap, ftruncate, mkdir; "all" (the default:
+ *                    all of these); unlink (unlink, unlinkat) counts only when named
  *   VDB_FAULT_N      the counted call that fails (1 = the first); 0 or unset: none fails
  *   VDB_FAULT_ERRNO  EIO (default) or ENOSPC
  *   VDB_FAULT_LOG    a file to which lines are appended: "injected N KIND PATH" when the
@@ -36,7 +37,7 @@
 
 enum {
 	K_WRITE = 1, K_FSYNC = 2, K_RENAME = 4, K_OPEN = 8, K_MMAP = 16, K_FTRUNCATE = 32,
-	K_MKDIR = 64,
+	K_MKDIR = 64, K_UNLINK = 128,
 };
 
 static const struct {
@@ -45,11 +46,12 @@ static const struct {
 } kind_names[] = {
 	{"write", K_WRITE}, {"fsync", K_FSYNC},		{"rename", K_RENAME}, {"open", K_OPEN},
 	{"mmap", K_MMAP},   {"ftruncate", K_FTRUNCATE}, {"mkdir", K_MKDIR},
+	{"unlink", K_UNLINK},
 };
 
 static char fault_dir[PATH_MAX];
 static size_t fault_dir_len;
-static unsigned kinds_mask = ~0u;
+static unsigned kinds_mask = ~0u & ~(unsigned)K_UNLINK;
 static long fault_n;
 static int fault_errno = EIO;
 static const char *fault_log;
@@ -287,6 +289,26 @@ int renameat2(int da, const char *a, int db, const char *b, unsigned flags)
 	if (inject_path(K_RENAME, "renameat2", db, b))
 		FAIL(-1);
 	return f(da, a, db, b, flags);
+}
+
+int unlink(const char *path)
+{
+	static int (*f)(const char *);
+	if (!f)
+		f = next_fn("unlink");
+	if (inject_path(K_UNLINK, "unlink", AT_FDCWD, path))
+		FAIL(-1);
+	return f(path);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+	static int (*f)(int, const char *, int);
+	if (!f)
+		f = next_fn("unlinkat");
+	if (inject_path(K_UNLINK, "unlinkat", dirfd, path))
+		FAIL(-1);
+	return f(dirfd, path, flags);
 }
 
 int mkdir(const char *path, mode_t mode)

@@ -274,6 +274,45 @@ class CrashTest(unittest.TestCase):
               "files to remove" % (killed, gone, left))
         self.assertGreater(killed, 3)
 
+    def test_kill_9_during_a_prune(self):
+        # vdb-snapshot --prune over chains (a full snapshot, incrementals on it), killed at
+        # any moment: every incremental left still has its base, and the next prune
+        # finishes the job.
+        rng = random.Random(SEED + 11)
+        clock = KillClock(rng, first=0.05)
+        subprocess.run([exe("vdb-ingest"), "-q", self.db], input="\n".join(
+            self.make_input(rng, {}, 1, 300)[0]) + "\n", text=True, check=True)
+        d = os.path.join(self.tmp, "snaps")
+        killed = 0
+        for it in range(8):
+            shutil.rmtree(d, ignore_errors=True)
+            os.mkdir(d)
+            for c in range(12):
+                for k in range(3):
+                    argv = [exe("vdb-snapshot"), "-q", self.db, "-o",
+                            os.path.join(d, "c%02d-%d.tar.zst" % (c, k))]
+                    if k:
+                        argv += ["--since", os.path.join(d, "c%02d-0.tar.zst" % c)]
+                    subprocess.run(argv, check=True)
+            keep = rng.choice([1, 3, 10])
+            proc = subprocess.Popen([exe("vdb-snapshot"), "--prune", d, "--keep-last", str(keep)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            err = clock.communicate(proc, keep)
+            self.assertIn(proc.returncode, (0, -9), err)
+            killed += proc.returncode == -9
+            p = subprocess.run([exe("vdb-snapshot"), "--list", d], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("base missing", p.stdout, "iteration %d" % it)
+            p = subprocess.run([exe("vdb-snapshot"), "-q", "--prune", d, "--keep-last", str(keep)],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            left = sorted(os.listdir(d))
+            newest = sorted(("c%02d-%d.tar.zst" % (c, k) for c in range(12) for k in range(3)))
+            want = set(newest[-keep:]) | {"c11-0.tar.zst", "c%02d-0.tar.zst" % ((36 - keep) // 3)}
+            self.assertEqual(set(left), {f for f in want if f in newest}, "iteration %d" % it)
+        print("prune kills: %d of 8 killed" % killed)
+        self.assertGreater(killed, 0)
+
     def last_load(self, rng, state, g, n):
         """An uninterrupted load of n more lines: it recovers what a kill left, and the
         collection is state (updated) afterwards."""

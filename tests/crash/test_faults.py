@@ -89,13 +89,13 @@ def temp_files(top):
 class FaultRun:
     """One run of a command with the Nth counted call failing (n = 0: none)."""
 
-    def __init__(self, tmp, argv, n, errno_name="EIO"):
+    def __init__(self, tmp, argv, n, errno_name="EIO", calls="all"):
         log = os.path.join(tmp, "..", "fault-%d.log" % os.getpid())
         log = os.path.abspath(log)
         if os.path.exists(log):
             os.unlink(log)
         env = dict(ENV, LD_PRELOAD=SHIM, VDB_FAULT_DIR=tmp, VDB_FAULT_N=str(n),
-                   VDB_FAULT_ERRNO=errno_name, VDB_FAULT_LOG=log)
+                   VDB_FAULT_ERRNO=errno_name, VDB_FAULT_LOG=log, VDB_FAULT_CALLS=calls)
         p = subprocess.run([exe(argv[0])] + argv[1:], capture_output=True, text=True, env=env,
                            timeout=120)
         self.rc, self.out, self.err = p.returncode, p.stdout, p.stderr
@@ -171,21 +171,22 @@ class FaultTest(unittest.TestCase):
                         "unclear message: " + r.describe())
         return True
 
-    def loop(self, cmd_argv, verify, prepare=None):
-        """Runs cmd_argv once cleanly to count its calls, then once per call with that call
-        failing; verify(run, failed) checks the outcome. Returns (calls, failures)."""
+    def loop(self, cmd_argv, verify, prepare=None, calls="all"):
+        """Runs cmd_argv once cleanly to count its calls (of the kinds `calls` names), then
+        once per call with that call failing; verify(run, failed) checks the outcome.
+        Returns (calls, failures)."""
         self.fresh_db()
         if prepare:
             prepare()
-        clean = FaultRun(self.tmp, cmd_argv, 0)
+        clean = FaultRun(self.tmp, cmd_argv, 0, calls=calls)
         self.assertEqual(clean.rc, 0, clean.describe())
-        self.assertGreater(clean.calls, 5)
+        self.assertGreater(clean.calls, 4)
         failures = 0
         for n in range(1, clean.calls + 1):
             self.fresh_db()
             if prepare:
                 prepare()
-            r = FaultRun(self.tmp, cmd_argv, n, "ENOSPC" if n % 2 == 0 else "EIO")
+            r = FaultRun(self.tmp, cmd_argv, n, "ENOSPC" if n % 2 == 0 else "EIO", calls)
             with self.subTest(n=n, kind=r.kind, path=r.path):
                 failed = self.assert_failure_clean(r, cmd_argv[0])
                 failures += failed
@@ -424,6 +425,36 @@ class FaultTest(unittest.TestCase):
                                     prepare)
         print("snapshot: %d calls, %d failed cleanly" % (calls, failures))
         self.assertGreater(failures, calls // 2)
+
+    def test_prune(self):
+        # Three chains (a full snapshot and incrementals on it); --keep-last 2 keeps the
+        # newest chain and removes the other five files. Whichever removal fails, every
+        # incremental left still has its base (removals go newest first), and the next
+        # prune finishes the job.
+        d = os.path.join(self.tmp, "snaps")
+        chains = [("a0", None), ("a1", "a0"), ("a2", "a0"), ("b0", None), ("b1", "b0"),
+                  ("c0", None), ("c1", "c0")]
+
+        def prepare():
+            os.mkdir(d)
+            for name, base in chains:
+                argv = ["vdb-snapshot", "-q", self.db, "-o", os.path.join(d, name + ".tar.zst")]
+                rc, _, err = run(argv + (["--since", os.path.join(d, base + ".tar.zst")]
+                                         if base else []))
+                self.assertEqual(rc, 0, err)
+
+        def verify(r, failed):
+            rc, out, err = run(["vdb-snapshot", "--list", d])
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn("base missing", out, r.describe())
+            rc, _, err = run(["vdb-snapshot", "--prune", d, "--keep-last", "2"])
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(sorted(os.listdir(d)), ["c0.tar.zst", "c1.tar.zst"], r.describe())
+
+        calls, failures = self.loop(["vdb-snapshot", "--prune", d, "--keep-last", "2"], verify,
+                                    prepare, calls="unlink")
+        print("prune: %d calls, %d failed cleanly" % (calls, failures))
+        self.assertEqual((calls, failures), (5, 5))
 
     def snapshot_file(self):
         snap = os.path.join(self.root, "s.tar.zst")
