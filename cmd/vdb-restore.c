@@ -49,6 +49,7 @@ static void usage(void)
 	       "                         $TMPDIR (default /tmp), removed afterwards; of a\n"
 	       "                         directory: of every snapshot in it, printing TIME\n"
 	       "                         FILE KIND BASE COLLECTIONS RECORDS BYTES STATUS\n"
+	       "                         (with -q: for the bad ones only)\n"
 	       "      --list             print the archive's manifest: properties, collections,\n"
 	       "                         then one line per file: SIZE CRC32C NAME\n"
 	       "      --json             with --list: the manifest as one JSON object\n"
@@ -58,14 +59,27 @@ static void usage(void)
 	       "\n" CLI_EXIT_TABLE);
 }
 
-/* --verify DIR: one line per snapshot on standard output. */
-static int verify_dir(const char *dir, const vdb_restore_options *o)
+/* --verify DIR: one line per snapshot on standard output (with -q: per bad one). */
+static int verify_dir(const char *dir, const vdb_restore_options *o, int quiet)
 {
 	vdb_snapshot_dir d = {0};
 	vdb_error err, e2;
 	vdb_status st = vdb_snapshot_dir_verify(dir, o, &d, &err);
 	vdb_text t = {0};
-	if (d.files && vdb_snapshot_dir_format(&d, 0, 0, 0, &t, &e2) && !st) {
+	size_t all = d.n;
+	if (quiet) { /* the bad ones first, in order, and only they are printed */
+		size_t bad = 0;
+		for (size_t i = 0; i < all; i++)
+			if (strcmp(d.files[i].status, "ok")) {
+				vdb_snapshot_file f = d.files[i];
+				memmove(d.files + bad + 1, d.files + bad, (i - bad) * sizeof f);
+				d.files[bad++] = f;
+			}
+		d.n = bad;
+	}
+	int fmt = d.files && vdb_snapshot_dir_format(&d, 0, 0, 0, &t, &e2);
+	d.n = all;
+	if (fmt && !st) {
 		st = e2.code;
 		err = e2;
 	}
@@ -162,7 +176,7 @@ int main(int argc, char **argv)
 	if (is_dir && o.verify_only) {
 		cli_catch_stop_signals(on_signal);
 		o.cancel = cli_cancel_on(&stop_signal);
-		return verify_dir(file, &o);
+		return verify_dir(file, &o, quiet);
 	}
 	if (is_dir) {
 		if ((rc = choose(file, have_at, at, chosen, sizeof chosen)))

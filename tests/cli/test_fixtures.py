@@ -18,7 +18,8 @@ VERSIONS = sorted(d for d in os.listdir(FIXTURES) if re.fullmatch(r'v\d+', d))
 CURRENT = 2  # the newest format version this vdb writes (docs/format.md)
 # Each file carries the oldest version that can say what it holds: the newest of each kind
 # (version 2 added codes to segments and "quantize" to CONFIG), and one past it.
-NEWEST = {'VDB': 1, 'CONFIG': 2, 'MANIFEST': 1, 'wal': 1, 'seg': 2, 'snapshot': 1}
+# Snapshot archives: version 2 added log deltas (only archives holding one are version 2).
+NEWEST = {'VDB': 1, 'CONFIG': 2, 'MANIFEST': 1, 'wal': 1, 'seg': 2, 'snapshot': 2}
 NEWER = {kind: v + 1 for kind, v in NEWEST.items()}
 SEG_HEADER, SEG_SECTION = 128, 32
 
@@ -73,6 +74,14 @@ class FixtureTest(VdbTestCase):
                 for coll in ('default', 'flat'):
                     self.assertEqual(run('export', target, '-c', coll).out,
                                      self.expected(v, coll))
+                # From version 2 on: an incremental on it whose logs are deltas.
+                inc = os.path.join(FIXTURES, v, 'inc.tar.zst')
+                if int(v[1:]) >= 2:
+                    self.assertIn('bytes from', run('restore', '--list', inc).out)
+                    self.assertOk(run('restore', '-q', '--verify', inc))
+                    self.assertOk(run('restore', '-q', inc, target + '-inc'))
+                    self.assertEqual(run('export', target + '-inc').out,
+                                     self.expected(v, 'inc-default'))
 
     def assertNewerRefused(self, db, name, kind, *cmds):
         for cmd in cmds:
@@ -158,8 +167,8 @@ class FixtureTest(VdbTestCase):
         archive = os.path.join(FIXTURES, 'v%d' % CURRENT, 'full.tar.zst')
         tar = subprocess.run([ZSTD, '-dc', archive], capture_output=True, check=True).stdout
         # The first entry, vdb-snapshot.json, is a checked text: bump its header's version
-        # (the tar header has no checksum over the content).
-        at = tar.index(b'vdb-snapshot %d ' % NEWEST['snapshot'], 512)
+        # (the tar header has no checksum over the content; a full snapshot is version 1).
+        at = tar.index(b'vdb-snapshot 1 ', 512)
         self.assertEqual(at, 512)
         tar = tar[:at] + b'vdb-snapshot %d ' % NEWER['snapshot'] + tar[at + len(b'vdb-snapshot 1 '):]
         newer = self.path('newer.tar.zst')

@@ -703,6 +703,7 @@ class Snapshot(VdbTestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual([l.split()[1] for l in r.out.splitlines()], names)
         self.assertTrue(all(l.endswith(' ok') for l in r.out.splitlines()), r.out)
+        self.assertOk(run('restore', '-q', '--verify', d), '')  # -q: only the bad ones
         # --at: the newest at or before the time, whatever its spelling.
         for at, want in (('2026-12-01T09:00:00Z', 1), ('2026-12-01T10:59', 1),
                          ('2026-12-02T04:00:00+01:00', 2), ('2026-12-02', 1),
