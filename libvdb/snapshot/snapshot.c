@@ -299,6 +299,20 @@ static int is_log_entry(const char *name)
 	return slash && !strncmp(slash + 1, "wal-", 4);
 }
 
+/* The index of dependency `file` (with id) in the new manifest, added if new. The deps
+ * array has room for every file the previous snapshot names and itself. */
+static size_t dep_index(snap *s, const char *file, const char *id)
+{
+	size_t d;
+	for (d = 0; d < s->m.ndep; d++)
+		if (!strcmp(s->m.deps[d].file, file))
+			return d;
+	snprintf(s->m.deps[d].file, sizeof s->m.deps[d].file, "%s", file);
+	snprintf(s->m.deps[d].id, sizeof s->m.deps[d].id, "%s", id);
+	s->m.ndep++;
+	return d;
+}
+
 /* The previous snapshot stored (or itself took from earlier ones) the log named like e,
  * prev being its entry: when the log captured now begins with exactly those bytes, e
  * becomes a delta, its prefix the previous one's pieces plus the part stored there. The
@@ -331,17 +345,8 @@ static vdb_status log_delta(snap *s, size_t i, const vdb_arc_manifest *prev,
 	if (!pieces)
 		return vdb_err_nomem(err);
 	for (size_t k = 0; k < np; k++) {
-		const char *file = k < pe->npieces ? prev->deps[pe->pieces[k].from].file : prev_file;
-		const char *id = k < pe->npieces ? prev->deps[pe->pieces[k].from].id : prev_id;
-		size_t d;
-		for (d = 0; d < s->m.ndep; d++)
-			if (!strcmp(s->m.deps[d].file, file))
-				break;
-		if (d == s->m.ndep) {
-			snprintf(s->m.deps[d].file, sizeof s->m.deps[d].file, "%s", file);
-			snprintf(s->m.deps[d].id, sizeof s->m.deps[d].id, "%s", id);
-			s->m.ndep++;
-		}
+		size_t d = dep_index(s, k < pe->npieces ? prev->deps[pe->pieces[k].from].file : prev_file,
+				     k < pe->npieces ? prev->deps[pe->pieces[k].from].id : prev_id);
 		pieces[k] = k < pe->npieces
 				    ? pe->pieces[k]
 				    : (vdb_arc_piece){0, pe->at, pe->size - pe->at, vdb_arc_stored_crc(pe), 0};
@@ -411,19 +416,10 @@ static vdb_status reference_previous(snap *s, unsigned char *buf, vdb_error *err
 		    prev.entries[b].crc != vdb_crc32c(0, s->srcs[a].mem, s->m.entries[a].size))
 			continue;
 		/* Where the bytes really are: the previous snapshot, or one it depends on. */
-		const char *file = prev.entries[k].from < 0 ? s->m.base
-							    : prev.deps[prev.entries[k].from].file;
-		const char *id = prev.entries[k].from < 0 ? prev.id
-							  : prev.deps[prev.entries[k].from].id;
-		size_t d;
-		for (d = 0; d < s->m.ndep; d++)
-			if (!strcmp(s->m.deps[d].file, file))
-				break;
-		if (d == s->m.ndep) {
-			snprintf(s->m.deps[d].file, sizeof s->m.deps[d].file, "%s", file);
-			snprintf(s->m.deps[d].id, sizeof s->m.deps[d].id, "%s", id);
-			s->m.ndep++;
-		}
+		size_t d = dep_index(s, prev.entries[k].from < 0 ? s->m.base
+								 : prev.deps[prev.entries[k].from].file,
+				     prev.entries[k].from < 0 ? prev.id
+							      : prev.deps[prev.entries[k].from].id);
 		e->from = (int)d;
 		e->crc = prev.entries[k].crc;
 	}

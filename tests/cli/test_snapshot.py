@@ -593,16 +593,21 @@ class Snapshot(VdbTestCase):
                          'depends on')
         self.assertNoLeftovers(d)
 
-    def chain_dir(self, spec):
-        """A directory of crafted snapshots (snapchain.craft_chain) of a small database."""
+    def log_chain(self, full, inc, seed, n, more):
+        """A 4-d collection of n records kept in its log, `full` snapshotted, then `more`
+        records, `inc` snapshotted on it (its log a delta)."""
         if not ZSTD:
             self.skipTest('zstd not installed')
         self.create('db', dim=4, metric='l2', seal='64M')
-        self.ingest('db', seeded_records(50, 200, 4), '--no-settle')
-        full, inc = self.path('f.tar.zst'), self.path('i.tar.zst')
+        self.ingest('db', seeded_records(seed, n, 4), '--no-settle')
         self.snap('db', full, '-q')
-        self.ingest('db', seeded_records(51, 5, 4, id_offset=1000), '--no-settle')
+        self.ingest('db', seeded_records(seed + 1, more, 4, id_offset=5000), '--no-settle')
         self.snap('db', inc, '-q', '--since', full)
+
+    def chain_dir(self, spec):
+        """A directory of crafted snapshots (snapchain.craft_chain) of a small database."""
+        full, inc = self.path('f.tar.zst'), self.path('i.tar.zst')
+        self.log_chain(full, inc, 50, 200, 5)
         d = self.path('snaps')
         os.mkdir(d)
         craft_chain(full, inc, d, spec)
@@ -1004,14 +1009,8 @@ class Snapshot(VdbTestCase):
         # Flipped bytes anywhere in an incremental with a log delta, or in its base, and
         # bytes changed inside the log's pieces themselves (the archives recompressed, so
         # zstd's own checksum passes): the restore is exact or refused (65), never wrong.
-        if not ZSTD:
-            self.skipTest('zstd not installed')
-        self.create('db', dim=4, metric='l2', seal='64M')
-        self.ingest('db', seeded_records(60, 400, 4), '--no-settle')
         full, inc = self.path('full.tar.zst'), self.path('inc.tar.zst')
-        self.snap('db', full, '-q')
-        self.ingest('db', seeded_records(61, 20, 4, id_offset=5000), '--no-settle')
-        self.snap('db', inc, '-q', '--since', full)
+        self.log_chain(full, inc, 60, 400, 20)
         want = self.export('db').out
         rng = random.Random(11)
         originals = {a: self.read(a) for a in (full, inc)}

@@ -48,16 +48,24 @@ static vdb_id str_id(const char *s)
 	return (vdb_id){1, 0, s, strlen(s)};
 }
 
-static void create(uint32_t dim, vdb_metric m, uint64_t seal)
+static void create_indexed(uint32_t dim, vdb_metric m, uint64_t seal, vdb_index_type index)
 {
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	cfg.dim = dim;
 	cfg.metric = m;
+	cfg.index = index;
 	if (seal)
 		cfg.seal_bytes = seal;
 	vdb_error err;
 	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
+}
+
+static void create(uint32_t dim, vdb_metric m, uint64_t seal)
+{
+	vdb_collection_config cfg;
+	vdb_collection_config_init(&cfg);
+	create_indexed(dim, m, seal, cfg.index);
 }
 
 static vdb_writer *writer(void)
@@ -827,14 +835,8 @@ Test(writer, upsert_rows_checks_then_stores_blocks_directly, .init = setup, .fin
 
 Test(writer, upsert_rows_last_block_of_a_flat_collection, .init = setup, .fini = teardown)
 {
-	vdb_collection_config cfg;
-	vdb_collection_config_init(&cfg);
-	cfg.dim = 2;
-	cfg.metric = VDB_METRIC_COSINE;
-	cfg.index = VDB_INDEX_FLAT;
-	cfg.seal_bytes = 16384; /* 2048 rows of 8 bytes */
+	create_indexed(2, VDB_METRIC_COSINE, 16384, VDB_INDEX_FLAT); /* 2048 rows of 8 bytes */
 	vdb_error err;
-	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
 	vdb_writer *w = writer();
 	static float rows[2 * 600];
 	for (int i = 0; i < 1200; i++)
@@ -864,14 +866,8 @@ Test(writer, upsert_rows_last_block_of_a_flat_collection, .init = setup, .fini =
  * deletion file (the files to remove outnumber the segments). */
 Test(writer, upsert_rows_over_whole_segments_drops_them, .init = setup, .fini = teardown)
 {
-	vdb_collection_config cfg;
-	vdb_collection_config_init(&cfg);
-	cfg.dim = 2;
-	cfg.metric = VDB_METRIC_L2;
-	cfg.index = VDB_INDEX_FLAT;
-	cfg.seal_bytes = 16384;
+	create_indexed(2, VDB_METRIC_L2, 16384, VDB_INDEX_FLAT);
 	vdb_error err;
-	cr_assert_eq(vdb_collection_create(db, "default", &cfg, &err), VDB_OK, "%s", err.message);
 	vdb_writer *w = writer();
 	static float rows[2 * 400];
 	for (int i = 0; i < 800; i++)
