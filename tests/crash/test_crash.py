@@ -71,17 +71,19 @@ class KillClock:
     """When to kill a run. A fixed delay fits one machine's speed: on a faster one every kill
     lands after the end, on a slower one before anything happened. Here the delay is drawn
     uniformly over 1.1 x the longest uninterrupted run seen of the same kind (until one is
-    seen: over `first` seconds, half as long again after each kill), so kills spread over
-    whole runs at any speed."""
+    seen: over the longest run of any kind, or `first` seconds, half as long again after
+    each kill), so kills spread over whole runs at any speed."""
 
-    def __init__(self, rng, first=0.5):
+    def __init__(self, rng, first=0.05):
         self.rng, self.first, self.longest, self.guess = rng, first, {}, {}
 
     def delay(self, kind):
         if kind in self.longest:
             return self.rng.uniform(0, 1.1 * self.longest[kind])
-        window = self.guess.get(kind, self.first)
-        self.guess[kind] = 1.5 * window  # kept only while no run of the kind finishes
+        # A kind not seen to finish yet: the longest run of any kind, else a guess that
+        # grows with every kill until a run finishes.
+        window = max(self.guess.get(kind, self.first), max(self.longest.values(), default=0))
+        self.guess[kind] = 1.5 * window
         return self.rng.uniform(0, window)
 
     def finished(self, kind, seconds):
