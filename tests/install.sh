@@ -41,6 +41,23 @@ for cmd in vdb vdb-create vdb-ingest vdb-query vdb-export vdb-compact vdb-snapsh
 done
 [ -f "$root/$datadir/zsh/site-functions/_vdb" ] || fail "zsh completion _vdb"
 
+# The Python module, in the site directory of the Python meson found, names the installed
+# library (imported with the DESTDIR copy of it standing in, when numpy is there).
+init=$(find "$dest" -path '*/vdb/__init__.py' | head -n 1)
+[ -n "$init" ] || fail "the Python module (vdb/__init__.py) is not installed"
+grep -q "LIBRARY = \"$libdir/libvdb.so.0\"" "$(dirname "$init")/_paths.py" ||
+	fail "the installed Python module does not name $libdir/libvdb.so.0"
+for py in python3 /usr/bin/python3; do
+	# (a sanitized library cannot be loaded into an uninstrumented Python: tests/python
+	# preloads the runtimes for that)
+	if [ "$sanitize" = none ] && "$py" -c 'import numpy' 2>/dev/null; then
+		VDB_LIBRARY="$lib/libvdb.so.0" PYTHONPATH="$(dirname "$(dirname "$init")")" "$py" -c \
+			'import vdb, sys; sys.exit(0 if vdb.__version__ else 1)' ||
+			fail "the installed Python module does not import"
+		break
+	fi
+done
+
 # The installed commands run from the prefix, and vdb finds the vdb-* beside it.
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 PATH=/usr/bin:/bin "$root/$bindir/vdb" info --version | grep -q '^vdb-info (vdb) ' ||

@@ -237,6 +237,11 @@ VDB_API vdb_status vdb_metric_parse(const char *name, vdb_metric *out, vdb_error
  * a dot, and not "VDB" (the database marker file). */
 VDB_API int vdb_collection_name_valid(const char *name);
 
+/* Creates an empty database at db_path (the directory, if needed, and its marker), or
+ * does nothing when it is one already. Errors: VDB_EEXIST (db_path exists and is not a vdb
+ * database), VDB_ECORRUPT (a damaged marker), VDB_EIO. */
+VDB_API vdb_status vdb_db_create(const char *db_path, vdb_error *err);
+
 /* Creates the database directory `db_path` if needed and the collection `name` in it,
  * atomically: either the whole collection appears or nothing does.
  * Errors: VDB_EINVAL (bad name or config), VDB_EEXIST (collection exists, or db_path exists

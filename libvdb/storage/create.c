@@ -32,6 +32,8 @@ static int creating(const char *name)
 }
 
 /* .tmp-create-NAME-PID: a collection a vdb-create was building (NAME may hold '-'). */
+static vdb_status ensure_db(const char *db, vdb_error *err);
+
 static int match_create_tmp(const char *name, void *ctx, long *pid)
 {
 	(void)ctx;
@@ -39,6 +41,11 @@ static int match_create_tmp(const char *name, void *ctx, long *pid)
 	if (strncmp(name, ".tmp-create-", 12) || dash < name + 12)
 		return 0;
 	return (*pid = vdb_parse_pid(dash + 1, '\0', NULL)) > 0;
+}
+
+vdb_status vdb_db_create(const char *db, vdb_error *err)
+{
+	return ensure_db(db, err);
 }
 
 static vdb_status ensure_db(const char *db, vdb_error *err)
