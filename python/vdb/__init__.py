@@ -32,8 +32,9 @@ import numpy as np
 
 from . import _paths
 
-__all__ = ["open", "Database", "Collection", "Error", "LockedError", "DataError",
-           "NotFoundError", "IOError", "ExistsError", "UsageError", "__version__"]
+__all__ = ["open", "Database", "Collection", "snapshot", "restore", "verify", "check", "Error",
+           "LockedError", "DataError", "NotFoundError", "IOError", "ExistsError", "UsageError",
+           "__version__"]
 
 # ---- the library ------------------------------------------------------------------------
 
@@ -92,6 +93,33 @@ class _WriterOptions(ctypes.Structure):
                 ("threads", ctypes.c_uint)]
 
 
+class _SnapshotOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("collections", ctypes.POINTER(ctypes.c_char_p)),
+                ("ncollections", ctypes.c_size_t), ("level", ctypes.c_int),
+                ("threads", ctypes.c_int), ("since", ctypes.c_char_p), ("cancel", _Cancel),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
+
+
+class _SnapshotStats(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("collections", "records", "files", "referenced",
+                                                "bytes_in", "bytes_out")]
+
+
+class _RestoreOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("verify_only", ctypes.c_int),
+                ("scratch_dir", ctypes.c_char_p), ("force", ctypes.c_int),
+                ("chain_dir", ctypes.c_char_p), ("cancel", _Cancel),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
+
+
+class _RestoreStats(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("collections", "records", "files", "bytes",
+                                                "archives")]
+
+
+_CHECK_REPORT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+
 def _load():
     path = os.environ.get("VDB_LIBRARY") or _paths.LIBRARY
     lib = ctypes.CDLL(path)
@@ -141,6 +169,17 @@ def _load():
         "vdb_writer_delete_where": (ctypes.c_int, [P, P, ctypes.POINTER(ctypes.c_uint64), E]),
         "vdb_writer_commit": (ctypes.c_int, [P, E]),
         "vdb_writer_close": (None, [P]),
+        "vdb_snapshot_options_init": (None, [ctypes.POINTER(_SnapshotOptions)]),
+        "vdb_snapshot_write_file": (ctypes.c_int, [ctypes.c_char_p,
+                                                   ctypes.POINTER(_SnapshotOptions),
+                                                   ctypes.c_char_p,
+                                                   ctypes.POINTER(_SnapshotStats), E]),
+        "vdb_restore_options_init": (None, [ctypes.POINTER(_RestoreOptions)]),
+        "vdb_restore": (ctypes.c_int, [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                       ctypes.POINTER(_RestoreOptions),
+                                       ctypes.POINTER(_RestoreStats), E]),
+        "vdb_check": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, _CHECK_REPORT, P,
+                                     ctypes.POINTER(ctypes.c_uint64), E]),
         "vdb_metric_name": (ctypes.c_char_p, [ctypes.c_int]),
         "vdb_metric_parse": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), E]),
         "vdb_index_name": (ctypes.c_char_p, [ctypes.c_int]),
@@ -291,6 +330,76 @@ def _writer_options(timeout):
     _lib.vdb_writer_options_init(ctypes.byref(o))
     o.wait_seconds = -1.0 if timeout is None else float(timeout)
     return o
+
+# ---- backups and checks -------------------------------------------------------------------
+
+
+def _stats(st):
+    return {name: getattr(st, name) for name, _ in st._fields_}
+
+
+def snapshot(db_path, out, collections=None, since=None, level=3, threads=0):
+    """Writes a snapshot of the database at db_path to file `out`, atomically, while
+    writers keep writing (as vdb-snapshot -o does); since: an earlier snapshot in the same
+    directory to write an incremental on. Returns the counts (collections, records, files,
+    referenced, bytes_in, bytes_out)."""
+    o = _SnapshotOptions()
+    _lib.vdb_snapshot_options_init(ctypes.byref(o))
+    names = [c.encode() for c in collections or []]
+    arr = (ctypes.c_char_p * (len(names) or 1))(*names)
+    o.collections, o.ncollections = arr, len(names)
+    o.level, o.threads = int(level), int(threads)
+    o.since = os.fsencode(since) if since is not None else None
+    st = _SnapshotStats()
+    _call(_lib.vdb_snapshot_write_file, os.fsencode(db_path), ctypes.byref(o),
+          os.fsencode(out), ctypes.byref(st))
+    return _stats(st)
+
+
+def _restore(archive, target, verify, force, chain_dir):
+    o = _RestoreOptions()
+    _lib.vdb_restore_options_init(ctypes.byref(o))
+    o.verify_only, o.force = int(verify), int(force)
+    o.chain_dir = os.fsencode(chain_dir) if chain_dir is not None else None
+    tmp = os.environ.get("TMPDIR")
+    o.scratch_dir = os.fsencode(tmp) if tmp else None
+    st = _RestoreStats()
+    fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _call(_lib.vdb_restore, fd, os.fsencode(archive),
+              os.fsencode(target) if target is not None else None, ctypes.byref(o),
+              ctypes.byref(st))
+    finally:
+        os.close(fd)
+    return _stats(st)
+
+
+def restore(archive, target, force=False, chain_dir=None):
+    """Restores snapshot file `archive` as database `target`, verified whole before it
+    appears (as vdb-restore does); force replaces a database at target. Returns the counts
+    (collections, records, files, bytes, archives)."""
+    return _restore(archive, target, False, force, chain_dir)
+
+
+def verify(archive, chain_dir=None):
+    """Every check a restore of `archive` makes, writing nothing where a restore would (as
+    vdb-restore --verify). Raises on any problem; returns the counts."""
+    return _restore(archive, None, True, False, chain_dir)
+
+
+def check(db_path, collection=None):
+    """Checks every byte and structure of the database (or one collection) as vdb-check
+    does; returns the list of problems found (empty when it is sound)."""
+    problems = []
+
+    def report(ctx, problem, line):
+        if problem:
+            problems.append(line.decode("utf-8", "replace"))
+    cb = _CHECK_REPORT(report)
+    n = ctypes.c_uint64()
+    _call(_lib.vdb_check, os.fsencode(db_path),
+          collection.encode() if collection is not None else None, cb, None, ctypes.byref(n))
+    return problems
 
 # ---- databases and collections ----------------------------------------------------------
 

@@ -223,6 +223,48 @@ class Module(unittest.TestCase):
         self.assertEqual(col.search(np.array([0, 0, 0, 1]), k=5)[0].tolist(), [77])
         self.assertEqual(len(col), 1)
 
+    def test_snapshot_restore_verify_and_check(self):
+        db = vdb.open(self.path, create=True)
+        col = db.create_collection("c", dim=8)
+        col.upsert(range(500), self.vectors(500),
+                   payloads=[{"n": i} for i in range(500)])
+        self.assertEqual(vdb.check(self.path), [])
+        full = os.path.join(self.tmp, "full.tar.zst")
+        st = vdb.snapshot(self.path, full)
+        self.assertEqual((st["collections"], st["records"]), (1, 500))
+        col.upsert([1000], self.vectors(1))
+        inc = os.path.join(self.tmp, "inc.tar.zst")
+        vdb.snapshot(self.path, inc, since=full)
+        self.assertLess(os.path.getsize(inc), os.path.getsize(full) / 4)  # the log: a delta
+        self.assertEqual(vdb.verify(inc)["archives"], 2)
+        target = os.path.join(self.tmp, "restored")
+        self.assertEqual(vdb.restore(inc, target)["records"], 501)
+        self.assertEqual(cmd("vdb-export", target).stdout, cmd("vdb-export", self.path).stdout)
+        with self.assertRaises(vdb.ExistsError):
+            vdb.restore(inc, target)
+        vdb.restore(full, target, force=True)
+        self.assertEqual(len(vdb.open(target)["c"]), 500)
+        # Damage is named by check and refused by verify.
+        seg = sorted(f for f in os.listdir(os.path.join(target, "c")) if f.startswith("seg-"))
+        if seg:
+            p = os.path.join(target, "c", seg[0])
+            with open(p, "r+b") as f:
+                f.seek(os.path.getsize(p) // 2)
+                b = f.read(1)
+                f.seek(-1, 1)
+                f.write(bytes([b[0] ^ 0xFF]))
+            problems = vdb.check(target)
+            self.assertTrue(problems and seg[0] in problems[0], problems)
+        with open(full, "r+b") as f:
+            f.truncate(os.path.getsize(full) // 2)
+        with self.assertRaises(vdb.DataError) as cm:
+            vdb.verify(full)
+        self.assertIn("truncated", str(cm.exception))
+        with self.assertRaises(vdb.DataError):
+            vdb.snapshot(self.path, os.path.join(self.tmp, "x.tar.zst"), since=full)
+        with self.assertRaises(vdb.NotFoundError):
+            vdb.check(os.path.join(self.tmp, "nowhere"))
+
     def test_threads_search_and_write_at_once(self):
         db = vdb.open(self.path, create=True)
         db.create_collection("c", dim=8)
