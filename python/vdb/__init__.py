@@ -120,6 +120,25 @@ class _RestoreStats(ctypes.Structure):
 _CHECK_REPORT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 
 
+class _LoaderOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("batch", ctypes.c_uint64),
+                ("max_line_bytes", ctypes.c_size_t), ("skip_invalid", ctypes.c_int),
+                ("ids_path", ctypes.c_char_p), ("id_offset", ctypes.c_uint64),
+                ("payloads_path", ctypes.c_char_p), ("csv", ctypes.c_void_p),
+                ("delete_where", ctypes.c_void_p), ("threads", ctypes.c_uint),
+                ("cancel", _Cancel), ("ctx", ctypes.c_void_p),
+                ("on_progress", ctypes.c_void_p), ("on_commit", ctypes.c_void_p),
+                ("on_reject", ctypes.c_void_p), ("write_rejected", ctypes.c_void_p),
+                ("rejects_name", ctypes.c_char_p), ("no_settle", ctypes.c_int),
+                ("commit_delay_ms", ctypes.c_uint)]
+
+
+class _LoadCounts(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("committed", "upserted", "deleted", "not_found",
+                                                "rejected", "batches", "seen", "bytes",
+                                                "read_bytes")]
+
+
 def _load():
     path = os.environ.get("VDB_LIBRARY") or _paths.LIBRARY
     lib = ctypes.CDLL(path)
@@ -180,6 +199,13 @@ def _load():
                                        ctypes.POINTER(_RestoreStats), E]),
         "vdb_check": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, _CHECK_REPORT, P,
                                      ctypes.POINTER(ctypes.c_uint64), E]),
+        "vdb_loader_options_init": (None, [ctypes.POINTER(_LoaderOptions)]),
+        "vdb_loader_new": (ctypes.c_int, [ctypes.POINTER(_LoaderOptions), ctypes.POINTER(P), E]),
+        "vdb_loader_add_input": (ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_int, E]),
+        "vdb_loader_run": (ctypes.c_int, [P, P, E]),
+        "vdb_loader_counts": (None, [P, ctypes.POINTER(_LoadCounts)]),
+        "vdb_loader_free": (None, [P]),
+        "vdb_file_format_parse": (ctypes.c_int, [ctypes.c_char_p]),
         "vdb_metric_name": (ctypes.c_char_p, [ctypes.c_int]),
         "vdb_metric_parse": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), E]),
         "vdb_index_name": (ctypes.c_char_p, [ctypes.c_int]),
@@ -703,6 +729,42 @@ class Collection:
                 _lib.vdb_writer_close(w)
         finally:
             _lib.vdb_filter_free(f)
+
+    def ingest(self, path, format=None, ids=None, payloads=None, id_offset=0, batch=None,
+               skip_invalid=False, timeout=None):
+        """Loads a file as vdb-ingest does, with the same loader: JSON lines, .npy, .fvecs,
+        .bvecs or CSV (format: from the name unless given), zstd-compressed or not, in
+        durable batches (`batch` records; vector files in blocks stored as segments);
+        ids/payloads: files aligned with a vector file's rows. Returns the counts
+        (committed, upserted, deleted, not_found, rejected, batches, ...). A bad line stops
+        the load with DataError naming the file and line; what came before it stays."""
+        f = 0
+        if format is not None:
+            f = _lib.vdb_file_format_parse(format.encode())
+            if not f:
+                raise UsageError("unknown format %r (expected jsonl, npy, fvecs, bvecs or csv)"
+                                 % format, "EINVAL")
+        o = _LoaderOptions()
+        _lib.vdb_loader_options_init(ctypes.byref(o))
+        o.batch = int(batch or 0)
+        o.skip_invalid = int(bool(skip_invalid))
+        o.ids_path = os.fsencode(ids) if ids is not None else None
+        o.payloads_path = os.fsencode(payloads) if payloads is not None else None
+        o.id_offset = int(id_offset)
+        loader = ctypes.c_void_p()
+        _call(_lib.vdb_loader_new, ctypes.byref(o), ctypes.byref(loader))
+        try:
+            _call(_lib.vdb_loader_add_input, loader, os.fsencode(path), f)
+            w = self._writer(timeout)
+            try:
+                _call(_lib.vdb_loader_run, loader, w)
+            finally:
+                _lib.vdb_writer_close(w)
+            counts = _LoadCounts()
+            _lib.vdb_loader_counts(loader, ctypes.byref(counts))
+            return _stats(counts)
+        finally:
+            _lib.vdb_loader_free(loader)
 
     # -- life
 

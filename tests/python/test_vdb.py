@@ -265,6 +265,32 @@ class Module(unittest.TestCase):
         with self.assertRaises(vdb.NotFoundError):
             vdb.check(os.path.join(self.tmp, "nowhere"))
 
+    def test_ingest_files_with_the_commands_loader(self):
+        db = vdb.open(self.path, create=True)
+        col = db.create_collection("c", dim=4)
+        v = self.vectors(50, 4)
+        npy = os.path.join(self.tmp, "v.npy")
+        np.save(npy, v)
+        counts = col.ingest(npy, id_offset=100)
+        self.assertEqual((counts["upserted"], counts["committed"]), (50, 50))
+        self.assertTrue(np.array_equal(col.get(149)["vector"], v[49]))
+        jl = os.path.join(self.tmp, "r.jsonl")
+        with open(jl, "w") as f:
+            f.write('{"id": "x", "vector": [1, 2, 3, 4], "payload": {"a": 1}}\n')
+            f.write('{"id": 100, "delete": true}\n')
+            f.write('{"id": "y", "vector": [1, 2]}\n')
+        with self.assertRaises(vdb.DataError) as cm:
+            col.ingest(jl)
+        self.assertIn("r.jsonl: line 3", str(cm.exception))
+        self.assertEqual(col.get("x")["payload"], {"a": 1})  # what came before it stays
+        self.assertIsNone(col.get(100))
+        counts = col.ingest(jl, skip_invalid=True)
+        self.assertEqual(counts["rejected"], 1)
+        with self.assertRaises(vdb.UsageError):
+            col.ingest(jl, format="parquet-ish")
+        with self.assertRaises(vdb.NotFoundError):
+            col.ingest(os.path.join(self.tmp, "none.jsonl"))
+
     def test_threads_search_and_write_at_once(self):
         db = vdb.open(self.path, create=True)
         db.create_collection("c", dim=8)
