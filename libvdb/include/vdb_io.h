@@ -311,6 +311,50 @@ VDB_API const char *vdb_file_format_name(vdb_file_format f);
  * elsewhere. */
 VDB_API int vdb_file_format_is_vectors(vdb_file_format f);
 
+/* ---- Exporting a collection ------------------------------------------------------------ */
+
+/* What vdb-export writes: every live record of a view (or those a filter matches), in
+ * storage order (sealed segments oldest first, then the log in commit order; constant
+ * memory) or id order, as
+ *   VDB_FILE_JSONL  JSON lines in the ingest format (what re-ingests to the same records)
+ *   VDB_FILE_NPY    a float32 (rows, dim) array, C order
+ *   VDB_FILE_FVECS  TEXMEX: per row, int32 dim then dim float32
+ *   VDB_FILE_CSV    RFC 4180: id,vector,payload (the payload's JSON), or the options below
+ * to `output` (NULL: standard output) atomically (temp name, fsync unless !durable,
+ * rename); ids_path and payloads_path (npy, fvecs) receive the ids (one per line) and the
+ * payloads (a JSON object or null per line) in the same order, finished before the main
+ * output. A name ending in .zst is zstd-compressed, and so is the main output with zstd. */
+typedef struct vdb_export_options {
+	size_t size; /* sizeof the struct, set by vdb_export_options_init: lets later versions add fields */
+	vdb_file_format format; /* default VDB_FILE_JSONL */
+	const char *output;
+	int zstd;
+	int durable; /* default 1 */
+	const char *ids_path, *payloads_path;
+	vdb_order order;
+	const vdb_filter *filter; /* optional */
+	int vector_columns;  /* csv: the vector as dim numeric columns v0, v1, ... */
+	int payload_columns; /* csv: a column per top-level payload key (lossy read back) */
+	vdb_cancel cancel;
+	void *ctx; /* passed to the callbacks */
+	/* Optional: after each record, with the records written and the total. */
+	void (*on_progress)(void *ctx, uint64_t rows, uint64_t total);
+	/* Optional: a note for people (a CSV column renamed because a payload key took its
+	 * name). */
+	void (*on_note)(void *ctx, const char *message);
+} vdb_export_options;
+
+VDB_API void vdb_export_options_init(vdb_export_options *o);
+
+/* Writes the records of view c as o says; *rows (when not NULL) receives how many were
+ * written. Checksums are verified before any record of a segment is written. On an output
+ * error the outputs are removed (a file never appears partial) and errno is that of the
+ * failed call (EPIPE: standard output's reader went away). Errors: VDB_EINVAL (options that
+ * do not go together), VDB_EIO, VDB_ECORRUPT, VDB_EDATA (CSV cannot hold an id or payload),
+ * VDB_EINTR, VDB_ENOMEM. */
+VDB_API vdb_status vdb_export(vdb_collection *c, const vdb_export_options *o, uint64_t *rows,
+			      vdb_error *err);
+
 /* ---- Loading files into a collection --------------------------------------------------- */
 
 /* A loader reads records from files and standard input (any format above, zstd-compressed or

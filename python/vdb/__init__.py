@@ -133,6 +133,16 @@ class _LoaderOptions(ctypes.Structure):
                 ("commit_delay_ms", ctypes.c_uint)]
 
 
+class _ExportOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("format", ctypes.c_int),
+                ("output", ctypes.c_char_p), ("zstd", ctypes.c_int), ("durable", ctypes.c_int),
+                ("ids_path", ctypes.c_char_p), ("payloads_path", ctypes.c_char_p),
+                ("order", ctypes.c_int), ("filter", ctypes.c_void_p),
+                ("vector_columns", ctypes.c_int), ("payload_columns", ctypes.c_int),
+                ("cancel", _Cancel), ("ctx", ctypes.c_void_p), ("on_progress", ctypes.c_void_p),
+                ("on_note", ctypes.c_void_p)]
+
+
 class _LoadCounts(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint64) for n in ("committed", "upserted", "deleted", "not_found",
                                                 "rejected", "batches", "seen", "bytes",
@@ -206,6 +216,10 @@ def _load():
         "vdb_loader_counts": (None, [P, ctypes.POINTER(_LoadCounts)]),
         "vdb_loader_free": (None, [P]),
         "vdb_file_format_parse": (ctypes.c_int, [ctypes.c_char_p]),
+        "vdb_file_format_of": (ctypes.c_int, [ctypes.c_char_p]),
+        "vdb_export_options_init": (None, [ctypes.POINTER(_ExportOptions)]),
+        "vdb_export": (ctypes.c_int, [P, ctypes.POINTER(_ExportOptions),
+                                      ctypes.POINTER(ctypes.c_uint64), E]),
         "vdb_metric_name": (ctypes.c_char_p, [ctypes.c_int]),
         "vdb_metric_parse": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), E]),
         "vdb_index_name": (ctypes.c_char_p, [ctypes.c_int]),
@@ -729,6 +743,41 @@ class Collection:
                 _lib.vdb_writer_close(w)
         finally:
             _lib.vdb_filter_free(f)
+
+    def export(self, path, format=None, filter=None, order="storage", ids=None,
+               payloads=None, durable=True):
+        """Writes the live records (matching filter, when given) to file `path` atomically,
+        as vdb-export -o does: JSON lines in the ingest format, .npy, .fvecs (ids and
+        payloads then go to the files `ids` and `payloads`) or CSV; format from the name
+        unless given; a name ending in .zst is compressed. order: "storage" or "id".
+        Returns the number of records written."""
+        fmt = _lib.vdb_file_format_parse(format.encode()) if format is not None else \
+            _lib.vdb_file_format_of(os.fsencode(path))
+        if format is not None and not fmt:
+            raise UsageError("unknown format %r (expected jsonl, npy, fvecs or csv)" % format,
+                             "EINVAL")
+        o = _ExportOptions()
+        _lib.vdb_export_options_init(ctypes.byref(o))
+        if fmt:
+            o.format = fmt
+        o.output = os.fsencode(path)
+        o.durable = int(bool(durable))
+        if order not in ("storage", "id"):
+            raise UsageError("order is 'storage' or 'id', not %r" % (order,), "EINVAL")
+        o.order = 1 if order == "id" else 0
+        o.ids_path = os.fsencode(ids) if ids is not None else None
+        o.payloads_path = os.fsencode(payloads) if payloads is not None else None
+        f = _filter(filter)
+        try:
+            o.filter = f
+            rows = ctypes.c_uint64()
+            with self._lock:
+                self._fresh()
+                _call(_lib.vdb_export, self._c, ctypes.byref(o), ctypes.byref(rows))
+            return rows.value
+        finally:
+            if f is not None:
+                _lib.vdb_filter_free(f)
 
     def ingest(self, path, format=None, ids=None, payloads=None, id_offset=0, batch=None,
                skip_invalid=False, timeout=None):

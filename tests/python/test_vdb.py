@@ -291,6 +291,30 @@ class Module(unittest.TestCase):
         with self.assertRaises(vdb.NotFoundError):
             col.ingest(os.path.join(self.tmp, "none.jsonl"))
 
+    def test_export_writes_what_the_command_writes(self):
+        db = vdb.open(self.path, create=True)
+        col = db.create_collection("c", dim=4)
+        col.upsert([3, "b", 1], self.vectors(3, 4), payloads=[{"k": 1}, None, {"k": 2}])
+        out = os.path.join(self.tmp, "out.jsonl")
+        self.assertEqual(col.export(out), 3)
+        with open(out) as f:
+            self.assertEqual(f.read(), cmd("vdb-export", self.path, "-c", "c").stdout)
+        self.assertEqual(col.export(out, order="id", filter={"k": {"$exists": True}}), 2)
+        with open(out) as f:
+            self.assertEqual([json.loads(l)["id"] for l in f], [1, 3])
+        npy, idf = os.path.join(self.tmp, "v.npy"), os.path.join(self.tmp, "ids.txt")
+        col.export(npy, ids=idf, order="id")
+        self.assertTrue(np.array_equal(np.load(npy)[0], col.get(1)["vector"]))
+        with open(idf) as f:
+            self.assertEqual(f.read().split(), ["1", "3", "b"])
+        with self.assertRaises(vdb.UsageError):
+            col.export(out, ids=idf)  # ids files go with npy and fvecs
+        with self.assertRaises(vdb.UsageError):
+            col.export(out, format="bvecs-ish")
+        with self.assertRaises(vdb.IOError) as cm:  # as vdb-export -o: exit 74
+            col.export(os.path.join(self.tmp, "no", "dir", "x.jsonl"))
+        self.assertIn("No such file or directory", str(cm.exception))
+
     def test_threads_search_and_write_at_once(self):
         db = vdb.open(self.path, create=True)
         db.create_collection("c", dim=8)
