@@ -411,6 +411,11 @@ VDB_API vdb_status vdb_searcher_search_batch(vdb_searcher *s, size_t nq,
 VDB_API vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out,
 				  vdb_error *err);
 
+/* The ids of n hits at once (string ids point into the view, valid while it is open): for
+ * bindings, where a call per hit costs more than the lookup. */
+VDB_API vdb_status vdb_hit_ids(vdb_collection *c, const vdb_hit *hits, size_t n, vdb_id *ids,
+			       vdb_error *err);
+
 /* Looks up a live record by id. Errors: VDB_ENOENT (no live record with that id). */
 VDB_API vdb_status vdb_get(vdb_collection *c, const vdb_id *id, vdb_record *out, vdb_error *err);
 

@@ -254,6 +254,19 @@ vdb_status vdb_hit_record(vdb_collection *c, const vdb_hit *hit, vdb_record *out
 	return VDB_OK;
 }
 
+vdb_status vdb_hit_ids(vdb_collection *c, const vdb_hit *hits, size_t n, vdb_id *ids,
+		       vdb_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		vdb_record r;
+		vdb_status st = vdb_hit_record(c, &hits[i], &r, err);
+		if (st)
+			return st;
+		ids[i] = r.id;
+	}
+	return VDB_OK;
+}
+
 vdb_status vdb_get(vdb_collection *c, const vdb_id *id, vdb_record *out, vdb_error *err)
 {
 	const vdb_state *s = &c->st;

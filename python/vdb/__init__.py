@@ -149,6 +149,21 @@ class _LoadCounts(ctypes.Structure):
                                                 "read_bytes")]
 
 
+# numpy views of the library's arrays (the layouts of vdb_hit and vdb_id on this ABI).
+_HIT_DTYPE = np.dtype({"names": ["score", "source", "row"], "formats": [np.float32, np.uint32,
+                                                                       np.uint64],
+                       "offsets": [_Hit.score.offset, _Hit.source.offset, _Hit.row.offset],
+                       "itemsize": ctypes.sizeof(_Hit)})
+_ID_DTYPE = np.dtype({"names": ["is_string", "num"], "formats": [np.int32, np.uint64],
+                      "offsets": [_Id.is_string.offset, _Id.num.offset],
+                      "itemsize": ctypes.sizeof(_Id)})
+
+
+def _records(arr, dtype):
+    """A ctypes array of structures as a numpy structured array over the same memory."""
+    return np.frombuffer((ctypes.c_uint8 * ctypes.sizeof(arr)).from_buffer(arr), dtype=dtype)
+
+
 def _load():
     path = os.environ.get("VDB_LIBRARY") or _paths.LIBRARY
     lib = ctypes.CDLL(path)
@@ -185,6 +200,7 @@ def _load():
             ctypes.POINTER(S), ctypes.POINTER(S), E]),
         "vdb_hit_record": (ctypes.c_int, [P, ctypes.POINTER(_Hit), ctypes.POINTER(_Record), E]),
         "vdb_get": (ctypes.c_int, [P, ctypes.POINTER(_Id), ctypes.POINTER(_Record), E]),
+        "vdb_hit_ids": (ctypes.c_int, [P, ctypes.POINTER(_Hit), S, ctypes.POINTER(_Id), E]),
         "vdb_writer_options_init": (None, [ctypes.POINTER(_WriterOptions)]),
         "vdb_writer_open": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p,
                                            ctypes.POINTER(_WriterOptions), ctypes.POINTER(P), E]),
@@ -357,6 +373,7 @@ def _vectors(v, dim, what):
 
 
 _EDATA = _STATUS.index("EDATA")
+_ROWS_LAST = 1  # VDB_ROWS_LAST
 
 
 def _row_error(err, row):
@@ -631,31 +648,46 @@ class Collection:
                 self._fresh()
                 _call(_lib.vdb_searcher_search_batch, self._searcher, nq, qptrs, ks,
                       ctypes.byref(o), hptrs, ns, ctypes.byref(failed))
-                width = max(ns) if nq else 0
-                scores = np.full((nq, width), np.nan, dtype=np.float32)
-                ids = [[None] * width for _ in range(nq)]
-                pls = [[None] * width for _ in range(nq)]
-                rec = _Record()
-                for i in range(nq):
-                    for j in range(ns[i]):
-                        h = hits[i * k + j]
-                        _call(_lib.vdb_hit_record, self._c, ctypes.byref(h), ctypes.byref(rec))
-                        scores[i, j] = h.score
-                        ids[i][j] = _id_value(rec.id)
-                        if payloads and rec.payload:
-                            pls[i][j] = json.loads(ctypes.string_at(rec.payload,
-                                                                    rec.payload_len))
+                counts = np.ctypeslib.as_array(ns).astype(np.int64)
+                width = int(counts.max()) if nq else 0
+                # The hits and their ids as arrays: one call for all the ids, numpy for
+                # the rest (a call per hit would cost more than the search).
+                idbuf = (_Id * (nq * k))()
+                _call(_lib.vdb_hit_ids, self._c, hits, nq * k if width == k and
+                      (counts == k).all() else 0, idbuf)
+                if not (width == k and (counts == k).all()):
+                    for i in range(nq):
+                        _call(_lib.vdb_hit_ids, self._c,
+                              ctypes.cast(hptrs[i], ctypes.POINTER(_Hit)), int(counts[i]),
+                              ctypes.cast(ctypes.addressof(idbuf) + i * k * ctypes.sizeof(_Id),
+                                          ctypes.POINTER(_Id)))
+                harr = _records(hits, _HIT_DTYPE).reshape(nq, k)[:, :width]
+                iarr = _records(idbuf, _ID_DTYPE).reshape(nq, k)[:, :width]
+                filled = np.arange(width)[None, :] < counts[:, None]
+                scores = np.where(filled, harr["score"], np.float32(np.nan)).astype(np.float32)
+                strings = (iarr["is_string"] != 0) & filled
+                big = (iarr["num"] >= 2 ** 63) & filled
+                if not strings.any() and not big.any() and filled.all():
+                    id_arr = iarr["num"].astype(np.int64)
+                else:
+                    id_arr = np.empty((nq, width), dtype=object)
+                    for i in range(nq):
+                        for j in range(int(counts[i])):
+                            id_arr[i, j] = _id_value(idbuf[i * k + j])
+                pls = None
+                if payloads:
+                    rec = _Record()
+                    pls = [[None] * width for _ in range(nq)]
+                    for i in range(nq):
+                        for j in range(int(counts[i])):
+                            _call(_lib.vdb_hit_record, self._c, ctypes.byref(hits[i * k + j]),
+                                  ctypes.byref(rec))
+                            if rec.payload:
+                                pls[i][j] = json.loads(ctypes.string_at(rec.payload,
+                                                                        rec.payload_len))
         finally:
             if f is not None:
                 _lib.vdb_filter_free(f)
-        flat = [x for row in ids for x in row]
-        if all(isinstance(x, int) and x < 2 ** 63 for x in flat):
-            id_arr = np.array(ids, dtype=np.int64).reshape(nq, width)
-        else:
-            id_arr = np.empty((nq, width), dtype=object)
-            for i in range(nq):
-                for j in range(width):
-                    id_arr[i, j] = ids[i][j]
         if one:
             out = (id_arr[0], scores[0]) + ((pls[0],) if payloads else ())
         else:
@@ -698,10 +730,12 @@ class Collection:
                            all(cids[i].num == cids[0].num + i for i in range(n)))
             err = _Error()
             if consecutive:
+                # A graph's worth of rows or more is a block of its own, stored as a
+                # segment with its graph (as a loaded file's last block); fewer are logged.
                 bad = ctypes.c_size_t()
                 st = _lib.vdb_writer_upsert_rows(w, cids[0].num, ctypes.cast(base, fp),
-                                                 self.dim, n, 0, ctypes.byref(bad),
-                                                 ctypes.byref(err))
+                                                 self.dim, n, _ROWS_LAST if n >= 1024 else 0,
+                                                 ctypes.byref(bad), ctypes.byref(err))
                 _check(st, _row_error(err, bad.value) if st == _EDATA else err)
                 return
             for i in range(n):

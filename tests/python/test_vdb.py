@@ -315,6 +315,29 @@ class Module(unittest.TestCase):
             col.export(os.path.join(self.tmp, "no", "dir", "x.jsonl"))
         self.assertIn("No such file or directory", str(cm.exception))
 
+    def test_fewer_results_than_k_and_mixed_ids(self):
+        db = vdb.open(self.path, create=True)
+        col = db.create_collection("c", dim=4)
+        v = self.vectors(6, 4)
+        col.upsert([1, 2, 3, "s", 2 ** 64 - 1, 5], v,
+                   payloads=[{"t": 1}, {"t": 1}, None, {"t": 1}, None, None])
+        ids, scores = col.search(v[:2], k=10, filter={"t": 1})
+        self.assertEqual(ids.shape, (2, 3))
+        self.assertEqual(ids.dtype, object)
+        self.assertEqual(sorted(map(str, ids[0])), ["1", "2", "s"])
+        ids, scores = col.search(v[4], k=10)
+        self.assertEqual(ids.dtype, object)  # 2^64 - 1 does not fit int64
+        self.assertEqual(ids[0], 2 ** 64 - 1)
+        self.assertEqual(len(ids), 6)
+        ids, scores = col.search(v[0], k=2, filter={"t": 1}, exact=True)
+        self.assertEqual(ids.dtype, object)
+        self.assertEqual(ids[0], 1)
+        ids, scores = col.search(v[2], k=2, filter={"t": {"$exists": False}})
+        self.assertEqual((ids.dtype, ids[0]), (np.int64, 3))
+        ids, scores = col.search(v[0], k=3, filter={"t": 99})
+        self.assertEqual(ids.shape, (0,))
+        self.assertEqual(scores.shape, (0,))
+
     def test_threads_search_and_write_at_once(self):
         db = vdb.open(self.path, create=True)
         db.create_collection("c", dim=8)
