@@ -338,6 +338,16 @@ class Module(unittest.TestCase):
         self.assertEqual(ids.shape, (0,))
         self.assertEqual(scores.shape, (0,))
 
+    def test_the_example_runs(self):
+        example = os.path.join(HERE, "..", "..", "examples", "numpy_search.py")
+        p = subprocess.run([sys.executable, example, self.tmp], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "..",
+                                                                        "python")))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("nearest to doc-7: ['doc-7'", p.stdout)
+        self.assertIn("doc-7 now: {'topic': -1} records: 5000", p.stdout)
+        self.assertIn("restored 5000 records; problems: []", p.stdout)
+
     def test_threads_search_and_write_at_once(self):
         db = vdb.open(self.path, create=True)
         db.create_collection("c", dim=8)
