@@ -159,6 +159,10 @@ _ID_DTYPE = np.dtype({"names": ["is_string", "num"], "formats": [np.int32, np.ui
                       "itemsize": ctypes.sizeof(_Id)})
 
 
+_FP = ctypes.POINTER(ctypes.c_float)
+_HIT_SIZE, _ID_SIZE = ctypes.sizeof(_Hit), ctypes.sizeof(_Id)
+
+
 def _records(arr, dtype):
     """A ctypes array of structures as a numpy structured array over the same memory."""
     return np.frombuffer((ctypes.c_uint8 * ctypes.sizeof(arr)).from_buffer(arr), dtype=dtype)
@@ -194,6 +198,9 @@ def _load():
         "vdb_search_options_init": (None, [ctypes.POINTER(_SearchOptions)]),
         "vdb_searcher_new": (ctypes.c_int, [P, ctypes.POINTER(P), E]),
         "vdb_searcher_free": (None, [P]),
+        "vdb_searcher_search": (ctypes.c_int, [P, ctypes.POINTER(ctypes.c_float), S,
+                                               ctypes.POINTER(_SearchOptions),
+                                               ctypes.POINTER(_Hit), ctypes.POINTER(S), E]),
         "vdb_searcher_search_batch": (ctypes.c_int, [
             P, S, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), ctypes.POINTER(S),
             ctypes.POINTER(_SearchOptions), ctypes.POINTER(ctypes.POINTER(_Hit)),
@@ -596,6 +603,26 @@ class Collection:
                           if rec.payload else None)
         return out
 
+    def _search_into(self, q, nq, k, o, hits):
+        """Searches q's rows (k results each) into hits, k slots a query; returns the result
+        counts. One query goes through the single-query call (fewer arrays to build)."""
+        if nq == 1:
+            n = ctypes.c_size_t()
+            _call(_lib.vdb_searcher_search, self._searcher, q.ctypes.data_as(_FP), k,
+                  ctypes.byref(o), hits, ctypes.byref(n))
+            return [n.value]
+        base, stride = q.ctypes.data, q.strides[0]
+        qptrs = (_FP * nq)(*[ctypes.cast(base + i * stride, _FP) for i in range(nq)])
+        hp = ctypes.POINTER(_Hit)
+        at = ctypes.addressof(hits)
+        hptrs = (hp * nq)(*[ctypes.cast(at + i * k * _HIT_SIZE, hp) for i in range(nq)])
+        ks = (ctypes.c_size_t * nq)(*([k] * nq))
+        ns = (ctypes.c_size_t * nq)()
+        failed = ctypes.c_size_t()
+        _call(_lib.vdb_searcher_search_batch, self._searcher, nq, qptrs, ks, ctypes.byref(o),
+              hptrs, ns, ctypes.byref(failed))
+        return list(ns)
+
     def get(self, id):
         """The record with this id, {"id", "vector" (float32 array), "payload"}, or None."""
         keep = []
@@ -632,47 +659,39 @@ class Collection:
         if oversample is not None:
             o.oversample = float(oversample)
         hits = (_Hit * (nq * k))()
-        fp = ctypes.POINTER(ctypes.c_float)
-        qptrs = (fp * nq)(*[ctypes.cast(q.ctypes.data + i * q.strides[0], fp)
-                            for i in range(nq)])
-        hp = ctypes.POINTER(_Hit)
-        hptrs = (hp * nq)(*[ctypes.cast(ctypes.addressof(hits) + i * k * ctypes.sizeof(_Hit),
-                                        hp) for i in range(nq)])
-        ks = (ctypes.c_size_t * nq)(*([k] * nq))
-        ns = (ctypes.c_size_t * nq)()
-        failed = ctypes.c_size_t()
         f = _filter(filter)
         try:
             o.filter = f
             with self._lock:
                 self._fresh()
-                _call(_lib.vdb_searcher_search_batch, self._searcher, nq, qptrs, ks,
-                      ctypes.byref(o), hptrs, ns, ctypes.byref(failed))
-                counts = np.ctypeslib.as_array(ns).astype(np.int64)
-                width = int(counts.max()) if nq else 0
+                counts = self._search_into(q, nq, k, o, hits)
+                width = max(counts) if nq else 0
+                full = all(c == width for c in counts)
                 # The hits and their ids as arrays: one call for all the ids, numpy for
                 # the rest (a call per hit would cost more than the search).
                 idbuf = (_Id * (nq * k))()
-                _call(_lib.vdb_hit_ids, self._c, hits, nq * k if width == k and
-                      (counts == k).all() else 0, idbuf)
-                if not (width == k and (counts == k).all()):
+                if full and width == k:
+                    _call(_lib.vdb_hit_ids, self._c, hits, nq * k, idbuf)
+                else:
+                    hp, ip = ctypes.POINTER(_Hit), ctypes.POINTER(_Id)
+                    ha, ia = ctypes.addressof(hits), ctypes.addressof(idbuf)
                     for i in range(nq):
-                        _call(_lib.vdb_hit_ids, self._c,
-                              ctypes.cast(hptrs[i], ctypes.POINTER(_Hit)), int(counts[i]),
-                              ctypes.cast(ctypes.addressof(idbuf) + i * k * ctypes.sizeof(_Id),
-                                          ctypes.POINTER(_Id)))
+                        _call(_lib.vdb_hit_ids, self._c, ctypes.cast(ha + i * k * _HIT_SIZE, hp),
+                              counts[i], ctypes.cast(ia + i * k * _ID_SIZE, ip))
                 harr = _records(hits, _HIT_DTYPE).reshape(nq, k)[:, :width]
                 iarr = _records(idbuf, _ID_DTYPE).reshape(nq, k)[:, :width]
-                filled = np.arange(width)[None, :] < counts[:, None]
-                scores = np.where(filled, harr["score"], np.float32(np.nan)).astype(np.float32)
-                strings = (iarr["is_string"] != 0) & filled
-                big = (iarr["num"] >= 2 ** 63) & filled
-                if not strings.any() and not big.any() and filled.all():
-                    id_arr = iarr["num"].astype(np.int64)
+                if full:
+                    scores = harr["score"].copy()
+                else:
+                    filled = np.arange(width)[None, :] < np.array(counts)[:, None]
+                    scores = np.where(filled, harr["score"], np.float32(np.nan))
+                nums = iarr["num"]
+                if full and not iarr["is_string"].any() and not (nums >> 63).any():
+                    id_arr = nums.astype(np.int64)
                 else:
                     id_arr = np.empty((nq, width), dtype=object)
                     for i in range(nq):
-                        for j in range(int(counts[i])):
+                        for j in range(counts[i]):
                             id_arr[i, j] = _id_value(idbuf[i * k + j])
                 pls = None
                 if payloads:
