@@ -220,6 +220,7 @@ def _load():
         "vdb_writer_delete": (ctypes.c_int, [P, ctypes.POINTER(_Id), E]),
         "vdb_writer_delete_where": (ctypes.c_int, [P, P, ctypes.POINTER(ctypes.c_uint64), E]),
         "vdb_writer_commit": (ctypes.c_int, [P, E]),
+        "vdb_writer_settle": (ctypes.c_int, [P, E]),
         "vdb_writer_close": (None, [P]),
         "vdb_snapshot_options_init": (None, [ctypes.POINTER(_SnapshotOptions)]),
         "vdb_snapshot_write_file": (ctypes.c_int, [ctypes.c_char_p,
@@ -764,6 +765,8 @@ class Collection:
                                             len(t) if t else 0, ctypes.byref(err))
                 _check(st, _row_error(err, i) if st else err)
             _call(_lib.vdb_writer_commit, w)
+            # As a load ends (vdb-ingest): what was added gets a graph once it is worth one.
+            _call(_lib.vdb_writer_settle, w)
         finally:
             _lib.vdb_writer_close(w)
 
