@@ -757,6 +757,7 @@ class Collection:
                                                  self.dim, n, _ROWS_LAST if n >= 1024 else 0,
                                                  ctypes.byref(bad), ctypes.byref(err))
                 _check(st, _row_error(err, bad.value) if st == _EDATA else err)
+                _call(_lib.vdb_writer_settle, w)
                 return
             for i in range(n):
                 t = texts[i] if texts is not None else None
