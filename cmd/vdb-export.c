@@ -105,7 +105,7 @@ typedef struct shown {
 static void on_progress(void *ctx, uint64_t rows, uint64_t total)
 {
 	shown *s = ctx;
-	(void)total;
+	s->prog->total_rows = total; /* the exporter counted them once already */
 	if (s->prog->on)
 		cli_progress_update(s->prog, rows, rows * s->dim * 4);
 }
@@ -210,19 +210,14 @@ int main(int argc, char **argv)
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
-	uint64_t count = 0;
 	cli_progress prog;
 	cli_progress_init(&prog, quiet, "records", 0);
 	int rc = EXIT_OK;
-	/* The total sizes the progress display. */
-	if (vdb_collection_count_where(coll, filter, &count, &err))
-		rc = cli_fail(&err);
-	prog.total_rows = count;
 	shown sh = {&prog, cfg.dim, quiet};
 	o.ctx = &sh;
 	o.on_progress = on_progress;
 	o.on_note = on_note;
-	if (!rc && vdb_export(coll, &o, NULL, &err))
+	if (vdb_export(coll, &o, NULL, &err))
 		rc = write_failed(&err);
 	cli_progress_end(&prog);
 	vdb_collection_close(coll);
