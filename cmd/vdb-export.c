@@ -29,6 +29,9 @@ static void usage(void)
 	       "  npy     a NumPy float32 array (rows, dim), C order\n"
 	       "  fvecs   TEXMEX: per row, int32 dim then dim float32\n"
 	       "  csv     RFC 4180: id,vector,payload (the payload's JSON), CRLF line ends\n"
+	       "  parquet Apache Parquet: id (INT64, or strings when an id is a string),\n"
+	       "          vector (a list of FLOAT, fixed_size_list<float, DIM> for Arrow),\n"
+	       "          payload (JSON); zstd pages, row groups of about 64 MiB\n"
 	       "With npy and fvecs, --ids-out and --payloads-out write the ids (one per line)\n"
 	       "and payloads (one JSON object or null per line) in the same row order.\n"
 	       "\n"
@@ -41,7 +44,7 @@ static void usage(void)
 	       "\n"
 	       "Options:\n"
 	       "  -c, --collection NAME   collection (default: default)\n"
-	       "  -f, --format FORMAT     jsonl, npy, fvecs or csv\n"
+	       "  -f, --format FORMAT     jsonl, npy, fvecs, csv or parquet\n"
 	       "      --filter JSON       only records whose payload matches this filter\n"
 	       "  -o, --output FILE       write FILE (atomically: complete or not at all)\n"
 	       "                          instead of standard output; FILE.zst is compressed\n"
@@ -57,7 +60,13 @@ static void usage(void)
 	       "      --payload-columns   csv: a column per top-level payload key instead of\n"
 	       "                          the JSON column, for spreadsheets; lossy read back\n"
 	       "                          (strings that look like numbers become numbers,\n"
-	       "                          empty strings vanish, arrays become strings)\n"
+	       "                          empty strings vanish, arrays become strings);\n"
+	       "                          parquet: also a typed column (string, int64,\n"
+	       "                          double, boolean; null where absent) per key whose\n"
+	       "                          values have one type\n"
+	       "      --compression CODEC parquet: zstd (default), snappy or none\n"
+	       "      --row-group-rows N  parquet: rows per row group (default: about 64 MiB\n"
+	       "                          of rows, at most 1048576)\n"
 	       "  -q, --quiet             print nothing but errors (and no progress)\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
@@ -130,6 +139,8 @@ int main(int argc, char **argv)
 					     {"order", required_argument, NULL, 'O'},
 					     {"vector-columns", no_argument, NULL, 'C'},
 					     {"payload-columns", no_argument, NULL, 'K'},
+					     {"compression", required_argument, NULL, 'z'},
+					     {"row-group-rows", required_argument, NULL, 'G'},
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
@@ -137,7 +148,7 @@ int main(int argc, char **argv)
 	const char *name = VDB_DEFAULT_COLLECTION, *filter_text = NULL;
 	vdb_export_options o;
 	vdb_export_options_init(&o);
-	int by_id = 0, quiet = 0;
+	int by_id = 0, quiet = 0, codec_given = 0;
 	vdb_file_format f = VDB_FILE_AUTO;
 	int c;
 	while ((c = cli_getopt(argc, argv, ":c:f:o:qhV", opts)) != -1) {
@@ -146,8 +157,8 @@ int main(int argc, char **argv)
 		case 'f':
 			f = vdb_file_format_parse(optarg);
 			if (!f || f == VDB_FILE_BVECS)
-				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs "
-						       "or csv)", optarg);
+				return cli_usage_error("unknown format '%s' (expected jsonl, npy, fvecs, "
+						       "csv or parquet)", optarg);
 			break;
 		case 'W': filter_text = optarg; break;
 		case 'o': o.output = strcmp(optarg, "-") ? optarg : NULL; break;
@@ -163,6 +174,23 @@ int main(int argc, char **argv)
 			break;
 		case 'C': o.vector_columns = 1; break;
 		case 'K': o.payload_columns = 1; break;
+		case 'z':
+			if (!strcmp(optarg, "zstd"))
+				o.parquet_codec = VDB_PARQUET_ZSTD;
+			else if (!strcmp(optarg, "snappy"))
+				o.parquet_codec = VDB_PARQUET_SNAPPY;
+			else if (!strcmp(optarg, "none"))
+				o.parquet_codec = VDB_PARQUET_UNCOMPRESSED;
+			else
+				return cli_usage_error("unknown compression '%s' (expected zstd, snappy "
+						       "or none)", optarg);
+			codec_given = 1;
+			break;
+		case 'G':
+			if (cli_parse_u64(optarg, "--row-group-rows", 1, 1ull << 26, 0,
+					  &o.row_group_rows))
+				return EXIT_USAGE;
+			break;
 		default: {
 			int r = cli_common_option(c, usage, &quiet); /* -q, -h, -V, or a usage error */
 			if (r != CLI_NEXT)
@@ -180,21 +208,26 @@ int main(int argc, char **argv)
 	const char *ext = o.output ? unknown_extension(o.output) : NULL;
 	if (f == VDB_FILE_AUTO && ext)
 		return cli_usage_error("%s: '%s' is not a format vdb-export writes (name the file "
-				       ".jsonl, .npy, .fvecs or .csv, or give -f)", o.output, ext);
+				       ".jsonl, .npy, .fvecs, .csv or .parquet, or give -f)", o.output, ext);
 	if (f == VDB_FILE_AUTO)
 		f = VDB_FILE_JSONL; /* a name without an extension (/dev/stdout, a FIFO, "out") */
 	o.format = f;
 	o.order = by_id ? VDB_ORDER_ID : VDB_ORDER_STORAGE;
-	if (o.payload_columns && f != VDB_FILE_CSV)
-		return cli_usage_error("--payload-columns goes with --format csv");
+	if (o.payload_columns && f != VDB_FILE_CSV && f != VDB_FILE_PARQUET)
+		return cli_usage_error("--payload-columns goes with --format csv or parquet");
+	if ((codec_given || o.row_group_rows) && f != VDB_FILE_PARQUET)
+		return cli_usage_error("--compression and --row-group-rows go with --format parquet");
 	if (o.vector_columns && f != VDB_FILE_CSV)
 		return cli_usage_error("--vector-columns goes with --format csv");
 	int binary = f == VDB_FILE_NPY || f == VDB_FILE_FVECS;
 	if ((o.ids_path || o.payloads_path) && !binary)
 		return cli_usage_error("--ids-out and --payloads-out go with --format npy or fvecs "
 				       "(%s carries ids and payloads itself)", vdb_file_format_name(f));
+	if (f == VDB_FILE_PARQUET && (o.zstd || ends_zst(o.output)))
+		return cli_usage_error("Parquet compresses its own pages (see --compression): the "
+				       "file itself is not compressed");
 	o.zstd = o.zstd || ends_zst(o.output);
-	if ((binary || o.zstd) && cli_output_is_terminal(o.output))
+	if ((binary || o.zstd || f == VDB_FILE_PARQUET) && cli_output_is_terminal(o.output))
 		return cli_usage_error("refusing to write binary data to a terminal (use -o FILE or "
 				       "a pipe)");
 	vdb_filter *filter = NULL;

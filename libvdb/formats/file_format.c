@@ -3,7 +3,7 @@
 
 #include "vdb_io.h"
 
-static const char *const names[] = {"", "jsonl", "npy", "fvecs", "bvecs", "csv"};
+static const char *const names[] = {"", "jsonl", "npy", "fvecs", "bvecs", "csv", "parquet"};
 
 static const struct {
 	const char *ext;
@@ -11,7 +11,8 @@ static const struct {
 } extensions[] = {{".jsonl", VDB_FILE_JSONL}, {".ndjson", VDB_FILE_JSONL},
 		  {".json", VDB_FILE_JSONL},  {".npy", VDB_FILE_NPY},
 		  {".fvecs", VDB_FILE_FVECS}, {".bvecs", VDB_FILE_BVECS},
-		  {".csv", VDB_FILE_CSV}};
+		  {".csv", VDB_FILE_CSV},     {".parquet", VDB_FILE_PARQUET},
+		  {".pq", VDB_FILE_PARQUET}};
 
 vdb_file_format vdb_file_format_of(const char *path)
 {
@@ -28,7 +29,7 @@ vdb_file_format vdb_file_format_of(const char *path)
 
 vdb_file_format vdb_file_format_parse(const char *name)
 {
-	for (int i = 1; name && i <= VDB_FILE_CSV; i++)
+	for (int i = 1; name && i <= VDB_FILE_PARQUET; i++)
 		if (!strcmp(name, names[i]))
 			return (vdb_file_format)i;
 	return VDB_FILE_AUTO;
@@ -36,7 +37,7 @@ vdb_file_format vdb_file_format_parse(const char *name)
 
 const char *vdb_file_format_name(vdb_file_format f)
 {
-	return f >= VDB_FILE_AUTO && f <= VDB_FILE_CSV ? names[f] : "";
+	return f >= VDB_FILE_AUTO && f <= VDB_FILE_PARQUET ? names[f] : "";
 }
 
 int vdb_file_format_is_vectors(vdb_file_format f)

@@ -298,12 +298,13 @@ typedef enum vdb_file_format {
 	VDB_FILE_FVECS,
 	VDB_FILE_BVECS,
 	VDB_FILE_CSV,
+	VDB_FILE_PARQUET,
 } vdb_file_format;
 
 /* The format a file name says, a ".zst" after it aside: .jsonl .ndjson .json, .npy, .fvecs,
- * .bvecs, .csv; VDB_FILE_AUTO when it says none. */
+ * .bvecs, .csv, .parquet (.pq); VDB_FILE_AUTO when it says none. */
 VDB_API vdb_file_format vdb_file_format_of(const char *path);
-/* "jsonl", "npy", "fvecs", "bvecs", "csv"; VDB_FILE_AUTO for any other name. */
+/* "jsonl", "npy", "fvecs", "bvecs", "csv", "parquet"; VDB_FILE_AUTO for any other name. */
 VDB_API vdb_file_format vdb_file_format_parse(const char *name);
 /* The name of a format ("" for VDB_FILE_AUTO). */
 VDB_API const char *vdb_file_format_name(vdb_file_format f);
@@ -313,6 +314,12 @@ VDB_API int vdb_file_format_is_vectors(vdb_file_format f);
 
 /* ---- Exporting a collection ------------------------------------------------------------ */
 
+typedef enum vdb_parquet_codec {
+	VDB_PARQUET_ZSTD = 0,
+	VDB_PARQUET_SNAPPY,
+	VDB_PARQUET_UNCOMPRESSED,
+} vdb_parquet_codec;
+
 /* What vdb-export writes: every live record of a view (or those a filter matches), in
  * storage order (sealed segments oldest first, then the log in commit order; constant
  * memory) or id order, as
@@ -320,6 +327,10 @@ VDB_API int vdb_file_format_is_vectors(vdb_file_format f);
  *   VDB_FILE_NPY    a float32 (rows, dim) array, C order
  *   VDB_FILE_FVECS  TEXMEX: per row, int32 dim then dim float32
  *   VDB_FILE_CSV    RFC 4180: id,vector,payload (the payload's JSON), or the options below
+ *   VDB_FILE_PARQUET  Apache Parquet: id (INT64, or STRING when an id is a string),
+ *                   vector (LIST of FLOAT, marked fixed_size_list<float, dim> for Arrow),
+ *                   payload (JSON), and with payload_columns a typed column per top-level
+ *                   payload key of one type; pages compressed as parquet_codec says
  * to `output` (NULL: standard output) atomically (temp name, fsync unless !durable,
  * rename); ids_path and payloads_path (npy, fvecs) receive the ids (one per line) and the
  * payloads (a JSON object or null per line) in the same order, finished before the main
@@ -334,7 +345,9 @@ typedef struct vdb_export_options {
 	vdb_order order;
 	const vdb_filter *filter; /* optional */
 	int vector_columns;  /* csv: the vector as dim numeric columns v0, v1, ... */
-	int payload_columns; /* csv: a column per top-level payload key (lossy read back) */
+	/* csv: a column per top-level payload key (lossy read back); parquet: typed columns
+	 * for the keys of one type, beside the payload column */
+	int payload_columns;
 	vdb_cancel cancel;
 	void *ctx; /* passed to the callbacks */
 	/* Optional: after each record, with the records written and the total. */
@@ -342,6 +355,10 @@ typedef struct vdb_export_options {
 	/* Optional: a note for people (a CSV column renamed because a payload key took its
 	 * name). */
 	void (*on_note)(void *ctx, const char *message);
+	/* parquet: page compression (default VDB_PARQUET_ZSTD), and rows per row group (0:
+	 * about 64 MiB of rows, at most 1,048,576). */
+	vdb_parquet_codec parquet_codec;
+	uint64_t row_group_rows;
 } vdb_export_options;
 
 VDB_API void vdb_export_options_init(vdb_export_options *o);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../formats/parquet.h"
 #include "../util/error.h"
 #include "vdb_io.h"
 
@@ -24,6 +25,7 @@ typedef struct outputs {
 	vdb_ostream *main, *ids, *payloads;
 	vdb_vec_writer *vw;
 	vdb_csv_writer *cw;
+	vdb_parquet_writer *pw;
 	vdb_text t;
 	uint32_t dim;
 	const vdb_export_options *o;
@@ -43,6 +45,10 @@ static vdb_status write_record(outputs *out, const vdb_record *rec, vdb_error *e
 	case VDB_FILE_NPY:
 	case VDB_FILE_FVECS:
 		if ((st = vdb_vec_writer_put(out->vw, rec->vector, err)))
+			return st;
+		break;
+	case VDB_FILE_PARQUET:
+		if ((st = vdb_parquet_writer_put(out->pw, rec, err)))
 			return st;
 		break;
 	case VDB_FILE_CSV:
@@ -120,6 +126,33 @@ static vdb_status csv_header(outputs *out, vdb_collection *coll, vdb_error *err)
 	return st;
 }
 
+/* Parquet's first pass over the same view: the id column's type (strings when any id is
+ * one) and, with payload_columns, the payload keys of one type. */
+static vdb_status parquet_scan(outputs *out, vdb_collection *coll, vdb_error *err)
+{
+	const vdb_export_options *o = out->o;
+	static const int codecs[] = {PQ_ZSTD, PQ_SNAPPY, PQ_UNCOMPRESSED};
+	if ((unsigned)o->parquet_codec > VDB_PARQUET_UNCOMPRESSED)
+		return vdb_err(err, VDB_EINVAL, "unknown Parquet compression %d", o->parquet_codec);
+	vdb_status st = vdb_parquet_writer_open(out->main, out->dim, codecs[o->parquet_codec],
+						o->row_group_rows, o->payload_columns, &out->pw,
+						err);
+	vdb_cursor *cur = NULL;
+	if (!st)
+		st = vdb_cursor_open_where(coll, o->filter, &cur, err);
+	for (int has = 1; !st && has;) {
+		vdb_record rec;
+		if (vdb_cancelled(&o->cancel))
+			st = vdb_err(err, VDB_EINTR, "interrupted");
+		else if (!(st = vdb_cursor_next(cur, &rec, &has, err)) && has)
+			st = vdb_parquet_writer_scan(out->pw, &rec, err);
+	}
+	vdb_cursor_close(cur);
+	if (!st && o->on_note)
+		vdb_parquet_writer_notes(out->pw, o->on_note, o->ctx);
+	return st;
+}
+
 static int ends_zst(const char *path)
 {
 	size_t n = path ? strlen(path) : 0;
@@ -155,13 +188,19 @@ vdb_status vdb_export(vdb_collection *coll, const vdb_export_options *given, uin
 	const vdb_export_options *o = &opts;
 	vdb_file_format f = o->format;
 	int binary = f == VDB_FILE_NPY || f == VDB_FILE_FVECS;
-	if (f != VDB_FILE_JSONL && f != VDB_FILE_CSV && !binary)
-		return vdb_err(err, VDB_EINVAL, "export formats are jsonl, npy, fvecs and csv");
+	if (f != VDB_FILE_JSONL && f != VDB_FILE_CSV && f != VDB_FILE_PARQUET && !binary)
+		return vdb_err(err, VDB_EINVAL, "export formats are jsonl, npy, fvecs, csv and "
+			       "parquet");
+	if (f == VDB_FILE_PARQUET && (o->zstd || ends_zst(o->output)))
+		return vdb_err(err, VDB_EINVAL, "Parquet compresses its own pages (zstd by "
+			       "default): the file itself is not compressed");
 	if ((o->ids_path || o->payloads_path) && !binary)
 		return vdb_err(err, VDB_EINVAL, "ids and payloads files go with npy or fvecs (%s "
 			       "carries ids and payloads itself)", vdb_file_format_name(f));
-	if ((o->vector_columns || o->payload_columns) && f != VDB_FILE_CSV)
-		return vdb_err(err, VDB_EINVAL, "vector and payload columns go with csv");
+	if (o->vector_columns && f != VDB_FILE_CSV)
+		return vdb_err(err, VDB_EINVAL, "vector columns go with csv");
+	if (o->payload_columns && f != VDB_FILE_CSV && f != VDB_FILE_PARQUET)
+		return vdb_err(err, VDB_EINVAL, "payload columns go with csv and parquet");
 	vdb_collection_config cfg;
 	vdb_collection_config_init(&cfg);
 	vdb_collection_get_config(coll, &cfg);
@@ -179,6 +218,8 @@ vdb_status vdb_export(vdb_collection *coll, const vdb_export_options *given, uin
 					 cfg.dim, count, &out.vw, err);
 	else if (!st && f == VDB_FILE_CSV)
 		st = csv_header(&out, coll, err);
+	else if (!st && f == VDB_FILE_PARQUET)
+		st = parquet_scan(&out, coll, err);
 	for (int has = 1; !st;) {
 		vdb_record rec;
 		if (vdb_cancelled(&o->cancel)) {
@@ -194,6 +235,8 @@ vdb_status vdb_export(vdb_collection *coll, const vdb_export_options *given, uin
 	}
 	if (!st && out.vw)
 		st = vdb_vec_writer_finish(out.vw, err);
+	if (!st && out.pw)
+		st = vdb_parquet_writer_finish(out.pw, err);
 	/* Sidecars first: when the main output appears, its companions are complete. */
 	if (!st && out.ids)
 		st = vdb_ostream_finish(out.ids, err);
@@ -206,6 +249,7 @@ vdb_status vdb_export(vdb_collection *coll, const vdb_export_options *given, uin
 	vdb_cursor_close(cur);
 	vdb_vec_writer_close(out.vw);
 	vdb_csv_writer_free(out.cw);
+	vdb_parquet_writer_free(out.pw);
 	vdb_text_free(&out.t);
 	vdb_ostream_close(out.main);
 	vdb_ostream_close(out.ids);

@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "../formats/lines.h"
+#include "../formats/parquet.h"
 #include "../util/error.h"
+#include "../util/io.h"
 #include "../util/stream.h"
 #include "vdb_io.h"
 
@@ -42,6 +44,8 @@ typedef struct input {
 	int fd;
 	vdb_istream *in;
 	vdb_vec_reader *vr;
+	vdb_parquet_reader *pr; /* Parquet: opened up front; fd is the file, or a spooled copy */
+	uint64_t pq_size;
 } input;
 
 /* A file read line by line alongside the vector rows (ids or payloads). */
@@ -73,6 +77,7 @@ struct vdb_loader {
 	const char *unit;
 	uint64_t done_bytes;      /* raw bytes of the finished inputs */
 	const vdb_istream *cur;   /* the input being read */
+	uint64_t cur_bytes;       /* ... or its bytes read so far, for an input read by offset */
 	int chunked;              /* JSON lines: the bytes read are known as of the chunk stored */
 	uint64_t chunk_raw;
 	uint64_t row;             /* vector rows over all inputs */
@@ -124,7 +129,7 @@ static void progress(vdb_loader *l, int now)
 	if (!l->o.on_progress)
 		return;
 	uint64_t raw = l->chunked ? l->chunk_raw
-				  : l->done_bytes + (l->cur ? vdb_istream_raw_bytes(l->cur) : 0);
+				  : l->done_bytes + (l->cur ? vdb_istream_raw_bytes(l->cur) : l->cur_bytes);
 	l->o.on_progress(l->o.ctx, l->n.committed + l->p_up + l->p_del, raw, now);
 }
 
@@ -831,6 +836,97 @@ static vdb_status load_csv(vdb_loader *l, input *in, vdb_error *err)
 	return st;
 }
 
+/* ---- Parquet ---- */
+
+/* Rows of a Parquet file, as CSV records are stored; a file without an id column numbers
+ * its rows as vector files do (over all inputs). Batches fill up to the seal threshold as
+ * vector files' do unless a batch size is given. */
+static vdb_status load_parquet(vdb_loader *l, input *in, vdb_error *err)
+{
+	l->unit = "rows";
+	uint64_t rows = vdb_parquet_reader_rows(in->pr);
+	for (;;) {
+		vdb_record rec;
+		int has;
+		vdb_status st;
+		if (vdb_parquet_reader_next(in->pr, &rec, &has, err))
+			return input_failed(err, in->path);
+		if (!has)
+			return VDB_OK;
+		uint64_t row = vdb_parquet_reader_row(in->pr);
+		if (!vdb_parquet_reader_has_ids(in->pr))
+			rec.id = (vdb_id){0, l->row, NULL, 0};
+		st = vdb_writer_upsert(l->w, &rec.id, rec.vector, rec.payload, rec.payload_len, err);
+		if (st == VDB_EDATA)
+			return bad_at(err, in->path, "row", row);
+		if (st)
+			return st;
+		l->row++;
+		l->cur_bytes = rows ? (uint64_t)((double)in->pq_size * (double)(row + 1) / (double)rows)
+				    : in->pq_size;
+		added(l, row, 0, 0);
+		if ((st = maybe_commit_rows(l, l->batch_given, err)))
+			return st;
+		if (vdb_cancelled(&l->o.cancel))
+			return cancelled(err);
+	}
+}
+
+/* A Parquet input is read by offset (its footer first): a plain file in place; standard
+ * input, a pipe or a .zst file is first copied to an unnamed temporary file. Either way the
+ * footer and every column chunk's place are checked here, before anything is committed. */
+static vdb_status open_parquet_input(vdb_loader *l, input *in, vdb_error *err)
+{
+	int fd = in->path ? open(in->path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	struct stat sb;
+	vdb_status st;
+	if (fd < 0)
+		return vdb_err_sys(err, VDB_ENOENT, "%s", in->path);
+	size_t n = in->path ? strlen(in->path) : 0;
+	int zst = n > 4 && !strcmp(in->path + n - 4, ".zst");
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && !zst) {
+		in->fd = fd;
+		in->pq_size = (uint64_t)sb.st_size;
+	} else {
+		const char *dir = getenv("TMPDIR");
+		char name[4096];
+		snprintf(name, sizeof name, "%s/vdb-parquet-XXXXXX", dir && *dir ? dir : "/tmp");
+		int tmp = mkstemp(name);
+		if (tmp >= 0)
+			unlink(name); /* gone when closed, whatever happens */
+		if (tmp < 0) {
+			st = vdb_err_sys(err, VDB_EIO, "a temporary file to hold %s (set TMPDIR)",
+					 in->path ? in->path : "standard input");
+			if (in->path)
+				close(fd);
+			return st;
+		}
+		vdb_istream *is = NULL;
+		char *buf = malloc(1u << 20);
+		uint64_t total = 0;
+		st = buf ? vdb_istream_open(fd, &l->read_cancel, &is, err) : vdb_err_nomem(err);
+		for (size_t got = 1; !st && got;) {
+			if (!(st = vdb_istream_read(is, buf, 1u << 20, &got, err)) && got &&
+			    vdb_write_all(tmp, buf, got) < 0)
+				st = vdb_err_sys(err, VDB_EIO, "writing a temporary file");
+			total += got;
+		}
+		free(buf);
+		vdb_istream_close(is);
+		if (in->path)
+			close(fd);
+		if (st) {
+			close(tmp);
+			return input_failed(err, in->path);
+		}
+		in->fd = tmp;
+		in->pq_size = total;
+	}
+	if (vdb_parquet_reader_open(in->fd, in->pq_size, l->dim, &l->csv, &in->pr, err))
+		return input_failed(err, in->path);
+	return VDB_OK;
+}
+
 /* ---- inputs ---- */
 
 static int read_cancelled(void *ctx)
@@ -856,8 +952,10 @@ static void close_input(input *in)
 {
 	vdb_vec_reader_close(in->vr);
 	vdb_istream_close(in->in);
-	if (in->path && in->fd >= 0)
+	vdb_parquet_reader_close(in->pr);
+	if ((in->path || in->pr) && in->fd >= 0 && in->fd != STDIN_FILENO)
 		close(in->fd);
+	in->pr = NULL;
 	in->vr = NULL;
 	in->in = NULL;
 	in->fd = -1;
@@ -865,6 +963,18 @@ static void close_input(input *in)
 
 static vdb_status load_input(vdb_loader *l, input *in, vdb_error *err)
 {
+	if (in->f == VDB_FILE_PARQUET) {
+		vdb_status st = in->pr ? VDB_OK : open_parquet_input(l, in, err);
+		l->cur = NULL;
+		l->cur_bytes = 0;
+		if (!st)
+			st = load_parquet(l, in, err);
+		l->done_bytes += in->pq_size;
+		l->n.bytes += in->pq_size;
+		l->cur_bytes = 0;
+		close_input(in);
+		return st;
+	}
 	vdb_status st = in->in ? VDB_OK : open_stream(l, in->path, &in->fd, &in->in, err);
 	if (st)
 		return st;
@@ -929,7 +1039,7 @@ static vdb_status count_lines(vdb_loader *l, sidecar *s, uint64_t *n, vdb_error 
  * bad row ends the count there; the load itself then stops at that row with its error. */
 static vdb_status count_rows(vdb_loader *l, input *in, uint64_t *n, vdb_error *err)
 {
-	input c = {in->path, in->f, -1, NULL, NULL};
+	input c = {in->path, in->f, -1, NULL, NULL, NULL, 0};
 	vdb_status st = open_stream(l, c.path, &c.fd, &c.in, err);
 	vdb_error rerr = {.code = VDB_OK};
 	*n = 0;
@@ -971,6 +1081,8 @@ static vdb_status open_vector_files(vdb_loader *l, vdb_error *err)
 		vdb_status st;
 		if (vdb_file_format_is_vectors(in->f) && is_regular(in->path) &&
 		    (st = open_vector_input(l, in, err)))
+			return st;
+		if (in->f == VDB_FILE_PARQUET && (st = open_parquet_input(l, in, err)))
 			return st;
 	}
 	return VDB_OK;
@@ -1089,7 +1201,7 @@ vdb_status vdb_loader_add_input(vdb_loader *l, const char *path, vdb_file_format
 		f = vdb_file_format_of(path);
 	if (f == VDB_FILE_AUTO)
 		f = VDB_FILE_JSONL; /* standard input, and any other name: JSON lines */
-	if (f < VDB_FILE_JSONL || f > VDB_FILE_CSV)
+	if (f < VDB_FILE_JSONL || f > VDB_FILE_PARQUET)
 		return vdb_err(err, VDB_EINVAL, "unknown input format %d", (int)f);
 	if (is_stdin && l->stdin_seen)
 		return vdb_err(err, VDB_EINVAL, "standard input ('-') is given twice");
@@ -1113,7 +1225,7 @@ vdb_status vdb_loader_add_input(vdb_loader *l, const char *path, vdb_file_format
 		l->cap = cap;
 	}
 	input *in = &l->ins[l->nins];
-	*in = (input){NULL, f, -1, NULL, NULL};
+	*in = (input){NULL, f, -1, NULL, NULL, NULL, 0};
 	if (!is_stdin && !(in->path = strdup(path)))
 		return vdb_err_nomem(err);
 	l->nins++;
