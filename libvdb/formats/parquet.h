@@ -63,6 +63,7 @@ typedef struct pq_schema_el {
 	pq_kind kind;
 	int int_bits, int_signed;
 	int time_unit; /* 0 ms, 1 us, 2 ns */
+	int utc;       /* timestamps: adjusted to UTC */
 	const char *other; /* the annotation's name, for messages (PQ_K_OTHER) */
 } pq_schema_el;
 

@@ -47,6 +47,9 @@ static int parse_timestamp(tc_reader *r, pq_schema_el *e)
 		if (id == 2 && t == TC_STRUCT) {
 			if (parse_time_unit(r, &e->time_unit))
 				return -1;
+		} else if (id == 1) {
+			if (tc_read_bool(r, t, &e->utc))
+				return -1;
 		} else if (tc_skip(r, t)) {
 			return -1;
 		}
@@ -141,6 +144,7 @@ static void take_converted(pq_schema_el *e, int32_t ct)
 	case PQ_CT_TIMESTAMP_MILLIS: case PQ_CT_TIMESTAMP_MICROS:
 		e->kind = PQ_K_TIMESTAMP;
 		e->time_unit = ct == PQ_CT_TIMESTAMP_MILLIS ? 0 : 1;
+		e->utc = 1; /* what the converted types mean */
 		return;
 	case PQ_CT_JSON: e->kind = PQ_K_JSON; return;
 	default:

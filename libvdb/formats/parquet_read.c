@@ -58,7 +58,7 @@ typedef struct leaf {
 	int ptype;
 	int32_t type_length;
 	pq_kind kind;
-	int int_bits, int_signed, time_unit;
+	int int_bits, int_signed, time_unit, utc;
 	int max_def, max_rep;
 	int def_list;  /* lists: the definition level at which a list has an element */
 	int optional_list; /* lists: a level below def_list - 1 is a null list, not an empty one */
@@ -281,9 +281,11 @@ static vdb_status add_leaf(vdb_parquet_reader *r, const field *f, int role, vdb_
 	l->int_bits = e->int_bits;
 	l->int_signed = e->int_signed;
 	l->time_unit = e->time_unit;
-	if (e->type == PQ_INT96) { /* Spark's and Impala's timestamps */
+	l->utc = e->utc;
+	if (e->type == PQ_INT96) { /* Spark's and Impala's timestamps, in UTC */
 		l->kind = PQ_K_TIMESTAMP;
 		l->time_unit = 2;
+		l->utc = 1;
 	}
 	l->max_def = f->max_def;
 	l->max_rep = f->max_rep;
@@ -333,6 +335,10 @@ static vdb_status map_columns(vdb_parquet_reader *r, const vdb_csv_options *o, v
 			id = (int)k;
 		if (o->payload_column && *o->payload_column && named(e, o->payload_column))
 			pl = (int)k;
+	}
+	if (vec < 0 && strcmp(vname, "vector")) {
+		st = vdb_err(err, VDB_EDATA, "no column is named '%s' (the vector column)", vname);
+		goto done;
 	}
 	if (vec < 0) {
 		for (uint32_t k = 0; k < nfields; k++) {
@@ -1117,7 +1123,7 @@ static vdb_status json_value(vdb_parquet_reader *r, leaf *l, uint32_t i, vdb_buf
 					     sod / 3600, sod / 60 % 60, sod % 60);
 				if (frac)
 					n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%0*" PRId64, w, frac);
-				n += snprintf(tmp + n, sizeof tmp - (size_t)n, "%s\"", "Z");
+				n += snprintf(tmp + n, sizeof tmp - (size_t)n, "%s\"", l->utc ? "Z" : "");
 			}
 			break;
 		}
