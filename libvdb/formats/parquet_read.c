@@ -75,6 +75,7 @@ typedef struct leaf {
 	uint32_t *def, *rep;
 	size_t lv_cap;
 	uint32_t n, i; /* level entries, and the next one */
+	int regular;   /* the vector's page: whole rows of dim values, no nulls */
 	void *vals;
 	size_t vals_cap;
 	uint32_t nvals, vi;
@@ -909,7 +910,8 @@ static vdb_status levels(vdb_parquet_reader *r, leaf *l, const uint8_t *p, size_
 {
 	if (pq_rle_decode(p, len, bit_width(max), n, out))
 		return page_bad(r, l, "damaged repetition or definition levels", err);
-	for (uint32_t i = 0; i < n; i++)
+	/* The bit width bounds the levels already when max is all ones (1, 3, 7, ...). */
+	for (uint32_t i = 0; (max & (max + 1)) && i < n; i++)
 		if (out[i] > max)
 			return page_bad(r, l, "a level above the column's maximum", err);
 	return VDB_OK;
@@ -1011,6 +1013,14 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 			present += l->def[i] == (uint32_t)l->max_def;
 		if ((st = decode_values(r, l, h.encoding, p, len, present, err)))
 			return st;
+		/* Most vector pages hold whole rows of dim values and nothing else: read_row then
+		 * copies a row at once. */
+		l->regular = l->role == R_VECTOR && present == n && r->dim && n % r->dim == 0;
+		for (uint32_t row = 0; l->regular && row < n; row += r->dim) {
+			l->regular = l->rep[row] == 0;
+			for (uint32_t k = 1; l->regular && k < r->dim; k++)
+				l->regular = l->rep[row + k] == 1;
+		}
 		l->values_left -= n;
 		l->n = n;
 		l->i = 0;
@@ -1168,7 +1178,25 @@ static vdb_status read_row(vdb_parquet_reader *r, leaf *l, value_fn fn, void *ct
 		*count = 1;
 		return fn(r, l, l->vi++, 0, ctx, err);
 	}
-	for (int first = 1;; first = 0) {
+	if (l->regular && l->i % r->dim == 0 && l->vi == l->i) {
+		/* A whole row of a regular page (vector_value's work, at once). */
+		if (l->ptype == PQ_FLOAT) {
+			memcpy(r->vec, (float *)l->vals + l->vi, (size_t)r->dim * sizeof(float));
+		} else {
+			const double *d = (const double *)l->vals + l->vi;
+			for (uint32_t k = 0; k < r->dim; k++)
+				r->vec[k] = (float)d[k];
+		}
+		l->i += r->dim;
+		l->vi += r->dim;
+		*count = r->dim;
+		/* A row that goes on into the next page has more than dim values. */
+		if ((st = have_entry(r, l, &none, err)))
+			return st;
+		if (none || l->rep[l->i] == 0)
+			return VDB_OK;
+	}
+	for (int first = *count == 0;; first = 0) {
 		uint32_t d = l->def[l->i++];
 		if (d < (uint32_t)l->def_list) {
 			if (!first)

@@ -82,7 +82,6 @@ struct vdb_parquet_writer {
 	/* The row group being buffered. */
 	uint64_t rows, total_rows;
 	float *vecs;
-	float vmin, vmax;
 	/* Written row groups: rows and the chunk of each column. */
 	chunk_info *chunks;
 	int64_t *group_rows_done;
@@ -485,16 +484,7 @@ vdb_status vdb_parquet_writer_put(vdb_parquet_writer *w, const vdb_record *rec, 
 		int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)rec->id.num);
 		fail = put_bytes_value(id, tmp, (size_t)n);
 	}
-	float *v = w->vecs + (size_t)w->rows * w->dim;
-	memcpy(v, rec->vector, (size_t)w->dim * sizeof(float));
-	for (uint32_t i = 0; i < w->dim; i++) {
-		if (!w->cols[1].st.has) {
-			w->vmin = w->vmax = v[i];
-			w->cols[1].st.has = 1;
-		}
-		w->vmin = v[i] < w->vmin ? v[i] : w->vmin;
-		w->vmax = v[i] > w->vmax ? v[i] : w->vmax;
-	}
+	memcpy(w->vecs + (size_t)w->rows * w->dim, rec->vector, (size_t)w->dim * sizeof(float));
 	fail = fail || put_def(pl, rec->payload != NULL);
 	if (!fail && rec->payload)
 		fail = put_bytes_value(pl, rec->payload, rec->payload_len);
@@ -583,25 +573,45 @@ static vdb_status write_page(vdb_parquet_writer *w, chunk_info *ci, int32_t num_
 	return VDB_OK;
 }
 
+/* An RLE run of the hybrid encoding (bit width 1: the value takes a byte). */
+static int put_run(vdb_buf *b, uint64_t count, uint8_t value)
+{
+	uint8_t tmp[11];
+	size_t n = 0;
+	for (uint64_t v = count << 1;; v >>= 7) {
+		tmp[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+		if (!(v >> 7))
+			break;
+	}
+	tmp[n++] = value;
+	return vdb_buf_append(b, tmp, n);
+}
+
+/* The vector column's pages: levels as runs (each row: repetition 0 then dim - 1 ones;
+ * definition all 1), written as such rather than encoded value by value. */
 static vdb_status write_vectors(vdb_parquet_writer *w, chunk_info *ci, vdb_error *err)
 {
 	size_t row_bytes = (size_t)w->dim * 4;
 	size_t per_page = PAGE_BYTES / row_bytes ? PAGE_BYTES / row_bytes : 1;
 	vdb_status st;
-	if (levels_room(w, per_page * w->dim))
-		return vdb_err_nomem(err);
 	for (uint64_t r = 0; r < w->rows; r += per_page) {
 		size_t n = w->rows - r < per_page ? (size_t)(w->rows - r) : per_page;
-		size_t values = n * w->dim;
+		size_t values = n * w->dim, at;
+		int fail = 0;
 		w->page.len = 0;
-		for (size_t i = 0; i < values; i++) /* repetition: 0 starts a row */
-			w->lv[i] = i % w->dim != 0;
-		if (put_levels(w, &w->page, w->lv, values))
-			return vdb_err_nomem(err);
-		for (size_t i = 0; i < values; i++) /* definition: every element is there */
-			w->lv[i] = 1;
-		if (put_levels(w, &w->page, w->lv, values) ||
-		    vdb_buf_append(&w->page, w->vecs + r * w->dim, values * 4))
+		for (int which = 0; which < 2 && !fail; which++) {
+			at = w->page.len;
+			fail = vdb_buf_put_u32(&w->page, 0);
+			if (which == 1 || w->dim == 1)
+				fail = fail || put_run(&w->page, values, (uint8_t)which);
+			else
+				for (size_t i = 0; i < n && !fail; i++)
+					fail = put_run(&w->page, 1, 0) || put_run(&w->page, w->dim - 1, 1);
+			uint32_t len = (uint32_t)(w->page.len - at - 4);
+			if (!fail)
+				memcpy(w->page.data + at, &len, 4);
+		}
+		if (fail || vdb_buf_append(&w->page, w->vecs + r * w->dim, values * 4))
 			return vdb_err_nomem(err);
 		if ((st = write_page(w, ci, (int32_t)values, err)))
 			return st;
@@ -693,14 +703,20 @@ static vdb_status flush_group(vdb_parquet_writer *w, vdb_error *err)
 		column *c = &w->cols[i];
 		if (i == 1) {
 			st = write_vectors(w, &ci[1], err);
+			const float *v = w->vecs;
+			float lo = v[0], hi = v[0];
+			for (size_t k = 1; k < (size_t)w->rows * w->dim; k++) {
+				lo = v[k] < lo ? v[k] : lo;
+				hi = v[k] > hi ? v[k] : hi;
+			}
+			/* A zero bound is written as -0 (min) and +0 (max), as the format asks. */
+			lo = lo == 0 ? -0.0f : lo;
+			hi = hi == 0 ? 0.0f : hi;
 			stats *s = &ci[1].st;
 			s->has = 1;
-			/* A zero bound is written as -0 (min) and +0 (max), as the format asks. */
-			float lo = w->vmin == 0 ? -0.0f : w->vmin, hi = w->vmax == 0 ? 0.0f : w->vmax;
 			memcpy(s->min, &lo, 4);
 			memcpy(s->max, &hi, 4);
 			s->min_len = s->max_len = 4;
-			w->cols[1].st.has = 0;
 		} else {
 			st = write_flat(w, c, i != 0, &ci[i], err);
 			ci[i].st = c->st;

@@ -35,6 +35,10 @@
 #define DEFAULT_MAX_LINE (64u << 20)
 /* A batch is committed at this size whatever its record count: it is held in memory. */
 #define PENDING_BYTES_CAP (64u << 20)
+/* Parquet rows without a batch size: batches this large, each stored as one segment (a
+ * block, as vector files' are), so that a load is not sealed a few MiB at a time and
+ * merged again and again. */
+#define PARQUET_BLOCK_BYTES (256u << 20)
 
 /* One input: vector files are opened before anything is committed, to check their headers
  * and sizes (and count their rows for ids and payloads files). */
@@ -865,7 +869,11 @@ static vdb_status load_parquet(vdb_loader *l, input *in, vdb_error *err)
 		l->cur_bytes = rows ? (uint64_t)((double)in->pq_size * (double)(row + 1) / (double)rows)
 				    : in->pq_size;
 		added(l, row, 0, 0);
-		if ((st = maybe_commit_rows(l, l->batch_given, err)))
+		if (l->batch_given)
+			st = maybe_commit(l, err);
+		else if (vdb_writer_pending_bytes(l->w) >= PARQUET_BLOCK_BYTES)
+			st = commit(l, err);
+		if (st)
 			return st;
 		if (vdb_cancelled(&l->o.cancel))
 			return cancelled(err);
