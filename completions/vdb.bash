@@ -10,7 +10,7 @@ _vdb_opts_ingest='-c --collection -f --format --ids --id-offset --payloads --id-
 _vdb_vals_ingest='-c --collection -f --format --ids --id-offset --payloads --id-column --vector-column --vector-columns --payload-column -b --batch --delete-where --commit-delay --rejects --max-line-bytes --wait -j --threads'
 _vdb_opts_query='-c --collection -k --top-k --ef --exact --oversample --filter --count --payload --vector --with-payloads --with-vectors --query-vector --id --ids-from --max-line-bytes --skip-invalid -j --threads -q --quiet -h --help -V --version'
 _vdb_vals_query='-c --collection -k --top-k --ef --oversample --filter --query-vector --id --ids-from --max-line-bytes -j --threads'
-_vdb_opts_export='-c --collection -f --format --filter -o --output --zstd --no-sync --ids-out --payloads-out --order --vector-columns --payload-columns -q --quiet -h --help -V --version'
+_vdb_opts_export='-c --collection -f --format --filter -o --output --zstd --no-sync --ids-out --payloads-out --order --vector-columns --payload-columns --compression --row-group-rows -q --quiet -h --help -V --version'
 _vdb_vals_export='-c --collection -f --format --filter -o --output --ids-out --payloads-out --order'
 _vdb_opts_compact='-c --collection --quantize --wait --no-wait -j --threads --json -q --quiet -h --help -V --version'
 _vdb_vals_compact='-c --collection --quantize --wait -j --threads'
@@ -79,13 +79,14 @@ _vdb_complete_command()
 	--order) _vdb_reply -W 'storage id' -- "$cur"; return ;;
 	-f | --format)
 		if [[ $cmd == export ]]; then
-			_vdb_reply -W 'jsonl npy fvecs csv' -- "$cur"
+			_vdb_reply -W 'jsonl npy fvecs csv parquet' -- "$cur"
 		else
-			_vdb_reply -W 'jsonl npy fvecs bvecs csv' -- "$cur"
+			_vdb_reply -W 'jsonl npy fvecs bvecs csv parquet' -- "$cur"
 		fi
 		return ;;
 	--index-field) _vdb_reply -W 'NAME:keyword NAME:int NAME:float' -- "$cur"; return ;;
 	--quantize) _vdb_reply -W 'none int8 binary' -- "$cur"; return ;;
+	--compression) _vdb_reply -W 'zstd snappy none' -- "$cur"; return ;;
 	--ids | --payloads | --rejects | -o | --output | --ids-out | --payloads-out | --since)
 		_vdb_reply -f -- "$cur"; compopt -o filenames 2>/dev/null; return ;;
 	--into | --chain-dir) _vdb_reply -d -- "$cur"; compopt -o filenames 2>/dev/null; return ;;
