@@ -133,11 +133,13 @@ class CompletionTests:
         self.assertEqual(sorted(self.complete('vdb create db -m c')), ['cosine'])
         self.assertEqual(sorted(self.complete('vdb-create db --index ')), ['flat', 'hnsw'])
         self.assertEqual(sorted(self.complete('vdb-ingest db --format ')),
-                         ['bvecs', 'csv', 'fvecs', 'jsonl', 'npy'])
+                         ['bvecs', 'csv', 'fvecs', 'jsonl', 'npy', 'parquet'])
         # export writes no bvecs
         self.assertEqual(sorted(self.complete('vdb export db -f ')),
-                         ['csv', 'fvecs', 'jsonl', 'npy'])
+                         ['csv', 'fvecs', 'jsonl', 'npy', 'parquet'])
         self.assertEqual(sorted(self.complete('vdb-export db --order ')), ['id', 'storage'])
+        self.assertEqual(sorted(self.complete('vdb-export db --compression ')),
+                         ['none', 'snappy', 'zstd'])
 
     def test_collection_names_from_the_database(self):
         want = ['a.b_c', 'docs', 'img-v2']
