@@ -140,7 +140,8 @@ class _ExportOptions(ctypes.Structure):
                 ("order", ctypes.c_int), ("filter", ctypes.c_void_p),
                 ("vector_columns", ctypes.c_int), ("payload_columns", ctypes.c_int),
                 ("cancel", _Cancel), ("ctx", ctypes.c_void_p), ("on_progress", ctypes.c_void_p),
-                ("on_note", ctypes.c_void_p)]
+                ("on_note", ctypes.c_void_p), ("parquet_codec", ctypes.c_int),
+                ("row_group_rows", ctypes.c_uint64)]
 
 
 class _LoadCounts(ctypes.Structure):
@@ -802,17 +803,24 @@ class Collection:
             _lib.vdb_filter_free(f)
 
     def export(self, path, format=None, filter=None, order="storage", ids=None,
-               payloads=None, durable=True):
+               payloads=None, durable=True, payload_columns=False, compression="zstd",
+               row_group_rows=0):
         """Writes the live records (matching filter, when given) to file `path` atomically,
         as vdb-export -o does: JSON lines in the ingest format, .npy, .fvecs (ids and
-        payloads then go to the files `ids` and `payloads`) or CSV; format from the name
-        unless given; a name ending in .zst is compressed. order: "storage" or "id".
-        Returns the number of records written."""
+        payloads then go to the files `ids` and `payloads`), CSV or Parquet; format from
+        the name unless given; a name ending in .zst is compressed. order: "storage" or
+        "id". Parquet: payload_columns adds a typed column per payload key of one type,
+        compression is "zstd", "snappy" or "none", row_group_rows 0 sizes row groups at
+        about 64 MiB. Returns the number of records written."""
         fmt = _lib.vdb_file_format_parse(format.encode()) if format is not None else \
             _lib.vdb_file_format_of(os.fsencode(path))
         if format is not None and not fmt:
-            raise UsageError("unknown format %r (expected jsonl, npy, fvecs or csv)" % format,
-                             "EINVAL")
+            raise UsageError("unknown format %r (expected jsonl, npy, fvecs, csv or parquet)"
+                             % format, "EINVAL")
+        codecs = {"zstd": 0, "snappy": 1, "none": 2}
+        if compression not in codecs:
+            raise UsageError("compression is 'zstd', 'snappy' or 'none', not %r"
+                             % (compression,), "EINVAL")
         o = _ExportOptions()
         _lib.vdb_export_options_init(ctypes.byref(o))
         if fmt:
@@ -824,6 +832,9 @@ class Collection:
         o.order = 1 if order == "id" else 0
         o.ids_path = os.fsencode(ids) if ids is not None else None
         o.payloads_path = os.fsencode(payloads) if payloads is not None else None
+        o.payload_columns = int(bool(payload_columns))
+        o.parquet_codec = codecs[compression]
+        o.row_group_rows = int(row_group_rows)
         f = _filter(filter)
         try:
             o.filter = f
@@ -839,7 +850,7 @@ class Collection:
     def ingest(self, path, format=None, ids=None, payloads=None, id_offset=0, batch=None,
                skip_invalid=False, timeout=None):
         """Loads a file as vdb-ingest does, with the same loader: JSON lines, .npy, .fvecs,
-        .bvecs or CSV (format: from the name unless given), zstd-compressed or not, in
+        .bvecs, CSV or Parquet (format: from the name unless given), zstd-compressed or not, in
         durable batches (`batch` records; vector files in blocks stored as segments);
         ids/payloads: files aligned with a vector file's rows. Returns the counts
         (committed, upserted, deleted, not_found, rejected, batches, ...). A bad line stops
@@ -848,8 +859,8 @@ class Collection:
         if format is not None:
             f = _lib.vdb_file_format_parse(format.encode())
             if not f:
-                raise UsageError("unknown format %r (expected jsonl, npy, fvecs, bvecs or csv)"
-                                 % format, "EINVAL")
+                raise UsageError("unknown format %r (expected jsonl, npy, fvecs, bvecs, csv or "
+                                 "parquet)" % format, "EINVAL")
         o = _LoaderOptions()
         _lib.vdb_loader_options_init(ctypes.byref(o))
         o.batch = int(batch or 0)

@@ -315,6 +315,24 @@ class Module(unittest.TestCase):
             col.export(os.path.join(self.tmp, "no", "dir", "x.jsonl"))
         self.assertIn("No such file or directory", str(cm.exception))
 
+    def test_parquet_out_and_back_in(self):
+        db = vdb.open(self.path, create=True)
+        col = db.create_collection("c", dim=4)
+        col.upsert([3, 7, 1], self.vectors(3, 4), payloads=[{"k": 1}, None, {"k": 2.5}])
+        pq = os.path.join(self.tmp, "out.parquet")
+        self.assertEqual(col.export(pq, payload_columns=True, compression="snappy",
+                                    row_group_rows=2), 3)
+        with open(pq, "rb") as f:
+            self.assertEqual(f.read(4), b"PAR1")
+        back = db.create_collection("back", dim=4)
+        back.ingest(pq)
+        def records(name):
+            out = cmd("vdb-export", self.path, "-c", name, "--order", "id").stdout
+            return [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(records("back"), records("c"))
+        with self.assertRaises(vdb.UsageError):
+            col.export(pq, compression="lzo")
+
     def test_fewer_results_than_k_and_mixed_ids(self):
         db = vdb.open(self.path, create=True)
         col = db.create_collection("c", dim=4)
