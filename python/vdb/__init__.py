@@ -735,8 +735,13 @@ class Collection:
             raise DataError("%d ids for %d vectors" % (len(ids), n), "EDATA")
         if payloads is not None and len(payloads) != n:
             raise DataError("%d payloads for %d vectors" % (len(payloads), n), "EDATA")
-        texts = [None if p is None else json.dumps(p, ensure_ascii=False).encode("utf-8")
-                 for p in payloads] if payloads is not None else None
+        try:  # minified, as vdb-ingest stores payloads; NaN is not JSON
+            texts = [None if p is None else
+                     json.dumps(p, ensure_ascii=False, separators=(",", ":"),
+                                allow_nan=False).encode("utf-8")
+                     for p in payloads] if payloads is not None else None
+        except ValueError as e:
+            raise DataError("a payload is not JSON: %s" % e, "EDATA") from None
         for t in texts or []:
             if t is not None and not t.startswith(b"{"):
                 raise DataError("a payload is a JSON object (a dict), not %s" % t[:40].decode(),

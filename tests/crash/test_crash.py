@@ -487,6 +487,62 @@ class CrashTest(unittest.TestCase):
         self.assertGreater(killed, iterations // 4, "most runs must really be killed")
         self.assertGreater(midway, 0, "some kills must land between two blocks")
 
+    def test_kill_9_during_a_parquet_load(self):
+        # A Parquet file (written by vdb-export: several row groups, payloads, ids over old
+        # records and new) loaded with a batch size, or without (one block as large as the
+        # file here, stored as a segment): after a kill the collection must be the old state
+        # plus a whole-batch prefix of the file's rows, at or after the last batch reported.
+        rng = random.Random(SEED + 5)
+        src = os.path.join(self.tmp, "src")
+        state, killed, midway = {}, 0, 0
+        clock = KillClock(rng)
+        iterations = max(ITERATIONS // 3, 4)
+        for it in range(iterations):
+            n = rng.choice([200, 1500, 5000])
+            first = rng.randrange(0, 3000)
+            rows = [(first + r, vector_for(it * 10000 + r),
+                     {"it": it, "r": r} if rng.random() < 0.5 else None) for r in range(n)]
+            shutil.rmtree(src, ignore_errors=True)
+            subprocess.run([exe("vdb-create"), "-q", src, "--dim", str(DIM), "--metric", "l2"],
+                           check=True)
+            lines = "".join(json.dumps({"id": i, "vector": v, **({"payload": p} if p else {})})
+                            + "\n" for i, v, p in rows)
+            subprocess.run([exe("vdb-ingest"), "-q", src], input=lines, text=True, check=True)
+            path = os.path.join(self.tmp, "in-%d.parquet" % it)
+            subprocess.run([exe("vdb-export"), src, "--order", "id", "-o", path,
+                            "--row-group-rows", str(rng.choice([100, 1000, 100000])),
+                            "--compression", rng.choice(["zstd", "snappy", "none"])], check=True)
+            batch = rng.choice([None, 50, 700])
+            cmd = [exe("vdb-ingest"), "-v", self.db] + (["-b", str(batch)] if batch else [])
+            proc = subprocess.Popen(cmd + [path], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            err = clock.communicate(proc, (n, batch))
+            if proc.returncode != 0:
+                self.assertEqual(proc.returncode, -9, err)
+                killed += 1
+            acked = max([int(m.group(2)) + 1 for m in ROWS_RE.finditer(err)] or [0])
+            actual = export(self.db)
+            model, done, matched = dict(state), 0, None
+            step = batch or n
+            for b in sorted({b for b in range(0, n + 1, step) if b >= acked} | {n}):
+                while done < b:
+                    i, v, p = rows[done]
+                    model[json.dumps(i)] = (v, p)
+                    done += 1
+                if model == actual:
+                    matched = b
+                    break
+            self.assertIsNotNone(matched, "iteration %d (%d rows, batch %s): not the old state "
+                                 "plus a whole-batch prefix at or after row %d\n%s"
+                                 % (it, n, batch, acked, err))
+            midway += 0 < matched < n
+            state = actual
+        c = subprocess.run([exe("vdb-check"), self.db], capture_output=True, text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        print("crash test (parquet): %d iterations, %d killed, %d with part of the file stored"
+              % (iterations, killed, midway))
+        self.assertGreater(killed, iterations // 4, "most runs must really be killed")
+
 
 ROWS_RE = re.compile(r"committed batch \d+: \d+ records? \(rows (\d+)-(\d+)\)")
 
