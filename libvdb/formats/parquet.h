@@ -102,6 +102,7 @@ typedef struct pq_page_header {
 	int32_t num_nulls, num_rows;    /* v2 */
 	int32_t def_bytes, rep_bytes;   /* v2: the uncompressed level sections */
 	int is_compressed;              /* v2 (default 1) */
+	unsigned bodies;                /* bit 5, 7, 8: which kinds' headers it has */
 } pq_page_header;
 
 /* Parses a page header from p[0..n): 1 with *used bytes, 0 when more bytes are needed (the

@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include "parquet.h"
+#include "thrift.h"
 
 const char *pq_codec_name(int codec)
 {
@@ -31,22 +32,6 @@ const char *pq_type_name(int t)
 	return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
-static int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (*p >= end)
-			return -1;
-		uint8_t c = *(*p)++;
-		x |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* Value i of a bit-packed run (LSB first) of `width` bits; the caller checked the bytes. */
 static uint64_t unpack(const uint8_t *p, int width, uint64_t i)
 {
@@ -69,7 +54,7 @@ int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uin
 		return -1;
 	while (done < count) {
 		uint64_t h;
-		if (get_uvarint(&p, end, &h))
+		if (tc_get_uvarint(&p, end, &h))
 			return -1;
 		if (h & 1) { /* bit-packed: (h >> 1) groups of 8 */
 			uint64_t values = (h >> 1) * 8;
@@ -108,20 +93,6 @@ int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uin
 	return 0;
 }
 
-static int put_uvarint(vdb_buf *b, uint64_t v)
-{
-	uint8_t tmp[10];
-	size_t n = 0;
-	do {
-		tmp[n] = (uint8_t)(v & 0x7f);
-		v >>= 7;
-		if (v)
-			tmp[n] |= 0x80;
-		n++;
-	} while (v);
-	return vdb_buf_append(b, tmp, n);
-}
-
 /* Runs of a repeated value become RLE runs; the rest goes bit-packed in groups of 8 (what
  * keeps a column of alternating levels small). */
 int pq_rle_encode(vdb_buf *b, const uint32_t *v, size_t count, int bit_width)
@@ -133,7 +104,7 @@ int pq_rle_encode(vdb_buf *b, const uint32_t *v, size_t count, int bit_width)
 		while (i + run < count && v[i + run] == v[i])
 			run++;
 		if (run >= 8 || i + run == count) {
-			if (put_uvarint(b, (uint64_t)run << 1))
+			if (tc_put_uvarint(b, (uint64_t)run << 1))
 				return -1;
 			for (int k = 0; k < bytes; k++)
 				if (vdb_buf_putc(b, (char)(v[i] >> (8 * k))))
@@ -154,7 +125,7 @@ int pq_rle_encode(vdb_buf *b, const uint32_t *v, size_t count, int bit_width)
 			if (groups == 63) /* keeps the header one byte */
 				break;
 		}
-		if (put_uvarint(b, (uint64_t)groups << 1 | 1) || vdb_buf_reserve(b, groups * bit_width))
+		if (tc_put_uvarint(b, (uint64_t)groups << 1 | 1) || vdb_buf_reserve(b, groups * bit_width))
 			return -1;
 		uint8_t *out = (uint8_t *)b->data + b->len;
 		memset(out, 0, groups * (size_t)bit_width);
@@ -174,8 +145,8 @@ int pq_delta_decode(const uint8_t *p, size_t n, uint32_t count, int64_t *out, si
 {
 	const uint8_t *start = p, *end = p + n;
 	uint64_t block, minis, total, first;
-	if (get_uvarint(&p, end, &block) || get_uvarint(&p, end, &minis) ||
-	    get_uvarint(&p, end, &total) || get_uvarint(&p, end, &first))
+	if (tc_get_uvarint(&p, end, &block) || tc_get_uvarint(&p, end, &minis) ||
+	    tc_get_uvarint(&p, end, &total) || tc_get_uvarint(&p, end, &first))
 		return -1;
 	if (!block || block % 128 || !minis || block % minis || (block / minis) % 32 ||
 	    block > (1u << 20) || total != count)
@@ -186,7 +157,7 @@ int pq_delta_decode(const uint8_t *p, size_t n, uint32_t count, int64_t *out, si
 		out[done++] = (int64_t)value;
 	while (done < total) {
 		uint64_t zz;
-		if (get_uvarint(&p, end, &zz) || (uint64_t)(end - p) < minis)
+		if (tc_get_uvarint(&p, end, &zz) || (uint64_t)(end - p) < minis)
 			return -1;
 		uint64_t min_delta = (zz >> 1) ^ -(zz & 1);
 		const uint8_t *widths = p;

@@ -3,6 +3,7 @@
  * Each element is checked as soon as it is parsed (its required fields are there, its
  * numbers are in range), so a hostile footer fails at its first bad element and memory
  * stays proportional to the well-formed part. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,60 @@ static int bad(tc_reader *r, const char *why)
 {
 	return tc_fail(r, why);
 }
+
+/* An integer or bool field of a struct, by id, and where it goes in the C struct. */
+typedef struct int_field {
+	int16_t id;
+	char kind; /* '4': 32-bit (int or int32_t), '8': int64_t, 'b': bool into an int */
+	size_t offset;
+} int_field;
+
+/* Another kind of field (a list, a struct): 0, or -1 on damage. */
+typedef int (*field_hook)(tc_reader *r, int16_t id, uint8_t type, void *out);
+
+/* Reads a struct whose integer fields spec describes into out, other fields through hook
+ * (NULL: skipped); *seen gets bit `id` for each field id below 32 read. 0 or -1. */
+static int read_struct(tc_reader *r, const int_field *spec, size_t n, void *out,
+		       field_hook hook, unsigned *seen)
+{
+	uint8_t t;
+	int more_;
+	*seen = 0;
+	if (tc_struct_enter(r))
+		return -1;
+	FIELD_LOOP(r, id, t)
+	{
+		size_t k = 0;
+		while (k < n && spec[k].id != id)
+			k++;
+		int rc;
+		char *at = (char *)out + (k < n ? spec[k].offset : 0);
+		if (k < n && spec[k].kind == '8') {
+			int64_t v;
+			if (!(rc = tc_read_i64(r, t, &v)))
+				memcpy(at, &v, sizeof v);
+		} else if (k < n && spec[k].kind == '4') {
+			int32_t v;
+			if (!(rc = tc_read_i32(r, t, &v)))
+				memcpy(at, &v, sizeof v);
+		} else if (k < n) {
+			int v;
+			if (!(rc = tc_read_bool(r, t, &v)))
+				memcpy(at, &v, sizeof v);
+		} else {
+			rc = hook ? hook(r, id, t, out) : tc_skip(r, t);
+		}
+		if (rc)
+			return -1;
+		if (id > 0 && id < 32)
+			*seen |= 1u << id;
+	}
+	tc_struct_leave(r);
+	return more_ ? -1 : 0;
+}
+
+#define FIELD(id, kind, type, member) {id, kind, offsetof(type, member)}
+#define N(spec) (sizeof spec / sizeof *spec)
 
 /* TimeUnit: a union of empty structs. */
 static int parse_time_unit(tc_reader *r, int *unit)
@@ -223,42 +278,31 @@ static int parse_schema_el(tc_reader *r, pq_schema_el *e)
 	return 0;
 }
 
+/* ColumnMetaData's path_in_schema (3): only its length is kept. */
+static int column_meta_hook(tc_reader *r, int16_t id, uint8_t type, void *out)
+{
+	uint8_t et;
+	uint32_t n;
+	if (id != 3)
+		return tc_skip(r, type);
+	if (tc_read_list(r, type, &et, &n))
+		return -1;
+	((pq_chunk *)out)->path_len = n;
+	for (uint32_t i = 0; i < n; i++)
+		if (tc_skip(r, et))
+			return -1;
+	return 0;
+}
+
 static int parse_column_meta(tc_reader *r, pq_chunk *c)
 {
-	uint8_t t, et;
-	int more_;
-	uint32_t n;
-	int32_t v;
-	unsigned seen = 0;
-	if (tc_struct_enter(r))
-		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		int rc = 0;
-		switch (id) {
-		case 1: rc = tc_read_i32(r, t, &v); c->type = v; break;
-		case 3:
-			if (!(rc = tc_read_list(r, t, &et, &n))) {
-				c->path_len = n;
-				for (uint32_t i = 0; i < n && !rc; i++)
-					rc = tc_skip(r, et);
-			}
-			break;
-		case 4: rc = tc_read_i32(r, t, &v); c->codec = v; break;
-		case 5: rc = tc_read_i64(r, t, &c->num_values); break;
-		case 6: rc = tc_read_i64(r, t, &c->total_uncompressed); break;
-		case 7: rc = tc_read_i64(r, t, &c->total_compressed); break;
-		case 9: rc = tc_read_i64(r, t, &c->data_page_offset); break;
-		case 11: rc = tc_read_i64(r, t, &c->dictionary_page_offset); break;
-		default: rc = tc_skip(r, t);
-		}
-		if (rc)
-			return -1;
-		if (id > 0 && id < 32)
-			seen |= 1u << id;
-	}
-	tc_struct_leave(r);
-	if (more_)
+	static const int_field spec[] = {
+		FIELD(1, '4', pq_chunk, type), FIELD(4, '4', pq_chunk, codec),
+		FIELD(5, '8', pq_chunk, num_values), FIELD(6, '8', pq_chunk, total_uncompressed),
+		FIELD(7, '8', pq_chunk, total_compressed), FIELD(9, '8', pq_chunk, data_page_offset),
+		FIELD(11, '8', pq_chunk, dictionary_page_offset)};
+	unsigned seen;
+	if (read_struct(r, spec, N(spec), c, column_meta_hook, &seen))
 		return -1;
 	unsigned need = 1u << 1 | 1u << 3 | 1u << 4 | 1u << 5 | 1u << 7 | 1u << 9;
 	if ((seen & need) != need)
@@ -426,136 +470,62 @@ fail:
 
 /* ---- page headers ---- */
 
-static int parse_data_page_v1(tc_reader *r, pq_page_header *h)
+/* The page header's own headers: DataPageHeader (5), DictionaryPageHeader (7),
+ * DataPageHeaderV2 (8), read into the same pq_page_header; which were there goes to the
+ * header's `bodies` bits through the caller. */
+static int page_body_hook(tc_reader *r, int16_t id, uint8_t type, void *out)
 {
-	uint8_t t;
-	int more_;
-	int32_t v;
-	unsigned seen = 0;
-	if (tc_struct_enter(r))
+	static const int_field v1[] = {
+		FIELD(1, '4', pq_page_header, num_values), FIELD(2, '4', pq_page_header, encoding),
+		FIELD(3, '4', pq_page_header, def_encoding),
+		FIELD(4, '4', pq_page_header, rep_encoding)};
+	static const int_field dict[] = {
+		FIELD(1, '4', pq_page_header, num_values), FIELD(2, '4', pq_page_header, encoding)};
+	static const int_field v2[] = {
+		FIELD(1, '4', pq_page_header, num_values), FIELD(2, '4', pq_page_header, num_nulls),
+		FIELD(3, '4', pq_page_header, num_rows), FIELD(4, '4', pq_page_header, encoding),
+		FIELD(5, '4', pq_page_header, def_bytes), FIELD(6, '4', pq_page_header, rep_bytes),
+		FIELD(7, 'b', pq_page_header, is_compressed)};
+	pq_page_header *h = out;
+	unsigned seen;
+	if (type != TC_STRUCT || (id != 5 && id != 7 && id != 8))
+		return tc_skip(r, type);
+	if (id == 8)
+		h->is_compressed = 1; /* the default */
+	if (id == 5 ? read_struct(r, v1, N(v1), h, NULL, &seen)
+	    : id == 7 ? read_struct(r, dict, N(dict), h, NULL, &seen)
+		      : read_struct(r, v2, N(v2), h, NULL, &seen))
 		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		int rc = 0;
-		switch (id) {
-		case 1: rc = tc_read_i32(r, t, &h->num_values); break;
-		case 2: rc = tc_read_i32(r, t, &v); h->encoding = v; break;
-		case 3: rc = tc_read_i32(r, t, &v); h->def_encoding = v; break;
-		case 4: rc = tc_read_i32(r, t, &v); h->rep_encoding = v; break;
-		default: rc = tc_skip(r, t);
-		}
-		if (rc)
-			return -1;
-		if (id > 0 && id < 32)
-			seen |= 1u << id;
-	}
-	tc_struct_leave(r);
-	if (!more_ && (seen & 0x1e) != 0x1e)
-		return bad(r, "a data page header lacks a required field");
-	return more_;
-}
-
-static int parse_dict_page(tc_reader *r, pq_page_header *h)
-{
-	uint8_t t;
-	int more_;
-	int32_t v;
-	unsigned seen = 0;
-	if (tc_struct_enter(r))
-		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		int rc = 0;
-		switch (id) {
-		case 1: rc = tc_read_i32(r, t, &h->num_values); break;
-		case 2: rc = tc_read_i32(r, t, &v); h->encoding = v; break;
-		default: rc = tc_skip(r, t);
-		}
-		if (rc)
-			return -1;
-		if (id > 0 && id < 32)
-			seen |= 1u << id;
-	}
-	tc_struct_leave(r);
-	if (!more_ && (seen & 0x6) != 0x6)
-		return bad(r, "a dictionary page header lacks a required field");
-	return more_;
-}
-
-static int parse_data_page_v2(tc_reader *r, pq_page_header *h)
-{
-	uint8_t t;
-	int more_;
-	int32_t v;
-	unsigned seen = 0;
-	h->is_compressed = 1;
-	if (tc_struct_enter(r))
-		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		int rc = 0;
-		switch (id) {
-		case 1: rc = tc_read_i32(r, t, &h->num_values); break;
-		case 2: rc = tc_read_i32(r, t, &h->num_nulls); break;
-		case 3: rc = tc_read_i32(r, t, &h->num_rows); break;
-		case 4: rc = tc_read_i32(r, t, &v); h->encoding = v; break;
-		case 5: rc = tc_read_i32(r, t, &h->def_bytes); break;
-		case 6: rc = tc_read_i32(r, t, &h->rep_bytes); break;
-		case 7: rc = tc_read_bool(r, t, &h->is_compressed); break;
-		default: rc = tc_skip(r, t);
-		}
-		if (rc)
-			return -1;
-		if (id > 0 && id < 32)
-			seen |= 1u << id;
-	}
-	tc_struct_leave(r);
-	if (!more_ && (seen & 0x7e) != 0x7e)
-		return bad(r, "a data page v2 header lacks a required field");
-	if (!more_ && (h->num_nulls < 0 || h->num_rows < 0 || h->def_bytes < 0 || h->rep_bytes < 0))
+	unsigned need = id == 5 ? 0x1e : id == 7 ? 0x6 : 0x7e;
+	if ((seen & need) != need)
+		return bad(r, "a page's header lacks a required field");
+	if (id == 8 && (h->num_nulls < 0 || h->num_rows < 0 || h->def_bytes < 0 || h->rep_bytes < 0))
 		return bad(r, "a data page v2 header has a negative count");
-	return more_;
+	h->bodies |= 1u << id;
+	return 0;
 }
 
 int pq_page_header_parse(const uint8_t *p, size_t n, pq_page_header *h, size_t *used, char *why,
 			 size_t whylen)
 {
+	static const int_field spec[] = {
+		FIELD(1, '4', pq_page_header, type),
+		FIELD(2, '4', pq_page_header, uncompressed_size),
+		FIELD(3, '4', pq_page_header, compressed_size)};
 	tc_reader rd, *r = &rd;
-	uint8_t t;
-	int more_;
-	int32_t v;
-	unsigned seen = 0, bodies = 0;
+	unsigned seen;
 	memset(h, 0, sizeof *h);
 	tc_reader_init(r, p, n);
-	if (tc_struct_enter(r))
-		goto fail;
-	FIELD_LOOP(r, id, t)
-	{
-		int rc = 0;
-		switch (id) {
-		case 1: rc = tc_read_i32(r, t, &v); h->type = v; break;
-		case 2: rc = tc_read_i32(r, t, &h->uncompressed_size); break;
-		case 3: rc = tc_read_i32(r, t, &h->compressed_size); break;
-		case 5: rc = t == TC_STRUCT ? parse_data_page_v1(r, h) : tc_skip(r, t); bodies |= 1; break;
-		case 7: rc = t == TC_STRUCT ? parse_dict_page(r, h) : tc_skip(r, t); bodies |= 2; break;
-		case 8: rc = t == TC_STRUCT ? parse_data_page_v2(r, h) : tc_skip(r, t); bodies |= 4; break;
-		default: rc = tc_skip(r, t);
-		}
-		if (rc)
-			goto fail;
-		if (id > 0 && id < 32)
-			seen |= 1u << id;
-	}
-	if (more_)
+	if (read_struct(r, spec, N(spec), h, page_body_hook, &seen))
 		goto fail;
 	if ((seen & 0xe) != 0xe || h->uncompressed_size < 0 || h->compressed_size < 0 ||
 	    h->num_values < 0) {
 		bad(r, "a page header lacks its type or sizes, or has a negative one");
 		goto fail;
 	}
-	if ((h->type == PQ_DATA_PAGE && !(bodies & 1)) ||
-	    (h->type == PQ_DICTIONARY_PAGE && !(bodies & 2)) ||
-	    (h->type == PQ_DATA_PAGE_V2 && !(bodies & 4))) {
+	if ((h->type == PQ_DATA_PAGE && !(h->bodies & 1u << 5)) ||
+	    (h->type == PQ_DICTIONARY_PAGE && !(h->bodies & 1u << 7)) ||
+	    (h->type == PQ_DATA_PAGE_V2 && !(h->bodies & 1u << 8))) {
 		bad(r, "a page header lacks the header of its kind");
 		goto fail;
 	}

@@ -576,15 +576,7 @@ static vdb_status write_page(vdb_parquet_writer *w, chunk_info *ci, int32_t num_
 /* An RLE run of the hybrid encoding (bit width 1: the value takes a byte). */
 static int put_run(vdb_buf *b, uint64_t count, uint8_t value)
 {
-	uint8_t tmp[11];
-	size_t n = 0;
-	for (uint64_t v = count << 1;; v >>= 7) {
-		tmp[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
-		if (!(v >> 7))
-			break;
-	}
-	tmp[n++] = value;
-	return vdb_buf_append(b, tmp, n);
+	return tc_put_uvarint(b, count << 1) || vdb_buf_putc(b, (char)value);
 }
 
 /* The vector column's pages: levels as runs (each row: repetition 0 then dim - 1 ones;

@@ -21,7 +21,7 @@ static void put_byte(tc_writer *w, uint8_t c)
 		w->failed = 1;
 }
 
-static void put_varint(tc_writer *w, uint64_t v)
+int tc_put_uvarint(vdb_buf *b, uint64_t v)
 {
 	uint8_t tmp[10];
 	size_t n = 0;
@@ -32,7 +32,30 @@ static void put_varint(tc_writer *w, uint64_t v)
 			tmp[n] |= 0x80;
 		n++;
 	} while (v);
-	if (!w->failed && vdb_buf_append(w->b, tmp, n))
+	return vdb_buf_append(b, tmp, n);
+}
+
+int tc_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return -1;
+		uint8_t c = *(*p)++;
+		if (shift == 63 && c > 1)
+			return -1;
+		x |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void put_varint(tc_writer *w, uint64_t v)
+{
+	if (!w->failed && tc_put_uvarint(w->b, v))
 		w->failed = 1;
 }
 
@@ -170,20 +193,13 @@ static int get_byte(tc_reader *r, uint8_t *c)
 
 static int get_varint(tc_reader *r, uint64_t *v)
 {
-	uint64_t x = 0;
-	for (int shift = 0; shift < 70; shift += 7) {
-		uint8_t c;
-		if (get_byte(r, &c))
-			return -1;
-		if (shift == 63 && c > 1)
-			break;
-		x |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return tc_fail(r, "an integer is too long");
+	if (r->err[0])
+		return -1;
+	const uint8_t *p = r->p;
+	if (tc_get_uvarint(&p, r->end, v))
+		return tc_fail(r, p >= r->end ? "the metadata ends early" : "an integer is too long");
+	r->p = p;
+	return 0;
 }
 
 static int64_t unzigzag(uint64_t v)

@@ -34,6 +34,12 @@ enum {
 
 #define TC_MAX_DEPTH 32
 
+/* Unsigned LEB128 varints, which Parquet's encodings use too: appends v (0, or -1 out of
+ * memory); reads one from *p (before end) and advances *p (0, or -1 when the bytes end or
+ * it runs past 64 bits). */
+int tc_put_uvarint(vdb_buf *b, uint64_t v);
+int tc_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
 typedef struct tc_writer {
 	vdb_buf *b;
 	int16_t last[TC_MAX_DEPTH]; /* the last field id written, per open struct */

@@ -537,8 +537,8 @@ class Export(Base):
 
     def test_usage_errors(self):
         self.create(dim=DIM)
-        cases = [(['-f', 'parquet'], "unknown format 'parquet' (expected jsonl, npy, fvecs or "
-                                     "csv)"),
+        cases = [(['-f', 'orc'], "unknown format 'orc' (expected jsonl, npy, fvecs, csv or "
+                                 "parquet)"),
                  (['--ids-out', 'x'], '--ids-out and --payloads-out go with --format npy or '
                                       'fvecs (jsonl carries ids and payloads itself)'),
                  (['-o', 'x.csv', '--payloads-out', 'x'], '(csv carries ids and payloads'),
@@ -550,12 +550,12 @@ class Export(Base):
     def test_an_unknown_extension_needs_a_format(self):
         self.create(dim=DIM)
         self.ingest('db', [{'id': 1, 'vector': [1, 2, 3, 4]}])
-        for name in ('out.parquet', 'out.tsv', 'out.parquet.zst', 'a.b/out.txt'):
+        for name in ('out.orc', 'out.tsv', 'out.orc.zst', 'a.b/out.txt'):
             with self.subTest(name):
                 r = run('export', self.path('db'), '-o', self.path(name))
                 ext = '.' + name.split('/')[-1].split('.')[1]
                 self.assertUsage(r, "'%s' is not a format vdb-export writes (name the file "
-                                 ".jsonl, .npy, .fvecs or .csv, or give -f)" % ext)
+                                 ".jsonl, .npy, .fvecs, .csv or .parquet, or give -f)" % ext)
                 self.assertFalse(os.path.exists(self.path(name)))
         # -f says the format; a name without an extension gets JSON lines.
         self.assertOk(run('export', self.path('db'), '-f', 'jsonl', '-o', self.path('o.tsv')))
@@ -831,8 +831,8 @@ class Ingest(Base):
     def test_format_detection_and_usage_errors(self):
         self.create(dim=DIM)
         v = self.write('v.fvecs', fvecs_bytes(vectors(18, 3)))
-        cases = [(['-f', 'parquet', v], "unknown format 'parquet' (expected jsonl, npy, fvecs, "
-                                        "bvecs or csv)"),
+        cases = [(['-f', 'orc', v], "unknown format 'orc' (expected jsonl, npy, fvecs, "
+                                    "bvecs, csv or parquet)"),
                  (['--ids', 'x', self.write('r.jsonl', '')],
                   '--ids, --payloads and --id-offset go with .npy, .fvecs or .bvecs input'),
                  (['--skip-invalid', v], '--skip-invalid applies to JSON lines only'),
