@@ -120,6 +120,17 @@ int pq_rle_encode(vdb_buf *b, const uint32_t *v, size_t count, int bit_width);
 /* DELTA_BINARY_PACKED: `count` values into out (int64); *used bytes consumed. -1 on damage
  * or when the block header says more or fewer values. */
 int pq_delta_decode(const uint8_t *p, size_t n, uint32_t count, int64_t *out, size_t *used);
+/* A byte-array value: n bytes at p. */
+typedef struct pq_slice {
+	const uint8_t *p;
+	size_t n;
+} pq_slice;
+/* DELTA_LENGTH_BYTE_ARRAY: n lengths (delta-encoded), then the bytes back to back; out
+ * points into p; *used bytes consumed. DELTA_BYTE_ARRAY: prefix lengths, then the suffixes
+ * as DELTA_LENGTH_BYTE_ARRAY, each value that much of the previous one and its suffix,
+ * rebuilt in `built` (out points into it). 0, or -1 on damage or out of memory. */
+int pq_delta_lengths(const uint8_t *p, size_t len, uint32_t n, pq_slice *out, size_t *used);
+int pq_delta_strings(const uint8_t *p, size_t len, uint32_t n, vdb_buf *built, pq_slice *out);
 /* Compresses src into out (appended) with codec (PQ_UNCOMPRESSED, PQ_SNAPPY, PQ_ZSTD):
  * 0 or -1 (out of memory, or a codec error). */
 int pq_compress(int codec, const void *src, size_t n, vdb_buf *out);

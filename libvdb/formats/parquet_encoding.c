@@ -2,6 +2,7 @@
  * bytes: every run, width and count is checked against what is left before it is used. */
 #include <snappy-c.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -176,6 +177,60 @@ int pq_delta_decode(const uint8_t *p, size_t n, uint32_t count, int64_t *out, si
 	}
 	*used = (size_t)(p - start);
 	return 0;
+}
+
+int pq_delta_lengths(const uint8_t *p, size_t len, uint32_t n, pq_slice *out, size_t *used)
+{
+	int64_t *lens = malloc(((size_t)n + 1) * sizeof *lens);
+	size_t u;
+	if (!lens || pq_delta_decode(p, len, n, lens, &u)) {
+		free(lens);
+		return -1;
+	}
+	size_t o = u;
+	for (uint32_t i = 0; i < n; i++) {
+		if (lens[i] < 0 || (uint64_t)lens[i] > len - o) {
+			free(lens);
+			return -1;
+		}
+		out[i] = (pq_slice){p + o, (size_t)lens[i]};
+		o += (size_t)lens[i];
+	}
+	free(lens);
+	*used = o;
+	return 0;
+}
+
+int pq_delta_strings(const uint8_t *p, size_t len, uint32_t n, vdb_buf *built, pq_slice *out)
+{
+	int64_t *pre = malloc(((size_t)n + 1) * sizeof *pre);
+	size_t *off = malloc(((size_t)n + 1) * sizeof *off);
+	size_t u, u2, prev_off = 0, prev_len = 0;
+	int rc = -1;
+	if (!pre || !off || pq_delta_decode(p, len, n, pre, &u) ||
+	    pq_delta_lengths(p + u, len - u, n, out, &u2))
+		goto done;
+	built->len = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (pre[i] < 0 || (uint64_t)pre[i] > prev_len ||
+		    vdb_buf_reserve(built, (size_t)pre[i] + out[i].n))
+			goto done;
+		off[i] = built->len;
+		memmove(built->data + built->len, built->data + prev_off, (size_t)pre[i]);
+		memcpy(built->data + built->len + pre[i], out[i].p, out[i].n);
+		prev_off = off[i];
+		prev_len = (size_t)pre[i] + out[i].n;
+		built->len += prev_len;
+		out[i].n = prev_len;
+	}
+	/* Pointers last: the buffer may have moved while it grew. */
+	for (uint32_t i = 0; i < n; i++)
+		out[i].p = (const uint8_t *)built->data + off[i];
+	rc = 0;
+done:
+	free(pre);
+	free(off);
+	return rc;
 }
 
 /* ---- compression ---- */

@@ -39,10 +39,7 @@
 
 enum { R_ID, R_VECTOR, R_PAYLOAD, R_FIELD };
 
-typedef struct slice {
-	const uint8_t *p;
-	size_t n;
-} slice;
+typedef pq_slice slice;
 
 /* A payload member a column gave a row: text[start..end), from leaf `leaf`. */
 typedef struct span {
@@ -700,67 +697,6 @@ static int stream_split(const leaf *l, const uint8_t *p, size_t len, uint32_t n,
 	return 0;
 }
 
-/* DELTA_LENGTH_BYTE_ARRAY: n lengths (delta-encoded), then the bytes back to back. */
-static int delta_lengths(const uint8_t *p, size_t len, uint32_t n, slice *out, size_t *used)
-{
-	int64_t *lens = malloc(((size_t)n + 1) * sizeof *lens);
-	size_t u;
-	if (!lens || pq_delta_decode(p, len, n, lens, &u)) {
-		free(lens);
-		return -1;
-	}
-	size_t o = u;
-	for (uint32_t i = 0; i < n; i++) {
-		if (lens[i] < 0 || (uint64_t)lens[i] > len - o) {
-			free(lens);
-			return -1;
-		}
-		out[i] = (slice){p + o, (size_t)lens[i]};
-		o += (size_t)lens[i];
-	}
-	free(lens);
-	*used = o;
-	return 0;
-}
-
-/* DELTA_BYTE_ARRAY: prefix lengths, then the suffixes as DELTA_LENGTH_BYTE_ARRAY; each value
- * is that much of the previous one followed by its suffix. */
-static int delta_strings(leaf *l, const uint8_t *p, size_t len, uint32_t n, slice *out)
-{
-	int64_t *pre = malloc(((size_t)n + 1) * sizeof *pre);
-	size_t u, u2;
-	int rc = -1;
-	if (!pre || pq_delta_decode(p, len, n, pre, &u) ||
-	    delta_lengths(p + u, len - u, n, out, &u2))
-		goto done;
-	l->built.len = 0;
-	size_t *off = malloc(((size_t)n + 1) * sizeof *off);
-	if (!off)
-		goto done;
-	size_t prev_off = 0, prev_len = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (pre[i] < 0 || (uint64_t)pre[i] > prev_len ||
-		    vdb_buf_reserve(&l->built, (size_t)pre[i] + out[i].n)) {
-			free(off);
-			goto done;
-		}
-		off[i] = l->built.len;
-		memmove(l->built.data + l->built.len, l->built.data + prev_off, (size_t)pre[i]);
-		memcpy(l->built.data + l->built.len + pre[i], out[i].p, out[i].n);
-		prev_off = off[i];
-		prev_len = (size_t)pre[i] + out[i].n;
-		l->built.len += prev_len;
-		out[i].n = prev_len;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		out[i].p = (const uint8_t *)l->built.data + off[i];
-	free(off);
-	rc = 0;
-done:
-	free(pre);
-	return rc;
-}
-
 /* Decodes n non-null values of a data page's value section. */
 static vdb_status decode_values(vdb_parquet_reader *r, leaf *l, int encoding, const uint8_t *p,
 				size_t len, uint32_t n, vdb_error *err)
@@ -807,8 +743,8 @@ static vdb_status decode_values(vdb_parquet_reader *r, leaf *l, int encoding, co
 	case PQ_DELTA_BYTE_ARRAY:
 		if (l->ptype != PQ_BYTE_ARRAY)
 			return page_bad(r, l, "a byte-array encoding on values that are not", err);
-		bad = encoding == PQ_DELTA_BYTE_ARRAY ? delta_strings(l, p, len, n, l->vals)
-						      : delta_lengths(p, len, n, l->vals, &used);
+		bad = encoding == PQ_DELTA_BYTE_ARRAY ? pq_delta_strings(p, len, n, &l->built, l->vals)
+						      : pq_delta_lengths(p, len, n, l->vals, &used);
 		break;
 	case PQ_RLE: {
 		if (l->ptype != PQ_BOOLEAN)

@@ -422,7 +422,9 @@ class JudgedByDuckDB(ParquetTest):
         variants = [('zstd', 'COMPRESSION zstd'), ('snappy', 'COMPRESSION snappy'),
                     ('gzip', 'COMPRESSION gzip'), ('none', 'COMPRESSION uncompressed'),
                     ('lz4', 'COMPRESSION lz4_raw'), ('groups', 'ROW_GROUP_SIZE 700'),
-                    ('v2', 'PARQUET_VERSION v2'), ('nodict', 'DICTIONARY_SIZE_LIMIT 1')]
+                    ('v2', 'PARQUET_VERSION v2'), ('nodict', 'DICTIONARY_SIZE_LIMIT 1'),
+                    # DELTA_BINARY_PACKED ids, BYTE_STREAM_SPLIT floats, DELTA_LENGTH_BYTE_ARRAY
+                    ('v2nodict', 'PARQUET_VERSION v2, DICTIONARY_SIZE_LIMIT 1')]
         stmts = [self.TABLE]
         for name, opt in variants:
             stmts.append("COPY t TO %s (FORMAT parquet, %s)" % (sq(os.path.join(d, name + '.pq')),

@@ -182,6 +182,39 @@ Test(parquet, delta_binary_packed_examples)
 	cr_assert_eq(pq_delta_decode(bad, sizeof bad, 5, out, &used), -1);
 }
 
+Test(parquet, delta_byte_arrays)
+{
+	/* "axis" "axle" "babble" "babyhood": prefix lengths 0 2 0 3, suffixes "axis" "le"
+	 * "babble" "yhood" (lengths 4 2 6 5), each list DELTA_BINARY_PACKED. */
+	static const uint8_t data[] = {
+		0x80, 0x01, 0x04, 0x04, 0x00, 0x03, 3, 0, 0, 0, /* prefixes: 0, deltas 2 -2 3 */
+		0x44, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0x80, 0x01, 0x04, 0x04, 0x08, 0x03, 3, 0, 0, 0, /* lengths: 4, deltas -2 4 -1 */
+		0x70, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		'a', 'x', 'i', 's', 'l', 'e', 'b', 'a', 'b', 'b', 'l', 'e', 'y', 'h', 'o', 'o', 'd'};
+	static const char *const want[] = {"axis", "axle", "babble", "babyhood"};
+	pq_slice out[4];
+	vdb_buf built = VDB_BUF_INIT;
+	cr_assert_eq(pq_delta_strings(data, sizeof data, 4, &built, out), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(out[i].n, strlen(want[i]), "value %d", i);
+		cr_assert(!memcmp(out[i].p, want[i], out[i].n), "value %d", i);
+	}
+	/* The suffixes alone, as DELTA_LENGTH_BYTE_ARRAY. */
+	size_t used;
+	cr_assert_eq(pq_delta_lengths(data + 22, sizeof data - 22, 4, out, &used), 0);
+	cr_assert_eq(used, sizeof data - 22);
+	cr_assert_eq(out[1].n, 2);
+	cr_assert(!memcmp(out[1].p, "le", 2));
+	/* A prefix longer than the previous value, and bytes that end early. */
+	uint8_t bad[sizeof data];
+	memcpy(bad, data, sizeof data);
+	bad[4] = 0x0a; /* the first prefix length 5, of an empty previous value */
+	cr_assert_eq(pq_delta_strings(bad, sizeof bad, 4, &built, out), -1);
+	cr_assert_eq(pq_delta_strings(data, sizeof data - 1, 4, &built, out), -1);
+	vdb_buf_free(&built);
+}
+
 Test(parquet, page_compression_round_trips_and_refuses_damage)
 {
 	char src[10000], dst[10000], why[96];
