@@ -115,6 +115,8 @@ int pq_page_header_parse(const uint8_t *p, size_t n, pq_page_header *h, size_t *
 /* Decodes `count` values of the RLE/bit-packed hybrid (bit width 0..32) from p[0..n) into
  * out; -1 when the bytes end first or a run is malformed. */
 int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint32_t *out);
+/* The same for levels (bit width 0..8), a byte each. */
+int pq_rle_decode_levels(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint8_t *out);
 /* Appends `count` values (each < 2^bit_width) as the hybrid encoding, without a length. */
 int pq_rle_encode(vdb_buf *b, const uint32_t *v, size_t count, int bit_width);
 /* DELTA_BINARY_PACKED: `count` values into out (int64); *used bytes consumed. -1 on damage

@@ -47,11 +47,13 @@ static uint64_t unpack(const uint8_t *p, int width, uint64_t i)
 	return v;
 }
 
-int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint32_t *out)
+/* The hybrid decoder, into 32-bit values (o32) or bytes (o8). */
+static int rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint32_t *o32,
+		      uint8_t *o8)
 {
 	const uint8_t *end = p + n;
 	uint32_t done = 0;
-	if (bit_width < 0 || bit_width > 32)
+	if (bit_width < 0 || bit_width > (o8 ? 8 : 32))
 		return -1;
 	while (done < count) {
 		uint64_t h;
@@ -63,15 +65,15 @@ int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uin
 			    (uint64_t)(end - p))
 				return -1;
 			uint64_t take = values < count - done ? values : count - done;
-			if (bit_width == 8)
-				for (uint64_t i = 0; i < take; i++)
-					out[done + i] = p[i];
-			else if (bit_width == 1)
-				for (uint64_t i = 0; i < take; i++)
-					out[done + i] = (p[i >> 3] >> (i & 7)) & 1;
-			else
-				for (uint64_t i = 0; i < take; i++)
-					out[done + i] = (uint32_t)unpack(p, bit_width, i);
+			for (uint64_t i = 0; i < take; i++) {
+				uint32_t v = bit_width == 8 ? p[i]
+					     : bit_width == 1 ? (uint32_t)(p[i >> 3] >> (i & 7)) & 1
+							      : (uint32_t)unpack(p, bit_width, i);
+				if (o8)
+					o8[done + i] = (uint8_t)v;
+				else
+					o32[done + i] = v;
+			}
 			p += (h >> 1) * (uint64_t)bit_width;
 			done += (uint32_t)take;
 		} else { /* a run of one value */
@@ -86,12 +88,25 @@ int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uin
 			if (bit_width < 32 && v >> bit_width)
 				return -1;
 			uint64_t take = len < count - done ? len : count - done;
-			for (uint64_t i = 0; i < take; i++)
-				out[done + i] = v;
+			if (o8)
+				memset(o8 + done, (int)v, (size_t)take);
+			else
+				for (uint64_t i = 0; i < take; i++)
+					o32[done + i] = v;
 			done += (uint32_t)take;
 		}
 	}
 	return 0;
+}
+
+int pq_rle_decode(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint32_t *out)
+{
+	return rle_decode(p, n, bit_width, count, out, NULL);
+}
+
+int pq_rle_decode_levels(const uint8_t *p, size_t n, int bit_width, uint32_t count, uint8_t *out)
+{
+	return rle_decode(p, n, bit_width, count, NULL, out);
 }
 
 /* Runs of a repeated value become RLE runs; the rest goes bit-packed in groups of 8 (what

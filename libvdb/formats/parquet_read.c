@@ -32,7 +32,9 @@
 
 #define MAX_FOOTER (64u << 20)
 #define MAX_PAGE_BYTES (1u << 30)
-#define MAX_PAGE_VALUES (1u << 24)
+/* DuckDB writes a row group's list elements as one page: 122,880 rows of 1536-d vectors
+ * are 189 million values. */
+#define MAX_PAGE_VALUES (1u << 28)
 #define MAX_SCHEMA_DEPTH 32
 #define FIRST_HEADER_READ 256
 #define MAX_HEADER (16u << 20)
@@ -69,7 +71,7 @@ typedef struct leaf {
 	/* The page being read. */
 	uint8_t *raw, *page;
 	size_t raw_cap, page_cap;
-	uint32_t *def, *rep;
+	uint8_t *def, *rep; /* levels: a schema nests at most MAX_SCHEMA_DEPTH deep */
 	size_t lv_cap;
 	uint32_t n, i; /* level entries, and the next one */
 	int regular;   /* the vector's page: whole rows of dim values, no nulls */
@@ -842,9 +844,9 @@ static vdb_status read_dictionary(vdb_parquet_reader *r, leaf *l, const pq_page_
 
 /* Levels of a page: n values of the hybrid encoding (bit width from max) into out. */
 static vdb_status levels(vdb_parquet_reader *r, leaf *l, const uint8_t *p, size_t len,
-			 uint32_t max, uint32_t n, uint32_t *out, vdb_error *err)
+			 uint32_t max, uint32_t n, uint8_t *out, vdb_error *err)
 {
-	if (pq_rle_decode(p, len, bit_width(max), n, out))
+	if (pq_rle_decode_levels(p, len, bit_width(max), n, out))
 		return page_bad(r, l, "damaged repetition or definition levels", err);
 	/* The bit width bounds the levels already when max is all ones (1, 3, 7, ...). */
 	for (uint32_t i = 0; (max & (max + 1)) && i < n; i++)
@@ -885,15 +887,15 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 		}
 		uint32_t n = (uint32_t)h.num_values;
 		if (n > MAX_PAGE_VALUES)
-			return page_bad(r, l, "a page holds more than 16,777,216 values", err);
+			return page_bad(r, l, "a page holds more than 268,435,456 values", err);
 		if ((int64_t)n > l->values_left)
 			return page_bad(r, l, "the pages hold more values than the column chunk says",
 					err);
 		if ((size_t)n + 1 > l->lv_cap) {
-			uint32_t *def = realloc(l->def, ((size_t)n + 1) * sizeof *def);
+			uint8_t *def = realloc(l->def, ((size_t)n + 1) * sizeof *def);
 			if (def)
 				l->def = def;
-			uint32_t *rep = def ? realloc(l->rep, ((size_t)n + 1) * sizeof *rep) : NULL;
+			uint8_t *rep = def ? realloc(l->rep, ((size_t)n + 1) * sizeof *rep) : NULL;
 			if (!rep)
 				return vdb_err_nomem(err);
 			l->rep = rep;
@@ -909,7 +911,7 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 			len = (size_t)h.uncompressed_size;
 			for (int which = 0; which < 2; which++) { /* repetition, then definition */
 				uint32_t max = which ? (uint32_t)l->max_def : (uint32_t)l->max_rep;
-				uint32_t *out = which ? l->def : l->rep;
+				uint8_t *out = which ? l->def : l->rep;
 				int enc = which ? h.def_encoding : h.rep_encoding;
 				if (!max) {
 					for (uint32_t i = 0; i < n; i++)

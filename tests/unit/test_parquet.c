@@ -143,6 +143,15 @@ Test(parquet, rle_hybrid_round_trips)
 			cr_assert_eq(pq_rle_decode((const uint8_t *)b.data, b.len, width, (uint32_t)n, back),
 				     0, "width %d pattern %d", width, pattern);
 			cr_assert(!memcmp(v, back, n * sizeof *v), "width %d pattern %d", width, pattern);
+			if (width <= 8) { /* the same as levels, a byte each */
+				uint8_t *lv = malloc(n);
+				cr_assert_eq(pq_rle_decode_levels((const uint8_t *)b.data, b.len, width,
+								  (uint32_t)n, lv), 0);
+				for (size_t i = 0; i < n; i++)
+					cr_assert_eq(lv[i], v[i], "width %d pattern %d value %zu", width,
+						     pattern, i);
+				free(lv);
+			}
 			/* Fewer bytes than the values need: refused, not read past. */
 			cr_assert_eq(pq_rle_decode((const uint8_t *)b.data, b.len / 2, width,
 						   (uint32_t)n, back), -1);
