@@ -378,9 +378,11 @@ static vdb_status map_columns(vdb_parquet_reader *r, const vdb_csv_options *o, v
 			st = column_error(err, top, f->max_rep != 1 ? "the vector column is not a list"
 				: "the vector's elements are not FLOAT or DOUBLE");
 		else if (role == R_ID && (f->max_rep || (e->type != PQ_INT32 &&
-				e->type != PQ_INT64 && e->type != PQ_BYTE_ARRAY) ||
+				e->type != PQ_INT64 && e->type != PQ_BYTE_ARRAY &&
+				e->type != PQ_FLOAT && e->type != PQ_DOUBLE) ||
 				(e->kind != PQ_K_NONE && e->kind != PQ_K_INT && e->kind != PQ_K_STRING)))
-			st = column_error(err, top, "ids are integers (INT32, INT64) or strings");
+			st = column_error(err, top, "ids are integers (INT32, INT64, or whole FLOAT or "
+					  "DOUBLE numbers) or strings");
 		else if (role == R_PAYLOAD && (f->max_rep || e->type != PQ_BYTE_ARRAY ||
 					       (e->kind != PQ_K_NONE && e->kind != PQ_K_STRING &&
 						e->kind != PQ_K_JSON)))
@@ -1185,6 +1187,17 @@ static vdb_status id_value(vdb_parquet_reader *r, leaf *l, uint32_t vi, uint32_t
 		if (vdb_buf_append(&r->idbuf, s.p, s.n))
 			return vdb_err_nomem(err);
 		*id = (vdb_id){1, 0, r->idbuf.data ? r->idbuf.data : "", s.n};
+		return VDB_OK;
+	}
+	if (l->ptype == PQ_FLOAT || l->ptype == PQ_DOUBLE) {
+		/* Whole numbers only (JavaScript and pandas keep integers as doubles): exact up
+		 * to 2^53, and never rounded. */
+		double d = l->ptype == PQ_FLOAT ? ((float *)l->vals)[vi] : ((double *)l->vals)[vi];
+		if (!(d >= 0 && d <= 9007199254740992.0) || d != (double)(uint64_t)d)
+			return vdb_err(err, VDB_EDATA, "row %" PRIu64 ": id %.17g is not a whole number "
+				       "from 0 to 2^53 (ids are integers from 0, or strings)",
+				       r->next_row, d);
+		*id = (vdb_id){0, (uint64_t)d, NULL, 0};
 		return VDB_OK;
 	}
 	int64_t v = ((int64_t *)l->vals)[vi];

@@ -8,8 +8,11 @@ every file vdb writes to the same ids, float32 bits and payloads, Arrow restores
 vector column as fixed_size_list<float, dim>, vdb ingests the files DuckDB writes (each
 compression, dictionary on and off, data pages v2, several row groups, FLOAT[d], FLOAT[]
 and DOUBLE[] vectors, INT32/INT64/UBIGINT/VARCHAR ids, typed columns with nulls), and the
-README's DuckDB step of the scale-out recipe answers as vdb-query --exact does. Without
-those packages the judged cases skip, saying why."""
+README's DuckDB step of the scale-out recipe answers as vdb-query --exact does; Polars
+(nodejs-polars, an Arrow-based reader) reads vdb's files with the vector as
+array[f32, dim] and the same bits, and vdb ingests the files Polars writes (list and
+fixed-size list vectors, float64 vectors, zstd, snappy, lz4, gzip and none, string ids,
+nulls, lists of strings). Without those packages the judged cases skip, saying why."""
 
 import json
 import os
@@ -32,6 +35,10 @@ HAVE_JUDGES = bool(NODE) and os.path.isdir(os.path.join(NODE_DIR, 'node_modules'
                                                         'node-api'))
 NO_JUDGES = ('DuckDB (@duckdb/node-api) is not installed in %s: scripts/deps installs it '
              'from the npm registry' % NODE_DIR)
+HAVE_POLARS = HAVE_JUDGES and os.path.isdir(os.path.join(NODE_DIR, 'node_modules',
+                                                         'nodejs-polars-linux-x64-gnu'))
+NO_POLARS = ('Polars (nodejs-polars) is not installed in %s: scripts/deps installs it from '
+             'the npm registry on x86_64 Linux' % NODE_DIR)
 ZSTD = shutil.which('zstd')
 
 
@@ -514,6 +521,54 @@ class JudgedByDuckDB(ParquetTest):
         self.assertEqual(r.rc, 0, r)
         got = [h['id'] for h in json.loads(r.lines[0])['results']]
         self.assertEqual([int(x['id']) for x in rows], got)
+
+
+@unittest.skipUnless(HAVE_POLARS, NO_POLARS)
+class JudgedByPolars(ParquetTest):
+
+    def test_polars_reads_vdb_files_with_the_fixed_size_restored(self):
+        recs = records(15, 200)
+        recs[20]['payload'] = {'flag': True, 'name': 'x'}
+        self.load(recs)
+        exported = self.exported('src')
+        for codec in ('zstd', 'snappy', 'none'):
+            with self.subTest(codec=codec):
+                out = self.path('p-%s.parquet' % codec)
+                self.export_parquet('src', out, '--compression', codec, '--payload-columns',
+                                    '--row-group-rows', '64')
+                got = judge('polars-read', out)[0]
+                types = dict(zip(got['columns'], got['dtypes']))
+                self.assertEqual(types['vector'],
+                                 'DataType(FixedSizeList(DataType(Float32),%d))' % DIM)
+                self.assertEqual(types['id'], 'DataType(Int64)')
+                self.assertEqual(types['flag'], 'DataType(Bool)')
+                self.assertEqual(len(got['rows']), len(exported))
+                for row in got['rows']:
+                    rec = exported[int(row['id'])]
+                    self.assertEqual([f32_bits(x) for x in row['vector']],
+                                     [f32_bits(x) for x in rec['vector']], row['id'])
+                    want = rec.get('payload')
+                    self.assertEqual(json.loads(row['payload']) if row['payload'] else None,
+                                     want, row['id'])
+
+    def test_vdb_ingests_the_files_polars_writes(self):
+        got = judge('polars-write', self.tmp)[0]
+        want = {}
+        for row in got['rows']:
+            payload = {k: row[k] for k in ('name', 'score', 'tags') if row[k] is not None}
+            want[row['id']] = {'vector': [f32(x) for x in row['vector']], 'payload': payload}
+        self.assertEqual(len(got['names']), 6)
+        for name in got['names']:
+            with self.subTest(file=name):
+                self.create(name)
+                self.ingest(name, None, self.path(name + '.parquet'))
+                exported = self.exported(name)
+                ids = {('doc-%d' % k if name == 'stringid' else k): v for k, v in want.items()}
+                self.assertEqual(sorted(exported, key=str), sorted(ids, key=str))
+                for k, v in ids.items():
+                    self.assertEqual([f32_bits(x) for x in exported[k]['vector']],
+                                     [f32_bits(x) for x in v['vector']], k)
+                    self.assertEqual(exported[k].get('payload'), v['payload'], k)
 
 
 if __name__ == '__main__':
