@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "../util/error.h"
 #include "json.h"
@@ -581,11 +584,15 @@ static int put_run(vdb_buf *b, uint64_t count, uint8_t value)
 
 /* The vector column's pages: levels as runs (each row: repetition 0 then dim - 1 ones;
  * definition all 1), written as such rather than encoded value by value. */
-static vdb_status write_vectors(vdb_parquet_writer *w, chunk_info *ci, vdb_error *err)
+static void min_max(const float *v, size_t n, float *lo_out, float *hi_out);
+
+static vdb_status write_vectors(vdb_parquet_writer *w, chunk_info *ci, float *lo, float *hi,
+				vdb_error *err)
 {
 	size_t row_bytes = (size_t)w->dim * 4;
 	size_t per_page = PAGE_BYTES / row_bytes ? PAGE_BYTES / row_bytes : 1;
 	vdb_status st;
+	*lo = *hi = 0;
 	for (uint64_t r = 0; r < w->rows; r += per_page) {
 		size_t n = w->rows - r < per_page ? (size_t)(w->rows - r) : per_page;
 		size_t values = n * w->dim, at;
@@ -605,6 +612,11 @@ static vdb_status write_vectors(vdb_parquet_writer *w, chunk_info *ci, vdb_error
 		}
 		if (fail || vdb_buf_append(&w->page, w->vecs + r * w->dim, values * 4))
 			return vdb_err_nomem(err);
+		/* The statistics, while the page's values are in the cache. */
+		float plo, phi;
+		min_max(w->vecs + r * w->dim, values, &plo, &phi);
+		*lo = r == 0 || plo < *lo ? plo : *lo;
+		*hi = r == 0 || phi > *hi ? phi : *hi;
 		if ((st = write_page(w, ci, (int32_t)values, err)))
 			return st;
 	}
@@ -672,6 +684,36 @@ static vdb_status write_flat(vdb_parquet_writer *w, column *c, int optional, chu
 	return VDB_OK;
 }
 
+/* The least and greatest of n > 0 floats (finite: vdb stores no others). With SSE, four
+ * lanes at a time (minps is exactly `x < m ? x : m`); the compiler does not vectorize the
+ * scalar loop without -O3. */
+static void min_max(const float *v, size_t n, float *lo_out, float *hi_out)
+{
+	float lo = v[0], hi = v[0];
+	size_t k = 0;
+#if defined(__SSE2__)
+	__m128 lo4 = _mm_set1_ps(v[0]), hi4 = lo4;
+	for (; k + 4 <= n; k += 4) {
+		__m128 x = _mm_loadu_ps(v + k);
+		lo4 = _mm_min_ps(x, lo4);
+		hi4 = _mm_max_ps(x, hi4);
+	}
+	float l[4], h[4];
+	_mm_storeu_ps(l, lo4);
+	_mm_storeu_ps(h, hi4);
+	for (int j = 0; j < 4; j++) {
+		lo = l[j] < lo ? l[j] : lo;
+		hi = h[j] > hi ? h[j] : hi;
+	}
+#endif
+	for (; k < n; k++) {
+		lo = v[k] < lo ? v[k] : lo;
+		hi = v[k] > hi ? v[k] : hi;
+	}
+	*lo_out = lo;
+	*hi_out = hi;
+}
+
 static vdb_status flush_group(vdb_parquet_writer *w, vdb_error *err)
 {
 	if (!w->rows)
@@ -694,13 +736,8 @@ static vdb_status flush_group(vdb_parquet_writer *w, vdb_error *err)
 	for (size_t i = 0; i < w->ncols && !st; i++) {
 		column *c = &w->cols[i];
 		if (i == 1) {
-			st = write_vectors(w, &ci[1], err);
-			const float *v = w->vecs;
-			float lo = v[0], hi = v[0];
-			for (size_t k = 1; k < (size_t)w->rows * w->dim; k++) {
-				lo = v[k] < lo ? v[k] : lo;
-				hi = v[k] > hi ? v[k] : hi;
-			}
+			float lo, hi;
+			st = write_vectors(w, &ci[1], &lo, &hi, err);
 			/* A zero bound is written as -0 (min) and +0 (max), as the format asks. */
 			lo = lo == 0 ? -0.0f : lo;
 			hi = hi == 0 ? 0.0f : hi;
