@@ -880,6 +880,12 @@ static vdb_status load_parquet(vdb_loader *l, input *in, vdb_error *err)
 	}
 }
 
+static int ends_zst(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 4 && !strcmp(path + n - 4, ".zst");
+}
+
 /* A Parquet input is read by offset (its footer first): a plain file in place; standard
  * input, a pipe or a .zst file is first copied to an unnamed temporary file. Either way the
  * footer and every column chunk's place are checked here, before anything is committed. */
@@ -890,9 +896,7 @@ static vdb_status open_parquet_input(vdb_loader *l, input *in, vdb_error *err)
 	vdb_status st;
 	if (fd < 0)
 		return vdb_err_sys(err, VDB_ENOENT, "%s", in->path);
-	size_t n = in->path ? strlen(in->path) : 0;
-	int zst = n > 4 && !strcmp(in->path + n - 4, ".zst");
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && !zst) {
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && !(in->path && ends_zst(in->path))) {
 		in->fd = fd;
 		in->pq_size = (uint64_t)sb.st_size;
 	} else {
@@ -1090,8 +1094,16 @@ static vdb_status open_vector_files(vdb_loader *l, vdb_error *err)
 		if (vdb_file_format_is_vectors(in->f) && is_regular(in->path) &&
 		    (st = open_vector_input(l, in, err)))
 			return st;
-		if (in->f == VDB_FILE_PARQUET && (st = open_parquet_input(l, in, err)))
+		if (in->f != VDB_FILE_PARQUET || (in->path && ends_zst(in->path)))
+			continue;
+		if ((st = open_parquet_input(l, in, err)))
 			return st;
+		/* A plain file is checked now and read again in its turn: a dataset of many
+		 * parts does not hold a descriptor and a footer per part meanwhile. Standard
+		 * input was copied to a temporary file, which is kept. A .zst file is copied
+		 * and checked in its turn, before any of its rows. */
+		if (in->path)
+			close_input(in);
 	}
 	return VDB_OK;
 }

@@ -225,6 +225,31 @@ class Errors(ParquetTest):
                 self.assertFails(r, EXIT_DATA, 'vdb-ingest: %s: ' % p, stdout_empty=True)
                 self.assertEqual(self.count(db), 0)
 
+    def test_many_files_checked_before_anything_is_committed(self):
+        """Every part is checked up front (a bad last part commits nothing), without holding
+        a descriptor per part: 120 parts load under a limit of 40 open files."""
+        import resource
+        recs = records(16, 120, payloads=1)
+        self.load(recs)
+        parts = []
+        for i in range(120):
+            p = self.path('part-%03d.parquet' % i)
+            r = run('export', self.path('src'), '-o', p, '--filter', json.dumps({'n': i}))
+            self.assertEqual(r.rc, 0, r)
+            parts.append(p)
+        good = self.read(parts[0])
+        bad = self.write('bad.parquet', good[:len(good) - 5])
+        self.create('db')
+        r = run('ingest', self.path('db'), parts[0], parts[1], bad)
+        self.assertFails(r, EXIT_DATA, '%s: the file does not end with PAR1' % bad)
+        self.assertEqual(self.count('db'), 0)
+
+        def few_files():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+        r = run('ingest', self.path('db'), *parts, preexec_fn=few_files)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.ordered('db'), self.ordered('src'))
+
     def test_files_that_are_not_parquet(self):
         self.create('db')
         p = self.write('x.parquet', '{"id": 1, "vector": [1, 2, 3, 4]}\n' * 3)
