@@ -45,7 +45,7 @@ static int read_struct(tc_reader *r, const int_field *spec, size_t n, void *out,
 		while (k < n && spec[k].id != id)
 			k++;
 		int rc;
-		char *at = (char *)out + (k < n ? spec[k].offset : 0);
+		char *at = k < n ? (char *)out + spec[k].offset : NULL;
 		if (k < n && spec[k].kind == '8') {
 			int64_t v;
 			if (!(rc = tc_read_i64(r, t, &v)))
@@ -73,71 +73,39 @@ static int read_struct(tc_reader *r, const int_field *spec, size_t n, void *out,
 #define FIELD(id, kind, type, member) {id, kind, offsetof(type, member)}
 #define N(spec) (sizeof spec / sizeof *spec)
 
-/* TimeUnit: a union of empty structs. */
-static int parse_time_unit(tc_reader *r, int *unit)
+/* TimestampType's unit (2): a union of empty structs, MILLIS (1), MICROS, NANOS. */
+static int time_unit_hook(tc_reader *r, int16_t id, uint8_t type, void *out)
 {
-	uint8_t t;
-	int more_;
-	if (tc_struct_enter(r))
+	unsigned seen;
+	if (id != 2 || type != TC_STRUCT)
+		return tc_skip(r, type);
+	if (read_struct(r, NULL, 0, NULL, NULL, &seen))
 		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		if (id >= 1 && id <= 3)
-			*unit = id - 1;
-		if (tc_skip(r, t))
-			return -1;
-	}
-	tc_struct_leave(r);
-	return more_;
+	for (int unit = 0; unit < 3; unit++)
+		if (seen & 1u << (unit + 1))
+			((pq_schema_el *)out)->time_unit = unit;
+	return 0;
 }
 
 static int parse_timestamp(tc_reader *r, pq_schema_el *e)
 {
-	uint8_t t;
-	int more_;
-	if (tc_struct_enter(r))
-		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		if (id == 2 && t == TC_STRUCT) {
-			if (parse_time_unit(r, &e->time_unit))
-				return -1;
-		} else if (id == 1) {
-			if (tc_read_bool(r, t, &e->utc))
-				return -1;
-		} else if (tc_skip(r, t)) {
-			return -1;
-		}
-	}
-	tc_struct_leave(r);
-	return more_;
+	static const int_field spec[] = {FIELD(1, 'b', pq_schema_el, utc)};
+	unsigned seen;
+	return read_struct(r, spec, N(spec), e, time_unit_hook, &seen);
 }
 
 static int parse_int_type(tc_reader *r, pq_schema_el *e)
 {
-	uint8_t t;
-	int more_;
-	int32_t bits = 0;
+	static const int_field spec[] = {FIELD(1, '4', pq_schema_el, int_bits),
+					 FIELD(2, 'b', pq_schema_el, int_signed)};
+	unsigned seen;
+	e->int_bits = 0;
 	e->int_signed = 1;
-	if (tc_struct_enter(r))
+	if (read_struct(r, spec, N(spec), e, NULL, &seen))
 		return -1;
-	FIELD_LOOP(r, id, t)
-	{
-		if (id == 1) {
-			if (tc_read_i32(r, t, &bits))
-				return -1;
-		} else if (id == 2) {
-			if (tc_read_bool(r, t, &e->int_signed))
-				return -1;
-		} else if (tc_skip(r, t)) {
-			return -1;
-		}
-	}
-	tc_struct_leave(r);
-	if (bits != 8 && bits != 16 && bits != 32 && bits != 64)
+	if (e->int_bits != 8 && e->int_bits != 16 && e->int_bits != 32 && e->int_bits != 64)
 		return bad(r, "an INTEGER annotation has a bit width other than 8, 16, 32, 64");
-	e->int_bits = bits;
-	return more_;
+	return 0;
 }
 
 /* LogicalType: a union; the member set says the kind. */
