@@ -817,6 +817,17 @@ static vdb_status inflate_page(vdb_parquet_reader *r, leaf *l, const uint8_t *sr
 	return rc ? page_bad(r, l, r->why, err) : VDB_OK;
 }
 
+/* Whether a page's values, decoded (levels, dictionary indices and values), fit in what
+ * vdb allows a page: 256 MiB plus 16 times its bytes. Run-length encodings make a few bytes
+ * say millions of values: a legitimate page of a constant column stays far below this,
+ * while a hostile one cannot make the reader allocate gigabytes. */
+static int within_budget(const leaf *l, const pq_page_header *h)
+{
+	uint64_t per_value = value_size(l->ptype) + 2 + sizeof(uint32_t);
+	uint64_t budget = (256ull << 20) + 16ull * (uint64_t)h->uncompressed_size;
+	return (uint64_t)h->num_values * per_value <= budget;
+}
+
 static vdb_status read_dictionary(vdb_parquet_reader *r, leaf *l, const pq_page_header *h,
 				  vdb_error *err)
 {
@@ -824,7 +835,7 @@ static vdb_status read_dictionary(vdb_parquet_reader *r, leaf *l, const pq_page_
 		return page_bad(r, l, "a second dictionary page", err);
 	if (h->encoding != PQ_PLAIN && h->encoding != PQ_PLAIN_DICTIONARY)
 		return page_bad(r, l, "a dictionary page not PLAIN-encoded", err);
-	if ((uint32_t)h->num_values > MAX_PAGE_VALUES)
+	if ((uint32_t)h->num_values > MAX_PAGE_VALUES || !within_budget(l, h))
 		return page_bad(r, l, "a dictionary page holds too many values", err);
 	vdb_status st = inflate_page(r, l, l->raw, (size_t)h->compressed_size,
 				     (size_t)h->uncompressed_size, 1, err);
@@ -890,6 +901,9 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 		uint32_t n = (uint32_t)h.num_values;
 		if (n > MAX_PAGE_VALUES)
 			return page_bad(r, l, "a page holds more than 268,435,456 values", err);
+		if (!within_budget(l, &h))
+			return page_bad(r, l, "a page claims more values than its size can hold "
+					"(decoded, they would take more memory than vdb allows a page)", err);
 		if ((int64_t)n > l->values_left)
 			return page_bad(r, l, "the pages hold more values than the column chunk says",
 					err);
