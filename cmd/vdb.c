@@ -15,9 +15,9 @@
 
 static const char *const commands[][2] = {
 	{"create", "create a collection"},
-	{"ingest", "add, replace and delete records (JSON lines, npy, fvecs, CSV)"},
+	{"ingest", "add, replace and delete records (JSON lines, npy, fvecs, CSV, Parquet)"},
 	{"query", "nearest-neighbour search, get by id, count"},
-	{"export", "write records out (JSON lines, npy, fvecs, CSV)"},
+	{"export", "write records out (JSON lines, npy, fvecs, CSV, Parquet)"},
 	{"compact", "rewrite a collection's segments into one"},
 	{"snapshot", "write an online backup (full or incremental)"},
 	{"restore", "restore a snapshot, verified and atomic"},
