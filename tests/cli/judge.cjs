@@ -3,6 +3,7 @@
 // JSON line per answer.
 //   node judge.cjs sql STATEMENT...     each statement's rows as JSON objects
 //   node judge.cjs arrow-schema FILE    the fields of FILE's ARROW:schema footer entry
+//   node judge.cjs polars-version       whether Polars loads here
 //   node judge.cjs polars-read FILE     {dtypes, rows} as Polars reads FILE
 //   node judge.cjs polars-write DIR     writes DIR/NAME.parquet for each variant below and
 //                                       prints {names, rows}: the rows every file holds
@@ -28,6 +29,10 @@ function polarsRows(n) {
 
 async function main() {
   const [cmd, ...args] = process.argv.slice(2);
+  if (cmd === 'polars-version') {
+    console.log(JSON.stringify(polars().version || 'loaded'));
+    return;
+  }
   if (cmd === 'polars-read') {
     const pl = polars();
     const df = pl.readParquet(args[0]);

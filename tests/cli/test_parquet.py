@@ -32,14 +32,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.environ.get('VDB_NODE_DIR') or os.path.join(
     os.environ.get('HOME', '/tmp'), '.cache', 'vdb-node')
 NODE = shutil.which('node')
-HAVE_JUDGES = bool(NODE) and os.path.isdir(os.path.join(NODE_DIR, 'node_modules', '@duckdb',
-                                                        'node-api'))
-NO_JUDGES = ('DuckDB (@duckdb/node-api) is not installed in %s: scripts/deps installs it '
-             'from the npm registry' % NODE_DIR)
-HAVE_POLARS = HAVE_JUDGES and os.path.isdir(os.path.join(NODE_DIR, 'node_modules',
-                                                         'nodejs-polars-linux-x64-gnu'))
-NO_POLARS = ('Polars (nodejs-polars) is not installed in %s: scripts/deps installs it from '
-             'the npm registry on x86_64 Linux' % NODE_DIR)
+
+
+def _judge_works(*args):
+    """Whether tests/cli/judge.cjs runs with these arguments here (the packages may be
+    installed for another Node.js, or not at all): None, or why not."""
+    if not NODE:
+        return 'node is not installed'
+    try:
+        p = subprocess.run([NODE, os.path.join(HERE, 'judge.cjs')] + list(args),
+                           env=dict(os.environ, VDB_NODE_DIR=NODE_DIR), capture_output=True,
+                           timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if p.returncode == 0 else p.stderr.decode(errors='replace').strip()[:300]
+
+
+_why = (None if os.path.isdir(os.path.join(NODE_DIR, 'node_modules', '@duckdb', 'node-api'))
+        else 'not installed') or _judge_works('sql', 'SELECT 1')
+HAVE_JUDGES = _why is None
+NO_JUDGES = ('DuckDB (@duckdb/node-api) in %s does not run here (%s): scripts/deps installs '
+             'it from the npm registry' % (NODE_DIR, _why))
+_why = (None if os.path.isdir(os.path.join(NODE_DIR, 'node_modules',
+                                           'nodejs-polars-linux-x64-gnu'))
+        else 'not installed') if HAVE_JUDGES else 'DuckDB is needed too'
+_why = _why or _judge_works('polars-version')
+HAVE_POLARS = _why is None
+NO_POLARS = ('Polars (nodejs-polars) in %s does not run here (%s): scripts/deps installs it '
+             'from the npm registry on x86_64 Linux' % (NODE_DIR, _why))
 ZSTD = shutil.which('zstd')
 
 
