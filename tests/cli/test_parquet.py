@@ -51,15 +51,15 @@ def _judge_works(*args):
 _why = (None if os.path.isdir(os.path.join(NODE_DIR, 'node_modules', '@duckdb', 'node-api'))
         else 'not installed') or _judge_works('sql', 'SELECT 1')
 HAVE_JUDGES = _why is None
-NO_JUDGES = ('DuckDB (@duckdb/node-api) in %s does not run here (%s): scripts/deps installs '
-             'it from the npm registry' % (NODE_DIR, _why))
+NO_JUDGES = ('DuckDB (@duckdb/node-api) in %s does not run here (%s): scripts/deps --judges '
+             'installs it from the npm registry' % (NODE_DIR, _why))
 _why = (None if os.path.isdir(os.path.join(NODE_DIR, 'node_modules',
                                            'nodejs-polars-linux-x64-gnu'))
         else 'not installed') if HAVE_JUDGES else 'DuckDB is needed too'
 _why = _why or _judge_works('polars-version')
 HAVE_POLARS = _why is None
-NO_POLARS = ('Polars (nodejs-polars) in %s does not run here (%s): scripts/deps installs it '
-             'from the npm registry on x86_64 Linux' % (NODE_DIR, _why))
+NO_POLARS = ('Polars (nodejs-polars) in %s does not run here (%s): scripts/deps --judges '
+             'installs it from the npm registry on x86_64 Linux' % (NODE_DIR, _why))
 ZSTD = shutil.which('zstd')
 
 
