@@ -77,6 +77,7 @@ typedef struct leaf {
 	int regular;   /* the vector's page: whole rows of dim values, no nulls */
 	void *vals;
 	size_t vals_cap;
+	const uint8_t *in_page; /* the vector's PLAIN values, read in place (else vals) */
 	uint32_t nvals, vi;
 	vdb_buf built; /* DELTA_BYTE_ARRAY values, rebuilt */
 } leaf;
@@ -100,6 +101,8 @@ struct vdb_parquet_reader {
 	vdb_jsonl_parser *jp;
 	uint8_t *hdr;
 	size_t hdr_cap;
+	uint8_t *ones; /* dim bytes of 1: a regular vector row's repetition levels after its first */
+	uint32_t ones_len;
 	char why[160];
 };
 
@@ -575,6 +578,7 @@ void vdb_parquet_reader_close(vdb_parquet_reader *r)
 	free(r->footer);
 	free(r->vec);
 	free(r->hdr);
+	free(r->ones);
 	vdb_buf_free(&r->idbuf);
 	vdb_buf_free(&r->keybuf);
 	vdb_buf_free(&r->payload);
@@ -706,6 +710,14 @@ static vdb_status decode_values(vdb_parquet_reader *r, leaf *l, int encoding, co
 				size_t len, uint32_t n, vdb_error *err)
 {
 	size_t vs = value_size(l->ptype), used;
+	l->in_page = NULL;
+	if (l->role == R_VECTOR && encoding == PQ_PLAIN && (size_t)n * vs <= len) {
+		/* FLOAT and DOUBLE are stored as they are read: no copy of the page. */
+		l->in_page = p;
+		l->nvals = n;
+		l->vi = 0;
+		return VDB_OK;
+	}
 	if (grow(&l->vals, &l->vals_cap, ((size_t)n + 1) * vs))
 		return vdb_err_nomem(err);
 	int bad = 0;
@@ -970,11 +982,17 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 		/* Most vector pages hold whole rows of dim values and nothing else: read_row then
 		 * copies a row at once. */
 		l->regular = l->role == R_VECTOR && present == n && r->dim && n % r->dim == 0;
-		for (uint32_t row = 0; l->regular && row < n; row += r->dim) {
-			l->regular = l->rep[row] == 0;
-			for (uint32_t k = 1; l->regular && k < r->dim; k++)
-				l->regular = l->rep[row + k] == 1;
+		if (l->regular && (r->dim > r->ones_len || !r->ones)) {
+			uint8_t *ones = realloc(r->ones, r->dim);
+			if (!ones)
+				return vdb_err_nomem(err);
+			memset(ones, 1, r->dim);
+			r->ones = ones;
+			r->ones_len = r->dim;
 		}
+		for (uint32_t row = 0; l->regular && row < n; row += r->dim)
+			l->regular = l->rep[row] == 0 &&
+				     !memcmp(l->rep + row + 1, r->ones, r->dim - 1);
 		l->values_left -= n;
 		l->n = n;
 		l->i = 0;
@@ -1134,12 +1152,17 @@ static vdb_status read_row(vdb_parquet_reader *r, leaf *l, value_fn fn, void *ct
 	}
 	if (l->regular && l->i % r->dim == 0 && l->vi == l->i) {
 		/* A whole row of a regular page (vector_value's work, at once). */
+		const uint8_t *src = l->in_page ? l->in_page : (const uint8_t *)l->vals;
 		if (l->ptype == PQ_FLOAT) {
-			memcpy(r->vec, (float *)l->vals + l->vi, (size_t)r->dim * sizeof(float));
+			memcpy(r->vec, src + (size_t)l->vi * sizeof(float),
+			       (size_t)r->dim * sizeof(float));
 		} else {
-			const double *d = (const double *)l->vals + l->vi;
-			for (uint32_t k = 0; k < r->dim; k++)
-				r->vec[k] = (float)d[k];
+			src += (size_t)l->vi * sizeof(double);
+			for (uint32_t k = 0; k < r->dim; k++) {
+				double d;
+				memcpy(&d, src + k * sizeof d, sizeof d); /* in place: maybe unaligned */
+				r->vec[k] = (float)d;
+			}
 		}
 		l->i += r->dim;
 		l->vi += r->dim;
@@ -1182,7 +1205,14 @@ static vdb_status vector_value(vdb_parquet_reader *r, leaf *l, uint32_t vi, uint
 	if (vi == UINT32_MAX)
 		return vdb_err(err, VDB_EDATA, "row %" PRIu64 ": vector element %u is null",
 			       r->next_row, k);
-	r->vec[k] = l->ptype == PQ_FLOAT ? ((float *)l->vals)[vi] : (float)((double *)l->vals)[vi];
+	const uint8_t *src = l->in_page ? l->in_page : (const uint8_t *)l->vals;
+	if (l->ptype == PQ_FLOAT) {
+		memcpy(&r->vec[k], src + (size_t)vi * sizeof(float), sizeof(float));
+	} else {
+		double d;
+		memcpy(&d, src + (size_t)vi * sizeof d, sizeof d);
+		r->vec[k] = (float)d;
+	}
 	return VDB_OK;
 }
 
