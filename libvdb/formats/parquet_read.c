@@ -1308,23 +1308,43 @@ static int next_group(vdb_parquet_reader *r)
 	return 1;
 }
 
-/* Whether the payload object's text (valid JSON checked later) has the key name; keys are
- * compared decoded. */
-static int payload_has_key(vdb_parquet_reader *r, const char *name, size_t n)
+/* The payload object's keys (its text is checked as JSON later), decoded, into r->keybuf
+ * as a 4-byte length and the bytes each: read once per row, whatever the columns. */
+static int payload_keys(vdb_parquet_reader *r)
 {
 	vj_reader j;
+	vdb_buf key = VDB_BUF_INIT;
+	int rc = 0;
+	r->keybuf.len = 0;
 	vj_init(&j, r->payload.data, r->payload.len);
 	if (vj_expect(&j, '{') || vj_peek(&j) == '}')
 		return 0;
 	for (;;) {
-		r->keybuf.len = 0;
-		if (vj_string(&j, &r->keybuf) || vj_expect(&j, ':') || vj_value(&j, NULL))
-			return 0;
-		if (r->keybuf.len == n && !memcmp(r->keybuf.data, name, n))
-			return 1;
+		key.len = 0;
+		if (vj_string(&j, &key) || vj_expect(&j, ':') || vj_value(&j, NULL))
+			break;
+		uint32_t n = (uint32_t)key.len;
+		if (vdb_buf_append(&r->keybuf, &n, 4) || vdb_buf_append(&r->keybuf, key.data, key.len)) {
+			rc = -1;
+			break;
+		}
 		if (vj_peek(&j) != ',' || vj_expect(&j, ','))
-			return 0;
+			break;
 	}
+	vdb_buf_free(&key);
+	return rc;
+}
+
+static int payload_has_key(const vdb_parquet_reader *r, const char *name, size_t n)
+{
+	for (size_t at = 0; at + 4 <= r->keybuf.len;) {
+		uint32_t len;
+		memcpy(&len, r->keybuf.data + at, 4);
+		if (len == n && !memcmp(r->keybuf.data + at + 4, name, n))
+			return 1;
+		at += 4 + (size_t)len;
+	}
+	return 0;
 }
 
 vdb_status vdb_parquet_reader_next(vdb_parquet_reader *r, vdb_record *rec, int *has,
@@ -1414,6 +1434,8 @@ vdb_status vdb_parquet_reader_next(vdb_parquet_reader *r, vdb_record *rec, int *
 	for (size_t i = 0; have_payload && !members && i + 1 < out->len; i++)
 		members = out->data[i + 1] != ' ' && out->data[i + 1] != '\t' &&
 			  out->data[i + 1] != '\n' && out->data[i + 1] != '\r';
+	if (have_payload && nspans && payload_keys(r))
+		return vdb_err_nomem(err);
 	for (size_t i = 0; i < nspans; i++) {
 		const leaf *l = &r->leaves[r->spans[i].leaf];
 		if (have_payload && payload_has_key(r, l->name, l->name_len))
