@@ -134,8 +134,12 @@ typedef struct pq_slice {
 int pq_delta_lengths(const uint8_t *p, size_t len, uint32_t n, pq_slice *out, size_t *used);
 int pq_delta_strings(const uint8_t *p, size_t len, uint32_t n, vdb_buf *built, pq_slice *out);
 /* Compresses src into out (appended) with codec (PQ_UNCOMPRESSED, PQ_SNAPPY, PQ_ZSTD):
- * 0 or -1 (out of memory, or a codec error). */
-int pq_compress(int codec, const void *src, size_t n, vdb_buf *out);
+ * 0 or -1 (out of memory, or a codec error). store: zstd frames holding the bytes as they
+ * are (raw blocks), for bytes that zstd would shrink too little to be worth its time; any
+ * zstd decoder reads them. *zctx: a compression context made on first use (start with
+ * NULL; free with pq_compress_free). */
+int pq_compress(int codec, int store, void **zctx, const void *src, size_t n, vdb_buf *out);
+void pq_compress_free(void *zctx);
 /* Decompresses src into exactly dn bytes of dst (UNCOMPRESSED, SNAPPY, GZIP, ZSTD, LZ4_RAW).
  * 0; -1 with why when the data is damaged or does not make dn bytes; -2 when the codec is
  * not supported. */

@@ -250,7 +250,35 @@ done:
 
 /* ---- compression ---- */
 
-int pq_compress(int codec, const void *src, size_t n, vdb_buf *out)
+/* A zstd frame holding n bytes as they are: raw blocks of at most 128 KiB (RFC 8878: a
+ * single-segment frame with its 4-byte content size, no checksum). */
+static int zstd_stored(const void *src, size_t n, vdb_buf *out)
+{
+	const size_t block = 128u << 10;
+	if (n > UINT32_MAX || vdb_buf_reserve(out, 9 + n + 3 * (n / block + 1)))
+		return -1;
+	uint8_t *o = (uint8_t *)out->data + out->len;
+	static const uint8_t head[5] = {0x28, 0xb5, 0x2f, 0xfd, 0xa0};
+	memcpy(o, head, 5);
+	for (int i = 0; i < 4; i++)
+		o[5 + i] = (uint8_t)(n >> (8 * i));
+	o += 9;
+	size_t done = 0;
+	do {
+		size_t k = n - done < block ? n - done : block;
+		uint32_t bh = (uint32_t)k << 3 | (done + k == n); /* type 0: raw */
+		o[0] = (uint8_t)bh;
+		o[1] = (uint8_t)(bh >> 8);
+		o[2] = (uint8_t)(bh >> 16);
+		memcpy(o + 3, (const uint8_t *)src + done, k);
+		o += 3 + k;
+		done += k;
+	} while (done < n);
+	out->len = (size_t)((char *)o - out->data);
+	return 0;
+}
+
+int pq_compress(int codec, int store, void **zctx, const void *src, size_t n, vdb_buf *out)
 {
 	if (codec == PQ_UNCOMPRESSED)
 		return vdb_buf_append(out, src, n);
@@ -264,16 +292,23 @@ int pq_compress(int codec, const void *src, size_t n, vdb_buf *out)
 		return 0;
 	}
 	if (codec == PQ_ZSTD) {
+		if (store)
+			return zstd_stored(src, n, out);
 		size_t cap = ZSTD_compressBound(n);
-		if (vdb_buf_reserve(out, cap))
+		if (vdb_buf_reserve(out, cap) || (!*zctx && !(*zctx = ZSTD_createCCtx())))
 			return -1;
-		size_t r = ZSTD_compress(out->data + out->len, cap, src, n, 1);
+		size_t r = ZSTD_compressCCtx(*zctx, out->data + out->len, cap, src, n, 1);
 		if (ZSTD_isError(r))
 			return -1;
 		out->len += r;
 		return 0;
 	}
 	return -1;
+}
+
+void pq_compress_free(void *zctx)
+{
+	ZSTD_freeCCtx(zctx);
 }
 
 /* An LZ4 block (no frame): literals and matches until the input ends. */

@@ -90,6 +90,11 @@ struct vdb_parquet_writer {
 	int64_t *group_rows_done;
 	size_t ngroups, groups_cap;
 	vdb_buf page, packed, levels, header;
+	void *zctx;
+	/* The column chunk being written: its pages so far, and whether full compression
+	 * was worth it on its last trial (see write_page). */
+	uint32_t chunk_pages;
+	int store;
 	uint32_t *lv;
 	size_t lv_cap;
 	int row_no;
@@ -539,13 +544,28 @@ static int levels_room(vdb_parquet_writer *w, size_t n)
 	return 0;
 }
 
+/* How often a column chunk's pages get a trial of compression, and what it must save for
+ * the pages up to the next trial to be compressed too; the others are stored in zstd's
+ * framing as they are. float32 vectors with random low mantissa bits (most embeddings)
+ * shrink by about 7% with zstd level 1 (snappy: not at all), at 450 MB/s one way and
+ * 900 MB/s back; stored, they cost a copy both ways. Vectors whose bits repeat (converted
+ * from bfloat16 or float16, quantized, duplicated), ids and payloads pass the trial. */
+#define TRIAL_EVERY 64
+#define TRIAL_SAVING 8 /* at least 1/8 of the page */
+
 /* One data page: levels and values in w->page, compressed and written with its header. */
 static vdb_status write_page(vdb_parquet_writer *w, chunk_info *ci, int32_t num_values,
 			     vdb_error *err)
 {
+	if (!ci->num_values)
+		w->chunk_pages = 0;
+	int trial = w->chunk_pages++ % TRIAL_EVERY == 0;
 	w->packed.len = 0;
-	if (pq_compress(w->codec, w->page.data, w->page.len, &w->packed))
+	if (pq_compress(w->codec, !trial && w->store, &w->zctx, w->page.data, w->page.len,
+			&w->packed))
 		return vdb_err(err, VDB_ENOMEM, "compressing a page failed");
+	if (trial)
+		w->store = w->packed.len > w->page.len - w->page.len / TRIAL_SAVING;
 	if (w->page.len > INT32_MAX || w->packed.len > INT32_MAX)
 		return vdb_err(err, VDB_EINVAL, "a page is too large");
 	tc_writer t;
@@ -951,6 +971,7 @@ void vdb_parquet_writer_free(vdb_parquet_writer *w)
 	free(w->lv);
 	vdb_buf_free(&w->page);
 	vdb_buf_free(&w->packed);
+	pq_compress_free(w->zctx);
 	vdb_buf_free(&w->levels);
 	vdb_buf_free(&w->header);
 	free(w);

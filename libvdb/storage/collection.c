@@ -337,10 +337,15 @@ vdb_status vdb_cursor_next(vdb_cursor *cur, vdb_record *rec, int *has, vdb_error
 	while (cur->seg < s->man.nseg) {
 		const vdb_segment *seg = &s->segs[cur->seg];
 		if (!cur->verified) {
-			vdb_status st = vdb_segment_verify(seg, err);
-			if (st)
-				return st;
-			vdb_segment_release(seg);
+			/* Once per view: a second pass over it (Parquet's export makes two) reads
+			 * the same mapped bytes. */
+			vdb_status st;
+			if (!seg->verified) {
+				if ((st = vdb_segment_verify(seg, err)))
+					return st;
+				vdb_segment_release(seg);
+				cur->c->st.segs[cur->seg].verified = 1;
+			}
 			cur->verified = 1;
 			if (cur->filter &&
 			    (st = vdb_filter_candidates(cur->filter, seg->pidx, seg->npidx, seg->rows,

@@ -25,6 +25,7 @@ typedef struct vdb_segment {
 	const unsigned char *map;
 	size_t size;
 	uint32_t header_crc;
+	int verified; /* a cursor of this view checked every section's CRC already */
 	vdb_section sec[16];
 	uint32_t nsec;
 	const float *vectors;

@@ -182,6 +182,33 @@ def parquet_by_hand(id_values_claimed, rows=1):
     return bytes(body) + meta + struct.pack('<I', len(meta)) + b'PAR1'
 
 
+def write_npy(path, rows):
+    """rows (lists of float32 bit patterns) as a float32 .npy file."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (
+        len(rows), len(rows[0]))
+    header += ' ' * (-(10 + len(header) + 1) % 64) + '\n'
+    with open(path, 'wb') as f:
+        f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(header)) + header.encode())
+        for row in rows:
+            f.write(struct.pack('<%dI' % len(row), *row))
+
+
+# Several pages in one column chunk (a page holds about 1 MiB): vectors whose low bits are
+# random, as most float32 embeddings' are, which zstd shrinks too little to be worth it
+# (stored after the chunk's trial page), and vectors converted from bfloat16 (the low 16
+# bits zero), which it halves.
+PAGES_DIM, PAGES_ROWS = 256, 2600
+
+
+def pages_vectors(kind, seed=5):
+    rng = __import__('random').Random(seed)
+    rows = []
+    for _ in range(PAGES_ROWS):
+        row = [f32_bits(rng.uniform(-0.2, 0.2)) for _ in range(PAGES_DIM)]
+        rows.append([b & 0xffff0000 for b in row] if kind == 'bfloat16' else row)
+    return rows
+
+
 class ParquetTest(vdbtest.VdbTestCase):
 
     def load(self, recs, db='src', dim=DIM):
@@ -204,6 +231,16 @@ class ParquetTest(vdbtest.VdbTestCase):
         self.assertEqual(r.rc, 0, r)
         return int(r.out)
 
+    def multi_page(self, kind):
+        """A collection of pages_vectors(kind) and its zstd Parquet export."""
+        rows = pages_vectors(kind)
+        write_npy(self.path(kind + '.npy'), rows)
+        self.create(kind, dim=PAGES_DIM)
+        self.ingest(kind, None, self.path(kind + '.npy'))
+        out = self.path(kind + '.parquet')
+        self.export_parquet(kind, out)
+        return rows, out
+
 
 class RoundTrip(ParquetTest):
 
@@ -224,6 +261,17 @@ class RoundTrip(ParquetTest):
                         self.create(db)
                         self.ingest(db, None, out)
                         self.assertEqual(self.ordered(db), want)
+
+    def test_pages_zstd_cannot_shrink_are_stored_and_the_others_compressed(self):
+        raw = PAGES_ROWS * PAGES_DIM * 4  # the random kind: all compressed would be ~0.93
+        for kind, lo, hi in (('random', 0.96, 1.01), ('bfloat16', 0.3, 0.7)):
+            with self.subTest(kind=kind):
+                _, out = self.multi_page(kind)
+                size = os.path.getsize(out)
+                self.assertTrue(lo * raw < size < hi * raw, (kind, size, raw))
+                self.create(kind + '-back', dim=PAGES_DIM)
+                self.ingest(kind + '-back', None, out)
+                self.assertEqual(self.ordered(kind + '-back'), self.ordered(kind))
 
     def test_format_from_the_name_and_from_the_option(self):
         self.load(records(2, 20, string_ids=0))
@@ -496,6 +544,19 @@ class JudgedByDuckDB(ParquetTest):
                         self.assertEqual(types['score'], 'DOUBLE')
                         self.assertEqual(types['tag'], 'VARCHAR')
                         self.assertNotIn('list', types)  # arrays stay in the payload
+
+    def test_duckdb_reads_stored_and_compressed_pages_of_a_chunk(self):
+        for kind in ('random', 'bfloat16'):
+            with self.subTest(kind=kind):
+                rows, out = self.multi_page(kind)
+                meta = sql("SELECT count(*) AS pages FROM parquet_metadata(%s) "
+                           "WHERE path_in_schema LIKE 'vector%%'" % sq(out))[0]
+                self.assertEqual(int(meta[0]['pages']), 1)  # one chunk (of several pages)
+                got = self.duck_rows(out, "id, list_transform(vector, x -> x::DOUBLE) AS d")
+                self.assertEqual(len(got), PAGES_ROWS)
+                for r in got:
+                    self.assertEqual([f32_bits(x) for x in r['d']], rows[int(r['id'])],
+                                     (kind, r['id']))
 
     def test_integer_ids_and_statistics(self):
         self.load(records(10, 100, string_ids=0))

@@ -229,10 +229,15 @@ Test(parquet, page_compression_round_trips_and_refuses_damage)
 	char src[10000], dst[10000], why[96];
 	for (size_t i = 0; i < sizeof src; i++)
 		src[i] = (char)("vector database "[i % 16] + (i / 1000));
-	int codecs[] = {PQ_UNCOMPRESSED, PQ_SNAPPY, PQ_ZSTD};
-	for (size_t c = 0; c < 3; c++) {
+	int codecs[] = {PQ_UNCOMPRESSED, PQ_SNAPPY, PQ_ZSTD, PQ_ZSTD};
+	void *zctx = NULL;
+	for (size_t c = 0; c < 4; c++) {
 		vdb_buf b = VDB_BUF_INIT;
-		cr_assert_eq(pq_compress(codecs[c], src, sizeof src, &b), 0);
+		cr_assert_eq(pq_compress(codecs[c], c == 3, &zctx, src, sizeof src, &b), 0);
+		if (c == 3) /* stored: raw blocks of 128 KiB at most, any zstd decoder's */
+			cr_assert_eq(b.len, 9 + 3 + sizeof src);
+		else if (codecs[c] != PQ_UNCOMPRESSED)
+			cr_assert_lt(b.len, sizeof src / 2, "%s", pq_codec_name(codecs[c]));
 		cr_assert_eq(pq_decompress(codecs[c], b.data, b.len, dst, sizeof dst, why, sizeof why),
 			     0, "%s", pq_codec_name(codecs[c]));
 		cr_assert(!memcmp(src, dst, sizeof src));
@@ -247,6 +252,25 @@ Test(parquet, page_compression_round_trips_and_refuses_damage)
 		}
 		vdb_buf_free(&b);
 	}
+	pq_compress_free(zctx);
+	/* Stored frames of several blocks, and of none. */
+	size_t sizes[] = {0, 1, 131072, 131073, 300000};
+	char *big = malloc(300000), *back = malloc(300000);
+	cr_assert(big && back);
+	for (size_t i = 0; i < 300000; i++)
+		big[i] = (char)(i * 2654435761u >> 13);
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		vdb_buf b = VDB_BUF_INIT;
+		cr_assert_eq(pq_compress(PQ_ZSTD, 1, &zctx, big, sizes[k], &b), 0);
+		cr_assert_eq(b.len, 9 + 3 * (sizes[k] / 131072 + (sizes[k] % 131072 || !sizes[k])) +
+					    sizes[k], "%zu bytes", sizes[k]);
+		cr_assert_eq(pq_decompress(PQ_ZSTD, b.data, b.len, back, sizes[k], why, sizeof why), 0,
+			     "%zu bytes: %s", sizes[k], why);
+		cr_assert(!memcmp(big, back, sizes[k]));
+		vdb_buf_free(&b);
+	}
+	free(big);
+	free(back);
 	cr_assert_eq(pq_decompress(PQ_BROTLI, src, 1, dst, 1, why, sizeof why), -2);
 	cr_assert_str_eq(why, "BROTLI compression is not supported");
 }
