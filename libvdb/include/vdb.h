@@ -530,6 +530,16 @@ VDB_API vdb_status vdb_writer_upsert_rows(vdb_writer *w, uint64_t first_id, cons
 					  size_t stride, size_t n, unsigned flags, size_t *bad,
 					  vdb_error *err);
 
+/* Adds an upsert to the pending batch as a bulk row: vdb_writer_commit stores the batch's
+ * bulk rows directly as a segment of their own (after sealing the log's records), with its
+ * graph in an HNSW collection, whatever their number, without writing them to the log --
+ * the fast path for bulk loads of files whose rows carry ids and payloads (Parquet); the
+ * latest row per id wins, as in any batch. Checks and guarantees as vdb_writer_upsert and
+ * vdb_writer_commit. A batch holds bulk rows or other operations, not both: VDB_EINVAL. */
+VDB_API vdb_status vdb_writer_upsert_bulk(vdb_writer *w, const vdb_id *id, const float *vector,
+					  const char *payload, size_t payload_len,
+					  vdb_error *err);
+
 /* Operations and bytes in the pending batch. */
 VDB_API size_t vdb_writer_pending(const vdb_writer *w);
 VDB_API size_t vdb_writer_pending_bytes(const vdb_writer *w);

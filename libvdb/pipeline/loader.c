@@ -842,25 +842,30 @@ static vdb_status load_csv(vdb_loader *l, input *in, vdb_error *err)
 
 /* ---- Parquet ---- */
 
-/* Rows of a Parquet file, as CSV records are stored; a file without an id column numbers
- * its rows as vector files do (over all inputs). Batches fill up to the seal threshold as
- * vector files' do unless a batch size is given. */
+/* Rows of a Parquet file; a file without an id column numbers its rows as vector files do
+ * (over all inputs). Unless a batch size is given, the rows go in blocks of
+ * PARQUET_BLOCK_BYTES, each stored directly as a segment (vdb_writer_upsert_bulk), the
+ * file's last block too: a load leaves no log tail, as vector files' do. */
 static vdb_status load_parquet(vdb_loader *l, input *in, vdb_error *err)
 {
 	l->unit = "rows";
 	uint64_t rows = vdb_parquet_reader_rows(in->pr);
+	vdb_status st = commit(l, err); /* an earlier input's records: a block is a batch */
+	if (st)
+		return st;
 	for (;;) {
 		vdb_record rec;
 		int has;
-		vdb_status st;
 		if (vdb_parquet_reader_next(in->pr, &rec, &has, err))
 			return input_failed(err, in->path);
 		if (!has)
-			return VDB_OK;
+			return l->batch_given ? VDB_OK : commit(l, err);
 		uint64_t row = vdb_parquet_reader_row(in->pr);
 		if (!vdb_parquet_reader_has_ids(in->pr))
 			rec.id = (vdb_id){0, l->row, NULL, 0};
-		st = vdb_writer_upsert(l->w, &rec.id, rec.vector, rec.payload, rec.payload_len, err);
+		st = (l->batch_given ? vdb_writer_upsert
+				     : vdb_writer_upsert_bulk)(l->w, &rec.id, rec.vector, rec.payload,
+							       rec.payload_len, err);
 		if (st == VDB_EDATA)
 			return bad_at(err, in->path, "row", row);
 		if (st)

@@ -49,6 +49,9 @@ struct vdb_writer {
 	int wal_fd;
 	vdb_buf batch;
 	size_t ops;
+	/* vdb_writer_upsert_bulk's rows, pending: they become a segment at commit. */
+	vdb_memtable bulk;
+	size_t bulk_rows, bulk_bytes;
 	int failed; /* after an I/O error the on-disk state is unknown until reopened */
 	/* vdb_writer_compact's progress; merges of the ingest path do not report. */
 	void (*compact_progress)(void *ctx, uint64_t done, uint64_t total);
@@ -83,7 +86,7 @@ size_t vdb_writer_pending(const vdb_writer *w)
 
 size_t vdb_writer_pending_bytes(const vdb_writer *w)
 {
-	return w->batch.len;
+	return w->batch.len + w->bulk_bytes;
 }
 
 static int referenced(const vdb_state *s, const char *name)
@@ -215,6 +218,7 @@ void vdb_writer_close(vdb_writer *w)
 	vdb_state_free(&w->st);
 	vdb_buf_free(&w->batch);
 	vdb_memtable_free(&w->touched);
+	vdb_memtable_free(&w->bulk);
 	if (w->wal_fd >= 0)
 		close(w->wal_fd);
 	if (w->lock_fd >= 0)
@@ -270,14 +274,14 @@ static vdb_status check_vector(const vdb_writer *w, const float *vector, vdb_err
 	return VDB_OK;
 }
 
-vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vector,
-			     const char *payload, size_t payload_len, vdb_error *err)
+static vdb_status touch(vdb_writer *w, const vdb_id *id, int deleted, vdb_error *err);
+
+/* What vdb_writer_upsert and vdb_writer_upsert_bulk check. */
+static vdb_status check_upsert(const vdb_writer *w, const vdb_id *id, const float *vector,
+			       const char *payload, size_t payload_len, vdb_error *err)
 {
 	vdb_status st = usable(w, err);
-	if (st || (st = check_id(id, err)))
-		return st;
-	uint32_t dim = w->st.cfg.dim;
-	if ((st = check_vector(w, vector, err)))
+	if (st || (st = check_id(id, err)) || (st = check_vector(w, vector, err)))
 		return st;
 	if (payload) {
 		vj_reader r;
@@ -286,16 +290,56 @@ vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vecto
 		    vj_end(&r))
 			return vdb_err(err, VDB_EDATA, "payload must be a JSON object");
 	}
-	if (vdb_wal_encode_upsert(&w->batch, dim, id, vector, payload, payload_len))
+	return VDB_OK;
+}
+
+static vdb_status not_with_bulk(const vdb_writer *w, vdb_error *err)
+{
+	if (w->bulk_rows)
+		return vdb_err(err, VDB_EINVAL, "commit the pending bulk rows first");
+	return VDB_OK;
+}
+
+vdb_status vdb_writer_upsert(vdb_writer *w, const vdb_id *id, const float *vector,
+			     const char *payload, size_t payload_len, vdb_error *err)
+{
+	vdb_status st = not_with_bulk(w, err);
+	if (st || (st = check_upsert(w, id, vector, payload, payload_len, err)))
+		return st;
+	if (vdb_wal_encode_upsert(&w->batch, w->st.cfg.dim, id, vector, payload, payload_len))
 		return vdb_err_nomem(err);
 	w->ops++;
 	return VDB_OK;
 }
 
+vdb_status vdb_writer_upsert_bulk(vdb_writer *w, const vdb_id *id, const float *vector,
+				  const char *payload, size_t payload_len, vdb_error *err)
+{
+	vdb_status st = check_upsert(w, id, vector, payload, payload_len, err);
+	if (st)
+		return st;
+	if (w->ops > w->bulk_rows)
+		return vdb_err(err, VDB_EINVAL, "commit the pending batch before bulk rows");
+	if (w->dry_run) { /* checked; the id is noted for later deletes' counts */
+		if ((st = touch(w, id, 0, err)))
+			return st;
+	} else {
+		if (!w->bulk.dim)
+			vdb_memtable_init(&w->bulk, w->st.cfg.dim);
+		if (vdb_memtable_upsert(&w->bulk, id, vector, payload, payload_len))
+			return vdb_err_nomem(err);
+	}
+	w->ops++;
+	w->bulk_rows++;
+	w->bulk_bytes += (size_t)w->st.cfg.dim * sizeof(float) + payload_len +
+			 (id->is_string ? id->len : 8);
+	return VDB_OK;
+}
+
 vdb_status vdb_writer_delete(vdb_writer *w, const vdb_id *id, vdb_error *err)
 {
-	vdb_status st = usable(w, err);
-	if (st || (st = check_id(id, err)))
+	vdb_status st = not_with_bulk(w, err);
+	if (st || (st = usable(w, err)) || (st = check_id(id, err)))
 		return st;
 	if (vdb_wal_encode_delete(&w->batch, id))
 		return vdb_err_nomem(err);
@@ -345,6 +389,8 @@ void vdb_writer_rollback(vdb_writer *w)
 	vdb_wal_batch_reset(&w->batch);
 	w->ops = 0;
 	w->pending_deletes = 0;
+	vdb_memtable_clear(&w->bulk);
+	w->bulk_rows = w->bulk_bytes = 0;
 }
 
 uint64_t vdb_writer_last_not_found(const vdb_writer *w)
@@ -433,6 +479,7 @@ static vdb_status commit_bulk(vdb_writer *w, vdb_error *err)
 
 static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
 			     size_t stride, size_t n, vdb_error *err);
+static vdb_status commit_bulk_rows(vdb_writer *w, vdb_error *err);
 
 #define MERGE_FACTOR 4 /* see merge_policy */
 
@@ -493,6 +540,8 @@ vdb_status vdb_writer_commit(vdb_writer *w, vdb_error *err)
 		vdb_writer_rollback(w); /* a dry run validated and counted it: nothing to write */
 		return st;
 	}
+	if (w->bulk_rows)
+		return commit_bulk_rows(w, err);
 	if (w->batch.len >= w->st.cfg.seal_bytes)
 		return commit_bulk(w, err);
 	char name[64];
@@ -795,6 +844,24 @@ static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vect
 	if ((st = seal_rows(w, &src, &keys, 0, err)))
 		return st;
 	return merge_policy(w, err);
+}
+
+/* vdb_writer_upsert_bulk's rows at commit: as seal_block, from the bulk memtable (the
+ * latest row per id), with its graph. */
+static vdb_status commit_bulk_rows(vdb_writer *w, vdb_error *err)
+{
+	vdb_status st = VDB_OK;
+	if (w->st.wal.end > VDB_WAL_HEADER_SIZE)
+		st = seal(w, err);
+	if (!st) {
+		vdb_row_source src;
+		vdb_mem_rows mem;
+		vdb_mem_rows_init(&src, &mem, &w->bulk);
+		id_keys keys = memtable_keys(&w->bulk);
+		st = seal_rows(w, &src, &keys, 0, err);
+	}
+	vdb_writer_rollback(w);
+	return st ? st : merge_policy(w, err);
 }
 
 /* ---- merging ---- */

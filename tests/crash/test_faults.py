@@ -246,6 +246,43 @@ class FaultTest(unittest.TestCase):
 
         return self.loop(["vdb-ingest", "-v", "-b", str(batch), self.db, path], verify)
 
+    def test_parquet_load_stored_as_a_segment(self):
+        # A Parquet file's rows (new integer ids, and replacements of old ones) go in as one
+        # block written directly as a segment, never logged: a fault anywhere leaves the
+        # old state or the old state plus every row.
+        old = sorted(k for k in self.state if not k.startswith('"'))
+        rows = {}
+        for j in range(400):
+            key = old[(j * 5) % len(old)] if j % 5 == 2 else json.dumps(3000 + j)
+            rows[key] = (vector_for(5000 + j), {"p": j} if j % 2 else None)
+        src = os.path.join(self.root, "pq-src")
+        rc, _, err = run(["vdb-create", src, "--dim", str(DIM), "--metric", "l2"])
+        self.assertEqual(rc, 0, err)
+        lines = "".join(json.dumps({"id": json.loads(k), "vector": v,
+                                    **({"payload": p} if p else {})}) + "\n"
+                        for k, (v, p) in rows.items())
+        rc, _, err = run(["vdb-ingest", "-q", src], input=lines)
+        self.assertEqual(rc, 0, err)
+        path = os.path.join(self.root, "in.parquet")
+        rc, _, err = run(["vdb-export", src, "-o", path, "--row-group-rows", "150"])
+        self.assertEqual(rc, 0, err)
+        final = dict(self.state)
+        final.update(rows)
+
+        def verify(r, failed):
+            actual = export(self.db)
+            self.assertIn(actual, (self.state, final) if failed else (final,), r.describe())
+            check(self, self.db, r.describe())
+            rc, _, err = run(["vdb-ingest", "-q", self.db, path])  # the next run: all of it
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(export(self.db), final)
+            check(self, self.db, "after recovery")
+            self.assertEqual(temp_files(self.db), [], "after recovery")
+
+        calls, failures = self.loop(["vdb-ingest", "-v", self.db, path], verify)
+        print("Parquet ingest: %d calls, %d failed cleanly, the rest harmless" % (calls, failures))
+        self.assertGreater(failures, calls // 2)
+
     def test_failed_commit_while_input_waits(self):
         # JSON lines are parsed on the main thread and committed on a second one. A commit
         # that fails while the main thread waits for more input (a producer that stays

@@ -833,6 +833,69 @@ Test(writer, upsert_rows_checks_then_stores_blocks_directly, .init = setup, .fin
 	cr_assert_eq(system(cmd), 0);
 }
 
+Test(writer, bulk_rows_become_a_segment_of_their_own, .init = setup, .fini = teardown)
+{
+	create(3, VDB_METRIC_L2, 1 << 20);
+	vdb_writer *w = writer();
+	vdb_error err;
+	float v[3] = {-1, 0, 0};
+	/* A logged tail: ids 0..9, and a string id. */
+	for (uint64_t i = 0; i < 10; i++) {
+		vdb_id id = int_id(i);
+		cr_assert_eq(vdb_writer_upsert(w, &id, v, NULL, 0, &err), VDB_OK);
+	}
+	vdb_id s = str_id("s");
+	cr_assert_eq(vdb_writer_upsert(w, &s, v, NULL, 0, &err), VDB_OK);
+	/* Bulk rows and other operations do not share a batch. */
+	vdb_id five = int_id(5);
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &five, v, NULL, 0, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "commit the pending batch before bulk rows");
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	cr_assert_gt(logged_bytes("default"), 0);
+	/* Checked like any upsert. */
+	float inf[3] = {0, INFINITY, 0};
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &five, inf, NULL, 0, &err), VDB_EDATA);
+	cr_assert_str_eq(err.message, "vector[1] is not finite");
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &five, v, "[1]", 3, &err), VDB_EDATA);
+	cr_assert_str_eq(err.message, "payload must be a JSON object");
+	/* Ids 5..24 (5 twice: the later row wins) and the string id, with payloads. */
+	for (uint64_t i = 5; i < 25; i++) {
+		vdb_id id = int_id(i);
+		float x[3] = {(float)i, 1, 0};
+		cr_assert_eq(vdb_writer_upsert_bulk(w, &id, x, "{\"b\":1}", 7, &err), VDB_OK);
+	}
+	float later[3] = {55, 1, 0};
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &five, later, NULL, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &s, later, NULL, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_pending(w), 22);
+	cr_assert_eq(vdb_writer_upsert(w, &five, v, NULL, 0, &err), VDB_EINVAL);
+	cr_assert_str_eq(err.message, "commit the pending bulk rows first");
+	cr_assert_eq(vdb_writer_delete(w, &five, &err), VDB_EINVAL);
+	cr_assert_eq(count(), 11); /* nothing visible before the commit */
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK, "%s", err.message);
+	/* The tail was sealed first, then the rows became a segment: nothing is logged. */
+	cr_assert_eq(logged_bytes("default"), 0);
+	uint64_t segs = 0, live = 0;
+	cr_assert_eq(vdb_writer_stats(w, &segs, &live), VDB_OK);
+	cr_assert_eq(segs, 2);
+	cr_assert_eq(live, 26);
+	expect_vector(4, -1);
+	expect_vector(5, 55);
+	expect_vector(24, 24);
+	/* Rolled back: nothing; and the writer takes ordinary operations again. */
+	vdb_id late = int_id(100);
+	size_t empty = vdb_writer_pending_bytes(w);
+	cr_assert_eq(vdb_writer_upsert_bulk(w, &late, v, NULL, 0, &err), VDB_OK);
+	cr_assert_gt(vdb_writer_pending_bytes(w), empty);
+	vdb_writer_rollback(w);
+	cr_assert_eq(vdb_writer_pending(w), 0);
+	cr_assert_eq(vdb_writer_pending_bytes(w), empty);
+	cr_assert_eq(vdb_writer_upsert(w, &late, v, NULL, 0, &err), VDB_OK);
+	cr_assert_eq(vdb_writer_commit(w, &err), VDB_OK);
+	vdb_writer_close(w);
+	cr_assert_eq(count(), 27);
+}
+
 Test(writer, upsert_rows_last_block_of_a_flat_collection, .init = setup, .fini = teardown)
 {
 	create_indexed(2, VDB_METRIC_COSINE, 16384, VDB_INDEX_FLAT); /* 2048 rows of 8 bytes */
