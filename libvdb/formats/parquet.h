@@ -183,6 +183,9 @@ vdb_status vdb_parquet_writer_scan(vdb_parquet_writer *w, const vdb_record *rec,
  * the typed columns), through fn. */
 void vdb_parquet_writer_notes(vdb_parquet_writer *w, void (*fn)(void *ctx, const char *m),
 			      void *ctx);
+/* A record. Its vector must stay where it is until vdb_parquet_writer_finish (a collection
+ * view's records do): the writer keeps a pointer to it, not a copy, until its row group is
+ * written. */
 vdb_status vdb_parquet_writer_put(vdb_parquet_writer *w, const vdb_record *rec, vdb_error *err);
 /* Writes the last row group and the footer. */
 vdb_status vdb_parquet_writer_finish(vdb_parquet_writer *w, vdb_error *err);

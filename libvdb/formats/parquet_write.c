@@ -84,7 +84,7 @@ struct vdb_parquet_writer {
 	int capped;
 	/* The row group being buffered. */
 	uint64_t rows, total_rows;
-	float *vecs;
+	const float **vecs; /* the rows' vectors, where the caller keeps them */
 	/* Written row groups: rows and the chunk of each column. */
 	chunk_info *chunks;
 	int64_t *group_rows_done;
@@ -356,7 +356,7 @@ static vdb_status settle_columns(vdb_parquet_writer *w, vdb_error *err)
 	for (size_t i = 3; i < w->ncols; i++)
 		if (index_put(w, i))
 			return vdb_err_nomem(err);
-	if (!(w->vecs = malloc((size_t)w->group_rows * w->dim * sizeof(float))))
+	if (!(w->vecs = malloc((size_t)w->group_rows * sizeof *w->vecs)))
 		return vdb_err_nomem(err);
 	return VDB_OK;
 }
@@ -492,7 +492,7 @@ vdb_status vdb_parquet_writer_put(vdb_parquet_writer *w, const vdb_record *rec, 
 		int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)rec->id.num);
 		fail = put_bytes_value(id, tmp, (size_t)n);
 	}
-	memcpy(w->vecs + (size_t)w->rows * w->dim, rec->vector, (size_t)w->dim * sizeof(float));
+	w->vecs[w->rows] = rec->vector;
 	fail = fail || put_def(pl, rec->payload != NULL);
 	if (!fail && rec->payload)
 		fail = put_bytes_value(pl, rec->payload, rec->payload_len);
@@ -630,13 +630,19 @@ static vdb_status write_vectors(vdb_parquet_writer *w, chunk_info *ci, float *lo
 			if (!fail)
 				memcpy(w->page.data + at, &len, 4);
 		}
-		if (fail || vdb_buf_append(&w->page, w->vecs + r * w->dim, values * 4))
+		if (fail || vdb_buf_reserve(&w->page, values * 4))
 			return vdb_err_nomem(err);
-		/* The statistics, while the page's values are in the cache. */
-		float plo, phi;
-		min_max(w->vecs + r * w->dim, values, &plo, &phi);
-		*lo = r == 0 || plo < *lo ? plo : *lo;
-		*hi = r == 0 || phi > *hi ? phi : *hi;
+		/* The values, and the statistics while they are in the cache. */
+		for (size_t i = 0; i < n; i++) {
+			const float *v = w->vecs[r + i];
+			memcpy(w->page.data + w->page.len, v, (size_t)w->dim * 4);
+			w->page.len += (size_t)w->dim * 4;
+			float plo, phi;
+			min_max(v, w->dim, &plo, &phi);
+			int first = r == 0 && i == 0;
+			*lo = first || plo < *lo ? plo : *lo;
+			*hi = first || phi > *hi ? phi : *hi;
+		}
 		if ((st = write_page(w, ci, (int32_t)values, err)))
 			return st;
 	}

@@ -47,7 +47,7 @@ static vdb_status write_record(outputs *out, const vdb_record *rec, vdb_error *e
 		if ((st = vdb_vec_writer_put(out->vw, rec->vector, err)))
 			return st;
 		break;
-	case VDB_FILE_PARQUET:
+	case VDB_FILE_PARQUET: /* the view's vectors stay mapped (or in its memtable) */
 		if ((st = vdb_parquet_writer_put(out->pw, rec, err)))
 			return st;
 		break;

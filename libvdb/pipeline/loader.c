@@ -277,6 +277,7 @@ typedef struct chunk {
 	vdb_text text;
 	int wait;           /* the input had no further line ready after this chunk */
 	int last;           /* nothing is sent after this chunk */
+	int failed;         /* ... because reading failed: the run's end decides what commits */
 	uint64_t raw_bytes; /* of the input read so far, for the progress */
 } chunk;
 
@@ -315,21 +316,7 @@ static vdb_status store_record(vdb_loader *l, const char *name, const chunk *c,
 	return maybe_commit(l, err);
 }
 
-/* Stores a chunk's records in order, then commits if the input had nothing more ready. */
-static vdb_status store_chunk(vdb_loader *l, const char *name, const chunk *c, vdb_error *err)
-{
-	l->chunk_raw = c->raw_bytes;
-	for (size_t i = 0; i < c->n; i++) {
-		vdb_status st = store_record(l, name, c, &c->rec[i], i, err);
-		if (!st && vdb_cancelled(&l->o.cancel))
-			st = cancelled(err);
-		if (st)
-			return st;
-	}
-	return c->wait ? commit(l, err) : VDB_OK;
-}
-
-/* ---- JSON lines: the pipeline between the two sides ---- */
+/* ---- the pipeline between the reading side and the storing side ---- */
 
 typedef struct pipeline {
 	vdb_loader *l;
@@ -344,14 +331,38 @@ typedef struct pipeline {
 	vdb_status store_st;
 	vdb_error store_err;
 	pthread_t thread;
+	/* Parquet rows (else JSON lines): the file's rows and bytes, for the progress. */
+	const input *parquet;
 } pipeline;
+
+static vdb_status store_parquet_row(pipeline *p, const chunk *c, const parsed *r, size_t i,
+				    vdb_error *err);
+
+/* Stores a chunk's records in order, then commits if the input had nothing more ready (or,
+ * Parquet without a batch size, at its end: the last block is a segment too). */
+static vdb_status store_chunk(pipeline *p, const chunk *c, vdb_error *err)
+{
+	vdb_loader *l = p->l;
+	l->chunk_raw = c->raw_bytes;
+	for (size_t i = 0; i < c->n; i++) {
+		vdb_status st = p->parquet ? store_parquet_row(p, c, &c->rec[i], i, err)
+					   : store_record(l, p->name, c, &c->rec[i], i, err);
+		if (!st && vdb_cancelled(&l->o.cancel))
+			st = cancelled(err);
+		if (st)
+			return st;
+	}
+	if (p->parquet)
+		return c->last && !c->failed && !l->batch_given ? commit(l, err) : VDB_OK;
+	return c->wait ? commit(l, err) : VDB_OK;
+}
 
 static void chunk_reset(chunk *c, const vdb_loader *l)
 {
 	c->n = 0;
 	c->text.len = 0;
-	c->wait = c->last = 0;
-	c->raw_bytes = l->done_bytes + vdb_istream_raw_bytes(l->cur);
+	c->wait = c->last = c->failed = 0;
+	c->raw_bytes = l->done_bytes + (l->cur ? vdb_istream_raw_bytes(l->cur) : 0);
 }
 
 static void *store_main(void *arg)
@@ -364,7 +375,7 @@ static void *store_main(void *arg)
 			pthread_cond_wait(&p->ready, &p->mu);
 		chunk *c = &p->ring[p->head % p->nring];
 		pthread_mutex_unlock(&p->mu);
-		st = store_chunk(p->l, p->name, c, &p->store_err);
+		st = store_chunk(p, c, &p->store_err);
 		last = c->last;
 		pthread_mutex_lock(&p->mu);
 		p->head++;
@@ -386,7 +397,7 @@ static void *store_main(void *arg)
 static chunk *send(pipeline *p, chunk *c)
 {
 	if (!p->threaded) {
-		p->store_st = store_chunk(p->l, p->name, c, &p->store_err);
+		p->store_st = store_chunk(p, c, &p->store_err);
 		if (p->store_st || c->last)
 			return NULL;
 		chunk_reset(c, p->l);
@@ -555,52 +566,75 @@ static int start_store_thread(pipeline *p)
 	return failed;
 }
 
-/* Reads one JSON-lines input to its end. */
-static vdb_status load_lines(vdb_loader *l, input *in, vdb_error *err)
+/* A pipeline for one input: a storing thread when threaded (and one can be had), else the
+ * reading side stores each chunk itself. NULL when out of memory. */
+static pipeline *pipeline_open(vdb_loader *l, const char *name, int threaded)
 {
 	pipeline *p = calloc(1, sizeof *p);
 	if (!p)
-		return vdb_err_nomem(err);
+		return NULL;
 	p->l = l;
-	p->name = in->path;
-	/* skip_invalid stays on one thread: see parse_lines. */
-	p->threaded = l->o.threads > 1 && !l->o.skip_invalid;
-	p->nring = p->threaded ? CHUNK_QUEUE : 1;
-	vdb_status st = VDB_OK;
-	for (size_t i = 0; i < p->nring && !st; i++)
-		if (!(p->ring[i].vectors = malloc((size_t)CHUNK_RECORDS * l->dim * sizeof(float))))
-			st = vdb_err_nomem(err);
-	l->unit = "lines";
-	l->chunked = 1;
-	int started = 0;
-	if (!st && p->threaded) {
+	p->name = name;
+	p->threaded = threaded;
+	p->nring = threaded ? CHUNK_QUEUE : 1;
+	for (size_t i = 0; i < p->nring; i++)
+		if (!(p->ring[i].vectors = malloc((size_t)CHUNK_RECORDS * l->dim * sizeof(float)))) {
+			p->threaded = 0;
+			while (i--)
+				free(p->ring[i].vectors);
+			free(p);
+			return NULL;
+		}
+	if (p->threaded) {
 		pthread_mutex_init(&p->mu, NULL);
 		pthread_cond_init(&p->ready, NULL);
 		pthread_cond_init(&p->space, NULL);
-		started = !start_store_thread(p);
-		p->threaded = started; /* no thread to be had: one is enough */
+		if (start_store_thread(p)) { /* no thread to be had: one is enough */
+			pthread_mutex_destroy(&p->mu);
+			pthread_cond_destroy(&p->ready);
+			pthread_cond_destroy(&p->space);
+			p->threaded = 0;
+		}
 	}
-	if (!st) {
-		chunk_reset(&p->ring[0], l);
-		st = parse_lines(p, in, &p->ring[0], err);
-	}
-	if (started) {
+	chunk_reset(&p->ring[0], l);
+	return p;
+}
+
+/* Waits for the storing side (the reading side sent its last chunk, or stopped) and frees
+ * p; returns the storing side's failure first (the reading side stopped because of it),
+ * else the reading side's, st. */
+static vdb_status pipeline_close(pipeline *p, vdb_status st, vdb_error *err)
+{
+	if (p->threaded) {
 		pthread_join(p->thread, NULL);
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->ready);
 		pthread_cond_destroy(&p->space);
 	}
-	/* The storing side's failure first: the reading side stopped because of it. */
 	if (p->store_st) {
 		st = p->store_st;
 		*err = p->store_err;
 	}
-	l->chunked = 0;
 	for (size_t i = 0; i < p->nring; i++) {
 		free(p->ring[i].vectors);
 		vdb_text_free(&p->ring[i].text);
 	}
 	free(p);
+	return st;
+}
+
+/* Reads one JSON-lines input to its end. */
+static vdb_status load_lines(vdb_loader *l, input *in, vdb_error *err)
+{
+	/* skip_invalid stays on one thread: see parse_lines. */
+	pipeline *p = pipeline_open(l, in->path, l->o.threads > 1 && !l->o.skip_invalid);
+	if (!p)
+		return vdb_err_nomem(err);
+	l->unit = "lines";
+	l->chunked = 1;
+	vdb_status st = parse_lines(p, in, &p->ring[0], err);
+	st = pipeline_close(p, st, err);
+	l->chunked = 0;
 	return st;
 }
 
@@ -842,47 +876,79 @@ static vdb_status load_csv(vdb_loader *l, input *in, vdb_error *err)
 
 /* ---- Parquet ---- */
 
-/* Rows of a Parquet file; a file without an id column numbers its rows as vector files do
- * (over all inputs). Unless a batch size is given, the rows go in blocks of
- * PARQUET_BLOCK_BYTES, each stored directly as a segment (vdb_writer_upsert_bulk), the
- * file's last block too: a load leaves no log tail, as vector files' do. */
+/* Rows of a Parquet file, read on this thread and stored on the pipeline's (the pages'
+ * reading and decoding overlap the storing); a file without an id column numbers its rows
+ * as vector files do (over all inputs). Unless a batch size is given, the rows go in blocks
+ * of PARQUET_BLOCK_BYTES, each stored directly as a segment (vdb_writer_upsert_bulk), the
+ * file's last block too: a load leaves no log tail, as vector files' do. A bad row stops
+ * the run, the rows before it committed. */
 static vdb_status load_parquet(vdb_loader *l, input *in, vdb_error *err)
 {
 	l->unit = "rows";
-	uint64_t rows = vdb_parquet_reader_rows(in->pr);
 	vdb_status st = commit(l, err); /* an earlier input's records: a block is a batch */
 	if (st)
 		return st;
-	for (;;) {
+	pipeline *p = pipeline_open(l, in->path, l->o.threads > 1);
+	if (!p)
+		return vdb_err_nomem(err);
+	p->parquet = in;
+	chunk *c = &p->ring[0];
+	while (c) {
+		if (c->n == CHUNK_RECORDS || c->text.len >= CHUNK_BYTES) {
+			if (!(c = send(p, c)))
+				break;
+		}
 		vdb_record rec;
 		int has;
-		if (vdb_parquet_reader_next(in->pr, &rec, &has, err))
-			return input_failed(err, in->path);
+		if (vdb_parquet_reader_next(in->pr, &rec, &has, err)) {
+			st = input_failed(err, in->path);
+			break;
+		}
 		if (!has)
-			return l->batch_given ? VDB_OK : commit(l, err);
-		uint64_t row = vdb_parquet_reader_row(in->pr);
+			break;
 		if (!vdb_parquet_reader_has_ids(in->pr))
 			rec.id = (vdb_id){0, l->row, NULL, 0};
-		st = (l->batch_given ? vdb_writer_upsert
-				     : vdb_writer_upsert_bulk)(l->w, &rec.id, rec.vector, rec.payload,
-							       rec.payload_len, err);
-		if (st == VDB_EDATA)
-			return bad_at(err, in->path, "row", row);
-		if (st)
-			return st;
 		l->row++;
-		l->cur_bytes = rows ? (uint64_t)((double)in->pq_size * (double)(row + 1) / (double)rows)
-				    : in->pq_size;
-		added(l, row, 0, 0);
-		if (l->batch_given)
-			st = maybe_commit(l, err);
-		else if (vdb_writer_pending_bytes(l->w) >= PARQUET_BLOCK_BYTES)
-			st = commit(l, err);
-		if (st)
-			return st;
-		if (vdb_cancelled(&l->o.cancel))
-			return cancelled(err);
+		if (chunk_add(c, l->dim, vdb_parquet_reader_row(in->pr), 0, VDB_RECORD_UPSERT,
+			      &rec)) {
+			st = vdb_err_nomem(err);
+			break;
+		}
 	}
+	if (c) { /* the end: the last chunk, maybe empty, tells the storing side to finish */
+		c->last = 1;
+		c->failed = st != VDB_OK;
+		send(p, c);
+	}
+	return pipeline_close(p, st, err);
+}
+
+/* The storing side of load_parquet: row r of a chunk (its row number in lineno). */
+static vdb_status store_parquet_row(pipeline *p, const chunk *c, const parsed *r, size_t i,
+				    vdb_error *err)
+{
+	vdb_loader *l = p->l;
+	vdb_id id = r->id;
+	if (id.is_string)
+		id.str = c->text.data + r->id_off;
+	const char *payload = r->has_payload ? c->text.data + r->payload_off : NULL;
+	const float *vector = c->vectors + i * l->dim;
+	vdb_status st = l->batch_given
+				? vdb_writer_upsert(l->w, &id, vector, payload, r->payload_len, err)
+				: vdb_writer_upsert_bulk(l->w, &id, vector, payload, r->payload_len, err);
+	if (st == VDB_EDATA)
+		return bad_at(err, p->name, "row", r->lineno);
+	if (st)
+		return st;
+	uint64_t rows = vdb_parquet_reader_rows(p->parquet->pr), size = p->parquet->pq_size;
+	l->cur_bytes = rows ? (uint64_t)((double)size * (double)(r->lineno + 1) / (double)rows)
+			    : size;
+	added(l, r->lineno, 0, 0);
+	if (l->batch_given)
+		return maybe_commit(l, err);
+	if (vdb_writer_pending_bytes(l->w) >= PARQUET_BLOCK_BYTES)
+		return commit(l, err);
+	return VDB_OK;
 }
 
 static int ends_zst(const char *path)
