@@ -440,6 +440,26 @@ class Errors(ParquetTest):
                          'dimension is 5' % out)
         self.assertEqual(self.count('five'), 0)
 
+    def test_a_bad_row_stops_the_load_with_the_rows_before_it_committed(self):
+        # Row 700 is a zero vector, refused by a cosine collection when it is stored: the
+        # rows before it (several chunks of the reading thread, part of a block) stay.
+        recs = records(16, 1000, payloads=0.3)
+        recs[700]['vector'] = [0.0] * DIM
+        self.load(recs)
+        out = self.path('z.parquet')
+        self.export_parquet('src', out, '--order', 'id', '--row-group-rows', '300')
+        ids = sorted(r['id'] for r in recs)
+        for args in ([], ['-b', '64']):
+            with self.subTest(args=args):
+                db = 'cos%d' % len(args)
+                self.create(db, metric='cosine')
+                r = run('ingest', self.path(db), *args, out)
+                self.assertFails(r, EXIT_DATA, '%s: row 700: a zero vector has no direction'
+                                 % out)
+                got = [vdbtest.parse_export_line(line)[0]
+                       for line in self.ordered(db).split('\n')[:-1]]  # not at U+2028
+                self.assertEqual(got, ids[:700])
+
     def test_naming_columns(self):
         self.load(records(7, 10))
         out = self.path('n.parquet')
