@@ -425,10 +425,10 @@ int pq_meta_parse(const uint8_t *p, size_t n, pq_file_meta *m, char *why, size_t
 		}
 		total += m->groups[i].num_rows;
 	}
-	if (total != m->num_rows) {
-		bad(r, "the row groups' row counts do not add up to the file's");
-		goto fail;
-	}
+	/* The row groups decide, as DuckDB and Arrow read them: an early Rust writer
+	 * (parquet-rs 0.3) left the file's own count at 0. Each group's rows are checked
+	 * against its column chunks when it is read. */
+	m->num_rows = total;
 	return 0;
 fail:
 	snprintf(why, whylen, "%s", rd.err[0] ? rd.err : "damaged metadata");

@@ -154,9 +154,10 @@ def _levels(values):
     return struct.pack('<I', len(runs)) + runs
 
 
-def parquet_by_hand(id_values_claimed, rows=1):
+def parquet_by_hand(id_values_claimed, rows=1, file_rows=None):
     """A file of `rows` rows: id (required INT64) and vector (required LIST of required
-    FLOAT, dimension 4); the id page's header claims id_values_claimed values."""
+    FLOAT, dimension 4); the id page's header claims id_values_claimed values, the footer
+    file_rows rows (default: rows)."""
     body = bytearray(b'PAR1')
     id_off = len(body)
     body += _page(id_values_claimed, b''.join(struct.pack('<q', i) for i in range(rows)))
@@ -178,7 +179,8 @@ def parquet_by_hand(id_values_claimed, rows=1):
     group = [(1, 'L', [chunk(2, ['id'], id_off, id_size, id_values_claimed),
                        chunk(4, ['vector', 'list', 'element'], vec_off, vec_size, 4 * rows)]),
              (2, 'I', id_size + vec_size), (3, 'I', rows)]
-    meta = tc_struct([(1, 'i', 1), (2, 'L', schema), (3, 'I', rows), (4, 'L', [group])])
+    meta = tc_struct([(1, 'i', 1), (2, 'L', schema),
+                      (3, 'I', rows if file_rows is None else file_rows), (4, 'L', [group])])
     return bytes(body) + meta + struct.pack('<I', len(meta)) + b'PAR1'
 
 
@@ -417,6 +419,11 @@ class Errors(ParquetTest):
         self.assertFails(r, EXIT_DATA, "%s: row 0: column 'id' (row group 0): a page claims "
                          "more values than its size can hold" % p)
         self.assertEqual(self.count('db2'), 0)
+        # The file's own row count at 0 (parquet-rs 0.3 wrote that): the row groups decide,
+        # as DuckDB and Arrow read it.
+        self.create('db3')
+        self.ingest('db3', None, self.write('zero.parquet', parquet_by_hand(3, 3, 0)))
+        self.assertEqual(sorted(self.exported('db3')), [0, 1, 2])
 
     def test_files_that_are_not_parquet(self):
         self.create('db')
