@@ -463,6 +463,30 @@ class Files(vdbtest.VdbTestCase):
         self.assertSummary(r, committed=2, rejected=2)
         self.assertEqual(self.read(rej), b'{}\n[]\n')
 
+    def test_parquet_rows_read_on_one_thread_and_stored_on_another(self):
+        # 3000 rows (a dozen chunks between the two threads; under TSan too, which runs this
+        # file), payloads and string ids; then the same file into a cosine collection, which
+        # refuses row 2100's zero vector when it stores it: the rows before it stay.
+        src = [{'id': 'k%05d' % i, 'vector': [0, 0, 0, 0] if i == 2100 else [i % 7, 1, i / 8, -i],
+                **({'payload': {'i': i, 's': 'x' * (i % 50)}} if i % 3 else {})}
+               for i in range(3000)]
+        self.ingest('db', ''.join(json.dumps(r) + '\n' for r in src))
+        out = self.path('p.parquet')
+        self.assertEqual(run('export', self.path('db'), '--order', 'id', '-o', out).rc, 0)
+        for metric, rows in (('l2', 3000), ('cosine', 2100)):
+            with self.subTest(metric=metric):
+                db = 'back-' + metric
+                self.create(db, metric=metric)
+                r = run('ingest', self.path(db), out)
+                if rows < len(src):
+                    self.assertFails(r, EXIT_DATA, '%s: row 2100: a zero vector' % out)
+                else:
+                    self.assertEqual(r.rc, 0, r)
+                got = self.exported(db)
+                self.assertEqual(sorted(got), [w['id'] for w in src[:rows]])
+                for w in src[:rows]:
+                    self.assertEqual(got[w['id']].get('payload'), w.get('payload'))
+
     def test_missing_file_fails_before_anything_commits(self):
         f1 = self.write('f1.jsonl', [good(1)])
         missing = self.path('missing.jsonl')
