@@ -183,6 +183,10 @@ typedef struct seg_out {
 	uint64_t written, started; /* bytes written to fd, and handed to writeback */
 	uint32_t crc;
 	vdb_buf buf;
+	/* buf's bytes from here on belong to the current section and are not in crc yet: the
+	 * CRC is taken over large runs (rows come a few KiB at a time; the CRC is three times
+	 * as fast over runs of 24 KiB or more, see crc32c.c). */
+	size_t crc_from;
 	vdb_error *err;
 	vdb_section sec[VDB_SEG_MAX_SECTIONS];
 	uint32_t nsec;
@@ -200,22 +204,32 @@ static int out_write(seg_out *o, const void *p, size_t n)
 	return 0;
 }
 
+/* Takes the section's buffered bytes into its CRC. */
+static void crc_catch_up(seg_out *o)
+{
+	if (o->buf.len > o->crc_from)
+		o->crc = vdb_crc32c(o->crc, o->buf.data + o->crc_from, o->buf.len - o->crc_from);
+	o->crc_from = o->buf.len;
+}
+
 static int out_flush(seg_out *o)
 {
+	crc_catch_up(o);
 	if (o->buf.len && out_write(o, o->buf.data, o->buf.len))
 		return -1;
-	o->buf.len = 0;
+	o->buf.len = o->crc_from = 0;
 	return 0;
 }
 
 static int out_put(seg_out *o, const void *p, size_t n)
 {
-	o->crc = vdb_crc32c(o->crc, p, n);
 	o->off += n;
 	if (o->buf.len + n > (1u << 20) && out_flush(o))
 		return -1;
-	if (n > (1u << 20))
+	if (n > (1u << 20)) {
+		o->crc = vdb_crc32c(o->crc, p, n);
 		return out_write(o, p, n);
+	}
 	if (vdb_buf_append(&o->buf, p, n)) {
 		vdb_err_nomem(o->err);
 		return -1;
@@ -237,12 +251,14 @@ static int sec_begin(seg_out *o, uint32_t kind)
 	}
 	o->sec[o->nsec] = (vdb_section){kind, o->off, 0, 0};
 	o->crc = 0;
+	o->crc_from = o->buf.len; /* the padding is in no section */
 	return 0;
 }
 
 static void sec_end(seg_out *o)
 {
 	vdb_section *s = &o->sec[o->nsec++];
+	crc_catch_up(o);
 	s->len = o->off - s->off;
 	s->crc = o->crc;
 }
