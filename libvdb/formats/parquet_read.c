@@ -74,7 +74,9 @@ typedef struct leaf {
 	uint8_t *def, *rep; /* levels: a schema nests at most MAX_SCHEMA_DEPTH deep */
 	size_t lv_cap;
 	uint32_t n, i; /* level entries, and the next one */
-	int regular;   /* the vector's page: whole rows of dim values, no nulls */
+	/* The vector's page: entries [reg_start, reg_end) are whole rows of dim values, no
+	 * nulls (a page may begin with the end of a row, and end with part of one). */
+	uint32_t reg_start, reg_end;
 	void *vals;
 	size_t vals_cap;
 	const uint8_t *in_page; /* the vector's PLAIN values, read in place (else vals) */
@@ -101,8 +103,9 @@ struct vdb_parquet_reader {
 	vdb_jsonl_parser *jp;
 	uint8_t *hdr;
 	size_t hdr_cap;
-	uint8_t *ones; /* dim bytes of 1: a regular vector row's repetition levels after its first */
-	uint32_t ones_len;
+	/* dim bytes of 1: a regular vector row's repetition levels after its first; and of the
+	 * vector column's maximum definition level. */
+	uint8_t *ones, *full_def;
 	char why[160];
 };
 
@@ -579,6 +582,7 @@ void vdb_parquet_reader_close(vdb_parquet_reader *r)
 	free(r->vec);
 	free(r->hdr);
 	free(r->ones);
+	free(r->full_def);
 	vdb_buf_free(&r->idbuf);
 	vdb_buf_free(&r->keybuf);
 	vdb_buf_free(&r->payload);
@@ -880,6 +884,31 @@ static vdb_status levels(vdb_parquet_reader *r, leaf *l, const uint8_t *p, size_
 	return VDB_OK;
 }
 
+/* Most vector pages hold whole rows of dim values and nothing else (DuckDB's and others'
+ * may begin with the end of a row and stop in the middle of one): from the page's first
+ * row start, the run of such rows, which read_row copies a row at once. */
+static vdb_status find_regular_rows(vdb_parquet_reader *r, leaf *l, uint32_t n, vdb_error *err)
+{
+	uint32_t dim = r->dim, s = 0, e;
+	l->reg_start = l->reg_end = 0;
+	if (!dim)
+		return VDB_OK;
+	if (!r->full_def) {
+		if ((!r->ones && !(r->ones = malloc(dim))) || !(r->full_def = malloc(dim)))
+			return vdb_err_nomem(err);
+		memset(r->ones, 1, dim);
+		memset(r->full_def, l->max_def, dim);
+	}
+	while (s < n && l->rep[s] != 0)
+		s++;
+	for (e = s; n - e >= dim && l->rep[e] == 0 && !memcmp(l->rep + e + 1, r->ones, dim - 1) &&
+		    !memcmp(l->def + e, r->full_def, dim);)
+		e += dim;
+	l->reg_start = s;
+	l->reg_end = e;
+	return VDB_OK;
+}
+
 /* Loads the leaf's next data page (after a dictionary page and past index pages). */
 static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 {
@@ -979,20 +1008,8 @@ static vdb_status next_page(vdb_parquet_reader *r, leaf *l, vdb_error *err)
 			present += l->def[i] == (uint32_t)l->max_def;
 		if ((st = decode_values(r, l, h.encoding, p, len, present, err)))
 			return st;
-		/* Most vector pages hold whole rows of dim values and nothing else: read_row then
-		 * copies a row at once. */
-		l->regular = l->role == R_VECTOR && present == n && r->dim && n % r->dim == 0;
-		if (l->regular && (r->dim > r->ones_len || !r->ones)) {
-			uint8_t *ones = realloc(r->ones, r->dim);
-			if (!ones)
-				return vdb_err_nomem(err);
-			memset(ones, 1, r->dim);
-			r->ones = ones;
-			r->ones_len = r->dim;
-		}
-		for (uint32_t row = 0; l->regular && row < n; row += r->dim)
-			l->regular = l->rep[row] == 0 &&
-				     !memcmp(l->rep + row + 1, r->ones, r->dim - 1);
+		if (l->role == R_VECTOR && (st = find_regular_rows(r, l, n, err)))
+			return st;
 		l->values_left -= n;
 		l->n = n;
 		l->i = 0;
@@ -1150,7 +1167,8 @@ static vdb_status read_row(vdb_parquet_reader *r, leaf *l, value_fn fn, void *ct
 		*count = 1;
 		return fn(r, l, l->vi++, 0, ctx, err);
 	}
-	if (l->regular && l->i % r->dim == 0 && l->vi == l->i) {
+	if (l->i >= l->reg_start && l->i < l->reg_end && (l->i - l->reg_start) % r->dim == 0 &&
+	    l->nvals - l->vi >= r->dim) {
 		/* A whole row of a regular page (vector_value's work, at once). */
 		const uint8_t *src = l->in_page ? l->in_page : (const uint8_t *)l->vals;
 		if (l->ptype == PQ_FLOAT) {

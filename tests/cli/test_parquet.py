@@ -154,17 +154,25 @@ def _levels(values):
     return struct.pack('<I', len(runs)) + runs
 
 
-def parquet_by_hand(id_values_claimed, rows=1, file_rows=None):
+def hand_vector(row):
+    return [row + 1.0, 2.0, 3.0, 4.0 - row]
+
+
+def parquet_by_hand(id_values_claimed, rows=1, file_rows=None, splits=()):
     """A file of `rows` rows: id (required INT64) and vector (required LIST of required
-    FLOAT, dimension 4); the id page's header claims id_values_claimed values, the footer
-    file_rows rows (default: rows)."""
+    FLOAT, dimension 4, row r hand_vector(r)); the id page's header claims
+    id_values_claimed values, the footer file_rows rows (default: rows); the vector's pages
+    end after the value counts in splits (a page may end inside a row, as other writers'
+    do), the last page at the end."""
     body = bytearray(b'PAR1')
     id_off = len(body)
     body += _page(id_values_claimed, b''.join(struct.pack('<q', i) for i in range(rows)))
     id_size = len(body) - id_off
     vec_off = len(body)
-    body += _page(4 * rows, _levels([0, 1, 1, 1] * rows) + _levels([1] * (4 * rows)) +
-                  struct.pack('<%df' % (4 * rows), *([1.0, 2.0, 3.0, 4.0] * rows)))
+    rep, vals = [0, 1, 1, 1] * rows, [v for r in range(rows) for v in hand_vector(r)]
+    for a, b in zip((0,) + tuple(splits), tuple(splits) + (4 * rows,)):
+        body += _page(b - a, _levels(rep[a:b]) + _levels([1] * (b - a)) +
+                      struct.pack('<%df' % (b - a), *vals[a:b]))
     vec_size = len(body) - vec_off
 
     def chunk(typ, path, off, size, n):
@@ -424,6 +432,16 @@ class Errors(ParquetTest):
         self.create('db3')
         self.ingest('db3', None, self.write('zero.parquet', parquet_by_hand(3, 3, 0)))
         self.assertEqual(sorted(self.exported('db3')), [0, 1, 2])
+        # Pages that begin and end inside rows (whole rows between are copied at once).
+        for splits in ((6,), (2, 10), (4, 5, 19, 20), (1, 2, 3, 4, 8, 11)):
+            with self.subTest(splits=splits):
+                db = 'split%d' % len(splits)
+                self.create(db)
+                self.ingest(db, None, self.write(db + '.parquet',
+                                                 parquet_by_hand(6, 6, splits=splits)))
+                got = self.exported(db)
+                self.assertEqual({i: got[i]['vector'] for i in got},
+                                 {i: hand_vector(i) for i in range(6)})
 
     def test_files_that_are_not_parquet(self):
         self.create('db')
