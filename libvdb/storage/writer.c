@@ -826,6 +826,20 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 	return seal_log(w, 0, err);
 }
 
+/* Rows that become a segment of their own, never logged: the log's records are sealed
+ * first (when there are any), then src is installed with deletion marks on older rows of
+ * its ids, then the merge policy runs. */
+static vdb_status seal_own_segment(vdb_writer *w, const vdb_row_source *src,
+				   const id_keys *keys, vdb_error *err)
+{
+	vdb_status st;
+	if (w->st.wal.end > VDB_WAL_HEADER_SIZE && (st = seal(w, err)))
+		return st;
+	if ((st = seal_rows(w, src, keys, 0, err)))
+		return st;
+	return merge_policy(w, err);
+}
+
 /* vdb_writer_upsert_rows of a block as large as the seal threshold: the log's records are
  * sealed first (when there are any), then the block becomes a segment of its own, written
  * straight from the caller's rows: no log, no memtable copy. Its MANIFEST switch is the
@@ -834,34 +848,24 @@ static vdb_status seal(vdb_writer *w, vdb_error *err)
 static vdb_status seal_block(vdb_writer *w, uint64_t first_id, const float *vectors,
 			     size_t stride, size_t n, vdb_error *err)
 {
-	vdb_status st;
-	if (w->st.wal.end > VDB_WAL_HEADER_SIZE && (st = seal(w, err)))
-		return st;
 	vdb_row_source src;
 	vdb_block_rows rows;
 	vdb_block_rows_init(&src, &rows, vectors, stride, first_id, n);
 	id_keys keys = {n, &first_id, row_key_hash, row_key_id};
-	if ((st = seal_rows(w, &src, &keys, 0, err)))
-		return st;
-	return merge_policy(w, err);
+	return seal_own_segment(w, &src, &keys, err);
 }
 
 /* vdb_writer_upsert_bulk's rows at commit: as seal_block, from the bulk memtable (the
  * latest row per id), with its graph. */
 static vdb_status commit_bulk_rows(vdb_writer *w, vdb_error *err)
 {
-	vdb_status st = VDB_OK;
-	if (w->st.wal.end > VDB_WAL_HEADER_SIZE)
-		st = seal(w, err);
-	if (!st) {
-		vdb_row_source src;
-		vdb_mem_rows mem;
-		vdb_mem_rows_init(&src, &mem, &w->bulk);
-		id_keys keys = memtable_keys(&w->bulk);
-		st = seal_rows(w, &src, &keys, 0, err);
-	}
+	vdb_row_source src;
+	vdb_mem_rows mem;
+	vdb_mem_rows_init(&src, &mem, &w->bulk);
+	id_keys keys = memtable_keys(&w->bulk);
+	vdb_status st = seal_own_segment(w, &src, &keys, err);
 	vdb_writer_rollback(w);
-	return st ? st : merge_policy(w, err);
+	return st;
 }
 
 /* ---- merging ---- */
